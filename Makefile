@@ -1,0 +1,33 @@
+# One command sets up and runs the default job (`make run`); one runs the tests (`make test`).
+SHELL := /bin/bash
+VENV := .venv
+STAMP := $(VENV)/.setup-complete
+BIN := $(VENV)/bin
+
+.PHONY: setup run test test-fast bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock setup.py infra/requirements.in infra/setup-venv.sh
+	bash infra/setup-venv.sh
+	touch $@
+
+run: setup
+	$(BIN)/mlops run
+
+test: setup
+	$(BIN)/python -m pytest -c tests/pytest.ini tests
+
+test-fast: setup
+	$(BIN)/python -m pytest -c tests/pytest.ini -m "not pipeline" tests
+
+bench: setup
+	$(BIN)/python bench/pipeline_bench.py
+
+# Re-resolve the lock from infra/requirements.in (needs network to PyPI).
+lock: setup
+	$(BIN)/uv pip compile --quiet --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
+		infra/requirements.in -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .mlops

@@ -1,0 +1,76 @@
+"""The model-family registry as data: each family's tasks and meta-parameter defaults.
+
+Pure Python (no TensorFlow), so the CLI validates a family, task and ``--hparam`` in a second.
+Adding a family is one module with ``build(inputs, feature_spec, hparams)`` and one line here.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Tuple
+
+# Training hyperparameters every family accepts.
+TRAINING_DEFAULTS: Mapping[str, Any] = {
+    "epochs": 60,
+    "batch_size": 32,
+    "learning_rate": 3e-3,
+    "patience": 8,  # early stopping on the eval split's loss
+    "seed": 42,
+}
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    tasks: Tuple[str, ...]
+    defaults: Mapping[str, Any]  # the family's meta-parameters
+    module: str  # where its build() lives
+
+
+FAMILIES: Dict[str, FamilySpec] = {spec.name: spec for spec in (
+    FamilySpec("dnn", ("binary", "multiclass", "regression"),
+               {"width": 64, "depth": 2, "taper": 0.5, "dropout": 0.1, "batch_norm": False,
+                "activation": "relu", "l1": 0.0, "l2": 1e-4},
+               "components.models.dnn"),
+)}
+
+
+class UnsupportedModelError(ValueError):
+    pass
+
+
+def supported_pairs() -> str:
+    return "; ".join(f"{f.name}: {', '.join(f.tasks)}" for f in FAMILIES.values())
+
+
+def get_family(name: str, task: str = "") -> FamilySpec:
+    if name not in FAMILIES:
+        raise UnsupportedModelError(f"unknown model family '{name}'; supported: {supported_pairs()}")
+    family = FAMILIES[name]
+    if task and task not in family.tasks:
+        raise UnsupportedModelError(f"family '{name}' does not support task '{task}'; supported: {supported_pairs()}")
+    return family
+
+
+def resolve_hparams(family_name: str, overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Training and family defaults, with overrides coerced to each default's type."""
+    defaults = {**TRAINING_DEFAULTS, **get_family(family_name).defaults}
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise UnsupportedModelError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for family '{family_name}'; "
+            f"known: {', '.join(sorted(defaults))}")
+    resolved = dict(defaults)
+    for key, value in overrides.items():
+        resolved[key] = _coerce(key, value, type(defaults[key]))
+    return resolved
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, str) or kind is str:
+        return value
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1")
+        return kind(value)
+    except ValueError:
+        raise UnsupportedModelError(f"hyperparameter {key}={value!r}: expected a {kind.__name__}") from None

@@ -1,0 +1,1 @@
+"""Pipeline assembly, local running, tracking and the `mlops` command line."""

@@ -1,0 +1,49 @@
+"""The home directory: one place that holds every store of a local installation.
+
+``<home>/pipelines/<name>``  pipeline root (artifacts)     ``<home>/metadata.sqlite``  ML Metadata
+``<home>/mlflow.db``          MLflow tracking + registry     ``<home>/mlartifacts``      MLflow artifacts
+``<home>/serving/<name>/<v>`` pushed SavedModels (TF Serving's model base dirs)
+``<home>/data/<name>``        data the project generates for its built-in use cases
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+DEFAULT_HOME = ".mlops"
+HOME_ENV = "MLOPS_HOME"
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def resolve(cls, explicit: Optional[str] = None) -> "Home":
+        """--home, else $MLOPS_HOME, else ./.mlops; always absolute."""
+        return cls(Path(explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve())
+
+    def pipeline_root(self, name: str) -> Path:
+        return self.root / "pipelines" / name
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.root / "metadata.sqlite"
+
+    @property
+    def mlflow_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> Path:
+        return self.root / "mlartifacts"
+
+    @property
+    def serving_dir(self) -> Path:
+        return self.root / "serving"
+
+    def model_base_dir(self, name: str) -> Path:
+        return self.serving_dir / name
+
+    def data_dir(self, name: str) -> Path:
+        return self.root / "data" / name

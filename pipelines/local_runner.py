@@ -1,0 +1,72 @@
+"""Runs a pipeline with LocalDagRunner, then reads back what happened and tracks it in MLflow."""
+import time
+from typing import List
+
+from pipelines import report as run_report
+from pipelines.config import PipelineConfig
+from pipelines.report import OVERALL, RunReport
+
+GATE_NODE = "AnomaliesGate"
+
+
+def run_pipeline(config: PipelineConfig, track: bool = True) -> RunReport:
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+    from pipelines.pipeline import create_pipeline
+
+    config.home.root.mkdir(parents=True, exist_ok=True)
+    started_ms = int(time.time() * 1000) - 1000
+    error = None
+    try:
+        LocalDagRunner().run(create_pipeline(config))
+    except Exception as e:  # any component's failure: reported below, with what MLMD recorded
+        error = f"{type(e).__name__}: {e}"
+    report = run_report.collect(config, started_ms)
+    report.error = error
+    if error and report.state_of(GATE_NODE) == "FAILED":
+        report.anomalies = error.split(": ", 1)[-1]
+    if track:
+        try:
+            report.mlflow_run_id = _track(config, report)
+        except Exception as e:  # tracking must never cost the pipeline's own artifacts
+            report.tracking_error = f"{type(e).__name__}: {e}"
+    return report
+
+
+def _track(config: PipelineConfig, report: RunReport) -> str:
+    from pipelines.tracking import log_run
+
+    return log_run(config, report)
+
+
+def format_summary(config: PipelineConfig, report: RunReport) -> str:
+    lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
+                        f" ({config.task_name}, family {config.family}, home {config.home.root})"]
+    lines.append(f"  {'component':<20} {'status':<9} {'seconds':>8}")
+    for c in report.components:
+        lines.append(f"  {c.node:<20} {c.state:<9} {c.seconds:>8.1f}")
+    lines.append(f"  {'total':<30} {sum(c.seconds for c in report.components):>8.1f}")
+    if report.anomalies:
+        lines.append(report.anomalies)
+    elif report.error:
+        lines.append(f"FAILED: {report.error.splitlines()[0] if report.error else ''}")
+    overall = report.metrics.get(OVERALL, {})
+    if overall:
+        lines.append("eval metrics (eval split):")
+        for name, value in sorted(overall.items()):
+            if not name.endswith("_change"):
+                change = overall.get(f"{name}_change")
+                versus = f"  ({change:+.4f} vs baseline)" if change is not None else ""
+                lines.append(f"  {name:<28} {value:>10.4f}{versus}")
+    if report.blessed is not None:
+        lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
+    if report.pushed_path:
+        state = "pushed" if report.pushed_now else "unchanged (cached run, nothing new pushed)"
+        lines.append(f"serving version: {report.pushed_path} [{state}]")
+    elif report.blessed is False:
+        lines.append("serving version: nothing pushed (not blessed)")
+    if report.mlflow_run_id:
+        lines.append(f"mlflow run: {report.mlflow_run_id}")
+    if report.tracking_error:
+        lines.append(f"mlflow tracking failed: {report.tracking_error} (pipeline artifacts are intact)")
+    return "\n".join(lines)

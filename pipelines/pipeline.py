@@ -1,0 +1,88 @@
+"""create_pipeline(): the TFX DAG, pure (no I/O), from an injected PipelineConfig.
+
+CsvExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> AnomaliesGate
+-> Transform -> Trainer -> baseline Resolver -> Evaluator -> Pusher (when blessed).
+Components are imported directly, not through ``tfx.v1`` (which also imports Vertex AI, ~15 s).
+"""
+from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, Pusher, SchemaGen, StatisticsGen,
+                            Trainer, Transform)
+from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.common.resolver import Resolver
+from tfx.orchestration import metadata, pipeline
+from tfx.proto import example_gen_pb2, pusher_pb2
+from tfx.types import Channel, standard_artifacts
+
+from components import resolver as baseline
+from components.evaluation import eval_config
+from components.validation import AnomaliesGate
+from pipelines.config import BASELINE_RESOLVER_ID, TRAIN_EVAL_BUCKETS, PipelineConfig
+
+PREPROCESSING_FN = "components.transform.preprocessing_fn"
+RUN_FN = "components.trainer.run_fn"
+
+
+def _example_gen(config: PipelineConfig) -> CsvExampleGen:
+    train_buckets, eval_buckets = TRAIN_EVAL_BUCKETS
+    return CsvExampleGen(
+        input_base=str(config.data_path.parent),
+        input_config=example_gen_pb2.Input(splits=[
+            example_gen_pb2.Input.Split(name="data", pattern=config.data_path.name)]),
+        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
+        ])),
+    )
+
+
+def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
+    example_gen = _example_gen(config)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    if config.schema_path:
+        schema_gen = ImportSchemaGen(schema_file=str(config.schema_path))
+    else:
+        schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    schema = schema_gen.outputs["schema"]
+    example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"], schema=schema)
+    anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+
+    transform = Transform(
+        examples=example_gen.outputs["examples"], schema=schema, preprocessing_fn=PREPROCESSING_FN,
+        custom_config={"label": config.label, "task": config.task_name},
+    )
+    transform.add_upstream_node(anomalies_gate)
+    trainer = Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        custom_config={"label": config.label, "task": config.task_name, "family": config.family,
+                       "hparams": dict(config.hparams)},
+    )
+    baseline_resolver = Resolver(
+        strategy_class=baseline.BlessedBaselineStrategy,
+        **{baseline.CANDIDATE: trainer.outputs["model"],
+           baseline.MODEL: Channel(type=standard_artifacts.Model),
+           baseline.MODEL_BLESSING: Channel(type=standard_artifacts.ModelBlessing)},
+    ).with_id(BASELINE_RESOLVER_ID)
+    evaluator = Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs[baseline.MODEL],
+        eval_config=eval_config(config.task, config.label, config.gate_threshold, config.max_metric_drop,
+                                config.string_features),
+    )
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
+            base_directory=str(config.home.model_base_dir(config.name)))),
+    )
+    return pipeline.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=str(config.home.pipeline_root(config.name)),
+        components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
+                    trainer, baseline_resolver, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.home.metadata_path)),
+        beam_pipeline_args=list(config.beam_args),
+    )

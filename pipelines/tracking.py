@@ -1,0 +1,66 @@
+"""MLflow tracking of a pipeline run: one MLflow run per pipeline run, experiment = pipeline name.
+
+Logged after the pipeline finishes (not inside the Trainer), from what the run left in ML Metadata:
+config and hyperparameters as params, per-epoch metrics with the epoch as step, final eval metrics,
+and blessing, push and lineage facts as tags. ``MLFLOW_TRACKING_URI`` overrides the home's store.
+"""
+import os
+import time
+from typing import Dict
+
+from pipelines.config import PipelineConfig
+from pipelines.report import OVERALL, RunReport
+
+MAX_PARAM_CHARS = 6000
+
+
+def tracking_uri(config: PipelineConfig) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or config.home.mlflow_uri
+
+
+def _experiment_id(mlflow, config: PipelineConfig) -> str:
+    experiment = mlflow.get_experiment_by_name(config.name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = (config.home.mlflow_artifacts / config.name).as_uri()
+    return mlflow.create_experiment(config.name, artifact_location=location)
+
+
+def _params(config: PipelineConfig, report: RunReport) -> Dict[str, str]:
+    params = {k: str(v) for k, v in config.as_params().items()}
+    for key, value in report.model_info.get("hparams", dict(config.hparams)).items():
+        params[f"hparam.{key}"] = str(value)
+    for key in ("parameters", "epochs_run", "best_epoch"):
+        if key in report.model_info:
+            params[f"model.{key}"] = str(report.model_info[key])
+    return {k: v[:MAX_PARAM_CHARS] for k, v in params.items()}
+
+
+def log_run(config: PipelineConfig, report: RunReport) -> str:
+    """Logs the run and returns the MLflow run id."""
+    import mlflow
+    from mlflow.entities import Metric
+
+    mlflow.set_tracking_uri(tracking_uri(config))
+    now = int(time.time() * 1000)
+    with mlflow.start_run(experiment_id=_experiment_id(mlflow, config), run_name=report.run_id or None) as run:
+        mlflow.log_params(_params(config, report))
+        epoch_metrics = [Metric(f"epoch_{name}", value, now, step)
+                         for name, values in report.history.items() for step, value in enumerate(values, start=1)]
+        eval_metrics = [Metric(f"eval_{name}", value, now, 0)
+                        for name, value in report.metrics.get(OVERALL, {}).items()]
+        client = mlflow.tracking.MlflowClient()
+        for start in range(0, len(epoch_metrics) + len(eval_metrics), 1000):
+            client.log_batch(run.info.run_id, metrics=(epoch_metrics + eval_metrics)[start:start + 1000])
+        mlflow.set_tags({
+            "pipeline_run_id": report.run_id,
+            "status": "succeeded" if report.succeeded else "failed",
+            "blessed": str(report.blessed).lower() if report.blessed is not None else "n/a",
+            "blessing_reason": report.blessing_reason[:5000],
+            "pushed_version": report.pushed_path or "none",
+            "pushed_this_run": str(report.pushed_now).lower(),
+            "fully_cached": str(report.fully_cached).lower(),
+            "mlmd_execution_ids": ",".join(f"{c.node}={c.execution_id}" for c in report.components),
+            **({"error": report.error[:5000]} if report.error else {}),
+        })
+        return run.info.run_id

@@ -1,0 +1,17 @@
+"""Shared fixtures. Tests sit by layer: unit/ (no TensorFlow graph work), component/ (TF, TFT, no
+pipeline), e2e/ (real TFX pipelines on Beam, ML Metadata and MLflow in SQLite, one shared run)."""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything loads TensorFlow
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.helpers import write_transactions_csv  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def transactions_csv(tmp_path_factory) -> Path:
+    return write_transactions_csv(tmp_path_factory.mktemp("data") / "transactions.csv")

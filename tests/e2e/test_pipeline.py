@@ -1,0 +1,172 @@
+"""End to end: real TFX components on Beam, ML Metadata and MLflow in SQLite, on a tiny CSV with a
+string column and missing values. One cold run and one rerun are shared by the whole module."""
+import csv
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from tests.helpers import SEGMENTS, run_cli_config, write_transactions_csv
+
+pytestmark = pytest.mark.pipeline
+NAME = "transactions"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def runs(home, transactions_csv):
+    from pipelines.local_runner import run_pipeline
+
+    config = run_cli_config("--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary",
+                            "--name", NAME, "--hparam", "epochs=40", home=home)
+    first = run_pipeline(config)
+    second = run_pipeline(config)
+    return config, first, second
+
+
+def _versions(home: Path, name: str = NAME) -> list:
+    base = home / "serving" / name
+    return sorted(p.name for p in base.iterdir()) if base.exists() else []
+
+
+def test_cold_run_is_blessed_and_pushed_in_tf_serving_layout(runs, home):
+    config, first, _ = runs
+    assert first.succeeded, first.error
+    assert [c.state for c in first.components if c.node != "baseline_resolver"] == ["COMPLETE"] * 9
+    assert first.blessed, first.blessing_reason
+    assert first.metrics["overall"]["auc"] >= config.gate_threshold
+    versions = _versions(home)
+    assert len(versions) == 1 and versions[0].isdigit()
+    version_dir = home / "serving" / NAME / versions[0]
+    assert (version_dir / "saved_model.pb").is_file() and (version_dir / "variables").is_dir()
+    assert first.pushed_now and Path(first.pushed_path) == version_dir
+
+
+def test_rerun_is_served_from_cache_and_pushes_nothing(runs, home):
+    _, first, second = runs
+    assert second.succeeded, second.error
+    assert second.fully_cached, [(c.node, c.state) for c in second.components]
+    assert not second.pushed_now and second.pushed_path == first.pushed_path
+    assert len(_versions(home)) == 1
+    assert second.run_id != first.run_id
+
+
+def _raw_rows(path: Path, count: int) -> list:
+    with path.open() as f:
+        return list(csv.DictReader(f))[:count]
+
+
+def _serialized(rows, raw_spec) -> tf.Tensor:
+    examples = []
+    for row in rows:
+        example = tf.train.Example()
+        for name, feature in raw_spec.items():
+            if row[name] == "":
+                continue  # missing, as CsvExampleGen writes it
+            if feature.dtype == tf.string:
+                example.features.feature[name].bytes_list.value.append(row[name].encode())
+            elif feature.dtype.is_integer:
+                example.features.feature[name].int64_list.value.append(int(row[name]))
+            else:
+                example.features.feature[name].float_list.value.append(float(row[name]))
+        examples.append(example.SerializeToString())
+    return tf.constant(examples)
+
+
+def _raw_inputs(rows, raw_spec, label) -> dict:
+    inputs = {}
+    for name, feature in raw_spec.items():
+        if name == label:
+            continue
+        if feature.dtype == tf.string:
+            inputs[name] = tf.constant([row[name] for row in rows])
+        else:  # integer columns are float64 at the raw signature, NaN = missing
+            dtype = tf.float64 if feature.dtype.is_integer else feature.dtype
+            inputs[name] = tf.constant([float(row[name]) if row[name] else math.nan for row in rows], dtype)
+    return inputs
+
+
+def test_raw_signature_matches_keras_model_on_transformed_rows(runs, transactions_csv):
+    import tf_keras
+
+    config, first, _ = runs
+    rows = _raw_rows(transactions_csv, 24)
+    assert any(r["age_days"] == "" for r in rows) and any(r["segment"] == "" for r in rows)
+    tft_output = tft.TFTransformOutput(first.artifact_uris["Transform"]["TransformGraph"])
+    raw_spec = tft_output.raw_feature_spec()
+
+    served = tf.saved_model.load(first.pushed_path)
+    assert {"serving_default", "serving_tf_example", "transform_features"} <= set(served.signatures)
+    raw_predictions = served.signatures["serving_default"](**_raw_inputs(rows, raw_spec, "is_fraud"))["predictions"]
+    example_predictions = served.signatures["serving_tf_example"](
+        examples=_serialized(rows, raw_spec))["predictions"]
+
+    transformed = tft_output.transform_raw_features(tf.io.parse_example(_serialized(rows, raw_spec), raw_spec))
+    keras_model = tf_keras.models.load_model(first.pushed_path)
+    expected = keras_model({name: transformed[name] for name in keras_model.input_names})
+
+    np.testing.assert_allclose(raw_predictions.numpy(), expected.numpy(), atol=1e-5)
+    np.testing.assert_allclose(example_predictions.numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_mlflow_run_holds_params_epoch_metrics_and_tags(runs, home):
+    from mlflow.tracking import MlflowClient
+
+    config, first, second = runs
+    client = MlflowClient(tracking_uri=config.home.mlflow_uri)
+    experiment = client.get_experiment_by_name(NAME)
+    assert Path(experiment.artifact_location.removeprefix("file://")).is_relative_to(home)
+    run = client.get_run(first.mlflow_run_id)
+    assert run.data.params["task"] == "binary" and run.data.params["hparam.epochs"] == "40"
+    assert run.data.params["hparam.width"] == "64"
+    epochs = client.get_metric_history(first.mlflow_run_id, "epoch_val_loss")
+    assert [m.step for m in epochs] == list(range(1, len(epochs) + 1)) and len(epochs) >= 2
+    assert run.data.metrics["eval_auc"] == pytest.approx(first.metrics["overall"]["auc"])
+    assert run.data.tags["blessed"] == "true" and run.data.tags["pushed_version"] == first.pushed_path
+    assert run.data.tags["pipeline_run_id"] == first.run_id
+    rerun = client.get_run(second.mlflow_run_id)
+    assert rerun.data.tags["fully_cached"] == "true" and rerun.data.tags["pushed_this_run"] == "false"
+
+
+def test_bad_inputs_change_nothing_stored(runs, home, tmp_path):
+    from pipelines.cli import main
+
+    before = _versions(home)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["run", "--home", str(home), "--data", str(empty), "--label", "is_fraud", "--task", "binary",
+                 "--name", NAME]) == 2
+    assert _versions(home) == before
+
+
+def test_anomalies_stop_the_run_before_transform(runs, home, tmp_path):
+    """A curated schema (the one SchemaGen inferred) and new data with an unknown segment value."""
+    from pipelines.local_runner import format_summary, run_pipeline
+
+    _, first, _ = runs
+    schemas = tmp_path / "schemas"
+    (schemas / "drifted").mkdir(parents=True)
+    shutil.copy(Path(first.artifact_uris["SchemaGen"]["Schema"]) / "schema.pbtxt",
+                schemas / "drifted" / "schema.pbtxt")
+    data = write_transactions_csv(tmp_path / "drifted.csv", seed=1, segments=SEGMENTS + ("crypto",))
+    config = run_cli_config("--data", str(data), "--label", "is_fraud", "--task", "binary", "--name", "drifted",
+                            "--schemas-dir", str(schemas), home=home)
+    assert config.schema_path == schemas / "drifted" / "schema.pbtxt"
+    report = run_pipeline(config, track=False)
+    assert not report.succeeded
+    assert report.state_of("ImportSchemaGen") == "COMPLETE"
+    assert report.state_of("AnomaliesGate") == "FAILED"
+    assert report.state_of("Transform") is None and report.state_of("Trainer") is None
+    assert "segment" in report.anomalies and "crypto" in report.anomalies
+    assert report.artifact_uris["ExampleValidator"]["ExampleAnomalies"] in report.anomalies
+    summary = format_summary(config, report)
+    assert "the run stopped before Transform" in summary
+    assert _versions(home, "drifted") == []
