@@ -1,8 +1,9 @@
 """The Trainer's run_fn: build the configured family, fit with early stopping, export with signatures.
 
-Referenced by TFX as ``components.trainer.run_fn``. ``custom_config`` holds label, task, family and
-hyperparameter overrides. Besides the SavedModel, the run writes ``history.json`` (per-epoch
-metrics) and ``model.json`` (what was built) into the model-run dir for tracking after the run.
+Referenced by TFX as ``components.trainer.run_fn``. ``custom_config`` holds label, task, family,
+hyperparameter overrides and ``backup_root`` (where an interrupted training resumes from).
+Besides the SavedModel, the run writes ``history.json`` (per-epoch metrics) and ``model.json``
+(what was built) into the model-run dir, for tracking after the run.
 """
 import json
 import os
@@ -14,10 +15,11 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
+from components import training
 from components.export import serving_signatures
 from components.features import LABEL_VOCABULARY, raw_name, transformed_name, vocabulary_name
 from components.models.builder import build_model
-from components.models.base import FeatureSpec
+from components.models.base import FeatureSpec, HeadSpec
 from components.models.registry import resolve_hparams
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
@@ -68,13 +70,14 @@ def run_fn(fn_args: FnArgs) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = feature_spec_from_transform(tft_output, label)
     classes = class_names(tft_output, task_name)
-    model = build_model(family, task_name, spec, hp, num_classes=max(2, len(classes)))
+    with training.strategy().scope():
+        model = build_model(family, HeadSpec(task_name, units=max(2, len(classes))), spec, hp)
 
     train = _dataset(fn_args, fn_args.train_files, tft_output, label, hp["batch_size"], shuffle=True)
     evaluation = _dataset(fn_args, fn_args.eval_files, tft_output, label, hp["batch_size"], shuffle=False)
-    stop_early = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=hp["patience"], restore_best_weights=True)
-    history = model.fit(train, validation_data=evaluation, epochs=hp["epochs"], callbacks=[stop_early], verbose=2)
+    backup_dir = os.path.join(config["backup_root"], training.resume_key(
+        fn_args.train_files, fn_args.transform_output, family, task_name, hp))
+    history = training.fit(model, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name)
 
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
@@ -82,7 +85,7 @@ def run_fn(fn_args: FnArgs) -> None:
     with open(os.path.join(fn_args.model_run_dir, MODEL_FILE), "w") as f:
         json.dump({"family": family, "task": task_name, "hparams": hp, "class_names": classes,
                    "parameters": int(model.count_params()), "epochs_run": len(history.epoch),
-                   "best_epoch": int(stop_early.best_epoch) + 1}, f, indent=1)
+                   "best_epoch": int(history.best_epoch)}, f, indent=1)
 
     model.save(fn_args.serving_model_dir, save_format="tf",
                signatures=serving_signatures(model, tft_output, label))

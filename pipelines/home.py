@@ -4,6 +4,7 @@
 ``<home>/mlflow.db``          MLflow tracking + registry     ``<home>/mlartifacts``      MLflow artifacts
 ``<home>/serving/<name>/<v>`` pushed SavedModels (TF Serving's model base dirs)
 ``<home>/data/<name>``        data the project generates for its built-in use cases
+``<home>/training-backups``   per-epoch backups of trainings in progress (resume after a kill)
 """
 import os
 from dataclasses import dataclass
@@ -44,6 +45,10 @@ class Home:
 
     def model_base_dir(self, name: str) -> Path:
         return self.serving_dir / name
+
+    def training_backups(self, name: str) -> Path:
+        """Per-epoch backups of trainings in progress; a rerun after a kill resumes from here."""
+        return self.root / "training-backups" / name
 
     def data_dir(self, name: str) -> Path:
         return self.root / "data" / name

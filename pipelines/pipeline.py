@@ -56,7 +56,8 @@ def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         custom_config={"label": config.label, "task": config.task_name, "family": config.family,
-                       "hparams": dict(config.hparams)},
+                       "hparams": dict(config.hparams),
+                       "backup_root": str(config.home.training_backups(config.name))},
     )
     baseline_resolver = Resolver(
         strategy_class=baseline.BlessedBaselineStrategy,

@@ -13,6 +13,9 @@ TRAINING_DEFAULTS: Mapping[str, Any] = {
     "learning_rate": 3e-3,
     "patience": 8,  # early stopping on the eval split's loss
     "seed": 42,
+    "lr_schedule": "constant",  # constant | cosine | warmup_cosine (per epoch)
+    "warmup_epochs": 3,  # for warmup_cosine
+    "class_weight": "none",  # none | balanced (classification)
 }
 
 
@@ -24,11 +27,29 @@ class FamilySpec:
     module: str  # where its build() lives
 
 
+_TABULAR = ("binary", "multiclass", "regression", "multilabel", "multitask", "forecast")
+_IMAGE = ("binary", "multiclass", "regression", "multilabel", "multitask")
+_LAYER = {"l1": 0.0, "l2": 0.0}
+
 FAMILIES: Dict[str, FamilySpec] = {spec.name: spec for spec in (
-    FamilySpec("dnn", ("binary", "multiclass", "regression"),
-               {"width": 64, "depth": 2, "taper": 0.5, "dropout": 0.1, "batch_norm": False,
-                "activation": "relu", "l1": 0.0, "l2": 1e-4},
-               "components.models.dnn"),
+    FamilySpec("dnn", _TABULAR,
+               {"width": 64, "depth": 2, "taper": 0.5, "dropout": 0.1, "batch_norm": False, "activation": "relu",
+                "l1": 0.0, "l2": 1e-4}, "components.models.dnn"),
+    FamilySpec("cnn", _IMAGE, {"filters": 32, "groups": 2, "convs_per_group": 2, "dropout": 0.1, **_LAYER},
+               "components.models.cnn"),
+    FamilySpec("vgg", _IMAGE, {"depth": 11, "width": 0.125, "top_units": 128, "dropout": 0.3, **_LAYER},
+               "components.models.vgg"),
+    FamilySpec("resnet", _IMAGE, {"depth": 18, "version": 2, "width": 0.25, "stem": "auto", "l1": 0.0, "l2": 1e-4},
+               "components.models.resnet"),
+    FamilySpec("mobilenet", _IMAGE, {"alpha": 0.5, "groups": 7, "last_filters": 1280, "stem": "auto", **_LAYER},
+               "components.models.mobilenet"),
+    FamilySpec("rnn", ("binary", "multiclass", "regression", "multitask", "forecast"),
+               {"cell": "lstm", "units": 32, "layers": 1, "bidirectional": False, "dropout": 0.0},
+               "components.models.rnn"),
+    FamilySpec("seq2seq", ("forecast",), {"cell": "lstm", "units": 32, "dropout": 0.0}, "components.models.seq2seq"),
+    FamilySpec("autoencoder", ("anomaly",),
+               {"width": 32, "depth": 2, "latent": 4, "filters": 16, "threshold_quantile": 0.95, **_LAYER},
+               "components.models.autoencoder"),
 )}
 
 

@@ -1,0 +1,23 @@
+"""RNN family: stacked SimpleRNN / LSTM / GRU layers over a [T, F] sequence, optionally bidirectional."""
+from typing import Any, Dict, Mapping
+
+import tf_keras as keras
+
+from components.models.base import FeatureSpec, HeadSpec
+
+CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+
+
+def recurrent_layer(hp: Mapping[str, Any], units: int, return_sequences: bool, name: str) -> Any:
+    if hp["cell"] not in CELLS:
+        raise ValueError(f"rnn cell '{hp['cell']}': choose one of {', '.join(CELLS)}")
+    return CELLS[hp["cell"]](units, return_sequences=return_sequences, dropout=hp["dropout"], name=name)
+
+
+def build(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any], head: HeadSpec) -> Any:
+    name, _ = spec.single_tensor(2, "rnn")
+    x = inputs[name]
+    for index in range(hp["layers"]):
+        layer = recurrent_layer(hp, hp["units"], index < hp["layers"] - 1, f"rnn{index}")
+        x = keras.layers.Bidirectional(layer, name=f"bi_rnn{index}")(x) if hp["bidirectional"] else layer(x)
+    return x

@@ -1,0 +1,78 @@
+"""Training foundation shared by every family: early stopping, a checkpoint each epoch, resume after
+a killed run, learning-rate schedules, class weights, TensorBoard logs, a distribution strategy."""
+import hashlib
+import json
+import math
+import os
+from typing import Any, Dict, List, Mapping, Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+def strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over every GPU there is; the default strategy on a CPU-only machine."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
+
+
+def learning_rate_at(epoch: int, hp: Mapping[str, Any]) -> float:
+    """The learning rate for a (0-based) epoch: constant, cosine decay, or linear warm-up then cosine."""
+    base, epochs, schedule = hp["learning_rate"], max(1, hp["epochs"]), hp["lr_schedule"]
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule '{schedule}': choose one of {', '.join(LR_SCHEDULES)}")
+    if schedule == "constant":
+        return base
+    warmup = hp["warmup_epochs"] if schedule == "warmup_cosine" else 0
+    if epoch < warmup:
+        return base * (epoch + 1) / (warmup + 1)
+    progress = (epoch - warmup) / max(1, epochs - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def balanced_class_weights(labels: np.ndarray) -> Dict[int, float]:
+    """n / (k * count) per class, as scikit-learn's 'balanced'."""
+    classes, counts = np.unique(labels.astype(int).reshape(-1), return_counts=True)
+    return {int(c): float(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
+
+
+def class_weights(train: tf.data.Dataset, hp: Mapping[str, Any], task_name: str) -> Optional[Dict[int, float]]:
+    if hp["class_weight"] not in CLASS_WEIGHTS:
+        raise ValueError(f"class_weight '{hp['class_weight']}': choose one of {', '.join(CLASS_WEIGHTS)}")
+    if hp["class_weight"] == "none" or task_name not in ("binary", "multiclass"):
+        return None
+    labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in train])
+    return balanced_class_weights(labels)
+
+
+def resume_key(*parts: Any) -> str:
+    """A stable name for one training job, so a rerun after a kill finds its backup."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fit(model: keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset, hp: Mapping[str, Any],
+        run_dir: str, backup_dir: str, task_name: str,
+        extra_callbacks: Optional[List[keras.callbacks.Callback]] = None) -> keras.callbacks.History:
+    """Fits with every callback of the foundation. ``backup_dir`` must outlive a killed process:
+    Keras' BackupAndRestore resumes from its last epoch there and deletes it when training ends."""
+    stop_early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=hp["patience"],
+                                               restore_best_weights=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "epoch-{epoch:03d}.weights.h5"),
+                                        save_weights_only=True),
+        keras.callbacks.LearningRateScheduler(lambda epoch, _: learning_rate_at(epoch, hp)),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
+        stop_early,
+        *(extra_callbacks or []),
+    ]
+    history = model.fit(train, validation_data=evaluation, epochs=hp["epochs"], callbacks=callbacks,
+                        class_weight=class_weights(train, hp, task_name), verbose=2)
+    history.best_epoch = stop_early.best_epoch + 1 if stop_early.best is not None else len(history.epoch)
+    if os.path.isdir(backup_dir) and not os.listdir(backup_dir):
+        os.rmdir(backup_dir)  # Keras empties it when training completes; leave no trace
+    return history

@@ -1,0 +1,60 @@
+"""The training foundation: schedules, class weights, per-epoch checkpoints, resume after a kill."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components import training
+from components.models.registry import resolve_hparams
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _lr(schedule: str, epoch: int, epochs: int = 10) -> float:
+    hp = resolve_hparams("dnn", {"lr_schedule": schedule, "epochs": epochs, "learning_rate": 1.0,
+                                 "warmup_epochs": 3})
+    return training.learning_rate_at(epoch, hp)
+
+
+def test_learning_rate_schedules():
+    assert [_lr("constant", e) for e in (0, 5, 9)] == [1.0, 1.0, 1.0]
+    cosine = [_lr("cosine", e) for e in range(10)]
+    assert cosine[0] == 1.0 and all(a > b for a, b in zip(cosine, cosine[1:])) and cosine[-1] < 0.05
+    warm = [_lr("warmup_cosine", e) for e in range(10)]
+    assert warm[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert warm[4] == pytest.approx(0.5 * (1 + math.cos(math.pi / 7)))
+    with pytest.raises(ValueError, match="lr_schedule 'step': choose one of constant, cosine, warmup_cosine"):
+        _lr("step", 0)
+
+
+def test_balanced_class_weights_match_scikit_learn():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.array([0] * 90 + [1] * 10)
+    expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=labels)
+    assert training.balanced_class_weights(labels) == pytest.approx({0: expected[0], 1: expected[1]})
+
+
+def _job(backup: Path, run_dir: Path, kill_after: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tests.component.train_job", str(backup), str(run_dir),
+                           str(kill_after)], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
+    backup = tmp_path / "backup"
+    killed = _job(backup, tmp_path / "run1", kill_after=3)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert backup.exists() and any(backup.iterdir())
+    assert sorted(p.name for p in (tmp_path / "run1" / "checkpoints").iterdir()) == [
+        "epoch-001.weights.h5", "epoch-002.weights.h5", "epoch-003.weights.h5"]
+    assert any((tmp_path / "run1" / "logs").rglob("events.out.tfevents.*"))  # TensorBoard
+
+    resumed = _job(backup, tmp_path / "run2", kill_after=0)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    result = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert result["epochs"] == [3, 4, 5]  # epochs 1-3 were not trained again
+    assert not backup.exists()  # removed once training completed
