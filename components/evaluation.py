@@ -1,41 +1,52 @@
-"""The Evaluator's TFMA config: the task's metrics, a value threshold and a change threshold
+"""The Evaluator's TFMA config: each target's metrics, a value threshold and a change threshold
 against the baseline (the latest blessed model older than the candidate)."""
-from typing import Sequence
+from typing import Mapping, Sequence, Tuple
 
 import tensorflow_model_analysis as tfma
 
 from components.features import transformed_name
-from components.tasks import TaskSpec
+from components.tasks import TaskSpec, get_task
 
-# TFMA metric class -> the name it reports, for the gate metric.
-_TFMA_CLASS_BY_NAME = {"auc": "AUC", "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
-                       "root_mean_squared_error": "RootMeanSquaredError"}
+# The TFMA metric class that reports each gate metric.
+_GATE_CLASS = {"auc": "AUC", "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
+               "root_mean_squared_error": "RootMeanSquaredError", "mean_absolute_error": "MeanAbsoluteError"}
 
 
-def eval_config(task: TaskSpec, label: str, gate_threshold: float, max_metric_drop: float,
-                slice_features: Sequence[str] = ()) -> tfma.EvalConfig:
-    direction = (tfma.MetricDirection.HIGHER_IS_BETTER if task.higher_is_better
-                 else tfma.MetricDirection.LOWER_IS_BETTER)
-    bound = {"lower_bound": {"value": gate_threshold}} if task.higher_is_better \
-        else {"upper_bound": {"value": gate_threshold}}
+def _threshold(task: TaskSpec, bound: float, max_metric_drop: float) -> tfma.MetricThreshold:
+    if task.higher_is_better:
+        direction, value = tfma.MetricDirection.HIGHER_IS_BETTER, {"lower_bound": {"value": bound}}
+    else:
+        direction, value = tfma.MetricDirection.LOWER_IS_BETTER, {"upper_bound": {"value": bound}}
     allowed_change = -max_metric_drop if task.higher_is_better else max_metric_drop
-    gate_class = _TFMA_CLASS_BY_NAME[task.gate_metric]
+    return tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(**value),
+        change_threshold=tfma.GenericChangeThreshold(direction=direction, absolute={"value": allowed_change}),
+    )
+
+
+def _metrics(task: TaskSpec, bound: float, max_metric_drop: float) -> list:
     metrics = []
     for class_name in task.tfma_metrics:
         config = tfma.MetricConfig(class_name=class_name)
-        if class_name == gate_class:
-            config.threshold.CopyFrom(tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(**bound),
-                change_threshold=tfma.GenericChangeThreshold(direction=direction,
-                                                             absolute={"value": allowed_change}),
-            ))
+        if class_name == _GATE_CLASS[task.gate_metric]:
+            config.threshold.CopyFrom(_threshold(task, bound, max_metric_drop))
         metrics.append(config)
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(
-            signature_name="serving_tf_example",
-            preprocessing_function_names=["transform_features"],
-            label_key=transformed_name(label),
-        )],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in slice_features],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
-    )
+    return metrics
+
+
+def eval_config(targets: Sequence[Tuple[str, str]], task_name: str, gates: Mapping[str, float],
+                max_metric_drop: float, slice_features: Sequence[str] = ()) -> tfma.EvalConfig:
+    slicing = [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in slice_features]
+    common = {"signature_name": "serving_tf_example", "preprocessing_function_names": ["transform_features"]}
+    if task_name == "multitask":  # one output per target, named after its label column
+        model_spec = tfma.ModelSpec(label_keys={name: transformed_name(name) for name, _ in targets}, **common)
+        metrics_specs = [tfma.MetricsSpec(output_names=[name],
+                                          metrics=_metrics(get_task(subtask), gates[name], max_metric_drop))
+                         for name, subtask in targets]
+    else:
+        (label, _), task = targets[0], get_task(task_name)
+        model_spec = tfma.ModelSpec(label_key=transformed_name(label), **common)
+        if task.prediction_key:
+            model_spec.prediction_key = task.prediction_key
+        metrics_specs = [tfma.MetricsSpec(metrics=_metrics(task, gates[label], max_metric_drop))]
+    return tfma.EvalConfig(model_specs=[model_spec], slicing_specs=slicing, metrics_specs=metrics_specs)

@@ -1,19 +1,29 @@
 """Serving signatures of the exported model, each carrying the Transform graph.
 
-- ``serving_default``: one raw input per feature, shape [batch], as a TF Serving REST ``instances``
-  row sends it: float32 for float columns, float64 for integer columns (so that NaN can mark a
-  missing value; exact up to 2**53), string for text. A missing value is NaN or "".
+- ``serving_default``: one raw input per feature, shape [batch] ([batch, n] for a multi-valued
+  feature such as image pixels), as a TF Serving REST ``instances`` row sends it: float32 for
+  float columns, float64 for integer columns (so that NaN can mark a missing value; exact up to
+  2**53), string for text. A missing value is NaN or "".
 - ``serving_tf_example``: serialized tf.Example, for TFMA and TF Serving's classify/regress.
 - ``transform_features``: serialized tf.Example -> transformed features (label included), which
   TFMA uses to read the encoded label.
 """
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from components.features import FORECAST_OFFSET, FORECAST_SCALE
+
 PREDICTIONS = "predictions"
+FORECAST = "forecast"
+
+
+def _value_shape(feature: Any) -> list:
+    """Per-row shape at the raw signature: [] for a scalar column, [64] for 64 pixels."""
+    shape = list(getattr(feature, "shape", []) or [])
+    return [] if shape in ([], [1]) else shape
 
 
 def raw_input_dtype(feature: Any) -> tf.DType:
@@ -22,31 +32,38 @@ def raw_input_dtype(feature: Any) -> tf.DType:
 
 def _to_transform_input(value: tf.Tensor, feature: Any) -> Any:
     """A [batch] serving input -> what the Transform layer expects for this raw feature."""
+    if not isinstance(feature, tf.io.VarLenFeature):  # fixed shape: [1], or e.g. [64] pixels
+        value = tf.reshape(value, [-1, *feature.shape])
+        return value if value.dtype == feature.dtype else tf.cast(value, feature.dtype)
     column = tf.reshape(value, [-1, 1])
     if value.dtype == tf.string:
         present = tf.not_equal(column, "")
     else:
         present = tf.logical_not(tf.math.is_nan(column))
         column = tf.cast(column, feature.dtype)
-    if not isinstance(feature, tf.io.VarLenFeature):
-        return column
     indices = tf.where(present)
     return tf.SparseTensor(indices, tf.gather_nd(column, indices), tf.shape(column, out_type=tf.int64))
 
 
-def _model_inputs(model: keras.Model, transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    return {name: transformed[name] for name in model.input_names}
+def _predict(model: keras.Model, transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """The model's outputs as a dict: its own names (multitask heads, anomaly score and verdict),
+    or ``predictions`` for a single output (and ``forecast``, unscaled, for a forecaster)."""
+    outputs = model({name: transformed[name] for name in model.input_names})
+    outputs = dict(outputs) if isinstance(outputs, dict) else {PREDICTIONS: outputs}
+    if FORECAST_SCALE in transformed:  # forecasts in the series' own units
+        outputs[FORECAST] = outputs[PREDICTIONS] * transformed[FORECAST_SCALE] + transformed[FORECAST_OFFSET]
+    return outputs
 
 
-def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, label: str) -> Dict[str, Any]:
+def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
+                       labels: Sequence[str]) -> Dict[str, Any]:
     model.tft_layer = tft_output.transform_features_layer()
     full_spec = tft_output.raw_feature_spec()
-    raw_spec = {name: feature for name, feature in full_spec.items() if name != label}
+    raw_spec = {name: feature for name, feature in full_spec.items() if name not in labels}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_examples(examples):
-        transformed = model.tft_layer(tf.io.parse_example(examples, raw_spec))
-        return {PREDICTIONS: model(_model_inputs(model, transformed))}
+        return _predict(model, model.tft_layer(tf.io.parse_example(examples, raw_spec)))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(examples):
@@ -55,10 +72,9 @@ def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, la
     @tf.function
     def serve_raw(**features):
         raw = {name: _to_transform_input(features[name], raw_spec[name]) for name in raw_spec}
-        transformed = model.tft_layer(raw)
-        return {PREDICTIONS: model(_model_inputs(model, transformed))}
+        return _predict(model, model.tft_layer(raw))
 
-    raw_inputs = {name: tf.TensorSpec([None], raw_input_dtype(feature), name=name)
+    raw_inputs = {name: tf.TensorSpec([None, *_value_shape(feature)], raw_input_dtype(feature), name=name)
                   for name, feature in raw_spec.items()}
     return {
         "serving_default": serve_raw.get_concrete_function(**raw_inputs),

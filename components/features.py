@@ -1,7 +1,7 @@
-"""Naming of transformed features: the one place that maps raw names to the model's input names."""
+"""Naming of transformed features and vocabularies: the one place that maps raw names to the
+model's input names and to the Transform's vocabulary files."""
 
 TRANSFORMED_SUFFIX = "_xf"
-LABEL_VOCABULARY = "label"  # vocabulary file of class names (multiclass, or binary string labels)
 
 
 def transformed_name(raw_name: str) -> str:
@@ -16,3 +16,17 @@ def raw_name(transformed: str) -> str:
 
 def vocabulary_name(raw_feature: str) -> str:
     return "vocab_" + raw_feature
+
+
+def label_vocabulary(label: str) -> str:
+    """Class names of a label (multiclass, or binary with string labels), by decreasing frequency."""
+    return "label_" + label
+
+
+# Forecast scaling, emitted by the Transform next to the features (not model inputs, hence the
+# leading underscore) so the serving signature can give forecasts in the series' own units.
+FORECAST_OFFSET, FORECAST_SCALE = "_forecast_offset", "_forecast_scale"
+
+
+def is_model_input(transformed: str, label_keys) -> bool:
+    return transformed not in label_keys and not transformed.startswith("_")

@@ -1,55 +1,39 @@
-"""The learning tasks: what each one trains with, how TFMA scores it and what blesses a model.
+"""The learning tasks the pipeline runs: label encoding, TFMA metrics and what blesses a model.
 
-One table, read by the Transform (label encoding), the model heads, the Trainer and the Evaluator.
-Pure Python so that the CLI can validate a task without importing TensorFlow.
+One table, read by the Transform (label encoding), the Trainer (heads) and the Evaluator. Pure
+Python so that the CLI can validate a task without importing TensorFlow. Model-level losses and
+Keras metrics per task live with the heads (``components.models.base``).
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    label_encoding: str  # "binary" (0/1), "vocabulary" (class index) or "float"
-    loss: str  # tf_keras loss name
-    keras_metrics: Tuple[str, ...]  # tracked per epoch by the Trainer
+    label_encoding: str  # "binary" (0/1), "vocabulary" (class index), "float", or "per_target"
     tfma_metrics: Tuple[str, ...]  # TFMA metric class names computed by the Evaluator
     gate_metric: str  # the TFMA metric the blessing thresholds apply to
     higher_is_better: bool
+    prediction_key: Optional[str] = None  # the model output TFMA scores, when it has several
 
 
-TASKS = {
-    spec.name: spec
-    for spec in (
-        TaskSpec(
-            name="binary",
-            label_encoding="binary",
-            loss="binary_crossentropy",
-            keras_metrics=("auc", "binary_accuracy"),
-            tfma_metrics=("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall"),
-            gate_metric="auc",
-            higher_is_better=True,
-        ),
-        TaskSpec(
-            name="multiclass",
-            label_encoding="vocabulary",
-            loss="sparse_categorical_crossentropy",
-            keras_metrics=("sparse_categorical_accuracy",),
-            tfma_metrics=("ExampleCount", "SparseCategoricalAccuracy"),
-            gate_metric="sparse_categorical_accuracy",
-            higher_is_better=True,
-        ),
-        TaskSpec(
-            name="regression",
-            label_encoding="float",
-            loss="mse",
-            keras_metrics=("mae", "root_mean_squared_error"),
-            tfma_metrics=("ExampleCount", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError"),
-            gate_metric="root_mean_squared_error",
-            higher_is_better=False,
-        ),
-    )
-}
+TASKS = {spec.name: spec for spec in (
+    TaskSpec("binary", "binary", ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall"), "auc", True),
+    TaskSpec("multiclass", "vocabulary", ("ExampleCount", "SparseCategoricalAccuracy"),
+             "sparse_categorical_accuracy", True),
+    TaskSpec("regression", "float", ("ExampleCount", "MeanSquaredError", "MeanAbsoluteError",
+                                     "RootMeanSquaredError"), "root_mean_squared_error", False),
+    # Multi-step: the label is a vector of the next `horizon` values, scaled like the input window.
+    TaskSpec("forecast", "float", ("ExampleCount", "MeanAbsoluteError", "MeanSquaredError"), "mean_absolute_error",
+             False),
+    # Autoencoder: trained on normal rows (label 0); AUC of its anomaly probability against the label.
+    TaskSpec("anomaly", "binary", ("ExampleCount", "AUC", "Precision", "Recall"), "auc", True,
+             prediction_key="anomaly_probability"),
+    # Several named heads, each with its own sub-task (targets), metrics and gate.
+    TaskSpec("multitask", "per_target", (), "", True),
+)}
+SINGLE_TARGET_TASKS = ("binary", "multiclass", "regression", "anomaly", "forecast")
 
 
 class UnknownTaskError(ValueError):

@@ -1,14 +1,17 @@
-"""The Trainer's run_fn: build the configured family, fit with early stopping, export with signatures.
+"""The Trainer's run_fn: build the configured family, fit with the training foundation, export
+with serving signatures.
 
-Referenced by TFX as ``components.trainer.run_fn``. ``custom_config`` holds label, task, family,
-hyperparameter overrides and ``backup_root`` (where an interrupted training resumes from).
-Besides the SavedModel, the run writes ``history.json`` (per-epoch metrics) and ``model.json``
-(what was built) into the model-run dir, for tracking after the run.
+Referenced by TFX as ``components.trainer.run_fn``. ``custom_config`` is
+``PipelineConfig.transform_config()`` plus family, hyperparameter overrides and ``backup_root``
+(where an interrupted training resumes from). Besides the SavedModel, the run writes
+``history.json`` (per-epoch metrics) and ``model.json`` (what was built) into the model-run dir,
+for tracking after the run.
 """
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List, Mapping, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -17,75 +20,181 @@ from tfx_bsl.public import tfxio
 
 from components import training
 from components.export import serving_signatures
-from components.features import LABEL_VOCABULARY, raw_name, transformed_name, vocabulary_name
-from components.models.builder import build_model
+from components.features import is_model_input, label_vocabulary, raw_name, transformed_name, vocabulary_name
+from components.models import autoencoder
 from components.models.base import FeatureSpec, HeadSpec
-from components.models.registry import resolve_hparams
+from components.models.builder import build_model
+from components.models.registry import TRAINING_DEFAULTS, resolve_hparams, tuned_values
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
 
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.json"
+MODEL_DESCRIPTION = "mlops_model.json"  # in the SavedModel's assets.extra (TF Serving ignores it)
+TRAINING_ONLY = (*TRAINING_DEFAULTS, "threshold_quantile")  # hyperparameters that leave the architecture as is
 
 
-def feature_spec_from_transform(tft_output: tft.TFTransformOutput, label: str) -> FeatureSpec:
-    """Numeric and categorical model inputs, read from the Transform's output spec."""
-    numeric, categorical = [], {}
+def feature_spec_from_transform(tft_output: tft.TFTransformOutput, labels: Tuple[str, ...]) -> FeatureSpec:
+    """Numeric, categorical and tensor model inputs, read from the Transform's output spec."""
+    numeric, categorical, tensors = [], {}, {}
+    label_keys = {transformed_name(label) for label in labels}
     for name, feature in sorted(tft_output.transformed_feature_spec().items()):
-        if name == transformed_name(label):
+        if not is_model_input(name, label_keys):
             continue
-        if feature.dtype == tf.int64:
-            size = tft_output.vocabulary_size_by_name(vocabulary_name(raw_name(name)))
-            categorical[name] = size + OOV_BUCKETS
+        if list(feature.shape) != [1]:
+            tensors[name] = tuple(feature.shape)
+        elif feature.dtype == tf.int64:
+            categorical[name] = tft_output.vocabulary_size_by_name(vocabulary_name(raw_name(name))) + OOV_BUCKETS
         else:
             numeric.append(name)
-    return FeatureSpec(numeric=tuple(numeric), categorical=categorical)
+    return FeatureSpec(numeric=tuple(numeric), categorical=categorical, tensors=tensors)
 
 
-def class_names(tft_output: tft.TFTransformOutput, task_name: str) -> list:
-    if get_task(task_name).label_encoding == "float":
+def class_names(tft_output: tft.TFTransformOutput, label: str, task_name: str) -> List[str]:
+    encoding = get_task(task_name).label_encoding
+    if encoding == "float":
         return []
     try:
         return [v.decode() if isinstance(v, bytes) else str(v)
-                for v in tft_output.vocabulary_by_name(LABEL_VOCABULARY)]
+                for v in tft_output.vocabulary_by_name(label_vocabulary(label))]
     except (ValueError, tf.errors.NotFoundError):
-        return ["0", "1"]  # a binary 0/1 label is used as it is, without a vocabulary
+        return ["0", "1"]  # a 0/1 label is used as it is, without a vocabulary
 
 
-def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, label: str,
+def head_spec(config: Mapping[str, Any], classes: Mapping[str, List[str]],
+              tft_output: tft.TFTransformOutput) -> HeadSpec:
+    if config["task"] == "forecast":
+        label = transformed_name(config["targets"][0][0])
+        return HeadSpec("forecast", units=int(tft_output.transformed_feature_spec()[label].shape[0]))
+    if config["task"] == "multitask":
+        return HeadSpec("multitask", subheads=tuple((label, subtask, max(2, len(classes[label])))
+                                                    for label, subtask in config["targets"]))
+    label = config["targets"][0][0]
+    return HeadSpec(config["task"], units=max(2, len(classes[label])))
+
+
+def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, config: Mapping[str, Any],
              batch_size: int, shuffle: bool) -> tf.data.Dataset:
-    options = tfxio.TensorFlowDatasetOptions(
-        batch_size=batch_size, label_key=transformed_name(label), num_epochs=1, shuffle=shuffle,
-        shuffle_seed=7 if shuffle else None,
-    )
-    return fn_args.data_accessor.tf_dataset_factory(files, options, tft_output.transformed_metadata.schema)
+    """(features, label) batches; the label is a dict by head name for multitask."""
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=shuffle,
+                                             shuffle_seed=7 if shuffle else None)
+    data = fn_args.data_accessor.tf_dataset_factory(files, options, tft_output.transformed_metadata.schema)
+    labels = [label for label, _ in config["targets"]]
+    keys = {transformed_name(label) for label in labels}
+
+    def split(features):
+        x = {k: v for k, v in features.items() if is_model_input(k, keys)}
+        if config["task"] == "multitask":
+            return x, {label: features[transformed_name(label)] for label in labels}
+        return x, features[transformed_name(labels[0])]
+
+    return data.map(split)
+
+
+def _is_normal(features, label):
+    return tf.reduce_all(tf.equal(label, 0))
+
+
+def _features_only(features, label):
+    return features
+
+
+def _normal_rows_only(data: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """An autoencoder learns what normal looks like: label 0 rows, features only."""
+    return data.unbatch().filter(_is_normal).map(_features_only).batch(batch_size)
+
+
+def _fit_anomaly_threshold(model: keras.Model, evaluation: tf.data.Dataset, hp: Mapping[str, Any]) -> float:
+    scores, labels = [], []
+    for x, y in evaluation:
+        scores.append(model(x, training=False)[autoencoder.SCORE].numpy().reshape(-1))
+        labels.append(np.asarray(y).reshape(-1))
+    threshold = autoencoder.choose_threshold(np.concatenate(scores), np.concatenate(labels),
+                                             quantile=hp["threshold_quantile"])
+    autoencoder.set_threshold(model, threshold)
+    return threshold
+
+
+def load_transform_output(fn_args: FnArgs) -> tft.TFTransformOutput:
+    return tft.TFTransformOutput(fn_args.transform_graph_path)
+
+
+def make_datasets(fn_args: FnArgs, tft_output: tft.TFTransformOutput, config: Mapping[str, Any],
+                  hp: Mapping[str, Any]) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
+    train = _dataset(fn_args, fn_args.train_files, tft_output, config, hp["batch_size"], shuffle=True)
+    evaluation = _dataset(fn_args, fn_args.eval_files, tft_output, config, hp["batch_size"], shuffle=False)
+    return train, evaluation
+
+
+def model_description(family: str, task_name: str, hp: Mapping[str, Any], spec: FeatureSpec,
+                      head: HeadSpec) -> dict:
+    """What a model is, for warm starts: a base model must match family, inputs and head."""
+    return {"family": family, "task": task_name, "hparams": dict(hp),
+            "inputs": {"numeric": list(spec.numeric), "categorical": dict(spec.categorical),
+                       "tensors": {k: list(v) for k, v in spec.tensors.items()}},
+            "head": {"task": head.task, "units": head.units, "subheads": [list(h) for h in head.subheads]}}
+
+
+def warm_start(model: keras.Model, base_model_dir: str, description: dict) -> Dict[str, Any]:
+    """Loads the weights of the base model (the last blessed one) when it has the same family,
+    input signature, head and architecture; otherwise trains from scratch and says why."""
+    meta_path = os.path.join(base_model_dir, "assets.extra", MODEL_DESCRIPTION)
+    if not os.path.exists(meta_path):
+        return {"from": base_model_dir, "loaded": False, "reason": "base model has no description"}
+    with open(meta_path) as f:
+        base = json.load(f)
+    for key in ("family", "inputs", "head"):
+        if base.get(key) != description[key]:
+            return {"from": base_model_dir, "loaded": False, "reason": f"different {key}"}
+    architecture = {k: v for k, v in description["hparams"].items() if k not in TRAINING_ONLY}
+    if {k: v for k, v in base["hparams"].items() if k not in TRAINING_ONLY} != architecture:
+        return {"from": base_model_dir, "loaded": False, "reason": "different architecture hyperparameters"}
+    model.load_weights(os.path.join(base_model_dir, "variables", "variables")).expect_partial()
+    return {"from": base_model_dir, "loaded": True}
 
 
 def run_fn(fn_args: FnArgs) -> None:
     config: Dict[str, Any] = fn_args.custom_config
-    label, task_name, family = config["label"], config["task"], config["family"]
-    hp = resolve_hparams(family, config.get("hparams", {}))
+    task_name, family = config["task"], config["family"]
+    labels = tuple(label for label, _ in config["targets"])
+    overrides = dict(config.get("hparams", {}))
+    if fn_args.hyperparameters:  # the Tuner's best values (--tune)
+        overrides.update(tuned_values(fn_args.hyperparameters))
+    hp = resolve_hparams(family, overrides)
     keras.utils.set_random_seed(hp["seed"])
 
-    tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    spec = feature_spec_from_transform(tft_output, label)
-    classes = class_names(tft_output, task_name)
+    tft_output = load_transform_output(fn_args)
+    spec = feature_spec_from_transform(tft_output, labels)
+    classes = {label: class_names(tft_output, label, subtask) for label, subtask in config["targets"]}
+    head = head_spec(config, classes, tft_output)
+    description = model_description(family, task_name, hp, spec, head)
     with training.strategy().scope():
-        model = build_model(family, HeadSpec(task_name, units=max(2, len(classes))), spec, hp)
+        model = build_model(family, head, spec, hp)
+    info: Dict[str, Any] = {}
+    if fn_args.base_model:
+        info["warm_start"] = warm_start(model, fn_args.base_model, description)
 
-    train = _dataset(fn_args, fn_args.train_files, tft_output, label, hp["batch_size"], shuffle=True)
-    evaluation = _dataset(fn_args, fn_args.eval_files, tft_output, label, hp["batch_size"], shuffle=False)
+    train, evaluation = make_datasets(fn_args, tft_output, config, hp)
     backup_dir = os.path.join(config["backup_root"], training.resume_key(
-        fn_args.train_files, fn_args.transform_output, family, task_name, hp))
-    history = training.fit(model, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name)
+        fn_args.train_files, fn_args.transform_graph_path, family, task_name, hp, fn_args.base_model))
+    if task_name == "anomaly":
+        normal_eval = _normal_rows_only(evaluation, hp["batch_size"])
+        history = training.fit(model, _normal_rows_only(train, hp["batch_size"]), normal_eval, hp,
+                               fn_args.model_run_dir, backup_dir, task_name)
+        info["anomaly_threshold"] = _fit_anomaly_threshold(model, evaluation, hp)
+    else:
+        history = training.fit(model, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name)
 
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)
     with open(os.path.join(fn_args.model_run_dir, MODEL_FILE), "w") as f:
-        json.dump({"family": family, "task": task_name, "hparams": hp, "class_names": classes,
-                   "parameters": int(model.count_params()), "epochs_run": len(history.epoch),
-                   "best_epoch": int(history.best_epoch)}, f, indent=1)
+        json.dump({**description, "class_names": classes, "parameters": int(model.count_params()),
+                   "epochs_run": len(history.epoch), "best_epoch": int(history.best_epoch), **info}, f, indent=1)
 
     model.save(fn_args.serving_model_dir, save_format="tf",
-               signatures=serving_signatures(model, tft_output, label))
+               signatures=serving_signatures(model, tft_output, labels))
+    extra = os.path.join(fn_args.serving_model_dir, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, MODEL_DESCRIPTION), "w") as f:
+        json.dump(description, f, indent=1)

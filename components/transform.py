@@ -1,14 +1,16 @@
-"""The Transform step's preprocessing_fn: z-score numerics, vocabularies for strings, fill missing.
+"""The Transform step's preprocessing_fn: z-score numerics, vocabularies for strings, fill missing,
+images and sequences scaled to [0, 1] and shaped, labels encoded per target task.
 
-Referenced by TFX as ``components.transform.preprocessing_fn``; ``custom_config`` carries the label
-column and the task (see ``pipelines.pipeline.create_pipeline``).
+Referenced by TFX as ``components.transform.preprocessing_fn``; ``custom_config`` comes from
+``PipelineConfig.transform_config()``: task, targets ((label, task) pairs) and tensor shapes.
 """
 from typing import Any, Dict, Mapping, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.features import LABEL_VOCABULARY, transformed_name, vocabulary_name
+from components.features import (FORECAST_OFFSET, FORECAST_SCALE, label_vocabulary, transformed_name,
+                                 vocabulary_name)
 from components.tasks import get_task
 
 OOV_BUCKETS = 1
@@ -25,7 +27,7 @@ def fill_missing(x: Tensorish, default: Any) -> tf.Tensor:
     return tf.reshape(x, [-1, 1])
 
 
-def _encode_label(label: Tensorish, encoding: str) -> tf.Tensor:
+def encode_label(label: Tensorish, encoding: str, name: str) -> tf.Tensor:
     if encoding == "float":
         return tf.cast(fill_missing(label, 0), tf.float32)
     if encoding == "binary" and label.dtype.is_integer:
@@ -35,17 +37,45 @@ def _encode_label(label: Tensorish, encoding: str) -> tf.Tensor:
         as_text = fill_missing(label, "")
     else:
         as_text = tf.strings.as_string(fill_missing(label, 0))
-    return tft.compute_and_apply_vocabulary(as_text, vocab_filename=LABEL_VOCABULARY)
+    return tft.compute_and_apply_vocabulary(as_text, vocab_filename=label_vocabulary(name))
+
+
+def scale_tensor(x: tf.Tensor, shape: list, name: str) -> tf.Tensor:
+    """A multi-valued feature (image pixels, a sequence window) scaled to [0, 1] with one min/max
+    over all its values (so relative intensities stay), reshaped to [batch, *shape]."""
+    scaled = tft.scale_to_0_1(tf.cast(x, tf.float32), elementwise=False, name=f"scale_{name}")
+    return tf.reshape(scaled, [-1, *shape])
+
+
+def forecast_features(inputs: Mapping[str, Tensorish], window: str, shape: list, target: str) -> Dict[str, tf.Tensor]:
+    """Window and target scaled by one min/max (the window's, over the train split), so the ratio of
+    errors is the same as in the series' units; the scale goes along to undo it at serving."""
+    values = tf.cast(inputs[window], tf.float32)
+    low, high = tft.min(values), tft.max(values)
+    span = tf.maximum(high - low, 1e-6)
+    ones = tf.ones_like(values[:, :1])
+    return {
+        transformed_name(window): tf.reshape((values - low) / span, [-1, *shape]),
+        transformed_name(target): (tf.cast(inputs[target], tf.float32) - low) / span,
+        FORECAST_OFFSET: ones * low,
+        FORECAST_SCALE: ones * span,
+    }
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
-    label = custom_config["label"]
-    task = get_task(custom_config["task"])
+    targets = {label: subtask for label, subtask in custom_config["targets"]}
+    tensors = custom_config.get("tensors", {})
+    if custom_config["task"] == "forecast":
+        (window, shape), = tensors.items()
+        (target, _), = targets.items()
+        return forecast_features(inputs, window, shape, target)
     outputs = {}
     for name, tensor in inputs.items():
-        if name == label:
+        if name in targets:
             continue
-        if tensor.dtype == tf.string:
+        if name in tensors:
+            outputs[transformed_name(name)] = scale_tensor(tensor, tensors[name], name)
+        elif tensor.dtype == tf.string:
             outputs[transformed_name(name)] = tft.compute_and_apply_vocabulary(
                 fill_missing(tensor, ""), num_oov_buckets=OOV_BUCKETS, vocab_filename=vocabulary_name(name)
             )
@@ -53,5 +83,6 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
             # Statistics over present values only; a missing value becomes the mean (z = 0).
             zscore = tft.scale_to_z_score(tf.cast(tensor, tf.float32), name=f"zscore_{name}")
             outputs[transformed_name(name)] = fill_missing(zscore, 0.0)
-    outputs[transformed_name(label)] = _encode_label(inputs[label], task.label_encoding)
+    for label, subtask in targets.items():
+        outputs[transformed_name(label)] = encode_label(inputs[label], get_task(subtask).label_encoding, label)
     return outputs

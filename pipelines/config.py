@@ -6,7 +6,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from components.tasks import TaskSpec, get_task
 from pipelines.home import Home
-from pipelines.preflight import DataProfile
+from pipelines.preflight import TargetProfile
 
 # DirectRunner in one process: 1.5-2x faster than multi_processing on small data (each worker
 # would import TensorFlow again).
@@ -15,43 +15,68 @@ DEFAULT_MIN_AUC = 0.7
 DEFAULT_MAX_METRIC_DROP = 0.01
 TRAIN_EVAL_BUCKETS = (3, 1)  # hash split of the input: 75% train, 25% eval
 BASELINE_RESOLVER_ID = "baseline_resolver"  # resolves on every run; never cached
+WARM_START_RESOLVER_ID = "warm_start_resolver"
+RESOLVER_IDS = (BASELINE_RESOLVER_ID, WARM_START_RESOLVER_ID)
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
     name: str
-    data_path: Path
-    label: str
+    data_path: Path  # CSV (CsvExampleGen), TFRecord (ImportExampleGen) or a series folder (SeriesExampleGen)
     task_name: str
+    targets: Tuple[Tuple[str, str], ...]  # (label column, task); several for multitask
     home: Home
     family: str = "dnn"
     hparams: Mapping[str, Any] = field(default_factory=dict)
     schema_path: Optional[Path] = None  # a curated schema: ImportSchemaGen instead of SchemaGen
-    gate_threshold: float = DEFAULT_MIN_AUC  # bound on task.gate_metric (lower or upper by direction)
+    gate_thresholds: Mapping[str, float] = field(default_factory=dict)  # label -> bound on its gate metric
     max_metric_drop: float = DEFAULT_MAX_METRIC_DROP  # allowed worsening vs the baseline model
     enable_cache: bool = True
     beam_args: Tuple[str, ...] = LOCAL_BEAM_ARGS
     string_features: Tuple[str, ...] = ()  # raw string columns (for slicing the evaluation)
+    input_format: str = "csv"  # csv | tfrecord | series
+    tensors: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)  # multi-valued features' shapes
+    series: Mapping[str, Any] = field(default_factory=dict)  # column, lookback, horizon (series input)
+    tuner: Optional[str] = None  # random | bayesian | hyperband: a Tuner component feeds the Trainer
+    max_trials: int = 6
+    warm_start: bool = False  # start from the last blessed model of the same family and inputs
 
     @property
     def task(self) -> TaskSpec:
         return get_task(self.task_name)
 
+    @property
+    def label(self) -> str:
+        """The first (for single-task pipelines, the only) label column."""
+        return self.targets[0][0]
+
+    @property
+    def label_names(self) -> Tuple[str, ...]:
+        return tuple(name for name, _ in self.targets)
+
+    def transform_config(self) -> Dict[str, Any]:
+        """What the preprocessing_fn and the run_fn need to know (JSON, part of the cache key)."""
+        return {"task": self.task_name, "targets": [list(t) for t in self.targets],
+                "tensors": {name: list(shape) for name, shape in self.tensors.items()}}
+
     def as_params(self) -> Dict[str, Any]:
         """Flat config for tracking (MLflow params)."""
-        return {
-            "pipeline": self.name, "data_path": str(self.data_path), "label": self.label, "task": self.task_name,
-            "family": self.family, "schema": str(self.schema_path or "inferred"),
-            f"gate_{self.task.gate_metric}": self.gate_threshold, "max_metric_drop": self.max_metric_drop,
+        params = {
+            "pipeline": self.name, "data_path": str(self.data_path), "task": self.task_name,
+            "labels": ",".join(self.label_names), "family": self.family,
+            "schema": str(self.schema_path or "inferred"), "max_metric_drop": self.max_metric_drop,
             "enable_cache": self.enable_cache, "beam_args": " ".join(self.beam_args),
+            "tuner": self.tuner or "none", "max_trials": self.max_trials, "warm_start": self.warm_start,
         }
+        params.update({f"gate.{label}": bound for label, bound in self.gate_thresholds.items()})
+        return params
 
 
-def default_gate_threshold(task: TaskSpec, profile: DataProfile) -> float:
+def default_gate_threshold(task: TaskSpec, target: TargetProfile) -> float:
     """A bound a useful model must pass on this data: AUC 0.7, beating the majority class, or
     an RMSE below the label's standard deviation (better than predicting the mean)."""
-    if task.name == "binary":
+    if task.gate_metric == "auc":
         return DEFAULT_MIN_AUC
     if task.name == "multiclass":
-        return round(profile.majority_share, 4)
-    return round(profile.label_std, 6)
+        return round(target.majority_share, 4)
+    return round(target.std, 6)

@@ -1,29 +1,38 @@
 """create_pipeline(): the TFX DAG, pure (no I/O), from an injected PipelineConfig.
 
 CsvExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> AnomaliesGate
--> Transform -> Trainer -> baseline Resolver -> Evaluator -> Pusher (when blessed).
+-> Transform -> [Tuner] [warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator -> Pusher
+(when blessed).
 Components are imported directly, not through ``tfx.v1`` (which also imports Vertex AI, ~15 s).
 """
-from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, Pusher, SchemaGen, StatisticsGen,
-                            Trainer, Transform)
+from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, Pusher, SchemaGen,
+                            StatisticsGen, Trainer, Transform, Tuner)
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.orchestration import metadata, pipeline
-from tfx.proto import example_gen_pb2, pusher_pb2
+from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components import resolver as baseline
 from components.evaluation import eval_config
+from components.series import series_example_gen
 from components.validation import AnomaliesGate
-from pipelines.config import BASELINE_RESOLVER_ID, TRAIN_EVAL_BUCKETS, PipelineConfig
+from pipelines.config import BASELINE_RESOLVER_ID, TRAIN_EVAL_BUCKETS, WARM_START_RESOLVER_ID, PipelineConfig
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
+TUNER_FN = "components.tuning.tuner_fn"
 
 
-def _example_gen(config: PipelineConfig) -> CsvExampleGen:
+def _example_gen(config: PipelineConfig):
+    """CsvExampleGen for CSV, ImportExampleGen for TFRecords of tf.Example (a 3:1 hash split), or
+    windows of a time series split by time."""
+    if config.input_format == "series":
+        return series_example_gen(str(config.data_path), **config.series)
     train_buckets, eval_buckets = TRAIN_EVAL_BUCKETS
-    return CsvExampleGen(
+    example_gen = ImportExampleGen if config.input_format == "tfrecord" else CsvExampleGen
+    return example_gen(
         input_base=str(config.data_path.parent),
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="data", pattern=config.data_path.name)]),
@@ -47,17 +56,32 @@ def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
 
     transform = Transform(
         examples=example_gen.outputs["examples"], schema=schema, preprocessing_fn=PREPROCESSING_FN,
-        custom_config={"label": config.label, "task": config.task_name},
+        custom_config=config.transform_config(),
     )
     transform.add_upstream_node(anomalies_gate)
+    training_inputs = {"examples": transform.outputs["transformed_examples"],
+                       "transform_graph": transform.outputs["transform_graph"], "schema": schema}
+    training_config = {**config.transform_config(), "family": config.family, "hparams": dict(config.hparams)}
+    optional = []
+    if config.tuner:
+        tuner = Tuner(tuner_fn=TUNER_FN, train_args=trainer_pb2.TrainArgs(splits=["train"]),
+                      eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
+                      custom_config={**training_config, "tuner": config.tuner, "max_trials": config.max_trials},
+                      **training_inputs)
+        training_inputs["hyperparameters"] = tuner.outputs["best_hyperparameters"]
+        optional.append(tuner)
+    if config.warm_start:
+        warm_start_resolver = Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+        ).with_id(WARM_START_RESOLVER_ID)
+        training_inputs["base_model"] = warm_start_resolver.outputs["model"]
+        optional.append(warm_start_resolver)
     trainer = Trainer(
         run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema,
-        custom_config={"label": config.label, "task": config.task_name, "family": config.family,
-                       "hparams": dict(config.hparams),
-                       "backup_root": str(config.home.training_backups(config.name))},
+        custom_config={**training_config, "backup_root": str(config.home.training_backups(config.name))},
+        **training_inputs,
     )
     baseline_resolver = Resolver(
         strategy_class=baseline.BlessedBaselineStrategy,
@@ -69,8 +93,8 @@ def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs[baseline.MODEL],
-        eval_config=eval_config(config.task, config.label, config.gate_threshold, config.max_metric_drop,
-                                config.string_features),
+        eval_config=eval_config(config.targets, config.task_name, config.gate_thresholds,
+                                config.max_metric_drop, config.string_features),
     )
     pusher = Pusher(
         model=trainer.outputs["model"],
@@ -82,7 +106,7 @@ def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
         pipeline_name=config.name,
         pipeline_root=str(config.home.pipeline_root(config.name)),
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
-                    trainer, baseline_resolver, evaluator, pusher],
+                    *optional, trainer, baseline_resolver, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.home.metadata_path)),
         beam_pipeline_args=list(config.beam_args),

@@ -5,7 +5,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from components.tasks import TaskSpec
 
@@ -18,14 +18,19 @@ class InputDataError(ValueError):
 
 
 @dataclass(frozen=True)
+class TargetProfile:
+    values: Tuple[str, ...]  # distinct label values, most frequent first (classification)
+    majority_share: float
+    std: float  # regression
+
+
+@dataclass(frozen=True)
 class DataProfile:
     path: Path
     rows: int
     numeric: Tuple[str, ...]
     strings: Tuple[str, ...]
-    label_values: Tuple[str, ...]  # distinct label values, most frequent first (classification)
-    majority_share: float
-    label_std: float  # regression
+    targets: Mapping[str, TargetProfile]
 
 
 def _is_number(text: str) -> bool:
@@ -66,8 +71,41 @@ def _column_kind(path: Path, name: str, values: List[Tuple[int, str]], schema_ki
     return "numeric" if present and not bad else "string"
 
 
-def profile_csv(path: Path, label: str, task: TaskSpec, schema_kinds: Optional[Dict[str, str]] = None) -> DataProfile:
-    """Validates the CSV for the task; ``schema_kinds`` (name -> numeric/string) come from a curated schema."""
+def _profile_target(path: Path, label: str, task: TaskSpec, labels: List[str], kind: str) -> TargetProfile:
+    missing = [index + 2 for index, v in enumerate(labels) if v == ""]
+    if missing:
+        raise InputDataError(f"{path}: label column '{label}' is empty on {len(missing)} line(s), first on line {missing[0]}")
+    counts: Dict[str, int] = {}
+    for v in labels:
+        counts[v] = counts.get(v, 0) + 1
+    ordered = tuple(sorted(counts, key=lambda v: (-counts[v], v)))
+    std = 0.0
+    if task.label_encoding == "float":
+        if kind != "numeric":
+            raise InputDataError(f"{path}: task '{task.name}' needs a numeric label; '{label}' holds text")
+        numbers = [float(v) for v in labels]
+        mean = sum(numbers) / len(numbers)
+        std = (sum((x - mean) ** 2 for x in numbers) / len(numbers)) ** 0.5
+    elif task.label_encoding == "binary":
+        if len(ordered) != 2:
+            raise InputDataError(f"{path}: task '{task.name}' needs exactly 2 label values in '{label}', "
+                                 f"found {len(ordered)}")
+        if kind == "numeric" and set(ordered) != {"0", "1"}:
+            raise InputDataError(f"{path}: task '{task.name}' needs numeric labels 0/1 in '{label}', "
+                                 f"found {', '.join(ordered)}")
+    elif len(ordered) < 2:
+        raise InputDataError(f"{path}: task '{task.name}' needs at least 2 classes in '{label}'")
+    if kind == "numeric" and task.label_encoding == "vocabulary":
+        if not all(float(v).is_integer() for v in ordered):
+            raise InputDataError(f"{path}: task '{task.name}' needs integer or text class labels in '{label}'")
+    return TargetProfile(values=ordered if task.label_encoding != "float" else (),
+                         majority_share=counts[ordered[0]] / len(labels), std=std)
+
+
+def profile_csv(path: Path, targets: Sequence[Tuple[str, TaskSpec]],
+                schema_kinds: Optional[Dict[str, str]] = None) -> DataProfile:
+    """Validates the CSV for its targets, (label column, task) pairs; ``schema_kinds``
+    (name -> numeric/string) come from a curated schema."""
     header, rows = _read(path)
     if not rows:
         raise InputDataError(f"{path}: the CSV has a header but no data rows")
@@ -79,10 +117,13 @@ def profile_csv(path: Path, label: str, task: TaskSpec, schema_kinds: Optional[D
     for name in header:
         if not FEATURE_NAME.match(name):
             raise InputDataError(f"{path}: column name {name!r} must match {FEATURE_NAME.pattern} (rename it)")
-    if label not in header:
-        raise InputDataError(f"{path}: label column '{label}' not found; columns: {', '.join(header)}")
-    if len(header) < 2:
-        raise InputDataError(f"{path}: no feature columns besides the label '{label}'")
+    label_names = [label for label, _ in targets]
+    for label in label_names:
+        if label not in header:
+            raise InputDataError(f"{path}: label column '{label}' not found; columns: {', '.join(header)}")
+    features = [h for h in header if h not in label_names]
+    if not features:
+        raise InputDataError(f"{path}: no feature columns besides the label(s) {', '.join(label_names)}")
     for index, row in enumerate(rows):
         if len(row) != len(header):
             raise InputDataError(f"{path}: line {index + 2} has {len(row)} fields, the header has {len(header)}")
@@ -92,39 +133,12 @@ def profile_csv(path: Path, label: str, task: TaskSpec, schema_kinds: Optional[D
     for col, name in enumerate(header):
         values = [(index + 2, row[col].strip()) for index, row in enumerate(rows)]
         kinds[name] = _column_kind(path, name, values, schema_kinds.get(name))
-    labels = [row[header.index(label)].strip() for row in rows]
-    missing = [index + 2 for index, v in enumerate(labels) if v == ""]
-    if missing:
-        raise InputDataError(f"{path}: label column '{label}' is empty on {len(missing)} line(s), first on line {missing[0]}")
-
-    counts: Dict[str, int] = {}
-    for v in labels:
-        counts[v] = counts.get(v, 0) + 1
-    ordered = tuple(sorted(counts, key=lambda v: (-counts[v], v)))
-    std = 0.0
-    if task.label_encoding == "float":
-        if kinds[label] != "numeric":
-            raise InputDataError(f"{path}: task '{task.name}' needs a numeric label; '{label}' holds text")
-        numbers = [float(v) for v in labels]
-        mean = sum(numbers) / len(numbers)
-        std = (sum((x - mean) ** 2 for x in numbers) / len(numbers)) ** 0.5
-    elif task.label_encoding == "binary":
-        if len(ordered) != 2:
-            raise InputDataError(f"{path}: task 'binary' needs exactly 2 label values in '{label}', found {len(ordered)}")
-        if kinds[label] == "numeric" and set(ordered) != {"0", "1"}:
-            raise InputDataError(f"{path}: task 'binary' needs numeric labels 0/1 in '{label}', found {', '.join(ordered)}")
-    elif len(ordered) < 2:
-        raise InputDataError(f"{path}: task '{task.name}' needs at least 2 classes in '{label}'")
-    if kinds[label] == "numeric" and task.label_encoding == "vocabulary":
-        if not all(float(v).is_integer() for v in ordered):
-            raise InputDataError(f"{path}: task '{task.name}' needs integer or text class labels in '{label}'")
-    features = [h for h in header if h != label]
+    profiles = {label: _profile_target(path, label, task, [row[header.index(label)].strip() for row in rows],
+                                       kinds[label]) for label, task in targets}
     return DataProfile(
         path=path,
         rows=len(rows),
         numeric=tuple(h for h in features if kinds[h] == "numeric"),
         strings=tuple(h for h in features if kinds[h] == "string"),
-        label_values=ordered if task.label_encoding != "float" else (),
-        majority_share=counts[ordered[0]] / len(labels),
-        label_std=std,
+        targets=profiles,
     )

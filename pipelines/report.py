@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipelines.config import BASELINE_RESOLVER_ID, PipelineConfig
+from pipelines.config import RESOLVER_IDS, PipelineConfig
 
 RUN_CONTEXT = "pipeline_run"
 NODE_CONTEXT = "node"
@@ -49,7 +49,7 @@ class RunReport:
 
     @property
     def fully_cached(self) -> bool:
-        work = [c for c in self.components if c.node != BASELINE_RESOLVER_ID]
+        work = [c for c in self.components if c.node not in RESOLVER_IDS]
         return bool(work) and all(c.state == "CACHED" for c in work)
 
 
@@ -156,7 +156,8 @@ def read_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
         for item in metrics_for_slice.metric_keys_and_values:
             if item.key.model_name == "baseline" or not item.value.HasField("double_value"):
                 continue
-            name = item.key.name + ("_change" if item.key.is_diff else "")
+            name = (f"{item.key.output_name}/" if item.key.output_name else "") + item.key.name \
+                + ("_change" if item.key.is_diff else "")
             if item.key.sub_key.HasField("class_id") or item.key.sub_key.HasField("top_k"):
                 continue
             values[name] = item.value.double_value.value
@@ -173,19 +174,26 @@ def read_validation(evaluation_uri: str) -> str:
     failures = []
     for per_slice in result.metric_validations_per_slice:
         for failure in per_slice.failures:
-            name = failure.metric_key.name + (" change vs baseline" if failure.metric_key.is_diff else "")
+            key = failure.metric_key
+            name = (f"{key.output_name}/" if key.output_name else "") + key.name \
+                + (" change vs baseline" if key.is_diff else "")
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold
-            bound = threshold.value_threshold if threshold.HasField("value_threshold") else threshold.change_threshold
             limit = []
-            if bound.HasField("lower_bound"):
-                limit.append(f">= {bound.lower_bound.value:g}")
-            if bound.HasField("upper_bound"):
-                limit.append(f"<= {bound.upper_bound.value:g}")
-            if bound.HasField("absolute"):
-                higher = bound.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
-                limit.append(f"{'>' if higher else '<'} {bound.absolute.value:g}")
+            if threshold.HasField("value_threshold"):
+                bound = threshold.value_threshold
+                if bound.HasField("lower_bound"):
+                    limit.append(f">= {bound.lower_bound.value:g}")
+                if bound.HasField("upper_bound"):
+                    limit.append(f"<= {bound.upper_bound.value:g}")
+            else:
+                change = threshold.change_threshold
+                higher = change.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
+                if change.HasField("absolute"):
+                    limit.append(f"{'>' if higher else '<'} {change.absolute.value:g}")
+                if change.HasField("relative"):
+                    limit.append(f"{'>' if higher else '<'} {change.relative.value:g} (relative)")
             failures.append(f"{name} = {value:.4f}, needs {' and '.join(limit)}")
-    for reason in result.missing_thresholds:
-        failures.append(f"threshold not computed: {reason}")
+    if result.missing_thresholds:
+        failures.append("a metric with a threshold was not computed")
     return "; ".join(failures) or "validation failed"

@@ -4,6 +4,7 @@ Logged after the pipeline finishes (not inside the Trainer), from what the run l
 config and hyperparameters as params, per-epoch metrics with the epoch as step, final eval metrics,
 and blessing, push and lineage facts as tags. ``MLFLOW_TRACKING_URI`` overrides the home's store.
 """
+import json
 import os
 import time
 from typing import Dict
@@ -12,6 +13,7 @@ from pipelines.config import PipelineConfig
 from pipelines.report import OVERALL, RunReport
 
 MAX_PARAM_CHARS = 6000
+TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner: one row per completed trial
 
 
 def tracking_uri(config: PipelineConfig) -> str:
@@ -63,4 +65,20 @@ def log_run(config: PipelineConfig, report: RunReport) -> str:
             "mlmd_execution_ids": ",".join(f"{c.node}={c.execution_id}" for c in report.components),
             **({"error": report.error[:5000]} if report.error else {}),
         })
+        _log_trials(mlflow, report)
         return run.info.run_id
+
+
+def _log_trials(mlflow, report: RunReport) -> None:
+    """Each tuning trial as a child run of the pipeline run: its hyperparameters and its score."""
+    uri = report.artifact_uris.get("Tuner", {}).get("TunerResults")
+    if not uri or not os.path.exists(os.path.join(uri, TUNER_RESULTS_FILE)):
+        return
+    with open(os.path.join(uri, TUNER_RESULTS_FILE)) as f:
+        trials = json.load(f)
+    for rank, trial in enumerate(trials, start=1):
+        with mlflow.start_run(run_name=f"trial {trial['trial_id']}", nested=True):
+            mlflow.log_params({k: str(v) for k, v in trial.items() if k not in ("trial_id", "score")})
+            mlflow.log_metric("val_loss", float(trial["score"]))
+            mlflow.set_tags({"trial_id": str(trial["trial_id"]), "rank": str(rank),
+                             "pipeline_run_id": report.run_id})

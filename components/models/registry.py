@@ -53,12 +53,38 @@ FAMILIES: Dict[str, FamilySpec] = {spec.name: spec for spec in (
 )}
 
 
+# What `--tune` searches, per family: meta-parameter -> choices (a key fixed with --hparam is left out).
+SEARCH_SPACES: Dict[str, Mapping[str, Tuple[Any, ...]]] = {
+    "dnn": {"width": (32, 64, 128), "depth": (1, 2, 3), "dropout": (0.0, 0.1, 0.3), "learning_rate": (1e-3, 3e-3, 1e-2)},
+    "cnn": {"filters": (16, 32), "groups": (1, 2), "dropout": (0.0, 0.2), "learning_rate": (1e-3, 3e-3)},
+    "vgg": {"depth": (11, 16), "width": (0.0625, 0.125), "learning_rate": (1e-3, 3e-3)},
+    "resnet": {"depth": (18, 34), "version": (1, 2), "width": (0.125, 0.25), "learning_rate": (1e-3, 3e-3)},
+    "mobilenet": {"alpha": (0.35, 0.5, 1.0), "learning_rate": (1e-3, 3e-3)},
+    "rnn": {"cell": ("lstm", "gru"), "units": (16, 32, 64), "layers": (1, 2), "learning_rate": (1e-3, 3e-3)},
+    "seq2seq": {"units": (16, 32, 64), "learning_rate": (1e-3, 3e-3)},
+    "autoencoder": {"width": (16, 32, 64), "latent": (2, 4, 8), "learning_rate": (1e-3, 3e-3)},
+}
+TUNERS = ("random", "bayesian", "hyperband")
+TUNER_KEYS_PREFIX = "tuner/"  # Hyperband's own bookkeeping values (epochs, bracket, round)
+
+
+def tuned_values(hyperparameters: Mapping[str, Any]) -> Dict[str, Any]:
+    """The values a Tuner found, from its HyperParameters config, without Hyperband's bookkeeping."""
+    values = hyperparameters.get("values", hyperparameters)
+    return {k: v for k, v in values.items() if not k.startswith(TUNER_KEYS_PREFIX)}
+
+
 class UnsupportedModelError(ValueError):
     pass
 
 
 def supported_pairs() -> str:
     return "; ".join(f"{f.name}: {', '.join(f.tasks)}" for f in FAMILIES.values())
+
+
+def default_family(task: str) -> str:
+    """dnn where it fits the task, else the first family that does."""
+    return next(f.name for f in FAMILIES.values() if task in f.tasks)
 
 
 def get_family(name: str, task: str = "") -> FamilySpec:

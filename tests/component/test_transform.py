@@ -28,7 +28,7 @@ def _transform(tmp_path, label: str, task: str, drop: str):
     spec = {k: v for k, v in RAW_SPEC.items() if k != drop}
     rows = [{k: v for k, v in row.items() if k != drop} for row in ROWS]
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
-    fn = functools.partial(preprocessing_fn, custom_config={"label": label, "task": task})
+    fn = functools.partial(preprocessing_fn, custom_config={"task": task, "targets": [[label, task]]})
     with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=False):
         (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             fn, output_record_batches=False)

@@ -42,7 +42,7 @@ def test_cold_run_is_blessed_and_pushed_in_tf_serving_layout(runs, home):
     assert first.succeeded, first.error
     assert [c.state for c in first.components if c.node != "baseline_resolver"] == ["COMPLETE"] * 9
     assert first.blessed, first.blessing_reason
-    assert first.metrics["overall"]["auc"] >= config.gate_threshold
+    assert first.metrics["overall"]["auc"] >= config.gate_thresholds["is_fraud"] == 0.7
     versions = _versions(home)
     assert len(versions) == 1 and versions[0].isdigit()
     version_dir = home / "serving" / NAME / versions[0]

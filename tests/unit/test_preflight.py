@@ -20,18 +20,18 @@ def _rows(header: str, rows: list) -> str:
 
 def test_profile_of_mixed_columns(tmp_path):
     path = write_transactions_csv(tmp_path / "t.csv")
-    profile = profile_csv(path, "is_fraud", get_task("binary"))
+    profile = profile_csv(path, [("is_fraud", get_task("binary"))])
     assert profile.rows == 240
     assert profile.numeric == ("amount", "age_days", "risk_score")
     assert profile.strings == ("segment",)
-    assert set(profile.label_values) == {"0", "1"}
-    assert 0.5 <= profile.majority_share < 1
+    assert set(profile.targets["is_fraud"].values) == {"0", "1"}
+    assert 0.5 <= profile.targets["is_fraud"].majority_share < 1
 
 
 def test_regression_profile_has_label_spread(tmp_path):
     path = _csv(tmp_path, _rows("x,y", [f"{i},{2 * i}" for i in range(30)]))
-    profile = profile_csv(path, "y", get_task("regression"))
-    assert profile.label_std == pytest.approx(2 * ((30 ** 2 - 1) / 12) ** 0.5)  # population std of 0, 2, .., 58
+    profile = profile_csv(path, [("y", get_task("regression"))])
+    assert profile.targets["y"].std == pytest.approx(2 * ((30 ** 2 - 1) / 12) ** 0.5)  # population std of 0, 2, .., 58
 
 
 @pytest.mark.parametrize("text, task, label, message", [
@@ -43,13 +43,14 @@ def test_regression_profile_has_label_spread(tmp_path):
      "column 'x' is numeric but line 30 holds 'abc'"),
     (_rows("x,y", ["1,0", "2,"] * 15), "binary", "y", "label column 'y' is empty on 15 line(s), first on line 3"),
     (_rows("x,y", ["1,0", "2,1", "3,2"] * 10), "binary", "y", "exactly 2 label values in 'y', found 3"),
+    (_rows("x,y", ["1,0", "2,0"] * 15), "multiclass", "y", "needs at least 2 classes in 'y'"),
     (_rows("x,y", ["1,a", "2,b"] * 15), "regression", "y", "needs a numeric label; 'y' holds text"),
     (_rows("mean radius,y", ["1,0", "2,1"] * 15), "binary", "y", "column name 'mean radius' must match"),
     (_rows("x,y", ["1,0", "2,1,5"] * 15), "binary", "y", "line 3 has 3 fields, the header has 2"),
 ])
 def test_bad_input_is_named(tmp_path, text, task, label, message):
     with pytest.raises(InputDataError) as err:
-        profile_csv(_csv(tmp_path, text), label, get_task(task))
+        profile_csv(_csv(tmp_path, text), [(label, get_task(task))])
     assert message in str(err.value)
     assert str(tmp_path) in str(err.value)
     assert "\n" not in str(err.value)
@@ -57,11 +58,20 @@ def test_bad_input_is_named(tmp_path, text, task, label, message):
 
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(InputDataError, match="data file not found: .*nope.csv"):
-        profile_csv(tmp_path / "nope.csv", "y", get_task("binary"))
+        profile_csv(tmp_path / "nope.csv", [("y", get_task("binary"))])
 
 
 def test_curated_schema_types_win(tmp_path):
     # Mostly text, so inference would call it a string column; the curated schema says numeric.
     path = _csv(tmp_path, _rows("x,y", ["a,0", "b,1"] * 15))
     with pytest.raises(InputDataError, match="column 'x' is numeric but line 2 holds 'a'"):
-        profile_csv(path, "y", get_task("binary"), schema_kinds={"x": "numeric", "y": "numeric"})
+        profile_csv(path, [("y", get_task("binary"))], schema_kinds={"x": "numeric", "y": "numeric"})
+
+
+def test_multitask_targets_are_each_checked_and_excluded_from_features(tmp_path):
+    path = _csv(tmp_path, _rows("x,z,age,gender", [f"{i},{i % 3},{'young' if i % 2 else 'old'},{i % 2}"
+                                                   for i in range(30)]))
+    profile = profile_csv(path, [("age", get_task("multiclass")), ("gender", get_task("binary"))])
+    assert profile.numeric == ("x", "z") and set(profile.targets) == {"age", "gender"}
+    with pytest.raises(InputDataError, match="label column 'sex' not found"):
+        profile_csv(path, [("age", get_task("multiclass")), ("sex", get_task("binary"))])

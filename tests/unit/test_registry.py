@@ -1,7 +1,8 @@
 """The family registry and task table, without TensorFlow."""
 import pytest
 
-from components.models.registry import TRAINING_DEFAULTS, UnsupportedModelError, get_family, resolve_hparams
+from components.models.registry import (TRAINING_DEFAULTS, UnsupportedModelError, default_family, get_family,
+                                        resolve_hparams)
 from components.tasks import UnknownTaskError, get_task
 
 
@@ -26,7 +27,12 @@ def test_unknown_or_mistyped_hparams_are_refused():
 def test_unsupported_family_or_task_lists_what_is_supported():
     with pytest.raises(UnsupportedModelError, match="unknown model family 'nope'; supported: dnn: binary"):
         get_family("nope")
-    with pytest.raises(UnsupportedModelError, match="does not support task 'forecast'"):
-        get_family("dnn", "forecast")
-    with pytest.raises(UnknownTaskError, match="unknown task 'foo'; choose one of: binary, multiclass, regression"):
+    with pytest.raises(UnsupportedModelError, match="family 'dnn' does not support task 'anomaly'"):
+        get_family("dnn", "anomaly")
+    with pytest.raises(UnknownTaskError, match="unknown task 'foo'; choose one of: anomaly, binary, forecast, multiclass, multitask, regression"):
         get_task("foo")
+
+
+def test_default_family_per_task():
+    assert default_family("binary") == "dnn"
+    assert default_family("anomaly") == "autoencoder"

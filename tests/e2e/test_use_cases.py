@@ -1,0 +1,132 @@
+"""Ready use cases through the full pipeline, each held to its quality bar; where the bar is a
+scikit-learn baseline, it is trained on the same train split and scored on the same eval rows."""
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import run_cli_config
+
+pytestmark = pytest.mark.pipeline
+
+
+def _run(tmp_path_factory, usecase: str, *args: str):
+    from pipelines.local_runner import run_pipeline
+
+    home = tmp_path_factory.mktemp(usecase)
+    config = run_cli_config(usecase, *args, home=home)
+    report = run_pipeline(config, track=False)
+    assert report.succeeded, report.error
+    return config, report
+
+
+def _split(report, split: str):
+    """The rows ExampleGen wrote for a split, as (serialized examples, {feature: values})."""
+    uri = report.artifact_uris["ImportExampleGen" if "ImportExampleGen" in report.artifact_uris
+                               else "CsvExampleGen"]["Examples"]
+    files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    columns = {}
+    for record in serialized:
+        example = tf.train.Example.FromString(record)
+        for key, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = list(getattr(feature, kind).value)
+            columns.setdefault(key, []).append(values[0] if len(values) == 1 else values)
+    return serialized, {k: np.array(v) for k, v in columns.items()}
+
+
+def _matrix(columns, label_names):
+    return np.column_stack([columns[k].astype(float) for k in sorted(columns) if k not in label_names])
+
+
+def test_fraud_auc(tmp_path_factory):
+    _, report = _run(tmp_path_factory, "fraud")
+    assert report.metrics["overall"]["auc"] >= 0.98
+    assert report.blessed and report.pushed_now
+
+
+def test_housing_r2_close_to_ridge(tmp_path_factory):
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+
+    _, report = _run(tmp_path_factory, "housing")
+    _, train = _split(report, "train")
+    serialized, evaluation = _split(report, "eval")
+    label = "progression"
+    ridge = Ridge(alpha=0.1).fit(_matrix(train, {label}), train[label])
+    ridge_r2 = r2_score(evaluation[label], ridge.predict(_matrix(evaluation, {label})))
+    model = tf.saved_model.load(report.pushed_path)
+    predictions = model.signatures["serving_tf_example"](examples=tf.constant(serialized))["predictions"]
+    model_r2 = r2_score(evaluation[label], predictions.numpy().reshape(-1))
+    assert model_r2 >= ridge_r2 - 0.02, (model_r2, ridge_r2)
+
+
+def test_age_accuracy_at_least_the_baseline(tmp_path_factory):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    _, report = _run(tmp_path_factory, "age")
+    _, train = _split(report, "train")
+    _, evaluation = _split(report, "eval")
+    baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    baseline.fit(_matrix(train, {"age_group"}), train["age_group"])
+    baseline_accuracy = baseline.score(_matrix(evaluation, {"age_group"}), evaluation["age_group"])
+    assert report.metrics["overall"]["sparse_categorical_accuracy"] >= baseline_accuracy, baseline_accuracy
+
+
+def test_age_gender_heads_beat_their_majority_class(tmp_path_factory):
+    _, report = _run(tmp_path_factory, "age_gender")
+    _, evaluation = _split(report, "eval")
+    overall = report.metrics["overall"]
+    for head, metric in (("age_group", "sparse_categorical_accuracy"), ("gender", "binary_accuracy")):
+        _, counts = np.unique(evaluation[head], return_counts=True)
+        majority = counts.max() / counts.sum()
+        assert overall[f"{head}/{metric}"] >= majority + 0.20, (head, overall[f"{head}/{metric}"], majority)
+    assert report.blessed
+
+
+def test_digits_cnn_accuracy(tmp_path_factory):
+    config, report = _run(tmp_path_factory, "digits", "--family", "cnn", "--hparam", "epochs=20")
+    assert config.input_format == "tfrecord" and "ImportExampleGen" in report.artifact_uris
+    assert report.metrics["overall"]["sparse_categorical_accuracy"] >= 0.97
+    served = tf.saved_model.load(report.pushed_path)
+    serialized, evaluation = _split(report, "eval")
+    raw = served.signatures["serving_default"](pixels=tf.constant(evaluation["pixels"][:32], tf.float32))
+    assert raw["predictions"].shape == (32, 10)
+    by_example = served.signatures["serving_tf_example"](examples=tf.constant(serialized[:32]))["predictions"]
+    np.testing.assert_allclose(raw["predictions"].numpy(), by_example.numpy(), atol=1e-5)
+
+
+def test_anomaly_autoencoder_auc_and_served_verdict(tmp_path_factory):
+    _, report = _run(tmp_path_factory, "anomaly")
+    assert report.model_info["family"] == "autoencoder" and report.model_info["anomaly_threshold"] > 0
+    assert report.metrics["overall"]["auc"] >= 0.90
+    served = tf.saved_model.load(report.pushed_path)
+    serialized, evaluation = _split(report, "eval")
+    outputs = served.signatures["serving_tf_example"](examples=tf.constant(serialized))
+    assert {"score", "anomaly_probability", "is_anomaly"} <= set(outputs)
+    flagged = outputs["is_anomaly"].numpy().reshape(-1).astype(bool)
+    truth = evaluation["is_anomaly"].astype(bool)
+    assert (flagged & truth).sum() / truth.sum() >= 0.6  # recall of the exported verdict
+
+
+def test_sunspots_rnn_beats_the_naive_forecast(tmp_path_factory):
+    config, report = _run(tmp_path_factory, "sunspots", "--family", "rnn", "--hparam", "cell=lstm")
+    assert "SeriesExampleGen" in report.artifact_uris  # windows were built in the pipeline
+    serialized, evaluation = _split(report, "eval")
+    windows, targets = evaluation["window"], evaluation["target"]
+    assert windows.shape[1] == config.series["lookback"] and targets.shape[1] == config.series["horizon"]
+    naive_mae = np.abs(targets - windows[:, -1:]).mean()
+    served = tf.saved_model.load(report.pushed_path)
+    forecast = served.signatures["serving_tf_example"](examples=tf.constant(serialized))["forecast"].numpy()
+    model_mae = np.abs(targets - forecast).mean()
+    assert model_mae <= 0.85 * naive_mae, (model_mae, naive_mae)
+    raw = served.signatures["serving_default"](window=tf.constant(windows, tf.float32))["forecast"].numpy()
+    np.testing.assert_allclose(raw, forecast, rtol=1e-4, atol=1e-3)
+    # TFMA's scaled MAE sits under the same bar, which the Evaluator gated on
+    assert report.metrics["overall"]["mean_absolute_error"] < config.gate_thresholds["target"]
