@@ -65,11 +65,11 @@ def log_run(config: PipelineConfig, report: RunReport) -> str:
             "mlmd_execution_ids": ",".join(f"{c.node}={c.execution_id}" for c in report.components),
             **({"error": report.error[:5000]} if report.error else {}),
         })
-        _log_trials(mlflow, report)
+        _log_trials(mlflow, report, run.info.experiment_id)
         return run.info.run_id
 
 
-def _log_trials(mlflow, report: RunReport) -> None:
+def _log_trials(mlflow, report: RunReport, experiment_id: str) -> None:
     """Each tuning trial as a child run of the pipeline run: its hyperparameters and its score."""
     uri = report.artifact_uris.get("Tuner", {}).get("TunerResults")
     if not uri or not os.path.exists(os.path.join(uri, TUNER_RESULTS_FILE)):
@@ -77,7 +77,7 @@ def _log_trials(mlflow, report: RunReport) -> None:
     with open(os.path.join(uri, TUNER_RESULTS_FILE)) as f:
         trials = json.load(f)
     for rank, trial in enumerate(trials, start=1):
-        with mlflow.start_run(run_name=f"trial {trial['trial_id']}", nested=True):
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial {trial['trial_id']}", nested=True):
             mlflow.log_params({k: str(v) for k, v in trial.items() if k not in ("trial_id", "score")})
             mlflow.log_metric("val_loss", float(trial["score"]))
             mlflow.set_tags({"trial_id": str(trial["trial_id"]), "rank": str(rank),
