@@ -25,8 +25,7 @@ def _run(tmp_path_factory, usecase: str, *args: str):
 
 def _split(report, split: str):
     """The rows ExampleGen wrote for a split, as (serialized examples, {feature: values})."""
-    uri = report.artifact_uris["ImportExampleGen" if "ImportExampleGen" in report.artifact_uris
-                               else "CsvExampleGen"]["Examples"]
+    uri = next(outputs["Examples"] for node, outputs in report.artifact_uris.items() if node.endswith("ExampleGen"))
     files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
     columns = {}
