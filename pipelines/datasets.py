@@ -125,7 +125,7 @@ def naive_forecast_mae(splits: Dict[str, Table], column: str, lookback: int, hor
         return [row[header.index(column)] for row in rows]
 
     train, evaluation = values("train"), values("eval")
-    low, span = min(train), max(max(train) - min(train), 1e-6)
+    span = max(max(train) - min(train), 1e-6)
     errors = [abs(evaluation[start + lookback + step] - evaluation[start + lookback - 1]) / span
               for start in range(len(evaluation) - lookback - horizon + 1) for step in range(horizon)]
     return sum(errors) / len(errors)

@@ -2,7 +2,6 @@
 scikit-learn baseline, it is trained on the same train split and scored on the same eval rows."""
 import glob
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
