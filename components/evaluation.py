@@ -5,7 +5,7 @@ from typing import Mapping, Sequence, Tuple
 import tensorflow_model_analysis as tfma
 
 from components.features import transformed_name
-from components.tasks import TaskSpec, get_task
+from components.tasks import MULTI_TARGET_TASKS, TaskSpec, get_task
 
 # The TFMA metric class that reports each gate metric.
 _GATE_CLASS = {"auc": "AUC", "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
@@ -38,7 +38,7 @@ def eval_config(targets: Sequence[Tuple[str, str]], task_name: str, gates: Mappi
                 max_metric_drop: float, slice_features: Sequence[str] = ()) -> tfma.EvalConfig:
     slicing = [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[f]) for f in slice_features]
     common = {"signature_name": "serving_tf_example", "preprocessing_function_names": ["transform_features"]}
-    if task_name == "multitask":  # one output per target, named after its label column
+    if task_name in MULTI_TARGET_TASKS:  # one output per target, named after its label column
         model_spec = tfma.ModelSpec(label_keys={name: transformed_name(name) for name, _ in targets}, **common)
         metrics_specs = [tfma.MetricsSpec(output_names=[name],
                                           metrics=_metrics(get_task(subtask), gates[name], max_metric_drop))
@@ -49,4 +49,9 @@ def eval_config(targets: Sequence[Tuple[str, str]], task_name: str, gates: Mappi
         if task.prediction_key:
             model_spec.prediction_key = task.prediction_key
         metrics_specs = [tfma.MetricsSpec(metrics=_metrics(task, gates[label], max_metric_drop))]
-    return tfma.EvalConfig(model_specs=[model_spec], slicing_specs=slicing, metrics_specs=metrics_specs)
+    config = tfma.EvalConfig(model_specs=[model_spec], slicing_specs=slicing, metrics_specs=metrics_specs)
+    if task_name == "multilabel":
+        # The model's compile-time metrics are on its stacked [labels] output, which TFMA (labels by
+        # output name) cannot feed; the per-label metrics above replace them.
+        config.options.include_default_metrics.value = False
+    return config

@@ -45,11 +45,14 @@ def _to_transform_input(value: tf.Tensor, feature: Any) -> Any:
     return tf.SparseTensor(indices, tf.gather_nd(column, indices), tf.shape(column, out_type=tf.int64))
 
 
-def _predict(model: keras.Model, transformed: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+def _predict(model: keras.Model, transformed: Dict[str, tf.Tensor], labels: Sequence[str]) -> Dict[str, tf.Tensor]:
     """The model's outputs as a dict: its own names (multitask heads, anomaly score and verdict),
-    or ``predictions`` for a single output (and ``forecast``, unscaled, for a forecaster)."""
+    or ``predictions`` for a single output (and ``forecast``, unscaled, for a forecaster). A
+    multilabel model's columns are also given one output per label, as TFMA evaluates them."""
     outputs = model({name: transformed[name] for name in model.input_names})
     outputs = dict(outputs) if isinstance(outputs, dict) else {PREDICTIONS: outputs}
+    if PREDICTIONS in outputs and len(labels) > 1:
+        outputs.update({label: outputs[PREDICTIONS][:, i:i + 1] for i, label in enumerate(labels)})
     if FORECAST_SCALE in transformed:  # forecasts in the series' own units
         outputs[FORECAST] = outputs[PREDICTIONS] * transformed[FORECAST_SCALE] + transformed[FORECAST_OFFSET]
     return outputs
@@ -63,7 +66,7 @@ def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_examples(examples):
-        return _predict(model, model.tft_layer(tf.io.parse_example(examples, raw_spec)))
+        return _predict(model, model.tft_layer(tf.io.parse_example(examples, raw_spec)), labels)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(examples):
@@ -72,7 +75,7 @@ def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
     @tf.function
     def serve_raw(**features):
         raw = {name: _to_transform_input(features[name], raw_spec[name]) for name in raw_spec}
-        return _predict(model, model.tft_layer(raw))
+        return _predict(model, model.tft_layer(raw), labels)
 
     raw_inputs = {name: tf.TensorSpec([None, *_value_shape(feature)], raw_input_dtype(feature), name=name)
                   for name, feature in raw_spec.items()}

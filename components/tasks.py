@@ -32,8 +32,11 @@ TASKS = {spec.name: spec for spec in (
              prediction_key="anomaly_probability"),
     # Several named heads, each with its own sub-task (targets), metrics and gate.
     TaskSpec("multitask", "per_target", (), "", True),
+    # One sigmoid per label column (each 0/1); evaluated and gated per label like binary heads.
+    TaskSpec("multilabel", "per_target", (), "", True),
 )}
 SINGLE_TARGET_TASKS = ("binary", "multiclass", "regression", "anomaly", "forecast")
+MULTI_TARGET_TASKS = ("multitask", "multilabel")
 
 
 class UnknownTaskError(ValueError):

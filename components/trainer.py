@@ -66,6 +66,8 @@ def head_spec(config: Mapping[str, Any], classes: Mapping[str, List[str]],
     if config["task"] == "forecast":
         label = transformed_name(config["targets"][0][0])
         return HeadSpec("forecast", units=int(tft_output.transformed_feature_spec()[label].shape[0]))
+    if config["task"] == "multilabel":
+        return HeadSpec("multilabel", units=len(config["targets"]))
     if config["task"] == "multitask":
         return HeadSpec("multitask", subheads=tuple((label, subtask, max(2, len(classes[label])))
                                                     for label, subtask in config["targets"]))
@@ -75,7 +77,8 @@ def head_spec(config: Mapping[str, Any], classes: Mapping[str, List[str]],
 
 def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, config: Mapping[str, Any],
              batch_size: int, shuffle: bool) -> tf.data.Dataset:
-    """(features, label) batches; the label is a dict by head name for multitask."""
+    """(features, label) batches; the label is a dict by head name for multitask, a [batch, labels]
+    matrix for multilabel."""
     options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=shuffle,
                                              shuffle_seed=7 if shuffle else None)
     data = fn_args.data_accessor.tf_dataset_factory(files, options, tft_output.transformed_metadata.schema)
@@ -86,6 +89,8 @@ def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, con
         x = {k: v for k, v in features.items() if is_model_input(k, keys)}
         if config["task"] == "multitask":
             return x, {label: features[transformed_name(label)] for label in labels}
+        if config["task"] == "multilabel":  # [batch, labels] of 0/1
+            return x, tf.concat([tf.cast(features[transformed_name(label)], tf.float32) for label in labels], axis=1)
         return x, features[transformed_name(labels[0])]
 
     return data.map(split)

@@ -34,9 +34,11 @@ def _parse_hparams(pairs: List[str]) -> Dict[str, str]:
 
 
 def _targets(label_arg: str, task_name: str) -> Tuple[Tuple[str, str], ...]:
-    """--label COLUMN, or for multitask --label COLUMN:TASK,COLUMN:TASK."""
+    """--label COLUMN; multilabel: --label COLUMN,COLUMN (each 0/1); multitask: COLUMN:TASK,COLUMN:TASK."""
     from components.tasks import SINGLE_TARGET_TASKS
 
+    if task_name == "multilabel":
+        return tuple((name, "binary") for name in label_arg.split(","))
     if task_name != "multitask":
         return ((label_arg, task_name),)
     targets = []
@@ -83,7 +85,7 @@ def build_config(args: argparse.Namespace):
         hparams = {**(usecase.hparams if family == usecase.family else {}), **_parse_hparams(args.hparam)}
         resolve_hparams(family, hparams)
         if args.threshold is not None and len(usecase.targets) > 1:
-            raise CliError("--threshold sets a single-target gate; multitask gates come from the data")
+            raise CliError("--threshold sets a single-target gate; multilabel and multitask gates come from the data")
         schema_path = curated_schema(name, Path(args.schemas_dir) if args.schemas_dir else None)
         if data_path is None:
             data_path = materialize(usecase, home.data_dir(name))
@@ -133,8 +135,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline end to end (default: the 'fraud' use case)")
     run.add_argument("usecase", nargs="?", help="a built-in use case (default: fraud)")
     run.add_argument("--data", help="your CSV file (needs --label and --task)")
-    run.add_argument("--label", help="the label column of --data (multitask: COLUMN:TASK,COLUMN:TASK)")
-    run.add_argument("--task", help="binary, multiclass, regression, anomaly or multitask")
+    run.add_argument("--label", help="the label column of --data (multilabel: A,B,C; multitask: A:TASK,B:TASK)")
+    run.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask")
     run.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
     run.add_argument("--home", help="home dir of all stores (default: $MLOPS_HOME or ./.mlops)")
     run.add_argument("--family", help="model family (default: the use case's, else dnn)")

@@ -60,3 +60,32 @@ def test_task_pipeline_is_gated_on_its_metric(tmp_path, task, label, make, gate_
         assert overall[gate_metric] < config.gate_thresholds[label]  # better than predicting the mean
     assert report.blessed and report.pushed_now, report.blessing_reason
     assert (Path(report.pushed_path) / "saved_model.pb").is_file()
+
+
+def test_multilabel_pipeline_gates_each_label(tmp_path):
+    """Three 0/1 label columns, one sigmoid each; TFMA evaluates and gates every label."""
+    import random
+
+    import numpy as np
+    import tensorflow as tf
+
+    from pipelines.local_runner import run_pipeline
+
+    rng = random.Random(3)
+    rows = []
+    for _ in range(400):
+        x = [rng.gauss(0, 1) for _ in range(4)]
+        rows.append([*(round(v, 4) for v in x), int(x[0] > 0), int(x[1] + x[2] > 0), int(x[3] > 0.5)])
+    data = _write(tmp_path / "tags.csv", ["x0", "x1", "x2", "x3", "tag_a", "tag_b", "tag_c"], rows)
+    config = run_cli_config("--data", str(data), "--label", "tag_a,tag_b,tag_c", "--task", "multilabel",
+                            "--hparam", "epochs=40", home=tmp_path / "home")
+    assert config.targets == (("tag_a", "binary"), ("tag_b", "binary"), ("tag_c", "binary"))
+    report = run_pipeline(config, track=False)
+    assert report.succeeded, report.error
+    for label in ("tag_a", "tag_b", "tag_c"):
+        assert report.metrics["overall"][f"{label}/auc"] >= 0.9
+    assert report.blessed and report.pushed_now, report.blessing_reason
+    served = tf.saved_model.load(report.pushed_path)
+    outputs = served.signatures["serving_default"](**{f"x{i}": tf.constant([0.5, -0.5]) for i in range(4)})
+    assert outputs["predictions"].shape == (2, 3)
+    np.testing.assert_allclose(outputs["tag_b"].numpy()[:, 0], outputs["predictions"].numpy()[:, 1])
