@@ -29,7 +29,7 @@ def test_unsupported_family_or_task_lists_what_is_supported():
         get_family("nope")
     with pytest.raises(UnsupportedModelError, match="family 'dnn' does not support task 'anomaly'"):
         get_family("dnn", "anomaly")
-    with pytest.raises(UnknownTaskError, match="unknown task 'foo'; choose one of: anomaly, binary, forecast, multiclass, multitask, regression"):
+    with pytest.raises(UnknownTaskError, match="unknown task 'foo'; choose one of: anomaly, binary, forecast, multiclass, multilabel, multitask, regression"):
         get_task("foo")
 
 
