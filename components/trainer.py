@@ -75,6 +75,14 @@ def head_spec(config: Mapping[str, Any], classes: Mapping[str, List[str]],
     return HeadSpec(config["task"], units=max(2, len(classes[label])))
 
 
+def spec_classes_head(tft_output: tft.TFTransformOutput, config: Mapping[str, Any]):
+    """Model inputs, class names per label and the head, all read from the Transform's output."""
+    labels = tuple(label for label, _ in config["targets"])
+    spec = feature_spec_from_transform(tft_output, labels)
+    classes = {label: class_names(tft_output, label, subtask) for label, subtask in config["targets"]}
+    return spec, classes, head_spec(config, classes, tft_output)
+
+
 def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, config: Mapping[str, Any],
              batch_size: int, shuffle: bool) -> tf.data.Dataset:
     """(features, label) batches; the label is a dict by head name for multitask, a [batch, labels]
@@ -169,9 +177,7 @@ def run_fn(fn_args: FnArgs) -> None:
     keras.utils.set_random_seed(hp["seed"])
 
     tft_output = load_transform_output(fn_args)
-    spec = feature_spec_from_transform(tft_output, labels)
-    classes = {label: class_names(tft_output, label, subtask) for label, subtask in config["targets"]}
-    head = head_spec(config, classes, tft_output)
+    spec, classes, head = spec_classes_head(tft_output, config)
     description = model_description(family, task_name, hp, spec, head)
     with training.strategy().scope():
         model = build_model(family, head, spec, hp)

@@ -14,8 +14,7 @@ from tfx.components.tuner.component import TunerFnResult
 
 from components.models.builder import build_model
 from components.models.registry import SEARCH_SPACES, TUNER_KEYS_PREFIX, TUNERS, resolve_hparams, tuned_values
-from components.trainer import (class_names, feature_spec_from_transform, head_spec, load_transform_output,
-                                make_datasets)
+from components.trainer import load_transform_output, make_datasets, spec_classes_head
 
 def search_space(family: str, fixed: Mapping[str, Any]) -> keras_tuner.HyperParameters:
     space = keras_tuner.HyperParameters()
@@ -58,10 +57,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     family, fixed = config["family"], dict(config.get("hparams", {}))
     base = resolve_hparams(family, fixed)
     tft_output = load_transform_output(fn_args)
-    labels = tuple(label for label, _ in config["targets"])
-    spec = feature_spec_from_transform(tft_output, labels)
-    classes = {label: class_names(tft_output, label, subtask) for label, subtask in config["targets"]}
-    head = head_spec(config, classes, tft_output)
+    spec, _, head = spec_classes_head(tft_output, config)
     train, evaluation = make_datasets(fn_args, tft_output, config, base)
     epochs = config.get("tune_epochs", 10)
     tuner = FamilyTuner(

@@ -97,8 +97,8 @@ def build_config(args: argparse.Namespace):
         elif usecase.input_format == "series":  # beat repeating the last value
             gates = {usecase.targets[0][0]: round(naive_forecast_mae(usecase.make(), **usecase.series), 6)}
             strings = ()
-        else:  # project-written TFRecords: the use case states its gates
-            gates, strings = dict(usecase.gate_thresholds or {}), ()
+        else:  # project-written TFRecords: the use case states its gates (applied just below)
+            gates, strings = {}, ()
         gates.update(usecase.gate_thresholds or {})
         if args.threshold is not None:
             gates = {usecase.targets[0][0]: args.threshold}
