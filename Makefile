@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.setup-complete
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-fast bench lock clean
+.PHONY: setup run serve test test-fast bench lock clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,10 @@ $(STAMP): requirements.lock setup.py infra/requirements.in infra/setup-venv.sh
 run: setup
 	$(BIN)/mlops run
 
+# TF Serving's REST (8501) and gRPC (8500) APIs over the pushed models of ./.mlops
+serve: setup
+	$(BIN)/mlops serve
+
 test: setup
 	$(BIN)/python -m pytest -c tests/pytest.ini tests
 
@@ -23,6 +27,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/serving_bench.py
 
 # Re-resolve the lock from infra/requirements.in (needs network to PyPI).
 lock: setup

@@ -44,7 +44,7 @@ def main() -> int:
                        "blessed": report.blessed, "pushed_this_run": report.pushed_now,
                        "components": _components(report)}
     result = {
-        "pipeline": config.name, "rows": sum(1 for _ in open(config.data_path)) - 1,
+        "pipeline": config.name, "home": str(home), "rows": sum(1 for _ in open(config.data_path)) - 1,
         "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "platform": platform.platform()},
         "import_seconds": round(import_seconds, 2), "runs": runs,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

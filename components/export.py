@@ -7,7 +7,12 @@
 - ``serving_tf_example``: serialized tf.Example, for TFMA and TF Serving's classify/regress.
 - ``transform_features``: serialized tf.Example -> transformed features (label included), which
   TFMA uses to read the encoded label.
+- ``classification`` (binary, multiclass) and ``regression`` (regression): TF Serving's Classify and
+  Regress APIs on serialized tf.Examples (input ``inputs``; outputs ``classes``/``scores`` or
+  ``outputs``). TF2 saves every signature with the predict method, which TF Serving refuses for
+  Classify/Regress, so ``mark_signature_methods`` sets their method names in saved_model.pb.
 """
+from pathlib import Path
 from typing import Any, Dict, Sequence
 
 import tensorflow as tf
@@ -18,6 +23,8 @@ from components.features import FORECAST_OFFSET, FORECAST_SCALE
 
 PREDICTIONS = "predictions"
 FORECAST = "forecast"
+CLASSIFICATION, REGRESSION = "classification", "regression"
+SIGNATURE_METHODS = {CLASSIFICATION: "tensorflow/serving/classify", REGRESSION: "tensorflow/serving/regress"}
 
 
 def _value_shape(feature: Any) -> list:
@@ -58,8 +65,15 @@ def _predict(model: keras.Model, transformed: Dict[str, tf.Tensor], labels: Sequ
     return outputs
 
 
-def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
-                       labels: Sequence[str]) -> Dict[str, Any]:
+def _class_scores(probabilities: tf.Tensor) -> tf.Tensor:
+    """[batch, classes] scores; a sigmoid's [batch, 1] becomes [1 - p, p]."""
+    if probabilities.shape[-1] == 1:
+        return tf.concat([1.0 - probabilities, probabilities], axis=1)
+    return probabilities
+
+
+def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, labels: Sequence[str],
+                       task_name: str = "", class_names: Sequence[str] = ()) -> Dict[str, Any]:
     model.tft_layer = tft_output.transform_features_layer()
     full_spec = tft_output.raw_feature_spec()
     raw_spec = {name: feature for name, feature in full_spec.items() if name not in labels}
@@ -77,10 +91,43 @@ def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput,
         raw = {name: _to_transform_input(features[name], raw_spec[name]) for name in raw_spec}
         return _predict(model, model.tft_layer(raw), labels)
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify(inputs):
+        scores = _class_scores(serve_tf_examples(inputs)[PREDICTIONS])
+        names = tf.constant(list(class_names)[:scores.shape[-1]] or [str(i) for i in range(scores.shape[-1])])
+        return {"classes": tf.tile(names[tf.newaxis, :], [tf.shape(scores)[0], 1]), "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def regress(inputs):
+        return {"outputs": tf.reshape(serve_tf_examples(inputs)[PREDICTIONS], [-1])}
+
     raw_inputs = {name: tf.TensorSpec([None, *_value_shape(feature)], raw_input_dtype(feature), name=name)
                   for name, feature in raw_spec.items()}
-    return {
+    signatures = {
         "serving_default": serve_raw.get_concrete_function(**raw_inputs),
         "serving_tf_example": serve_tf_examples.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
     }
+    if task_name in ("binary", "multiclass"):
+        signatures[CLASSIFICATION] = classify.get_concrete_function()
+    elif task_name == "regression":
+        signatures[REGRESSION] = regress.get_concrete_function()
+    return signatures
+
+
+def mark_signature_methods(model_dir: str) -> None:
+    """Gives the classification/regression signatures TF Serving's classify/regress method names."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.saved_model import fingerprinting_utils
+
+    path = Path(model_dir) / "saved_model.pb"
+    saved_model = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    changed = False
+    for meta_graph in saved_model.meta_graphs:
+        for key, method in SIGNATURE_METHODS.items():
+            if key in meta_graph.signature_def and meta_graph.signature_def[key].method_name != method:
+                meta_graph.signature_def[key].method_name = method
+                changed = True
+    if changed:
+        path.write_bytes(saved_model.SerializeToString(deterministic=True))
+        fingerprinting_utils.write_fingerprint(str(model_dir))

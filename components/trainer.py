@@ -19,7 +19,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
 from components import training
-from components.export import serving_signatures
+from components.export import mark_signature_methods, serving_signatures
 from components.features import is_model_input, label_vocabulary, raw_name, transformed_name, vocabulary_name
 from components.models import autoencoder
 from components.models.base import FeatureSpec, HeadSpec
@@ -203,8 +203,9 @@ def run_fn(fn_args: FnArgs) -> None:
         json.dump({**description, "class_names": classes, "parameters": int(model.count_params()),
                    "epochs_run": len(history.epoch), "best_epoch": int(history.best_epoch), **info}, f, indent=1)
 
-    model.save(fn_args.serving_model_dir, save_format="tf",
-               signatures=serving_signatures(model, tft_output, labels))
+    model.save(fn_args.serving_model_dir, save_format="tf", signatures=serving_signatures(
+        model, tft_output, labels, task_name, classes.get(labels[0], []) if len(labels) == 1 else ()))
+    mark_signature_methods(fn_args.serving_model_dir)
     extra = os.path.join(fn_args.serving_model_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     with open(os.path.join(extra, MODEL_DESCRIPTION), "w") as f:

@@ -126,6 +126,69 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.succeeded else EXIT_FAILED
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """TF Serving's REST and gRPC APIs over <home>/serving (no TFX import on this path)."""
+    from pipelines.home import Home
+
+    home = Home.resolve(args.home)
+    serving_dir = Path(args.serving_dir).expanduser().resolve() if args.serving_dir else home.serving_dir
+    if not serving_dir.is_dir():
+        raise CliError(f"{serving_dir}: no serving directory (run a pipeline first, or give --serving-dir)")
+    if not 0.0 <= args.log_requests <= 1.0:
+        raise CliError(f"--log-requests {args.log_requests}: a sampling rate between 0 and 1")
+    _quiet_runtime()
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from serving.core import ServerOptions
+    from serving.model_config import ModelConfigError
+    from serving.server import serve_forever
+
+    options = ServerOptions(
+        poll_seconds=args.poll_seconds, enable_batching=args.enable_batching, max_batch_size=args.max_batch_size,
+        batch_timeout_ms=args.batch_timeout_ms, max_request_rows=args.max_request_rows,
+        max_request_bytes=args.max_request_bytes, request_timeout_s=args.request_timeout,
+        request_log_dir=Path(args.request_log_dir) if args.request_log_dir else home.request_logs,
+        request_log_rate=args.log_requests)
+    try:
+        serve_forever(serving_dir, args.host, args.rest_port, args.grpc_port, options)
+    except ModelConfigError as e:
+        raise CliError(str(e)) from None
+    except OSError as e:
+        raise CliError(f"cannot start the server on {args.host}: {e}") from None
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from serving.client import (ClientError, Target, predict_grpc, predict_rest, print_predictions,
+                                request_from_file, signature_inputs)
+
+    target = Target(args.host, args.model, args.version, args.label, args.signature or "")
+    path = Path(args.file)
+    try:
+        fetched = {}
+
+        def inputs_of():
+            if "inputs" not in fetched:
+                fetched["inputs"] = signature_inputs(args.host, args.rest_port, target)
+            return fetched["inputs"]
+
+        body, dropped = request_from_file(path, inputs_of)
+        if dropped:
+            print(f"mlops: note: columns the model does not take were left out: {', '.join(dropped)}",
+                  file=sys.stderr)
+        if args.grpc:
+            _quiet_runtime()
+            response = predict_grpc(args.host, args.grpc_port, target, body, inputs_of())
+        else:
+            response = predict_rest(args.host, args.rest_port, target, body)
+    except ClientError as e:
+        print(f"mlops: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print_predictions(response)
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     from components.models.registry import TUNERS
     from pipelines.config import DEFAULT_MAX_METRIC_DROP
@@ -152,6 +215,39 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true", help="rerun every component")
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     run.set_defaults(handler=cmd_run)
+
+    serve = sub.add_parser("serve", help="serve the pushed models over TF Serving's REST and gRPC APIs")
+    serve.add_argument("--home", help="home dir (default: $MLOPS_HOME or ./.mlops); serves <home>/serving")
+    serve.add_argument("--serving-dir", help="serve this base dir instead of <home>/serving")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--rest-port", type=int, default=8501)
+    serve.add_argument("--grpc-port", type=int, default=8500)
+    serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often models.config and dirs are read")
+    serve.add_argument("--enable-batching", action="store_true", help="batch concurrent requests server-side")
+    serve.add_argument("--max-batch-size", type=int, default=32, help="rows per batched model call")
+    serve.add_argument("--batch-timeout-ms", type=float, default=2.0, help="how long a batch waits to fill")
+    serve.add_argument("--max-request-rows", type=int, default=1024, help="rows allowed in one request")
+    serve.add_argument("--max-request-bytes", type=int, default=16 * 1024 * 1024, help="request body limit")
+    serve.add_argument("--request-timeout", type=float, default=30.0, help="seconds a model call may take")
+    serve.add_argument("--log-requests", type=float, default=0.0, metavar="RATE",
+                       help="log this fraction of requests as tf.Examples (0: off)")
+    serve.add_argument("--request-log-dir", help="default: <home>/request-logs")
+    serve.set_defaults(handler=cmd_serve)
+
+    predict = sub.add_parser("predict", help="send rows from a JSON or CSV file to a running server")
+    predict.add_argument("file", help="FILE.json (TF Serving request or list of rows) or FILE.csv")
+    predict.add_argument("--model", required=True)
+    which = predict.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int)
+    which.add_argument("--label", help="a version label from models.config, e.g. stable or canary")
+    api = predict.add_mutually_exclusive_group()
+    api.add_argument("--rest", action="store_true", help="use the REST API (default)")
+    api.add_argument("--grpc", action="store_true", help="use the gRPC API")
+    predict.add_argument("--signature", help="signature name (default: serving_default)")
+    predict.add_argument("--host", default="127.0.0.1")
+    predict.add_argument("--rest-port", type=int, default=8501)
+    predict.add_argument("--grpc-port", type=int, default=8500)
+    predict.set_defaults(handler=cmd_predict)
     return top
 
 

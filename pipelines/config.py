@@ -16,6 +16,7 @@ DEFAULT_MAX_METRIC_DROP = 0.01
 TRAIN_EVAL_BUCKETS = (3, 1)  # hash split of the input: 75% train, 25% eval
 BASELINE_RESOLVER_ID = "baseline_resolver"  # resolves on every run; never cached
 WARM_START_RESOLVER_ID = "warm_start_resolver"
+PUSHER_ID = "Pusher"
 RESOLVER_IDS = (BASELINE_RESOLVER_ID, WARM_START_RESOLVER_ID)
 
 

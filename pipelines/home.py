@@ -3,6 +3,8 @@
 ``<home>/pipelines/<name>``  pipeline root (artifacts)     ``<home>/metadata.sqlite``  ML Metadata
 ``<home>/mlflow.db``          MLflow tracking + registry     ``<home>/mlartifacts``      MLflow artifacts
 ``<home>/serving/<name>/<v>`` pushed SavedModels (TF Serving's model base dirs)
+``<home>/serving/models.config`` which versions and labels both model servers serve
+``<home>/request-logs/<name>/<v>`` sampled serving requests as tf.Examples (skew checks)
 ``<home>/data/<name>``        data the project generates for its built-in use cases
 ``<home>/training-backups``   per-epoch backups of trainings in progress (resume after a kill)
 """
@@ -42,6 +44,10 @@ class Home:
     @property
     def serving_dir(self) -> Path:
         return self.root / "serving"
+
+    @property
+    def request_logs(self) -> Path:
+        return self.root / "request-logs"
 
     def model_base_dir(self, name: str) -> Path:
         return self.serving_dir / name

@@ -2,23 +2,24 @@
 
 CsvExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> AnomaliesGate
 -> Transform -> [Tuner] [warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator -> Pusher
-(when blessed).
+(when blessed; our ServingPusher: atomic version dirs, warmup records, models.config).
 Components are imported directly, not through ``tfx.v1`` (which also imports Vertex AI, ~15 s).
 """
-from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, Pusher, SchemaGen,
+from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen,
                             StatisticsGen, Trainer, Transform, Tuner)
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.orchestration import metadata, pipeline
-from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components import resolver as baseline
 from components.evaluation import eval_config
+from components.pusher import ServingPusher
 from components.series import series_example_gen
 from components.validation import AnomaliesGate
-from pipelines.config import BASELINE_RESOLVER_ID, TRAIN_EVAL_BUCKETS, WARM_START_RESOLVER_ID, PipelineConfig
+from pipelines.config import BASELINE_RESOLVER_ID, PUSHER_ID, TRAIN_EVAL_BUCKETS, WARM_START_RESOLVER_ID, PipelineConfig
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -96,12 +97,13 @@ def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
         eval_config=eval_config(config.targets, config.task_name, config.gate_thresholds,
                                 config.max_metric_drop, config.string_features),
     )
-    pusher = Pusher(
+    pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
-            base_directory=str(config.home.model_base_dir(config.name)))),
-    )
+        examples=example_gen.outputs["examples"],
+        base_directory=str(config.home.model_base_dir(config.name)),
+        model_name=config.name,
+    ).with_id(PUSHER_ID)
     return pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=str(config.home.pipeline_root(config.name)),

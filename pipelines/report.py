@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipelines.config import RESOLVER_IDS, PipelineConfig
+from pipelines.config import PUSHER_ID, RESOLVER_IDS, PipelineConfig
 
 RUN_CONTEXT = "pipeline_run"
 NODE_CONTEXT = "node"
@@ -124,10 +124,10 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         report.blessing_reason = read_validation(evaluation.uri)
     for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
         report.blessed = _custom(blessing, "blessed") == 1
-    for pushed in outputs.get("Pusher", {}).get("PushedModel", []):
+    for pushed in outputs.get(PUSHER_ID, {}).get("PushedModel", []):
         if _custom(pushed, "pushed") == 1:
             report.pushed_path = _custom(pushed, "pushed_destination")
-            report.pushed_now = by_node["Pusher"].state == "COMPLETE"
+            report.pushed_now = by_node[PUSHER_ID].state == "COMPLETE"
 
 
 def _read_json(path: str) -> dict:

@@ -9,9 +9,23 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.helpers import write_transactions_csv  # noqa: E402
+from tests.helpers import TRANSACTIONS, run_cli_config, write_transactions_csv  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def transactions_csv(tmp_path_factory) -> Path:
     return write_transactions_csv(tmp_path_factory.mktemp("data") / "transactions.csv")
+
+
+@pytest.fixture(scope="session")
+def transactions_runs(tmp_path_factory, transactions_csv):
+    """(home, config, cold run, cached rerun) of the transactions pipeline: the model the pipeline,
+    serving and promotion tests share (one training per session)."""
+    from pipelines.local_runner import run_pipeline
+
+    home = tmp_path_factory.mktemp("home")
+    config = run_cli_config("--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary",
+                            "--name", TRANSACTIONS, "--hparam", "epochs=40", home=home)
+    first = run_pipeline(config)
+    second = run_pipeline(config)
+    return home, config, first, second

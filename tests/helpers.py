@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 SEGMENTS = ("retail", "online", "wholesale")
+TRANSACTIONS = "transactions"  # the pipeline name of the session's shared run
 
 
 def write_transactions_csv(path: Path, rows: int = 240, seed: int = 0, segments=SEGMENTS,

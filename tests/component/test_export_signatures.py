@@ -87,3 +87,26 @@ def test_sequence_family_exports_forecasts_in_series_units(tmp_path, windows, fa
     assert raw["predictions"].shape == (8, 3) and raw["forecast"].shape == (8, 3)
     low, high = min(min(r["window"]) for r in rows), max(max(r["window"]) for r in rows)
     np.testing.assert_allclose(raw["forecast"].numpy(), raw["predictions"].numpy() * (high - low) + low, rtol=1e-4)
+
+
+def test_classification_signature_has_tf_serving_classify_method(tmp_path, images):
+    """TF Serving's Classify API needs a classify-method signature with ``classes`` and ``scores``."""
+    from components.export import mark_signature_methods
+    from serving.servable import CLASSIFY_METHOD, read_signature_defs
+
+    tft_output, rows = images
+    spec = feature_spec_from_transform(tft_output, ("digit",))
+    model = build_model("cnn", HeadSpec("multiclass", units=10), spec, SMALL["cnn"])
+    names = [str(d) for d in range(9, -1, -1)]
+    model.save(tmp_path / "m", save_format="tf",
+               signatures=serving_signatures(model, tft_output, ("digit",), "multiclass", names))
+    mark_signature_methods(str(tmp_path / "m"))
+    defs = read_signature_defs(tmp_path / "m")
+    assert defs["classification"].method_name == CLASSIFY_METHOD
+    assert defs["serving_default"].method_name == "tensorflow/serving/predict"
+    served = tf.saved_model.load(str(tmp_path / "m"))
+    examples = _serialized(rows[:4], tft_output.raw_feature_spec())
+    result = served.signatures["classification"](inputs=examples)
+    predicted = served.signatures["serving_tf_example"](examples=examples)["predictions"].numpy()
+    np.testing.assert_allclose(result["scores"].numpy(), predicted, atol=1e-6)
+    assert [c.decode() for c in result["classes"].numpy()[0]] == names

@@ -1,5 +1,6 @@
 """End to end: real TFX components on Beam, ML Metadata and MLflow in SQLite, on a tiny CSV with a
-string column and missing values. One cold run and one rerun are shared by the whole module."""
+string column and missing values. One cold run and one rerun (``transactions_runs``) are shared by
+the whole session."""
 import csv
 import math
 import shutil
@@ -10,26 +11,20 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from tests.helpers import SEGMENTS, run_cli_config, write_transactions_csv
+from tests.helpers import SEGMENTS, TRANSACTIONS, run_cli_config, write_transactions_csv
 
 pytestmark = pytest.mark.pipeline
-NAME = "transactions"
+NAME = TRANSACTIONS
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
+def home(transactions_runs) -> Path:
+    return transactions_runs[0]
 
 
 @pytest.fixture(scope="module")
-def runs(home, transactions_csv):
-    from pipelines.local_runner import run_pipeline
-
-    config = run_cli_config("--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary",
-                            "--name", NAME, "--hparam", "epochs=40", home=home)
-    first = run_pipeline(config)
-    second = run_pipeline(config)
-    return config, first, second
+def runs(transactions_runs):
+    return transactions_runs[1:]
 
 
 def _versions(home: Path, name: str = NAME) -> list:

@@ -60,6 +60,40 @@ def test_task_pipeline_is_gated_on_its_metric(tmp_path, task, label, make, gate_
         assert overall[gate_metric] < config.gate_thresholds[label]  # better than predicting the mean
     assert report.blessed and report.pushed_now, report.blessing_reason
     assert (Path(report.pushed_path) / "saved_model.pb").is_file()
+    _check_served_task_api(config, report, data, label, task)
+
+
+def _check_served_task_api(config, report, data: Path, label: str, task: str) -> None:
+    """The pushed model answers TF Serving's Classify (multiclass) or Regress (regression) API, in
+    agreement with its raw-feature predictions."""
+    import numpy as np
+    import tensorflow as tf
+
+    from serving.core import ModelSpec, ServingCore
+
+    with data.open() as f:
+        rows = list(csv.DictReader(f))[:6]
+    features = [name for name in rows[0] if name != label]
+    examples = [tf.train.Example(features=tf.train.Features(feature={
+        name: tf.train.Feature(float_list=tf.train.FloatList(value=[float(row[name])])) for name in features}))
+        .SerializeToString() for row in rows]
+    core = ServingCore(config.home.serving_dir)
+    core.manager.poll()
+    try:
+        spec = ModelSpec(config.name)
+        _, _, outputs = core.predict(spec, lambda signature: {
+            name: np.array([float(row[name]) for row in rows], signature.inputs[name].dtype.as_numpy_dtype)
+            for name in features})
+        if task == "multiclass":
+            _, key, results = core.classify(ModelSpec(config.name, signature_name="classification"), examples)
+            assert key == "classification"
+            assert [[c for c, _ in row] for row in results] == [report.model_info["class_names"][label]] * len(rows)
+            np.testing.assert_allclose([[s for _, s in row] for row in results], outputs["predictions"], atol=1e-5)
+        else:
+            _, key, values = core.regress(ModelSpec(config.name, signature_name="regression"), examples)
+            np.testing.assert_allclose(values, outputs["predictions"][:, 0], rtol=1e-5)
+    finally:
+        core.stop()
 
 
 def test_multilabel_pipeline_gates_each_label(tmp_path):

@@ -1,0 +1,279 @@
+"""`make bench` (serving part): batch-1 throughput and latency of `mlops serve` over REST and gRPC,
+side by side with `mlflow models serve` on the same SavedModel, and with server-side batching at
+1, 4 and 16 concurrent clients.
+
+The model is the default job's (the home recorded in bench/results/pipeline.json, else a fresh
+run). Servers run as their own processes on loopback; clients are separate processes (persistent
+connections, pre-encoded requests) so client and server do not share a GIL; concurrent gRPC
+clients are requests kept in flight on 2 client processes. Every load is a fixed number of
+requests. Writes bench/results/serving.json and serving.md; numbers are reported, never asserted.
+"""
+import argparse
+import csv
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+RESULTS = Path(__file__).resolve().parent / "results"
+READY = re.compile(r"REST http://127\.0\.0\.1:(\d+)\s+gRPC 127\.0\.0\.1:(\d+)")
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+WARMUP_REQUESTS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- client workers (run in their own processes; no TensorFlow import) -------------------------------
+
+def _http_worker(args) -> Dict[str, object]:
+    port, path, body, count = args
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json"}
+    latencies, errors = [], 0
+
+    def one() -> bool:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status == 200
+
+    for _ in range(WARMUP_REQUESTS):
+        one()
+    start = time.perf_counter()
+    for _ in range(count):
+        t = time.perf_counter()
+        errors += not one()
+        latencies.append(time.perf_counter() - t)
+    return {"latencies": latencies, "start": start, "end": time.perf_counter(), "errors": errors}
+
+
+def _grpc_worker(args) -> Dict[str, object]:
+    """``in_flight`` requests outstanding at all times on one channel (concurrent clients without a
+    process each: 16 client processes on 2 cores would measure the clients)."""
+    from collections import deque
+
+    import grpc
+
+    port, request, count, in_flight = args
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    predict = channel.unary_unary(PREDICT_METHOD)  # raw bytes in and out: no protobuf/TF import here
+    for _ in range(WARMUP_REQUESTS):
+        predict(request, timeout=60)
+    latencies, errors, pending, sent = [], 0, deque(), 0
+    start = time.perf_counter()
+    while len(latencies) < count:
+        while sent < count and len(pending) < in_flight:
+            pending.append((time.perf_counter(), predict.future(request, timeout=60)))
+            sent += 1
+        issued, future = pending.popleft()
+        try:
+            future.result()
+        except grpc.RpcError:
+            errors += 1
+        latencies.append(time.perf_counter() - issued)
+    end = time.perf_counter()
+    channel.close()
+    return {"latencies": latencies, "start": start, "end": end, "errors": errors}
+
+
+def _load(pool, worker, args: tuple, processes: int, in_flight: int = 1) -> Dict[str, float]:
+    clients = processes * in_flight
+    if worker is _grpc_worker:
+        args = (*args, in_flight)
+    results = pool.map(worker, [args] * processes, chunksize=1)
+    latencies = sorted(x for r in results for x in r["latencies"])
+    wall = max(r["end"] for r in results) - min(r["start"] for r in results)
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {"clients": clients, "requests": len(latencies), "errors": sum(r["errors"] for r in results),
+            "req_per_s": round(len(latencies) / wall, 1), "p50_ms": round(pick(0.50), 2),
+            "p99_ms": round(pick(0.99), 2)}
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+def _start(command: List[str], ready, timeout: float = 300, env: Optional[dict] = None):
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + timeout
+    output = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            raise RuntimeError("server exited:\n" + "".join(output[-30:]))
+        output.append(line)
+        found = ready(line)
+        if found:
+            return process, found
+    process.kill()
+    raise RuntimeError("server did not start:\n" + "".join(output[-30:]))
+
+
+def _stop(process) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _mlops_serve(serving_dir: Path, batching: bool):
+    command = [sys.executable, "-m", "pipelines.cli", "serve", "--serving-dir", str(serving_dir),
+               "--rest-port", "0", "--grpc-port", "0"] + (["--enable-batching"] if batching else [])
+    process, match = _start(command, READY.search)
+    return process, int(match.group(1)), int(match.group(2))
+
+
+def _mlflow_serve(model_dir: Path, workdir: Path):
+    from serving.pyfunc import save_pyfunc
+
+    pyfunc_dir = save_pyfunc(model_dir, workdir / "pyfunc")
+    port = _free_port()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+           "TF_USE_LEGACY_KERAS": "1"}
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(pyfunc_dir), "-p", str(port),
+               "--host", "127.0.0.1", "--env-manager", "local"]
+    process, _ = _start(command, lambda line: "Uvicorn running" in line or "Listening at" in line, env=env)
+    for _ in range(120):  # the app answers /ping once the model is loaded
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/ping")
+            if connection.getresponse().status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(1)
+    return process, port
+
+
+# --- main --------------------------------------------------------------------------------------
+
+def _default_model(home: Optional[Path]) -> Path:
+    recorded = RESULTS / "pipeline.json"
+    if home is None and recorded.exists():
+        home = Path(json.loads(recorded.read_text()).get("home", "/nonexistent"))
+    if home is None or not any((home / "serving" / "fraud").glob("[0-9]*")):
+        from pipelines.cli import main as cli_main
+
+        home = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
+        cli_main(["run", "--home", str(home), "--no-tracking"])
+    return max((home / "serving" / "fraud").glob("[0-9]*"), key=lambda p: int(p.name))
+
+
+def _requests(model_dir: Path, data_csv: Path):
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.servable import read_signature_defs, tensor_spec
+
+    inputs = {n: tensor_spec(n, i) for n, i in read_signature_defs(model_dir)["serving_default"].inputs.items()}
+    with data_csv.open() as f:
+        row = next(csv.DictReader(f))
+    instance = {name: float(row[name]) for name in inputs}
+    rest_body = json.dumps({"instances": [instance]}).encode()
+    grpc_request = predict_pb2.PredictRequest()
+    grpc_request.model_spec.name = "fraud"
+    for name, spec in inputs.items():
+        grpc_request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array([instance[name]],
+                                                                           spec.dtype.as_numpy_dtype)))
+    columns = list(instance)
+    mlflow_body = json.dumps({"dataframe_split": {"columns": columns, "data": [[instance[c] for c in columns]]}})
+    return rest_body, grpc_request.SerializeToString(), mlflow_body.encode(), len(inputs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="a home with a pushed 'fraud' model (default: the pipeline bench's)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per single-client load")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    model_dir = _default_model(args.home)
+    data_csv = model_dir.parents[2] / "data" / "fraud" / "fraud.csv"
+    rest_body, grpc_request, mlflow_body, features = _requests(model_dir, data_csv)
+    workdir = Path(tempfile.mkdtemp(prefix="mlops-serving-bench-"))
+    serving_dir = workdir / "serving"
+    (serving_dir / "fraud").mkdir(parents=True)
+    shutil.copytree(model_dir, serving_dir / "fraud" / model_dir.name)
+
+    n = args.requests
+    pool = multiprocessing.get_context("spawn").Pool(16)
+    results: Dict[str, Dict[str, object]] = {}
+    try:
+        process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=False)
+        try:
+            rest = (rest_port, "/v1/models/fraud:predict", rest_body)
+            results["mlops REST, 1 client"] = _load(pool, _http_worker, (*rest, n), 1)
+            results["mlops gRPC, 1 client"] = _load(pool, _grpc_worker, (grpc_port, grpc_request, n), 1)
+            results["mlops REST, 4 clients"] = _load(pool, _http_worker, (*rest, n // 4), 4)
+            results["mlops gRPC, 4 clients"] = _load(pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 2)
+            results["mlops gRPC, 16 clients"] = _load(pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 8)
+        finally:
+            _stop(process)
+        process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=True)
+        try:
+            results["mlops gRPC batching, 1 clients"] = _load(pool, _grpc_worker, (grpc_port, grpc_request, n), 1)
+            results["mlops gRPC batching, 4 clients"] = _load(
+                pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 2)
+            results["mlops gRPC batching, 16 clients"] = _load(
+                pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 8)
+            results["mlops REST batching, 16 clients"] = _load(
+                pool, _http_worker, (rest_port, "/v1/models/fraud:predict", rest_body, max(100, n // 16)), 16)
+        finally:
+            _stop(process)
+        process, port = _mlflow_serve(model_dir, workdir)
+        try:
+            results["mlflow models serve, 1 client"] = _load(
+                pool, _http_worker, (port, "/invocations", mlflow_body, max(100, n // 8)), 1)
+            results["mlflow models serve, 4 clients"] = _load(
+                pool, _http_worker, (port, "/invocations", mlflow_body, max(50, n // 32)), 4)
+        finally:
+            _stop(process)
+    finally:
+        pool.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    mlflow_one = results["mlflow models serve, 1 client"]["req_per_s"]
+    summary = {
+        "rest_vs_mlflow_throughput_x": round(results["mlops REST, 1 client"]["req_per_s"] / mlflow_one, 1),
+        "grpc_vs_mlflow_throughput_x": round(results["mlops gRPC, 1 client"]["req_per_s"] / mlflow_one, 1),
+        "grpc_at_least_rest": (results["mlops gRPC, 1 client"]["req_per_s"]
+                               >= results["mlops REST, 1 client"]["req_per_s"]),
+        "batching_throughput_by_clients": {c: results[f"mlops gRPC batching, {c} clients"]["req_per_s"]
+                                           for c in (1, 4, 16)},
+    }
+    report = {"model": str(model_dir), "features": features, "loads": results, "summary": summary,
+              "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "platform": platform.platform()},
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# Serving benchmark ({features}-feature default model, batch 1, loopback)", "",
+             "| load | clients | requests | errors | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        lines.append(f"| {name} | {r['clients']} | {r['requests']} | {r['errors']} | {r['req_per_s']} | "
+                     f"{r['p50_ms']} | {r['p99_ms']} |")
+    lines += ["", f"REST vs `mlflow models serve` (1 client): {summary['rest_vs_mlflow_throughput_x']}x; "
+                  f"gRPC: {summary['grpc_vs_mlflow_throughput_x']}x.",
+              f"Batching, gRPC req/s at 1/4/16 clients: {summary['batching_throughput_by_clients']}.",
+              f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs."]
+    (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

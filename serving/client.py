@@ -1,0 +1,170 @@
+"""`mlops predict`: send rows from a JSON or CSV file to a running server, over REST (standard
+library only) or gRPC (the official stubs), and print one line per row.
+
+A CSV is read with the model's own signature (fetched from ``/metadata``): its string inputs stay
+text, the others are numbers, an empty cell is a missing value (NaN or ""), and columns the model
+does not take (e.g. the label) are left out. A JSON file is a TF Serving request body, or a list of
+row objects.
+"""
+import csv
+import json
+import math
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+STRING_DTYPE = "DT_STRING"
+
+
+class ClientError(Exception):
+    """A one-line problem with the request, the file, or reaching the server."""
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    model: str
+    version: Optional[int] = None
+    label: Optional[str] = None
+    signature: str = ""
+
+    def rest_path(self, suffix: str = "") -> str:
+        path = f"/v1/models/{self.model}"
+        if self.version is not None:
+            path += f"/versions/{self.version}"
+        elif self.label:
+            path += f"/labels/{self.label}"
+        return path + suffix
+
+
+def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0) -> Dict[str, Any]:
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        try:
+            message = json.loads(e.read()).get("error", "")
+        except ValueError:
+            message = ""
+        raise ClientError(f"{url}: HTTP {e.code}: {message or e.reason}") from None
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+        reason = getattr(e, "reason", e)
+        raise ClientError(f"cannot reach {url} ({reason}); is `mlops serve` running?") from None
+
+
+def signature_inputs(host: str, rest_port: int, target: Target) -> Dict[str, Dict[str, Any]]:
+    metadata = _http(f"http://{host}:{rest_port}{target.rest_path('/metadata')}")
+    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+    key = target.signature or "serving_default"
+    if key not in signatures:
+        raise ClientError(f"model {target.model} has no signature {key!r}; it has {', '.join(sorted(signatures))}")
+    return signatures[key].get("inputs", {})
+
+
+def _cell(text: str, dtype: str, path: Path, line: int, column: str) -> Any:
+    if dtype == STRING_DTYPE:
+        return text
+    if text.strip() == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise ClientError(f"{path}:{line}: column '{column}': {text!r} is not a number") from None
+
+
+def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Instances for the signature, and the CSV columns left out."""
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        missing = sorted(set(inputs) - set(columns))
+        if missing:
+            raise ClientError(f"{path}: missing column(s) the model needs: {', '.join(missing)}")
+        rows = [{name: _cell(row[name] or "", inputs[name].get("dtype", ""), path, i + 2, name) for name in inputs}
+                for i, row in enumerate(reader)]
+    if not rows:
+        raise ClientError(f"{path}: no rows")
+    return rows, sorted(set(columns) - set(inputs))
+
+
+def request_from_file(path: Path, inputs_of) -> Tuple[Dict[str, Any], List[str]]:
+    """The TF Serving request body for a .json or .csv file; ``inputs_of()`` fetches the signature."""
+    if not path.exists():
+        raise ClientError(f"{path}: no such file")
+    if path.suffix.lower() == ".csv":
+        rows, dropped = rows_from_csv(path, inputs_of())
+        return {"instances": rows}, dropped
+    try:
+        document = json.loads(path.read_text())
+    except ValueError as e:
+        raise ClientError(f"{path}: not JSON ({e})") from None
+    if isinstance(document, list):
+        document = {"instances": document}
+    if not isinstance(document, dict) or not ({"instances", "inputs"} & set(document)):
+        raise ClientError(f"{path}: expected a TF Serving request (with 'instances' or 'inputs') or a list of rows")
+    return document, []
+
+
+def predict_rest(host: str, port: int, target: Target, body: Dict[str, Any]) -> Dict[str, Any]:
+    if target.signature:
+        body = {**body, "signature_name": target.signature}
+    return _http(f"http://{host}:{port}{target.rest_path(':predict')}", json.dumps(body).encode())
+
+
+def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
+                 inputs: Dict[str, Dict[str, Any]], timeout: float = 30.0) -> Dict[str, Any]:
+    """The same request through PredictionService.Predict; the answer in the REST response's shape."""
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = target.model
+    if target.version is not None:
+        request.model_spec.version.value = target.version
+    elif target.label:
+        request.model_spec.version_label = target.label
+    request.model_spec.signature_name = target.signature or body.get("signature_name", "")
+    if "instances" in body:
+        rows = body["instances"]
+        columns = {name: [row[name] for row in rows] for name in rows[0]} if isinstance(rows[0], dict) else None
+        if columns is None:
+            (only,) = inputs
+            columns = {only: rows}
+    else:
+        columns = body["inputs"] if isinstance(body["inputs"], dict) else {next(iter(inputs)): body["inputs"]}
+    for name, values in columns.items():
+        dtype = inputs.get(name, {}).get("dtype", "")
+        numpy_dtype = object if dtype == STRING_DTYPE else tf.dtypes.as_dtype(
+            types_pb2.DataType.Value(dtype or "DT_FLOAT")).as_numpy_dtype
+        array = np.array([v.encode() if isinstance(v, str) else v for v in values] if dtype == STRING_DTYPE
+                         else values, dtype=numpy_dtype)
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            response = stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise ClientError(f"gRPC {host}:{port}: {e.code().name}: {e.details()}") from None
+    outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+    version = response.model_spec.version.value
+    if len(outputs) == 1:
+        return {"predictions": next(iter(outputs.values())).tolist(), "version": version}
+    size = len(next(iter(outputs.values())))
+    return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(size)], "version": version}
+
+
+def print_predictions(response: Dict[str, Any], out=sys.stdout) -> None:
+    predictions = response.get("predictions", response.get("outputs"))
+    if isinstance(predictions, list):
+        for i, row in enumerate(predictions):
+            print(f"{i}\t{json.dumps(row)}", file=out)
+    else:
+        print(json.dumps(predictions), file=out)

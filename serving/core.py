@@ -1,0 +1,186 @@
+"""The serving core both front ends (REST, gRPC) call: resolve a model, check limits, run (batched
+or not) under the request timeout, count and time it, and sample it into the request log."""
+import logging
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from serving.batching import Batcher
+from serving.errors import ServingError, invalid
+from serving.manager import ModelManager
+from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, Metrics
+from serving.request_log import RequestLogger
+from serving.servable import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, Servable, classification_results,
+                              read_warmup_records, regression_results)
+
+log = logging.getLogger("mlops.serving")
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    poll_seconds: float = 1.0
+    enable_batching: bool = False
+    max_batch_size: int = 32  # rows per batched model call
+    batch_timeout_ms: float = 2.0  # how long a batch waits for more requests
+    max_request_rows: int = 1024  # rows in one request
+    max_request_bytes: int = 16 * 1024 * 1024
+    request_timeout_s: float = 30.0  # TF Serving's REST default
+    request_log_dir: Optional[Path] = None
+    request_log_rate: float = 0.0  # 0: off
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    version: Optional[int] = None
+    label: Optional[str] = None
+    signature_name: str = ""
+
+
+class LoadedModel:
+    """A servable plus its batchers (one per signature, made on first use)."""
+
+    def __init__(self, servable: Servable, options: ServerOptions):
+        self.servable = servable
+        self.options = options
+        self._batchers: Dict[str, Batcher] = {}
+
+    @property
+    def name(self) -> str:
+        return self.servable.name
+
+    @property
+    def version(self) -> int:
+        return self.servable.version
+
+    def batcher(self, key: str) -> Batcher:
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            batcher = self._batchers.setdefault(key, Batcher(
+                lambda inputs, key=key: self.servable.run(key, inputs), self.options.max_batch_size,
+                self.options.batch_timeout_ms / 1000.0, name=f"batch-{self.name}-{self.version}-{key}"))
+        return batcher
+
+    def close(self) -> None:
+        """Drains the batchers. The session is left to the garbage collector: a request still in
+        flight on this version holds a reference and finishes normally."""
+        for batcher in self._batchers.values():
+            batcher.close()
+
+
+class ServingCore:
+    def __init__(self, serving_dir: Path, options: ServerOptions = ServerOptions()):
+        self.options = options
+        self.metrics = Metrics()
+        self.manager = ModelManager(Path(serving_dir), self._load, options.poll_seconds)
+        self.manager.on_unload = self._unloaded
+        self.request_log = (RequestLogger(options.request_log_dir, options.request_log_rate)
+                            if options.request_log_dir and options.request_log_rate > 0 else None)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def _load(self, name: str, version: int, path: Path) -> LoadedModel:
+        servable = Servable(name, version, path, self.options.request_timeout_s)
+        warmed = servable.warmup(read_warmup_records(path))
+        log.info("model %s version %d loaded (%d warmup requests)", name, version, warmed)
+        self.metrics.set_gauge(LOADED_VERSIONS, (("model_name", name), ("version", str(version))), 1)
+        return LoadedModel(servable, self.options)
+
+    def _unloaded(self, model: LoadedModel) -> None:
+        self.metrics.set_gauge(LOADED_VERSIONS, (("model_name", model.name), ("version", str(model.version))), 0)
+        model.close()
+
+    def start(self) -> None:
+        self.manager.start()
+
+    def stop(self) -> None:
+        self.manager.stop()
+        if self.request_log:
+            self.request_log.close()
+
+    # --- requests --------------------------------------------------------------------------------
+    def _call(self, model: LoadedModel, key: str, inputs: Mapping[str, np.ndarray],
+              output_filter: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+        rows = max((a.shape[0] for a in inputs.values() if a.ndim), default=1)
+        if rows > self.options.max_request_rows:
+            raise invalid(f"Task size {rows} is larger than maximum input batch size {self.options.max_request_rows}")
+        if not (self.options.enable_batching and not output_filter):
+            return model.servable.run(key, inputs, output_filter)  # TF enforces the timeout (RunOptions)
+        model.servable.signature(key)  # unknown signature: fail before queueing
+        future = model.batcher(key).submit(inputs)
+        try:
+            return future.result(timeout=self.options.request_timeout_s)
+        except FutureTimeout:
+            raise ServingError("DEADLINE_EXCEEDED", f"Deadline exceeded: no answer within "
+                                                    f"{self.options.request_timeout_s:g} s") from None
+
+    def _serve(self, api: str, spec: ModelSpec, entrypoint: str,
+               work: Callable[[LoadedModel, str], Dict[str, np.ndarray]]):
+        """Resolves the model, runs ``work(model, signature_key)``, and counts and times the request
+        (per model, version, API, entrypoint and status)."""
+        started, model, status = time.perf_counter(), None, "OK"
+        try:
+            model = self.manager.resolve(spec.name, spec.version, spec.label)
+            key = spec.signature_name or DEFAULT_SIGNATURE
+            return model, key, work(model, key)
+        except ServingError as e:
+            status = e.code
+            raise
+        finally:
+            self.metrics.observe(spec.name if model is None else model.name,
+                                 "" if model is None else str(model.version), api, entrypoint, status,
+                                 time.perf_counter() - started)
+
+    def predict(self, spec: ModelSpec, inputs_for, output_filter: Sequence[str] = (),
+                entrypoint: str = "REST") -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:
+        """``inputs_for(signature)`` converts the request's inputs once the signature is known."""
+        def work(model: LoadedModel, key: str) -> Dict[str, np.ndarray]:
+            inputs = inputs_for(model.servable.signature(key))
+            outputs = self._call(model, key, inputs, output_filter)
+            if self.request_log and key == DEFAULT_SIGNATURE and self.request_log.sampled():
+                self.request_log.log_rows(model.name, model.version, inputs)
+            return outputs
+        return self._serve("predict", spec, entrypoint, work)
+
+    def _run_examples(self, api: str, method: str, spec: ModelSpec, examples: Sequence[bytes],
+                      entrypoint: str) -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:
+        def work(model: LoadedModel, key: str) -> Dict[str, np.ndarray]:
+            input_name = model.servable.examples_input(key, method)
+            outputs = self._call(model, key, {input_name: np.asarray(list(examples), dtype=object)})
+            if self.request_log and self.request_log.sampled():
+                self.request_log.log_examples(model.name, model.version, examples)
+            return outputs
+        return self._serve(api, spec, entrypoint, work)
+
+    def classify(self, spec: ModelSpec, examples: Sequence[bytes], entrypoint: str = "REST"):
+        model, key, outputs = self._run_examples("classify", CLASSIFY_METHOD, spec, examples, entrypoint)
+        return model, key, classification_results(outputs)
+
+    def regress(self, spec: ModelSpec, examples: Sequence[bytes], entrypoint: str = "REST"):
+        model, key, outputs = self._run_examples("regress", REGRESS_METHOD, spec, examples, entrypoint)
+        return model, key, regression_results(outputs)
+
+    def metadata(self, spec: ModelSpec) -> Tuple[LoadedModel, Mapping]:
+        model = self.manager.resolve(spec.name, spec.version, spec.label)
+        return model, model.servable.signature_defs
+
+    def render_metrics(self) -> str:
+        if self.request_log:
+            self.metrics.set_gauge(REQUEST_LOG_DROPPED, (), self.request_log.dropped)
+        return self.metrics.render()
+
+    def health(self) -> Tuple[bool, Dict[str, object]]:
+        models = self.manager.models()
+        ready = self.manager.ready()
+        body: Dict[str, object] = {"status": "ok" if ready else "unavailable", "models": models}
+        if self.manager.config_error:
+            body["config_error"] = self.manager.config_error
+        return ready, body
+
+
+def status_list(statuses: List) -> List[Dict[str, object]]:
+    return [{"version": str(s.version), "state": s.state,
+             "status": {"error_code": s.error_code, "error_message": s.error_message}} for s in statuses]

@@ -1,0 +1,138 @@
+"""TF Serving's gRPC API (port 8500): PredictionService (Predict, Classify, Regress, GetModelMetadata)
+and ModelService (GetModelStatus), on grpcio with the official generated stubs."""
+from concurrent import futures
+from typing import Any, Optional
+
+import grpc
+from google.protobuf import any_pb2
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
+                                     regression_pb2)
+
+from serving import tensors
+from serving.core import ModelSpec, ServingCore
+from serving.errors import ServingError, invalid
+
+STATE_CODES = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
+ERROR_CODES = {"OK": 0, "UNKNOWN": 2, "NOT_FOUND": 5}
+
+
+def _spec(model_spec: Any) -> ModelSpec:
+    which = model_spec.WhichOneof("version_choice")
+    version = model_spec.version.value if which == "version" else None
+    label = model_spec.version_label if which == "version_label" else None
+    if not model_spec.name:
+        raise invalid("Missing ModelSpec")
+    return ModelSpec(model_spec.name, version, label, model_spec.signature_name)
+
+
+def _abort(context: grpc.ServicerContext, error: ServingError) -> None:
+    context.abort(getattr(grpc.StatusCode, error.code), error.message)
+
+
+def _fill_spec(target: Any, model: Any, signature_name: Optional[str]) -> None:
+    target.name = model.name
+    target.version.value = model.version
+    if signature_name is not None:
+        target.signature_name = signature_name
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, core: ServingCore):
+        self.core = core
+
+    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext):
+        try:
+            raw = {name: tensors.proto_to_array(proto) for name, proto in request.inputs.items()}
+            model, key, outputs = self.core.predict(
+                _spec(request.model_spec), lambda signature: tensors.cast_inputs(raw, signature),
+                list(request.output_filter), entrypoint="GRPC")
+        except ServingError as e:
+            return _abort(context, e)
+        response = predict_pb2.PredictResponse()
+        _fill_spec(response.model_spec, model, key)
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tensors.array_to_proto(value))
+        return response
+
+    def Classify(self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext):
+        try:
+            examples = tensors.examples_from_input(request.input)
+            model, key, results = self.core.classify(_spec(request.model_spec), examples, entrypoint="GRPC")
+        except ServingError as e:
+            return _abort(context, e)
+        response = classification_pb2.ClassificationResponse()
+        _fill_spec(response.model_spec, model, key)
+        for row in results:
+            classifications = response.result.classifications.add()
+            for label, score in row:
+                classifications.classes.add(label=label, score=score)
+        return response
+
+    def Regress(self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext):
+        try:
+            examples = tensors.examples_from_input(request.input)
+            model, key, values = self.core.regress(_spec(request.model_spec), examples, entrypoint="GRPC")
+        except ServingError as e:
+            return _abort(context, e)
+        response = regression_pb2.RegressionResponse()
+        _fill_spec(response.model_spec, model, key)
+        for value in values:
+            response.result.regressions.add(value=value)
+        return response
+
+    def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
+                         context: grpc.ServicerContext):
+        try:
+            if list(request.metadata_field) != ["signature_def"]:
+                raise invalid("Metadata field must be exactly ['signature_def'] (the only one supported), got "
+                              f"{list(request.metadata_field)}")
+            model, signature_defs = self.core.metadata(_spec(request.model_spec))
+        except ServingError as e:
+            return _abort(context, e)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature in signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(signature)
+        packed = any_pb2.Any()
+        packed.Pack(signature_map)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        _fill_spec(response.model_spec, model, None)
+        response.metadata["signature_def"].CopyFrom(packed)
+        return response
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, core: ServingCore):
+        self.core = core
+
+    def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext):
+        try:
+            spec = _spec(request.model_spec)
+            statuses = self.core.manager.status(spec.name, spec.version, spec.label)
+        except ServingError as e:
+            return _abort(context, e)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for status in statuses:
+            entry = response.model_version_status.add(version=status.version, state=STATE_CODES[status.state])
+            entry.status.error_code = ERROR_CODES.get(status.error_code, 2)
+            entry.status.error_message = status.error_message
+        return response
+
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "edit models.config instead: both servers reload it on their own")
+
+
+def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int = 16) -> grpc.Server:
+    limit = core.options.max_request_bytes
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+                         options=[("grpc.max_receive_message_length", limit),
+                                  ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
+                                  ("grpc.so_reuseport", 0)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind the gRPC port {host}:{port}")
+    server.bound_port = bound  # type: ignore[attr-defined]
+    return server

@@ -1,0 +1,30 @@
+"""Publishing a model version into a serving base dir so a polling server never sees half of it:
+copied into a hidden staging directory, given its warmup records, renamed into place (atomic on
+one file system), then listed in ``models.config``."""
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import List
+
+from serving import model_config
+from serving.warmup import build_warmup_records, write_warmup
+
+
+def next_version(base_dir: Path) -> int:
+    existing = [int(p.name) for p in base_dir.iterdir() if p.name.isdigit()] if base_dir.is_dir() else []
+    return max([int(time.time()), *(v + 1 for v in existing)])
+
+
+def push_version(model_path: Path, base_dir: Path, name: str, warmup_examples: List[bytes]) -> Path:
+    """Stage, add warmup records, rename into place, list in models.config; returns the version dir."""
+    base_dir.mkdir(parents=True, exist_ok=True)
+    version = next_version(base_dir)
+    staging = base_dir / f".staging-{version}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(model_path, staging)
+    write_warmup(staging, build_warmup_records(staging, warmup_examples))
+    destination = base_dir / str(version)
+    os.rename(staging, destination)
+    model_config.ensure_model(model_config.config_path(base_dir.parent), name)
+    return destination

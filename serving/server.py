@@ -1,0 +1,64 @@
+"""`mlops serve`: TF Serving's REST and gRPC APIs over the serving base dir, in one process."""
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from serving.core import ServerOptions, ServingCore
+from serving.grpc_service import make_grpc_server
+from serving.rest import make_rest_server, serve_in_thread
+
+log = logging.getLogger("mlops.serving")
+
+
+@dataclass
+class RunningServer:
+    core: ServingCore
+    rest_port: int
+    grpc_port: int
+    host: str
+
+    def stop(self) -> None:
+        """Stops both APIs, then the poller and the request log (which flushes); safe to call twice."""
+        if getattr(self, "_stopped", False):
+            return
+        self._stopped = True
+        self._rest.shutdown()
+        self._rest.server_close()
+        self._grpc.stop(grace=5).wait(10)
+        self.core.stop()
+
+
+def start_server(serving_dir: Path, host: str = "127.0.0.1", rest_port: int = 8501, grpc_port: int = 8500,
+                 options: ServerOptions = ServerOptions()) -> RunningServer:
+    """Loads what the config wants (before any port opens, so a client never sees an empty server),
+    then serves both APIs. Port 0 picks a free port."""
+    core = ServingCore(serving_dir, options)
+    core.start()
+    rest = make_rest_server(core, host, rest_port)
+    grpc_server = make_grpc_server(core, host, grpc_port)
+    grpc_server.start()
+    serve_in_thread(rest)
+    running = RunningServer(core, rest.server_address[1], grpc_server.bound_port, host)
+    running._rest, running._grpc = rest, grpc_server  # type: ignore[attr-defined]
+    return running
+
+
+def serve_forever(serving_dir: Path, host: str, rest_port: int, grpc_port: int, options: ServerOptions,
+                  ready_message: Optional[str] = None) -> None:
+    running = start_server(serving_dir, host, rest_port, grpc_port, options)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    models = running.core.manager.models()
+    print(f"serving {serving_dir}: REST http://{host}:{running.rest_port}  gRPC {host}:{running.grpc_port}",
+          flush=True)
+    for name, info in sorted(models.items()):
+        print(f"  {name}: versions {info['versions']} labels {info['labels']}", flush=True)
+    if ready_message:
+        print(ready_message, flush=True)
+    stop.wait()
+    print("stopping", flush=True)
+    running.stop()

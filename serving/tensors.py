@@ -1,0 +1,298 @@
+"""Conversions at the API edge, following TF Serving's rules.
+
+REST (JSON): row (``instances``) and columnar (``inputs``) formats, ``{"b64": ...}`` for binary
+strings, outputs named ``*_bytes`` returned base64-encoded, NaN/Infinity allowed; classify/regress
+``examples`` as JSON objects that become tf.Examples (ints -> int64_list, other numbers ->
+float_list, strings -> bytes_list). gRPC: TensorProto <-> numpy.
+"""
+import base64
+import binascii
+import json
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from serving.errors import invalid
+from serving.servable import Signature, TensorSpecInfo
+
+B64 = "b64"
+BYTES_SUFFIX = "_bytes"
+
+
+def parse_json(body: bytes) -> Dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise invalid(f"JSON Parse error: {e}") from None
+    if not isinstance(document, dict):
+        raise invalid("JSON Parse error: the request body must be a JSON object")
+    return document
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "Object", list: "Array", str: "String", bool: "True" if value else "False",
+            type(None): "Null"}.get(type(value), "Number")
+
+
+def _leaf(value: Any, spec: TensorSpecInfo) -> Any:
+    dtype, kind = spec.dtype, spec.kind
+    if kind == "string":
+        if isinstance(value, str):
+            return value.encode()
+        if isinstance(value, dict) and set(value) == {B64} and isinstance(value[B64], str):
+            try:
+                return base64.b64decode(value[B64], validate=True)
+            except (binascii.Error, ValueError):
+                raise invalid(f"JSON Value: {_short(value)} Unable to base64 decode") from None
+        raise invalid(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected type: "
+                      f"{dtype.name} (input '{spec.name}')")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+    elif kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return value
+    else:
+        raise invalid(f"input '{spec.name}': dtype {dtype.name} is not supported over JSON")
+    raise invalid(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected type: {dtype.name} "
+                  f"(input '{spec.name}')")
+
+
+def _convert(value: Any, spec: TensorSpecInfo) -> Any:
+    if isinstance(value, list):
+        return [_convert(v, spec) for v in value]
+    return _leaf(value, spec)
+
+
+def to_array(values: Any, spec: TensorSpecInfo) -> np.ndarray:
+    """A JSON value (scalar or nested lists) -> an array of the signature's dtype; ragged lists and
+    wrong types are INVALID_ARGUMENT naming the input."""
+    converted = _convert(values, spec)
+    try:
+        array = np.array(converted, dtype=spec.numpy_dtype)
+    except ValueError:
+        raise invalid(f"input '{spec.name}': lists of unequal sizes (every row needs the same shape)") from None
+    except OverflowError as e:
+        raise invalid(f"input '{spec.name}': {e}") from None
+    if spec.kind == "string":
+        if any(isinstance(v, list) for v in array.reshape(-1)):
+            raise invalid(f"input '{spec.name}': lists of unequal sizes")
+    elif array.dtype == object:
+        raise invalid(f"input '{spec.name}': lists of unequal sizes")
+    if spec.kind == "float" and np.isinf(array).any():
+        # infinities are allowed, overflow of a finite JSON number is not
+        finite_json = np.isfinite(np.array(_flatten(values), dtype=np.float64))
+        if np.any(finite_json & ~np.isfinite(array.reshape(-1))):
+            raise invalid(f"input '{spec.name}': Cannot convert JSON value to {spec.dtype.name} without loss "
+                          "of precision")
+    return array
+
+
+def _flatten(values: Any) -> List[Any]:
+    if isinstance(values, list):
+        return [x for v in values for x in _flatten(v)]
+    return [values]
+
+
+def request_inputs(document: Mapping[str, Any], signature: Signature) -> Tuple[Dict[str, np.ndarray], str]:
+    """The inputs of a predict request and its format ("row" or "columnar")."""
+    has_instances, has_inputs = "instances" in document, "inputs" in document
+    if has_instances == has_inputs:
+        raise invalid("Missing 'inputs' or 'instances' key" if not has_instances else
+                      "Not formatted correctly expecting only one of 'inputs' or 'instances' keys exists")
+    names = sorted(signature.inputs)
+    if has_inputs:
+        columns = document["inputs"]
+        if not isinstance(columns, dict) or (len(names) == 1 and not _is_named(columns, names)):
+            if len(names) != 1:
+                raise invalid(f"'inputs' must be an object keyed by the signature's inputs: {', '.join(names)}")
+            columns = {names[0]: columns}
+        return _named_arrays(columns, signature), "columnar"
+    rows = document["instances"]
+    if not isinstance(rows, list) or not rows:
+        raise invalid("'instances' must be a non-empty list")
+    if len(names) == 1 and not (isinstance(rows[0], dict) and _is_named(rows[0], names)):
+        return {names[0]: to_array(rows, signature.inputs[names[0]])}, "row"
+    columns: Dict[str, List[Any]] = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise invalid(f"instances[{i}]: expected an object with keys {', '.join(names)} (the model has "
+                          f"{len(names)} inputs)")
+        if i and set(row) != set(columns):
+            raise invalid(f"instances[{i}]: keys differ from instances[0] (every instance needs the same named "
+                          "inputs)")
+        for name, value in row.items():
+            columns.setdefault(name, []).append(value)
+    return _named_arrays(columns, signature), "row"
+
+
+def _is_named(value: Mapping[str, Any], names: Sequence[str]) -> bool:
+    return isinstance(value, dict) and bool(value) and set(value) <= set(names) and not (set(value) == {B64})
+
+
+def _named_arrays(columns: Mapping[str, Any], signature: Signature) -> Dict[str, np.ndarray]:
+    arrays = {}
+    for name, values in columns.items():
+        if name not in signature.inputs:
+            raise invalid(f"JSON object: does not have named input: {name} (the inputs are "
+                          f"{', '.join(sorted(signature.inputs))})")
+        arrays[name] = to_array(values, signature.inputs[name])
+    return arrays
+
+
+def _json_value(array: np.ndarray, name: str) -> Any:
+    if array.dtype == object or array.dtype.kind == "S":
+        def text(value: bytes) -> Any:
+            if name.endswith(BYTES_SUFFIX):
+                return {B64: base64.b64encode(value).decode()}
+            try:
+                return value.decode()
+            except UnicodeDecodeError:
+                return {B64: base64.b64encode(value).decode()}
+        return np.vectorize(text, otypes=[object])(array).tolist() if array.size else array.tolist()
+    return array.tolist()
+
+
+def response_json(outputs: Mapping[str, np.ndarray], row_format: bool) -> Dict[str, Any]:
+    if not row_format:
+        if len(outputs) == 1:
+            ((name, value),) = outputs.items()
+            return {"outputs": _json_value(value, name)}
+        return {"outputs": {name: _json_value(value, name) for name, value in outputs.items()}}
+    if len(outputs) == 1:
+        ((name, value),) = outputs.items()
+        return {"predictions": _json_value(value, name)}
+    sizes = {value.shape[0] if value.ndim else None for value in outputs.values()}
+    if len(sizes) != 1 or None in sizes:
+        raise invalid("Output tensors must have equal 0th-dimension size for the row ('instances') format; "
+                      "use the columnar ('inputs') format")
+    columns = {name: _json_value(value, name) for name, value in outputs.items()}
+    return {"predictions": [{name: columns[name][i] for name in outputs} for i in range(sizes.pop())]}
+
+
+def dumps(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+# --- tf.Example from JSON (classify / regress) -------------------------------------------------
+
+def _feature(name: str, value: Any) -> tf.train.Feature:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        return tf.train.Feature()
+    if all(isinstance(v, bool) for v in values) or any(isinstance(v, (dict, list)) and not _is_b64(v)
+                                                        for v in values):
+        raise invalid(f"feature '{name}': {_short(value)} is not a number, a string or a list of them")
+    if all(isinstance(v, int) for v in values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    if all(isinstance(v, (int, float)) for v in values):
+        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+    if all(isinstance(v, str) or _is_b64(v) for v in values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[base64.b64decode(v[B64]) if isinstance(v, dict) else v.encode() for v in values]))
+    raise invalid(f"feature '{name}': {_short(value)} mixes numbers and strings")
+
+
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {B64} and isinstance(value[B64], str)
+
+
+def json_examples(document: Mapping[str, Any]) -> List[bytes]:
+    """``examples`` (+ optional ``context`` merged into each) -> serialized tf.Examples."""
+    examples = document.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise invalid("Missing or empty 'examples' key: expected a list of objects")
+    context = document.get("context") or {}
+    if not isinstance(context, dict):
+        raise invalid("'context' must be an object")
+    serialized = []
+    for i, example in enumerate(examples):
+        if not isinstance(example, dict):
+            raise invalid(f"examples[{i}] is not an object")
+        merged = {**context, **example}
+        serialized.append(tf.train.Example(features=tf.train.Features(
+            feature={name: _feature(name, value) for name, value in merged.items()})).SerializeToString())
+    return serialized
+
+
+# --- gRPC: TensorProto <-> numpy ---------------------------------------------------------------
+
+# DataType enum -> (numpy dtype, TensorProto field): the common dtypes read without tf.make_ndarray,
+# which costs ~25 us per tensor (0.7 ms for a 30-input request).
+_PROTO_FIELDS = {1: (np.float32, "float_val"), 2: (np.float64, "double_val"), 3: (np.int32, "int_val"),
+                 9: (np.int64, "int64_val"), 7: (object, "string_val"), 10: (np.bool_, "bool_val")}
+
+
+def proto_to_array(proto: Any) -> np.ndarray:
+    entry = _PROTO_FIELDS.get(proto.dtype)
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if entry is not None and all(size >= 0 for size in shape):
+        dtype, field = entry
+        count = math.prod(shape)
+        if proto.tensor_content and dtype is not object:
+            flat = np.frombuffer(proto.tensor_content, dtype=dtype)
+        else:
+            values = getattr(proto, field)
+            if len(values) == count:
+                flat = np.array(values if dtype is not object else list(values), dtype=dtype)
+            elif len(values) == 0:  # all default values
+                flat = np.full(count, b"" if dtype is object else 0, dtype=dtype)
+            elif len(values) < count:  # TensorProto semantics: the last value repeats
+                flat = np.array(list(values) + [values[-1]] * (count - len(values)), dtype=dtype)
+            else:
+                raise invalid(f"tensor has {len(values)} values for shape {shape}")
+        if flat.size != count:
+            raise invalid(f"tensor content has {flat.size} values for shape {shape}")
+        return flat.reshape(shape)
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError) as e:
+        raise invalid(f"cannot read tensor: {e}") from None
+
+
+def array_to_proto(array: np.ndarray) -> Any:
+    return tf.make_tensor_proto(array)
+
+
+def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature) -> Dict[str, np.ndarray]:
+    """gRPC tensors arrive typed: a dtype other than the signature's is INVALID_ARGUMENT, as in TF Serving."""
+    cast = {}
+    for name, array in inputs.items():
+        spec: Optional[TensorSpecInfo] = signature.inputs.get(name)
+        if spec is None:
+            cast[name] = array
+            continue
+        want = np.dtype(spec.numpy_dtype)
+        got = array.dtype if array.dtype.kind != "S" else np.dtype(object)
+        if got != want:
+            raise invalid(f"Expects arg[{name}] to be {spec.dtype.name} but {tf.dtypes.as_dtype(array.dtype).name} "
+                          "is provided")
+        cast[name] = array.astype(object) if array.dtype.kind == "S" else array
+    return cast
+
+
+def examples_from_input(request_input: Any) -> List[bytes]:
+    """tensorflow.serving.Input (example_list or example_list_with_context) -> serialized examples."""
+    kind = request_input.WhichOneof("kind")
+    if kind == "example_list":
+        return [e.SerializeToString() for e in request_input.example_list.examples]
+    if kind == "example_list_with_context":
+        with_context = request_input.example_list_with_context
+        merged = []
+        for example in with_context.examples:
+            combined = tf.train.Example()
+            combined.CopyFrom(with_context.context)
+            combined.MergeFrom(example)
+            merged.append(combined.SerializeToString())
+        return merged
+    raise invalid("Input is empty: give example_list or example_list_with_context")

@@ -1,0 +1,466 @@
+"""Serving the model the session's pipeline pushed, over TF Serving's REST and gRPC APIs.
+
+`mlops serve` runs as a real process on loopback (conformance, errors, the CLI client); the hot
+swap, batching and request-log tests run the same server in this process so they can push
+versions and read its state. Expected predictions come from the SavedModel loaded directly."""
+import csv
+import http.client
+import json
+import math
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     model_service_pb2_grpc, predict_pb2, prediction_log_pb2,
+                                     prediction_service_pb2_grpc)
+
+from serving import model_config
+from serving.core import ServerOptions
+from serving.publish import push_version
+from serving.server import start_server
+from tests.helpers import TRANSACTIONS
+
+pytestmark = pytest.mark.pipeline
+NAME = TRANSACTIONS
+MAX_BODY = 200_000
+READY = re.compile(r"REST http://127\.0\.0\.1:(\d+)\s+gRPC 127\.0\.0\.1:(\d+)")
+
+
+# --- fixtures ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pushed(transactions_runs):
+    home, _, first, _ = transactions_runs
+    assert first.pushed_path, first.blessing_reason
+    return home, Path(first.pushed_path)
+
+
+def _copy_serving_dir(home: Path, destination: Path) -> Path:
+    shutil.copytree(home / "serving", destination)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def rows(transactions_csv):
+    with transactions_csv.open() as f:
+        raw = list(csv.DictReader(f))[:12]
+    return [{"amount": float(r["amount"]), "age_days": float(r["age_days"]) if r["age_days"] else math.nan,
+             "risk_score": float(r["risk_score"]), "segment": r["segment"]} for r in raw]
+
+
+@pytest.fixture(scope="module")
+def expected(pushed, rows):
+    """What the SavedModel itself answers for these rows (through the raw-feature signature)."""
+    model = tf.saved_model.load(str(pushed[1]))
+    columns = {"amount": tf.constant([r["amount"] for r in rows], tf.float32),
+               "age_days": tf.constant([r["age_days"] for r in rows], tf.float64),
+               "risk_score": tf.constant([r["risk_score"] for r in rows], tf.float32),
+               "segment": tf.constant([r["segment"] for r in rows])}
+    return model.signatures["serving_default"](**columns)["predictions"].numpy()
+
+
+@pytest.fixture(scope="module")
+def server(pushed, tmp_path_factory):
+    """`mlops serve` as its own process, on free loopback ports."""
+    home = tmp_path_factory.mktemp("serve-home")
+    serving_dir = _copy_serving_dir(pushed[0], home / "serving")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home), "--rest-port", "0", "--grpc-port", "0",
+         "--max-request-bytes", str(MAX_BODY), "--poll-seconds", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    output, deadline = [], time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            assert process.poll() is None, "".join(output)
+            continue
+        output.append(line)
+        match = READY.search(line)
+        if match:
+            break
+    else:
+        process.kill()
+        pytest.fail("server did not start:\n" + "".join(output))
+    yield {"rest": int(match.group(1)), "grpc": int(match.group(2)), "dir": serving_dir, "output": output,
+           "home": home}
+    process.terminate()
+    assert process.wait(timeout=60) == 0
+
+
+def _request(port: int, method: str, path: str, body=None, raw: bytes = None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    try:
+        return response.status, json.loads(payload)
+    except ValueError:
+        return response.status, payload.decode()
+
+
+def _version(pushed) -> int:
+    return int(pushed[1].name)
+
+
+# --- REST conformance ----------------------------------------------------------------------------
+
+def test_rest_status_and_metadata(server, pushed):
+    version = _version(pushed)
+    status, body = _request(server["rest"], "GET", f"/v1/models/{NAME}")
+    assert status == 200
+    assert body == {"model_version_status": [{"version": str(version), "state": "AVAILABLE",
+                                              "status": {"error_code": "OK", "error_message": ""}}]}
+    assert _request(server["rest"], "GET", f"/v1/models/{NAME}/versions/{version}")[0] == 200
+    status, body = _request(server["rest"], "GET", f"/v1/models/{NAME}/metadata")
+    assert status == 200 and body["model_spec"] == {"name": NAME, "signature_name": "", "version": str(version)}
+    signatures = body["metadata"]["signature_def"]["signature_def"]
+    assert signatures["serving_default"]["method_name"] == "tensorflow/serving/predict"
+    assert set(signatures["serving_default"]["inputs"]) == {"amount", "age_days", "risk_score", "segment"}
+    assert signatures["serving_default"]["inputs"]["age_days"]["dtype"] == "DT_DOUBLE"
+    assert signatures["classification"]["method_name"] == "tensorflow/serving/classify"
+
+
+def test_rest_predict_row_and_columnar_equal_the_saved_model(server, rows, expected):
+    status, by_row = _request(server["rest"], "POST", f"/v1/models/{NAME}:predict", {"instances": rows})
+    assert status == 200
+    np.testing.assert_allclose(by_row["predictions"], expected, atol=1e-6)
+    columns = {name: [r[name] for r in rows] for name in rows[0]}
+    status, by_column = _request(server["rest"], "POST", f"/v1/models/{NAME}:predict",
+                                 {"inputs": columns, "signature_name": "serving_default"})
+    assert status == 200
+    np.testing.assert_allclose(by_column["outputs"], expected, atol=1e-6)
+    b64 = [{**rows[0], "segment": {"b64": "b25saW5l"}}]  # "online"
+    plain = [{**rows[0], "segment": "online"}]
+    assert (_request(server["rest"], "POST", f"/v1/models/{NAME}:predict", {"instances": b64})[1]
+            == _request(server["rest"], "POST", f"/v1/models/{NAME}:predict", {"instances": plain})[1])
+
+
+def _example_json(row):
+    example = {"amount": row["amount"], "risk_score": row["risk_score"]}
+    if not math.isnan(row["age_days"]):
+        example["age_days"] = int(row["age_days"])
+    if row["segment"]:
+        example["segment"] = row["segment"]
+    return example
+
+
+def _tf_example(row) -> tf.train.Example:
+    """A row as CsvExampleGen writes it: integer columns int64, missing values left out."""
+    example = tf.train.Example()
+    for key, value in _example_json(row).items():
+        feature = example.features.feature[key]
+        if isinstance(value, str):
+            feature.bytes_list.value.append(value.encode())
+        elif isinstance(value, int):
+            feature.int64_list.value.append(value)
+        else:
+            feature.float_list.value.append(value)
+    return example
+
+
+def test_rest_classify_on_examples(server, rows, expected):
+    body = {"signature_name": "classification", "examples": [_example_json(r) for r in rows]}
+    status, result = _request(server["rest"], "POST", f"/v1/models/{NAME}:classify", body)
+    assert status == 200, result
+    assert [[label for label, _ in row] for row in result["results"]] == [["0", "1"]] * len(rows)
+    np.testing.assert_allclose([row[1][1] for row in result["results"]], expected[:, 0], atol=1e-6)
+    status, result = _request(server["rest"], "POST", f"/v1/models/{NAME}:classify",
+                              {"examples": body["examples"]})  # serving_default is a predict signature
+    assert status == 400 and "Expected classification signature method_name" in result["error"]
+
+
+def test_labels_from_models_config(server, pushed, rows, expected):
+    version = _version(pushed)
+    model_config.set_labels(model_config.config_path(server["dir"]), NAME, {"stable": version})
+    deadline = time.monotonic() + 30
+    while _request(server["rest"], "GET", f"/v1/models/{NAME}/labels/stable")[0] != 200:
+        assert time.monotonic() < deadline, "label not picked up"
+        time.sleep(0.2)
+    status, body = _request(server["rest"], "POST", f"/v1/models/{NAME}/labels/stable:predict", {"instances": rows})
+    assert status == 200
+    np.testing.assert_allclose(body["predictions"], expected, atol=1e-6)
+
+
+# --- gRPC conformance ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stubs(server):
+    channel = grpc.insecure_channel(f"127.0.0.1:{server['grpc']}")
+    yield (prediction_service_pb2_grpc.PredictionServiceStub(channel),
+           model_service_pb2_grpc.ModelServiceStub(channel))
+    channel.close()
+
+
+def _predict_request(rows, version=None, label=None) -> predict_pb2.PredictRequest:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = NAME
+    if version:
+        request.model_spec.version.value = version
+    if label:
+        request.model_spec.version_label = label
+    request.inputs["amount"].CopyFrom(tf.make_tensor_proto(np.array([r["amount"] for r in rows], np.float32)))
+    request.inputs["age_days"].CopyFrom(tf.make_tensor_proto(np.array([r["age_days"] for r in rows], np.float64)))
+    request.inputs["risk_score"].CopyFrom(tf.make_tensor_proto(np.array([r["risk_score"] for r in rows], np.float32)))
+    request.inputs["segment"].CopyFrom(tf.make_tensor_proto(np.array([r["segment"].encode() for r in rows],
+                                                                     dtype=object)))
+    return request
+
+
+def test_grpc_predict_classify_metadata_status(stubs, pushed, rows, expected):
+    prediction, models = stubs
+    version = _version(pushed)
+    response = prediction.Predict(_predict_request(rows), timeout=30)
+    assert response.model_spec.name == NAME and response.model_spec.version.value == version
+    assert response.model_spec.signature_name == "serving_default"
+    np.testing.assert_allclose(tf.make_ndarray(response.outputs["predictions"]), expected, atol=1e-6)
+
+    classify = classification_pb2.ClassificationRequest()
+    classify.model_spec.name, classify.model_spec.signature_name = NAME, "classification"
+    for row in rows:
+        classify.input.example_list.examples.add().CopyFrom(_tf_example(row))
+    result = prediction.Classify(classify, timeout=30).result
+    np.testing.assert_allclose([c.classes[1].score for c in result.classifications], expected[:, 0], atol=1e-6)
+    assert {c.classes[0].label for c in result.classifications} == {"0"}
+
+    metadata_request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    metadata_request.model_spec.name = NAME
+    metadata = prediction.GetModelMetadata(metadata_request, timeout=30)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    metadata.metadata["signature_def"].Unpack(signature_map)
+    assert {"serving_default", "serving_tf_example", "classification"} <= set(signature_map.signature_def)
+
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = NAME
+    status = models.GetModelStatus(status_request, timeout=30).model_version_status
+    assert [(s.version, s.state) for s in status] == [(version, 30)]  # 30 = AVAILABLE
+
+
+@pytest.mark.parametrize("change, code, message", [
+    (lambda r: r.model_spec.__setattr__("name", "nope"), grpc.StatusCode.NOT_FOUND, "Servable not found"),
+    (lambda r: r.model_spec.version.__setattr__("value", 7), grpc.StatusCode.NOT_FOUND, "Specific(transactions, 7)"),
+    (lambda r: r.model_spec.__setattr__("version_label", "nope"), grpc.StatusCode.INVALID_ARGUMENT,
+     "Unrecognized servable version label: nope"),
+    (lambda r: r.inputs["amount"].CopyFrom(tf.make_tensor_proto(np.array([1.0], np.float64))),
+     grpc.StatusCode.INVALID_ARGUMENT, "Expects arg[amount] to be float32"),
+    (lambda r: r.inputs.pop("segment"), grpc.StatusCode.INVALID_ARGUMENT, "Missing: {segment}"),
+    (lambda r: r.model_spec.__setattr__("signature_name", "nope"), grpc.StatusCode.INVALID_ARGUMENT,
+     'Serving signature name: "nope" not found'),
+])
+def test_grpc_errors_use_tf_serving_codes(stubs, rows, change, code, message):
+    request = _predict_request(rows[:1])
+    change(request)
+    with pytest.raises(grpc.RpcError) as e:
+        stubs[0].Predict(request, timeout=30)
+    assert e.value.code() == code and message in e.value.details()
+
+
+# --- bad requests: each an error in TF Serving's shape, the server stays up ----------------------
+
+BAD_REQUESTS = [
+    ("POST", f"/v1/models/{NAME}:predict", b"{not json", 400, "JSON Parse error"),
+    ("POST", f"/v1/models/{NAME}:predict", {"instances": [{"amount": "x"}]}, 400, "is not of expected type"),
+    ("POST", f"/v1/models/{NAME}:predict", {"instances": [{"amount": [1.0, 2.0], "age_days": 1.0,
+                                                           "risk_score": 1.0, "segment": "a"}]}, 400, "shape"),
+    ("POST", f"/v1/models/{NAME}:predict", {"instances": [], "inputs": {}}, 400, "only one of"),
+    ("POST", f"/v1/models/{NAME}:predict", {"instances": [{"amount": 1.0}]}, 400, "Missing: {age_days,risk_score"),
+    ("POST", "/v1/models/nope:predict", {"instances": [1]}, 404, "Servable not found for request: Latest(nope)"),
+    ("POST", f"/v1/models/{NAME}/versions/7:predict", {"instances": [1]}, 404, "Specific(transactions, 7)"),
+    ("POST", f"/v1/models/{NAME}/versions/x:predict", {"instances": [1]}, 400, "Failed to convert version"),
+    ("POST", f"/v1/models/{NAME}/labels/nope:predict", {"instances": [1]}, 400, "Unrecognized servable version"),
+    ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
+    ("GET", f"/v1/models/{NAME}/versions/7", None, 404, "Could not find version 7"),
+    ("POST", "/v1/models/..:predict", {"instances": [1]}, 400, "Invalid model name"),
+    ("POST", "/v1/models/%2e%2e%2fetc:predict", {"instances": [1]}, 400, "Invalid model name"),
+    ("POST", f"/v1/models/{NAME}:explode", {"instances": [1]}, 400, "Malformed request"),
+    ("POST", f"/v1/models/{NAME}:predict", {"instances": [1], "signature_name": 3}, 400, "must be a string"),
+    ("POST", f"/v1/models/{NAME}:regress", {"examples": [{"amount": 1.0}]}, 400, "Expected regression signature"),
+]
+
+
+@pytest.mark.parametrize("method, path, body, status, message", BAD_REQUESTS)
+def test_bad_requests_get_tf_serving_errors(server, method, path, body, status, message):
+    got_status, got = _request(server["rest"], method, path, raw=body if isinstance(body, bytes) else None,
+                               body=None if isinstance(body, bytes) else body)
+    assert got_status == status and isinstance(got, dict) and message in got["error"], got
+
+
+def test_oversize_body_is_refused_and_the_server_stays_up(server, rows):
+    status, body = _request(server["rest"], "POST", f"/v1/models/{NAME}:predict",
+                            {"instances": rows * (MAX_BODY // 100)})
+    assert status == 413 and "exceeds the limit" in body["error"]
+    status, body = _request(server["rest"], "GET", "/healthz")
+    assert status == 200 and body["models"][NAME]["versions"]
+
+
+def test_metrics_count_requests_per_model_and_version(server, pushed):
+    status, text = _request(server["rest"], "GET", "/monitoring/prometheus/metrics")
+    version = _version(pushed)
+    assert status == 200
+    assert re.search(rf':tensorflow:serving:request_count{{model_name="{NAME}",version="{version}",API="predict",'
+                     r'entrypoint="REST",status="OK"} [1-9]', text)
+    assert f':tensorflow:serving:request_latency_bucket{{model_name="{NAME}",version="{version}"' in text
+    assert 'status="NOT_FOUND"' in text
+
+
+def test_pushed_model_carries_warmup_records_the_server_replays(server, pushed):
+    path = pushed[1] / "assets.extra" / "tf_serving_warmup_requests"
+    logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    kinds = [log.WhichOneof("log_type") for log in logs]
+    assert kinds.count("predict_log") >= 2 and "classify_log" in kinds
+    first = next(log.predict_log.request for log in logs if log.WhichOneof("log_type") == "predict_log")
+    assert set(first.inputs) == {"amount", "age_days", "risk_score", "segment"}
+    assert any(f"({len(logs)} warmup requests)" in line for line in server["output"])
+
+
+def test_predict_command_over_rest_and_grpc(server, transactions_csv, tmp_path, expected):
+    small = tmp_path / "rows.csv"
+    small.write_text("".join(transactions_csv.read_text().splitlines(keepends=True)[:13]))
+    outputs = {}
+    for api in ("--rest", "--grpc"):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "predict", str(small), "--model", NAME, api,
+             "--rest-port", str(server["rest"]), "--grpc-port", str(server["grpc"])],
+            capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "left out: is_fraud" in result.stderr
+        outputs[api] = [json.loads(line.split("\t")[1]) for line in result.stdout.splitlines()]
+    np.testing.assert_allclose(outputs["--rest"], expected, atol=1e-6)
+    np.testing.assert_allclose(outputs["--grpc"], expected, atol=1e-6)
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "predict", str(small), "--model", "nope",
+                             "--rest-port", str(server["rest"])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "HTTP 404" in result.stderr
+
+
+# --- hot swap under load, failed versions, batching, request logs (server in this process) --------
+
+@pytest.fixture
+def local_server(pushed, tmp_path):
+    running = []
+
+    def start(**options):
+        serving_dir = _copy_serving_dir(pushed[0], tmp_path / f"serving{len(running)}")
+        server = start_server(serving_dir, rest_port=0, grpc_port=0,
+                              options=ServerOptions(poll_seconds=0.2, **options))
+        running.append(server)
+        return server, serving_dir
+    yield start
+    for server in running:
+        server.stop()
+
+
+
+
+def test_hot_swap_under_load_fails_no_request(local_server, pushed, rows, expected):
+    server, serving_dir = local_server()
+    old = _version(pushed)
+    config = model_config.config_path(serving_dir)
+    model_config.set_labels(config, NAME, {"stable": old})
+    server.core.manager.poll()
+    failures, versions, lock = [], [], threading.Lock()
+    per_thread, swapped_at = 500, threading.Event()
+
+    def rest_client():
+        connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+        for i in range(per_thread):
+            connection.request("POST", f"/v1/models/{NAME}/labels/stable:predict",
+                               body=json.dumps({"instances": rows[i % 12:i % 12 + 1]}))
+            response = connection.getresponse()
+            body = json.loads(response.read())
+            if response.status != 200 or not np.allclose(body["predictions"], expected[i % 12:i % 12 + 1], atol=1e-6):
+                with lock:
+                    failures.append(body)
+            if i == per_thread // 4:
+                swapped_at.set()
+        connection.close()
+
+    def grpc_client():
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            for i in range(per_thread):
+                try:
+                    response = stub.Predict(_predict_request(rows[i % 12:i % 12 + 1], label="stable"), timeout=30)
+                    with lock:
+                        versions.append(response.model_spec.version.value)
+                except grpc.RpcError as e:
+                    with lock:
+                        failures.append(e.details())
+
+    threads = [threading.Thread(target=f) for f in (rest_client, rest_client, grpc_client, grpc_client)]
+    [t.start() for t in threads]
+    assert swapped_at.wait(timeout=120)
+    new = int(push_version(pushed[1], serving_dir / NAME, NAME,
+                                   [_tf_example(r).SerializeToString() for r in rows[:4]]).name)
+    model_config.set_labels(config, NAME, {"stable": new})  # moved before the new version is loaded
+    [t.join(timeout=600) for t in threads]
+    assert failures == [] and len(versions) == 2 * per_thread
+    assert set(versions) == {old, new}
+    assert versions[-1] == new, "the label never moved to the new version"
+    assert server.core.manager.resolve(NAME, label="stable").version == new
+    assert {s.version: s.state for s in server.core.manager.status(NAME)} == {new: "AVAILABLE", old: "AVAILABLE"}
+
+
+def test_version_that_fails_to_load_never_takes_traffic(local_server, pushed, rows):
+    server, serving_dir = local_server()
+    broken = serving_dir / NAME / str(_version(pushed) + 10)
+    shutil.copytree(pushed[1], broken)
+    (broken / "saved_model.pb").write_bytes(b"not a saved model")
+    deadline = time.monotonic() + 30
+    while broken.name not in server.core.manager.models()[NAME]["errors"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    status = {s.version: s for s in server.core.manager.status(NAME)}
+    assert status[int(broken.name)].state == "END" and status[int(broken.name)].error_message
+    assert status[_version(pushed)].state == "AVAILABLE"
+    got, body = _request(server.rest_port, "POST", f"/v1/models/{NAME}:predict", {"instances": rows[:1]})
+    assert got == 200
+    assert _request(server.rest_port, "GET", "/healthz")[0] == 200
+
+
+def test_batching_merges_concurrent_requests_and_logs_sampled_rows(local_server, pushed, rows, expected, tmp_path):
+    logs = tmp_path / "request-logs"
+    server, _ = local_server(enable_batching=True, max_batch_size=16, batch_timeout_ms=5.0,
+                             request_log_dir=logs, request_log_rate=1.0)
+    failures = []
+
+    def client(offset):
+        connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+        for i in range(25):
+            k = (offset + i) % 12
+            connection.request("POST", f"/v1/models/{NAME}:predict", body=json.dumps({"instances": [rows[k]]}))
+            body = json.loads(connection.getresponse().read())
+            if not np.allclose(body.get("predictions"), expected[k:k + 1], atol=1e-6):
+                failures.append(body)
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    [t.start() for t in threads]
+    [t.join(timeout=300) for t in threads]
+    assert failures == []
+    model = server.core.manager.resolve(NAME)
+    assert model.batcher("serving_default").batches > 0
+    server.stop()  # flushes the request log
+    files = list((logs / NAME / str(_version(pushed))).glob("*.tfrecord"))
+    assert len(files) == 1
+    examples = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(files[0]))]
+    assert len(examples) == 200
+    features = examples[0].features.feature
+    assert features["amount"].WhichOneof("kind") == "float_list"
+    assert features["segment"].WhichOneof("kind") == "bytes_list"
+    with_age = [e for e in examples if "age_days" in e.features.feature]
+    assert with_age and with_age[0].features.feature["age_days"].WhichOneof("kind") == "int64_list"
+    assert len(with_age) < len(examples)  # missing values (NaN) are left out, as in the training data

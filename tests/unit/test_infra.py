@@ -1,0 +1,60 @@
+"""The production serving manifests run the official TF Serving image on the same base dir and
+models.config as `mlops serve`, with the same metrics path and batching knobs."""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serving import model_config
+from serving.core import ServerOptions
+from serving.rest import METRICS_PATH
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
+
+
+def _serving_api_version() -> str:
+    text = (INFRA / "requirements.in").read_text()
+    return re.search(r"^tensorflow-serving-api==([\d.]+)", text, re.M).group(1)
+
+
+def _flags(args) -> dict:
+    return dict(arg.removeprefix("--").split("=", 1) for arg in args)
+
+
+def _containers():
+    compose = yaml.safe_load((INFRA / "serving" / "compose.yaml").read_text())["services"]["tf-serving"]
+    documents = list(yaml.safe_load_all((INFRA / "serving" / "k8s.yaml").read_text()))
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    config_map = next(d for d in documents if d["kind"] == "ConfigMap")["data"]
+    return [("compose", compose["image"], compose["working_dir"], _flags(compose["command"])),
+            ("k8s", container["image"], container["workingDir"], _flags(container["args"]))], config_map
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_manifests_serve_the_shared_models_config(index):
+    where, image, working_dir, flags = _containers()[0][index]
+    assert image == f"tensorflow/serving:{_serving_api_version()}", where
+    assert flags["model_config_file"] == f"/models/{model_config.CONFIG_FILE}", where
+    assert working_dir == "/models", where  # relative base_path entries resolve against it
+    assert (flags["port"], flags["rest_api_port"]) == ("8500", "8501")
+    assert flags["enable_model_warmup"] == "true" and flags["enable_batching"] == "true"
+
+
+def test_metrics_and_batching_configs_match_our_server():
+    _, config_map = _containers()
+    for text in ((INFRA / "serving" / "monitoring.config").read_text(), config_map["monitoring.config"]):
+        assert f'path: "{METRICS_PATH}"' in text and "enable: true" in text
+    defaults = ServerOptions()
+    for text in ((INFRA / "serving" / "batching.config").read_text(), config_map["batching.config"]):
+        assert f"max_batch_size {{ value: {defaults.max_batch_size} }}" in text
+        assert f"batch_timeout_micros {{ value: {int(defaults.batch_timeout_ms * 1000)} }}" in text
+
+
+def test_written_base_paths_are_relative_to_the_config_dir(tmp_path):
+    path = model_config.config_path(tmp_path)
+    model_config.ensure_model(path, "fraud")
+    (model,) = model_config.read(path).model_config_list.config
+    assert model.base_path == "fraud"
+    assert model_config.resolve_base_path(model, Path("/models")) == Path("/models/fraud")
