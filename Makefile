@@ -28,6 +28,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/serving_bench.py
+	$(BIN)/python bench/edge_bench.py
 
 # Re-resolve the lock from infra/requirements.in (needs network to PyPI).
 lock: setup

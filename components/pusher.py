@@ -5,12 +5,14 @@ server that polls the base dir, and ready for it.
   in the base dir and renamed into place, so a server never sees half a model (TFX's Pusher copies
   in place, saved_model.pb last).
 - TF Serving warmup records from eval rows go into ``assets.extra`` (both servers replay them).
+- The TF Lite variants EdgeExport accepted go into ``tflite/`` with their sidecar, which is told
+  the model version they came from.
 - ``models.config`` beside the model dirs lists the model (a latest-2 policy when it is new;
   existing policies and labels are left alone).
 Versions are Unix timestamps like TFX's, and always larger than the newest existing version.
 """
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from tfx.components.pusher import executor as tfx_pusher
 from tfx.dsl.components.base import base_component, executor_spec
@@ -18,6 +20,8 @@ from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils
 
+from components.edge import EdgeModelArtifact
+from serving.edge import EDGE_DIR
 from serving.publish import push_version
 from serving.warmup import read_examples
 
@@ -36,8 +40,10 @@ class ServingPusherExecutor(tfx_pusher.Executor):
         eval_uri = artifact_utils.get_split_uri(input_dict["examples"], "eval")
         files = sorted(str(p) for p in Path(eval_uri).iterdir() if p.is_file())
         base_dir = Path(exec_properties["base_directory"])
+        edge = input_dict.get("edge_model") or []
+        extra = {EDGE_DIR: Path(edge[0].uri)} if edge and edge[0].get_int_custom_property("exported") else {}
         destination = push_version(model_path, base_dir, exec_properties["model_name"],
-                                   read_examples(files, WARMUP_EXAMPLES))
+                                   read_examples(files, WARMUP_EXAMPLES), extra)
         io_utils.copy_dir(str(destination), pushed.uri)  # the archive copy TFX's Pusher keeps
         self._MarkPushed(pushed, pushed_destination=str(destination), pushed_version=destination.name)
 
@@ -48,6 +54,7 @@ class ServingPusherSpec(ComponentSpec):
         "model": ChannelParameter(type=standard_artifacts.Model),
         "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
+        "edge_model": ChannelParameter(type=EdgeModelArtifact, optional=True),
     }
     OUTPUTS = {"pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
 
@@ -57,7 +64,8 @@ class ServingPusher(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(ServingPusherExecutor)
 
     def __init__(self, model: Channel, model_blessing: Channel, examples: Channel, base_directory: str,
-                 model_name: str):
+                 model_name: str, edge_model: Optional[Channel] = None):
         super().__init__(spec=ServingPusherSpec(
-            model=model, model_blessing=model_blessing, examples=examples, base_directory=base_directory,
-            model_name=model_name, pushed_model=Channel(type=standard_artifacts.PushedModel)))
+            model=model, model_blessing=model_blessing, examples=examples, edge_model=edge_model,
+            base_directory=base_directory, model_name=model_name,
+            pushed_model=Channel(type=standard_artifacts.PushedModel)))

@@ -109,7 +109,7 @@ def build_config(args: argparse.Namespace):
         hparams=hparams, schema_path=schema_path, gate_thresholds=gates, max_metric_drop=args.max_drop,
         enable_cache=not args.no_cache, string_features=strings, input_format=usecase.input_format,
         tensors=usecase.tensors, series=usecase.series, tuner=args.tune, max_trials=args.max_trials,
-        warm_start=args.warm_start,
+        warm_start=args.warm_start, edge=not args.no_edge,
     )
 
 
@@ -189,6 +189,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_edge_predict(args: argparse.Namespace) -> int:
+    """Runs a .tflite model on raw rows with the LiteRT interpreter (no TFX, no TensorFlow)."""
+    import json
+
+    from serving.edge import EdgeInputError, EdgeModel, read_rows, read_sidecar, rows_to_inputs
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise CliError(f"{model_path}: no such file")
+    try:
+        sidecar = read_sidecar(model_path)
+        inputs = rows_to_inputs(sidecar, read_rows(Path(args.file), sidecar), str(args.file))
+    except EdgeInputError as e:
+        raise CliError(str(e)) from None
+    outputs = EdgeModel(model_path).predict(inputs)
+    for i in range(len(next(iter(outputs.values())))):
+        row = {name: value[i].tolist() for name, value in outputs.items()}
+        print(f"{i}\t{json.dumps(row if len(row) > 1 else next(iter(row.values())))}")
+    return EXIT_OK
+
+
+def cmd_edge_bench(args: argparse.Namespace) -> int:
+    from serving.edge import EdgeInputError, bench
+
+    model_path = Path(args.model)
+    if not model_path.exists():
+        raise CliError(f"{model_path}: no such file")
+    try:
+        result = bench(model_path, runs=args.runs)
+    except EdgeInputError as e:
+        raise CliError(str(e)) from None
+    print(f"{model_path}: {result['size_bytes'] / 1024:.1f} KiB, batch 1 over {result['runs']} runs: "
+          f"p50 {result['p50_us']} us, p99 {result['p99_us']} us")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     from components.models.registry import TUNERS
     from pipelines.config import DEFAULT_MAX_METRIC_DROP
@@ -212,6 +248,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--max-trials", type=int, default=6, help="tuning trials (random, bayesian)")
     run.add_argument("--warm-start", action="store_true",
                      help="start from the last blessed model of the same family and inputs")
+    run.add_argument("--no-edge", action="store_true", help="skip the TF Lite export (EdgeExport)")
     run.add_argument("--no-cache", action="store_true", help="rerun every component")
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     run.set_defaults(handler=cmd_run)
@@ -248,6 +285,17 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--rest-port", type=int, default=8501)
     predict.add_argument("--grpc-port", type=int, default=8500)
     predict.set_defaults(handler=cmd_predict)
+
+    edge = sub.add_parser("edge", help="run or time a TF Lite model as an edge device would (LiteRT)")
+    edge_sub = edge.add_subparsers(dest="edge_command", required=True)
+    edge_predict = edge_sub.add_parser("predict", help="predict raw rows from a CSV or .npy file")
+    edge_predict.add_argument("model", help="a .tflite file with edge.json beside it (<version>/tflite/)")
+    edge_predict.add_argument("file", help="FILE.csv (raw columns by name) or FILE.npy")
+    edge_predict.set_defaults(handler=cmd_edge_predict)
+    edge_bench = edge_sub.add_parser("bench", help="batch-1 latency and size")
+    edge_bench.add_argument("model")
+    edge_bench.add_argument("--runs", type=int, default=2000)
+    edge_bench.set_defaults(handler=cmd_edge_bench)
     return top
 
 

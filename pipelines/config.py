@@ -17,6 +17,7 @@ TRAIN_EVAL_BUCKETS = (3, 1)  # hash split of the input: 75% train, 25% eval
 BASELINE_RESOLVER_ID = "baseline_resolver"  # resolves on every run; never cached
 WARM_START_RESOLVER_ID = "warm_start_resolver"
 PUSHER_ID = "Pusher"
+EDGE_EXPORT_ID = "EdgeExport"
 RESOLVER_IDS = (BASELINE_RESOLVER_ID, WARM_START_RESOLVER_ID)
 
 
@@ -41,6 +42,7 @@ class PipelineConfig:
     tuner: Optional[str] = None  # random | bayesian | hyperband: a Tuner component feeds the Trainer
     max_trials: int = 6
     warm_start: bool = False  # start from the last blessed model of the same family and inputs
+    edge: bool = True  # TF Lite variants of each blessed model (EdgeExport), shipped beside it
 
     @property
     def task(self) -> TaskSpec:
@@ -68,6 +70,7 @@ class PipelineConfig:
             "schema": str(self.schema_path or "inferred"), "max_metric_drop": self.max_metric_drop,
             "enable_cache": self.enable_cache, "beam_args": " ".join(self.beam_args),
             "tuner": self.tuner or "none", "max_trials": self.max_trials, "warm_start": self.warm_start,
+            "edge": self.edge,
         }
         params.update({f"gate.{label}": bound for label, bound in self.gate_thresholds.items()})
         return params

@@ -39,6 +39,23 @@ def _track(config: PipelineConfig, report: RunReport) -> str:
     return log_run(config, report)
 
 
+def format_edge(edge: dict) -> List[str]:
+    """One line per TF Lite variant: shipped with its size and parity, or left out and why."""
+    if edge.get("error"):
+        return [f"edge (TF Lite): none ({edge['error']})"]
+    lines = ["edge (TF Lite) variants, parity with the SavedModel on the eval split:"]
+    for variant, entry in edge.get("variants", {}).items():
+        if not entry.get("size_bytes"):
+            lines.append(f"  {variant:<14} left out: {entry.get('reason', '')}")
+            continue
+        metric = (f"{entry['metric']} {entry['value']:.4f} (SavedModel {entry['reference']:.4f})"
+                  if entry.get("metric") else "")
+        facts = f"{entry['size_bytes'] / 1024:7.1f} KiB  max|diff| {entry['max_abs_diff']:.1e}  {metric}"
+        verdict = "shipped" if entry.get("accepted") else f"left out: {entry.get('reason', '')}"
+        lines.append(f"  {variant:<14} {facts}  {verdict}")
+    return lines
+
+
 def format_summary(config: PipelineConfig, report: RunReport) -> str:
     lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
                         f" ({config.task_name}, family {config.family}, home {config.home.root})"]
@@ -60,6 +77,8 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
                 lines.append(f"  {name:<28} {value:>10.4f}{versus}")
     if report.blessed is not None:
         lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
+    if report.edge:
+        lines.extend(format_edge(report.edge))
     if report.pushed_path:
         state = "pushed" if report.pushed_now else "unchanged (cached run, nothing new pushed)"
         lines.append(f"serving version: {report.pushed_path} [{state}]")

@@ -1,8 +1,9 @@
 """create_pipeline(): the TFX DAG, pure (no I/O), from an injected PipelineConfig.
 
 CsvExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> AnomaliesGate
--> Transform -> [Tuner] [warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator -> Pusher
-(when blessed; our ServingPusher: atomic version dirs, warmup records, models.config).
+-> Transform -> [Tuner] [warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator
+-> [EdgeExport: TF Lite variants, parity-gated] -> Pusher (when blessed; our ServingPusher: atomic
+version dirs, warmup records, the accepted TF Lite variants, models.config).
 Components are imported directly, not through ``tfx.v1`` (which also imports Vertex AI, ~15 s).
 """
 from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen,
@@ -15,11 +16,12 @@ from tfx.proto import example_gen_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components import resolver as baseline
+from components.edge import EdgeExport
 from components.evaluation import eval_config
 from components.pusher import ServingPusher
 from components.series import series_example_gen
 from components.validation import AnomaliesGate
-from pipelines.config import BASELINE_RESOLVER_ID, PUSHER_ID, TRAIN_EVAL_BUCKETS, WARM_START_RESOLVER_ID, PipelineConfig
+from pipelines.config import BASELINE_RESOLVER_ID, EDGE_EXPORT_ID, PUSHER_ID, TRAIN_EVAL_BUCKETS, WARM_START_RESOLVER_ID, PipelineConfig
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -97,18 +99,27 @@ def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
         eval_config=eval_config(config.targets, config.task_name, config.gate_thresholds,
                                 config.max_metric_drop, config.string_features),
     )
+    edge = []
+    if config.edge:
+        edge_export = EdgeExport(
+            model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+            transform_graph=transform.outputs["transform_graph"], examples=example_gen.outputs["examples"],
+            task=config.task_name, targets=config.targets,
+        ).with_id(EDGE_EXPORT_ID)
+        edge.append(edge_export)
     pusher = ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         examples=example_gen.outputs["examples"],
         base_directory=str(config.home.model_base_dir(config.name)),
         model_name=config.name,
+        edge_model=edge[0].outputs["edge_model"] if edge else None,
     ).with_id(PUSHER_ID)
     return pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=str(config.home.pipeline_root(config.name)),
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
-                    *optional, trainer, baseline_resolver, evaluator, pusher],
+                    *optional, trainer, baseline_resolver, evaluator, *edge, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.home.metadata_path)),
         beam_pipeline_args=list(config.beam_args),

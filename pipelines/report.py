@@ -7,7 +7,8 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipelines.config import PUSHER_ID, RESOLVER_IDS, PipelineConfig
+from pipelines.config import EDGE_EXPORT_ID, PUSHER_ID, RESOLVER_IDS, PipelineConfig
+from serving.edge import REPORT_FILE as EDGE_REPORT_FILE
 
 RUN_CONTEXT = "pipeline_run"
 NODE_CONTEXT = "node"
@@ -36,6 +37,7 @@ class RunReport:
     pushed_path: Optional[str] = None
     history: Dict[str, List[float]] = field(default_factory=dict)
     model_info: Dict = field(default_factory=dict)
+    edge: Dict = field(default_factory=dict)  # EdgeExport's report: variants with parity results, or error
     artifact_uris: Dict[str, Dict[str, str]] = field(default_factory=dict)  # node -> artifact type -> uri
     mlflow_run_id: Optional[str] = None
     tracking_error: Optional[str] = None
@@ -124,6 +126,8 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         report.blessing_reason = read_validation(evaluation.uri)
     for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
         report.blessed = _custom(blessing, "blessed") == 1
+    for edge in outputs.get(EDGE_EXPORT_ID, {}).get("EdgeModel", []):
+        report.edge = _read_json(os.path.join(edge.uri, EDGE_REPORT_FILE))
     for pushed in outputs.get(PUSHER_ID, {}).get("PushedModel", []):
         if _custom(pushed, "pushed") == 1:
             report.pushed_path = _custom(pushed, "pushed_destination")

@@ -70,6 +70,10 @@ def log_run(config: PipelineConfig, report: RunReport) -> str:
         metrics = [Metric(f"epoch_{name}", value, now, step)
                    for name, values in report.history.items() for step, value in enumerate(values, start=1)]
         metrics += [Metric(f"eval_{name}", value, now, 0) for name, value in report.metrics.get(OVERALL, {}).items()]
+        for variant, entry in report.edge.get("variants", {}).items():
+            metrics += [Metric(f"edge_{variant}_{key}", float(entry[key]), now, 0)
+                        for key in ("size_bytes", "max_abs_diff", "metric_drop", "value") if entry.get(key) is not None]
+            tags[f"edge_{variant}"] = "shipped" if entry.get("accepted") else f"left out: {entry.get('reason', '')}"[:5000]
         params = [Param(k, v) for k, v in _params(config, report).items()]
         for batch in _batches(params, 90):
             client.log_batch(run_id, params=batch)

@@ -35,7 +35,7 @@ def _versions(home: Path, name: str = NAME) -> list:
 def test_cold_run_is_blessed_and_pushed_in_tf_serving_layout(runs, home):
     config, first, _ = runs
     assert first.succeeded, first.error
-    assert [c.state for c in first.components if c.node != "baseline_resolver"] == ["COMPLETE"] * 9
+    assert [c.state for c in first.components if c.node != "baseline_resolver"] == ["COMPLETE"] * 10
     assert first.blessed, first.blessing_reason
     assert first.metrics["overall"]["auc"] >= config.gate_thresholds["is_fraud"] == 0.7
     versions = _versions(home)

@@ -2,6 +2,7 @@
 scikit-learn baseline, it is trained on the same train split and scored on the same eval rows."""
 import glob
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,6 +99,14 @@ def test_digits_cnn_accuracy(tmp_path_factory):
     assert raw["predictions"].shape == (32, 10)
     by_example = served.signatures["serving_tf_example"](examples=tf.constant(serialized[:32]))["predictions"]
     np.testing.assert_allclose(raw["predictions"].numpy(), by_example.numpy(), atol=1e-5)
+    # the image family on the edge: raw pixels in, int8 within a point of the SavedModel, ~4x smaller
+    edge = report.edge["variants"]
+    assert edge["float32"]["accepted"] and edge["int8"]["accepted"], edge
+    assert edge["int8"]["metric_drop"] <= 0.01 and edge["float32"]["size_bytes"] >= 3.5 * edge["int8"]["size_bytes"]
+    from serving.edge import EdgeModel
+    tflite = EdgeModel(Path(report.pushed_path) / "tflite" / "float32.tflite")
+    edge_out = tflite.predict({"pixels": evaluation["pixels"][:32].astype(np.float32)})["predictions"]
+    np.testing.assert_allclose(edge_out, raw["predictions"].numpy(), atol=1e-4)
 
 
 def test_anomaly_autoencoder_auc_and_served_verdict(tmp_path_factory):
@@ -111,6 +120,9 @@ def test_anomaly_autoencoder_auc_and_served_verdict(tmp_path_factory):
     flagged = outputs["is_anomaly"].numpy().reshape(-1).astype(bool)
     truth = evaluation["is_anomaly"].astype(bool)
     assert (flagged & truth).sum() / truth.sum() >= 0.6  # recall of the exported verdict
+    for variant, entry in report.edge["variants"].items():  # shipped, or left out with a reason
+        assert entry["accepted"] or entry["reason"], variant
+    assert report.edge["variants"]["float32"]["accepted"]
 
 
 def test_sunspots_rnn_beats_the_naive_forecast(tmp_path_factory):
@@ -128,3 +140,6 @@ def test_sunspots_rnn_beats_the_naive_forecast(tmp_path_factory):
     np.testing.assert_allclose(raw, forecast, rtol=1e-4, atol=1e-3)
     # TFMA's scaled MAE sits under the same bar, which the Evaluator gated on
     assert report.metrics["overall"]["mean_absolute_error"] < config.gate_thresholds["target"]
+    # Keras' LSTM (dynamic batch) lowers to TensorList ops that need Flex: said, and nothing shipped
+    for entry in report.edge["variants"].values():
+        assert entry["accepted"] or "builtin" in entry["reason"], entry

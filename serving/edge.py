@@ -1,0 +1,151 @@
+"""The edge runtime: a TF Lite model plus its sidecar (``edge.json``), with no TFX and, when the
+``ai-edge-litert`` wheel is there, no TensorFlow either (an edge device has neither).
+
+The edge model takes raw features, one input per feature (so each gets its own int8 scale):
+numbers as float32 (the Transform's normalization is folded into the model), string features as
+int32 vocabulary indices that the host looks up in the sidecar's vocabularies, image pixels as the
+raw tensor. A missing number is replaced on the host by the sidecar's ``fill`` (the train mean,
+what the Transform fills in).
+"""
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+SIDECAR = "edge.json"
+REPORT_FILE = "edge_report.json"  # EdgeExport's full report (every variant, shipped or not)
+EDGE_DIR = "tflite"
+SIGNATURE = "serving_default"
+
+
+class EdgeInputError(ValueError):
+    """A row, file or column the edge model cannot take; the message names it."""
+
+
+def interpreter_class():
+    """LiteRT's interpreter (the runtime devices use), else TensorFlow's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - the lock installs ai-edge-litert
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+def read_sidecar(model_path: Path) -> Dict[str, Any]:
+    path = Path(model_path).with_name(SIDECAR)
+    if not path.exists():
+        raise EdgeInputError(f"{model_path}: no {SIDECAR} beside the model")
+    return json.loads(path.read_text())
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "") or (
+        isinstance(value, float) and math.isnan(value))
+
+
+def rows_to_inputs(sidecar: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                   source: str = "rows") -> Dict[str, np.ndarray]:
+    """Raw rows (dicts of feature -> value, as in the training CSV) -> the edge model's inputs."""
+    inputs: Dict[str, np.ndarray] = {}
+    for spec in sidecar["inputs"]:
+        name, kind = spec["name"], spec["kind"]
+        index = {v: k for k, v in enumerate(spec["vocabulary"])} if kind == "string" else {}
+        values = []
+        for i, row in enumerate(rows):
+            if name not in row:
+                raise EdgeInputError(f"{source}: row {i + 1} has no column '{name}'")
+            value = row[name]
+            if kind == "string":
+                values.append(index.get("" if value is None else str(value), spec["oov_index"]))
+            elif kind == "tensor":
+                array = np.asarray(value, dtype=np.float32).reshape(-1)
+                if array.size != math.prod(spec["shape"]):
+                    raise EdgeInputError(f"{source}: row {i + 1}, '{name}': {array.size} values, expected "
+                                         f"{math.prod(spec['shape'])}")
+                values.append(array.reshape(spec["shape"]))
+            else:
+                if _missing(value):
+                    values.append(spec["fill"])
+                else:
+                    try:
+                        values.append(float(value))
+                    except (TypeError, ValueError):
+                        raise EdgeInputError(f"{source}: row {i + 1}, column '{name}': {value!r} is not a "
+                                             "number") from None
+        inputs[name] = np.asarray(values, dtype=np.int32 if kind == "string" else np.float32)
+    return inputs
+
+
+def read_rows(path: Path, sidecar: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """Rows from a CSV (columns by name; extra columns ignored) or an .npy array (one row per
+    example, the features in the sidecar's input order; a single tensor input takes the row as is)."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgeInputError(f"{path}: no such file")
+    if path.suffix.lower() == ".npy":
+        array = np.load(path, allow_pickle=False)
+        names = [spec["name"] for spec in sidecar["inputs"]]
+        if len(names) == 1 and sidecar["inputs"][0]["kind"] == "tensor":
+            return [{names[0]: row} for row in array.reshape(len(array), -1)]
+        if array.ndim != 2 or array.shape[1] != len(names):
+            raise EdgeInputError(f"{path}: expected a 2-D array with {len(names)} columns ({', '.join(names)}), "
+                                 f"got shape {list(array.shape)}")
+        return [dict(zip(names, row.tolist())) for row in array]
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        needed = {spec["name"] for spec in sidecar["inputs"]}
+        missing = sorted(needed - set(reader.fieldnames or []))
+        if missing:
+            raise EdgeInputError(f"{path}: missing column(s) {', '.join(missing)}")
+        rows = list(reader)
+    for spec in sidecar["inputs"]:
+        if spec["kind"] == "tensor":
+            raise EdgeInputError(f"{path}: input '{spec['name']}' is a tensor; give an .npy file")
+    if not rows:
+        raise EdgeInputError(f"{path}: no rows")
+    return rows
+
+
+class EdgeModel:
+    """A .tflite file through its ``serving_default`` signature runner (inputs by name)."""
+
+    def __init__(self, path: Path, num_threads: Optional[int] = 1):
+        self.path = Path(path)
+        self.interpreter = interpreter_class()(model_path=str(self.path), num_threads=num_threads)
+        self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+
+    def predict(self, inputs: Mapping[str, np.ndarray], batch: int = 256) -> Dict[str, np.ndarray]:
+        rows = len(next(iter(inputs.values())))
+        chunks: Dict[str, List[np.ndarray]] = {}
+        for start in range(0, rows, batch):
+            outputs = self.runner(**{name: value[start:start + batch] for name, value in inputs.items()})
+            for name, value in outputs.items():
+                chunks.setdefault(name, []).append(np.asarray(value))
+        return {name: np.concatenate(parts) for name, parts in chunks.items()}
+
+
+def bench(path: Path, runs: int = 2000, rows: Optional[List[Dict[str, Any]]] = None) -> Dict[str, float]:
+    """Batch-1 latency of a .tflite model (bounded: ``runs`` calls after 50 warm-up calls)."""
+    sidecar = read_sidecar(path)
+    model = EdgeModel(path)
+    sample = rows or sidecar.get("example_rows") or []
+    if not sample:
+        raise EdgeInputError(f"{path}: the sidecar has no example rows; give rows")
+    inputs = rows_to_inputs(sidecar, sample[:1])
+    for _ in range(50):
+        model.runner(**inputs)
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        model.runner(**inputs)
+        timings.append(time.perf_counter() - start)
+    timings.sort()
+    return {"runs": runs, "size_bytes": path.stat().st_size,
+            "p50_us": round(timings[len(timings) // 2] * 1e6, 1),
+            "p99_us": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))] * 1e6, 1)}
