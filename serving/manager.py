@@ -211,7 +211,11 @@ class ModelManager:
         self._routing = Routing(servables, labels)
 
     def start(self) -> None:
+        """First reconciliation, then polling. A config that cannot be read at start is an error (as
+        in TF Serving); later, a bad edit keeps the last good one in force."""
         self.poll()
+        if self.config_error:
+            raise model_config.ModelConfigError(self.config_error)
         self._thread = threading.Thread(target=self._poll_loop, name="model-poller", daemon=True)
         self._thread.start()
 

@@ -260,3 +260,10 @@ def test_serve_predict_and_config_paths_import_no_tfx():
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_unreadable_config_at_start_is_an_error(tmp_path):
+    model_config.config_path(tmp_path).write_text("model_config_list { config { name: ")
+    manager = ModelManager(tmp_path, FakeServable)
+    with pytest.raises(model_config.ModelConfigError, match="models.config"):
+        manager.start()
