@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.setup-complete
 BIN := $(VENV)/bin
 
-.PHONY: setup run serve test test-fast bench lock clean
+.PHONY: setup run serve promote rollback test test-fast bench lock clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,14 @@ run: setup
 # TF Serving's REST (8501) and gRPC (8500) APIs over the pushed models of ./.mlops
 serve: setup
 	$(BIN)/mlops serve
+
+# The CI gate on the last run's challenger (NAME=fraud by default); see infra/ci/train-and-promote.yml
+NAME ?= fraud
+promote: setup
+	$(BIN)/mlops promote $(NAME)
+
+rollback: setup
+	$(BIN)/mlops rollback $(NAME)
 
 test: setup
 	$(BIN)/python -m pytest -c tests/pytest.ini tests

@@ -109,7 +109,7 @@ def build_config(args: argparse.Namespace):
         hparams=hparams, schema_path=schema_path, gate_thresholds=gates, max_metric_drop=args.max_drop,
         enable_cache=not args.no_cache, string_features=strings, input_format=usecase.input_format,
         tensors=usecase.tensors, series=usecase.series, tuner=args.tune, max_trials=args.max_trials,
-        warm_start=args.warm_start, edge=not args.no_edge,
+        warm_start=args.warm_start, edge=not args.no_edge, tracking_uri=home.tracking_uri(args.tracking_uri),
     )
 
 
@@ -225,9 +225,95 @@ def cmd_edge_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+TRACKING_HELP = "MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else <home>/mlflow.db)"
+
+
+def _registry_args(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--home", help="home dir (default: $MLOPS_HOME or ./.mlops): its serving labels follow")
+    command.add_argument("--tracking-uri", help=TRACKING_HELP)
+    command.add_argument("--by", help="who acts (default: $GITHUB_ACTOR or the user)")
+
+
+def _min_metrics(pairs: List[str]) -> Dict[str, float]:
+    from pipelines.promotion import ANY_TARGET
+
+    bounds = {}
+    for pair in pairs:
+        label, sep, value = pair.rpartition("=")
+        try:
+            bounds[label if sep else ANY_TARGET] = float(value)
+        except ValueError:
+            raise CliError(f"--min-metric {pair!r}: expected [LABEL=]NUMBER") from None
+    return bounds
+
+
+def _registry_call(action):
+    """Runs a registry action; a busy lock, an unreachable server or a missing model is one line."""
+    from pipelines.model_eval import EvaluationError
+    from pipelines.promotion import PromotionError
+    from pipelines.registry import RegistryError
+    from serving.model_config import ModelConfigError
+
+    try:
+        return action()
+    except (PromotionError, RegistryError, EvaluationError, ModelConfigError) as e:
+        print(f"mlops: error: {e}", file=sys.stderr)
+        return None
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from pipelines.home import Home
+
+    home = Home.resolve(args.home)
+    bounds = _min_metrics(args.min_metric)
+    _quiet_runtime()
+    from pipelines.promotion import PromotionRules, format_table, promote
+
+    def act():
+        rules = PromotionRules(bounds, args.min_improvement, args.max_slice_drop, args.min_slice_rows)
+        return promote(home, args.name, home.tracking_uri(args.tracking_uri), rules, canary=args.canary,
+                       examples=args.examples, by=args.by)
+
+    outcome = _registry_call(act)
+    if outcome is None:
+        return EXIT_FAILED
+    print(format_table(outcome), flush=True)
+    if args.summary_md:
+        with open(args.summary_md, "a") as f:
+            f.write(format_table(outcome, markdown=True) + "\n")
+    return EXIT_OK if outcome.passed else EXIT_FAILED
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from pipelines.home import Home
+    from pipelines.promotion import rollback
+
+    home = Home.resolve(args.home)
+    event = _registry_call(lambda: rollback(home, args.name, home.tracking_uri(args.tracking_uri), args.to, args.by))
+    if event is None:
+        return EXIT_FAILED
+    print(f"rolled back '{args.name}': champion v{event['from']['version']} -> v{event['to']['version']} "
+          f"(serving version {event['to']['serving_version']} is now 'stable')")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from pipelines.home import Home
+    from pipelines.promotion import format_history
+    from pipelines.registry import client_for, history
+
+    home = Home.resolve(args.home)
+    events = _registry_call(lambda: history(client_for(home.tracking_uri(args.tracking_uri)), args.name))
+    if events is None:
+        return EXIT_FAILED
+    print(format_history(events) if events else f"no promotions of '{args.name}' yet")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     from components.models.registry import TUNERS
     from pipelines.config import DEFAULT_MAX_METRIC_DROP
+    from pipelines.promotion import DEFAULT_MAX_SLICE_DROP, DEFAULT_MIN_SLICE_ROWS
 
     top = argparse.ArgumentParser(prog="mlops", description="TFX pipelines from data to a served model.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -251,7 +337,37 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-edge", action="store_true", help="skip the TF Lite export (EdgeExport)")
     run.add_argument("--no-cache", action="store_true", help="rerun every component")
     run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    run.add_argument("--tracking-uri", help=TRACKING_HELP)
     run.set_defaults(handler=cmd_run)
+
+    promote = sub.add_parser("promote", help="the CI gate: challenger vs champion on the same rows; on pass, "
+                             "champion alias and serving label 'stable' move (exit 1 when refused)")
+    promote.add_argument("name", help="registered model (= pipeline name)")
+    promote.add_argument("--min-metric", action="append", default=[], metavar="[LABEL=]VALUE",
+                         help="absolute bound on the gate metric (default: the pipeline's own gate)")
+    promote.add_argument("--min-improvement", type=float, default=0.0,
+                         help="required gain over the champion in the metric's better direction (default 0)")
+    promote.add_argument("--max-slice-drop", type=float, default=DEFAULT_MAX_SLICE_DROP,
+                         help="largest allowed worsening on any slice")
+    promote.add_argument("--min-slice-rows", type=int, default=DEFAULT_MIN_SLICE_ROWS,
+                         help="slices with fewer eval rows are shown but not gated")
+    promote.add_argument("--canary", action="store_true",
+                         help="on pass, serve it under the label 'canary' (alias canary); champion unchanged")
+    promote.add_argument("--examples", help="evaluate on these TFRecords instead of the challenger's eval split")
+    promote.add_argument("--summary-md", help="also write the table as markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    _registry_args(promote)
+    promote.set_defaults(handler=cmd_promote)
+
+    rollback = sub.add_parser("rollback", help="back to the previous champion (or --to VERSION); labels follow")
+    rollback.add_argument("name")
+    rollback.add_argument("--to", type=int, metavar="VERSION", help="registry version to make champion")
+    _registry_args(rollback)
+    rollback.set_defaults(handler=cmd_rollback)
+
+    history = sub.add_parser("history", help="promotions and rollbacks of a registered model")
+    history.add_argument("name")
+    _registry_args(history)
+    history.set_defaults(handler=cmd_history)
 
     serve = sub.add_parser("serve", help="serve the pushed models over TF Serving's REST and gRPC APIs")
     serve.add_argument("--home", help="home dir (default: $MLOPS_HOME or ./.mlops); serves <home>/serving")

@@ -43,6 +43,11 @@ class PipelineConfig:
     max_trials: int = 6
     warm_start: bool = False  # start from the last blessed model of the same family and inputs
     edge: bool = True  # TF Lite variants of each blessed model (EdgeExport), shipped beside it
+    tracking_uri: str = ""  # MLflow tracking + registry; empty: the home's SQLite store
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.tracking_uri or self.home.mlflow_uri
 
     @property
     def task(self) -> TaskSpec:

@@ -7,6 +7,7 @@
 ``<home>/request-logs/<name>/<v>`` sampled serving requests as tf.Examples (skew checks)
 ``<home>/data/<name>``        data the project generates for its built-in use cases
 ``<home>/training-backups``   per-epoch backups of trainings in progress (resume after a kill)
+``<home>/promotions/<name>.jsonl`` promotion and rollback history (mirror of the registry's tags)
 """
 import os
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Optional
 
 DEFAULT_HOME = ".mlops"
 HOME_ENV = "MLOPS_HOME"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class Home:
     @property
     def mlflow_uri(self) -> str:
         return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def tracking_uri(self, explicit: Optional[str] = None) -> str:
+        """--tracking-uri, else $MLFLOW_TRACKING_URI (e.g. an `mlflow server`), else the home's SQLite."""
+        return explicit or os.environ.get(TRACKING_ENV) or self.mlflow_uri
 
     @property
     def mlflow_artifacts(self) -> Path:

@@ -26,17 +26,19 @@ def run_pipeline(config: PipelineConfig, track: bool = True) -> RunReport:
     if error and report.state_of(GATE_NODE) == "FAILED":
         report.anomalies = error.split(": ", 1)[-1]
     if track:
-        try:
-            report.mlflow_run_id = _track(config, report)
-        except Exception as e:  # tracking must never cost the pipeline's own artifacts
-            report.tracking_error = f"{type(e).__name__}: {e}"
+        track_run(config, report)
     return report
 
 
-def _track(config: PipelineConfig, report: RunReport) -> str:
+def track_run(config: PipelineConfig, report: RunReport) -> None:
+    """Logs the run to MLflow (and registers a pushed model); a failure is recorded in the report,
+    never raised: tracking must never cost the pipeline's own artifacts."""
     from pipelines.tracking import log_run
 
-    return log_run(config, report)
+    try:
+        report.mlflow_run_id = log_run(config, report)
+    except Exception as e:  # an unreachable server, a refused request, a full disk: all reported
+        report.tracking_error = f"{type(e).__name__}: {e}"
 
 
 def format_edge(edge: dict) -> List[str]:
@@ -85,7 +87,10 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
     elif report.blessed is False:
         lines.append("serving version: nothing pushed (not blessed)")
     if report.mlflow_run_id:
-        lines.append(f"mlflow run: {report.mlflow_run_id}")
+        lines.append(f"mlflow run: {report.mlflow_run_id} ({config.mlflow_uri})")
+    if report.model_version:
+        lines.append(f"registered: {config.name} version {report.model_version} (alias challenger; "
+                     f"`mlops promote {config.name}` gates it)")
     if report.tracking_error:
         lines.append(f"mlflow tracking failed: {report.tracking_error} (pipeline artifacts are intact)")
     return "\n".join(lines)

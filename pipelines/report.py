@@ -39,7 +39,9 @@ class RunReport:
     model_info: Dict = field(default_factory=dict)
     edge: Dict = field(default_factory=dict)  # EdgeExport's report: variants with parity results, or error
     artifact_uris: Dict[str, Dict[str, str]] = field(default_factory=dict)  # node -> artifact type -> uri
+    input_properties: Dict[str, int] = field(default_factory=dict)  # span and version of the input examples
     mlflow_run_id: Optional[str] = None
+    model_version: Optional[int] = None  # the registry version of the pushed model
     tracking_error: Optional[str] = None
 
     @property
@@ -118,6 +120,10 @@ def collect(config: PipelineConfig, since_ms: int) -> RunReport:
 
 def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
                     by_node: Dict[str, ComponentRun]) -> None:
+    for node, by_type in outputs.items():
+        for examples in by_type.get("Examples", []) if node.endswith("ExampleGen") else []:
+            report.input_properties = {key: _custom(examples, key) for key in ("span", "version")
+                                       if _custom(examples, key) is not None}
     for model_run in outputs.get("Trainer", {}).get("ModelRun", []):
         report.history = _read_json(os.path.join(model_run.uri, "history.json"))
         report.model_info = _read_json(os.path.join(model_run.uri, "model.json"))

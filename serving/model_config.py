@@ -119,15 +119,22 @@ def editing(path: Path) -> Iterator[ModelServerConfig]:
         os.replace(temporary, path)
 
 
-def ensure_model(path: Path, name: str, latest_versions: int = DEFAULT_LATEST_VERSIONS) -> None:
+def ensure_model(path: Path, name: str, latest_versions: int = DEFAULT_LATEST_VERSIONS,
+                 new_version: Optional[int] = None) -> None:
     """Adds ``name`` (base path ``<dir of path>/<name>``) with a latest-N policy if it is not listed;
-    an existing entry, with its policy and labels, is left as it is."""
+    an existing entry keeps its policy and labels, except that a pinned (specific) policy, which
+    promotion sets, also serves ``new_version`` instead of the unlabelled versions before it."""
     if not is_valid_name(name):
         raise ModelConfigError(f"model name {name!r} is not a valid name")
     with editing(path) as config:
-        if find_model(config, name) is None:
+        model = find_model(config, name)
+        if model is None:
             model = config.model_config_list.config.add(name=name, base_path=name, model_platform="tensorflow")
             model.model_version_policy.latest.num_versions = latest_versions
+        elif new_version is not None and model.model_version_policy.WhichOneof("policy_choice") == "specific":
+            keep = set(model.version_labels.values()) | {int(new_version)}
+            model.model_version_policy.specific.ClearField("versions")
+            model.model_version_policy.specific.versions.extend(sorted(keep))
 
 
 def set_labels(path: Path, name: str, labels: Dict[str, Optional[int]]) -> None:

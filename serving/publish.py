@@ -37,5 +37,5 @@ def push_version(model_path: Path, base_dir: Path, name: str, warmup_examples: L
                 {**described, "model_name": name, "model_version": version}, indent=1))
     destination = base_dir / str(version)
     os.rename(staging, destination)
-    model_config.ensure_model(model_config.config_path(base_dir.parent), name)
+    model_config.ensure_model(model_config.config_path(base_dir.parent), name, new_version=version)
     return destination

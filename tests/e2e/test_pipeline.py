@@ -131,6 +131,41 @@ def test_mlflow_run_holds_params_epoch_metrics_and_tags(runs, home):
     assert rerun.data.tags["fully_cached"] == "true" and rerun.data.tags["pushed_this_run"] == "false"
 
 
+def test_mlflow_run_holds_data_facts_slices_files_model_and_lineage(runs, home):
+    """Tracking in depth (SQLite store): what a person reviewing the run needs, in one place."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    config, first, second = runs
+    client = MlflowClient(tracking_uri=config.home.mlflow_uri)
+    run = client.get_run(first.mlflow_run_id)
+    params, metrics = run.data.params, run.data.metrics
+    assert params["meta.width"] == "64" and params["hparam.learning_rate"] and "meta.learning_rate" not in params
+    assert params["data.span"] == "0" and len(params["data.schema_sha256"]) == 64
+    assert metrics["data.rows_train"] + metrics["data.rows_eval"] == 240 and metrics["data.anomalies_eval"] == 0
+    for segment in SEGMENTS:  # TFMA per slice
+        assert 0.0 <= metrics[f"eval/segment:{segment}/auc"] <= 1.0
+    artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+    for name in ("data/schema.pbtxt", "data/statistics.html", "data/anomalies.json", "plots/learning_curve.png",
+                 "plots/evaluation.png", "evaluation/metrics_by_slice.json", "lineage.json", "model/MLmodel",
+                 "model/artifacts/saved_model/saved_model.pb", "tflite/edge.json", "tflite/float32.tflite"):
+        assert (artifacts / name).is_file(), name
+    assert (artifacts / "plots/learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "segment" in (artifacts / "data/statistics.html").read_text()
+    lineage = json.loads((artifacts / "lineage.json").read_text())
+    assert lineage["executions"]["Trainer"]["id"] == next(c.execution_id for c in first.components
+                                                           if c.node == "Trainer")
+    # registered once as the challenger; the cached rerun points at the run that holds the model
+    assert first.model_version == 1 and second.model_version == 1
+    assert {k: int(v) for k, v in client.get_registered_model(NAME).aliases.items()} == {"challenger": 1}
+    version = client.get_model_version(NAME, "1")
+    assert version.run_id == first.mlflow_run_id and version.tags["serving_path"] == first.pushed_path
+    assert json.loads(version.tags["targets"]) == [["is_fraud", "binary"]]
+    rerun = client.get_run(second.mlflow_run_id)
+    assert rerun.data.tags["model_logged_in"] == first.mlflow_run_id
+
+
 def test_bad_inputs_change_nothing_stored(runs, home, tmp_path):
     from pipelines.cli import main
 

@@ -58,3 +58,37 @@ def test_written_base_paths_are_relative_to_the_config_dir(tmp_path):
     (model,) = model_config.read(path).model_config_list.config
     assert model.base_path == "fraud"
     assert model_config.resolve_base_path(model, Path("/models")) == Path("/models/fraud")
+
+
+def _workflow_commands():
+    import shlex
+
+    workflow = yaml.safe_load((INFRA / "ci" / "train-and-promote.yml").read_text())
+    steps = workflow["jobs"]["train-and-promote"]["steps"]
+    commands = []
+    for step in steps:
+        for line in step.get("run", "").replace(";", "\n").splitlines():
+            words = shlex.split(line.replace("$MODEL", "fraud").replace("$GITHUB_STEP_SUMMARY", "summary.md"))
+            if ".venv/bin/mlops" in words:
+                words = words[words.index(".venv/bin/mlops") + 1:]
+                commands.append(words[:words.index(">>")] if ">>" in words else words)
+    return workflow, steps, commands
+
+
+def test_ci_workflow_trains_then_promotes_with_commands_the_cli_accepts():
+    from pipelines.cli import parser
+
+    workflow, steps, commands = _workflow_commands()
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as true
+    assert {"schedule", "push", "workflow_dispatch"} <= set(triggers)
+    assert any(s.get("with", {}).get("python-version") == "3.10" for s in steps)
+    assert [c[0] for c in commands] == ["run", "promote", "history"]
+    for command in commands:
+        parser().parse_args(command)  # exits on an option the CLI does not have
+    assert "summary.md" in commands[1]  # the promotion table becomes the job summary
+    assert any(s.get("run") == "make setup" for s in steps)  # the same locked setup as README and CI
+
+
+def test_makefile_promote_and_rollback_targets_call_the_cli():
+    makefile = (INFRA.parent / "Makefile").read_text()
+    assert "$(BIN)/mlops promote $(NAME)" in makefile and "$(BIN)/mlops rollback $(NAME)" in makefile

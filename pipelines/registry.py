@@ -1,0 +1,139 @@
+"""The MLflow model registry side of the project: each blessed, pushed model is a version of the
+registered model ``<pipeline name>``; the aliases ``challenger`` / ``champion`` / ``canary`` say what
+each version is for; the promotion history is kept as registered-model tags (MLflow keeps no
+history of aliases, mlflow/mlflow#2169). No TensorFlow or TFX here.
+
+Only an explicit ``MlflowClient`` is used: MLflow's fluent API keeps a process-wide active run and
+sets ``$MLFLOW_TRACKING_URI``, which would send the next pipeline's run (another home) there.
+"""
+import json
+import urllib.error
+import urllib.request
+from typing import Dict, List, Mapping, Optional
+
+CHALLENGER, CHAMPION, CANARY = "challenger", "champion", "canary"
+HISTORY_TAG_PREFIX = "promotion."  # promotion.0001, promotion.0002, ... one event each (JSON)
+MODEL_ARTIFACT_PATH = "model"  # the pyfunc model (the SavedModel inside) in a run's artifacts
+
+# Model-version tags that promotion reads: where the model is served and how to evaluate it.
+SERVING_VERSION_TAG = "serving_version"
+SERVING_PATH_TAG = "serving_path"
+EVAL_EXAMPLES_TAG = "eval_examples"
+TARGETS_TAG = "targets"  # JSON [[label, task], ...]
+TASK_TAG = "task"
+GATES_TAG = "gates"  # JSON {label: bound}: the pipeline's own blessing bounds
+SLICES_TAG = "slice_features"  # JSON [feature, ...]
+PIPELINE_RUN_TAG = "pipeline_run_id"
+
+
+class RegistryError(Exception):
+    """A one-line problem with the tracking server or the registry."""
+
+
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """Fails fast with a clear message when an HTTP tracking server does not answer (MLflow's own
+    client would retry for minutes)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            if response.status != 200:
+                raise RegistryError(f"MLflow tracking server {uri} answered /health with HTTP {response.status}")
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise RegistryError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+
+
+def client_for(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    check_reachable(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def is_remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _registered(client, name: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+
+
+def aliases(client, name: str) -> Dict[str, int]:
+    """alias -> model version; raises when ``name`` was never registered."""
+    model = _registered(client, name)
+    if model is None:
+        raise RegistryError(f"no registered model '{name}' in {client.tracking_uri} "
+                            "(a blessed, pushed pipeline run registers it)")
+    return {alias: int(version) for alias, version in model.aliases.items()}
+
+
+def version_for_serving_path(client, name: str, serving_path: str):
+    """The registered version of a pushed model dir, or None."""
+    if _registered(client, name) is None:
+        return None
+    for version in client.search_model_versions(f"name='{name}'"):
+        if version.tags.get(SERVING_PATH_TAG) == serving_path:
+            return version
+    return None
+
+
+def register_pushed(client, name: str, source: str, run_id: str, tags: Mapping[str, str]):
+    """A new version of ``name`` with the alias ``challenger`` (idempotent per pushed dir)."""
+    from mlflow.exceptions import MlflowException
+
+    existing = version_for_serving_path(client, name, tags[SERVING_PATH_TAG])
+    if existing is not None:
+        return existing
+    try:
+        client.create_registered_model(name, description=f"Models pushed by the '{name}' pipeline.")
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(name, source=source, run_id=run_id, tags=dict(tags))
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    return client.get_model_version(name, version.version)
+
+
+def history(client, name: str) -> List[dict]:
+    """The promotion history, oldest first."""
+    model = _registered(client, name)
+    if model is None:
+        return []
+    keys = sorted(k for k in model.tags if k.startswith(HISTORY_TAG_PREFIX))
+    return [json.loads(model.tags[k]) for k in keys]
+
+
+def append_history(client, name: str, event: dict) -> dict:
+    """Records ``event`` as the next ``promotion.NNNN`` tag; returns it with its sequence number."""
+    sequence = len(history(client, name)) + 1
+    event = {"seq": sequence, **event}
+    client.set_registered_model_tag(name, f"{HISTORY_TAG_PREFIX}{sequence:04d}", json.dumps(event, sort_keys=True))
+    return event
+
+
+def get_version(client, name: str, version: int):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise RegistryError(f"registered model '{name}' has no version {version}") from None
+        raise
+
+
+def set_alias(client, name: str, alias: str, version: Optional[int]) -> None:
+    """Points ``alias`` at ``version``; None removes it."""
+    if version is None:
+        if alias in client.get_registered_model(name).aliases:
+            client.delete_registered_model_alias(name, alias)
+    else:
+        client.set_registered_model_alias(name, alias, str(version))

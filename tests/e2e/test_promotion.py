@@ -1,0 +1,263 @@
+"""Promotion through CI, against a real `mlflow server` (SQLite backend, proxied artifacts) on
+loopback: real pipeline runs register challengers; `mlops promote` gates them on the same rows;
+`mlops rollback` goes back; serving labels in models.config follow.
+
+The models: a weak one (1 epoch at a tiny learning rate), a strong one (40 epochs) and a second
+weak one, all on the session's transactions CSV, in this module's own home (the pipeline's own
+gate is opened wide so that the promotion gate is what refuses)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.home import Home
+from serving import model_config
+from tests.helpers import run_cli_config
+
+pytestmark = pytest.mark.pipeline
+NAME = "promo"
+WEAK = ("epochs=1", "learning_rate=0.00001")
+WEAK_AGAIN = ("epochs=1", "learning_rate=0.00002")
+STRONG = ("epochs=40",)
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """`mlflow server` with a SQLite backend store and proxied artifacts, on a free loopback port.
+    It boots (~20-40 s) while the first pipeline run trains."""
+
+    def __init__(self, root: Path):
+        self.root, port = root, _free_port()
+        self.uri = f"http://127.0.0.1:{port}"
+        self._log = open(root / "server.log", "w")
+        self.process = subprocess.Popen(
+            [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination",
+             str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=root)
+
+    def wait_ready(self, timeout_s: float = 180) -> str:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            assert self.process.poll() is None, (self.root / "server.log").read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self.uri
+            except OSError:
+                time.sleep(0.5)
+        pytest.fail(f"mlflow server did not come up in {timeout_s} s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(mlflow_server) -> str:
+    return mlflow_server.wait_ready()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("promo-home")
+
+
+@pytest.fixture(scope="module")
+def pipeline(mlflow_server, home, transactions_csv):
+    """Runs the pipeline with the given hyperparameters in this module's home, then tracks it (the
+    same step `mlops run` takes) once the tracking server answers."""
+    from pipelines.local_runner import run_pipeline, track_run
+
+    def run(hparams, tracking_uri=None):
+        args = ["--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
+                "--no-edge", "--threshold", "0.0", "--max-drop", "1.0", "--tracking-uri",
+                tracking_uri or mlflow_server.uri]
+        for hparam in hparams:
+            args += ["--hparam", hparam]
+        config = run_cli_config(*args, home=home)
+        report = run_pipeline(config, track=False)
+        if tracking_uri is None:
+            mlflow_server.wait_ready()
+        track_run(config, report)
+        return report
+    return run
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=server, registry_uri=server)
+
+
+def _aliases(client) -> dict:
+    return {k: int(v) for k, v in client.get_registered_model(NAME).aliases.items()}
+
+
+def _labels(home: Path) -> dict:
+    config = model_config.read(model_config.config_path(home / "serving"))
+    return dict(model_config.find_model(config, NAME).version_labels)
+
+
+def _served_versions(home: Path) -> list:
+    config = model_config.read(model_config.config_path(home / "serving"))
+    return list(model_config.find_model(config, NAME).model_version_policy.specific.versions)
+
+
+def _serving_version(client, version: int) -> int:
+    return int(client.get_model_version(NAME, str(version)).tags["serving_version"])
+
+
+def _history(client) -> list:
+    tags = client.get_registered_model(NAME).tags
+    return [json.loads(tags[k]) for k in sorted(tags) if k.startswith("promotion.")]
+
+
+def _promote(capsys, server, home, *extra) -> tuple:
+    code = main(["promote", NAME, "--home", str(home), "--tracking-uri", server, "--by", "ci-test", *extra])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_a_pushed_model_is_tracked_and_registered_as_challenger(pipeline, home, request):
+    report = pipeline(WEAK)  # the server boots meanwhile
+    client = request.getfixturevalue("client")
+    assert report.succeeded and report.blessed, (report.error, report.blessing_reason)
+    assert report.tracking_error is None and report.model_version == 1
+    assert _aliases(client) == {"challenger": 1}
+    version = client.get_model_version(NAME, "1")
+    assert version.tags["serving_path"] == report.pushed_path and version.run_id == report.mlflow_run_id
+    assert version.tags["pipeline_run_id"] == report.run_id and Path(version.tags["eval_examples"]).is_dir()
+    run = client.get_run(report.mlflow_run_id)
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # through the server's artifact proxy
+    assert run.data.metrics["data.rows_train"] + run.data.metrics["data.rows_eval"] == 240
+    listed = {a.path for a in client.list_artifacts(report.mlflow_run_id)} | \
+        {a.path for a in client.list_artifacts(report.mlflow_run_id, "plots")}
+    assert {"model", "data", "plots/learning_curve.png", "plots/evaluation.png", "lineage.json"} <= listed
+
+
+def test_registered_model_loads_by_alias(server, monkeypatch):
+    """`models:/NAME@challenger` through the server: the pyfunc model runs its own code
+    (serving/pyfunc_model.py, which imports nothing of this project)."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@challenger")
+    rows = pd.DataFrame({"amount": [12.5, 300.0], "age_days": [float("nan"), 40.0], "risk_score": [2.0, -1.0],
+                         "segment": ["online", ""]})
+    predictions = model.predict(rows).reshape(-1)
+    assert predictions.shape == (2,) and all(0.0 <= p <= 1.0 for p in predictions)
+
+
+def test_first_promotion_needs_only_the_absolute_rules(capsys, server, home, client):
+    config_file = model_config.config_path(home / "serving")
+    before = config_file.read_bytes()
+    code, out = _promote(capsys, server, home, "--min-metric", "0.999")
+    assert code == 1 and "verdict: refused" in out and ">= 0.999" in out
+    assert _aliases(client) == {"challenger": 1} and config_file.read_bytes() == before and _history(client) == []
+
+    code, out = _promote(capsys, server, home)
+    assert code == 0 and "verdict: promoted" in out, out
+    assert _aliases(client) == {"champion": 1}
+    assert _labels(home) == {"stable": _serving_version(client, 1)}
+    (event,) = _history(client)
+    assert event["kind"] == "promoted" and event["from"] is None and event["to"]["version"] == 1
+    assert event["by"] == "ci-test" and event["to"]["metrics"]["is_fraud"] > 0
+    mirrored = [json.loads(x) for x in (home / "promotions" / f"{NAME}.jsonl").read_text().splitlines()]
+    assert mirrored == [event]
+
+
+def test_a_better_challenger_is_promoted_and_served_as_stable(pipeline, capsys, server, home, client):
+    report = pipeline(STRONG)
+    assert report.model_version == 2, (report.error, report.tracking_error)
+    code, out = _promote(capsys, server, home)
+    assert code == 0 and "challenger v2 vs champion v1" in out and "verdict: promoted" in out, out
+    assert "segment=online" in out  # per-slice rows in the table
+    assert _aliases(client) == {"champion": 2}
+    old, new = _serving_version(client, 1), _serving_version(client, 2)
+    assert _labels(home) == {"stable": new}
+    assert {old, new} <= set(_served_versions(home))  # the previous champion stays loaded for a rollback
+    event = _history(client)[-1]
+    assert event["to"]["metrics"]["is_fraud"] > event["from"]["metrics"]["is_fraud"]
+
+
+def test_a_worse_challenger_is_refused_and_nothing_changes(pipeline, capsys, server, home, client):
+    report = pipeline(WEAK_AGAIN)
+    assert report.model_version == 3, (report.error, report.tracking_error)
+    assert _serving_version(client, 3) in _served_versions(home)  # a new push is served (by its number)
+    config_file = model_config.config_path(home / "serving")
+    before, history_before = config_file.read_bytes(), _history(client)
+    summary = home / "summary.md"
+    code = main(["promote", NAME, "--home", str(home), "--tracking-uri", server, "--summary-md", str(summary)])
+    out = capsys.readouterr().out
+    assert code == 1 and "verdict: refused" in out and "NO" in out
+    assert _aliases(client) == {"champion": 2, "challenger": 3}
+    assert config_file.read_bytes() == before and _history(client) == history_before
+    assert "| is_fraud | overall | auc |" in summary.read_text() and "**verdict: refused" in summary.read_text()
+
+
+def test_rollback_restores_the_previous_champion_and_its_label(capsys, server, home, client):
+    assert main(["rollback", NAME, "--home", str(home), "--tracking-uri", server, "--by", "oncall"]) == 0
+    assert "champion v2 -> v1" in capsys.readouterr().out
+    assert _aliases(client)["champion"] == 1 and _labels(home) == {"stable": _serving_version(client, 1)}
+    event = _history(client)[-1]
+    assert (event["kind"], event["from"]["version"], event["to"]["version"], event["by"]) == ("rollback", 2, 1, "oncall")
+    assert main(["rollback", NAME, "--home", str(home), "--tracking-uri", server, "--to", "2"]) == 0
+    assert _aliases(client)["champion"] == 2 and _labels(home) == {"stable": _serving_version(client, 2)}
+    assert main(["history", NAME, "--home", str(home), "--tracking-uri", server]) == 0
+    assert capsys.readouterr().out.count("rollback") == 2
+
+
+def test_concurrent_promotions_one_wins_the_other_fails_clearly(server, home, client):
+    """Two CI jobs promote at once (rules opened so the challenger passes): one promotes, the other
+    stops on the lock; the history gains exactly one event, in both stores."""
+    history_before = _history(client)
+    command = [sys.executable, "-m", "pipelines.cli", "promote", NAME, "--home", str(home), "--tracking-uri", server,
+               "--min-improvement", "-1", "--max-slice-drop", "1"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stdout.read()) for p in processes]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    loser = next(out for code, out in results if code == 1)
+    assert "is in progress" in loser and "nothing changed" in loser
+    history = _history(client)
+    assert len(history) == len(history_before) + 1 and history[-1]["to"]["version"] == 3
+    mirrored = [json.loads(x) for x in (home / "promotions" / f"{NAME}.jsonl").read_text().splitlines()]
+    assert mirrored == history
+    assert _aliases(client) == {"champion": 3}
+
+
+def test_tracking_server_down_is_a_clear_error_and_the_pipeline_artifacts_stay(pipeline, capsys, home):
+    dead = f"http://127.0.0.1:{_free_port()}"
+    report = pipeline(STRONG, tracking_uri=dead)  # a cached rerun: the pipeline itself succeeds
+    assert report.succeeded and report.pushed_path and Path(report.pushed_path).is_dir()
+    assert report.mlflow_run_id is None and "unreachable" in report.tracking_error and dead in report.tracking_error
+    config_file = model_config.config_path(home / "serving")
+    before = config_file.read_bytes()
+    code = main(["promote", NAME, "--home", str(home), "--tracking-uri", dead])
+    assert code == 1 and f"MLflow tracking server {dead} is unreachable" in capsys.readouterr().err
+    assert config_file.read_bytes() == before
+    assert Home(home).metadata_path.exists()

@@ -1,0 +1,190 @@
+"""The promotion gate's rules, the rollback target, serving label routing, the promotion lock and
+the registry helpers on a SQLite MLflow store (no TensorFlow, no pipeline)."""
+import json
+import socket
+import time
+
+import pytest
+
+from pipelines import promotion, registry
+from pipelines.home import Home
+from pipelines.model_eval import SliceScore
+from pipelines.promotion import Outcome, PromotionError, PromotionRules, decide, format_table, rollback_target
+from serving import model_config
+
+BINARY = [("is_fraud", "binary")]
+
+
+def _scores(overall, **slices):
+    return {"is_fraud": {"overall": SliceScore(overall, 100), **{k: SliceScore(*v) for k, v in slices.items()}}}
+
+
+def _failed(checks):
+    return [(c.slice, c.rule) for c in checks if not c.passed]
+
+
+def test_first_promotion_is_judged_on_the_absolute_bound_only():
+    gates = {"is_fraud": 0.7}
+    assert _failed(decide(BINARY, _scores(0.8), None, gates, PromotionRules())) == []
+    assert _failed(decide(BINARY, _scores(0.65), None, gates, PromotionRules())) == [("overall", ">= 0.7")]
+    # an explicit bound replaces the pipeline's, for every target with '*'
+    assert _failed(decide(BINARY, _scores(0.8), None, gates, PromotionRules({"*": 0.9}))) == [("overall", ">= 0.9")]
+
+
+def test_improvement_and_slice_rules_against_the_champion():
+    champion = _scores(0.90, **{"segment=online": (0.90, 30), "segment=tiny": (0.99, 3)})
+    better = _scores(0.93, **{"segment=online": (0.88, 30), "segment=tiny": (0.50, 3)})
+    checks = decide(BINARY, better, champion, {}, PromotionRules(max_slice_drop=0.05))
+    assert _failed(checks) == []  # online dropped 0.02 (allowed); tiny has 3 rows: shown, not gated
+    assert [c.rule for c in checks if c.slice == "segment=tiny"] == ["not gated (small/undefined)"]
+    assert _failed(decide(BINARY, better, champion, {}, PromotionRules(max_slice_drop=0.01))) == \
+        [("segment=online", "drops <= 0.01")]
+    assert _failed(decide(BINARY, better, champion, {}, PromotionRules(min_improvement=0.05))) == \
+        [("overall", "improves by >= 0.05")]
+    worse = _scores(0.89, **{"segment=online": (0.90, 30)})
+    assert _failed(decide(BINARY, worse, champion, {}, PromotionRules())) == [("overall", "improves by >= 0")]
+
+
+def test_lower_is_better_metrics_improve_downwards():
+    targets = [("price", "regression")]
+    champion = {"price": {"overall": SliceScore(2.0, 50)}}
+    assert _failed(decide(targets, {"price": {"overall": SliceScore(1.8, 50)}}, champion, {"price": 3.0},
+                          PromotionRules())) == []
+    assert _failed(decide(targets, {"price": {"overall": SliceScore(2.2, 50)}}, champion, {"price": 3.0},
+                          PromotionRules())) == [("overall", "improves by >= 0")]
+    assert _failed(decide(targets, {"price": {"overall": SliceScore(3.5, 50)}}, None, {"price": 3.0},
+                          PromotionRules())) == [("overall", "<= 3")]
+
+
+def test_an_undefined_metric_never_passes_the_overall_rules():
+    assert _failed(decide(BINARY, _scores(None), None, {"is_fraud": 0.5}, PromotionRules())) == [("overall", ">= 0.5")]
+
+
+def _event(kind, origin, to):
+    return {"kind": kind, "from": {"version": origin} if origin else None, "to": {"version": to}}
+
+
+def test_rollback_goes_to_the_newest_earlier_champion_never_rolled_back_from():
+    events = [_event("promoted", None, 1), _event("promoted", 1, 2), _event("canary", 2, 4), _event("promoted", 2, 3)]
+    assert rollback_target(events, 3) == 2
+    events.append(_event("rollback", 3, 2))
+    assert rollback_target(events, 2) == 1  # not back to 3, which was rolled back from
+    assert rollback_target([_event("promoted", None, 1)], 1) is None
+
+
+def test_format_table_text_and_markdown():
+    outcome = Outcome("m", "refused", challenger=3, champion=2,
+                      checks=decide(BINARY, _scores(0.8), _scores(0.9), {"is_fraud": 0.7}, PromotionRules()),
+                      message="is_fraud overall auc 0.8000 fails 'improves by >= 0'")
+    text = format_table(outcome)
+    assert "challenger v3 vs champion v2" in text and "0.9000" in text and "NO" in text
+    assert text.splitlines()[-1].startswith("verdict: refused")
+    markdown = format_table(outcome, markdown=True)
+    assert "| is_fraud | overall | auc | 0.9000 | 0.8000 | 100 | improves by >= 0 | NO |" in markdown
+
+
+def _serving_home(tmp_path, versions=(100, 200, 300)):
+    home = Home(tmp_path / "home")
+    for version in versions:
+        (home.model_base_dir("m") / str(version)).mkdir(parents=True)
+    model_config.ensure_model(model_config.config_path(home.serving_dir), "m")
+    return home
+
+
+def _model(home):
+    return model_config.find_model(model_config.read(model_config.config_path(home.serving_dir)), "m")
+
+
+def test_route_pins_labelled_previous_stable_and_newest_versions(tmp_path):
+    home = _serving_home(tmp_path)
+    promotion.route(home, "m", {"stable": 100})
+    assert dict(_model(home).version_labels) == {"stable": 100}
+    assert list(_model(home).model_version_policy.specific.versions) == [100, 300]
+    promotion.route(home, "m", {"stable": 200, "canary": None})
+    assert dict(_model(home).version_labels) == {"stable": 200}
+    assert list(_model(home).model_version_policy.specific.versions) == [100, 200, 300]
+
+
+def test_a_push_after_promotion_is_served_and_unlabelled_versions_are_released(tmp_path):
+    home = _serving_home(tmp_path)
+    promotion.route(home, "m", {"stable": 200})
+    (home.model_base_dir("m") / "400").mkdir()
+    model_config.ensure_model(model_config.config_path(home.serving_dir), "m", new_version=400)
+    assert list(_model(home).model_version_policy.specific.versions) == [200, 400]
+    assert dict(_model(home).version_labels) == {"stable": 200}
+
+
+def test_a_second_promotion_of_the_same_model_fails_at_once(tmp_path):
+    home = Home(tmp_path)
+    with promotion.exclusive(home, "m"):
+        started = time.monotonic()
+        with pytest.raises(PromotionError, match=r"another promotion or rollback of 'm' is in progress \(pid \d+"):
+            with promotion.exclusive(home, "m"):
+                pass
+        assert time.monotonic() - started < 1
+        with promotion.exclusive(home, "other"):  # another model is independent
+            pass
+    with promotion.exclusive(home, "m"):  # released
+        pass
+
+
+def test_unreachable_tracking_server_is_one_clear_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(registry.RegistryError, match=f"MLflow tracking server http://127.0.0.1:{port} is unreachable"):
+        registry.check_reachable(f"http://127.0.0.1:{port}")
+    assert time.monotonic() - started < 6
+    registry.check_reachable("sqlite:///x.db")  # a local store needs no check
+
+
+@pytest.fixture(scope="module")
+def sqlite_client(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    return registry.client_for(uri)
+
+
+def _tags(path):
+    return {registry.SERVING_PATH_TAG: path, registry.SERVING_VERSION_TAG: path.rsplit("/", 1)[-1]}
+
+
+def test_registering_is_idempotent_per_pushed_model_and_moves_the_challenger(sqlite_client, tmp_path):
+    with pytest.raises(registry.RegistryError, match="no registered model 'reg'"):
+        registry.aliases(sqlite_client, "reg")
+    first = registry.register_pushed(sqlite_client, "reg", str(tmp_path / "a"), None, _tags("/s/reg/100"))
+    again = registry.register_pushed(sqlite_client, "reg", str(tmp_path / "a"), None, _tags("/s/reg/100"))
+    assert int(first.version) == int(again.version) == 1
+    second = registry.register_pushed(sqlite_client, "reg", str(tmp_path / "b"), None, _tags("/s/reg/200"))
+    assert int(second.version) == 2 and registry.aliases(sqlite_client, "reg") == {"challenger": 2}
+    registry.set_alias(sqlite_client, "reg", "champion", 1)
+    registry.set_alias(sqlite_client, "reg", "challenger", None)
+    registry.set_alias(sqlite_client, "reg", "canary", None)  # removing a missing alias is fine
+    assert registry.aliases(sqlite_client, "reg") == {"champion": 1}
+    with pytest.raises(registry.RegistryError, match="has no version 9"):
+        registry.get_version(sqlite_client, "reg", 9)
+
+
+def test_history_is_kept_in_order_as_registry_tags(sqlite_client, tmp_path):
+    registry.register_pushed(sqlite_client, "hist", str(tmp_path), None, _tags("/s/hist/1"))
+    for i in range(12):
+        registry.append_history(sqlite_client, "hist", {"kind": "promoted", "to": {"version": i}})
+    events = registry.history(sqlite_client, "hist")
+    assert [e["seq"] for e in events] == list(range(1, 13)) and [e["to"]["version"] for e in events] == list(range(12))
+    tags = sqlite_client.get_registered_model("hist").tags
+    assert json.loads(tags["promotion.0012"])["seq"] == 12
+
+
+def test_the_registered_pyfunc_model_code_stands_alone():
+    """MLflow runs serving/pyfunc_model.py wherever the model is loaded: only mlflow, numpy, pandas
+    and tensorflow may be imported there, never this project."""
+    import ast
+
+    from serving.pyfunc import MODEL_CODE, SAVED_MODEL
+
+    tree = ast.parse(MODEL_CODE.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"typing", "mlflow", "numpy", "pandas", "tensorflow"}, imported
+    assert f'SAVED_MODEL = "{SAVED_MODEL}"' in MODEL_CODE.read_text()
