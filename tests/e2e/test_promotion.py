@@ -230,6 +230,14 @@ def test_rollback_restores_the_previous_champion_and_its_label(capsys, server, h
     assert capsys.readouterr().out.count("rollback") == 2
 
 
+def test_a_canary_is_served_beside_stable_and_the_champion_stays(capsys, server, home, client):
+    code, out = _promote(capsys, server, home, "--canary", "--min-improvement", "-1", "--max-slice-drop", "1")
+    assert code == 0 and "verdict: canary" in out, out
+    assert _aliases(client) == {"champion": 2, "challenger": 3, "canary": 3}
+    assert _labels(home) == {"stable": _serving_version(client, 2), "canary": _serving_version(client, 3)}
+    assert _history(client)[-1]["kind"] == "canary"
+
+
 def test_concurrent_promotions_one_wins_the_other_fails_clearly(server, home, client):
     """Two CI jobs promote at once (rules opened so the challenger passes): one promotes, the other
     stops on the lock; the history gains exactly one event, in both stores."""
@@ -247,7 +255,8 @@ def test_concurrent_promotions_one_wins_the_other_fails_clearly(server, home, cl
     assert len(history) == len(history_before) + 1 and history[-1]["to"]["version"] == 3
     mirrored = [json.loads(x) for x in (home / "promotions" / f"{NAME}.jsonl").read_text().splitlines()]
     assert mirrored == history
-    assert _aliases(client) == {"champion": 3}
+    assert _aliases(client) == {"champion": 3}  # the canary became the champion
+    assert _labels(home) == {"stable": _serving_version(client, 3)}
 
 
 def test_tracking_server_down_is_a_clear_error_and_the_pipeline_artifacts_stay(pipeline, capsys, home):
