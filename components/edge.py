@@ -31,7 +31,7 @@ from components.export import PREDICTIONS
 from components.features import transformed_name, vocabulary_name
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
-from serving.edge import REPORT_FILE, SIDECAR, EdgeModel, rows_to_inputs
+from serving.edge import ARTIFACT_TYPE, REPORT_FILE, SIDECAR, EdgeModel, rows_to_inputs
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 # Per variant: largest allowed metric drop (AUC/accuracy points as fractions; RMSE relative) and
@@ -49,7 +49,7 @@ EXAMPLE_ROWS = 3  # raw rows kept in the sidecar (edge bench, smoke checks on a 
 
 class EdgeModelArtifact(artifact.Artifact):
     """TF Lite variants plus their sidecar; custom properties hold the parity results."""
-    TYPE_NAME = "EdgeModel"
+    TYPE_NAME = ARTIFACT_TYPE
 
 
 class EdgeExportError(ValueError):

@@ -55,7 +55,7 @@ def build_config(args: argparse.Namespace):
     """Validates arguments and data (no TensorFlow import for CSVs) and returns the PipelineConfig."""
     from components.models.registry import UnsupportedModelError, default_family, get_family, resolve_hparams
     from components.tasks import UnknownTaskError, get_task
-    from pipelines.config import PipelineConfig, default_gate_threshold
+    from pipelines.config import PipelineConfig, beam_args, default_gate_threshold
     from pipelines.datasets import DEFAULT_USE_CASE, USE_CASES, UseCase, materialize, naive_forecast_mae
     from pipelines.home import Home
     from pipelines.preflight import InputDataError, profile_csv
@@ -86,6 +86,7 @@ def build_config(args: argparse.Namespace):
         resolve_hparams(family, hparams)
         if args.threshold is not None and len(usecase.targets) > 1:
             raise CliError("--threshold sets a single-target gate; multilabel and multitask gates come from the data")
+        beam = beam_args(args.beam_mode, args.beam_workers, tuple(args.beam_arg))
         schema_path = curated_schema(name, Path(args.schemas_dir) if args.schemas_dir else None)
         if data_path is None:
             data_path = materialize(usecase, home.data_dir(name))
@@ -110,6 +111,7 @@ def build_config(args: argparse.Namespace):
         enable_cache=not args.no_cache, string_features=strings, input_format=usecase.input_format,
         tensors=usecase.tensors, series=usecase.series, tuner=args.tune, max_trials=args.max_trials,
         warm_start=args.warm_start, edge=not args.no_edge, tracking_uri=home.tracking_uri(args.tracking_uri),
+        beam_args=beam,
     )
 
 
@@ -124,6 +126,117 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = run_pipeline(config, track=not args.no_tracking)
     print(format_summary(config, report), flush=True)
     return EXIT_OK if report.succeeded else EXIT_FAILED
+
+
+def cmd_skew(args: argparse.Namespace) -> int:
+    """Serving skew of a version's logged requests vs its training split; exit 1 when skewed."""
+    from pipelines.home import Home
+
+    home = Home.resolve(args.home)
+    _quiet_runtime()
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    from pipelines.skew import SkewError, format_skew, skew_for_version
+
+    try:
+        version, rows, skews = skew_for_version(
+            home, args.name, args.version, Path(args.request_log_dir) if args.request_log_dir else None,
+            categorical_threshold=args.categorical_threshold, numeric_threshold=args.numeric_threshold)
+    except SkewError as e:
+        raise CliError(str(e)) from None
+    print(format_skew(args.name, version, rows, skews))
+    return EXIT_FAILED if any(s.flagged for s in skews) else EXIT_OK
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """A cron entry for scheduled runs of `mlops run RUN_ARGS` (checked by the run parser first)."""
+    from pipelines.datasets import DEFAULT_USE_CASE
+    from pipelines.home import Home
+    from pipelines.schedule import ScheduleError, entry, install
+
+    run_args = [a for a in args.run_args if a != "--"]
+    if "--home" in run_args:
+        raise CliError("give --home to `mlops schedule`, not after --")
+    try:
+        with open(os.devnull, "w") as devnull:
+            stderr, sys.stderr = sys.stderr, devnull
+            try:
+                run = parser().parse_args(["run", *run_args])
+            finally:
+                sys.stderr = stderr
+    except SystemExit:
+        raise CliError(f"`mlops run {' '.join(run_args)}` would not parse (see mlops run --help)") from None
+    name = run.name or run.usecase or (Path(run.data).stem if run.data else DEFAULT_USE_CASE)
+    if run.data:  # the scheduler's working dir may differ: make the data path absolute
+        absolute = str(Path(run.data).resolve())
+        run_args = [absolute if a == run.data else a.replace(f"--data={run.data}", f"--data={absolute}")
+                    for a in run_args]
+    try:
+        line = entry(name, args.cron, run_args, Home.resolve(args.home).root, Path.cwd(), args.promote)
+        if args.install:
+            install(line, name)
+    except ScheduleError as e:
+        raise CliError(str(e)) from None
+    print(line if not args.install else f"installed in your crontab:\n{line}")
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Batch scoring on Beam with a registered model (default: the champion)."""
+    from pipelines.home import Home
+
+    home = Home.resolve(args.home)
+    _quiet_runtime()
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    from pipelines.config import beam_args
+    from pipelines.scoring import ScoringError, resolve_model, score
+
+    def act():
+        model = resolve_model(home, args.name, home.tracking_uri(args.tracking_uri), args.alias, args.version,
+                              args.model_dir)
+        return model, score(model, args.data, Path(args.output),
+                            beam_args(args.beam_mode, args.beam_workers, tuple(args.beam_arg)))
+
+    try:
+        result = _registry_call(act)
+    except (ScoringError, ValueError) as e:
+        raise CliError(str(e)) from None
+    if result is None:
+        return EXIT_FAILED
+    model, written = result
+    print(f"scored {written['rows']} rows with '{model.name}' version {model.version or '-'} "
+          f"(serving version {model.serving_version}): {', '.join(written['csv'] + written['tfrecord'])}")
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.synthetic import LABEL, write_transactions
+
+    try:
+        path = write_transactions(Path(args.output), args.rows, args.seed)
+    except (ValueError, OSError) as e:
+        raise CliError(f"{args.output}: {e}") from None
+    print(f"{path}: {args.rows} rows; run it with: mlops run --data {path} --label {LABEL} --task binary")
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """The pipeline spec for Kubeflow Pipelines v2 / Vertex (the data is profiled locally)."""
+    if not args.pipeline_root.startswith(("gs://", "s3://", "/")) or not args.data_uri.strip("/"):
+        raise CliError(f"--pipeline-root {args.pipeline_root!r}: give a URI such as gs://bucket/mlops")
+    config = build_config(args)
+    _quiet_runtime()
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    from pipelines.kubeflow_runner import compile_kubeflow
+
+    path = compile_kubeflow(config, Path(args.output), args.pipeline_root, args.data_uri, args.image)
+    print(f"{path}: Kubeflow v2 pipeline spec for '{config.name}' (image {args.image}, root {args.pipeline_root})")
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -225,6 +338,38 @@ def cmd_edge_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pipeline_args(command: argparse.ArgumentParser) -> None:
+    """What defines a pipeline: shared by `run` and `compile`."""
+    from components.models.registry import TUNERS
+    from pipelines.config import BEAM_MODES, DEFAULT_MAX_METRIC_DROP
+
+    command.add_argument("usecase", nargs="?", help="a built-in use case (default: fraud)")
+    command.add_argument("--data", help="your CSV file (needs --label and --task)")
+    command.add_argument("--label", help="the label column of --data (multilabel: A,B,C; multitask: A:TASK,B:TASK)")
+    command.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask")
+    command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
+    command.add_argument("--home", help="home dir of all stores (default: $MLOPS_HOME or ./.mlops)")
+    command.add_argument("--family", help="model family (default: the use case's, else dnn)")
+    command.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
+    command.add_argument("--threshold", type=float, help="bound on the task's gate metric (default: from the data)")
+    command.add_argument("--max-drop", type=float, default=DEFAULT_MAX_METRIC_DROP,
+                     help="allowed worsening of the gate metric vs the baseline model")
+    command.add_argument("--schemas-dir", help="curated schemas (default: the repo's schemas/)")
+    command.add_argument("--tune", choices=TUNERS, help="tune the family's search space first (KerasTuner oracle)")
+    command.add_argument("--max-trials", type=int, default=6, help="tuning trials (random, bayesian)")
+    command.add_argument("--warm-start", action="store_true",
+                     help="start from the last blessed model of the same family and inputs")
+    command.add_argument("--no-edge", action="store_true", help="skip the TF Lite export (EdgeExport)")
+    command.add_argument("--no-cache", action="store_true", help="rerun every component")
+    command.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    command.add_argument("--tracking-uri", help=TRACKING_HELP)
+    command.add_argument("--beam-mode", choices=BEAM_MODES, default="in_memory",
+                     help="DirectRunner mode (default in_memory: fastest on small data)")
+    command.add_argument("--beam-workers", type=int, default=1, help="DirectRunner workers (multi_processing: processes)")
+    command.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                     help="passed to Beam as is, e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P")
+
+
 TRACKING_HELP = "MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else <home>/mlflow.db)"
 
 
@@ -311,34 +456,66 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from components.models.registry import TUNERS
-    from pipelines.config import DEFAULT_MAX_METRIC_DROP
+    from pipelines.config import BEAM_MODES
+    from pipelines.kubeflow_runner import DEFAULT_IMAGE
     from pipelines.promotion import DEFAULT_MAX_SLICE_DROP, DEFAULT_MIN_SLICE_ROWS
+    from pipelines.skew import DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD
 
     top = argparse.ArgumentParser(prog="mlops", description="TFX pipelines from data to a served model.")
     sub = top.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a pipeline end to end (default: the 'fraud' use case)")
-    run.add_argument("usecase", nargs="?", help="a built-in use case (default: fraud)")
-    run.add_argument("--data", help="your CSV file (needs --label and --task)")
-    run.add_argument("--label", help="the label column of --data (multilabel: A,B,C; multitask: A:TASK,B:TASK)")
-    run.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask")
-    run.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
-    run.add_argument("--home", help="home dir of all stores (default: $MLOPS_HOME or ./.mlops)")
-    run.add_argument("--family", help="model family (default: the use case's, else dnn)")
-    run.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
-    run.add_argument("--threshold", type=float, help="bound on the task's gate metric (default: from the data)")
-    run.add_argument("--max-drop", type=float, default=DEFAULT_MAX_METRIC_DROP,
-                     help="allowed worsening of the gate metric vs the baseline model")
-    run.add_argument("--schemas-dir", help="curated schemas (default: the repo's schemas/)")
-    run.add_argument("--tune", choices=TUNERS, help="tune the family's search space first (KerasTuner oracle)")
-    run.add_argument("--max-trials", type=int, default=6, help="tuning trials (random, bayesian)")
-    run.add_argument("--warm-start", action="store_true",
-                     help="start from the last blessed model of the same family and inputs")
-    run.add_argument("--no-edge", action="store_true", help="skip the TF Lite export (EdgeExport)")
-    run.add_argument("--no-cache", action="store_true", help="rerun every component")
-    run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    run.add_argument("--tracking-uri", help=TRACKING_HELP)
+    _pipeline_args(run)
     run.set_defaults(handler=cmd_run)
+
+    skew = sub.add_parser("skew", help="logged serving requests vs the training data, per feature (exit 1: skewed)")
+    skew.add_argument("name")
+    skew.add_argument("--version", type=int, help="serving version (default: the newest with request logs)")
+    skew.add_argument("--home", help="home dir (default: $MLOPS_HOME or ./.mlops)")
+    skew.add_argument("--request-log-dir", help="default: <home>/request-logs")
+    skew.add_argument("--categorical-threshold", type=float, default=DEFAULT_CATEGORICAL_THRESHOLD,
+                      help="L-infinity distance of value frequencies")
+    skew.add_argument("--numeric-threshold", type=float, default=DEFAULT_NUMERIC_THRESHOLD,
+                      help="approximate Jensen-Shannon divergence")
+    skew.set_defaults(handler=cmd_skew)
+
+    compile_ = sub.add_parser("compile", help="compile the pipeline for an orchestrator (Kubeflow v2 / Vertex)")
+    _pipeline_args(compile_)
+    compile_.add_argument("--kubeflow", action="store_true", required=True,
+                          help="KFP v2 / Vertex AI pipeline spec (TFX's KubeflowV2DagRunner)")
+    compile_.add_argument("--output", required=True, help="FILE.json to write")
+    compile_.add_argument("--pipeline-root", required=True, help="root URI of every artifact, e.g. gs://bucket/mlops")
+    compile_.add_argument("--data-uri", required=True, help="where the input file is uploaded, e.g. gs://bucket/x.csv")
+    compile_.add_argument("--image", default=DEFAULT_IMAGE, help="container image holding this project")
+    compile_.set_defaults(handler=cmd_compile)
+
+    schedule = sub.add_parser("schedule", help="print (or --install) a cron entry for scheduled runs")
+    schedule.add_argument("--cron", default="17 3 * * *", help="cron schedule (default: daily at 03:17)")
+    schedule.add_argument("--promote", action="store_true", help="run `mlops promote` after each successful run")
+    schedule.add_argument("--install", action="store_true", help="put it in your crontab (replacing this pipeline's)")
+    schedule.add_argument("--home", help="home dir of the scheduled runs (default: $MLOPS_HOME or ./.mlops)")
+    schedule.add_argument("run_args", nargs=argparse.REMAINDER, help="-- then the arguments of `mlops run`")
+    schedule.set_defaults(handler=cmd_schedule)
+
+    scoring = sub.add_parser("score", help="batch scoring on Beam with a registered model (default: champion)")
+    scoring.add_argument("name", help="registered model (= pipeline name)")
+    scoring.add_argument("--data", required=True, help="FILE.csv, or TFRecord files of tf.Examples (file, dir, glob)")
+    scoring.add_argument("--output", required=True, help="directory for predictions-*.csv and *.tfrecord.gz")
+    pick = scoring.add_mutually_exclusive_group()
+    pick.add_argument("--alias", default="champion", help="registry alias (default: champion)")
+    pick.add_argument("--version", type=int, help="registry version")
+    pick.add_argument("--model-dir", help="score with this SavedModel directory instead of the registry")
+    scoring.add_argument("--home", help="home dir (default: $MLOPS_HOME or ./.mlops)")
+    scoring.add_argument("--tracking-uri", help=TRACKING_HELP)
+    scoring.add_argument("--beam-mode", choices=BEAM_MODES, default="in_memory")
+    scoring.add_argument("--beam-workers", type=int, default=1)
+    scoring.add_argument("--beam-arg", action="append", default=[], metavar="ARG")
+    scoring.set_defaults(handler=cmd_score)
+
+    generate = sub.add_parser("generate", help="write a synthetic tabular CSV of any size (scale runs)")
+    generate.add_argument("output", help="FILE.csv to write")
+    generate.add_argument("--rows", type=int, default=1_000_000)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(handler=cmd_generate)
 
     promote = sub.add_parser("promote", help="the CI gate: challenger vs champion on the same rows; on pass, "
                              "champion alias and serving label 'stable' move (exit 1 when refused)")

@@ -6,6 +6,8 @@ CsvExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidato
 version dirs, warmup records, the accepted TF Lite variants, models.config).
 Components are imported directly, not through ``tfx.v1`` (which also imports Vertex AI, ~15 s).
 """
+from typing import Callable, Optional
+
 from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen,
                             StatisticsGen, Trainer, Transform, Tuner)
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
@@ -21,24 +23,25 @@ from components.evaluation import eval_config
 from components.pusher import ServingPusher
 from components.series import series_example_gen
 from components.validation import AnomaliesGate
-from pipelines.config import BASELINE_RESOLVER_ID, EDGE_EXPORT_ID, PUSHER_ID, TRAIN_EVAL_BUCKETS, WARM_START_RESOLVER_ID, PipelineConfig
+from pipelines.config import (BASELINE_RESOLVER_ID, EDGE_EXPORT_ID, PUSHER_ID, TRAIN_EVAL_BUCKETS,
+                              WARM_START_RESOLVER_ID, Locations, PipelineConfig)
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
 TUNER_FN = "components.tuning.tuner_fn"
 
 
-def _example_gen(config: PipelineConfig):
+def _example_gen(config: PipelineConfig, where: Locations):
     """CsvExampleGen for CSV, ImportExampleGen for TFRecords of tf.Example (a 3:1 hash split), or
     windows of a time series split by time."""
     if config.input_format == "series":
-        return series_example_gen(str(config.data_path), **config.series)
+        return series_example_gen(where.data, **config.series)
     train_buckets, eval_buckets = TRAIN_EVAL_BUCKETS
     example_gen = ImportExampleGen if config.input_format == "tfrecord" else CsvExampleGen
     return example_gen(
-        input_base=str(config.data_path.parent),
+        input_base=where.input_base,
         input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="data", pattern=config.data_path.name)]),
+            example_gen_pb2.Input.Split(name="data", pattern=where.input_pattern)]),
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
             example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
@@ -46,8 +49,29 @@ def _example_gen(config: PipelineConfig):
     )
 
 
-def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
-    example_gen = _example_gen(config)
+def blessed_baseline_before_candidate(candidate: Channel) -> Resolver:
+    """The newest blessed model older than this run's candidate (a cached rerun stays cached)."""
+    return Resolver(
+        strategy_class=baseline.BlessedBaselineStrategy,
+        **{baseline.CANDIDATE: candidate,
+           baseline.MODEL: Channel(type=standard_artifacts.Model),
+           baseline.MODEL_BLESSING: Channel(type=standard_artifacts.ModelBlessing)},
+    ).with_id(BASELINE_RESOLVER_ID)
+
+
+def latest_blessed_baseline(candidate: Channel) -> Resolver:
+    """TFX's own strategy, the newest blessed model: Kubeflow v2 compiles only TFX's strategies
+    (and caches by itself)."""
+    return Resolver(strategy_class=LatestBlessedModelStrategy, model=Channel(type=standard_artifacts.Model),
+                    model_blessing=Channel(type=standard_artifacts.ModelBlessing)).with_id(BASELINE_RESOLVER_ID)
+
+
+def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = None,
+                    baseline_resolver: Callable[[Channel], Resolver] = blessed_baseline_before_candidate
+                    ) -> pipeline.Pipeline:
+    """The DAG for ``config``; paths from ``locations`` (default: the local home)."""
+    where = locations or Locations.local(config)
+    example_gen = _example_gen(config, where)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     if config.schema_path:
         schema_gen = ImportSchemaGen(schema_file=str(config.schema_path))
@@ -83,19 +107,14 @@ def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
         optional.append(warm_start_resolver)
     trainer = Trainer(
         run_fn=RUN_FN,
-        custom_config={**training_config, "backup_root": str(config.home.training_backups(config.name))},
+        custom_config={**training_config, "backup_root": where.training_backups},
         **training_inputs,
     )
-    baseline_resolver = Resolver(
-        strategy_class=baseline.BlessedBaselineStrategy,
-        **{baseline.CANDIDATE: trainer.outputs["model"],
-           baseline.MODEL: Channel(type=standard_artifacts.Model),
-           baseline.MODEL_BLESSING: Channel(type=standard_artifacts.ModelBlessing)},
-    ).with_id(BASELINE_RESOLVER_ID)
+    baseline_node = baseline_resolver(trainer.outputs["model"])
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs[baseline.MODEL],
+        baseline_model=baseline_node.outputs[baseline.MODEL],
         eval_config=eval_config(config.targets, config.task_name, config.gate_thresholds,
                                 config.max_metric_drop, config.string_features),
     )
@@ -111,16 +130,17 @@ def create_pipeline(config: PipelineConfig) -> pipeline.Pipeline:
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         examples=example_gen.outputs["examples"],
-        base_directory=str(config.home.model_base_dir(config.name)),
+        base_directory=where.serving_base,
         model_name=config.name,
         edge_model=edge[0].outputs["edge_model"] if edge else None,
     ).with_id(PUSHER_ID)
     return pipeline.Pipeline(
         pipeline_name=config.name,
-        pipeline_root=str(config.home.pipeline_root(config.name)),
+        pipeline_root=where.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
-                    *optional, trainer, baseline_resolver, evaluator, *edge, pusher],
+                    *optional, trainer, baseline_node, evaluator, *edge, pusher],
         enable_cache=config.enable_cache,
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(config.home.metadata_path)),
+        metadata_connection_config=(metadata.sqlite_metadata_connection_config(where.metadata_path)
+                                    if where.metadata_path else None),
         beam_pipeline_args=list(config.beam_args),
     )

@@ -8,6 +8,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from pipelines.config import EDGE_EXPORT_ID, PUSHER_ID, RESOLVER_IDS, PipelineConfig
+from serving.edge import ARTIFACT_TYPE as EDGE_ARTIFACT_TYPE
 from serving.edge import REPORT_FILE as EDGE_REPORT_FILE
 
 RUN_CONTEXT = "pipeline_run"
@@ -132,7 +133,7 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         report.blessing_reason = read_validation(evaluation.uri)
     for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
         report.blessed = _custom(blessing, "blessed") == 1
-    for edge in outputs.get(EDGE_EXPORT_ID, {}).get("EdgeModel", []):
+    for edge in outputs.get(EDGE_EXPORT_ID, {}).get(EDGE_ARTIFACT_TYPE, []):
         report.edge = _read_json(os.path.join(edge.uri, EDGE_REPORT_FILE))
     for pushed in outputs.get(PUSHER_ID, {}).get("PushedModel", []):
         if _custom(pushed, "pushed") == 1:

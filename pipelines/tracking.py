@@ -19,6 +19,7 @@ from pipelines import registry
 from pipelines.config import EDGE_EXPORT_ID, PipelineConfig
 from pipelines.report import OVERALL, RunReport
 from pipelines.run_artifacts import examples_uri
+from serving.edge import ARTIFACT_TYPE as EDGE_ARTIFACT_TYPE
 
 MAX_PARAM_CHARS = 6000
 TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner: one row per completed trial
@@ -127,7 +128,7 @@ def _tflite_dir(report: RunReport) -> Optional[str]:
     """The shipped TF Lite variants with their sidecar (else EdgeExport's output)."""
     if report.pushed_path and os.path.isdir(os.path.join(report.pushed_path, "tflite")):
         return os.path.join(report.pushed_path, "tflite")
-    uri = report.artifact_uris.get(EDGE_EXPORT_ID, {}).get("EdgeModel")
+    uri = report.artifact_uris.get(EDGE_EXPORT_ID, {}).get(EDGE_ARTIFACT_TYPE)
     return uri if uri and os.path.isdir(uri) else None
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 SIDECAR = "edge.json"
 REPORT_FILE = "edge_report.json"  # EdgeExport's full report (every variant, shipped or not)
+ARTIFACT_TYPE = "mlops.EdgeModel"  # EdgeExport's output in ML Metadata (namespaced, as Kubeflow v2 requires)
 EDGE_DIR = "tflite"
 SIGNATURE = "serving_default"
 

@@ -1,0 +1,67 @@
+"""The same create_pipeline() compiled for Kubeflow Pipelines v2 / Vertex (TFX's
+KubeflowV2DagRunner): every component, its parameters and the remote locations."""
+import json
+
+import pytest
+
+from pipelines.cli import main
+
+ROOT = "gs://bucket/mlops"
+DATA = "gs://bucket/data/fraud/fraud.csv"
+NODES = {"CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "Transform", "Trainer",
+         "Evaluator", "EdgeExport", "Pusher"}
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kfp") / "fraud.json"
+    home = tmp_path_factory.mktemp("kfp-home")
+    assert main(["compile", "--kubeflow", "--output", str(out), "--pipeline-root", ROOT, "--data-uri", DATA,
+                 "--home", str(home), "--image", "registry.example/composable-mlops:1", "--beam-mode",
+                 "multi_processing", "--beam-workers", "2"]) == 0
+    return json.loads(out.read_text())
+
+
+def _parameters(spec, task: str) -> dict:
+    parameters = spec["pipelineSpec"]["root"]["dag"]["tasks"][task]["inputs"].get("parameters", {})
+    return {k: next(iter(v["runtimeValue"]["constantValue"].values())) for k, v in parameters.items()}
+
+
+def test_every_component_is_a_task_run_in_the_project_image(spec):
+    pipeline = spec["pipelineSpec"]
+    assert pipeline["pipelineInfo"]["name"] == "fraud" and pipeline["schemaVersion"] == "2.0.0"
+    tasks = set(pipeline["root"]["dag"]["tasks"])
+    assert NODES <= tasks and any(t.startswith("baseline_resolver") for t in tasks)
+    for name, executor in pipeline["deploymentSpec"]["executors"].items():
+        if "container" in executor:
+            assert executor["container"]["image"] == "registry.example/composable-mlops:1", name
+    gate = pipeline["deploymentSpec"]["executors"]["AnomaliesGate_executor"]["container"]["args"]
+    assert "components.validation.AnomaliesGate_Executor" in gate
+    assert "--direct_running_mode=multi_processing" in gate and "--direct_num_workers=2" in gate
+
+
+def test_locations_are_under_the_remote_root(spec):
+    assert spec["runtimeConfig"]["gcsOutputDirectory"] == f"{ROOT}/pipelines/fraud"
+    example_gen = _parameters(spec, "CsvExampleGen")
+    assert example_gen["input_base"] == "gs://bucket/data/fraud"
+    assert json.loads(example_gen["input_config"])["splits"][0]["pattern"] == "fraud.csv"
+    assert _parameters(spec, "Pusher") == {"base_directory": f"{ROOT}/serving/fraud", "model_name": "fraud"}
+    trainer = _parameters(spec, "Trainer")
+    assert trainer["run_fn"] == "components.trainer.run_fn"
+    assert json.loads(trainer["custom_config"])["backup_root"] == f"{ROOT}/training-backups/fraud"
+
+
+def test_transform_and_evaluator_carry_the_config(spec):
+    transform = _parameters(spec, "Transform")
+    assert transform["preprocessing_fn"] == "components.transform.preprocessing_fn"
+    assert json.loads(transform["custom_config"])["targets"] == [["malignant", "binary"]]
+    eval_config = json.loads(_parameters(spec, "Evaluator")["eval_config"])
+    auc = next(m for m in eval_config["metrics_specs"][0]["metrics"] if m["class_name"] == "AUC")
+    assert auc["threshold"]["value_threshold"]["lower_bound"] == 0.7
+    assert eval_config["model_specs"][0]["signature_name"] == "serving_tf_example"
+
+
+def test_compile_needs_a_root_uri(tmp_path, capsys):
+    assert main(["compile", "--kubeflow", "--output", str(tmp_path / "x.json"), "--pipeline-root", "bucket",
+                 "--data-uri", DATA, "--home", str(tmp_path)]) == 2
+    assert "--pipeline-root 'bucket'" in capsys.readouterr().err

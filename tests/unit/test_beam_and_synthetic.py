@@ -1,0 +1,75 @@
+"""Beam pipeline args from the command line, and the synthetic data generator for scale runs."""
+import csv
+
+import pytest
+
+from pipelines.cli import main
+from pipelines.config import LOCAL_BEAM_ARGS, beam_args
+from pipelines.synthetic import LABEL, columns, write_transactions
+from tests.helpers import run_cli_config, write_transactions_csv
+
+
+def test_local_default_is_one_in_memory_worker():
+    assert LOCAL_BEAM_ARGS == ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    assert beam_args("multi_processing", 2) == ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+
+
+def test_another_runner_gets_only_the_passed_args():
+    dataflow = ("--runner=DataflowRunner", "--project=p", "--region=europe-west1", "--temp_location=gs://b/tmp")
+    assert beam_args("in_memory", 1, dataflow) == dataflow
+    assert beam_args("in_memory", 1, ("--runner=DirectRunner",))[-1] == "--runner=DirectRunner"
+
+
+def test_cli_builds_beam_args_and_refuses_bad_ones(tmp_path, capsys):
+    data = write_transactions_csv(tmp_path / "t.csv")
+    config = run_cli_config("--data", str(data), "--label", "is_fraud", "--task", "binary", "--beam-mode",
+                            "multi_processing", "--beam-workers", "2", "--beam-arg=--direct_running_mode_hint=x",
+                            home=tmp_path / "home")
+    assert config.beam_args == ("--direct_running_mode=multi_processing", "--direct_num_workers=2",
+                                "--direct_running_mode_hint=x")
+    assert config.as_params()["beam_args"].startswith("--direct_running_mode=multi_processing")
+    code = main(["run", "--data", str(data), "--label", "is_fraud", "--task", "binary", "--beam-workers", "0",
+                 "--home", str(tmp_path / "home")])
+    assert code == 2 and "Beam workers 0: need at least 1" in capsys.readouterr().err
+
+
+def test_generator_writes_the_rows_asked_for_with_gaps_and_both_classes(tmp_path, capsys):
+    assert main(["generate", str(tmp_path / "big.csv"), "--rows", "120001", "--seed", "3"]) == 0
+    assert "--label is_fraud --task binary" in capsys.readouterr().out
+    with (tmp_path / "big.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 120001 and list(rows[0]) == columns(12)
+    positives = sum(int(r[LABEL]) for r in rows) / len(rows)
+    assert 0.05 < positives < 0.4
+    assert any(r["x00"] == "" for r in rows) and any(r["segment"] == "" for r in rows)
+    assert all(r["x05"] != "" for r in rows)
+    with pytest.raises(ValueError, match="rows=0"):
+        write_transactions(tmp_path / "none.csv", 0)
+
+
+def test_schedule_prints_a_cron_line_that_runs_the_same_command(tmp_path, capsys, monkeypatch):
+    import shlex
+    import subprocess
+
+    from pipelines.schedule import merge
+
+    monkeypatch.chdir(tmp_path)
+    data = write_transactions_csv(tmp_path / "t.csv")
+    home = tmp_path / "home"
+    assert main(["schedule", "--cron", "*/30 * * * *", "--promote", "--home", str(home), "--", "--data", "t.csv",
+                 "--label", "is_fraud", "--task", "binary", "--hparam", "epochs=2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("*/30 * * * * cd ") and line.endswith("# mlops-schedule:t")
+    assert f"--data {data}" in line and f"promote t --home {home}" in line and "flock -n" in line
+    shell = shlex.split(line.split(" ", 5)[5].rsplit(" # ", 1)[0])
+    inner = shell[shell.index("-c") + 1]
+    assert subprocess.run(["sh", "-n", "-c", inner]).returncode == 0  # valid shell
+    # a reinstall replaces the pipeline's earlier entry and keeps everything else
+    assert merge("0 1 * * * backup\nold # mlops-schedule:t\n", line, "t") == f"0 1 * * * backup\n{line}\n"
+
+
+def test_schedule_refuses_bad_cron_and_run_arguments(capsys):
+    assert main(["schedule", "--cron", "daily", "--", "fraud"]) == 2
+    assert "five fields" in capsys.readouterr().err
+    assert main(["schedule", "--", "fraud", "--nope"]) == 2
+    assert "would not parse" in capsys.readouterr().err
