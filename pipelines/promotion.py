@@ -159,7 +159,8 @@ def _fmt(value: Optional[float]) -> str:
 
 def format_table(outcome: Outcome, markdown: bool = False) -> str:
     champion = f"v{outcome.champion}" if outcome.champion else "none"
-    head = f"promotion of '{outcome.name}': challenger v{outcome.challenger} vs champion {champion}"
+    head = (f"promotion of '{outcome.name}': challenger v{outcome.challenger} vs champion {champion}"
+            if outcome.challenger else f"promotion of '{outcome.name}': champion {champion}")
     columns = ("target", "slice", "metric", "champion", "challenger", "rows", "rule", "ok")
     rows = [(c.target, c.slice, c.metric, _fmt(c.champion), _fmt(c.challenger), str(c.rows), c.rule,
              "yes" if c.passed else "NO") for c in outcome.checks]
@@ -168,6 +169,8 @@ def format_table(outcome: Outcome, markdown: bool = False) -> str:
         lines = [f"### {head}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines + ["", f"**{verdict}**", ""])
+    if not rows:
+        return "\n".join([head, verdict])
     widths = [max(len(x) for x in col) for col in zip(columns, *rows)]
     lines = [head] + ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in (columns, *rows)]
     return "\n".join(lines + [verdict])
@@ -226,16 +229,8 @@ def _tags_json(version, tag: str, default):
 
 
 def _model_dir(home: Home, name: str, version) -> str:
-    """The pushed dir in this home, else the SavedModel inside the registered pyfunc model."""
-    local = home.model_base_dir(name) / str(_serving_version(version))
-    if local.is_dir():
-        return str(local)
-    import mlflow.artifacts
-
-    from serving.pyfunc import SAVED_MODEL
-
-    downloaded = mlflow.artifacts.download_artifacts(f"{version.source}/artifacts/{SAVED_MODEL}")
-    return downloaded
+    """The pushed dir of a registered version in this home (checked by ``_check_served``)."""
+    return str(home.model_base_dir(name) / str(_serving_version(version)))
 
 
 def _record(client, home: Home, name: str, event: dict) -> dict:

@@ -188,3 +188,10 @@ def test_the_registered_pyfunc_model_code_stands_alone():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= {"typing", "mlflow", "numpy", "pandas", "tensorflow"}, imported
     assert f'SAVED_MODEL = "{SAVED_MODEL}"' in MODEL_CODE.read_text()
+
+
+def test_nothing_to_promote_reads_as_such():
+    text = format_table(Outcome("m", "nothing", champion=2, message="no challenger (every pushed model was "
+                                                                    "already promoted)"))
+    assert text.splitlines() == ["promotion of 'm': champion v2",
+                                 "verdict: nothing (no challenger (every pushed model was already promoted))"]
