@@ -27,7 +27,7 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import Channel, artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
-from components.export import PREDICTIONS
+from components.features import PREDICTIONS
 from components.features import transformed_name, vocabulary_name
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS

@@ -4,6 +4,9 @@ model's input names and to the Transform's vocabulary files."""
 TRANSFORMED_SUFFIX = "_xf"
 
 
+PREDICTIONS = "predictions"  # the exported signatures' output of a single-output model
+
+
 def transformed_name(raw_name: str) -> str:
     return raw_name + TRANSFORMED_SUFFIX
 

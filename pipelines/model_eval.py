@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from components.features import PREDICTIONS
 from components.tasks import MULTI_TARGET_TASKS, get_task
 
 OVERALL = "overall"
@@ -103,8 +104,6 @@ def _run(model_dir: str, examples: Sequence[bytes], label_keys: Sequence[str],
 def evaluate(model_dir: str, examples: Sequence[bytes], targets: Sequence[Tuple[str, str]], task_name: str,
              slice_features: Sequence[str] = (), min_slice_rows: int = 1) -> Dict[str, Dict[str, SliceScore]]:
     """target label -> slice name (``overall`` or ``feature=value``) -> the gate metric."""
-    from components.export import PREDICTIONS
-
     multi = task_name in MULTI_TARGET_TASKS
     output_of = {label: label if multi else (get_task(task_name).prediction_key or PREDICTIONS)
                  for label, _ in targets}

@@ -262,6 +262,18 @@ def test_serve_predict_and_config_paths_import_no_tfx():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+def test_promote_rollback_and_score_paths_import_neither_tfx_nor_tft():
+    """They load TensorFlow (the models) but not TFX or TFT (18-50 s of imports)."""
+    code = ("import sys; import pipelines.cli, pipelines.promotion, pipelines.model_eval, pipelines.registry, "
+            "pipelines.scoring, serving.pyfunc; import tensorflow; "
+            "[pipelines.cli.parser().parse_args(a) for a in (['promote', 'm'], ['rollback', 'm'], "
+            "['score', 'm', '--data', 'x.csv', '--output', 'o'])]; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tfx', 'tensorflow_transform')); "
+            "assert not bad, bad")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_unreadable_config_at_start_is_an_error(tmp_path):
     model_config.config_path(tmp_path).write_text("model_config_list { config { name: ")
     manager = ModelManager(tmp_path, FakeServable)
