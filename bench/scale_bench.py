@@ -102,6 +102,11 @@ def main() -> int:
             result = measure(str(data), rows, mode, workers)
             print(json.dumps(result), flush=True)
             results.append(result)
+            _write(results)  # after each configuration: a long run that is stopped keeps what it measured
+    return 0
+
+
+def _write(results: list) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = {"goal": GOAL, "cpus": os.cpu_count(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "results": results}
@@ -115,7 +120,6 @@ def main() -> int:
                      f"{c.get('StatisticsGen', '-')} | {c.get('Transform', '-')} | "
                      f"{r.get('stats_plus_transform_seconds', r.get('error', '-'))} | {r.get('peak_rss_mb', '-')} |")
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
