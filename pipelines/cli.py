@@ -1,6 +1,8 @@
 """`mlops`: the command line. Input is checked before TensorFlow or TFX is imported, so a bad
 argument or file fails in about a second with one line naming the problem (exit code 2)."""
 import argparse
+import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -21,6 +23,14 @@ def _quiet_runtime() -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _quiet_pipeline_runtime() -> None:
+    """_quiet_runtime, and absl (TFX, Beam, TFDV) at errors only: for commands that run pipelines."""
+    _quiet_runtime()
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
 
 
 def _parse_hparams(pairs: List[str]) -> Dict[str, str]:
@@ -117,10 +127,7 @@ def build_config(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = build_config(args)
-    _quiet_runtime()
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.ERROR)
+    _quiet_pipeline_runtime()
     from pipelines.local_runner import format_summary, run_pipeline
 
     report = run_pipeline(config, track=not args.no_tracking)
@@ -133,10 +140,7 @@ def cmd_skew(args: argparse.Namespace) -> int:
     from pipelines.home import Home
 
     home = Home.resolve(args.home)
-    _quiet_runtime()
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.ERROR)
+    _quiet_pipeline_runtime()
     from pipelines.skew import SkewError, format_skew, skew_for_version
 
     try:
@@ -159,12 +163,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if "--home" in run_args:
         raise CliError("give --home to `mlops schedule`, not after --")
     try:
-        with open(os.devnull, "w") as devnull:
-            stderr, sys.stderr = sys.stderr, devnull
-            try:
-                run = parser().parse_args(["run", *run_args])
-            finally:
-                sys.stderr = stderr
+        with contextlib.redirect_stderr(io.StringIO()):
+            run = parser().parse_args(["run", *run_args])
     except SystemExit:
         raise CliError(f"`mlops run {' '.join(run_args)}` would not parse (see mlops run --help)") from None
     name = run.name or run.usecase or (Path(run.data).stem if run.data else DEFAULT_USE_CASE)
@@ -187,10 +187,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from pipelines.home import Home
 
     home = Home.resolve(args.home)
-    _quiet_runtime()
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.ERROR)
+    _quiet_pipeline_runtime()
     from pipelines.config import beam_args
     from pipelines.scoring import ScoringError, resolve_model, score
 
@@ -228,10 +225,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if not args.pipeline_root.startswith(("gs://", "s3://", "/")) or not args.data_uri.strip("/"):
         raise CliError(f"--pipeline-root {args.pipeline_root!r}: give a URI such as gs://bucket/mlops")
     config = build_config(args)
-    _quiet_runtime()
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.ERROR)
+    _quiet_pipeline_runtime()
     from pipelines.kubeflow_runner import compile_kubeflow
 
     path = compile_kubeflow(config, Path(args.output), args.pipeline_root, args.data_uri, args.image)
@@ -353,21 +347,21 @@ def _pipeline_args(command: argparse.ArgumentParser) -> None:
     command.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
     command.add_argument("--threshold", type=float, help="bound on the task's gate metric (default: from the data)")
     command.add_argument("--max-drop", type=float, default=DEFAULT_MAX_METRIC_DROP,
-                     help="allowed worsening of the gate metric vs the baseline model")
+                         help="allowed worsening of the gate metric vs the baseline model")
     command.add_argument("--schemas-dir", help="curated schemas (default: the repo's schemas/)")
     command.add_argument("--tune", choices=TUNERS, help="tune the family's search space first (KerasTuner oracle)")
     command.add_argument("--max-trials", type=int, default=6, help="tuning trials (random, bayesian)")
     command.add_argument("--warm-start", action="store_true",
-                     help="start from the last blessed model of the same family and inputs")
+                         help="start from the last blessed model of the same family and inputs")
     command.add_argument("--no-edge", action="store_true", help="skip the TF Lite export (EdgeExport)")
     command.add_argument("--no-cache", action="store_true", help="rerun every component")
     command.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     command.add_argument("--tracking-uri", help=TRACKING_HELP)
     command.add_argument("--beam-mode", choices=BEAM_MODES, default="in_memory",
-                     help="DirectRunner mode (default in_memory: fastest on small data)")
+                         help="DirectRunner mode (default in_memory: fastest on small data)")
     command.add_argument("--beam-workers", type=int, default=1, help="DirectRunner workers (multi_processing: processes)")
     command.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
-                     help="passed to Beam as is, e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P")
+                         help="passed to Beam as is, e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P")
 
 
 TRACKING_HELP = "MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI, else <home>/mlflow.db)"

@@ -58,9 +58,10 @@ class RunReport:
         return bool(work) and all(c.state == "CACHED" for c in work)
 
 
-def _store(config: PipelineConfig) -> mlmd.MetadataStore:
+def open_store(metadata_path) -> mlmd.MetadataStore:
+    """ML Metadata's SQLite store, read-only (reports never write lineage)."""
     connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(config.home.metadata_path)
+    connection.sqlite.filename_uri = str(metadata_path)
     connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
     return mlmd.MetadataStore(connection)
 
@@ -98,7 +99,7 @@ def collect(config: PipelineConfig, since_ms: int) -> RunReport:
     report = RunReport(pipeline=config.name)
     if not config.home.metadata_path.exists():
         return report
-    store = _store(config)
+    store = open_store(config.home.metadata_path)
     run_ctx = _latest_run_context(store, config.name, since_ms)
     if run_ctx is None:
         return report

@@ -5,6 +5,7 @@ import glob
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -61,16 +62,21 @@ def read_anomalies(report: RunReport) -> Dict[str, List[str]]:
     return found
 
 
-def data_facts(report: RunReport, statistics: Dict[str, object], anomalies: Dict[str, List[str]]) -> Dict:
-    """Flat facts: rows per split, span and version of the input, schema hash, anomaly counts."""
-    facts: Dict[str, object] = {f"data.rows_{split}": int(stats.datasets[0].num_examples)
-                                for split, stats in statistics.items() if stats.datasets}
-    facts.update({f"data.anomalies_{split}": len(found) for split, found in anomalies.items()})
-    facts.update({f"data.{key}": value for key, value in report.input_properties.items()})
+@dataclass
+class DataFacts:
+    params: Dict[str, str]  # what the run's input was: span, version, schema hash
+    metrics: Dict[str, float]  # what it held: rows per split, anomalies found per split
+
+
+def data_facts(report: RunReport, statistics: Dict[str, object], anomalies: Dict[str, List[str]]) -> DataFacts:
+    params = {f"data.{key}": str(value) for key, value in report.input_properties.items()}
     schema = schema_file(report)
     if schema:
-        facts["data.schema_sha256"] = hashlib.sha256(Path(schema).read_bytes()).hexdigest()
-    return facts
+        params["data.schema_sha256"] = hashlib.sha256(Path(schema).read_bytes()).hexdigest()
+    metrics = {f"data.rows_{split}": float(stats.datasets[0].num_examples)
+               for split, stats in statistics.items() if stats.datasets}
+    metrics.update({f"data.anomalies_{split}": float(len(found)) for split, found in anomalies.items()})
+    return DataFacts(params, metrics)
 
 
 def statistics_html(statistics: Dict[str, object]) -> Optional[str]:
@@ -165,7 +171,7 @@ def lineage(config: PipelineConfig, report: RunReport) -> dict:
             "artifacts": report.artifact_uris}
 
 
-def write_run_files(config: PipelineConfig, report: RunReport, out: Path) -> Dict[str, object]:
+def write_run_files(config: PipelineConfig, report: RunReport, out: Path) -> DataFacts:
     """Writes the run's files for MLflow under ``out`` (by artifact folder) and returns the data facts."""
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 
-CSV_OUTPUT, TFRECORD_OUTPUT = "predictions", "predictions"
+OUTPUT_PREFIX = "predictions"  # predictions-*.csv and predictions-*.tfrecord.gz
 MODEL_COLUMNS = ("model_name", "model_version", "serving_version")
 
 
@@ -162,15 +162,15 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
         scored = (rows | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=2048)
                   | "Score" >> beam.ParDo(_Score(model, specs)))
         _ = (scored | "Csv" >> beam.Map(_to_csv(columns))
-             | "WriteCsv" >> beam.io.WriteToText(str(output / CSV_OUTPUT), file_name_suffix=".csv",
+             | "WriteCsv" >> beam.io.WriteToText(str(output / OUTPUT_PREFIX), file_name_suffix=".csv",
                                                  header=",".join(columns)))
         _ = (scored | "Example" >> beam.Map(_to_example)
-             | "WriteTFRecord" >> beam.io.WriteToTFRecord(str(output / TFRECORD_OUTPUT),
+             | "WriteTFRecord" >> beam.io.WriteToTFRecord(str(output / OUTPUT_PREFIX),
                                                          file_name_suffix=".tfrecord.gz"))
-    csv_files = sorted(glob.glob(str(output / f"{CSV_OUTPUT}*.csv")))
+    csv_files = sorted(glob.glob(str(output / f"{OUTPUT_PREFIX}*.csv")))
     rows_written = sum(sum(1 for _ in open(f)) - 1 for f in csv_files)
     return {"rows": rows_written, "csv": csv_files,
-            "tfrecord": sorted(glob.glob(str(output / f"{TFRECORD_OUTPUT}*.tfrecord.gz")))}
+            "tfrecord": sorted(glob.glob(str(output / f"{OUTPUT_PREFIX}*.tfrecord.gz")))}
 
 
 def resolve_model(home, name: str, tracking_uri: str, alias: str = "champion", version: Optional[int] = None,

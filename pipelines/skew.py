@@ -30,15 +30,11 @@ class FeatureSkew:
 
 
 def _store(home: Home):
-    import ml_metadata as mlmd
-    from ml_metadata.proto import metadata_store_pb2
+    from pipelines.report import open_store
 
     if not home.metadata_path.exists():
         raise SkewError(f"{home.metadata_path}: no ML Metadata store (run a pipeline first)")
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(home.metadata_path)
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return mlmd.MetadataStore(connection)
+    return open_store(home.metadata_path)
 
 
 def training_split(home: Home, version_dir: Path, split: str = "train") -> str:

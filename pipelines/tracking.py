@@ -18,7 +18,7 @@ from typing import Dict, List, Optional
 from pipelines import registry
 from pipelines.config import EDGE_EXPORT_ID, PipelineConfig
 from pipelines.report import OVERALL, RunReport
-from pipelines.run_artifacts import examples_uri
+from pipelines.run_artifacts import DataFacts, examples_uri
 from serving.edge import ARTIFACT_TYPE as EDGE_ARTIFACT_TYPE
 
 MAX_PARAM_CHARS = 6000
@@ -38,7 +38,7 @@ def _experiment_id(client, config: PipelineConfig) -> str:
     return client.create_experiment(config.name, artifact_location=location)
 
 
-def _params(config: PipelineConfig, report: RunReport, facts: Dict[str, object]) -> Dict[str, str]:
+def _params(config: PipelineConfig, report: RunReport, facts: DataFacts) -> Dict[str, str]:
     from components.models.registry import FAMILIES
 
     params = {k: str(v) for k, v in config.as_params().items()}
@@ -51,7 +51,7 @@ def _params(config: PipelineConfig, report: RunReport, facts: Dict[str, object])
     for key in ("inputs", "head"):
         if key in report.model_info:
             params[f"model.{key}"] = json.dumps(report.model_info[key], sort_keys=True)
-    params.update({k: str(v) for k, v in facts.items() if isinstance(v, str) or k in ("data.span", "data.version")})
+    params.update(facts.params)
     return {k: v[:MAX_PARAM_CHARS] for k, v in params.items()}
 
 
@@ -60,7 +60,7 @@ def metric_key(*parts: str) -> str:
     return "/".join(parts).replace("=", ":").replace(",", ";")
 
 
-def _metrics(report: RunReport, facts: Dict[str, object], now: int) -> List:
+def _metrics(report: RunReport, facts: DataFacts, now: int) -> List:
     from mlflow.entities import Metric
 
     metrics = [Metric(f"epoch_{name}", value, now, step)
@@ -69,8 +69,7 @@ def _metrics(report: RunReport, facts: Dict[str, object], now: int) -> List:
         prefix = "eval" if slice_name == OVERALL else metric_key("eval", slice_name)
         metrics += [Metric(f"{prefix}_{name}" if slice_name == OVERALL else metric_key(prefix, name), value, now, 0)
                     for name, value in values.items()]
-    metrics += [Metric(k, float(v), now, 0) for k, v in facts.items() if not isinstance(v, str)
-                and k not in ("data.span", "data.version")]
+    metrics += [Metric(k, v, now, 0) for k, v in facts.metrics.items()]
     for variant, entry in report.edge.get("variants", {}).items():
         metrics += [Metric(f"edge_{variant}_{key}", float(entry[key]), now, 0)
                     for key in ("size_bytes", "max_abs_diff", "metric_drop", "value") if entry.get(key) is not None]
@@ -89,8 +88,9 @@ def _tags(report: RunReport) -> Dict[str, str]:
         "mlmd_execution_ids": ",".join(f"{c.node}={c.execution_id}" for c in report.components),
         **({"error": report.error[:5000]} if report.error else {}),
     }
-    if trainer_model(report):
-        tags[TRAINER_MODEL_TAG] = trainer_model(report)
+    model_dir = trainer_model(report)
+    if model_dir:
+        tags[TRAINER_MODEL_TAG] = model_dir
     for variant, entry in report.edge.get("variants", {}).items():
         tags[f"edge_{variant}"] = "shipped" if entry.get("accepted") else f"left out: {entry.get('reason', '')}"[:5000]
     return tags
