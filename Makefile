@@ -4,12 +4,22 @@ VENV := .venv
 STAMP := $(VENV)/.setup-complete
 BIN := $(VENV)/bin
 
-.PHONY: setup run serve promote rollback test test-fast bench lock clean
+AIRFLOW_VENV := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.setup-complete
+
+.PHONY: setup airflow-setup run serve promote rollback test test-fast bench lock clean
 
 setup: $(STAMP)
 
 $(STAMP): requirements.lock setup.py infra/requirements.in infra/setup-venv.sh
 	bash infra/setup-venv.sh
+	touch $@
+
+# Apache Airflow 2.10.3 (TFX 1.16's tested version) in its own venv and lock: infra/airflow/
+airflow-setup: $(AIRFLOW_STAMP)
+
+$(AIRFLOW_STAMP): infra/airflow/requirements.lock setup.py infra/setup-venv.sh
+	bash infra/setup-venv.sh $(AIRFLOW_VENV) infra/airflow/requirements.lock
 	touch $@
 
 run: setup
@@ -27,7 +37,7 @@ promote: setup
 rollback: setup
 	$(BIN)/mlops rollback $(NAME)
 
-test: setup
+test: setup airflow-setup
 	$(BIN)/python -m pytest -c tests/pytest.ini tests
 
 test-fast: setup
@@ -43,6 +53,8 @@ bench: setup
 lock: setup
 	$(BIN)/uv pip compile --quiet --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
 		infra/requirements.in -o requirements.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
+		infra/airflow/requirements.in -o infra/airflow/requirements.lock
 
 clean:
-	rm -rf $(VENV) .mlops
+	rm -rf $(VENV) $(AIRFLOW_VENV) .mlops

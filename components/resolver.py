@@ -26,7 +26,7 @@ class BlessedBaselineStrategy(resolver.ResolverStrategy):
         empty = {CANDIDATE: candidates, MODEL: [], MODEL_BLESSING: []}
         if not candidates:
             return empty
-        candidate_id = candidates[0].id
+        candidate_id = max(c.id for c in candidates)  # this run's (legacy orchestrators pass every run's)
         blessing_by_model = {
             b.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): b
             for b in input_dict[MODEL_BLESSING]

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Creates .venv with Python 3.10 (TFX 1.16 needs Python < 3.11), syncs it to requirements.lock
 # with uv and installs the project in editable mode. `make setup` runs it when the lock changes.
+# Usage: setup-venv.sh [VENV LOCK]  (`make airflow-setup`: .venv-airflow infra/airflow/requirements.lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+venv=${1:-.venv}
+lock=${2:-requirements.lock}
 
 find_python310() {
   if command -v pyenv >/dev/null 2>&1; then
@@ -16,28 +19,28 @@ find_python310() {
   return 1
 }
 
-if ! [ -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
+if ! [ -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
   python310=$(find_python310) || {
     echo "make setup: Python 3.10 not found. TFX 1.16 needs Python 3.10 (< 3.11): install it with" >&2
     echo "  'pyenv install 3.10' or your OS package (python3.10 and python3.10-venv), then rerun." >&2
     exit 1
   }
-  echo "make setup: creating .venv with $python310"
-  rm -rf .venv
-  "$python310" -m venv .venv
+  echo "make setup: creating $venv with $python310"
+  rm -rf "$venv"
+  "$python310" -m venv "$venv"
 fi
 
 if command -v uv >/dev/null 2>&1; then
   uv=uv
 else
-  if ! [ -x .venv/bin/uv ]; then
+  if ! [ -x "$venv/bin/uv" ]; then
     uv_pin=$(grep -E '^uv==' infra/requirements.in)
-    echo "make setup: installing $uv_pin into .venv"
-    .venv/bin/python -m pip install --quiet "$uv_pin"
+    echo "make setup: installing $uv_pin into $venv"
+    "$venv/bin/python" -m pip install --quiet "$uv_pin"
   fi
-  uv=.venv/bin/uv
+  uv=$venv/bin/uv
 fi
 
-"$uv" pip sync --quiet --python .venv/bin/python requirements.lock
-"$uv" pip install --quiet --python .venv/bin/python --no-deps --no-build-isolation -e .
-echo "make setup: .venv is in sync with requirements.lock"
+"$uv" pip sync --quiet --python "$venv/bin/python" "$lock"
+"$uv" pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation -e .
+echo "make setup: $venv is in sync with $lock"

@@ -69,7 +69,8 @@ def build_config(args: argparse.Namespace):
     from pipelines.datasets import DEFAULT_USE_CASE, USE_CASES, UseCase, materialize, naive_forecast_mae
     from pipelines.home import Home
     from pipelines.preflight import InputDataError, profile_csv
-    from pipelines.schema import curated_schema, feature_kinds
+    from pipelines.schema import curated_schema, feature_kinds, pinned_copy
+    from pipelines.spans import DEFAULT_WINDOW, detect
 
     home = Home.resolve(args.home)
     try:
@@ -98,11 +99,22 @@ def build_config(args: argparse.Namespace):
             raise CliError("--threshold sets a single-target gate; multilabel and multitask gates come from the data")
         beam = beam_args(args.beam_mode, args.beam_workers, tuple(args.beam_arg))
         schema_path = curated_schema(name, Path(args.schemas_dir) if args.schemas_dir else None)
+        if schema_path:
+            feature_kinds(schema_path)  # a broken curated schema is refused here, naming the file
+            schema_path = pinned_copy(schema_path, home.curated_schemas(name))
         if data_path is None:
             data_path = materialize(usecase, home.data_dir(name))
+        layout = detect(data_path) if args.data else None  # a folder of span-N/ or YYYYMMDD/ folders
+        if layout is None and (args.span or args.window):
+            raise CliError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
+        span = layout.parse(args.span) if layout and args.span else None
+        window = DEFAULT_WINDOW if args.window is None else args.window
+        if window < 1:
+            raise CliError(f"--window {window}: need at least 1 span")
         targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
         if usecase.input_format == "csv":
-            profile = profile_csv(data_path, targets, feature_kinds(schema_path) if schema_path else None)
+            profile_path = layout.csv_of(layout.newest if span is None else span) if layout else data_path
+            profile = profile_csv(profile_path, targets, feature_kinds(schema_path) if schema_path else None)
             gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
             strings = profile.strings
         elif usecase.input_format == "series":  # beat repeating the last value
@@ -121,7 +133,8 @@ def build_config(args: argparse.Namespace):
         enable_cache=not args.no_cache, string_features=strings, input_format=usecase.input_format,
         tensors=usecase.tensors, series=usecase.series, tuner=args.tune, max_trials=args.max_trials,
         warm_start=args.warm_start, edge=not args.no_edge, tracking_uri=home.tracking_uri(args.tracking_uri),
-        beam_args=beam,
+        beam_args=beam, span_pattern=layout.pattern if layout else "", span=span,
+        window_spans=window if layout else 1,
     )
 
 
@@ -210,13 +223,36 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from pipelines.synthetic import LABEL, write_transactions
+    from pipelines.synthetic import LABEL, write_spans, write_transactions
 
     try:
-        path = write_transactions(Path(args.output), args.rows, args.seed)
+        if args.spans:
+            write_spans(Path(args.output), args.spans, args.rows, args.seed)
+            path, what = Path(args.output).resolve(), f"{args.spans} spans (span-N/data.csv) of {args.rows} rows"
+        else:
+            path, what = write_transactions(Path(args.output), args.rows, args.seed), f"{args.rows} rows"
     except (ValueError, OSError) as e:
         raise CliError(f"{args.output}: {e}") from None
-    print(f"{path}: {args.rows} rows; run it with: mlops run --data {path} --label {LABEL} --task binary")
+    print(f"{path}: {what}; run it with: mlops run --data {path} --label {LABEL} --task binary")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The curated schema of a pipeline, from its last run's, with drift comparators."""
+    from pipelines.home import Home
+    from pipelines.schema import REPO_SCHEMAS, SCHEMA_FILE, SchemaExistsError, latest_pipeline_schema, \
+        write_curated_schema
+
+    home = Home.resolve(args.home)
+    target = Path(args.schemas_dir or REPO_SCHEMAS) / args.name / SCHEMA_FILE
+    try:
+        source = latest_pipeline_schema(home.metadata_path, args.name)
+        write_curated_schema(source, target, args.categorical_drift, args.numeric_drift, args.force)
+    except (FileNotFoundError, SchemaExistsError, ValueError) as e:
+        raise CliError(str(e)) from None
+    print(f"{target}: curated schema of '{args.name}' (from {source}) with drift comparators: L-infinity "
+          f"{args.categorical_drift:g} on categorical, Jensen-Shannon {args.numeric_drift:g} on numeric features; "
+          f"later runs import it and a new span drifting past them is refused")
     return EXIT_OK
 
 
@@ -225,6 +261,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if not args.pipeline_root.startswith(("gs://", "s3://", "/")) or not args.data_uri.strip("/"):
         raise CliError(f"--pipeline-root {args.pipeline_root!r}: give a URI such as gs://bucket/mlops")
     config = build_config(args)
+    if config.span_pattern:
+        raise CliError("span folders run their drift gate and training window through this project's own ML Metadata "
+                       "resolvers, which Kubeflow v2 cannot compile; compile a single input file")
     _quiet_pipeline_runtime()
     from pipelines.kubeflow_runner import compile_kubeflow
 
@@ -336,9 +375,14 @@ def _pipeline_args(command: argparse.ArgumentParser) -> None:
     """What defines a pipeline: shared by `run` and `compile`."""
     from components.models.registry import TUNERS
     from pipelines.config import BEAM_MODES, DEFAULT_MAX_METRIC_DROP
+    from pipelines.spans import DEFAULT_WINDOW
 
     command.add_argument("usecase", nargs="?", help="a built-in use case (default: fraud)")
-    command.add_argument("--data", help="your CSV file (needs --label and --task)")
+    command.add_argument("--data", help="your CSV file, or a folder of spans span-N/*.csv or YYYYMMDD/*.csv "
+                                        "(needs --label and --task)")
+    command.add_argument("--span", help="with span folders: run this span (N, or YYYYMMDD) instead of the newest")
+    command.add_argument("--window", type=int, help=f"with span folders: train on the newest N accepted spans "
+                                                     f"(default {DEFAULT_WINDOW})")
     command.add_argument("--label", help="the label column of --data (multilabel: A,B,C; multitask: A:TASK,B:TASK)")
     command.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask")
     command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
@@ -452,8 +496,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     from pipelines.config import BEAM_MODES
     from pipelines.kubeflow_runner import DEFAULT_IMAGE
+    from components.comparators import DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD
     from pipelines.promotion import DEFAULT_MAX_SLICE_DROP, DEFAULT_MIN_SLICE_ROWS
-    from pipelines.skew import DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD
 
     top = argparse.ArgumentParser(prog="mlops", description="TFX pipelines from data to a served model.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -506,10 +550,23 @@ def parser() -> argparse.ArgumentParser:
     scoring.set_defaults(handler=cmd_score)
 
     generate = sub.add_parser("generate", help="write a synthetic tabular CSV of any size (scale runs)")
-    generate.add_argument("output", help="FILE.csv to write")
-    generate.add_argument("--rows", type=int, default=1_000_000)
+    generate.add_argument("output", help="FILE.csv to write (with --spans: the folder of span-N/data.csv)")
+    generate.add_argument("--rows", type=int, default=1_000_000, help="rows (per span)")
+    generate.add_argument("--spans", type=int, help="write this many span folders instead of one file")
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(handler=cmd_generate)
+
+    schema = sub.add_parser("schema", help="write the curated schema <schemas>/NAME/schema.pbtxt from the last "
+                                           "run's, with drift comparators (the drift gate between spans)")
+    schema.add_argument("name", help="pipeline name")
+    schema.add_argument("--home", help="home dir (default: $MLOPS_HOME or ./.mlops)")
+    schema.add_argument("--schemas-dir", help="curated schemas (default: the repo's schemas/)")
+    schema.add_argument("--categorical-drift", type=float, default=DEFAULT_CATEGORICAL_THRESHOLD,
+                        help="L-infinity threshold between consecutive spans (categorical features)")
+    schema.add_argument("--numeric-drift", type=float, default=DEFAULT_NUMERIC_THRESHOLD,
+                        help="Jensen-Shannon divergence threshold between consecutive spans (numeric features)")
+    schema.add_argument("--force", action="store_true", help="replace an existing curated schema")
+    schema.set_defaults(handler=cmd_schema)
 
     promote = sub.add_parser("promote", help="the CI gate: challenger vs champion on the same rows; on pass, "
                              "champion alias and serving label 'stable' move (exit 1 when refused)")

@@ -33,7 +33,10 @@ BASELINE_RESOLVER_ID = "baseline_resolver"  # resolves on every run; never cache
 WARM_START_RESOLVER_ID = "warm_start_resolver"
 PUSHER_ID = "Pusher"
 EDGE_EXPORT_ID = "EdgeExport"
-RESOLVER_IDS = (BASELINE_RESOLVER_ID, WARM_START_RESOLVER_ID)
+PREVIOUS_SPAN_RESOLVER_ID = "previous_span_resolver"
+WINDOW_RESOLVER_ID = "span_window_resolver"
+DRIFT_GATE_ID = "DriftGate"
+RESOLVER_IDS = (BASELINE_RESOLVER_ID, WARM_START_RESOLVER_ID, PREVIOUS_SPAN_RESOLVER_ID, WINDOW_RESOLVER_ID)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,9 @@ class PipelineConfig:
     warm_start: bool = False  # start from the last blessed model of the same family and inputs
     edge: bool = True  # TF Lite variants of each blessed model (EdgeExport), shipped beside it
     tracking_uri: str = ""  # MLflow tracking + registry; empty: the home's SQLite store
+    span_pattern: str = ""  # data_path is a folder of spans (pipelines.spans): newest span, drift gate, window
+    span: Optional[int] = None  # rerun this span instead of the newest
+    window_spans: int = 1  # train on the newest N accepted spans (span layouts)
 
     @property
     def mlflow_uri(self) -> str:
@@ -92,6 +98,9 @@ class PipelineConfig:
             "tuner": self.tuner or "none", "max_trials": self.max_trials, "warm_start": self.warm_start,
             "edge": self.edge,
         }
+        if self.span_pattern:
+            params.update({"span_pattern": self.span_pattern, "span": "newest" if self.span is None else self.span,
+                           "window_spans": self.window_spans})
         params.update({f"gate.{label}": bound for label, bound in self.gate_thresholds.items()})
         return params
 
@@ -115,21 +124,22 @@ class Locations:
     serving_base: str  # <serving>/<name>: where the Pusher writes versions
     training_backups: str
     metadata_path: Optional[str]  # SQLite ML Metadata; None: the orchestrator's own
+    span_pattern: str = ""  # with spans, ``data`` is their folder and this ExampleGen's pattern in it
 
     @property
     def input_base(self) -> str:
-        return self.data.rsplit("/", 1)[0]
+        return self.data if self.span_pattern else self.data.rsplit("/", 1)[0]
 
     @property
     def input_pattern(self) -> str:
-        return self.data.rsplit("/", 1)[1]
+        return self.span_pattern or self.data.rsplit("/", 1)[1]
 
     @classmethod
     def local(cls, config: "PipelineConfig") -> "Locations":
         home = config.home
         return cls(str(home.pipeline_root(config.name)), str(config.data_path),
                    str(home.model_base_dir(config.name)), str(home.training_backups(config.name)),
-                   str(home.metadata_path))
+                   str(home.metadata_path), config.span_pattern)
 
     @classmethod
     def remote(cls, config: "PipelineConfig", root: str, data_uri: str) -> "Locations":
@@ -137,4 +147,4 @@ class Locations:
         the home's layout, with the input at ``data_uri``."""
         root = root.rstrip("/")
         return cls(f"{root}/pipelines/{config.name}", data_uri, f"{root}/serving/{config.name}",
-                   f"{root}/training-backups/{config.name}", None)
+                   f"{root}/training-backups/{config.name}", None, config.span_pattern)

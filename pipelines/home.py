@@ -6,6 +6,7 @@
 ``<home>/serving/models.config`` which versions and labels both model servers serve
 ``<home>/request-logs/<name>/<v>`` sampled serving requests as tf.Examples (skew checks)
 ``<home>/data/<name>``        data the project generates for its built-in use cases
+``<home>/schemas/<name>/<sha>`` the curated schema as each run imported it (content-addressed)
 ``<home>/training-backups``   per-epoch backups of trainings in progress (resume after a kill)
 ``<home>/promotions/<name>.jsonl`` promotion and rollback history (mirror of the registry's tags)
 """
@@ -61,6 +62,10 @@ class Home:
     def training_backups(self, name: str) -> Path:
         """Per-epoch backups of trainings in progress; a rerun after a kill resumes from here."""
         return self.root / "training-backups" / name
+
+    def curated_schemas(self, name: str) -> Path:
+        """Content-addressed copies of the curated schema each run imported."""
+        return self.root / "schemas" / name
 
     def data_dir(self, name: str) -> Path:
         return self.root / "data" / name

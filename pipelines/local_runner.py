@@ -3,10 +3,10 @@ import time
 from typing import List
 
 from pipelines import report as run_report
-from pipelines.config import PipelineConfig
+from pipelines.config import DRIFT_GATE_ID, PipelineConfig
 from pipelines.report import OVERALL, RunReport
 
-GATE_NODE = "AnomaliesGate"
+GATE_NODES = ("AnomaliesGate", DRIFT_GATE_ID)  # data gates: their failure message is the report
 
 
 def run_pipeline(config: PipelineConfig, track: bool = True) -> RunReport:
@@ -23,7 +23,7 @@ def run_pipeline(config: PipelineConfig, track: bool = True) -> RunReport:
         error = f"{type(e).__name__}: {e}"
     report = run_report.collect(config, started_ms)
     report.error = error
-    if error and report.state_of(GATE_NODE) == "FAILED":
+    if error and any(report.state_of(node) == "FAILED" for node in GATE_NODES):
         report.anomalies = error.split(": ", 1)[-1]
     if track:
         track_run(config, report)
@@ -61,10 +61,14 @@ def format_edge(edge: dict) -> List[str]:
 def format_summary(config: PipelineConfig, report: RunReport) -> str:
     lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
                         f" ({config.task_name}, family {config.family}, home {config.home.root})"]
-    lines.append(f"  {'component':<20} {'status':<9} {'seconds':>8}")
+    if config.span_pattern and "span" in report.input_properties:
+        lines.append(f"input: span {report.input_properties['span']} of {config.data_path}"
+                     + (f"; training window: spans {', '.join(map(str, report.training_spans))}"
+                        if report.training_spans else ""))
+    lines.append(f"  {'component':<24} {'status':<9} {'seconds':>8}")
     for c in report.components:
-        lines.append(f"  {c.node:<20} {c.state:<9} {c.seconds:>8.1f}")
-    lines.append(f"  {'total':<30} {sum(c.seconds for c in report.components):>8.1f}")
+        lines.append(f"  {c.node:<24} {c.state:<9} {c.seconds:>8.1f}")
+    lines.append(f"  {'total':<34} {sum(c.seconds for c in report.components):>8.1f}")
     if report.anomalies:
         lines.append(report.anomalies)
     elif report.error:

@@ -1,7 +1,7 @@
 """create_pipeline(): the TFX DAG, pure (no I/O), from an injected PipelineConfig.
 
 CsvExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> AnomaliesGate
--> Transform -> [Tuner] [warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator
+-> [spans: DriftGate vs the previous accepted span -> window of accepted spans] -> Transform -> [Tuner] [warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator
 -> [EdgeExport: TF Lite variants, parity-gated] -> Pusher (when blessed; our ServingPusher: atomic
 version dirs, warmup records, the accepted TF Lite variants, models.config).
 Components are imported directly, not through ``tfx.v1`` (which also imports Vertex AI, ~15 s).
@@ -14,17 +14,19 @@ from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import La
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.orchestration import metadata, pipeline
-from tfx.proto import example_gen_pb2, trainer_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
+from components import drift
 from components import resolver as baseline
 from components.edge import EdgeExport
 from components.evaluation import eval_config
 from components.pusher import ServingPusher
 from components.series import series_example_gen
 from components.validation import AnomaliesGate
-from pipelines.config import (BASELINE_RESOLVER_ID, EDGE_EXPORT_ID, PUSHER_ID, TRAIN_EVAL_BUCKETS,
-                              WARM_START_RESOLVER_ID, Locations, PipelineConfig)
+from pipelines.config import (BASELINE_RESOLVER_ID, DRIFT_GATE_ID, EDGE_EXPORT_ID, PREVIOUS_SPAN_RESOLVER_ID,
+                              PUSHER_ID, TRAIN_EVAL_BUCKETS, WARM_START_RESOLVER_ID, WINDOW_RESOLVER_ID, Locations,
+                              PipelineConfig)
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -38,8 +40,13 @@ def _example_gen(config: PipelineConfig, where: Locations):
         return series_example_gen(where.data, **config.series)
     train_buckets, eval_buckets = TRAIN_EVAL_BUCKETS
     example_gen = ImportExampleGen if config.input_format == "tfrecord" else CsvExampleGen
+    one_span = None  # with a {SPAN} pattern, ExampleGen takes the newest span unless told which
+    if config.span is not None:
+        one_span = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+            start_span_number=config.span, end_span_number=config.span))
     return example_gen(
         input_base=where.input_base,
+        range_config=one_span,
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="data", pattern=where.input_pattern)]),
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
@@ -66,6 +73,30 @@ def latest_blessed_baseline(candidate: Channel) -> Resolver:
                     model_blessing=Channel(type=standard_artifacts.ModelBlessing)).with_id(BASELINE_RESOLVER_ID)
 
 
+def _span_gate_and_window(config: PipelineConfig, example_gen, statistics_gen, schema: Channel,
+                          anomalies_gate) -> list:
+    """[previous accepted span's statistics, DriftGate, window of accepted spans]: a new span is
+    compared with the last one accepted, then trained on with the spans accepted before it."""
+    previous = Resolver(
+        strategy_class=drift.PreviousAcceptedStatistics,
+        **{drift.CURRENT: example_gen.outputs["examples"],
+           drift.ACCEPTED: Channel(type=drift.AcceptedSpan, producer_component_id=DRIFT_GATE_ID),
+           drift.STATISTICS: Channel(type=standard_artifacts.ExampleStatistics,
+                                     producer_component_id=statistics_gen.id)},
+    ).with_id(PREVIOUS_SPAN_RESOLVER_ID)
+    gate = drift.DriftGate(statistics=statistics_gen.outputs["statistics"], examples=example_gen.outputs["examples"],
+                           schema=schema, previous_statistics=previous.outputs[drift.STATISTICS],
+                           previous_accepted=previous.outputs[drift.ACCEPTED]).with_id(DRIFT_GATE_ID)
+    gate.add_upstream_node(anomalies_gate)  # a span that broke the schema is never accepted
+    window = Resolver(
+        strategy_class=drift.AcceptedSpanWindow, config={"num_spans": config.window_spans},
+        **{drift.CURRENT: gate.outputs["accepted"],
+           drift.ACCEPTED: Channel(type=drift.AcceptedSpan, producer_component_id=DRIFT_GATE_ID),
+           drift.EXAMPLES: Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id)},
+    ).with_id(WINDOW_RESOLVER_ID)
+    return [previous, gate, window]
+
+
 def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = None,
                     baseline_resolver: Callable[[Channel], Resolver] = blessed_baseline_before_candidate
                     ) -> pipeline.Pipeline:
@@ -81,11 +112,15 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
     example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"], schema=schema)
     anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
 
+    span_nodes, training_examples = [], example_gen.outputs["examples"]
+    if config.span_pattern:
+        span_nodes = _span_gate_and_window(config, example_gen, statistics_gen, schema, anomalies_gate)
+        training_examples = span_nodes[-1].outputs[drift.EXAMPLES]
     transform = Transform(
-        examples=example_gen.outputs["examples"], schema=schema, preprocessing_fn=PREPROCESSING_FN,
+        examples=training_examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
         custom_config=config.transform_config(),
     )
-    transform.add_upstream_node(anomalies_gate)
+    transform.add_upstream_node(span_nodes[1] if span_nodes else anomalies_gate)
     training_inputs = {"examples": transform.outputs["transformed_examples"],
                        "transform_graph": transform.outputs["transform_graph"], "schema": schema}
     training_config = {**config.transform_config(), "family": config.family, "hparams": dict(config.hparams)}
@@ -137,7 +172,8 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
     return pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=where.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, transform,
+        components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, *span_nodes,
+                    transform,
                     *optional, trainer, baseline_node, evaluator, *edge, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=(metadata.sqlite_metadata_connection_config(where.metadata_path)

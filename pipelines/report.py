@@ -7,12 +7,14 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from pipelines.config import EDGE_EXPORT_ID, PUSHER_ID, RESOLVER_IDS, PipelineConfig
+from components.comparators import ACCEPTED_SPAN_TYPE, DRIFT_REPORT_FILE
+from pipelines.config import DRIFT_GATE_ID, EDGE_EXPORT_ID, PUSHER_ID, RESOLVER_IDS, PipelineConfig
 from serving.edge import ARTIFACT_TYPE as EDGE_ARTIFACT_TYPE
 from serving.edge import REPORT_FILE as EDGE_REPORT_FILE
 
 RUN_CONTEXT = "pipeline_run"
 NODE_CONTEXT = "node"
+LEGACY_RUN_CONTEXT, LEGACY_NODE_CONTEXT = "run", "component_run"  # TFX's Airflow runner (legacy launcher)
 OVERALL = "overall"
 
 
@@ -41,6 +43,8 @@ class RunReport:
     edge: Dict = field(default_factory=dict)  # EdgeExport's report: variants with parity results, or error
     artifact_uris: Dict[str, Dict[str, str]] = field(default_factory=dict)  # node -> artifact type -> uri
     input_properties: Dict[str, int] = field(default_factory=dict)  # span and version of the input examples
+    training_spans: List[int] = field(default_factory=list)  # the spans Transform and the Trainer used
+    drift: Dict = field(default_factory=dict)  # DriftGate's report when the span was accepted
     mlflow_run_id: Optional[str] = None
     model_version: Optional[int] = None  # the registry version of the pushed model
     tracking_error: Optional[str] = None
@@ -73,14 +77,18 @@ def _latest_run_context(store: mlmd.MetadataStore, pipeline: str, since_ms: int)
     runs = [c for c in store.get_contexts_by_type(RUN_CONTEXT) if c.create_time_since_epoch >= since_ms]
     runs = [c for c in runs if any(p.id == pipeline_ctx.id for p in store.get_parent_contexts_by_context(c.id))] \
         or runs
-    return max(runs, key=lambda c: c.id) if runs else None
+    runs += [c for c in store.get_contexts_by_type(LEGACY_RUN_CONTEXT)  # named "<pipeline>.<run id>"
+             if c.create_time_since_epoch >= since_ms and c.name.startswith(f"{pipeline}.")]
+    return max(runs, key=lambda c: c.create_time_since_epoch) if runs else None
 
 
-def _output_artifacts(store: mlmd.MetadataStore, execution_id: int) -> Dict[str, list]:
-    """artifact type name -> the execution's output artifacts of that type."""
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def _output_artifacts(store: mlmd.MetadataStore, execution_id: int, kinds=_OUTPUT_EVENTS) -> Dict[str, list]:
+    """artifact type name -> the execution's output (or ``kinds``) artifacts of that type."""
     events = store.get_events_by_execution_ids([execution_id])
-    ids = [e.artifact_id for e in events if e.type in (metadata_store_pb2.Event.OUTPUT,
-                                                          metadata_store_pb2.Event.DECLARED_OUTPUT)]
+    ids = [e.artifact_id for e in events if e.type in kinds]
     by_type: Dict[str, list] = {}
     for artifact in store.get_artifacts_by_id(ids):
         by_type.setdefault(store.get_artifact_types_by_id([artifact.type_id])[0].name, []).append(artifact)
@@ -104,10 +112,11 @@ def collect(config: PipelineConfig, since_ms: int) -> RunReport:
     if run_ctx is None:
         return report
     report.run_id = run_ctx.name
+    node_types = {t.id for t in store.get_context_types() if t.name in (NODE_CONTEXT, LEGACY_NODE_CONTEXT)}
     by_node = {}
     for execution in store.get_executions_by_context(run_ctx.id):
-        node = next((c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(execution.id)
-                     if store.get_context_type(NODE_CONTEXT).id == c.type_id), str(execution.id))
+        node = next((c.name.rsplit(".", 1)[-1] for c in store.get_contexts_by_execution(execution.id)
+                     if c.type_id in node_types), str(execution.id))
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
         by_node[node] = ComponentRun(node, state, seconds, execution.id)
@@ -117,6 +126,10 @@ def collect(config: PipelineConfig, since_ms: int) -> RunReport:
     report.artifact_uris = {node: {kind: arts[0].uri for kind, arts in by_type.items() if arts}
                             for node, by_type in outputs.items()}
     _read_artifacts(report, outputs, by_node)
+    if "Transform" in outputs:
+        inputs = _output_artifacts(store, by_node["Transform"].execution_id, (metadata_store_pb2.Event.INPUT,))
+        report.training_spans = sorted(_custom(e, "span") for e in inputs.get("Examples", [])
+                                       if _custom(e, "span") is not None)
     return report
 
 
@@ -134,6 +147,8 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         report.blessing_reason = read_validation(evaluation.uri)
     for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
         report.blessed = _custom(blessing, "blessed") == 1
+    for accepted in outputs.get(DRIFT_GATE_ID, {}).get(ACCEPTED_SPAN_TYPE, []):
+        report.drift = _read_json(os.path.join(accepted.uri, DRIFT_REPORT_FILE))
     for edge in outputs.get(EDGE_EXPORT_ID, {}).get(EDGE_ARTIFACT_TYPE, []):
         report.edge = _read_json(os.path.join(edge.uri, EDGE_REPORT_FILE))
     for pushed in outputs.get(PUSHER_ID, {}).get("PushedModel", []):

@@ -76,6 +76,12 @@ def data_facts(report: RunReport, statistics: Dict[str, object], anomalies: Dict
     metrics = {f"data.rows_{split}": float(stats.datasets[0].num_examples)
                for split, stats in statistics.items() if stats.datasets}
     metrics.update({f"data.anomalies_{split}": float(len(found)) for split, found in anomalies.items()})
+    if report.training_spans:
+        params["data.training_spans"] = ",".join(map(str, report.training_spans))
+    if report.drift.get("previous_span") is not None:
+        params["data.drift_reference_span"] = str(report.drift["previous_span"])
+    metrics.update({f"data.drift_{row['feature']}": float(row["distance"])
+                    for row in report.drift.get("features", []) if row.get("distance") is not None})
     return DataFacts(params, metrics)
 
 
@@ -183,6 +189,10 @@ def write_run_files(config: PipelineConfig, report: RunReport, out: Path) -> Dat
     if html:
         (out / "data" / "statistics.html").write_text(html)
     (out / "data" / "anomalies.json").write_text(json.dumps(anomalies, indent=1))
+    if report.drift:
+        (out / "data" / "drift.json").write_text(json.dumps(report.drift, indent=1))
+    if report.anomalies:  # a data gate stopped the run: its report as printed
+        (out / "data" / "gate_report.txt").write_text(report.anomalies + "\n")
     learning_curve_png(report.history, out / "plots" / "learning_curve.png")
     evaluation_png(config, report, out / "plots" / "evaluation.png")
     (out / "evaluation").mkdir(exist_ok=True)

@@ -14,6 +14,21 @@ def curated_schema(name: str, schemas_dir: Optional[Path] = None) -> Optional[Pa
     return path if path.is_file() else None
 
 
+def pinned_copy(path: Path, folder: Path) -> Path:
+    """A copy of the curated schema at ``folder/<sha256[:16]>/schema.pbtxt``. ImportSchemaGen's cache
+    key is the file's path, not its content: an edited schema gets a new path, so it is imported again."""
+    import hashlib
+
+    content = path.read_bytes()
+    copy = folder / hashlib.sha256(content).hexdigest()[:16] / SCHEMA_FILE
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_suffix(".partial")
+        partial.write_bytes(content)
+        partial.replace(copy)
+    return copy
+
+
 def load_schema(path: Path) -> schema_pb2.Schema:
     try:
         return text_format.Parse(path.read_text(), schema_pb2.Schema())
@@ -27,3 +42,42 @@ def feature_kinds(path: Path) -> Dict[str, str]:
     for feature in load_schema(path).feature:
         kinds[feature.name] = "string" if feature.type == schema_pb2.BYTES else "numeric"
     return kinds
+
+
+class SchemaExistsError(FileExistsError):
+    pass
+
+
+def latest_pipeline_schema(metadata_path: Path, pipeline: str) -> Path:
+    """The schema.pbtxt of the newest schema SchemaGen inferred (or ImportSchemaGen imported) in
+    ``pipeline`` (Transform's post-transform schemas are not it)."""
+    from pipelines.report import NODE_CONTEXT, open_store
+
+    if not metadata_path.exists():
+        raise FileNotFoundError(f"{metadata_path}: no ML Metadata store (run the pipeline first)")
+    store = open_store(metadata_path)
+    schemas = []
+    for node in ("SchemaGen", "ImportSchemaGen"):
+        context = store.get_context_by_type_and_name(NODE_CONTEXT, f"{pipeline}.{node}")
+        if context is not None:
+            schema_type = store.get_artifact_type("Schema")
+            schemas += [a for a in store.get_artifacts_by_context(context.id) if a.type_id == schema_type.id]
+    if not schemas:
+        raise FileNotFoundError(f"{metadata_path}: pipeline '{pipeline}' has no schema yet (run it first)")
+    return Path(max(schemas, key=lambda a: a.id).uri) / SCHEMA_FILE
+
+
+def write_curated_schema(source: Path, target: Path, categorical: float, numeric: float, force: bool = False) -> Path:
+    """``source`` with a drift comparator on every feature, written to ``target`` (atomically;
+    an existing curated schema is kept unless ``force``)."""
+    from components.comparators import DRIFT, set_comparators
+
+    if target.exists() and not force:
+        raise SchemaExistsError(f"{target}: a curated schema is already there (edit it, or --force to replace it)")
+    schema = load_schema(source)
+    set_comparators(schema, DRIFT, categorical, numeric)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    partial.write_text(text_format.MessageToString(schema))
+    partial.replace(target)
+    return target

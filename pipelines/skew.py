@@ -3,30 +3,15 @@ against the training split that version was trained on, feature by feature, with
 comparators: L-infinity distance for categorical features, approximate Jensen-Shannon divergence
 for numeric ones. The training data is found by lineage in ML Metadata: the PushedModel at the
 version's directory <- its Pusher execution <- the Examples it was given."""
-from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from components.comparators import (DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD, SKEW, FeatureDistance,
+                                    distances, format_distances, set_comparators)
 from pipelines.home import Home
-
-DEFAULT_CATEGORICAL_THRESHOLD = 0.1  # L-infinity distance of value frequencies
-DEFAULT_NUMERIC_THRESHOLD = 0.1  # approximate Jensen-Shannon divergence of histograms
-
 
 class SkewError(Exception):
     pass
-
-
-@dataclass
-class FeatureSkew:
-    feature: str
-    measure: str  # L_INFTY or JENSEN_SHANNON_DIVERGENCE (TFDV's names)
-    distance: Optional[float]
-    threshold: float
-
-    @property
-    def flagged(self) -> bool:
-        return self.distance is not None and self.distance > self.threshold
 
 
 def _store(home: Home):
@@ -69,32 +54,15 @@ def _statistics(pattern: str):
 
 
 def compare(training_pattern: str, serving_pattern: str, categorical_threshold: float = DEFAULT_CATEGORICAL_THRESHOLD,
-            numeric_threshold: float = DEFAULT_NUMERIC_THRESHOLD) -> List[FeatureSkew]:
+            numeric_threshold: float = DEFAULT_NUMERIC_THRESHOLD) -> List[FeatureDistance]:
     """One row per feature present in the serving rows (the label never is)."""
     import tensorflow_data_validation as tfdv
-    from tensorflow_metadata.proto.v0 import schema_pb2
 
     training, serving = _statistics(training_pattern), _statistics(serving_pattern)
     schema = tfdv.infer_schema(training)
     served = {f.path.step[0] for f in serving.datasets[0].features}
-    measures = {}
-    for feature in schema.feature:
-        if feature.name not in served:
-            continue
-        if feature.type == schema_pb2.BYTES or feature.HasField("domain") or feature.HasField("int_domain") \
-                and feature.int_domain.is_categorical:
-            feature.skew_comparator.infinity_norm.threshold = categorical_threshold
-            measures[feature.name] = ("L_INFTY", categorical_threshold)
-        else:
-            feature.skew_comparator.jensen_shannon_divergence.threshold = numeric_threshold
-            measures[feature.name] = ("JENSEN_SHANNON_DIVERGENCE", numeric_threshold)
-    anomalies = tfdv.validate_statistics(training, schema, serving_statistics=serving)
-    measured = {}
-    for info in anomalies.drift_skew_info:
-        for measurement in info.skew_measurements:
-            measured[info.path.step[0]] = measurement.value
-    return [FeatureSkew(name, measure, measured.get(name), threshold)
-            for name, (measure, threshold) in sorted(measures.items())]
+    set_comparators(schema, SKEW, categorical_threshold, numeric_threshold, features=served)
+    return distances(tfdv.validate_statistics(training, schema, serving_statistics=serving), schema, SKEW)
 
 
 def skew_for_version(home: Home, name: str, version: Optional[int] = None, request_log_dir: Optional[Path] = None,
@@ -122,11 +90,6 @@ def _count(pattern: str) -> int:
     return sum(1 for _ in tf.data.TFRecordDataset(sorted(glob.glob(pattern))))
 
 
-def format_skew(name: str, version: int, rows: int, skews: List[FeatureSkew]) -> str:
-    lines = [f"skew of '{name}' version {version}: {rows} logged request rows vs its training split",
-             f"  {'feature':<24} {'measure':<26} {'distance':>9} {'threshold':>9}  verdict"]
-    for s in skews:
-        distance = "n/a" if s.distance is None else f"{s.distance:.4f}"
-        lines.append(f"  {s.feature:<24} {s.measure:<26} {distance:>9} {s.threshold:>9g}  "
-                     f"{'SKEWED' if s.flagged else 'ok'}")
-    return "\n".join(lines)
+def format_skew(name: str, version: int, rows: int, skews: List[FeatureDistance]) -> str:
+    return "\n".join([f"skew of '{name}' version {version}: {rows} logged request rows vs its training split",
+                      *format_distances(skews, "SKEWED")])

@@ -4,6 +4,8 @@ on a few of them. Written in chunks, so 1M rows take a few seconds and bounded m
 import csv
 from pathlib import Path
 
+from typing import List, Optional
+
 import numpy as np
 
 SEGMENTS = np.array(["retail", "online", "wholesale", "partner"])
@@ -16,13 +18,16 @@ def columns(numeric: int) -> list:
     return [f"x{i:02d}" for i in range(numeric)] + ["amount", "segment", "channel", LABEL]
 
 
-def write_transactions(path: Path, rows: int, seed: int = 0, numeric: int = 12, missing_share: float = 0.02) -> Path:
+def write_transactions(path: Path, rows: int, seed: int = 0, numeric: int = 12, missing_share: float = 0.02,
+                       concept_seed: Optional[int] = None) -> Path:
     """``rows`` rows of ``numeric`` standard-normal features, a log-normal amount, two strings and
-    the label (a minority class, about 20% positive). About ``missing_share`` of two columns is left empty."""
+    the label (a minority class, about 20% positive). About ``missing_share`` of two columns is left empty.
+    ``concept_seed`` (default: ``seed``) fixes how the label depends on the features."""
     if rows < 1:
         raise ValueError(f"rows={rows}: need at least one row")
-    rng = np.random.default_rng(seed)
-    weights = rng.normal(0, 1, numeric) * (rng.random(numeric) < 0.5)
+    concept = np.random.default_rng(seed if concept_seed is None else concept_seed)
+    weights = concept.normal(0, 1, numeric) * (concept.random(numeric) < 0.5)
+    rng = np.random.default_rng([seed, 1]) if concept_seed is not None else concept
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -41,3 +46,11 @@ def write_transactions(path: Path, rows: int, seed: int = 0, numeric: int = 12, 
             block = np.column_stack([text, np.char.mod("%.2f", amount), segments, CHANNELS[channel], label])
             writer.writerows(block.tolist())
     return path
+
+
+def write_spans(folder: Path, spans: int, rows: int, seed: int = 0) -> List[Path]:
+    """``folder/span-1/data.csv`` .. ``span-{spans}``: new rows per span, one label concept."""
+    if spans < 1:
+        raise ValueError(f"spans={spans}: need at least one span")
+    return [write_transactions(folder / f"span-{span}" / "data.csv", rows, seed=seed + span, concept_seed=seed)
+            for span in range(1, spans + 1)]

@@ -1,5 +1,6 @@
 """The same create_pipeline() compiled for Kubeflow Pipelines v2 / Vertex (TFX's
-KubeflowV2DagRunner): every component, its parameters and the remote locations."""
+KubeflowV2DagRunner): every component, its parameters and the remote locations; and the nodes a
+span layout adds (its Airflow run is tests/e2e/test_airflow.py)."""
 import json
 
 import pytest
@@ -65,3 +66,27 @@ def test_compile_needs_a_root_uri(tmp_path, capsys):
     assert main(["compile", "--kubeflow", "--output", str(tmp_path / "x.json"), "--pipeline-root", "bucket",
                  "--data-uri", DATA, "--home", str(tmp_path)]) == 2
     assert "--pipeline-root 'bucket'" in capsys.readouterr().err
+
+
+def test_span_folders_build_the_drift_gate_and_window_and_are_not_compiled_for_kubeflow(tmp_path, capsys):
+    from pipelines.pipeline import create_pipeline
+    from pipelines.synthetic import write_spans
+    from tests.helpers import run_cli_config
+
+    write_spans(tmp_path / "daily", spans=2, rows=40)
+    args = ("--data", str(tmp_path / "daily"), "--label", "is_fraud", "--task", "binary")
+    config = run_cli_config(*args, "--span", "1", "--window", "2", home=tmp_path / "home")
+    nodes = {node.id: node for node in create_pipeline(config).components}
+    assert {"previous_span_resolver", "DriftGate", "span_window_resolver"} <= set(nodes)
+    example_gen = nodes["CsvExampleGen"]
+    assert example_gen.exec_properties["input_base"] == str(tmp_path / "daily")
+    assert '"pattern": "span-{SPAN}/*.csv"' in example_gen.exec_properties["input_config"]
+    static = json.loads(example_gen.exec_properties["range_config"])["static_range"]
+    assert static == {"start_span_number": 1, "end_span_number": 1}
+    assert nodes["span_window_resolver"].exec_properties["source_uri"] == {"num_spans": 2}  # TFX: its config
+    assert nodes["DriftGate"] in nodes["Transform"].upstream_nodes
+    newest = run_cli_config(*args, home=tmp_path / "home")
+    assert create_pipeline(newest).components[0].exec_properties["range_config"] is None
+    assert main(["compile", "--kubeflow", "--output", str(tmp_path / "x.json"), "--pipeline-root", ROOT,
+                 "--data-uri", "gs://b/daily", *args, "--home", str(tmp_path / "home")]) == 2
+    assert "Kubeflow v2 cannot compile" in capsys.readouterr().err

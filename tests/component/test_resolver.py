@@ -1,4 +1,5 @@
-"""The baseline is the newest blessed model older than the candidate, so reruns stay cached."""
+"""Resolver strategies: the baseline is the newest blessed model older than the candidate (so reruns
+stay cached); the drift reference and the training window are accepted spans."""
 from tfx.components.evaluator import constants
 from tfx.types import standard_artifacts
 
@@ -41,3 +42,51 @@ def test_newest_older_blessed_model_wins():
     assert [m.id for m in result[MODEL]] == [3]
     assert result[MODEL_BLESSING][0].get_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY) == 3
     assert [m.id for m in result[CANDIDATE]] == [4]
+
+
+# spans: the drift gate's reference and the training window come from accepted spans only
+
+def _accepted(artifact_id: int, span: int, examples_id: int, statistics_id: int):
+    from components.drift import EXAMPLES_ID, SPAN, STATISTICS_ID, AcceptedSpan
+
+    accepted = AcceptedSpan()
+    accepted.id = artifact_id
+    for key, value in ((SPAN, span), (EXAMPLES_ID, examples_id), (STATISTICS_ID, statistics_id)):
+        accepted.set_int_custom_property(key, value)
+    return accepted
+
+
+def _with_id(artifact, artifact_id: int, span: int = None):
+    artifact.id = artifact_id
+    if span is not None:
+        artifact.set_int_custom_property("span", span)
+    return artifact
+
+
+def test_previous_reference_is_the_newest_accepted_older_span():
+    from components.drift import ACCEPTED, CURRENT, STATISTICS, PreviousAcceptedStatistics
+
+    statistics = [_with_id(standard_artifacts.ExampleStatistics(), i) for i in (11, 12, 14, 15)]
+    # span 1 accepted, span 2 accepted twice (new data: the newer counts), span 3 refused (never accepted)
+    accepted = [_accepted(21, 1, 1, 11), _accepted(22, 2, 2, 12), _accepted(24, 2, 4, 14)]
+    current = [_with_id(standard_artifacts.Examples(), 5, span=4)]
+    result = PreviousAcceptedStatistics().resolve_artifacts(
+        None, {CURRENT: current, ACCEPTED: accepted, STATISTICS: statistics})
+    assert [a.id for a in result[STATISTICS]] == [14] and [a.id for a in result[ACCEPTED]] == [24]
+    first = PreviousAcceptedStatistics().resolve_artifacts(
+        None, {CURRENT: [_with_id(standard_artifacts.Examples(), 1, span=1)], ACCEPTED: [], STATISTICS: []})
+    assert first[STATISTICS] == [] and first[ACCEPTED] == []
+
+
+def test_window_is_the_newest_accepted_spans_up_to_the_current_one():
+    from components.drift import ACCEPTED, CURRENT, EXAMPLES, AcceptedSpanWindow
+
+    examples = [_with_id(standard_artifacts.Examples(), i, span=s) for i, s in ((1, 1), (2, 2), (3, 3), (4, 5), (6, 6))]
+    accepted = [_accepted(21, 1, 1, 0), _accepted(22, 2, 2, 0), _accepted(24, 5, 4, 0), _accepted(26, 6, 6, 0)]
+    # span 3 was refused; rerunning span 5 (--span 5) ignores the later span 6
+    result = AcceptedSpanWindow(num_spans=3).resolve_artifacts(
+        None, {CURRENT: [accepted[2]], ACCEPTED: accepted, EXAMPLES: examples})
+    assert [e.id for e in result[EXAMPLES]] == [1, 2, 4]
+    one = AcceptedSpanWindow(num_spans=1).resolve_artifacts(
+        None, {CURRENT: [accepted[3]], ACCEPTED: accepted, EXAMPLES: examples})
+    assert [e.id for e in one[EXAMPLES]] == [6]

@@ -58,3 +58,25 @@ def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
     result = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert result["epochs"] == [3, 4, 5]  # epochs 1-3 were not trained again
     assert not backup.exists()  # removed once training completed
+
+
+def test_warm_start_only_from_a_model_of_the_same_architecture(tmp_path):
+    from components.trainer import MODEL_DESCRIPTION, warm_start
+
+    description = {"family": "dnn", "task": "binary", "hparams": {"width": 32, "epochs": 10, "learning_rate": 0.01},
+                   "inputs": {"numeric": ["amount"], "categorical": {}, "tensors": {}},
+                   "head": {"task": "binary", "units": 1, "subheads": []}}
+    base = tmp_path / "base"
+    assert warm_start(None, str(base), description)["reason"] == "base model has no description"
+
+    def refusal(**changes) -> str:
+        (base / "assets.extra").mkdir(parents=True, exist_ok=True)
+        base_description = json.loads(json.dumps(description))
+        for key, value in changes.items():
+            base_description[key] = value
+        (base / "assets.extra" / MODEL_DESCRIPTION).write_text(json.dumps(base_description))
+        return warm_start(None, str(base), description)["reason"]
+
+    assert refusal(head={"task": "binary", "units": 2, "subheads": []}) == "different head"
+    assert refusal(inputs={"numeric": ["amount", "age"], "categorical": {}, "tensors": {}}) == "different inputs"
+    assert refusal(hparams={**description["hparams"], "width": 16}) == "different architecture hyperparameters"

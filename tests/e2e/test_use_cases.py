@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipelines.datasets import AGE_GROUPS
 from tests.helpers import run_cli_config
 
 pytestmark = pytest.mark.pipeline
@@ -52,10 +53,12 @@ def test_housing_r2_close_to_ridge(tmp_path_factory):
     from sklearn.linear_model import Ridge
     from sklearn.metrics import r2_score
 
-    _, report = _run(tmp_path_factory, "housing")
+    config, report = _run(tmp_path_factory, "housing")
+    label = "progression"
+    # regression is gated on RMSE: better than predicting the mean (the label's standard deviation)
+    assert report.metrics["overall"]["root_mean_squared_error"] < config.gate_thresholds[label]
     _, train = _split(report, "train")
     serialized, evaluation = _split(report, "eval")
-    label = "progression"
     ridge = Ridge(alpha=0.1).fit(_matrix(train, {label}), train[label])
     ridge_r2 = r2_score(evaluation[label], ridge.predict(_matrix(evaluation, {label})))
     model = tf.saved_model.load(report.pushed_path)
@@ -69,7 +72,15 @@ def test_age_accuracy_at_least_the_baseline(tmp_path_factory):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    _, report = _run(tmp_path_factory, "age")
+    config, report = _run(tmp_path_factory, "age")
+    label = "age_group"
+    # multiclass is gated on accuracy above the majority class share
+    assert report.metrics["overall"]["sparse_categorical_accuracy"] > config.gate_thresholds[label] > 0.2
+    # class index = rank in the Transform's label vocabulary (by frequency in the train split)
+    vocabulary = (Path(report.artifact_uris["Transform"]["TransformGraph"]) / "transform_fn" / "assets"
+                  / f"label_{label}")
+    assert report.model_info["class_names"][label] == vocabulary.read_text().split()
+    assert set(report.model_info["class_names"][label]) == {group for _, group in AGE_GROUPS}
     _, train = _split(report, "train")
     _, evaluation = _split(report, "eval")
     baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
