@@ -58,13 +58,28 @@ def format_edge(edge: dict) -> List[str]:
     return lines
 
 
+def format_drift_check(drift: dict, name) -> str:
+    """One line on the drift gate's check of an accepted span."""
+    if drift.get("previous_span") is None:
+        return "drift: not checked (no earlier accepted span)"
+    if drift.get("note"):
+        return f"drift: not checked ({drift['note']})"
+    largest = max(drift["features"], key=lambda row: (row["distance"] or 0) / row["threshold"])
+    return (f"drift vs {name(drift['previous_span'])}: {len(drift['features'])} features within their thresholds "
+            f"(closest: {largest['feature']} {largest['distance'] or 0:.4f} of {largest['threshold']:g})")
+
+
 def format_summary(config: PipelineConfig, report: RunReport) -> str:
     lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
                         f" ({config.task_name}, family {config.family}, home {config.home.root})"]
     if config.span_pattern and "span" in report.input_properties:
-        lines.append(f"input: span {report.input_properties['span']} of {config.data_path}"
-                     + (f"; training window: spans {', '.join(map(str, report.training_spans))}"
-                        if report.training_spans else ""))
+        from pipelines.spans import span_name
+
+        names = [span_name(config.span_pattern, span) for span in report.training_spans]
+        lines.append(f"input: {config.data_path}/{span_name(config.span_pattern, report.input_properties['span'])}"
+                     + (f"; training window: {', '.join(names)}" if names else ""))
+        if report.drift:
+            lines.append(format_drift_check(report.drift, lambda span: span_name(config.span_pattern, span)))
     lines.append(f"  {'component':<24} {'status':<9} {'seconds':>8}")
     for c in report.components:
         lines.append(f"  {c.node:<24} {c.state:<9} {c.seconds:>8.1f}")

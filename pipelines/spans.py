@@ -24,6 +24,13 @@ def _dated_span(year: str, month: str, day: str) -> int:
     return (date(int(year), int(month), int(day)) - _EPOCH).days
 
 
+def span_name(pattern: str, span: int) -> str:
+    """How a span is named in the input: 'span-3' or '20261120'."""
+    if pattern == DATED:
+        return (_EPOCH + timedelta(days=span)).strftime("%Y%m%d")
+    return f"span-{span}"
+
+
 @dataclass(frozen=True)
 class SpanLayout:
     root: Path
@@ -39,10 +46,7 @@ class SpanLayout:
         return max(self.folders)
 
     def label(self, span: int) -> str:
-        """How the span is named in the input: 'span-3' or '20261120'."""
-        if self.dated:
-            return (_EPOCH + timedelta(days=span)).strftime("%Y%m%d")
-        return f"span-{span}"
+        return span_name(self.pattern, span)
 
     def parse(self, text: str) -> int:
         """``--span``: a number (span-N), or for dated folders YYYYMMDD / YYYY-MM-DD."""

@@ -190,7 +190,9 @@ def test_anomalies_stop_the_run_before_transform(runs, home, tmp_path):
     data = write_transactions_csv(tmp_path / "drifted.csv", seed=1, segments=SEGMENTS + ("crypto",))
     config = run_cli_config("--data", str(data), "--label", "is_fraud", "--task", "binary", "--name", "drifted",
                             "--schemas-dir", str(schemas), home=home)
-    assert config.schema_path == schemas / "drifted" / "schema.pbtxt"
+    # the curated schema, imported as a content-addressed copy (ImportSchemaGen caches by path)
+    assert config.schema_path.parent.parent == home / "schemas" / "drifted"
+    assert config.schema_path.read_text() == (schemas / "drifted" / "schema.pbtxt").read_text()
     report = run_pipeline(config, track=False)
     assert not report.succeeded
     assert report.state_of("ImportSchemaGen") == "COMPLETE"

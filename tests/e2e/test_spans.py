@@ -117,9 +117,14 @@ def test_a_span_that_breaks_the_schema_is_refused(place):
 
 
 def test_the_next_span_is_compared_with_the_last_accepted_one_and_trains_without_refused_spans(place):
+    from pipelines.local_runner import format_summary
+
     _span(place, 5)
-    _, report = _run(place)
+    config, report = _run(place)
     assert report.succeeded, report.error
+    summary = format_summary(config, report)
+    assert f"input: {place['data']}/span-5; training window: span-2, span-5" in summary
+    assert "drift vs span-2: 5 features within their thresholds (closest: " in summary
     assert report.input_properties["span"] == 5
     assert report.drift["previous_span"] == 2  # not 3 (drifted) nor 4 (broke the schema)
     assert report.training_spans == [2, 5]  # the window of accepted spans

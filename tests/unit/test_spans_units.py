@@ -119,3 +119,19 @@ def test_curated_schema_is_written_once_and_imported_by_content(tmp_path):
 def test_schema_command_needs_a_run_first(tmp_path, capsys):
     assert main(["schema", "nothing", "--home", str(tmp_path), "--schemas-dir", str(tmp_path / "s")]) == 2
     assert "no ML Metadata store" in capsys.readouterr().err
+
+
+def test_summary_line_of_the_drift_check():
+    from pipelines.local_runner import format_drift_check
+    from pipelines.spans import span_name
+
+    def name(span):
+        return span_name(DATED, span)
+
+    assert format_drift_check({"span": 1, "previous_span": None}, name) == "drift: not checked (no earlier accepted span)"
+    assert "no drift comparators" in format_drift_check(
+        {"previous_span": 1, "features": [], "note": "the schema has no drift comparators"}, name)
+    rows = [{"feature": "amount", "distance": 0.05, "threshold": 0.1},
+            {"feature": "segment", "distance": 0.09, "threshold": 0.3}]
+    assert format_drift_check({"previous_span": 20412, "features": rows}, name) == \
+        "drift vs 20251120: 2 features within their thresholds (closest: amount 0.0500 of 0.1)"
