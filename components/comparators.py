@@ -46,9 +46,9 @@ def set_comparators(schema, which: str, categorical: float = DEFAULT_CATEGORICAL
                     skip: Iterable[str] = ()) -> None:
     """Puts a ``which`` (DRIFT or SKEW) comparator on every feature of ``schema`` (or only
     ``features``), except those in ``skip`` (e.g. labels)."""
-    wanted = set(features) if features is not None else None
+    wanted, skipped = (set(features) if features is not None else None), set(skip)
     for feature in schema.feature:
-        if feature.name in set(skip) or (wanted is not None and feature.name not in wanted):
+        if feature.name in skipped or (wanted is not None and feature.name not in wanted):
             continue
         comparator = getattr(feature, f"{which}_comparator")
         comparator.Clear()

@@ -26,6 +26,7 @@ from tfx.types.standard_artifacts import Examples, ExampleStatistics, Schema
 
 from components.comparators import (ACCEPTED_SPAN_TYPE, DRIFT, DRIFT_REPORT_FILE, FeatureDistance, distances,
                                     format_distances)
+from components.resolver import this_runs
 
 SPAN, EXAMPLES_ID, STATISTICS_ID = "span", "examples_id", "statistics_id"
 # resolver input/output keys
@@ -111,7 +112,7 @@ class PreviousAcceptedStatistics(resolver.ResolverStrategy):
         result = {CURRENT: current, ACCEPTED: [], STATISTICS: []}
         if not current:
             return result
-        this_span = span_of(max(current, key=lambda a: a.id))  # legacy orchestrators pass every run's
+        this_span = span_of(this_runs(current))
         earlier = {span: a for span, a in _newest_per_span(input_dict[ACCEPTED]).items() if span < this_span}
         if earlier:
             reference = earlier[max(earlier)]
@@ -134,9 +135,9 @@ class AcceptedSpanWindow(resolver.ResolverStrategy):
         if not current:
             return None
         newest = _newest_per_span(input_dict[ACCEPTED] + current)
-        this_span = span_of(max(current, key=lambda a: a.id))  # legacy orchestrators pass every run's
+        this_span = span_of(this_runs(current))
         spans = sorted(span for span in newest if span <= this_span)[-self._num_spans:]
         by_id = {e.id: e for e in input_dict[EXAMPLES]}
-        window = [by_id[newest[span].get_int_custom_property(EXAMPLES_ID)] for span in spans
-                  if newest[span].get_int_custom_property(EXAMPLES_ID) in by_id]
+        wanted = [newest[span].get_int_custom_property(EXAMPLES_ID) for span in spans]
+        window = [by_id[examples_id] for examples_id in wanted if examples_id in by_id]
         return {CURRENT: current, ACCEPTED: [newest[span] for span in spans], EXAMPLES: window}

@@ -17,6 +17,12 @@ MODEL = "model"
 MODEL_BLESSING = "model_blessing"
 
 
+def this_runs(artifacts: List[types.Artifact]) -> types.Artifact:
+    """This run's artifact of a channel of this run's outputs: the only one under the local runner,
+    the newest of every run's under TFX's legacy launcher (the Airflow runner)."""
+    return max(artifacts, key=lambda a: a.id)
+
+
 class BlessedBaselineStrategy(resolver.ResolverStrategy):
     """Inputs ``candidate`` (this run's model), ``model`` and ``model_blessing`` (all of them)."""
 
@@ -26,7 +32,7 @@ class BlessedBaselineStrategy(resolver.ResolverStrategy):
         empty = {CANDIDATE: candidates, MODEL: [], MODEL_BLESSING: []}
         if not candidates:
             return empty
-        candidate_id = max(c.id for c in candidates)  # this run's (legacy orchestrators pass every run's)
+        candidate_id = this_runs(candidates).id
         blessing_by_model = {
             b.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): b
             for b in input_dict[MODEL_BLESSING]

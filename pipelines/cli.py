@@ -99,8 +99,8 @@ def build_config(args: argparse.Namespace):
             raise CliError("--threshold sets a single-target gate; multilabel and multitask gates come from the data")
         beam = beam_args(args.beam_mode, args.beam_workers, tuple(args.beam_arg))
         schema_path = curated_schema(name, Path(args.schemas_dir) if args.schemas_dir else None)
+        schema_kinds = feature_kinds(schema_path) if schema_path else None  # a broken one is refused, named
         if schema_path:
-            feature_kinds(schema_path)  # a broken curated schema is refused here, naming the file
             schema_path = pinned_copy(schema_path, home.curated_schemas(name))
         if data_path is None:
             data_path = materialize(usecase, home.data_dir(name))
@@ -114,7 +114,7 @@ def build_config(args: argparse.Namespace):
         targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
         if usecase.input_format == "csv":
             profile_path = layout.csv_of(layout.newest if span is None else span) if layout else data_path
-            profile = profile_csv(profile_path, targets, feature_kinds(schema_path) if schema_path else None)
+            profile = profile_csv(profile_path, targets, schema_kinds)
             gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
             strings = profile.strings
         elif usecase.input_format == "series":  # beat repeating the last value

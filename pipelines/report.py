@@ -85,8 +85,8 @@ def _latest_run_context(store: mlmd.MetadataStore, pipeline: str, since_ms: int)
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
 
-def _output_artifacts(store: mlmd.MetadataStore, execution_id: int, kinds=_OUTPUT_EVENTS) -> Dict[str, list]:
-    """artifact type name -> the execution's output (or ``kinds``) artifacts of that type."""
+def _artifacts_of(store: mlmd.MetadataStore, execution_id: int, kinds=_OUTPUT_EVENTS) -> Dict[str, list]:
+    """artifact type name -> the execution's artifacts of that type (its outputs, or events ``kinds``)."""
     events = store.get_events_by_execution_ids([execution_id])
     ids = [e.artifact_id for e in events if e.type in kinds]
     by_type: Dict[str, list] = {}
@@ -121,13 +121,13 @@ def collect(config: PipelineConfig, since_ms: int) -> RunReport:
         state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
         by_node[node] = ComponentRun(node, state, seconds, execution.id)
     report.components = sorted(by_node.values(), key=lambda c: c.execution_id)
-    outputs = {c.node: _output_artifacts(store, c.execution_id) for c in report.components
+    outputs = {c.node: _artifacts_of(store, c.execution_id) for c in report.components
                if c.state in ("COMPLETE", "CACHED")}
     report.artifact_uris = {node: {kind: arts[0].uri for kind, arts in by_type.items() if arts}
                             for node, by_type in outputs.items()}
     _read_artifacts(report, outputs, by_node)
     if "Transform" in outputs:
-        inputs = _output_artifacts(store, by_node["Transform"].execution_id, (metadata_store_pb2.Event.INPUT,))
+        inputs = _artifacts_of(store, by_node["Transform"].execution_id, (metadata_store_pb2.Event.INPUT,))
         report.training_spans = sorted(_custom(e, "span") for e in inputs.get("Examples", [])
                                        if _custom(e, "span") is not None)
     return report

@@ -19,14 +19,10 @@ def pinned_copy(path: Path, folder: Path) -> Path:
     key is the file's path, not its content: an edited schema gets a new path, so it is imported again."""
     import hashlib
 
+    from pipelines.datasets import write_if_changed
+
     content = path.read_bytes()
-    copy = folder / hashlib.sha256(content).hexdigest()[:16] / SCHEMA_FILE
-    if not copy.exists():
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        partial = copy.with_suffix(".partial")
-        partial.write_bytes(content)
-        partial.replace(copy)
-    return copy
+    return write_if_changed(folder / hashlib.sha256(content).hexdigest()[:16] / SCHEMA_FILE, content)
 
 
 def load_schema(path: Path) -> schema_pb2.Schema:
@@ -60,8 +56,8 @@ def latest_pipeline_schema(metadata_path: Path, pipeline: str) -> Path:
     for node in ("SchemaGen", "ImportSchemaGen"):
         context = store.get_context_by_type_and_name(NODE_CONTEXT, f"{pipeline}.{node}")
         if context is not None:
-            schema_type = store.get_artifact_type("Schema")
-            schemas += [a for a in store.get_artifacts_by_context(context.id) if a.type_id == schema_type.id]
+            schema_type_id = store.get_artifact_type("Schema").id  # exists once a schema node ran
+            schemas += [a for a in store.get_artifacts_by_context(context.id) if a.type_id == schema_type_id]
     if not schemas:
         raise FileNotFoundError(f"{metadata_path}: pipeline '{pipeline}' has no schema yet (run it first)")
     return Path(max(schemas, key=lambda a: a.id).uri) / SCHEMA_FILE
@@ -74,10 +70,8 @@ def write_curated_schema(source: Path, target: Path, categorical: float, numeric
 
     if target.exists() and not force:
         raise SchemaExistsError(f"{target}: a curated schema is already there (edit it, or --force to replace it)")
+    from pipelines.datasets import write_if_changed
+
     schema = load_schema(source)
     set_comparators(schema, DRIFT, categorical, numeric)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
-    partial.write_text(text_format.MessageToString(schema))
-    partial.replace(target)
-    return target
+    return write_if_changed(target, text_format.MessageToString(schema).encode())

@@ -128,7 +128,8 @@ def test_summary_line_of_the_drift_check():
     def name(span):
         return span_name(DATED, span)
 
-    assert format_drift_check({"span": 1, "previous_span": None}, name) == "drift: not checked (no earlier accepted span)"
+    first = format_drift_check({"span": 1, "previous_span": None}, name)
+    assert first == "drift: not checked (no earlier accepted span)"
     assert "no drift comparators" in format_drift_check(
         {"previous_span": 1, "features": [], "note": "the schema has no drift comparators"}, name)
     rows = [{"feature": "amount", "distance": 0.05, "threshold": 0.1},
