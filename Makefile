@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.setup-complete
 
-.PHONY: setup airflow-setup run serve promote rollback test test-fast bench lock clean
+.PHONY: setup airflow-setup run serve promote rollback lint test test-fast bench lock clean
 
 setup: $(STAMP)
 
@@ -37,11 +37,18 @@ promote: setup
 rollback: setup
 	$(BIN)/mlops rollback $(NAME)
 
-test: setup airflow-setup
-	$(BIN)/python -m pytest -c tests/pytest.ini tests
+# pyflakes, import order and line length (infra/ruff.toml); .ci/run runs it before the tests
+lint: setup
+	$(BIN)/ruff check --config infra/ruff.toml .
 
+# Every tier; one tier alone: make test MARK=unit (component, pipeline, airflow, mlflow_server)
+MARK ?=
+test: setup airflow-setup
+	$(BIN)/python -m pytest -c tests/pytest.ini $(if $(MARK),-m "$(MARK)") tests
+
+# Unit and component tiers: no pipeline runs (a few minutes)
 test-fast: setup
-	$(BIN)/python -m pytest -c tests/pytest.ini -m "not pipeline" tests
+	$(BIN)/python -m pytest -c tests/pytest.ini -m "unit or component" tests
 
 bench: setup
 	$(BIN)/python bench/pipeline_bench.py

@@ -15,7 +15,7 @@ setup(
     version="0.1.0",
     description="TFX pipelines, composable model families, MLflow tracking and TF Serving deployment",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipelines*", "components*", "serving*"]),
+    packages=find_packages(include=["cli*", "core*", "pipelines*", "release*", "ops*", "components*", "serving*"]),
     install_requires=_direct_requirements(),
-    entry_points={"console_scripts": ["mlops=pipelines.cli:main"]},
+    entry_points={"console_scripts": ["mlops=cli.main:main"]},
 )

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import components  # noqa: E402,F401 (sets the legacy-Keras switch before TensorFlow loads)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -35,7 +36,7 @@ def _latest_version(home: Path, name: str) -> Path:
 
 
 def _measure(home: Path, name: str, label: str) -> List[Dict[str, object]]:
-    from serving.edge import bench
+    from serving.edge_runtime import bench
 
     report = _edge_report(home, name)
     if report is None:
@@ -56,7 +57,7 @@ def _measure(home: Path, name: str, label: str) -> List[Dict[str, object]]:
 
 
 def main() -> int:
-    from pipelines.cli import main as cli_main
+    from cli.main import main as cli_main
 
     recorded = RESULTS / "pipeline.json"
     home = Path(json.loads(recorded.read_text()).get("home", "/nonexistent")) if recorded.exists() else None

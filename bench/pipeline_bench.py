@@ -11,7 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import components  # noqa: E402,F401 (sets the legacy-Keras switch before TensorFlow loads)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -24,16 +25,16 @@ def _components(report) -> dict:
 def main() -> int:
     from absl import logging as absl_logging
 
-    from pipelines.cli import build_config, parser
+    from pipelines.configure import RunRequest, build_config, prepare_inputs
 
     absl_logging.set_verbosity(absl_logging.WARNING)
     home = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
-    config = build_config(parser().parse_args(["run", "--home", str(home)]))
+    config = prepare_inputs(build_config(RunRequest(home=str(home))))
     t0 = time.perf_counter()
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner  # noqa: F401 (timed: paid once per process)
 
-    from pipelines.local_runner import run_pipeline
     from pipelines.pipeline import create_pipeline  # noqa: F401
+    from pipelines.runners.local import run_pipeline
 
     import_seconds = time.perf_counter() - t0
     runs = {}

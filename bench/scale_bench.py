@@ -17,7 +17,8 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import components  # noqa: E402,F401 (sets the legacy-Keras switch before TensorFlow loads)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -31,14 +32,14 @@ def run_one(data: str, mode: str, workers: int, home: str) -> dict:
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
     from tfx.orchestration.pipeline import RunOptions
 
-    from pipelines.cli import build_config, parser
+    from core.run_report import collect
+    from pipelines.configure import RunRequest, build_config, prepare_inputs
     from pipelines.pipeline import create_pipeline
-    from pipelines.report import collect
 
     absl_logging.set_verbosity(absl_logging.WARNING)
-    config = build_config(parser().parse_args(
-        ["run", "--data", data, "--label", "is_fraud", "--task", "binary", "--name", "scale", "--home", home,
-         "--no-edge", "--beam-mode", mode, "--beam-workers", str(workers)]))
+    request = RunRequest(data=data, label="is_fraud", task="binary", name="scale", home=home, edge=False,
+                         beam_mode=mode, beam_workers=workers)
+    config = prepare_inputs(build_config(request))
     started = int(time.time() * 1000) - 1000
     LocalDagRunner().run(create_pipeline(config), run_options=RunOptions(to_nodes=["Transform"]))
     report = collect(config, started)
@@ -91,7 +92,7 @@ def main() -> int:
     args.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     args.add_argument("--modes", nargs="+", default=["in_memory", "multi_processing"])
     options = args.parse_args()
-    from pipelines.synthetic import write_transactions
+    from pipelines.inputs.synthetic import write_transactions
 
     data_dir = Path(tempfile.mkdtemp(prefix="mlops-scale-data-"))
     results = []

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from components import LEGACY_KERAS_ENV
+
 RESULTS = Path(__file__).resolve().parent / "results"
 READY = re.compile(r"REST http://127\.0\.0\.1:(\d+)\s+gRPC 127\.0\.0\.1:(\d+)")
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
@@ -130,7 +132,7 @@ def _stop(process) -> None:
 
 
 def _mlops_serve(serving_dir: Path, batching: bool):
-    command = [sys.executable, "-m", "pipelines.cli", "serve", "--serving-dir", str(serving_dir),
+    command = [sys.executable, "-m", "cli.main", "serve", "--serving-dir", str(serving_dir),
                "--rest-port", "0", "--grpc-port", "0"] + (["--enable-batching"] if batching else [])
     process, match = _start(command, READY.search)
     return process, int(match.group(1)), int(match.group(2))
@@ -142,7 +144,7 @@ def _mlflow_serve(model_dir: Path, workdir: Path):
     pyfunc_dir = save_pyfunc(model_dir, workdir / "pyfunc")
     port = _free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-           "TF_USE_LEGACY_KERAS": "1"}
+           LEGACY_KERAS_ENV: "1"}
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(pyfunc_dir), "-p", str(port),
                "--host", "127.0.0.1", "--env-manager", "local"]
     process, _ = _start(command, lambda line: "Uvicorn running" in line or "Listening at" in line, env=env)
@@ -165,7 +167,7 @@ def _default_model(home: Optional[Path]) -> Path:
     if home is None and recorded.exists():
         home = Path(json.loads(recorded.read_text()).get("home", "/nonexistent"))
     if home is None or not any((home / "serving" / "fraud").glob("[0-9]*")):
-        from pipelines.cli import main as cli_main
+        from cli.main import main as cli_main
 
         home = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
         cli_main(["run", "--home", str(home), "--no-tracking"])
@@ -199,7 +201,6 @@ def main() -> int:
     parser.add_argument("--home", type=Path, help="a home with a pushed 'fraud' model (default: the pipeline bench's)")
     parser.add_argument("--requests", type=int, default=2000, help="requests per single-client load")
     args = parser.parse_args()
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     model_dir = _default_model(args.home)

@@ -24,8 +24,14 @@ from tfx.dsl.components.common import resolver
 from tfx.types import artifact
 from tfx.types.standard_artifacts import Examples, ExampleStatistics, Schema
 
-from components.comparators import (ACCEPTED_SPAN_TYPE, DRIFT, DRIFT_REPORT_FILE, FeatureDistance, distances,
-                                    format_distances)
+from components.comparators import (
+    ACCEPTED_SPAN_TYPE,
+    DRIFT,
+    DRIFT_REPORT_FILE,
+    FeatureDistance,
+    distances,
+    format_distances,
+)
 from components.resolver import this_runs
 
 SPAN, EXAMPLES_ID, STATISTICS_ID = "span", "examples_id", "statistics_id"

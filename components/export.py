@@ -20,6 +20,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components.features import FORECAST_OFFSET, FORECAST_SCALE, PREDICTIONS
+
 FORECAST = "forecast"
 CLASSIFICATION, REGRESSION = "classification", "regression"
 SIGNATURE_METHODS = {CLASSIFICATION: "tensorflow/serving/classify", REGRESSION: "tensorflow/serving/regress"}

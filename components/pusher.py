@@ -20,10 +20,10 @@ from tfx.types import Channel, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils
 
-from components.edge import EdgeModelArtifact
-from serving.edge import EDGE_DIR
+from components.edge_export import EdgeModelArtifact
+from components.splits import read_split
+from serving.edge_runtime import EDGE_DIR
 from serving.publish import push_version
-from serving.warmup import read_examples
 
 WARMUP_EXAMPLES = 8
 
@@ -37,13 +37,12 @@ class ServingPusherExecutor(tfx_pusher.Executor):
             self._MarkNotPushed(pushed)
             return
         model_path = Path(self.GetModelPath(input_dict))
-        eval_uri = artifact_utils.get_split_uri(input_dict["examples"], "eval")
-        files = sorted(str(p) for p in Path(eval_uri).iterdir() if p.is_file())
         base_dir = Path(exec_properties["base_directory"])
         edge = input_dict.get("edge_model") or []
         extra = {EDGE_DIR: Path(edge[0].uri)} if edge and edge[0].get_int_custom_property("exported") else {}
         destination = push_version(model_path, base_dir, exec_properties["model_name"],
-                                   read_examples(files, WARMUP_EXAMPLES), extra)
+                                   read_split(artifact_utils.get_single_instance(input_dict["examples"]), "eval",
+                                              WARMUP_EXAMPLES), extra)
         io_utils.copy_dir(str(destination), pushed.uri)  # the archive copy TFX's Pusher keeps
         self._MarkPushed(pushed, pushed_destination=str(destination), pushed_version=destination.name)
 

@@ -18,13 +18,13 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
-from components import training
+from components import training_loop
 from components.export import mark_signature_methods, serving_signatures
 from components.features import is_model_input, label_vocabulary, raw_name, transformed_name, vocabulary_name
 from components.models import autoencoder
 from components.models.base import FeatureSpec, HeadSpec
 from components.models.builder import build_model
-from components.models.registry import TRAINING_DEFAULTS, resolve_hparams, tuned_values
+from components.models.families import TRAINING_DEFAULTS, resolve_hparams, tuned_values
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
 
@@ -179,22 +179,22 @@ def run_fn(fn_args: FnArgs) -> None:
     tft_output = load_transform_output(fn_args)
     spec, classes, head = spec_classes_head(tft_output, config)
     description = model_description(family, task_name, hp, spec, head)
-    with training.strategy().scope():
+    with training_loop.strategy().scope():
         model = build_model(family, head, spec, hp)
     info: Dict[str, Any] = {}
     if fn_args.base_model:
         info["warm_start"] = warm_start(model, fn_args.base_model, description)
 
     train, evaluation = make_datasets(fn_args, tft_output, config, hp)
-    backup_dir = os.path.join(config["backup_root"], training.resume_key(
+    backup_dir = os.path.join(config["backup_root"], training_loop.resume_key(
         fn_args.train_files, fn_args.transform_graph_path, family, task_name, hp, fn_args.base_model))
     if task_name == "anomaly":
         normal_eval = _normal_rows_only(evaluation, hp["batch_size"])
-        history = training.fit(model, _normal_rows_only(train, hp["batch_size"]), normal_eval, hp,
+        history = training_loop.fit(model, _normal_rows_only(train, hp["batch_size"]), normal_eval, hp,
                                fn_args.model_run_dir, backup_dir, task_name)
         info["anomaly_threshold"] = _fit_anomaly_threshold(model, evaluation, hp)
     else:
-        history = training.fit(model, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name)
+        history = training_loop.fit(model, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name)
 
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:

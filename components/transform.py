@@ -9,8 +9,7 @@ from typing import Any, Dict, Mapping, Union
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.features import (FORECAST_OFFSET, FORECAST_SCALE, label_vocabulary, transformed_name,
-                                 vocabulary_name)
+from components.features import FORECAST_OFFSET, FORECAST_SCALE, label_vocabulary, transformed_name, vocabulary_name
 from components.tasks import get_task
 
 OOV_BUCKETS = 1

@@ -13,8 +13,9 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx.components.tuner.component import TunerFnResult
 
 from components.models.builder import build_model
-from components.models.registry import SEARCH_SPACES, TUNER_KEYS_PREFIX, TUNERS, resolve_hparams, tuned_values
+from components.models.families import SEARCH_SPACES, TUNER_KEYS_PREFIX, TUNERS, resolve_hparams, tuned_values
 from components.trainer import load_transform_output, make_datasets, spec_classes_head
+
 
 def search_space(family: str, fixed: Mapping[str, Any]) -> keras_tuner.HyperParameters:
     space = keras_tuner.HyperParameters()

@@ -1,32 +1,52 @@
 """create_pipeline(): the TFX DAG, pure (no I/O), from an injected PipelineConfig.
 
 CsvExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> AnomaliesGate
--> [spans: DriftGate vs the previous accepted span -> window of accepted spans] -> Transform -> [Tuner] [warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator
+-> [spans: DriftGate vs the previous accepted span -> window of accepted spans] -> Transform -> [Tuner]
+[warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator
 -> [EdgeExport: TF Lite variants, parity-gated] -> Pusher (when blessed; our ServingPusher: atomic
 version dirs, warmup records, the accepted TF Lite variants, models.config).
 Components are imported directly, not through ``tfx.v1`` (which also imports Vertex AI, ~15 s).
 """
 from typing import Callable, Optional
 
-from tfx.components import (CsvExampleGen, Evaluator, ExampleValidator, ImportExampleGen, SchemaGen,
-                            StatisticsGen, Trainer, Transform, Tuner)
-from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from ml_metadata.proto import metadata_store_pb2
+from tfx.components import (
+    CsvExampleGen,
+    Evaluator,
+    ExampleValidator,
+    ImportExampleGen,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+    Tuner,
+)
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.dsl.components.common.resolver import Resolver
-from tfx.orchestration import metadata, pipeline
+from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+from tfx.orchestration import pipeline
 from tfx.proto import example_gen_pb2, range_config_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
 from components import drift
 from components import resolver as baseline
-from components.edge import EdgeExport
+from components.edge_export import EdgeExport
 from components.evaluation import eval_config
 from components.pusher import ServingPusher
 from components.series import series_example_gen
 from components.validation import AnomaliesGate
-from pipelines.config import (BASELINE_RESOLVER_ID, DRIFT_GATE_ID, EDGE_EXPORT_ID, PREVIOUS_SPAN_RESOLVER_ID,
-                              PUSHER_ID, TRAIN_EVAL_BUCKETS, WARM_START_RESOLVER_ID, WINDOW_RESOLVER_ID, Locations,
-                              PipelineConfig)
+from core.config import (
+    BASELINE_RESOLVER_ID,
+    DRIFT_GATE_ID,
+    EDGE_EXPORT_ID,
+    PREVIOUS_SPAN_RESOLVER_ID,
+    PUSHER_ID,
+    TRAIN_EVAL_BUCKETS,
+    WARM_START_RESOLVER_ID,
+    WINDOW_RESOLVER_ID,
+    Locations,
+    PipelineConfig,
+)
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -95,6 +115,16 @@ def _span_gate_and_window(config: PipelineConfig, example_gen, statistics_gen, s
            drift.EXAMPLES: Channel(type=standard_artifacts.Examples, producer_component_id=example_gen.id)},
     ).with_id(WINDOW_RESOLVER_ID)
     return [previous, gate, window]
+
+
+def _sqlite_metadata(path: str) -> metadata_store_pb2.ConnectionConfig:
+    """ML Metadata in SQLite, opened (and created) by the runner. TFX's
+    ``sqlite_metadata_connection_config`` creates the folder as it builds the config: this keeps
+    ``create_pipeline`` free of I/O (an Airflow scheduler parsing the DAG writes nothing)."""
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return config
 
 
 def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = None,
@@ -176,7 +206,6 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
                     transform,
                     *optional, trainer, baseline_node, evaluator, *edge, pusher],
         enable_cache=config.enable_cache,
-        metadata_connection_config=(metadata.sqlite_metadata_connection_config(where.metadata_path)
-                                    if where.metadata_path else None),
+        metadata_connection_config=_sqlite_metadata(where.metadata_path) if where.metadata_path else None,
         beam_pipeline_args=list(config.beam_args),
     )

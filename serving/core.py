@@ -13,24 +13,19 @@ from serving.batching import Batcher
 from serving.errors import ServingError, invalid
 from serving.manager import ModelManager
 from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, Metrics
+from serving.options import ServerOptions
 from serving.request_log import RequestLogger
-from serving.servable import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, Servable, classification_results,
-                              read_warmup_records, regression_results)
+from serving.servable import (
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    REGRESS_METHOD,
+    Servable,
+    classification_results,
+    read_warmup_records,
+    regression_results,
+)
 
 log = logging.getLogger("mlops.serving")
-
-
-@dataclass(frozen=True)
-class ServerOptions:
-    poll_seconds: float = 1.0
-    enable_batching: bool = False
-    max_batch_size: int = 32  # rows per batched model call
-    batch_timeout_ms: float = 2.0  # how long a batch waits for more requests
-    max_request_rows: int = 1024  # rows in one request
-    max_request_bytes: int = 16 * 1024 * 1024
-    request_timeout_s: float = 30.0  # TF Serving's REST default
-    request_log_dir: Optional[Path] = None
-    request_log_rate: float = 0.0  # 0: off
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from serving import model_config
-from serving.edge import SIDECAR
+from serving.edge_runtime import SIDECAR
 from serving.warmup import build_warmup_records, write_warmup
 
 

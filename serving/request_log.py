@@ -19,6 +19,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from serving.examples import encode
+
 log = logging.getLogger("mlops.serving")
 FLUSH_SECONDS = 1.0
 
@@ -29,23 +31,22 @@ def rows_to_examples(inputs: Mapping[str, np.ndarray]) -> list:
         return []
     examples = []
     for i in range(rows.pop()):
-        features = {}
+        row = {}
         for name, array in inputs.items():
             value = np.reshape(array[i], [-1])
             if value.dtype == object or value.dtype.kind in "SU":
                 data = [v if isinstance(v, bytes) else str(v).encode() for v in value]
                 if data and any(data):
-                    features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=data))
+                    row[name] = data
             elif value.dtype.kind == "f":
                 if np.isnan(value).any():
                     continue
-                if value.dtype == np.float64 and np.all(np.mod(value, 1) == 0):
-                    features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value.astype(np.int64)))
-                else:
-                    features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=value))
+                # JSON numbers arrive as float64: whole ones are logged as the integers a CSV holds
+                integral = value.dtype == np.float64 and np.all(np.mod(value, 1) == 0)
+                row[name] = value.astype(np.int64) if integral else value
             elif value.dtype.kind in "iub":
-                features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=value.astype(np.int64)))
-        examples.append(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+                row[name] = value.astype(np.int64)
+        examples.append(encode(row))
     return examples
 
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
 
 from serving.errors import ServingError, invalid
+from serving.examples import read_records
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -211,7 +212,7 @@ def read_warmup_records(model_dir: Path) -> List[bytes]:
     path = Path(model_dir) / WARMUP_FILE
     if not path.exists():
         return []
-    return [record.numpy() for record in tf.data.TFRecordDataset(str(path)).take(MAX_WARMUP_RECORDS)]
+    return read_records([path], MAX_WARMUP_RECORDS, compression="")
 
 
 def classification_results(outputs: Mapping[str, np.ndarray]) -> List[List[Tuple[str, float]]]:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from serving.core import ServerOptions, ServingCore
+from serving.core import ServingCore
 from serving.grpc_service import make_grpc_server
+from serving.options import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_REST_PORT, ServerOptions
 from serving.rest import make_rest_server, serve_in_thread
 
 log = logging.getLogger("mlops.serving")
@@ -31,8 +32,8 @@ class RunningServer:
         self.core.stop()
 
 
-def start_server(serving_dir: Path, host: str = "127.0.0.1", rest_port: int = 8501, grpc_port: int = 8500,
-                 options: ServerOptions = ServerOptions()) -> RunningServer:
+def start_server(serving_dir: Path, host: str = DEFAULT_HOST, rest_port: int = DEFAULT_REST_PORT,
+                 grpc_port: int = DEFAULT_GRPC_PORT, options: ServerOptions = ServerOptions()) -> RunningServer:
     """Loads what the config wants (before any port opens, so a client never sees an empty server),
     then serves both APIs. Port 0 picks a free port."""
     core = ServingCore(serving_dir, options)

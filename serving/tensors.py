@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from serving.errors import invalid
+from serving.examples import feature
 from serving.servable import Signature, TensorSpecInfo
 
 B64 = "b64"
@@ -193,13 +194,10 @@ def _feature(name: str, value: Any) -> tf.train.Feature:
     if all(isinstance(v, bool) for v in values) or any(isinstance(v, (dict, list)) and not _is_b64(v)
                                                         for v in values):
         raise invalid(f"feature '{name}': {_short(value)} is not a number, a string or a list of them")
-    if all(isinstance(v, int) for v in values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
     if all(isinstance(v, (int, float)) for v in values):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return feature(values)
     if all(isinstance(v, str) or _is_b64(v) for v in values):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(
-            value=[base64.b64decode(v[B64]) if isinstance(v, dict) else v.encode() for v in values]))
+        return feature([base64.b64decode(v[B64]) if isinstance(v, dict) else v for v in values])
     raise invalid(f"feature '{name}': {_short(value)} mixes numbers and strings")
 
 

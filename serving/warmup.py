@@ -6,21 +6,27 @@ few single-row ``serving_default`` requests (raw features, as clients send them)
 request, and a Classify/Regress request when the model has that signature.
 """
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving.servable import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, WARMUP_FILE, TensorSpecInfo,
-                              read_signature_defs, tensor_spec)
+from serving.examples import decode
+from serving.servable import (
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    REGRESS_METHOD,
+    WARMUP_FILE,
+    TensorSpecInfo,
+    read_signature_defs,
+    tensor_spec,
+)
 
 
-def _value(feature: Optional[tf.train.Feature], spec: TensorSpecInfo) -> Optional[np.ndarray]:
+def _value(values: List[Any], spec: TensorSpecInfo) -> Optional[np.ndarray]:
     """One row's value for a raw input: NaN / "" when the example lacks it (how clients say missing)."""
     width = int(np.prod([d for d in spec.shape[1:]])) if spec.shape and len(spec.shape) > 1 else 1
-    kind = feature.WhichOneof("kind") if feature is not None else None
-    values = list(getattr(feature, kind).value) if kind else []
     if spec.dtype == tf.string:
         values = values or [b""] * width
         array = np.array([v if isinstance(v, bytes) else str(v).encode() for v in values], dtype=object)
@@ -36,9 +42,9 @@ def predict_inputs(examples: Sequence[bytes], inputs: Dict[str, TensorSpecInfo])
     """Rows of raw inputs for ``serving_default`` from serialized tf.Examples (None if one does not fit)."""
     columns: Dict[str, List[np.ndarray]] = {name: [] for name in inputs}
     for serialized in examples:
-        features = tf.train.Example.FromString(serialized).features.feature
+        row = decode(serialized, inputs, text=False)
         for name, spec in inputs.items():
-            value = _value(features.get(name) if name in features else None, spec)
+            value = _value(row[name], spec)
             if value is None:
                 return None
             columns[name].append(value)
@@ -71,14 +77,6 @@ def build_warmup_records(model_dir: Path, examples: Sequence[bytes], single_rows
                 request.input.example_list.examples.add().ParseFromString(serialized)
             records.append(log.SerializeToString())
     return records
-
-
-def read_examples(files: Sequence[str], limit: int) -> List[bytes]:
-    """The first ``limit`` records of gzipped TFRecord files of tf.Example (TFX's Examples payload)."""
-    if not files:
-        return []
-    data = tf.data.TFRecordDataset(list(files), compression_type="GZIP").take(limit)
-    return [record.numpy() for record in data]
 
 
 def write_warmup(model_dir: Path, records: Sequence[bytes]) -> Path:

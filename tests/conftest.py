@@ -2,7 +2,8 @@
 pipeline), e2e/ (real TFX pipelines on Beam, ML Metadata and MLflow in SQLite, one shared run)."""
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before anything loads TensorFlow
+import components  # noqa: E402,F401 (sets the legacy-Keras switch before TensorFlow loads)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pathlib import Path  # noqa: E402
@@ -10,6 +11,16 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from tests.helpers import TRANSACTIONS, run_cli_config, write_transactions_csv  # noqa: E402
+
+TIERS = {"unit": pytest.mark.unit, "component": pytest.mark.component, "e2e": pytest.mark.pipeline}
+
+
+def pytest_collection_modifyitems(items):
+    """Each test gets its tier's marker from its folder, so `-m unit` (or component, pipeline) runs one tier."""
+    for item in items:
+        tier = TIERS.get(Path(str(item.fspath)).parent.name)
+        if tier is not None:
+            item.add_marker(tier)
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +32,7 @@ def transactions_csv(tmp_path_factory) -> Path:
 def transactions_runs(tmp_path_factory, transactions_csv):
     """(home, config, cold run, cached rerun) of the transactions pipeline: the model the pipeline,
     serving and promotion tests share (one training per session)."""
-    from pipelines.local_runner import run_pipeline
+    from pipelines.runners.local import run_pipeline
 
     home = tmp_path_factory.mktemp("home")
     config = run_cli_config("--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary",

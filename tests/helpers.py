@@ -32,8 +32,9 @@ def write_transactions_csv(path: Path, rows: int = 240, seed: int = 0, segments=
 
 
 def run_cli_config(*argv: str, home: Optional[Path] = None):
-    """The PipelineConfig the CLI would build for these arguments."""
-    from pipelines.cli import build_config, parser
+    """The PipelineConfig `mlops run ARGV` would build, with its inputs prepared (as the CLI does)."""
+    from cli.run import request_from_argv
+    from pipelines.configure import build_config, prepare_inputs
 
     args = list(argv) + (["--home", str(home)] if home else [])
-    return build_config(parser().parse_args(["run", *args]))
+    return prepare_inputs(build_config(request_from_argv(args)))

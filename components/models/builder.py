@@ -6,7 +6,7 @@ from typing import Any, Mapping
 import tf_keras as keras
 
 from components.models.base import FeatureSpec, HeadSpec, compile_for_task, model_inputs, task_head
-from components.models.registry import get_family, resolve_hparams
+from components.models.families import get_family, resolve_hparams
 
 
 def build_model(family_name: str, head: HeadSpec, spec: FeatureSpec, hparams: Mapping[str, Any]) -> keras.Model:

@@ -4,8 +4,16 @@ from typing import Any, Dict, Mapping
 
 import tf_keras as keras
 
-from components.models.base import (KERNEL_INITIALIZER, FeatureSpec, HeadSpec, conv_bn_act, downsample_stride,
-                                    image_stem, regularizer, scaled)
+from components.models.base import (
+    KERNEL_INITIALIZER,
+    FeatureSpec,
+    HeadSpec,
+    conv_bn_act,
+    downsample_stride,
+    image_stem,
+    regularizer,
+    scaled,
+)
 
 # (expansion t, output channels c, repeats n, first stride s), as in the MobileNetV2 paper.
 INVERTED_RESIDUALS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),

@@ -4,8 +4,16 @@ from typing import Any, Dict, Mapping
 
 import tf_keras as keras
 
-from components.models.base import (KERNEL_INITIALIZER, FeatureSpec, HeadSpec, conv_bn_act, downsample_stride,
-                                    image_stem, regularizer, scaled)
+from components.models.base import (
+    KERNEL_INITIALIZER,
+    FeatureSpec,
+    HeadSpec,
+    conv_bn_act,
+    downsample_stride,
+    image_stem,
+    regularizer,
+    scaled,
+)
 
 # depth -> (block kind, blocks per group); the groups' filters are FILTERS.
 TABLES = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}

@@ -1,12 +1,12 @@
 """The Airflow DAG file: the pipeline `mlops run $MLOPS_AIRFLOW_ARGS` would run (default: the
 fraud use case), scheduled by $MLOPS_AIRFLOW_SCHEDULE (default @daily). Put this folder in
-Airflow's dags folder (AIRFLOW__CORE__DAGS_FOLDER) of the Airflow environment (`make airflow-setup`)."""
+Airflow's dags folder (AIRFLOW__CORE__DAGS_FOLDER) of the Airflow environment (`make airflow-setup`).
+Parsing it writes nothing; a DAG of your own can build ``RunRequest(...)`` directly."""
 import os
 import shlex
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow loads (see README)
+from cli.run import request_from_argv
+from pipelines.runners.airflow import DEFAULT_SCHEDULE, create_dag
 
-from pipelines.airflow_runner import DEFAULT_SCHEDULE, create_dag  # noqa: E402
-
-dag = create_dag(shlex.split(os.environ.get("MLOPS_AIRFLOW_ARGS", "")),
+dag = create_dag(request_from_argv(shlex.split(os.environ.get("MLOPS_AIRFLOW_ARGS", ""))),
                  schedule=os.environ.get("MLOPS_AIRFLOW_SCHEDULE", DEFAULT_SCHEDULE))

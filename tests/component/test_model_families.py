@@ -7,7 +7,7 @@ import tf_keras as keras
 from components.models import autoencoder
 from components.models.base import EMBEDDING, FeatureSpec, HeadSpec
 from components.models.builder import build_model
-from components.models.registry import FAMILIES, UnsupportedModelError
+from components.models.families import FAMILIES, UnsupportedModelError
 
 N = 16
 TABULAR = FeatureSpec(numeric=("a_xf", "b_xf"), categorical={"c_xf": 4})

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipelines.cli import main
+from cli.main import main
 
 ROOT = "gs://bucket/mlops"
 DATA = "gs://bucket/data/fraud/fraud.csv"
@@ -69,8 +69,8 @@ def test_compile_needs_a_root_uri(tmp_path, capsys):
 
 
 def test_span_folders_build_the_drift_gate_and_window_and_are_not_compiled_for_kubeflow(tmp_path, capsys):
+    from pipelines.inputs.synthetic import write_spans
     from pipelines.pipeline import create_pipeline
-    from pipelines.synthetic import write_spans
     from tests.helpers import run_cli_config
 
     write_spans(tmp_path / "daily", spans=2, rows=40)

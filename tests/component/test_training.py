@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from components import training
-from components.models.registry import resolve_hparams
+from components import training_loop
+from components.models.families import resolve_hparams
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _lr(schedule: str, epoch: int, epochs: int = 10) -> float:
     hp = resolve_hparams("dnn", {"lr_schedule": schedule, "epochs": epochs, "learning_rate": 1.0,
                                  "warmup_epochs": 3})
-    return training.learning_rate_at(epoch, hp)
+    return training_loop.learning_rate_at(epoch, hp)
 
 
 def test_learning_rate_schedules():
@@ -36,7 +36,7 @@ def test_balanced_class_weights_match_scikit_learn():
 
     labels = np.array([0] * 90 + [1] * 10)
     expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=labels)
-    assert training.balanced_class_weights(labels) == pytest.approx({0: expected[0], 1: expected[1]})
+    assert training_loop.balanced_class_weights(labels) == pytest.approx({0: expected[0], 1: expected[1]})
 
 
 def _job(backup: Path, run_dir: Path, kill_after: int) -> subprocess.CompletedProcess:

@@ -7,17 +7,18 @@ import json
 import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import components  # noqa: E402,F401 (sets the legacy-Keras switch before TensorFlow loads)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components import training  # noqa: E402
+from components import training_loop  # noqa: E402
 from components.models.base import FeatureSpec, HeadSpec  # noqa: E402
 from components.models.builder import build_model  # noqa: E402
-from components.models.registry import resolve_hparams  # noqa: E402
+from components.models.families import resolve_hparams  # noqa: E402
 
 
 class KillAfter(keras.callbacks.Callback):
@@ -42,7 +43,7 @@ def main(backup_dir: str, run_dir: str, kill_after: int) -> None:
     data = tf.data.Dataset.from_tensor_slices(({"a_xf": x[:, :1], "b_xf": x[:, 1:]}, y)).batch(16)
     model = build_model("dnn", HeadSpec("binary"), FeatureSpec(numeric=("a_xf", "b_xf")), hp)
     extra = [KillAfter(kill_after)] if kill_after else []
-    history = training.fit(model, data, data, hp, run_dir, backup_dir, "binary", extra_callbacks=extra)
+    history = training_loop.fit(model, data, data, hp, run_dir, backup_dir, "binary", extra_callbacks=extra)
     print(json.dumps({"epochs": history.epoch, "lr": [float(v) for v in history.history["lr"]]}))
 
 

@@ -10,13 +10,37 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.pipeline
+pytestmark = [pytest.mark.pipeline, pytest.mark.airflow]
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = REPO / ".venv-airflow" / "bin" / "airflow"
 NAME = "airflow_fraud"
-TASKS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "Transform", "Trainer",
-         "baseline_resolver", "Evaluator", "Pusher", "mlflow_tracking")
+TASKS = ("prepare_inputs", "CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate",
+         "Transform", "Trainer", "baseline_resolver", "Evaluator", "Pusher", "mlflow_tracking")
+
+
+def _airflow_env(tmp_path: Path, run_args) -> dict:
+    return {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "infra" / "airflow"),
+            "MLOPS_AIRFLOW_ARGS": shlex.join(run_args), "MLOPS_AIRFLOW_SCHEDULE": "@hourly"}
+
+
+def test_parsing_the_dag_file_writes_nothing(tmp_path):
+    """Airflow parses DAG files in every scheduler loop and task process: a built-in use case's data
+    and the home are written by the DAG's first task, never by parsing."""
+    assert AIRFLOW.exists(), f"{AIRFLOW}: missing; `make airflow-setup` creates it (`make test` does)"
+    home = tmp_path / "home"
+    env = _airflow_env(tmp_path, ["housing", "--home", str(home)])
+    code = ("from airflow.models import DagBag; import os; "
+            "bag = DagBag(os.environ['AIRFLOW__CORE__DAGS_FOLDER'], include_examples=False); "
+            "assert not bag.import_errors, bag.import_errors; "
+            "print(sorted(t.task_id for t in bag.dags['housing'].tasks))")
+    python = AIRFLOW.with_name("python")
+    result = subprocess.run([str(python), "-c", code], env=env, capture_output=True, text=True, timeout=600,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'prepare_inputs'" in result.stdout and "'Trainer'" in result.stdout
+    assert not home.exists(), sorted(str(p) for p in home.rglob("*"))
 
 
 def test_the_dag_runs_once_end_to_end_and_is_tracked(tmp_path, transactions_csv):
@@ -26,9 +50,7 @@ def test_the_dag_runs_once_end_to_end_and_is_tracked(tmp_path, transactions_csv)
     home = tmp_path / "home"
     run_args = ["--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
                 "--home", str(home), "--no-edge", "--hparam", "epochs=5"]
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "infra" / "airflow"),
-           "MLOPS_AIRFLOW_ARGS": shlex.join(run_args), "MLOPS_AIRFLOW_SCHEDULE": "@hourly"}
+    env = _airflow_env(tmp_path, run_args)
     migrate = subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     result = subprocess.run([str(AIRFLOW), "dags", "test", NAME], env=env, capture_output=True, text=True,

@@ -49,7 +49,7 @@ def test_edge_predict_on_raw_csv_rows_matches_the_saved_model(run, transactions_
     _, _, version_dir = run
     rows_csv = tmp_path / "rows.csv"
     rows_csv.write_text("".join(transactions_csv.read_text().splitlines(keepends=True)[:41]))
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "edge", "predict",
+    result = subprocess.run([sys.executable, "-m", "cli.main", "edge", "predict",
                              str(version_dir / "tflite" / "float32.tflite"), str(rows_csv)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -64,14 +64,14 @@ def test_edge_predict_on_raw_csv_rows_matches_the_saved_model(run, transactions_
         segment=tf.constant([r["segment"] for r in rows]))["predictions"].numpy()
     assert any(r["age_days"] == "" for r in rows) and any(r["segment"] == "" for r in rows)
     np.testing.assert_allclose(edge, expected, atol=1e-4)
-    timing = subprocess.run([sys.executable, "-m", "pipelines.cli", "edge", "bench", "--runs", "200",
+    timing = subprocess.run([sys.executable, "-m", "cli.main", "edge", "bench", "--runs", "200",
                              str(version_dir / "tflite" / "float32.tflite")], capture_output=True, text=True,
                             timeout=300)
     assert timing.returncode == 0 and "p50" in timing.stdout, timing.stderr[-2000:]
 
 
 def test_edge_runtime_imports_neither_tfx_nor_tensorflow():
-    code = ("import sys, pipelines.cli, serving.edge; serving.edge.interpreter_class(); "
+    code = ("import sys, cli.main, serving.edge_runtime; serving.edge_runtime.interpreter_class(); "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tfx', 'tensorflow')); assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -79,9 +79,9 @@ def test_edge_runtime_imports_neither_tfx_nor_tensorflow():
 
 def test_variant_from_a_broken_representative_set_is_refused(run, tmp_path):
     import tensorflow_transform as tft
-
-    from components.edge import export_edge, read_split
     from tfx.types import standard_artifacts
+
+    from components.edge_export import export_edge, read_split
 
     config, report, _ = run
     examples = standard_artifacts.Examples()

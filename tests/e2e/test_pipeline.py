@@ -168,7 +168,7 @@ def test_mlflow_run_holds_data_facts_slices_files_model_and_lineage(runs, home):
 
 
 def test_bad_inputs_change_nothing_stored(runs, home, tmp_path):
-    from pipelines.cli import main
+    from cli.main import main
 
     before = _versions(home)
     empty = tmp_path / "empty.csv"
@@ -180,7 +180,8 @@ def test_bad_inputs_change_nothing_stored(runs, home, tmp_path):
 
 def test_anomalies_stop_the_run_before_transform(runs, home, tmp_path):
     """A curated schema (the one SchemaGen inferred) and new data with an unknown segment value."""
-    from pipelines.local_runner import format_summary, run_pipeline
+    from pipelines.runners.local import run_pipeline
+    from pipelines.summary import format_summary
 
     _, first, _ = runs
     schemas = tmp_path / "schemas"

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
-from pipelines.home import Home
+from cli.main import main
+from core.home import Home
 from serving import model_config
 from tests.helpers import run_cli_config
 
-pytestmark = pytest.mark.pipeline
+pytestmark = [pytest.mark.pipeline, pytest.mark.mlflow_server]
 NAME = "promo"
 WEAK = ("epochs=1", "learning_rate=0.00001")
 WEAK_AGAIN = ("epochs=1", "learning_rate=0.00002")
@@ -87,7 +87,7 @@ def home(tmp_path_factory) -> Path:
 def pipeline(mlflow_server, home, transactions_csv):
     """Runs the pipeline with the given hyperparameters in this module's home, then tracks it (the
     same step `mlops run` takes) once the tracking server answers."""
-    from pipelines.local_runner import run_pipeline, track_run
+    from pipelines.runners.local import run_pipeline, track_run
 
     def run(hparams, tracking_uri=None):
         args = ["--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
@@ -223,7 +223,8 @@ def test_rollback_restores_the_previous_champion_and_its_label(capsys, server, h
     assert "champion v2 -> v1" in capsys.readouterr().out
     assert _aliases(client)["champion"] == 1 and _labels(home) == {"stable": _serving_version(client, 1)}
     event = _history(client)[-1]
-    assert (event["kind"], event["from"]["version"], event["to"]["version"], event["by"]) == ("rollback", 2, 1, "oncall")
+    assert (event["kind"], event["from"]["version"], event["to"]["version"], event["by"]) == \
+        ("rollback", 2, 1, "oncall")
     assert main(["rollback", NAME, "--home", str(home), "--tracking-uri", server, "--to", "2"]) == 0
     assert _aliases(client)["champion"] == 2 and _labels(home) == {"stable": _serving_version(client, 2)}
     assert main(["history", NAME, "--home", str(home), "--tracking-uri", server]) == 0
@@ -242,7 +243,7 @@ def test_concurrent_promotions_one_wins_the_other_fails_clearly(server, home, cl
     """Two CI jobs promote at once (rules opened so the challenger passes): one promotes, the other
     stops on the lock; the history gains exactly one event, in both stores."""
     history_before = _history(client)
-    command = [sys.executable, "-m", "pipelines.cli", "promote", NAME, "--home", str(home), "--tracking-uri", server,
+    command = [sys.executable, "-m", "cli.main", "promote", NAME, "--home", str(home), "--tracking-uri", server,
                "--min-improvement", "-1", "--max-slice-drop", "1"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.cli import main
+from cli.main import main
 from tests.helpers import TRANSACTIONS
 
 pytestmark = pytest.mark.pipeline

@@ -20,12 +20,18 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, predict_pb2, prediction_log_pb2,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_log_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from serving import model_config
-from serving.core import ServerOptions
+from serving.options import ServerOptions
 from serving.publish import push_version
 from serving.server import start_server
 from tests.helpers import TRANSACTIONS
@@ -75,7 +81,7 @@ def server(pushed, tmp_path_factory):
     home = tmp_path_factory.mktemp("serve-home")
     serving_dir = _copy_serving_dir(pushed[0], home / "serving")
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "serve", "--home", str(home), "--rest-port", "0", "--grpc-port", "0",
+        [sys.executable, "-m", "cli.main", "serve", "--home", str(home), "--rest-port", "0", "--grpc-port", "0",
          "--max-request-bytes", str(MAX_BODY), "--poll-seconds", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: "queue.Queue[str]" = queue.Queue()
@@ -333,7 +339,7 @@ def test_predict_command_over_rest_and_grpc(server, transactions_csv, tmp_path, 
     outputs = {}
     for api in ("--rest", "--grpc"):
         result = subprocess.run(
-            [sys.executable, "-m", "pipelines.cli", "predict", str(small), "--model", NAME, api,
+            [sys.executable, "-m", "cli.main", "predict", str(small), "--model", NAME, api,
              "--rest-port", str(server["rest"]), "--grpc-port", str(server["grpc"])],
             capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -341,7 +347,7 @@ def test_predict_command_over_rest_and_grpc(server, transactions_csv, tmp_path, 
         outputs[api] = [json.loads(line.split("\t")[1]) for line in result.stdout.splitlines()]
     np.testing.assert_allclose(outputs["--rest"], expected, atol=1e-6)
     np.testing.assert_allclose(outputs["--grpc"], expected, atol=1e-6)
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "predict", str(small), "--model", "nope",
+    result = subprocess.run([sys.executable, "-m", "cli.main", "predict", str(small), "--model", "nope",
                              "--rest-port", str(server["rest"])], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "HTTP 404" in result.stderr
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.cli import main
+from cli.main import main
 from serving.request_log import RequestLogger
 from tests.helpers import TRANSACTIONS
 

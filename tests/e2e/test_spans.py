@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from cli.main import main
 from tests.helpers import write_transactions_csv
 
 pytestmark = pytest.mark.pipeline
@@ -35,7 +35,7 @@ def _span(place, span: int, edit=None) -> Path:
 
 
 def _run(place):
-    from pipelines.local_runner import run_pipeline
+    from pipelines.runners.local import run_pipeline
     from tests.helpers import run_cli_config
 
     config = run_cli_config("--data", str(place["data"]), "--label", "is_fraud", "--task", "binary", "--name", NAME,
@@ -91,7 +91,7 @@ def test_second_span_is_compared_with_the_first_and_warm_starts_on_the_window(pl
 
 
 def test_a_drifted_span_is_refused_with_the_report_and_nothing_is_pushed(place):
-    from pipelines.local_runner import format_summary
+    from pipelines.summary import format_summary
 
     served = _served(place)
     _span(place, 3, edit=lambda row: row.__setitem__(0, f"{float(row[0]) * 10:.2f}"))  # amounts x10
@@ -117,7 +117,7 @@ def test_a_span_that_breaks_the_schema_is_refused(place):
 
 
 def test_the_next_span_is_compared_with_the_last_accepted_one_and_trains_without_refused_spans(place):
-    from pipelines.local_runner import format_summary
+    from pipelines.summary import format_summary
 
     _span(place, 5)
     config, report = _run(place)

@@ -14,7 +14,7 @@ def home(tmp_path_factory):
 
 
 def _run(home, csv, *args):
-    from pipelines.local_runner import run_pipeline
+    from pipelines.runners.local import run_pipeline
 
     config = run_cli_config("--data", str(csv), "--label", "is_fraud", "--task", "binary", "--name", "tw",
                             "--hparam", "epochs=15", *args, home=home)
@@ -38,7 +38,7 @@ def test_tuning_feeds_the_trainer_and_logs_trials(home, transactions_csv):
 
 
 def test_a_model_under_the_bar_is_refused_and_not_pushed(home, transactions_csv):
-    from pipelines.local_runner import format_summary
+    from pipelines.summary import format_summary
 
     versions = sorted((home / "serving" / "tw").iterdir())
     config, report = _run(home, transactions_csv, "--threshold", "0.9999", "--hparam", "epochs=2")

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines.datasets import AGE_GROUPS
+from pipelines.inputs.datasets import AGE_GROUPS
 from tests.helpers import run_cli_config
 
 pytestmark = pytest.mark.pipeline
 
 
 def _run(tmp_path_factory, usecase: str, *args: str):
-    from pipelines.local_runner import run_pipeline
+    from pipelines.runners.local import run_pipeline
 
     home = tmp_path_factory.mktemp(usecase)
     config = run_cli_config(usecase, *args, home=home)
@@ -114,7 +114,7 @@ def test_digits_cnn_accuracy(tmp_path_factory):
     edge = report.edge["variants"]
     assert edge["float32"]["accepted"] and edge["int8"]["accepted"], edge
     assert edge["int8"]["metric_drop"] <= 0.01 and edge["float32"]["size_bytes"] >= 3.5 * edge["int8"]["size_bytes"]
-    from serving.edge import EdgeModel
+    from serving.edge_runtime import EdgeModel
     tflite = EdgeModel(Path(report.pushed_path) / "tflite" / "float32.tflite")
     edge_out = tflite.predict({"pixels": evaluation["pixels"][:32].astype(np.float32)})["predictions"]
     np.testing.assert_allclose(edge_out, raw["predictions"].numpy(), atol=1e-4)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from serving import model_config
-from serving.core import ServerOptions
+from serving.options import ServerOptions
 from serving.rest import METRICS_PATH
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
@@ -76,7 +76,7 @@ def _workflow_commands():
 
 
 def test_ci_workflow_trains_then_promotes_with_commands_the_cli_accepts():
-    from pipelines.cli import parser
+    from cli.main import build_parser as parser
 
     workflow, steps, commands = _workflow_commands()
     triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as true

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from components.tasks import get_task
-from pipelines.preflight import InputDataError, profile_csv
+from pipelines.inputs.preflight import InputDataError, profile_csv
 from tests.helpers import write_transactions_csv
 
 

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from pipelines import promotion, registry
-from pipelines.home import Home
-from pipelines.model_eval import SliceScore
-from pipelines.promotion import Outcome, PromotionError, PromotionRules, decide, format_table, rollback_target
+from core.home import Home
+from release import mlflow_registry, promotion
+from release.model_eval import SliceScore
+from release.promotion import Outcome, PromotionError, PromotionRules, decide, format_table, rollback_target
 from serving import model_config
 
 BINARY = [("is_fraud", "binary")]
@@ -133,43 +133,44 @@ def test_unreachable_tracking_server_is_one_clear_line():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     started = time.monotonic()
-    with pytest.raises(registry.RegistryError, match=f"MLflow tracking server http://127.0.0.1:{port} is unreachable"):
-        registry.check_reachable(f"http://127.0.0.1:{port}")
+    unreachable = f"MLflow tracking server http://127.0.0.1:{port} is unreachable"
+    with pytest.raises(mlflow_registry.RegistryError, match=unreachable):
+        mlflow_registry.check_reachable(f"http://127.0.0.1:{port}")
     assert time.monotonic() - started < 6
-    registry.check_reachable("sqlite:///x.db")  # a local store needs no check
+    mlflow_registry.check_reachable("sqlite:///x.db")  # a local store needs no check
 
 
 @pytest.fixture(scope="module")
 def sqlite_client(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
-    return registry.client_for(uri)
+    return mlflow_registry.client_for(uri)
 
 
 def _tags(path):
-    return {registry.SERVING_PATH_TAG: path, registry.SERVING_VERSION_TAG: path.rsplit("/", 1)[-1]}
+    return {mlflow_registry.SERVING_PATH_TAG: path, mlflow_registry.SERVING_VERSION_TAG: path.rsplit("/", 1)[-1]}
 
 
 def test_registering_is_idempotent_per_pushed_model_and_moves_the_challenger(sqlite_client, tmp_path):
-    with pytest.raises(registry.RegistryError, match="no registered model 'reg'"):
-        registry.aliases(sqlite_client, "reg")
-    first = registry.register_pushed(sqlite_client, "reg", str(tmp_path / "a"), None, _tags("/s/reg/100"))
-    again = registry.register_pushed(sqlite_client, "reg", str(tmp_path / "a"), None, _tags("/s/reg/100"))
+    with pytest.raises(mlflow_registry.RegistryError, match="no registered model 'reg'"):
+        mlflow_registry.aliases(sqlite_client, "reg")
+    first = mlflow_registry.register_pushed(sqlite_client, "reg", str(tmp_path / "a"), None, _tags("/s/reg/100"))
+    again = mlflow_registry.register_pushed(sqlite_client, "reg", str(tmp_path / "a"), None, _tags("/s/reg/100"))
     assert int(first.version) == int(again.version) == 1
-    second = registry.register_pushed(sqlite_client, "reg", str(tmp_path / "b"), None, _tags("/s/reg/200"))
-    assert int(second.version) == 2 and registry.aliases(sqlite_client, "reg") == {"challenger": 2}
-    registry.set_alias(sqlite_client, "reg", "champion", 1)
-    registry.set_alias(sqlite_client, "reg", "challenger", None)
-    registry.set_alias(sqlite_client, "reg", "canary", None)  # removing a missing alias is fine
-    assert registry.aliases(sqlite_client, "reg") == {"champion": 1}
-    with pytest.raises(registry.RegistryError, match="has no version 9"):
-        registry.get_version(sqlite_client, "reg", 9)
+    second = mlflow_registry.register_pushed(sqlite_client, "reg", str(tmp_path / "b"), None, _tags("/s/reg/200"))
+    assert int(second.version) == 2 and mlflow_registry.aliases(sqlite_client, "reg") == {"challenger": 2}
+    mlflow_registry.set_alias(sqlite_client, "reg", "champion", 1)
+    mlflow_registry.set_alias(sqlite_client, "reg", "challenger", None)
+    mlflow_registry.set_alias(sqlite_client, "reg", "canary", None)  # removing a missing alias is fine
+    assert mlflow_registry.aliases(sqlite_client, "reg") == {"champion": 1}
+    with pytest.raises(mlflow_registry.RegistryError, match="has no version 9"):
+        mlflow_registry.get_version(sqlite_client, "reg", 9)
 
 
 def test_history_is_kept_in_order_as_registry_tags(sqlite_client, tmp_path):
-    registry.register_pushed(sqlite_client, "hist", str(tmp_path), None, _tags("/s/hist/1"))
+    mlflow_registry.register_pushed(sqlite_client, "hist", str(tmp_path), None, _tags("/s/hist/1"))
     for i in range(12):
-        registry.append_history(sqlite_client, "hist", {"kind": "promoted", "to": {"version": i}})
-    events = registry.history(sqlite_client, "hist")
+        mlflow_registry.append_history(sqlite_client, "hist", {"kind": "promoted", "to": {"version": i}})
+    events = mlflow_registry.history(sqlite_client, "hist")
     assert [e["seq"] for e in events] == list(range(1, 13)) and [e["to"]["version"] for e in events] == list(range(12))
     tags = sqlite_client.get_registered_model("hist").tags
     assert json.loads(tags["promotion.0012"])["seq"] == 12

@@ -5,13 +5,21 @@ from pathlib import Path
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 
-from components.comparators import (CATEGORICAL_MEASURE, DRIFT, NUMERIC_MEASURE, SKEW, comparators, distances,
-                                    format_distances, set_comparators)
-from pipelines.cli import main
-from pipelines.preflight import InputDataError
-from pipelines.schema import SchemaExistsError, pinned_copy, write_curated_schema
-from pipelines.spans import DATED, NUMBERED, detect
-from pipelines.synthetic import write_spans
+from cli.main import main
+from components.comparators import (
+    CATEGORICAL_MEASURE,
+    DRIFT,
+    NUMERIC_MEASURE,
+    SKEW,
+    comparators,
+    distances,
+    format_distances,
+    set_comparators,
+)
+from pipelines.inputs.preflight import InputDataError
+from pipelines.inputs.schema import SchemaExistsError, pinned_copy, write_curated_schema
+from pipelines.inputs.spans import DATED, NUMBERED, detect
+from pipelines.inputs.synthetic import write_spans
 from tests.helpers import run_cli_config, write_transactions_csv
 
 ARGS = ("--label", "is_fraud", "--task", "binary")
@@ -122,8 +130,8 @@ def test_schema_command_needs_a_run_first(tmp_path, capsys):
 
 
 def test_summary_line_of_the_drift_check():
-    from pipelines.local_runner import format_drift_check
-    from pipelines.spans import span_name
+    from pipelines.inputs.spans import span_name
+    from pipelines.summary import format_drift_check
 
     def name(span):
         return span_name(DATED, span)

@@ -1,0 +1,41 @@
+"""The `mlops` entry point: the command groups' parsers, and the one error path (a user error is
+one line and exit 2, a refusal one line and exit 1; a traceback only with --verbose)."""
+import argparse
+import sys
+from typing import List, Optional
+
+from cli import ops, release, run, serve
+from cli.errors import EXIT_BAD_INPUT, EXIT_REFUSED, Refused, UserError
+
+GROUPS = (run, serve, release, ops)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mlops", description="TFX pipelines from data to a served model.")
+    sub = top.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return top
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as e:
+        print(f"mlops: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Refused as e:
+        print(f"mlops: error: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug or an environment failure: one line unless --verbose
+        if getattr(args, "verbose", False):
+            raise
+        print(f"mlops: error: {type(e).__name__}: {e} (rerun with --verbose for the traceback)", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

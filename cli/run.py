@@ -1,0 +1,162 @@
+"""Pipeline commands: run, compile (Kubeflow), generate (synthetic data), schema (curated schema).
+Input is checked before TensorFlow or TFX is imported, so a bad argument or file fails in about a
+second with one line naming the problem."""
+import argparse
+from pathlib import Path
+
+from cli.errors import EXIT_OK, EXIT_REFUSED, UserError, translated
+from cli.options import HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
+from pipelines.configure import ConfigError, RunRequest, build_config, parse_hparams, prepare_inputs
+
+
+def pipeline_options() -> argparse.ArgumentParser:
+    """What defines a pipeline: shared by `run`, `compile` and the Airflow/scheduled runs."""
+    from components.models.families import TUNERS
+    from core.config import DEFAULT_MAX_METRIC_DROP
+    from pipelines.inputs.spans import DEFAULT_WINDOW
+
+    command = argparse.ArgumentParser(add_help=False, parents=[HOME, TRACKING, beam_options()])
+    command.add_argument("usecase", nargs="?", help="a built-in use case (default: fraud)")
+    command.add_argument("--data", help="your CSV file, or a folder of spans span-N/*.csv or YYYYMMDD/*.csv "
+                                        "(needs --label and --task)")
+    command.add_argument("--span", help="with span folders: run this span (N, or YYYYMMDD) instead of the newest")
+    command.add_argument("--window", type=int, help=f"with span folders: train on the newest N accepted spans "
+                                                     f"(default {DEFAULT_WINDOW})")
+    command.add_argument("--label", help="the label column of --data (multilabel: A,B,C; multitask: A:TASK,B:TASK)")
+    command.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask")
+    command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
+    command.add_argument("--family", help="model family (default: the use case's, else dnn)")
+    command.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
+    command.add_argument("--threshold", type=float, help="bound on the task's gate metric (default: from the data)")
+    command.add_argument("--max-drop", type=float, default=DEFAULT_MAX_METRIC_DROP,
+                         help="allowed worsening of the gate metric vs the baseline model")
+    command.add_argument("--schemas-dir", help="curated schemas (default: the repo's schemas/)")
+    command.add_argument("--tune", choices=TUNERS, help="tune the family's search space first (KerasTuner oracle)")
+    command.add_argument("--max-trials", type=int, default=6, help="tuning trials (random, bayesian)")
+    command.add_argument("--warm-start", action="store_true",
+                         help="start from the last blessed model of the same family and inputs")
+    command.add_argument("--no-edge", action="store_true", help="skip the TF Lite export (EdgeExport)")
+    command.add_argument("--no-cache", action="store_true", help="rerun every component")
+    return command
+
+
+def run_request(args: argparse.Namespace) -> RunRequest:
+    """The parsed `run`/`compile` arguments as the config factory's request."""
+    with translated(user=(ConfigError,)):
+        hparams = parse_hparams(args.hparam)
+    return RunRequest(
+        use_case=args.usecase, data=args.data, label=args.label, task=args.task, name=args.name, home=args.home,
+        family=args.family, hparams=hparams, threshold=args.threshold, max_drop=args.max_drop,
+        schemas_dir=args.schemas_dir, tune=args.tune, max_trials=args.max_trials, warm_start=args.warm_start,
+        edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri, beam_mode=args.beam_mode,
+        beam_workers=args.beam_workers, beam_args=tuple(args.beam_arg), span=args.span, window=args.window)
+
+
+def request_from_argv(argv) -> RunRequest:
+    """The request `mlops run ARGV` would make (for entry points such as the Airflow DAG file)."""
+    from cli.main import build_parser
+
+    return run_request(build_parser().parse_args(["run", *argv]))
+
+
+def configured(args: argparse.Namespace):
+    with translated(user=(ConfigError,)):
+        return build_config(run_request(args))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = prepare_inputs(configured(args))
+    quiet_pipeline_runtime(args.verbose)
+    from pipelines.runners.local import run_pipeline
+    from pipelines.summary import format_summary
+
+    report = run_pipeline(config, track=not args.no_tracking)
+    print(format_summary(config, report), flush=True)
+    return EXIT_OK if report.succeeded else EXIT_REFUSED
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """The pipeline spec for Kubeflow Pipelines v2 / Vertex (the data is profiled locally)."""
+    if not args.pipeline_root.startswith(("gs://", "s3://", "/")) or not args.data_uri.strip("/"):
+        raise UserError(f"--pipeline-root {args.pipeline_root!r}: give a URI such as gs://bucket/mlops")
+    config = configured(args)
+    if config.span_pattern:
+        raise UserError("span folders run their drift gate and training window through this project's own ML "
+                        "Metadata resolvers, which Kubeflow v2 cannot compile; compile a single input file")
+    quiet_pipeline_runtime(args.verbose)
+    from pipelines.runners.kubeflow import compile_kubeflow
+
+    path = compile_kubeflow(config, Path(args.output), args.pipeline_root, args.data_uri, args.image)
+    print(f"{path}: Kubeflow v2 pipeline spec for '{config.name}' (image {args.image}, root {args.pipeline_root})")
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pipelines.inputs.synthetic import LABEL, write_spans, write_transactions
+
+    try:
+        if args.spans:
+            write_spans(Path(args.output), args.spans, args.rows, args.seed)
+            path, what = Path(args.output).resolve(), f"{args.spans} spans (span-N/data.csv) of {args.rows} rows"
+        else:
+            path, what = write_transactions(Path(args.output), args.rows, args.seed), f"{args.rows} rows"
+    except (ValueError, OSError) as e:
+        raise UserError(f"{args.output}: {e}") from None
+    print(f"{path}: {what}; run it with: mlops run --data {path} --label {LABEL} --task binary")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The curated schema of a pipeline, from its last run's, with drift comparators."""
+    from core.home import Home
+    from pipelines.inputs.schema import (
+        REPO_SCHEMAS,
+        SCHEMA_FILE,
+        SchemaExistsError,
+        latest_pipeline_schema,
+        write_curated_schema,
+    )
+
+    home = Home.resolve(args.home)
+    target = Path(args.schemas_dir or REPO_SCHEMAS) / args.name / SCHEMA_FILE
+    with translated(user=(FileNotFoundError, SchemaExistsError, ValueError)):
+        source = latest_pipeline_schema(home.metadata_path, args.name)
+        write_curated_schema(source, target, args.categorical_drift, args.numeric_drift, args.force)
+    print(f"{target}: curated schema of '{args.name}' (from {source}) with drift comparators: L-infinity "
+          f"{args.categorical_drift:g} on categorical, Jensen-Shannon {args.numeric_drift:g} on numeric features; "
+          f"later runs import it and a new span drifting past them is refused")
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    from components.comparators import DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD
+    from pipelines.runners.kubeflow import DEFAULT_IMAGE
+
+    pipeline = pipeline_options()
+    run = add_command(sub, "run", cmd_run, "run a pipeline end to end (default: the 'fraud' use case)", pipeline)
+    run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+
+    compile_ = add_command(sub, "compile", cmd_compile,
+                           "compile the pipeline for an orchestrator (Kubeflow v2 / Vertex)", pipeline)
+    compile_.add_argument("--kubeflow", action="store_true", required=True,
+                          help="KFP v2 / Vertex AI pipeline spec (TFX's KubeflowV2DagRunner)")
+    compile_.add_argument("--output", required=True, help="FILE.json to write")
+    compile_.add_argument("--pipeline-root", required=True, help="root URI of every artifact, e.g. gs://bucket/mlops")
+    compile_.add_argument("--data-uri", required=True, help="where the input file is uploaded, e.g. gs://bucket/x.csv")
+    compile_.add_argument("--image", default=DEFAULT_IMAGE, help="container image holding this project")
+
+    generate = add_command(sub, "generate", cmd_generate, "write a synthetic tabular CSV of any size (scale runs)")
+    generate.add_argument("output", help="FILE.csv to write (with --spans: the folder of span-N/data.csv)")
+    generate.add_argument("--rows", type=int, default=1_000_000, help="rows (per span)")
+    generate.add_argument("--spans", type=int, help="write this many span folders instead of one file")
+    generate.add_argument("--seed", type=int, default=0)
+
+    schema = add_command(sub, "schema", cmd_schema, "write the curated schema <schemas>/NAME/schema.pbtxt from the "
+                         "last run's, with drift comparators (the drift gate between spans)", HOME)
+    schema.add_argument("name", help="pipeline name")
+    schema.add_argument("--schemas-dir", help="curated schemas (default: the repo's schemas/)")
+    schema.add_argument("--categorical-drift", type=float, default=DEFAULT_CATEGORICAL_THRESHOLD,
+                        help="L-infinity threshold between consecutive spans (categorical features)")
+    schema.add_argument("--numeric-drift", type=float, default=DEFAULT_NUMERIC_THRESHOLD,
+                        help="Jensen-Shannon divergence threshold between consecutive spans (numeric features)")
+    schema.add_argument("--force", action="store_true", help="replace an existing curated schema")

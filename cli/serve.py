@@ -1,0 +1,156 @@
+"""Serving commands: serve (TF Serving's REST and gRPC APIs), predict (a client), edge (LiteRT).
+No TFX import on these paths."""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cli.errors import EXIT_OK, UserError, translated
+from cli.options import HOME, add_command, quiet_runtime
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """TF Serving's REST and gRPC APIs over <home>/serving."""
+    from core.home import Home
+
+    home = Home.resolve(args.home)
+    serving_dir = Path(args.serving_dir).expanduser().resolve() if args.serving_dir else home.serving_dir
+    if not serving_dir.is_dir():
+        raise UserError(f"{serving_dir}: no serving directory (run a pipeline first, or give --serving-dir)")
+    if not 0.0 <= args.log_requests <= 1.0:
+        raise UserError(f"--log-requests {args.log_requests}: a sampling rate between 0 and 1")
+    quiet_runtime(args.verbose)
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from serving.model_config import ModelConfigError
+    from serving.options import ServerOptions
+    from serving.server import serve_forever
+
+    options = ServerOptions(
+        poll_seconds=args.poll_seconds, enable_batching=args.enable_batching, max_batch_size=args.max_batch_size,
+        batch_timeout_ms=args.batch_timeout_ms, max_request_rows=args.max_request_rows,
+        max_request_bytes=args.max_request_bytes, request_timeout_s=args.request_timeout,
+        request_log_dir=Path(args.request_log_dir) if args.request_log_dir else home.request_logs,
+        request_log_rate=args.log_requests)
+    try:
+        with translated(user=(ModelConfigError,)):
+            serve_forever(serving_dir, args.host, args.rest_port, args.grpc_port, options)
+    except OSError as e:
+        raise UserError(f"cannot start the server on {args.host}: {e}") from None
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from serving.client import (
+        ClientError,
+        Target,
+        predict_grpc,
+        predict_rest,
+        print_predictions,
+        request_from_file,
+        signature_inputs,
+    )
+
+    target = Target(args.host, args.model, args.version, args.label, args.signature or "")
+    fetched = {}
+
+    def inputs_of():
+        if "inputs" not in fetched:
+            fetched["inputs"] = signature_inputs(args.host, args.rest_port, target)
+        return fetched["inputs"]
+
+    with translated(refused=(ClientError,)):  # the server answered no, or is not there
+        body, dropped = request_from_file(Path(args.file), inputs_of)
+        if dropped:
+            print(f"mlops: note: columns the model does not take were left out: {', '.join(dropped)}",
+                  file=sys.stderr)
+        if args.grpc:
+            quiet_runtime(args.verbose)
+            response = predict_grpc(args.host, args.grpc_port, target, body, inputs_of())
+        else:
+            response = predict_rest(args.host, args.rest_port, target, body)
+    print_predictions(response)
+    return EXIT_OK
+
+
+def _existing(path: str) -> Path:
+    model_path = Path(path)
+    if not model_path.exists():
+        raise UserError(f"{model_path}: no such file")
+    return model_path
+
+
+def cmd_edge_predict(args: argparse.Namespace) -> int:
+    """Runs a .tflite model on raw rows with the LiteRT interpreter (no TFX, no TensorFlow)."""
+    from serving.edge_runtime import EdgeInputError, EdgeModel, read_rows, read_sidecar, rows_to_inputs
+
+    model_path = _existing(args.model)
+    with translated(user=(EdgeInputError,)):
+        sidecar = read_sidecar(model_path)
+        inputs = rows_to_inputs(sidecar, read_rows(Path(args.file), sidecar), str(args.file))
+    outputs = EdgeModel(model_path).predict(inputs)
+    for i in range(len(next(iter(outputs.values())))):
+        row = {name: value[i].tolist() for name, value in outputs.items()}
+        print(f"{i}\t{json.dumps(row if len(row) > 1 else next(iter(row.values())))}")
+    return EXIT_OK
+
+
+def cmd_edge_bench(args: argparse.Namespace) -> int:
+    from serving.edge_runtime import EdgeInputError, bench
+
+    model_path = _existing(args.model)
+    with translated(user=(EdgeInputError,)):
+        result = bench(model_path, runs=args.runs)
+    print(f"{model_path}: {result['size_bytes'] / 1024:.1f} KiB, batch 1 over {result['runs']} runs: "
+          f"p50 {result['p50_us']} us, p99 {result['p99_us']} us")
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    from serving.options import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_REST_PORT, ServerOptions
+
+    defaults = ServerOptions()
+    serve = add_command(sub, "serve", cmd_serve, "serve the pushed models over TF Serving's REST and gRPC APIs", HOME)
+    serve.add_argument("--serving-dir", help="serve this base dir instead of <home>/serving")
+    serve.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: loopback only)")
+    serve.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT)
+    serve.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
+    serve.add_argument("--poll-seconds", type=float, default=defaults.poll_seconds,
+                       help="how often models.config and dirs are read")
+    serve.add_argument("--enable-batching", action="store_true", help="batch concurrent requests server-side")
+    serve.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size,
+                       help="rows per batched model call")
+    serve.add_argument("--batch-timeout-ms", type=float, default=defaults.batch_timeout_ms,
+                       help="how long a batch waits to fill")
+    serve.add_argument("--max-request-rows", type=int, default=defaults.max_request_rows,
+                       help="rows allowed in one request")
+    serve.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes, help="request body limit")
+    serve.add_argument("--request-timeout", type=float, default=defaults.request_timeout_s,
+                       help="seconds a model call may take")
+    serve.add_argument("--log-requests", type=float, default=defaults.request_log_rate, metavar="RATE",
+                       help="log this fraction of requests as tf.Examples (0: off)")
+    serve.add_argument("--request-log-dir", help="default: <home>/request-logs")
+
+    predict = add_command(sub, "predict", cmd_predict, "send rows from a JSON or CSV file to a running server")
+    predict.add_argument("file", help="FILE.json (TF Serving request or list of rows) or FILE.csv")
+    predict.add_argument("--model", required=True)
+    which = predict.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int)
+    which.add_argument("--label", help="a version label from models.config, e.g. stable or canary")
+    api = predict.add_mutually_exclusive_group()
+    api.add_argument("--rest", action="store_true", help="use the REST API (default)")
+    api.add_argument("--grpc", action="store_true", help="use the gRPC API")
+    predict.add_argument("--signature", help="signature name (default: serving_default)")
+    predict.add_argument("--host", default=DEFAULT_HOST)
+    predict.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT)
+    predict.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
+
+    edge = sub.add_parser("edge", help="run or time a TF Lite model as an edge device would (LiteRT)")
+    edge_sub = edge.add_subparsers(dest="edge_command", required=True)
+    edge_predict = add_command(edge_sub, "predict", cmd_edge_predict, "predict raw rows from a CSV or .npy file")
+    edge_predict.add_argument("model", help="a .tflite file with edge.json beside it (<version>/tflite/)")
+    edge_predict.add_argument("file", help="FILE.csv (raw columns by name) or FILE.npy")
+    edge_bench = add_command(edge_sub, "bench", cmd_edge_bench, "batch-1 latency and size")
+    edge_bench.add_argument("model")
+    edge_bench.add_argument("--runs", type=int, default=2000)

@@ -1,0 +1,359 @@
+"""EdgeExport: TF Lite variants of every blessed model, gated on parity with the SavedModel.
+
+Runs after the Evaluator and only for a blessed model. For each variant (float32, float16,
+dynamic_range, int8 with representative rows from the train split) it converts with builtin ops
+only (a Flex model does not run on LiteRT's runtimes), runs the LiteRT interpreter over the eval
+split and compares with the SavedModel: the task metric's drop and the largest output difference.
+A variant past its tolerance is left out (the Pusher ships only accepted variants, under
+``<version>/tflite/``) and the report says why.
+
+The edge model takes raw features, one input per feature. The Transform's normalization is folded
+in as ``raw * scale + offset``, read from the Transform graph itself by probing it with 0, 1 and 2
+(z-scores and 0-1 scaling are affine; anything else is refused). Because each feature is its own
+input, int8 gives each its own scale (one scale over raw features from 0.05 to 4,000 collapsed
+accuracy to 0.58 when measured). String features arrive as vocabulary indices looked up on the host.
+"""
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.types import Channel, artifact, artifact_utils, standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components import metrics
+from components.features import PREDICTIONS, transformed_name, vocabulary_name
+from components.splits import read_split
+from components.tasks import get_task
+from components.transform import OOV_BUCKETS
+from serving import examples as example_codec
+from serving.edge_runtime import ARTIFACT_TYPE, REPORT_FILE, SIDECAR, EdgeModel, rows_to_inputs
+
+VARIANTS = ("float32", "float16", "dynamic_range", "int8")
+# Per variant: largest allowed metric drop (AUC/accuracy points as fractions; RMSE relative) and
+# largest absolute output difference from the SavedModel (None: not checked).
+DEFAULT_TOLERANCES: Dict[str, Dict[str, Optional[float]]] = {
+    "float32": {"metric_drop": 0.001, "max_abs_diff": 1e-4},
+    "float16": {"metric_drop": 0.005, "max_abs_diff": 1e-2},
+    "dynamic_range": {"metric_drop": 0.01, "max_abs_diff": None},
+    "int8": {"metric_drop": 0.01, "max_abs_diff": None},
+}
+REPRESENTATIVE_ROWS = 200
+PARITY_ROWS = 2000
+EXAMPLE_ROWS = 3  # raw rows kept in the sidecar (edge bench, smoke checks on a device)
+
+
+class EdgeModelArtifact(artifact.Artifact):
+    """TF Lite variants plus their sidecar; custom properties hold the parity results."""
+    TYPE_NAME = ARTIFACT_TYPE
+
+
+class EdgeExportError(ValueError):
+    pass
+
+
+# --- the raw -> model function ---------------------------------------------------------------------
+
+def _probe_examples(raw_spec: Mapping[str, Any], value: float) -> bytes:
+    """One example with every raw feature present: ``value`` for numbers, an empty string for text."""
+    features = {}
+    for name, feature in raw_spec.items():
+        width = int(np.prod(feature.shape)) if getattr(feature, "shape", None) else 1
+        cell = b"" if feature.dtype == tf.string else int(value) if feature.dtype.is_integer else float(value)
+        features[name] = example_codec.feature([cell] * width)
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def edge_inputs(model_dir: Path, tft_output: tft.TFTransformOutput, labels: Sequence[str]) -> List[Dict[str, Any]]:
+    """One entry per raw feature: how the host feeds it and the affine map the Transform applies."""
+    served = tf.saved_model.load(str(model_dir))
+    full_spec = tft_output.raw_feature_spec()
+    probes = tf.constant([_probe_examples(full_spec, v) for v in (0.0, 1.0, 2.0)])
+    transformed = {k: v.numpy() for k, v in served.signatures["transform_features"](examples=probes).items()}
+    inputs = []
+    for name, feature in sorted(full_spec.items()):
+        if name in labels:
+            continue
+        out = transformed[transformed_name(name)]
+        if feature.dtype == tf.string:
+            vocabulary = [v.decode() if isinstance(v, bytes) else str(v)
+                          for v in tft_output.vocabulary_by_name(vocabulary_name(name))]
+            inputs.append({"name": name, "kind": "string", "dtype": "int32", "shape": [],
+                           "vocabulary": vocabulary, "oov_index": len(vocabulary) if OOV_BUCKETS else -1})
+            continue
+        z0, z1, z2 = (float(np.reshape(out[i], [-1])[0]) for i in range(3))
+        scale, offset = z1 - z0, z0
+        if abs(scale) < 1e-12 or not math.isclose(z2, z0 + 2 * scale, rel_tol=1e-4, abs_tol=1e-5):
+            raise EdgeExportError(f"feature '{name}': the Transform is not an affine map of the raw value; it "
+                                  "cannot be folded into the edge model")
+        shape = [int(d) for d in getattr(feature, "shape", [])]
+        tensor = shape not in ([], [1])
+        inputs.append({"name": name, "kind": "tensor" if tensor else "numeric", "dtype": "float32",
+                       "shape": shape if tensor else [], "transformed_shape": list(out.shape[1:]),
+                       "scale": scale, "offset": offset, "fill": -offset / scale})
+    return inputs
+
+
+def edge_function(model_dir: Path, inputs: List[Dict[str, Any]], task: str) -> Tuple[Any, Any]:
+    """A tf.function from raw inputs (by name) to the model's outputs, with builtin-convertible ops."""
+    model = tf.saved_model.load(str(model_dir))
+    specs = {spec["name"]: tf.TensorSpec([None, *spec["shape"]], tf.int32 if spec["kind"] == "string" else tf.float32,
+                                         name=spec["name"]) for spec in inputs}
+    window = next((s for s in inputs if s["kind"] == "tensor"), None)
+
+    @tf.function(input_signature=[specs])
+    def edge(features):
+        transformed = {}
+        for spec in inputs:
+            value = features[spec["name"]]
+            if spec["kind"] == "string":
+                transformed[transformed_name(spec["name"])] = tf.reshape(tf.cast(value, tf.int64), [-1, 1])
+            else:
+                transformed[transformed_name(spec["name"])] = tf.reshape(
+                    value * spec["scale"] + spec["offset"], [-1, *spec["transformed_shape"]])
+        outputs = model(transformed, training=False)
+        outputs = dict(outputs) if isinstance(outputs, dict) else {PREDICTIONS: outputs}
+        if task == "forecast" and window is not None:  # back to the series' units
+            outputs["forecast"] = (outputs[PREDICTIONS] - window["offset"]) / window["scale"]
+        return outputs
+
+    return edge.get_concrete_function(), model
+
+
+def convert(concrete: Any, trackable: Any, variant: str,
+            representative: Optional[Callable[[], Iterable[Dict[str, np.ndarray]]]] = None) -> Tuple[bytes, str]:
+    """The flatbuffer and a note (e.g. int8 falling back to float kernels for some ops)."""
+    builtins = tf.lite.OpsSet.TFLITE_BUILTINS
+
+    def converter(ops):
+        c = tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable)
+        c.target_spec.supported_ops = ops
+        if variant == "float16":
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+            c.target_spec.supported_types = [tf.float16]
+        elif variant == "dynamic_range":
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif variant == "int8":
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+            c.representative_dataset = representative
+        return c
+
+    if variant != "int8":
+        return converter([builtins]).convert(), ""
+    try:
+        return converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8]).convert(), "full integer"
+    except Exception as e:  # noqa: BLE001 - the converter raises several types; the mixed build is the fallback
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8, builtins]).convert(), \
+            f"int8 where possible, float kernels elsewhere ({first_line[:120]})"
+
+
+def conversion_problem(error: Exception) -> str:
+    """The op the converter could not lower, out of its long MLIR message."""
+    text = str(error)
+    ops = sorted(set(re.findall(r"failed to legalize operation '([\w.]+)'", text)))
+    if ops:
+        return f"{', '.join(ops)} has no builtin kernel (it would need Flex, which LiteRT runtimes lack)"
+    ops = sorted(set(re.findall(r"'(tf\.\w+)' op ([^\n]*?)(?: during|\n|$)", text)))
+    if ops:
+        return "; ".join(f"{op} {why}" for op, why in ops)[:300]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
+# --- parity ------------------------------------------------------------------------------------
+
+def task_metric(task: str, labels: Optional[np.ndarray], predictions: np.ndarray) -> Tuple[str, Optional[float]]:
+    """(name, value) of the task's gate metric, which the parity gate compares; none without labels."""
+    if labels is None:
+        return "", None
+    name = get_task(task).gate_metric
+    return name, metrics.value(name, labels, predictions)
+
+
+def parity(edge: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], task: str,
+           labels: Optional[np.ndarray], tolerance: Mapping[str, Optional[float]]) -> Dict[str, Any]:
+    shared = sorted(set(edge) & set(reference))
+    if not shared:
+        raise EdgeExportError(f"edge outputs {sorted(edge)} share no name with the SavedModel's {sorted(reference)}")
+    diff = max(float(np.max(np.abs(edge[k].astype(np.float64).reshape(len(edge[k]), -1)
+                                   - reference[k].astype(np.float64).reshape(len(reference[k]), -1))))
+               for k in shared)
+    result: Dict[str, Any] = {"max_abs_diff": diff}
+    key = get_task(task).prediction_key or PREDICTIONS
+    key = key if key in shared else shared[0]
+    name, value = task_metric(task, labels, edge[key])
+    _, ref_value = task_metric(task, labels, reference[key])
+    reasons = []
+    if name and value is not None and ref_value is not None and not math.isnan(ref_value):
+        drop = metrics.worsening(name, ref_value, value)
+        result.update(metric=name, value=value, reference=ref_value, metric_drop=drop)
+        limit = tolerance.get("metric_drop")
+        if limit is not None and (math.isnan(value) or drop > limit):
+            reasons.append(f"{name} {value:.4f} vs {ref_value:.4f} (drop {drop:.4f} > {limit:g})")
+    limit = tolerance.get("max_abs_diff")
+    if limit is not None and not diff <= limit:
+        reasons.append(f"max |diff| {diff:.2e} > {limit:g}")
+    result["accepted"] = not reasons
+    result["reason"] = "; ".join(reasons)
+    return result
+
+
+# --- the export -------------------------------------------------------------------------------------
+
+def _raw_rows(serialized_examples: Sequence[bytes], names: Sequence[str]) -> List[Dict[str, Any]]:
+    rows = []
+    for serialized in serialized_examples:
+        row: Dict[str, Any] = {}
+        for name, values in example_codec.decode(serialized, names).items():
+            row[name] = values[0] if values and isinstance(values[0], str) else example_codec.scalar_or_list(values)
+        rows.append(row)
+    return rows
+
+
+def _labels(serialized_examples: Sequence[bytes], label: str, task: str,
+            class_names: Sequence[str]) -> Optional[np.ndarray]:
+    if task not in ("binary", "multiclass", "regression", "anomaly"):
+        return None
+    values = []
+    for serialized in serialized_examples:
+        raw = (example_codec.decode(serialized, [label])[label] or [0])[0]
+        if task == "regression":
+            values.append(float(raw))
+        else:
+            text = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
+            values.append(class_names.index(text) if text in class_names else -1)
+    return np.asarray(values)
+
+
+def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, targets: Sequence[Sequence[str]],
+                train_examples: Sequence[bytes], eval_examples: Sequence[bytes], output_dir: Path,
+                tolerances: Mapping[str, Mapping[str, Optional[float]]] = DEFAULT_TOLERANCES,
+                representative_rows: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """Writes accepted variants and ``edge.json`` into ``output_dir``; returns the full report (every
+    variant, accepted or not, with its parity numbers). ``targets``: (label, task) pairs."""
+    from components.trainer import class_names as label_classes
+
+    labels = [label for label, _ in targets]
+    inputs = edge_inputs(model_dir, tft_output, labels)
+    names = [spec["name"] for spec in inputs]
+    sidecar: Dict[str, Any] = {"task": task, "labels": labels, "inputs": inputs,
+                               "normalization": "folded into the model: transformed = raw * scale + offset; "
+                                                "a missing number is replaced by 'fill' on the host; "
+                                                "strings are looked up in 'vocabulary' (else 'oov_index')",
+                               "variants": {}}
+    try:
+        concrete, trackable = edge_function(model_dir, inputs, task)
+    except Exception as e:  # noqa: BLE001 - any tracing failure means: no edge model for this family
+        return {**sidecar, "error": f"cannot build the edge function: {type(e).__name__}: {e}"}
+    rep_rows = representative_rows or _raw_rows(train_examples[:REPRESENTATIVE_ROWS], names)
+
+    def representative():
+        for row in rep_rows:
+            yield rows_to_inputs(sidecar, [row])
+
+    eval_rows = _raw_rows(eval_examples[:PARITY_ROWS], names)
+    sidecar["example_rows"] = [{k: v for k, v in row.items()} for row in eval_rows[:EXAMPLE_ROWS]]
+    eval_inputs = rows_to_inputs(sidecar, eval_rows, "eval split")
+    served = tf.saved_model.load(str(model_dir))
+    reference = {k: v.numpy() for k, v in served.signatures["serving_tf_example"](
+        examples=tf.constant(list(eval_examples[:PARITY_ROWS]))).items()}
+    class_names = label_classes(tft_output, labels[0], task) if len(labels) == 1 else []
+    label_values = _labels(eval_examples[:PARITY_ROWS], labels[0], task, class_names) if len(labels) == 1 else None
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for variant in VARIANTS:
+        entry: Dict[str, Any] = {"file": f"{variant}.tflite"}
+        try:
+            flatbuffer, note = convert(concrete, trackable, variant, representative)
+        except Exception as e:  # noqa: BLE001 - e.g. an op with no builtin kernel
+            entry.update(accepted=False, reason=f"not convertible with builtin ops only: {conversion_problem(e)}")
+            sidecar["variants"][variant] = entry
+            continue
+        path = output_dir / entry["file"]
+        path.write_bytes(flatbuffer)
+        entry.update(size_bytes=len(flatbuffer), note=note)
+        edge_outputs = EdgeModel(path).predict({k: v for k, v in eval_inputs.items()})
+        entry.update(parity(edge_outputs, reference, task, label_values, tolerances[variant]))
+        if not entry["accepted"]:
+            path.unlink()
+        sidecar["variants"][variant] = entry
+    (output_dir / SIDECAR).write_text(json.dumps(
+        {**sidecar, "variants": {k: v for k, v in sidecar["variants"].items() if v.get("accepted")}}, indent=1))
+    return sidecar
+
+
+# --- the TFX component ------------------------------------------------------------------------------
+
+class EdgeExportExecutor(base_executor.BaseExecutor):
+    def Do(self, input_dict: Dict[str, List[Any]], output_dict: Dict[str, List[Any]],
+           exec_properties: Dict[str, Any]) -> None:
+        edge = artifact_utils.get_single_instance(output_dict["edge_model"])
+        blessing = artifact_utils.get_single_instance(input_dict["model_blessing"])
+        if not blessing.get_int_custom_property("blessed"):
+            edge.set_int_custom_property("exported", 0)
+            return
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        model_dir = Path(model.uri) / "Format-Serving"
+        tft_output = tft.TFTransformOutput(artifact_utils.get_single_instance(input_dict["transform_graph"]).uri)
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        tolerances = {**DEFAULT_TOLERANCES, **json.loads(exec_properties.get("tolerances") or "{}")}
+        report = export_edge(model_dir, tft_output, exec_properties["task"], json.loads(exec_properties["targets"]),
+                             read_split(examples, "train", REPRESENTATIVE_ROWS),
+                             read_split(examples, "eval", PARITY_ROWS), Path(edge.uri), tolerances)
+        Path(edge.uri).mkdir(parents=True, exist_ok=True)
+        (Path(edge.uri) / REPORT_FILE).write_text(json.dumps(
+            {k: v for k, v in report.items() if k not in ("inputs", "example_rows")}, indent=1))
+        accepted = [v for v, entry in report["variants"].items() if entry.get("accepted")]
+        edge.set_int_custom_property("exported", 1 if accepted else 0)
+        edge.set_string_custom_property("accepted", ",".join(accepted))
+        for variant, entry in report["variants"].items():
+            for key in ("size_bytes", "max_abs_diff", "metric_drop", "value"):
+                if entry.get(key) is not None:
+                    edge.set_float_custom_property(f"{variant}_{key}", float(entry[key]))
+            if entry.get("reason"):
+                edge.set_string_custom_property(f"{variant}_reason", entry["reason"])
+
+
+class EdgeExportSpec(ComponentSpec):
+    PARAMETERS = {"task": ExecutionParameter(type=str), "targets": ExecutionParameter(type=str),
+                  "tolerances": ExecutionParameter(type=str, optional=True)}
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "model_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
+        "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+    }
+    OUTPUTS = {"edge_model": ChannelParameter(type=EdgeModelArtifact)}
+
+
+class EdgeExport(base_component.BaseComponent):
+    SPEC_CLASS = EdgeExportSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(EdgeExportExecutor)
+
+    def __init__(self, model: Channel, model_blessing: Channel, transform_graph: Channel, examples: Channel,
+                 task: str, targets: Sequence[Sequence[str]],
+                 tolerances: Optional[Mapping[str, Mapping[str, Optional[float]]]] = None):
+        super().__init__(spec=EdgeExportSpec(
+            model=model, model_blessing=model_blessing, transform_graph=transform_graph, examples=examples,
+            task=task, targets=json.dumps([list(t) for t in targets]), tolerances=json.dumps(tolerances or {}),
+            edge_model=Channel(type=EdgeModelArtifact)))
+
+
+def copy_accepted(edge_uri: str, destination: Path) -> bool:
+    """Copies the accepted variants and the sidecar (what the Pusher ships)."""
+    source = Path(edge_uri)
+    if not (source / SIDECAR).exists():
+        return False
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.suffix == ".tflite" or path.name == SIDECAR:
+            shutil.copy2(path, destination / path.name)
+    return True
+

@@ -1,0 +1,124 @@
+"""The model-family registry as data: each family's tasks and meta-parameter defaults.
+
+Pure Python (no TensorFlow), so the CLI validates a family, task and ``--hparam`` in a second.
+Adding a family is one module with ``build(inputs, feature_spec, hparams)`` and one line here.
+"""
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Tuple
+
+# Training hyperparameters every family accepts.
+TRAINING_DEFAULTS: Mapping[str, Any] = {
+    "epochs": 60,
+    "batch_size": 32,
+    "learning_rate": 3e-3,
+    "patience": 8,  # early stopping on the eval split's loss
+    "seed": 42,
+    "lr_schedule": "constant",  # constant | cosine | warmup_cosine (per epoch)
+    "warmup_epochs": 3,  # for warmup_cosine
+    "class_weight": "none",  # none | balanced (classification)
+}
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str
+    tasks: Tuple[str, ...]
+    defaults: Mapping[str, Any]  # the family's meta-parameters
+    module: str  # where its build() lives
+
+
+_TABULAR = ("binary", "multiclass", "regression", "multilabel", "multitask", "forecast")
+_IMAGE = ("binary", "multiclass", "regression", "multilabel", "multitask")
+_LAYER = {"l1": 0.0, "l2": 0.0}
+
+FAMILIES: Dict[str, FamilySpec] = {spec.name: spec for spec in (
+    FamilySpec("dnn", _TABULAR,
+               {"width": 64, "depth": 2, "taper": 0.5, "dropout": 0.1, "batch_norm": False, "activation": "relu",
+                "l1": 0.0, "l2": 1e-4}, "components.models.dnn"),
+    FamilySpec("cnn", _IMAGE, {"filters": 32, "groups": 2, "convs_per_group": 2, "dropout": 0.1, **_LAYER},
+               "components.models.cnn"),
+    FamilySpec("vgg", _IMAGE, {"depth": 11, "width": 0.125, "top_units": 128, "dropout": 0.3, **_LAYER},
+               "components.models.vgg"),
+    FamilySpec("resnet", _IMAGE, {"depth": 18, "version": 2, "width": 0.25, "stem": "auto", "l1": 0.0, "l2": 1e-4},
+               "components.models.resnet"),
+    FamilySpec("mobilenet", _IMAGE, {"alpha": 0.5, "groups": 7, "last_filters": 1280, "stem": "auto", **_LAYER},
+               "components.models.mobilenet"),
+    FamilySpec("rnn", ("binary", "multiclass", "regression", "multitask", "forecast"),
+               {"cell": "lstm", "units": 32, "layers": 1, "bidirectional": False, "dropout": 0.0},
+               "components.models.rnn"),
+    FamilySpec("seq2seq", ("forecast",), {"cell": "lstm", "units": 32, "dropout": 0.0}, "components.models.seq2seq"),
+    FamilySpec("autoencoder", ("anomaly",),
+               {"width": 32, "depth": 2, "latent": 4, "filters": 16, "threshold_quantile": 0.95, **_LAYER},
+               "components.models.autoencoder"),
+)}
+
+
+# What `--tune` searches, per family: meta-parameter -> choices (a key fixed with --hparam is left out).
+SEARCH_SPACES: Dict[str, Mapping[str, Tuple[Any, ...]]] = {
+    "dnn": {"width": (32, 64, 128), "depth": (1, 2, 3), "dropout": (0.0, 0.1, 0.3),
+            "learning_rate": (1e-3, 3e-3, 1e-2)},
+    "cnn": {"filters": (16, 32), "groups": (1, 2), "dropout": (0.0, 0.2), "learning_rate": (1e-3, 3e-3)},
+    "vgg": {"depth": (11, 16), "width": (0.0625, 0.125), "learning_rate": (1e-3, 3e-3)},
+    "resnet": {"depth": (18, 34), "version": (1, 2), "width": (0.125, 0.25), "learning_rate": (1e-3, 3e-3)},
+    "mobilenet": {"alpha": (0.35, 0.5, 1.0), "learning_rate": (1e-3, 3e-3)},
+    "rnn": {"cell": ("lstm", "gru"), "units": (16, 32, 64), "layers": (1, 2), "learning_rate": (1e-3, 3e-3)},
+    "seq2seq": {"units": (16, 32, 64), "learning_rate": (1e-3, 3e-3)},
+    "autoencoder": {"width": (16, 32, 64), "latent": (2, 4, 8), "learning_rate": (1e-3, 3e-3)},
+}
+TUNERS = ("random", "bayesian", "hyperband")
+TUNER_KEYS_PREFIX = "tuner/"  # Hyperband's own bookkeeping values (epochs, bracket, round)
+
+
+def tuned_values(hyperparameters: Mapping[str, Any]) -> Dict[str, Any]:
+    """The values a Tuner found, from its HyperParameters config, without Hyperband's bookkeeping."""
+    values = hyperparameters.get("values", hyperparameters)
+    return {k: v for k, v in values.items() if not k.startswith(TUNER_KEYS_PREFIX)}
+
+
+class UnsupportedModelError(ValueError):
+    pass
+
+
+def supported_pairs() -> str:
+    return "; ".join(f"{f.name}: {', '.join(f.tasks)}" for f in FAMILIES.values())
+
+
+def default_family(task: str) -> str:
+    """dnn where it fits the task, else the first family that does."""
+    return next(f.name for f in FAMILIES.values() if task in f.tasks)
+
+
+def get_family(name: str, task: str = "") -> FamilySpec:
+    if name not in FAMILIES:
+        raise UnsupportedModelError(f"unknown model family '{name}'; supported: {supported_pairs()}")
+    family = FAMILIES[name]
+    if task and task not in family.tasks:
+        raise UnsupportedModelError(f"family '{name}' does not support task '{task}'; supported: {supported_pairs()}")
+    return family
+
+
+def resolve_hparams(family_name: str, overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Training and family defaults, with overrides coerced to each default's type."""
+    defaults = {**TRAINING_DEFAULTS, **get_family(family_name).defaults}
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise UnsupportedModelError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for family '{family_name}'; "
+            f"known: {', '.join(sorted(defaults))}")
+    resolved = dict(defaults)
+    for key, value in overrides.items():
+        resolved[key] = _coerce(key, value, type(defaults[key]))
+    return resolved
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    if not isinstance(value, str) or kind is str:
+        return value
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1")
+        return kind(value)
+    except ValueError:
+        raise UnsupportedModelError(f"hyperparameter {key}={value!r}: expected a {kind.__name__}") from None

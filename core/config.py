@@ -1,0 +1,145 @@
+"""PipelineConfig: everything one pipeline run depends on, built by ``pipelines.configure`` and
+injected into ``create_pipeline`` (nothing is read from globals or the environment at import)."""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from components.tasks import TaskSpec, get_task
+from core.home import Home
+
+BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")  # DirectRunner's running modes
+DIRECT_RUNNER_DEFAULTS = ("in_memory", 1)  # Beam's own defaults for DirectRunner's mode and workers
+
+
+def beam_args(mode: str = "in_memory", workers: int = 1, extra: Tuple[str, ...] = ()) -> Tuple[str, ...]:
+    """Beam pipeline args. DirectRunner in one process by default: 1.5-2x faster than
+    multi_processing on small data (each worker imports TensorFlow again). ``extra`` is passed
+    through; with another runner (``--runner=DataflowRunner``, Flink, Spark) only ``extra`` is used.
+
+    DirectRunner's defaults give no args at all: TFX's Beam executors build an sdist of the whole
+    TFX install before every component whenever the args are non-empty (3 s and 42 MB left in
+    /tmp each; a local runner needs none of it)."""
+    if mode not in BEAM_MODES:
+        raise ValueError(f"Beam mode '{mode}': choose one of {', '.join(BEAM_MODES)}")
+    if workers < 1:
+        raise ValueError(f"Beam workers {workers}: need at least 1")
+    runner = next((a.split("=", 1)[1] for a in extra if a.startswith("--runner=")), "DirectRunner")
+    if runner != "DirectRunner" or (mode, workers) == DIRECT_RUNNER_DEFAULTS:
+        return tuple(extra)
+    return (f"--direct_running_mode={mode}", f"--direct_num_workers={workers}", *extra)
+
+
+LOCAL_BEAM_ARGS: Tuple[str, ...] = beam_args()
+DEFAULT_MAX_METRIC_DROP = 0.01
+TRAIN_EVAL_BUCKETS = (3, 1)  # hash split of the input: 75% train, 25% eval
+BASELINE_RESOLVER_ID = "baseline_resolver"  # resolves on every run; never cached
+WARM_START_RESOLVER_ID = "warm_start_resolver"
+PUSHER_ID = "Pusher"
+EDGE_EXPORT_ID = "EdgeExport"
+PREVIOUS_SPAN_RESOLVER_ID = "previous_span_resolver"
+WINDOW_RESOLVER_ID = "span_window_resolver"
+DRIFT_GATE_ID = "DriftGate"
+RESOLVER_IDS = (BASELINE_RESOLVER_ID, WARM_START_RESOLVER_ID, PREVIOUS_SPAN_RESOLVER_ID, WINDOW_RESOLVER_ID)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    name: str
+    data_path: Path  # CSV (CsvExampleGen), TFRecord (ImportExampleGen) or a series folder (SeriesExampleGen)
+    task_name: str
+    targets: Tuple[Tuple[str, str], ...]  # (label column, task); several for multitask
+    home: Home
+    family: str = "dnn"
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    schema_path: Optional[Path] = None  # a curated schema: ImportSchemaGen instead of SchemaGen
+    gate_thresholds: Mapping[str, float] = field(default_factory=dict)  # label -> bound on its gate metric
+    max_metric_drop: float = DEFAULT_MAX_METRIC_DROP  # allowed worsening vs the baseline model
+    enable_cache: bool = True
+    beam_args: Tuple[str, ...] = LOCAL_BEAM_ARGS
+    string_features: Tuple[str, ...] = ()  # raw string columns (for slicing the evaluation)
+    input_format: str = "csv"  # csv | tfrecord | series
+    tensors: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)  # multi-valued features' shapes
+    series: Mapping[str, Any] = field(default_factory=dict)  # column, lookback, horizon (series input)
+    tuner: Optional[str] = None  # random | bayesian | hyperband: a Tuner component feeds the Trainer
+    max_trials: int = 6
+    warm_start: bool = False  # start from the last blessed model of the same family and inputs
+    edge: bool = True  # TF Lite variants of each blessed model (EdgeExport), shipped beside it
+    tracking_uri: str = ""  # MLflow tracking + registry; empty: the home's SQLite store
+    span_pattern: str = ""  # data_path is a folder of spans (pipelines.inputs.spans): newest span, drift gate, window
+    span: Optional[int] = None  # rerun this span instead of the newest
+    window_spans: int = 1  # train on the newest N accepted spans (span layouts)
+    use_case: str = ""  # a built-in use case: ``pipelines.configure.prepare_inputs`` writes its data
+    schema_source: Optional[Path] = None  # the curated schema that ``schema_path`` pins a copy of
+
+    @property
+    def mlflow_uri(self) -> str:
+        return self.tracking_uri or self.home.mlflow_uri
+
+    @property
+    def task(self) -> TaskSpec:
+        return get_task(self.task_name)
+
+    @property
+    def label(self) -> str:
+        """The first (for single-task pipelines, the only) label column."""
+        return self.targets[0][0]
+
+    @property
+    def label_names(self) -> Tuple[str, ...]:
+        return tuple(name for name, _ in self.targets)
+
+    def transform_config(self) -> Dict[str, Any]:
+        """What the preprocessing_fn and the run_fn need to know (JSON, part of the cache key)."""
+        return {"task": self.task_name, "targets": [list(t) for t in self.targets],
+                "tensors": {name: list(shape) for name, shape in self.tensors.items()}}
+
+    def as_params(self) -> Dict[str, Any]:
+        """Flat config for tracking (MLflow params)."""
+        params = {
+            "pipeline": self.name, "data_path": str(self.data_path), "task": self.task_name,
+            "labels": ",".join(self.label_names), "family": self.family,
+            "schema": str(self.schema_path or "inferred"), "max_metric_drop": self.max_metric_drop,
+            "enable_cache": self.enable_cache, "beam_args": " ".join(self.beam_args),
+            "tuner": self.tuner or "none", "max_trials": self.max_trials, "warm_start": self.warm_start,
+            "edge": self.edge,
+        }
+        if self.span_pattern:
+            params.update({"span_pattern": self.span_pattern, "span": "newest" if self.span is None else self.span,
+                           "window_spans": self.window_spans})
+        params.update({f"gate.{label}": bound for label, bound in self.gate_thresholds.items()})
+        return params
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where a pipeline reads and writes, injected into ``create_pipeline``: the local home by
+    default; URIs (e.g. ``gs://``) when the pipeline is compiled for Kubeflow / Vertex."""
+    pipeline_root: str
+    data: str  # the input file (a series folder for series input)
+    serving_base: str  # <serving>/<name>: where the Pusher writes versions
+    training_backups: str
+    metadata_path: Optional[str]  # SQLite ML Metadata; None: the orchestrator's own
+    span_pattern: str = ""  # with spans, ``data`` is their folder and this ExampleGen's pattern in it
+
+    @property
+    def input_base(self) -> str:
+        return self.data if self.span_pattern else self.data.rsplit("/", 1)[0]
+
+    @property
+    def input_pattern(self) -> str:
+        return self.span_pattern or self.data.rsplit("/", 1)[1]
+
+    @classmethod
+    def local(cls, config: "PipelineConfig") -> "Locations":
+        home = config.home
+        return cls(str(home.pipeline_root(config.name)), str(config.data_path),
+                   str(home.model_base_dir(config.name)), str(home.training_backups(config.name)),
+                   str(home.metadata_path), config.span_pattern)
+
+    @classmethod
+    def remote(cls, config: "PipelineConfig", root: str, data_uri: str) -> "Locations":
+        """Everything under ``root`` (``<root>/pipelines/<name>``, ``<root>/serving/<name>``, ...),
+        the home's layout, with the input at ``data_uri``."""
+        root = root.rstrip("/")
+        return cls(f"{root}/pipelines/{config.name}", data_uri, f"{root}/serving/{config.name}",
+                   f"{root}/training-backups/{config.name}", None, config.span_pattern)

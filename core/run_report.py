@@ -1,0 +1,226 @@
+"""What one pipeline run did, read back from ML Metadata and the artifacts it points to."""
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+from components.comparators import ACCEPTED_SPAN_TYPE, DRIFT_REPORT_FILE
+from components.metrics import OVERALL
+from core.config import DRIFT_GATE_ID, EDGE_EXPORT_ID, PUSHER_ID, RESOLVER_IDS, PipelineConfig
+from serving.edge_runtime import ARTIFACT_TYPE as EDGE_ARTIFACT_TYPE
+from serving.edge_runtime import REPORT_FILE as EDGE_REPORT_FILE
+
+RUN_CONTEXT = "pipeline_run"
+NODE_CONTEXT = "node"
+LEGACY_RUN_CONTEXT, LEGACY_NODE_CONTEXT = "run", "component_run"  # TFX's Airflow runner (legacy launcher)
+
+
+@dataclass
+class ComponentRun:
+    node: str
+    state: str  # COMPLETE, CACHED, FAILED, ...
+    seconds: float
+    execution_id: int
+
+
+@dataclass
+class RunReport:
+    pipeline: str
+    run_id: str = ""
+    components: List[ComponentRun] = field(default_factory=list)
+    error: Optional[str] = None
+    anomalies: Optional[str] = None  # formatted anomalies when the gate stopped the run
+    metrics: Dict[str, Dict[str, float]] = field(default_factory=dict)  # slice -> metric -> value
+    blessed: Optional[bool] = None
+    blessing_reason: str = ""
+    pushed_now: bool = False
+    pushed_path: Optional[str] = None
+    history: Dict[str, List[float]] = field(default_factory=dict)
+    model_info: Dict = field(default_factory=dict)
+    edge: Dict = field(default_factory=dict)  # EdgeExport's report: variants with parity results, or error
+    artifact_uris: Dict[str, Dict[str, str]] = field(default_factory=dict)  # node -> artifact type -> uri
+    input_properties: Dict[str, int] = field(default_factory=dict)  # span and version of the input examples
+    training_spans: List[int] = field(default_factory=list)  # the spans Transform and the Trainer used
+    drift: Dict = field(default_factory=dict)  # DriftGate's report when the span was accepted
+    mlflow_run_id: Optional[str] = None
+    model_version: Optional[int] = None  # the registry version of the pushed model
+    tracking_error: Optional[str] = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+    def state_of(self, node: str) -> Optional[str]:
+        return next((c.state for c in self.components if c.node == node), None)
+
+    @property
+    def fully_cached(self) -> bool:
+        work = [c for c in self.components if c.node not in RESOLVER_IDS]
+        return bool(work) and all(c.state == "CACHED" for c in work)
+
+
+def open_store(metadata_path) -> mlmd.MetadataStore:
+    """ML Metadata's SQLite store, read-only (reports never write lineage)."""
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(metadata_path)
+    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return mlmd.MetadataStore(connection)
+
+
+def _latest_run_context(store: mlmd.MetadataStore, pipeline: str, since_ms: int):
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline)
+    if pipeline_ctx is None:
+        return None
+    runs = [c for c in store.get_contexts_by_type(RUN_CONTEXT) if c.create_time_since_epoch >= since_ms]
+    runs = [c for c in runs if any(p.id == pipeline_ctx.id for p in store.get_parent_contexts_by_context(c.id))] \
+        or runs
+    runs += [c for c in store.get_contexts_by_type(LEGACY_RUN_CONTEXT)  # named "<pipeline>.<run id>"
+             if c.create_time_since_epoch >= since_ms and c.name.startswith(f"{pipeline}.")]
+    return max(runs, key=lambda c: c.create_time_since_epoch) if runs else None
+
+
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def _artifacts_of(store: mlmd.MetadataStore, execution_id: int, kinds=_OUTPUT_EVENTS) -> Dict[str, list]:
+    """artifact type name -> the execution's artifacts of that type (its outputs, or events ``kinds``)."""
+    events = store.get_events_by_execution_ids([execution_id])
+    ids = [e.artifact_id for e in events if e.type in kinds]
+    by_type: Dict[str, list] = {}
+    for artifact in store.get_artifacts_by_id(ids):
+        by_type.setdefault(store.get_artifact_types_by_id([artifact.type_id])[0].name, []).append(artifact)
+    return by_type
+
+
+def _custom(artifact, key: str):
+    value = artifact.custom_properties.get(key)
+    if value is None:
+        return None
+    return value.string_value or value.int_value
+
+
+def collect(config: PipelineConfig, since_ms: int) -> RunReport:
+    """The report of the newest run of ``config.name`` started at or after ``since_ms``."""
+    report = RunReport(pipeline=config.name)
+    if not config.home.metadata_path.exists():
+        return report
+    store = open_store(config.home.metadata_path)
+    run_ctx = _latest_run_context(store, config.name, since_ms)
+    if run_ctx is None:
+        return report
+    report.run_id = run_ctx.name
+    node_types = {t.id for t in store.get_context_types() if t.name in (NODE_CONTEXT, LEGACY_NODE_CONTEXT)}
+    by_node = {}
+    for execution in store.get_executions_by_context(run_ctx.id):
+        node = next((c.name.rsplit(".", 1)[-1] for c in store.get_contexts_by_execution(execution.id)
+                     if c.type_id in node_types), str(execution.id))
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
+        state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+        by_node[node] = ComponentRun(node, state, seconds, execution.id)
+    report.components = sorted(by_node.values(), key=lambda c: c.execution_id)
+    outputs = {c.node: _artifacts_of(store, c.execution_id) for c in report.components
+               if c.state in ("COMPLETE", "CACHED")}
+    report.artifact_uris = {node: {kind: arts[0].uri for kind, arts in by_type.items() if arts}
+                            for node, by_type in outputs.items()}
+    _read_artifacts(report, outputs, by_node)
+    if "Transform" in outputs:
+        inputs = _artifacts_of(store, by_node["Transform"].execution_id, (metadata_store_pb2.Event.INPUT,))
+        report.training_spans = sorted(_custom(e, "span") for e in inputs.get("Examples", [])
+                                       if _custom(e, "span") is not None)
+    return report
+
+
+def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
+                    by_node: Dict[str, ComponentRun]) -> None:
+    for node, by_type in outputs.items():
+        for examples in by_type.get("Examples", []) if node.endswith("ExampleGen") else []:
+            report.input_properties = {key: _custom(examples, key) for key in ("span", "version")
+                                       if _custom(examples, key) is not None}
+    for model_run in outputs.get("Trainer", {}).get("ModelRun", []):
+        report.history = _read_json(os.path.join(model_run.uri, "history.json"))
+        report.model_info = _read_json(os.path.join(model_run.uri, "model.json"))
+    for evaluation in outputs.get("Evaluator", {}).get("ModelEvaluation", []):
+        report.metrics = read_metrics(evaluation.uri)
+        report.blessing_reason = read_validation(evaluation.uri)
+    for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
+        report.blessed = _custom(blessing, "blessed") == 1
+    for accepted in outputs.get(DRIFT_GATE_ID, {}).get(ACCEPTED_SPAN_TYPE, []):
+        report.drift = _read_json(os.path.join(accepted.uri, DRIFT_REPORT_FILE))
+    for edge in outputs.get(EDGE_EXPORT_ID, {}).get(EDGE_ARTIFACT_TYPE, []):
+        report.edge = _read_json(os.path.join(edge.uri, EDGE_REPORT_FILE))
+    for pushed in outputs.get(PUSHER_ID, {}).get("PushedModel", []):
+        if _custom(pushed, "pushed") == 1:
+            report.pushed_path = _custom(pushed, "pushed_destination")
+            report.pushed_now = by_node[PUSHER_ID].state == "COMPLETE"
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _slice_name(slice_key) -> str:
+    parts = []
+    for single in slice_key.single_slice_keys:
+        kind = single.WhichOneof("kind")
+        value = getattr(single, kind) if kind else ""
+        parts.append(f"{single.column}={value.decode() if isinstance(value, bytes) else value}")
+    return ",".join(parts) or OVERALL
+
+
+def read_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
+    """slice -> {metric: value} for the candidate; a change vs the baseline is ``<metric>_change``."""
+    import tensorflow_model_analysis as tfma
+
+    out: Dict[str, Dict[str, float]] = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        values = out.setdefault(_slice_name(metrics_for_slice.slice_key), {})
+        for item in metrics_for_slice.metric_keys_and_values:
+            if item.key.model_name == "baseline" or not item.value.HasField("double_value"):
+                continue
+            name = (f"{item.key.output_name}/" if item.key.output_name else "") + item.key.name \
+                + ("_change" if item.key.is_diff else "")
+            if item.key.sub_key.HasField("class_id") or item.key.sub_key.HasField("top_k"):
+                continue
+            values[name] = item.value.double_value.value
+    return out
+
+
+def read_validation(evaluation_uri: str) -> str:
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.proto import config_pb2
+
+    result = tfma.load_validation_result(evaluation_uri)
+    if result.validation_ok:
+        return "passed every threshold"
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            key = failure.metric_key
+            name = (f"{key.output_name}/" if key.output_name else "") + key.name \
+                + (" change vs baseline" if key.is_diff else "")
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            limit = []
+            if threshold.HasField("value_threshold"):
+                bound = threshold.value_threshold
+                if bound.HasField("lower_bound"):
+                    limit.append(f">= {bound.lower_bound.value:g}")
+                if bound.HasField("upper_bound"):
+                    limit.append(f"<= {bound.upper_bound.value:g}")
+            else:
+                change = threshold.change_threshold
+                higher = change.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
+                if change.HasField("absolute"):
+                    limit.append(f"{'>' if higher else '<'} {change.absolute.value:g}")
+                if change.HasField("relative"):
+                    limit.append(f"{'>' if higher else '<'} {change.relative.value:g} (relative)")
+            failures.append(f"{name} = {value:.4f}, needs {' and '.join(limit)}")
+    if result.missing_thresholds:
+        failures.append("a metric with a threshold was not computed")
+    return "; ".join(failures) or "validation failed"

@@ -1,0 +1,177 @@
+"""Batch scoring (`mlops score`): a registered model (the ``champion`` by default) applied to new,
+unlabelled rows on Beam, predictions written as CSV and as TFRecords of tf.Examples, with the
+model's name, registry version and serving version on every row.
+
+TFX's BulkInferrer cannot do this on this stack (it crashes on Keras models in TFX 1.16,
+tensorflow/tfx#7782). Rows go through the model's ``serving_default`` signature (raw features, the
+Transform inside), in batches, one model load per Beam worker.
+"""
+import csv
+import glob
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import apache_beam as beam
+
+OUTPUT_PREFIX = "predictions"  # predictions-*.csv and predictions-*.tfrecord.gz
+MODEL_COLUMNS = ("model_name", "model_version", "serving_version")
+
+
+class ScoringError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    name: str
+    version: str  # the registry version ("" when scored from a directory)
+    serving_version: str
+    path: str
+
+
+def _signature(model_dir: str):
+    """serving_default's inputs (name -> numpy dtype name) and output names, from saved_model.pb."""
+    from serving.servable import read_signature_defs, tensor_spec
+
+    signature = read_signature_defs(Path(model_dir))["serving_default"]
+    specs = {name: tensor_spec(name, info) for name, info in signature.inputs.items()}
+    return ({name: "object" if spec.kind == "string" else spec.dtype.as_numpy_dtype.__name__
+             for name, spec in specs.items()}, sorted(signature.outputs))
+
+
+def _cell(value: Any, dtype: str) -> Any:
+    """A raw value as serving_default takes it: text, or a number with NaN for missing."""
+    if isinstance(value, list):
+        return [_cell(v, dtype) for v in value]
+    if dtype == "object":
+        return "" if value is None else str(value)
+    return float(value) if value not in (None, "") else float("nan")
+
+
+def _csv_rows(header: Sequence[str]):
+    def parse(line: str) -> Dict[str, str]:
+        values = next(csv.reader([line]))
+        return dict(zip(header, values))
+    return parse
+
+
+def _example_row(record: bytes) -> Dict[str, Any]:
+    from serving.examples import decode, scalar_or_list
+
+    return {name: scalar_or_list(values) for name, values in decode(record).items() if values}
+
+
+class _Score(beam.DoFn):
+    """Loads the SavedModel once per worker; scores a batch of raw rows."""
+
+    def __init__(self, model: ScoringModel, specs: Dict[str, str]):
+        self._model, self._specs = model, specs
+
+    def setup(self):
+        import tensorflow as tf
+
+        self._loaded = tf.saved_model.load(self._model.path)
+        self._predict = self._loaded.signatures["serving_default"]
+
+    def process(self, rows: List[Dict[str, Any]]) -> Iterable[Dict[str, Any]]:
+        import numpy as np
+        import tensorflow as tf
+
+        feed = {}
+        for name, dtype in self._specs.items():
+            column = [_cell(row.get(name), dtype) for row in rows]
+            feed[name] = tf.constant(np.array(column, dtype=object if dtype == "object" else dtype))
+        outputs = {key: value.numpy() for key, value in self._predict(**feed).items()}
+        for i, row in enumerate(rows):
+            scored = {**row, "model_name": self._model.name, "model_version": self._model.version,
+                      "serving_version": self._model.serving_version}
+            for key, values in outputs.items():
+                value = np.reshape(values[i], [-1])
+                scored[key] = value.tolist() if value.size > 1 else value[0].item() \
+                    if not isinstance(value[0], bytes) else value[0].decode()
+            yield scored
+
+
+def _to_csv(columns: Sequence[str]):
+    def line(row: Dict[str, Any]) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow(
+            [json.dumps(row[c]) if isinstance(row.get(c), list) else row.get(c, "") for c in columns])
+        return buffer.getvalue()
+    return line
+
+
+def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str] = ()) -> Dict[str, Any]:
+    """Scores ``data`` (a CSV file, or TFRecord files of tf.Examples: a file, dir or glob) into
+    ``output``/predictions-*.csv and predictions-*.tfrecord.gz; returns the counts and paths."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from core.config import LOCAL_BEAM_ARGS
+
+    specs, outputs = _signature(model.path)
+    output.mkdir(parents=True, exist_ok=True)
+    is_csv = data.endswith(".csv")
+    if is_csv:
+        if not os.path.isfile(data):
+            raise ScoringError(f"{data}: no such file")
+        with open(data, newline="") as f:
+            header = next(csv.reader(f), [])
+        missing = sorted(set(specs) - set(header))
+        if missing:
+            raise ScoringError(f"{data}: missing column(s) the model needs: {', '.join(missing)}")
+        inputs = header
+    else:
+        pattern = os.path.join(data, "*") if os.path.isdir(data) else data
+        if not glob.glob(pattern):
+            raise ScoringError(f"{data}: no TFRecord files")
+        inputs = sorted(specs)
+    columns = [*inputs, *MODEL_COLUMNS, *outputs]
+    from serving.examples import encode
+
+    with beam.Pipeline(options=PipelineOptions(list(beam_args or LOCAL_BEAM_ARGS))) as pipeline:
+        if is_csv:
+            rows = (pipeline | "ReadCsv" >> beam.io.ReadFromText(data, skip_header_lines=1)
+                    | "Parse" >> beam.Map(_csv_rows(header)))
+        else:
+            rows = (pipeline | "ReadTFRecord" >> beam.io.ReadFromTFRecord(pattern)
+                    | "Parse" >> beam.Map(_example_row))
+        scored = (rows | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=2048)
+                  | "Score" >> beam.ParDo(_Score(model, specs)))
+        _ = (scored | "Csv" >> beam.Map(_to_csv(columns))
+             | "WriteCsv" >> beam.io.WriteToText(str(output / OUTPUT_PREFIX), file_name_suffix=".csv",
+                                                 header=",".join(columns)))
+        _ = (scored | "Example" >> beam.Map(encode)
+             | "WriteTFRecord" >> beam.io.WriteToTFRecord(str(output / OUTPUT_PREFIX),
+                                                         file_name_suffix=".tfrecord.gz"))
+    csv_files = sorted(glob.glob(str(output / f"{OUTPUT_PREFIX}*.csv")))
+    rows_written = sum(sum(1 for _ in open(f)) - 1 for f in csv_files)
+    return {"rows": rows_written, "csv": csv_files,
+            "tfrecord": sorted(glob.glob(str(output / f"{OUTPUT_PREFIX}*.tfrecord.gz")))}
+
+
+def resolve_model(home, name: str, tracking_uri: str, alias: str = "champion", version: Optional[int] = None,
+                  model_dir: Optional[str] = None) -> ScoringModel:
+    """The registered version (by alias or number) and its pushed directory, or a given directory."""
+    if model_dir:
+        if not os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
+            raise ScoringError(f"{model_dir}: not a SavedModel directory")
+        return ScoringModel(name, "", Path(model_dir).name, model_dir)
+    from release import mlflow_registry
+
+    client = mlflow_registry.client_for(tracking_uri)
+    if version is None:
+        aliases = mlflow_registry.aliases(client, name)
+        if alias not in aliases:
+            raise ScoringError(f"registered model '{name}' has no alias '{alias}' "
+                               f"(aliases: {', '.join(sorted(aliases)) or 'none'})")
+        version = aliases[alias]
+    found = mlflow_registry.get_version(client, name, version)
+    serving_version = found.tags.get(mlflow_registry.SERVING_VERSION_TAG, "")
+    path = home.model_base_dir(name) / serving_version
+    if not serving_version or not (path / "saved_model.pb").is_file():
+        raise ScoringError(f"registered version {version} of '{name}': its pushed model is not in {path.parent}")
+    return ScoringModel(name, str(version), serving_version, str(path))

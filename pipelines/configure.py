@@ -1,0 +1,185 @@
+"""The one config factory: ``build_config(RunRequest) -> PipelineConfig``, used by the CLI, the
+Airflow DAG, the Kubeflow compile and the tests alike.
+
+It reads what it must check (the CSV, a curated schema) and writes nothing: writing a built-in
+use case's data and pinning the curated schema's copy are ``prepare_inputs``, a step the caller
+runs before the pipeline does (so an Airflow scheduler parsing the DAG file writes nothing).
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Tuple
+
+from components.tasks import SINGLE_TARGET_TASKS, TaskSpec
+from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig, beam_args
+from core.home import Home
+from pipelines.inputs.preflight import InputDataError, TargetProfile
+
+DEFAULT_MIN_AUC = 0.7
+
+
+class ConfigError(ValueError):
+    """A request that cannot become a pipeline: one line naming the argument, file or column."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a user asks of one pipeline, as given (names, flags); ``build_config`` checks it."""
+    use_case: Optional[str] = None  # a built-in use case (default: the default job) ...
+    data: Optional[str] = None  # ... or the user's CSV / span folder
+    label: Optional[str] = None  # COLUMN; multilabel A,B,C; multitask A:TASK,B:TASK
+    task: Optional[str] = None
+    name: Optional[str] = None
+    home: Optional[str] = None  # default: $MLOPS_HOME or ./.mlops
+    family: Optional[str] = None
+    hparams: Mapping[str, str] = field(default_factory=dict)
+    threshold: Optional[float] = None
+    max_drop: float = DEFAULT_MAX_METRIC_DROP
+    schemas_dir: Optional[str] = None
+    tune: Optional[str] = None
+    max_trials: int = 6
+    warm_start: bool = False
+    edge: bool = True
+    cache: bool = True
+    tracking_uri: Optional[str] = None
+    beam_mode: str = "in_memory"
+    beam_workers: int = 1
+    beam_args: Tuple[str, ...] = ()
+    span: Optional[str] = None
+    window: Optional[int] = None
+
+
+def parse_hparams(pairs) -> dict:
+    """KEY=VALUE strings (as given on a command line) -> a dict."""
+    hparams = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--hparam {pair!r}: expected KEY=VALUE")
+        hparams[key.strip()] = value.strip()
+    return hparams
+
+
+def parse_targets(label_arg: str, task_name: str) -> Tuple[Tuple[str, str], ...]:
+    """--label COLUMN; multilabel: --label COLUMN,COLUMN (each 0/1); multitask: COLUMN:TASK,COLUMN:TASK."""
+    if task_name == "multilabel":
+        return tuple((name, "binary") for name in label_arg.split(","))
+    if task_name != "multitask":
+        return ((label_arg, task_name),)
+    targets = []
+    for item in label_arg.split(","):
+        name, sep, subtask = item.partition(":")
+        if not sep or subtask not in SINGLE_TARGET_TASKS:
+            raise ConfigError(f"--label {label_arg!r}: multitask needs COLUMN:TASK pairs, TASK one of "
+                              f"{', '.join(SINGLE_TARGET_TASKS)}")
+        targets.append((name, subtask))
+    return tuple(targets)
+
+
+def default_gate_threshold(task: TaskSpec, target: TargetProfile) -> float:
+    """A bound a useful model must pass on this data: AUC 0.7, beating the majority class, or
+    an RMSE below the label's standard deviation (better than predicting the mean)."""
+    if task.gate_metric == "auc":
+        return DEFAULT_MIN_AUC
+    if task.name == "multiclass":
+        return round(target.majority_share, 4)
+    return round(target.std, 6)
+
+
+def build_config(request: RunRequest) -> PipelineConfig:
+    """Checks the request and its data (no TensorFlow import for CSVs) and returns the config.
+    Every user error is a ``ConfigError`` of one line."""
+    from components.models.families import UnsupportedModelError, default_family, get_family, resolve_hparams
+    from components.tasks import UnknownTaskError, get_task
+    from pipelines.inputs import datasets
+    from pipelines.inputs.preflight import profile_csv, profile_table
+    from pipelines.inputs.schema import curated_schema, feature_kinds, pinned_path
+    from pipelines.inputs.spans import DEFAULT_WINDOW, detect
+
+    home = Home.resolve(request.home)
+    try:
+        if request.data:
+            if request.use_case:
+                raise ConfigError("give either a use case or --data, not both")
+            missing = [flag for flag, value in (("--label", request.label), ("--task", request.task)) if not value]
+            if missing:
+                raise ConfigError(f"--data needs {' and '.join(missing)}")
+            task = get_task(request.task)
+            data_path = Path(request.data).expanduser().resolve()
+            usecase = datasets.UseCase(request.name or data_path.stem, task.name,
+                                       parse_targets(request.label, task.name), "", list,
+                                       family=default_family(task.name))
+        else:
+            usecase_name = request.use_case or datasets.DEFAULT_USE_CASE
+            if usecase_name not in datasets.USE_CASES:
+                raise ConfigError(f"unknown use case '{usecase_name}'; use cases: "
+                                  f"{', '.join(sorted(datasets.USE_CASES))}")
+            usecase = datasets.USE_CASES[usecase_name]
+            task = get_task(usecase.task)
+        name = request.name or usecase.name
+        family = request.family or usecase.family
+        get_family(family, task.name)
+        hparams = {**(usecase.hparams if family == usecase.family else {}), **request.hparams}
+        resolve_hparams(family, hparams)
+        if request.threshold is not None and len(usecase.targets) > 1:
+            raise ConfigError("--threshold sets a single-target gate; multilabel and multitask gates come from "
+                              "the data")
+        beam = beam_args(request.beam_mode, request.beam_workers, tuple(request.beam_args))
+        schema_source = curated_schema(name, Path(request.schemas_dir) if request.schemas_dir else None)
+        schema_kinds = feature_kinds(schema_source) if schema_source else None  # a broken one is refused, named
+        schema_path = pinned_path(schema_source, home.curated_schemas(name)) if schema_source else None
+        if not request.data:
+            data_path = datasets.data_path(usecase, home.data_dir(name))
+        layout = detect(data_path) if request.data else None  # a folder of span-N/ or YYYYMMDD/ folders
+        if layout is None and (request.span or request.window):
+            raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
+        span = layout.parse(request.span) if layout and request.span else None
+        window = DEFAULT_WINDOW if request.window is None else request.window
+        if window < 1:
+            raise ConfigError(f"--window {window}: need at least 1 span")
+        targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
+        if usecase.input_format == "csv":
+            if request.data:
+                profile = profile_csv(layout.csv_of(layout.newest if span is None else span) if layout else data_path,
+                                      targets, schema_kinds)
+            else:  # the project's own table, profiled where it is made: nothing written yet
+                header, rows = usecase.make()
+                profile = profile_table(data_path, list(header), [[str(v) for v in row] for row in rows], targets,
+                                        schema_kinds)
+            gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
+            strings = profile.strings
+        elif usecase.input_format == "series":  # beat repeating the last value
+            gates = {usecase.targets[0][0]: round(datasets.naive_forecast_mae(usecase.make(), **usecase.series), 6)}
+            strings = ()
+        else:  # project-written TFRecords: the use case states its gates (applied just below)
+            gates, strings = {}, ()
+        gates.update(usecase.gate_thresholds or {})
+        if request.threshold is not None:
+            gates = {usecase.targets[0][0]: request.threshold}
+    except (UnknownTaskError, UnsupportedModelError, InputDataError) as e:
+        raise ConfigError(str(e)) from None
+    except ValueError as e:  # a bad hyperparameter, Beam mode or span: already one line
+        raise ConfigError(str(e)) from None
+    return PipelineConfig(
+        name=name, data_path=data_path, task_name=task.name, targets=usecase.targets, home=home, family=family,
+        hparams=hparams, schema_path=schema_path, gate_thresholds=gates, max_metric_drop=request.max_drop,
+        enable_cache=request.cache, string_features=strings, input_format=usecase.input_format,
+        tensors=usecase.tensors, series=usecase.series, tuner=request.tune, max_trials=request.max_trials,
+        warm_start=request.warm_start, edge=request.edge, tracking_uri=home.tracking_uri(request.tracking_uri),
+        beam_args=beam, span_pattern=layout.pattern if layout else "", span=span,
+        window_spans=window if layout else 1, use_case="" if request.data else usecase.name,
+        schema_source=schema_source,
+    )
+
+
+def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
+    """The writes a run needs before its pipeline starts: the home, the built-in use case's data
+    (unchanged files kept, so the cache holds) and the curated schema's content-addressed copy."""
+    from pipelines.inputs.datasets import USE_CASES, materialize
+    from pipelines.inputs.schema import pinned_copy
+
+    config.home.root.mkdir(parents=True, exist_ok=True)  # ML Metadata's SQLite file goes here
+    if config.use_case:
+        materialize(USE_CASES[config.use_case], config.home.data_dir(config.name))
+    if config.schema_source:
+        pinned_copy(config.schema_source, config.home.curated_schemas(config.name))
+    return config

@@ -1,0 +1,55 @@
+"""A synthetic tabular data set of any size, for scale runs and the scale benchmark: numeric
+features of different shapes, two string columns, missing values, and a binary label that depends
+on a few of them. Written in chunks, so 1M rows take a few seconds and bounded memory."""
+import csv
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+SEGMENTS = np.array(["retail", "online", "wholesale", "partner"])
+CHANNELS = np.array(["web", "app", "store"])
+LABEL = "is_fraud"
+CHUNK = 50_000
+
+
+def columns(numeric: int) -> list:
+    return [f"x{i:02d}" for i in range(numeric)] + ["amount", "segment", "channel", LABEL]
+
+
+def write_transactions(path: Path, rows: int, seed: int = 0, numeric: int = 12, missing_share: float = 0.02,
+                       concept_seed: Optional[int] = None) -> Path:
+    """``rows`` rows of ``numeric`` standard-normal features, a log-normal amount, two strings and
+    the label (a minority class, about 20% positive). About ``missing_share`` of two columns is left empty.
+    ``concept_seed`` (default: ``seed``) fixes how the label depends on the features."""
+    if rows < 1:
+        raise ValueError(f"rows={rows}: need at least one row")
+    concept = np.random.default_rng(seed if concept_seed is None else concept_seed)
+    weights = concept.normal(0, 1, numeric) * (concept.random(numeric) < 0.5)
+    rng = np.random.default_rng([seed, 1]) if concept_seed is not None else concept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns(numeric))
+        for start in range(0, rows, CHUNK):
+            n = min(CHUNK, rows - start)
+            x = rng.normal(0, 1, (n, numeric))
+            amount = rng.lognormal(4, 1, n)
+            segment, channel = rng.integers(0, len(SEGMENTS), n), rng.integers(0, len(CHANNELS), n)
+            logit = x @ weights + 0.8 * (segment == 1) + 0.3 * np.log(amount) - 3.2 + rng.normal(0, 0.5, n)
+            label = (logit > 0).astype(int)
+            text = np.char.mod("%.4f", x).astype(object)
+            text[rng.random((n, numeric)) < missing_share * (np.arange(numeric) < 2)] = ""  # gaps in x00, x01
+            segments = SEGMENTS[segment].astype(object)
+            segments[rng.random(n) < missing_share] = ""
+            block = np.column_stack([text, np.char.mod("%.2f", amount), segments, CHANNELS[channel], label])
+            writer.writerows(block.tolist())
+    return path
+
+
+def write_spans(folder: Path, spans: int, rows: int, seed: int = 0) -> List[Path]:
+    """``folder/span-1/data.csv`` .. ``span-{spans}``: new rows per span, one label concept."""
+    if spans < 1:
+        raise ValueError(f"spans={spans}: need at least one span")
+    return [write_transactions(folder / f"span-{span}" / "data.csv", rows, seed=seed + span, concept_seed=seed)
+            for span in range(1, spans + 1)]

@@ -1,0 +1,81 @@
+"""The run summary `mlops run` prints: components with status and seconds, gate metrics, blessing,
+edge variants, what was pushed and registered."""
+from typing import List
+
+from components.metrics import OVERALL
+from core.config import PipelineConfig
+from core.run_report import RunReport
+
+
+def format_edge(edge: dict) -> List[str]:
+    """One line per TF Lite variant: shipped with its size and parity, or left out and why."""
+    if edge.get("error"):
+        return [f"edge (TF Lite): none ({edge['error']})"]
+    lines = ["edge (TF Lite) variants, parity with the SavedModel on the eval split:"]
+    for variant, entry in edge.get("variants", {}).items():
+        if not entry.get("size_bytes"):
+            lines.append(f"  {variant:<14} left out: {entry.get('reason', '')}")
+            continue
+        metric = (f"{entry['metric']} {entry['value']:.4f} (SavedModel {entry['reference']:.4f})"
+                  if entry.get("metric") else "")
+        facts = f"{entry['size_bytes'] / 1024:7.1f} KiB  max|diff| {entry['max_abs_diff']:.1e}  {metric}"
+        verdict = "shipped" if entry.get("accepted") else f"left out: {entry.get('reason', '')}"
+        lines.append(f"  {variant:<14} {facts}  {verdict}")
+    return lines
+
+
+def format_drift_check(drift: dict, name) -> str:
+    """One line on the drift gate's check of an accepted span."""
+    if drift.get("previous_span") is None:
+        return "drift: not checked (no earlier accepted span)"
+    if drift.get("note"):
+        return f"drift: not checked ({drift['note']})"
+    largest = max(drift["features"], key=lambda row: (row["distance"] or 0) / row["threshold"])
+    return (f"drift vs {name(drift['previous_span'])}: {len(drift['features'])} features within their thresholds "
+            f"(closest: {largest['feature']} {largest['distance'] or 0:.4f} of {largest['threshold']:g})")
+
+
+def format_summary(config: PipelineConfig, report: RunReport) -> str:
+    lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
+                        f" ({config.task_name}, family {config.family}, home {config.home.root})"]
+    if config.span_pattern and "span" in report.input_properties:
+        from pipelines.inputs.spans import span_name
+
+        names = [span_name(config.span_pattern, span) for span in report.training_spans]
+        lines.append(f"input: {config.data_path}/{span_name(config.span_pattern, report.input_properties['span'])}"
+                     + (f"; training window: {', '.join(names)}" if names else ""))
+        if report.drift:
+            lines.append(format_drift_check(report.drift, lambda span: span_name(config.span_pattern, span)))
+    lines.append(f"  {'component':<24} {'status':<9} {'seconds':>8}")
+    for c in report.components:
+        lines.append(f"  {c.node:<24} {c.state:<9} {c.seconds:>8.1f}")
+    lines.append(f"  {'total':<34} {sum(c.seconds for c in report.components):>8.1f}")
+    if report.anomalies:
+        lines.append(report.anomalies)
+    elif report.error:
+        lines.append(f"FAILED: {report.error.splitlines()[0] if report.error else ''}")
+    overall = report.metrics.get(OVERALL, {})
+    if overall:
+        lines.append("eval metrics (eval split):")
+        for name, value in sorted(overall.items()):
+            if not name.endswith("_change"):
+                change = overall.get(f"{name}_change")
+                versus = f"  ({change:+.4f} vs baseline)" if change is not None else ""
+                lines.append(f"  {name:<28} {value:>10.4f}{versus}")
+    if report.blessed is not None:
+        lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
+    if report.edge:
+        lines.extend(format_edge(report.edge))
+    if report.pushed_path:
+        state = "pushed" if report.pushed_now else "unchanged (cached run, nothing new pushed)"
+        lines.append(f"serving version: {report.pushed_path} [{state}]")
+    elif report.blessed is False:
+        lines.append("serving version: nothing pushed (not blessed)")
+    if report.mlflow_run_id:
+        lines.append(f"mlflow run: {report.mlflow_run_id} ({config.mlflow_uri})")
+    if report.model_version:
+        lines.append(f"registered: {config.name} version {report.model_version} (alias challenger; "
+                     f"`mlops promote {config.name}` gates it)")
+    if report.tracking_error:
+        lines.append(f"mlflow tracking failed: {report.tracking_error} (pipeline artifacts are intact)")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""The config factory (pure apart from reading data: nothing written until prepare_inputs), the
+run summary and the MLflow params/metrics/tags of a run, on hand-made reports (no pipeline)."""
+from pathlib import Path
+
+import pytest
+
+from components.metrics import OVERALL
+from core.run_report import ComponentRun, RunReport
+from pipelines.configure import ConfigError, RunRequest, build_config, parse_hparams, parse_targets, prepare_inputs
+from tests.helpers import write_transactions_csv
+
+
+def _files(root: Path):
+    return sorted(p.relative_to(root) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_a_use_case_config_writes_nothing_until_prepare_inputs(tmp_path):
+    home = tmp_path / "home"
+    config = build_config(RunRequest(use_case="housing", home=str(home)))
+    assert _files(home) == []  # profiled in memory
+    assert config.use_case == "housing" and config.data_path == home / "data" / "housing" / "housing.csv"
+    assert config.gate_thresholds["progression"] > 0 and config.family == "dnn"
+    prepare_inputs(config)
+    assert config.data_path.is_file()
+    mtime = config.data_path.stat().st_mtime_ns
+    prepare_inputs(config)  # unchanged data keeps its file (TFX's cache fingerprint)
+    assert config.data_path.stat().st_mtime_ns == mtime
+
+
+def test_a_curated_schema_is_pinned_by_content_only_when_prepared(tmp_path):
+    csv = write_transactions_csv(tmp_path / "tx.csv")
+    schemas = tmp_path / "schemas"
+    (schemas / "tx").mkdir(parents=True)
+    (schemas / "tx" / "schema.pbtxt").write_text(
+        'feature { name: "amount" type: FLOAT }\nfeature { name: "segment" type: BYTES }\n')
+    home = tmp_path / "home"
+    config = build_config(RunRequest(data=str(csv), label="is_fraud", task="binary", home=str(home),
+                                     schemas_dir=str(schemas)))
+    assert config.schema_source == schemas / "tx" / "schema.pbtxt" and not config.schema_path.exists()
+    prepare_inputs(config)
+    assert config.schema_path.read_bytes() == config.schema_source.read_bytes()
+    assert config.schema_path.parent.parent == home / "schemas" / "tx"
+
+
+@pytest.mark.parametrize("request_, message", [
+    (RunRequest(use_case="fraud", data="x.csv"), "give either a use case or --data"),
+    (RunRequest(data="x.csv", label="y"), "--data needs --task"),
+    (RunRequest(use_case="nope"), "unknown use case 'nope'"),
+    (RunRequest(use_case="fraud", family="gbdt"), "unknown model family 'gbdt'"),
+    (RunRequest(use_case="fraud", beam_mode="fast"), "Beam mode 'fast'"),
+    (RunRequest(use_case="age_gender", threshold=0.5), "--threshold sets a single-target gate"),
+    (RunRequest(use_case="fraud", window=2), "--span and --window need --data DIR"),
+])
+def test_bad_requests_are_one_line_config_errors(tmp_path, request_, message):
+    from dataclasses import replace
+
+    with pytest.raises(ConfigError, match=message):
+        build_config(replace(request_, home=str(tmp_path / "home")))
+    assert _files(tmp_path / "home") == []
+
+
+def test_hparams_and_targets_parse_or_name_the_argument():
+    assert parse_hparams(["epochs=5", " width = 8"]) == {"epochs": "5", "width": "8"}
+    with pytest.raises(ConfigError, match="--hparam 'epochs': expected KEY=VALUE"):
+        parse_hparams(["epochs"])
+    assert parse_targets("a,b", "multilabel") == (("a", "binary"), ("b", "binary"))
+    assert parse_targets("a:binary,b:regression", "multitask") == (("a", "binary"), ("b", "regression"))
+    with pytest.raises(ConfigError, match="multitask needs COLUMN:TASK pairs"):
+        parse_targets("a,b", "multitask")
+
+
+def _report() -> RunReport:
+    return RunReport(
+        pipeline="tx", run_id="tx.2026", components=[ComponentRun("CsvExampleGen", "COMPLETE", 2.5, 1),
+                                                     ComponentRun("Trainer", "COMPLETE", 10.0, 7)],
+        metrics={OVERALL: {"auc": 0.91, "auc_change": 0.02}, "segment=online": {"auc": 0.88}},
+        blessed=True, blessing_reason="auc 0.91 >= 0.7", pushed_now=True, pushed_path="/h/serving/tx/17",
+        history={"loss": [0.7, 0.5]}, model_info={"hparams": {"width": 8, "epochs": 5}, "parameters": 123},
+        edge={"variants": {"int8": {"size_bytes": 2048, "max_abs_diff": 0.01, "metric": "auc", "value": 0.9,
+                                    "reference": 0.91, "metric_drop": 0.01, "accepted": True}}})
+
+
+def test_the_summary_names_components_metrics_blessing_edge_and_push(tmp_path):
+    from pipelines.summary import format_summary
+
+    config = build_config(RunRequest(use_case="fraud", home=str(tmp_path / "home")))
+    text = format_summary(config, _report())
+    assert "pipeline 'fraud' run tx.2026 (binary, family dnn" in text
+    assert "CsvExampleGen" in text and "12.5" in text  # the total
+    assert "auc" in text and "(+0.0200 vs baseline)" in text and "auc_change" not in text
+    assert "blessed: yes (auc 0.91 >= 0.7)" in text
+    assert "int8" in text and "2.0 KiB" in text and "shipped" in text
+    assert "serving version: /h/serving/tx/17 [pushed]" in text
+
+
+def test_tracking_params_metrics_and_tags_of_a_run(tmp_path):
+    from release.run_files import DataFacts
+    from release.tracking import _metrics, _params, _tags
+
+    config = build_config(RunRequest(use_case="fraud", home=str(tmp_path / "home")))
+    facts = DataFacts({"data.span": "0"}, {"data.rows_train": 400.0})
+    params = _params(config, _report(), facts)
+    assert params["pipeline"] == "fraud" and params["meta.width"] == "8" and params["hparam.epochs"] == "5"
+    assert params["model.parameters"] == "123" and params["data.span"] == "0"
+    metrics = {(m.key, m.step): m.value for m in _metrics(_report(), facts, now=0)}
+    assert metrics[("epoch_loss", 2)] == 0.5 and metrics[("eval_auc", 0)] == 0.91
+    assert metrics[("eval/segment:online/auc", 0)] == 0.88 and metrics[("edge_int8_size_bytes", 0)] == 2048
+    assert metrics[("data.rows_train", 0)] == 400.0
+    tags = _tags(_report())
+    assert tags["blessed"] == "true" and tags["status"] == "succeeded" and tags["edge_int8"] == "shipped"
+    assert tags["mlmd_execution_ids"] == "CsvExampleGen=1,Trainer=7"
