@@ -9,6 +9,11 @@ from cli.options import HOME, TRACKING, add_command, beam_options, quiet_pipelin
 from pipelines.configure import ConfigError, RunRequest, build_config, parse_hparams, prepare_inputs
 
 
+def _names(text: str) -> tuple:
+    """COL,COL: column names as given (original names or feature keys)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def pipeline_options() -> argparse.ArgumentParser:
     """What defines a pipeline: shared by `run`, `compile` and the Airflow/scheduled runs."""
     from components.models.families import TUNERS
@@ -17,13 +22,25 @@ def pipeline_options() -> argparse.ArgumentParser:
 
     command = argparse.ArgumentParser(add_help=False, parents=[HOME, TRACKING, beam_options()])
     command.add_argument("usecase", nargs="?", help="a built-in use case (default: fraud)")
-    command.add_argument("--data", help="your CSV file, or a folder of spans span-N/*.csv or YYYYMMDD/*.csv "
-                                        "(needs --label and --task)")
+    command.add_argument("--data", help="your table: a CSV (any delimiter, .gz too), Parquet, a folder of parts, or "
+                                        "a folder of spans span-N/ or YYYYMMDD/ (needs --label)")
     command.add_argument("--span", help="with span folders: run this span (N, or YYYYMMDD) instead of the newest")
     command.add_argument("--window", type=int, help=f"with span folders: train on the newest N accepted spans "
                                                      f"(default {DEFAULT_WINDOW})")
     command.add_argument("--label", help="the label column of --data (multilabel: A,B,C; multitask: A:TASK,B:TASK)")
-    command.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask")
+    command.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask "
+                                        "(default: inferred from the label)")
+    command.add_argument("--delimiter", help="the CSV's delimiter (default: sniffed among , ; tab |)")
+    command.add_argument("--encoding", default="utf-8", help="the CSV's text encoding (default utf-8, BOM or not)")
+    command.add_argument("--na-values", type=_names, default=(), metavar="TOKEN,...",
+                         help="more missing-value tokens (always: empty, NA, N/A, NaN, nan, null, NULL, None, ?, -)")
+    command.add_argument("--drop", type=_names, default=(), metavar="COL,...", help="columns that are not features")
+    command.add_argument("--features", type=_names, default=(), metavar="COL,...", help="only these are features")
+    command.add_argument("--categorical", type=_names, default=(), metavar="COL,...",
+                         help="integer columns to read as categories")
+    command.add_argument("--datetime", type=_names, default=(), metavar="COL,...",
+                         help="date-time columns (found on their own when ISO 8601 or YYYY/MM/DD; "
+                              "Unix seconds need it)")
     command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
     command.add_argument("--family", help="model family (default: the use case's, else dnn)")
     command.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
@@ -49,7 +66,9 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         family=args.family, hparams=hparams, threshold=args.threshold, max_drop=args.max_drop,
         schemas_dir=args.schemas_dir, tune=args.tune, max_trials=args.max_trials, warm_start=args.warm_start,
         edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri, beam_mode=args.beam_mode,
-        beam_workers=args.beam_workers, beam_args=tuple(args.beam_arg), span=args.span, window=args.window)
+        beam_workers=args.beam_workers, beam_args=tuple(args.beam_arg), span=args.span, window=args.window,
+        delimiter=args.delimiter, encoding=args.encoding, na_values=args.na_values, drop=args.drop,
+        features=args.features, categorical=args.categorical, datetime=args.datetime)
 
 
 def request_from_argv(argv) -> RunRequest:

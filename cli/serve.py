@@ -45,11 +45,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from serving.client import (
         ClientError,
         Target,
+        model_inputs,
         predict_grpc,
         predict_rest,
         print_predictions,
         request_from_file,
-        signature_inputs,
     )
 
     target = Target(args.host, args.model, args.version, args.label, args.signature or "")
@@ -57,7 +57,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     def inputs_of():
         if "inputs" not in fetched:
-            fetched["inputs"] = signature_inputs(args.host, args.rest_port, target)
+            fetched["inputs"] = model_inputs(args.host, args.rest_port, target)
         return fetched["inputs"]
 
     with translated(refused=(ClientError,)):  # the server answered no, or is not there
@@ -67,7 +67,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         if args.grpc:
             quiet_runtime(args.verbose)
-            response = predict_grpc(args.host, args.grpc_port, target, body, inputs_of())
+            response = predict_grpc(args.host, args.grpc_port, target, body, *inputs_of())
         else:
             response = predict_rest(args.host, args.rest_port, target, body)
     print_predictions(response)

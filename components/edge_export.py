@@ -33,6 +33,7 @@ from components.splits import read_split
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
 from serving import examples as example_codec
+from serving.columns import date_parts, days_from_civil, read_columns
 from serving.edge_runtime import ARTIFACT_TYPE, REPORT_FILE, SIDECAR, EdgeModel, rows_to_inputs
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
@@ -60,32 +61,77 @@ class EdgeExportError(ValueError):
 
 # --- the raw -> model function ---------------------------------------------------------------------
 
-def _probe_examples(raw_spec: Mapping[str, Any], value: float) -> bytes:
-    """One example with every raw feature present: ``value`` for numbers, an empty string for text."""
+def _probe_examples(raw_spec: Mapping[str, Any], value: float, overrides: Mapping[str, Any] = {}) -> bytes:
+    """One example with every raw feature present: ``value`` for numbers, an empty string for text
+    (``overrides``: name -> a cell to use instead)."""
     features = {}
     for name, feature in raw_spec.items():
         width = int(np.prod(feature.shape)) if getattr(feature, "shape", None) else 1
         cell = b"" if feature.dtype == tf.string else int(value) if feature.dtype.is_integer else float(value)
+        cell = overrides.get(name, cell)
         features[name] = example_codec.feature([cell] * width)
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+# Three probes per date part, that part +0, +1, +2 (2001-03-05 was a Monday, day 64 of its year)
+_DATE_PROBES = {"year": ((2001, 3, 5, 0), (2002, 3, 5, 0), (2003, 3, 5, 0)),
+                "month": ((2001, 3, 5, 0), (2001, 4, 5, 0), (2001, 5, 5, 0)),
+                "day_of_week": ((2001, 3, 5, 0), (2001, 3, 6, 0), (2001, 3, 7, 0)),
+                "day_of_year": ((2001, 3, 5, 0), (2001, 3, 6, 0), (2001, 3, 7, 0)),
+                "hour": ((2001, 3, 5, 0), (2001, 3, 5, 1), (2001, 3, 5, 2))}
+
+
+def _date_cell(moment: Tuple[int, int, int, int], date_format: str, dtype: Any) -> Any:
+    year, month, day, hour = moment
+    if date_format == "unix":
+        seconds = (days_from_civil(year, month, day) * 24 + hour) * 3600
+        return int(seconds) if dtype.is_integer else float(seconds)
+    if date_format == "mdy_slash":
+        return f"{month:02d}/{day:02d}/{year} {hour:02d}:00".encode()
+    separator = "/" if date_format == "ymd_slash" else "-"
+    return f"{year}{separator}{month:02d}{separator}{day:02d} {hour:02d}:00".encode()
+
+
+def _date_part_inputs(served: Any, raw_spec: Mapping[str, Any], name: str, date_format: str) -> List[Dict[str, Any]]:
+    """Edge inputs for a date-time column: one float per part, which the host computes from the raw
+    cell (``serving.columns.date_parts``), with the Transform's affine map of each part."""
+    inputs = []
+    for part, moments in _DATE_PROBES.items():
+        cells = [_date_cell(m, date_format, raw_spec[name].dtype) for m in moments]
+        probes = tf.constant([_probe_examples(raw_spec, 0.0, {name: cell}) for cell in cells])
+        out = served.signatures["transform_features"](examples=probes)[transformed_name(f"{name}__{part}")].numpy()
+        values = [date_parts(cell.decode() if isinstance(cell, bytes) else cell, date_format)[part] for cell in cells]
+        z0, z1, z2 = (float(np.reshape(out[i], [-1])[0]) for i in range(3))
+        scale = (z1 - z0) / (values[1] - values[0])
+        offset = z0 - scale * values[0]
+        inputs.append({"name": f"{name}__{part}", "kind": "date_part", "source": name, "part": part,
+                       "format": date_format, "dtype": "float32", "shape": [], "transformed_shape": [1],
+                       "scale": scale, "offset": offset, "fill": -offset / scale if abs(scale) > 1e-12 else 0.0})
+    return inputs
 
 
 def edge_inputs(model_dir: Path, tft_output: tft.TFTransformOutput, labels: Sequence[str]) -> List[Dict[str, Any]]:
     """One entry per raw feature: how the host feeds it and the affine map the Transform applies."""
     served = tf.saved_model.load(str(model_dir))
     full_spec = tft_output.raw_feature_spec()
+    columns = read_columns(model_dir)  # a user's table: column kinds (booleans, categories, date-times)
     probes = tf.constant([_probe_examples(full_spec, v) for v in (0.0, 1.0, 2.0)])
     transformed = {k: v.numpy() for k, v in served.signatures["transform_features"](examples=probes).items()}
     inputs = []
     for name, feature in sorted(full_spec.items()):
         if name in labels:
             continue
+        kind = columns.kinds.get(name, "")
+        if kind == "datetime":
+            inputs.extend(_date_part_inputs(served, full_spec, name, columns.date_formats.get(name, "iso")))
+            continue
         out = transformed[transformed_name(name)]
-        if feature.dtype == tf.string:
+        if feature.dtype == tf.string or kind in ("string", "boolean"):
             vocabulary = [v.decode() if isinstance(v, bytes) else str(v)
                           for v in tft_output.vocabulary_by_name(vocabulary_name(name))]
             inputs.append({"name": name, "kind": "string", "dtype": "int32", "shape": [],
-                           "vocabulary": vocabulary, "oov_index": len(vocabulary) if OOV_BUCKETS else -1})
+                           "vocabulary": vocabulary, "oov_index": len(vocabulary) if OOV_BUCKETS else -1,
+                           **({"normalize": "boolean"} if kind == "boolean" else {})})
             continue
         z0, z1, z2 = (float(np.reshape(out[i], [-1])[0]) for i in range(3))
         scale, offset = z1 - z0, z0
@@ -242,8 +288,10 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
 
     labels = [label for label, _ in targets]
     inputs = edge_inputs(model_dir, tft_output, labels)
-    names = [spec["name"] for spec in inputs]
+    names = sorted({spec.get("source", spec["name"]) for spec in inputs})
+    columns = read_columns(model_dir)
     sidecar: Dict[str, Any] = {"task": task, "labels": labels, "inputs": inputs,
+                               **({"columns": columns.as_json()} if columns.keys else {}),
                                "normalization": "folded into the model: transformed = raw * scale + offset; "
                                                 "a missing number is replaced by 'fill' on the host; "
                                                 "strings are looked up in 'vocabulary' (else 'oov_index')",

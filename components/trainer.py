@@ -27,6 +27,7 @@ from components.models.builder import build_model
 from components.models.families import TRAINING_DEFAULTS, resolve_hparams, tuned_values
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
+from serving.columns import write_columns
 
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.json"
@@ -210,3 +211,6 @@ def run_fn(fn_args: FnArgs) -> None:
     os.makedirs(extra, exist_ok=True)
     with open(os.path.join(extra, MODEL_DESCRIPTION), "w") as f:
         json.dump(description, f, indent=1)
+    if config.get("names"):  # a user's table: servers and clients accept its original column names
+        write_columns(fn_args.serving_model_dir, config["names"], config.get("left_out", {}), labels,
+                      config.get("columns", {}))

@@ -11,8 +11,10 @@ import tensorflow_transform as tft
 
 from components.features import FORECAST_OFFSET, FORECAST_SCALE, label_vocabulary, transformed_name, vocabulary_name
 from components.tasks import get_task
+from serving.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
 
 OOV_BUCKETS = 1
+VOCABULARY_TOP_K = 10_000  # the most frequent values of a text column; the rest share the OOV bucket
 Tensorish = Union[tf.Tensor, tf.SparseTensor]
 
 
@@ -61,9 +63,104 @@ def forecast_features(inputs: Mapping[str, Tensorish], window: str, shape: list,
     }
 
 
+def clean_text(x: tf.Tensor, na_tokens) -> tf.Tensor:
+    """Trimmed text with every missing-value token as "" (the staged copy's missing cell)."""
+    x = tf.strings.strip(x)
+    missing = tf.reduce_any(tf.equal(tf.expand_dims(x, -1), tf.constant(list(na_tokens))), axis=-1)
+    return tf.where(missing, tf.constant(""), x)
+
+
+def boolean_text(x: tf.Tensor) -> tf.Tensor:
+    """yes/no, y/n, t/f, true/false in any case -> "true" / "false"; anything else "" (missing)."""
+    lowered = tf.strings.lower(x)
+    is_true = tf.reduce_any(tf.equal(tf.expand_dims(lowered, -1), tf.constant(list(TRUE_TOKENS))), axis=-1)
+    is_false = tf.reduce_any(tf.equal(tf.expand_dims(lowered, -1), tf.constant(list(FALSE_TOKENS))), axis=-1)
+    return tf.where(is_true, tf.constant("true"), tf.where(is_false, tf.constant("false"), tf.constant("")))
+
+
+def _days_from_civil(year: tf.Tensor, month: tf.Tensor, day: tf.Tensor) -> tf.Tensor:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm), int64."""
+    year = year - tf.cast(month <= 2, tf.int64)
+    era = tf.math.floordiv(year, 400)
+    yoe = year - era * 400
+    mp = tf.math.floormod(month + 9, 12)
+    doy = tf.math.floordiv(153 * mp + 2, 5) + day - 1
+    doe = yoe * 365 + tf.math.floordiv(yoe, 4) - tf.math.floordiv(yoe, 100) + doy
+    return era * 146097 + doe - 719468
+
+
+def date_parts(x: tf.Tensor, date_format: str) -> Dict[str, tf.Tensor]:
+    """Year, month, day of week (Monday 0), day of year and hour of a date-time column, as floats
+    (NaN where the cell is missing or unreadable). Formats: iso (YYYY-MM-DD[THH:MM[:SS]]),
+    ymd_slash (YYYY/MM/DD [HH:MM]), mdy_slash (MM/DD/YYYY [HH:MM]) or unix (seconds)."""
+    if date_format == "unix" or x.dtype != tf.string:
+        seconds = tf.cast(x, tf.float64) if x.dtype != tf.string else tf.strings.to_number(x, tf.float64)
+        days = tf.cast(tf.math.floor(seconds / 86400.0), tf.int64)
+        hour = tf.math.floormod(tf.cast(tf.math.floor(seconds / 3600.0), tf.int64), 24)
+        z = days + 719468  # civil_from_days
+        era = tf.math.floordiv(z, 146097)
+        doe = z - era * 146097
+        yoe = tf.math.floordiv(doe - tf.math.floordiv(doe, 1460) + tf.math.floordiv(doe, 36524)
+                               - tf.math.floordiv(doe, 146096), 365)
+        doy = doe - (365 * yoe + tf.math.floordiv(yoe, 4) - tf.math.floordiv(yoe, 100))
+        mp = tf.math.floordiv(5 * doy + 2, 153)
+        day = doy - tf.math.floordiv(153 * mp + 2, 5) + 1
+        month = tf.where(mp < 10, mp + 3, mp - 9)
+        year = yoe + era * 400 + tf.cast(month <= 2, tf.int64)
+        valid = tf.math.is_finite(seconds)
+    else:
+        text = tf.strings.strip(x)
+        pattern, order = (MDY_PATTERN, (3, 1, 2, 4)) if date_format == "mdy_slash" else (YMD_PATTERN, (1, 2, 3, 4))
+        valid = tf.strings.regex_full_match(text, pattern)
+        fields = [tf.strings.regex_replace(text, pattern, rf"\{i}") for i in order]
+        year, month, day = (tf.strings.to_number(tf.where(valid, f, "0"), tf.int64) for f in fields[:3])
+        hour_text = fields[3]
+        hour = tf.strings.to_number(tf.where(valid & (tf.strings.length(hour_text) > 0), hour_text, "0"), tf.int64)
+        month = tf.where(valid, month, tf.ones_like(month))
+        day = tf.where(valid, day, tf.ones_like(day))
+        days = _days_from_civil(year, month, day)
+    day_of_week = tf.math.floormod(days + 3, 7)  # 1970-01-01 was a Thursday (3 with Monday 0)
+    day_of_year = days - _days_from_civil(year, tf.ones_like(month), tf.ones_like(day)) + 1
+    nan = tf.constant(float("nan"), tf.float32)
+    values = (year, month, day_of_week, day_of_year, hour)
+    return {name: tf.where(valid, tf.cast(value, tf.float32), nan) for name, value in zip(DATE_PARTS, values)}
+
+
+def _zscore_filled(x: tf.Tensor, name: str) -> tf.Tensor:
+    """z-score of a [batch, 1] float tensor with statistics over its finite values only; a NaN
+    (missing or unreadable) becomes the mean (z = 0)."""
+    indices = tf.where(tf.math.is_finite(x))
+    present = tf.SparseTensor(indices, tf.gather_nd(x, indices), tf.shape(x, out_type=tf.int64))
+    return fill_missing(tft.scale_to_z_score(present, name=f"zscore_{name}"), 0.0)
+
+
+def table_features(name: str, tensor: Tensorish, column: Mapping[str, str], na_tokens) -> Dict[str, tf.Tensor]:
+    """A user's column by its kind (``custom_config["columns"]``): booleans and categories become
+    vocabularies, date-times their parts (z-scored), numbers a z-score."""
+    kind = column.get("kind", "")
+    if kind == "datetime":
+        raw = fill_missing(tensor, "" if tensor.dtype == tf.string else float("nan"))
+        if raw.dtype == tf.string:
+            raw = clean_text(raw, na_tokens)
+        parts = date_parts(raw, column.get("format", "iso"))
+        return {transformed_name(f"{name}__{part}"): _zscore_filled(value, f"{name}__{part}")
+                for part, value in parts.items()}
+    if kind in ("boolean", "string") or tensor.dtype == tf.string:
+        text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
+        text = clean_text(text, na_tokens)
+        if kind == "boolean":
+            text = boolean_text(text)
+        return {transformed_name(name): tft.compute_and_apply_vocabulary(
+            text, top_k=VOCABULARY_TOP_K, num_oov_buckets=OOV_BUCKETS, vocab_filename=vocabulary_name(name))}
+    zscore = tft.scale_to_z_score(tf.cast(tensor, tf.float32), name=f"zscore_{name}")
+    return {transformed_name(name): fill_missing(zscore, 0.0)}
+
+
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
     targets = {label: subtask for label, subtask in custom_config["targets"]}
     tensors = custom_config.get("tensors", {})
+    columns = custom_config.get("columns")
+    na_tokens = tuple(NA_TOKENS) + tuple(custom_config.get("na_values", ()))
     if custom_config["task"] == "forecast":
         (window, shape), = tensors.items()
         (target, _), = targets.items()
@@ -71,6 +168,10 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
     outputs = {}
     for name, tensor in inputs.items():
         if name in targets:
+            continue
+        if columns is not None:  # a user's table: kinds decided by the preflight
+            if name in columns:
+                outputs.update(table_features(name, tensor, columns[name], na_tokens))
             continue
         if name in tensors:
             outputs[transformed_name(name)] = scale_tensor(tensor, tensors[name], name)

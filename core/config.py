@@ -43,6 +43,39 @@ RESOLVER_IDS = (BASELINE_RESOLVER_ID, WARM_START_RESOLVER_ID, PREVIOUS_SPAN_RESO
 
 
 @dataclass(frozen=True)
+class TableSpec:
+    """A user's table as the preflight read it: where it is and how to read it, and each column's
+    key, kind and role. ``prepare_inputs`` stages it for ExampleGen; the Transform, the export and
+    the servers use the rest (users keep typing and sending the original names)."""
+    source: Path  # the user's file or folder of parts (with span folders: the chosen span's)
+    staged: Path  # the copy ExampleGen reads (``pipelines.inputs.staging``)
+    format: str = "csv"  # csv | parquet
+    delimiter: str = ","
+    encoding: str = "utf-8"
+    columns: Tuple[Tuple[str, str], ...] = ()  # (original name, key) of every column, in file order
+    kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric|integer|boolean|datetime|string (kept)
+    date_formats: Mapping[str, str] = field(default_factory=dict)  # datetime key -> iso|ymd_slash|mdy_slash|unix
+    left_out: Mapping[str, str] = field(default_factory=dict)  # key -> why it is not a feature
+    na_values: Tuple[str, ...] = ()  # missing-value tokens beyond the usual ones
+    rows: int = 0
+    label_missing: int = 0  # rows left out for a missing label
+    task_reason: str = ""  # why the task is what it is (inferred or --task)
+    description: str = ""  # how the file was read
+
+    @property
+    def keep(self) -> Tuple[str, ...]:
+        """The staged columns: features and labels, in file order."""
+        return tuple(key for _, key in self.columns if key in self.kinds)
+
+    def name_of(self, key: str) -> str:
+        return next((name for name, k in self.columns if k == key), key)
+
+    @property
+    def renamed(self) -> Dict[str, str]:
+        return {name: key for name, key in self.columns if name != key}
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     data_path: Path  # CSV (CsvExampleGen), TFRecord (ImportExampleGen) or a series folder (SeriesExampleGen)
@@ -70,6 +103,7 @@ class PipelineConfig:
     window_spans: int = 1  # train on the newest N accepted spans (span layouts)
     use_case: str = ""  # a built-in use case: ``pipelines.configure.prepare_inputs`` writes its data
     schema_source: Optional[Path] = None  # the curated schema that ``schema_path`` pins a copy of
+    table: Optional[TableSpec] = None  # a user's table (--data): read, staged, keyed
 
     @property
     def mlflow_uri(self) -> str:
@@ -90,8 +124,15 @@ class PipelineConfig:
 
     def transform_config(self) -> Dict[str, Any]:
         """What the preprocessing_fn and the run_fn need to know (JSON, part of the cache key)."""
-        return {"task": self.task_name, "targets": [list(t) for t in self.targets],
-                "tensors": {name: list(shape) for name, shape in self.tensors.items()}}
+        config: Dict[str, Any] = {"task": self.task_name, "targets": [list(t) for t in self.targets],
+                                  "tensors": {name: list(shape) for name, shape in self.tensors.items()}}
+        if self.table:
+            config["columns"] = {key: {"kind": kind, "format": self.table.date_formats.get(key, "")}
+                                 for key, kind in self.table.kinds.items()}
+            config["names"] = [list(pair) for pair in self.table.columns]
+            config["left_out"] = dict(self.table.left_out)
+            config["na_values"] = list(self.table.na_values)
+        return config
 
     def as_params(self) -> Dict[str, Any]:
         """Flat config for tracking (MLflow params)."""
@@ -107,6 +148,10 @@ class PipelineConfig:
             params.update({"span_pattern": self.span_pattern, "span": "newest" if self.span is None else self.span,
                            "window_spans": self.window_spans})
         params.update({f"gate.{label}": bound for label, bound in self.gate_thresholds.items()})
+        if self.table:
+            params.update({"data.source": str(self.table.source), "data.read_as": self.table.description,
+                           "data.task_reason": self.table.task_reason,
+                           "data.left_out": ",".join(f"{k}:{why}" for k, why in self.table.left_out.items())})
         return params
 
 

@@ -46,6 +46,14 @@ class RunRequest:
     beam_args: Tuple[str, ...] = ()
     span: Optional[str] = None
     window: Optional[int] = None
+    # how to read --data, and which columns are what (original names or feature keys)
+    delimiter: Optional[str] = None  # sniffed when not given
+    encoding: str = "utf-8"
+    na_values: Tuple[str, ...] = ()  # missing-value tokens beyond the usual ones
+    drop: Tuple[str, ...] = ()
+    features: Tuple[str, ...] = ()
+    categorical: Tuple[str, ...] = ()
+    datetime: Tuple[str, ...] = ()
 
 
 def parse_hparams(pairs) -> dict:
@@ -59,15 +67,16 @@ def parse_hparams(pairs) -> dict:
     return hparams
 
 
-def parse_targets(label_arg: str, task_name: str) -> Tuple[Tuple[str, str], ...]:
-    """--label COLUMN; multilabel: --label COLUMN,COLUMN (each 0/1); multitask: COLUMN:TASK,COLUMN:TASK."""
+def parse_targets(label_arg: str, task_name: Optional[str]) -> Tuple[Tuple[str, str], ...]:
+    """--label COLUMN; multilabel: --label COLUMN,COLUMN (each 0/1); multitask: COLUMN:TASK,COLUMN:TASK.
+    Without a task (inferred later) the task of each is ""."""
     if task_name == "multilabel":
         return tuple((name, "binary") for name in label_arg.split(","))
     if task_name != "multitask":
-        return ((label_arg, task_name),)
+        return ((label_arg, task_name or ""),)
     targets = []
     for item in label_arg.split(","):
-        name, sep, subtask = item.partition(":")
+        name, sep, subtask = item.rpartition(":")
         if not sep or subtask not in SINGLE_TARGET_TASKS:
             raise ConfigError(f"--label {label_arg!r}: multitask needs COLUMN:TASK pairs, TASK one of "
                               f"{', '.join(SINGLE_TARGET_TASKS)}")
@@ -86,36 +95,46 @@ def default_gate_threshold(task: TaskSpec, target: TargetProfile) -> float:
 
 
 def build_config(request: RunRequest) -> PipelineConfig:
-    """Checks the request and its data (no TensorFlow import for CSVs) and returns the config.
+    """Checks the request and its data (no TensorFlow import for tables) and returns the config.
     Every user error is a ``ConfigError`` of one line."""
     from components.models.families import UnsupportedModelError, default_family, get_family, resolve_hparams
     from components.tasks import UnknownTaskError, get_task
     from pipelines.inputs import datasets
-    from pipelines.inputs.preflight import profile_csv, profile_table
+    from pipelines.inputs.preflight import profile_table
     from pipelines.inputs.schema import curated_schema, feature_kinds, pinned_path
-    from pipelines.inputs.spans import DEFAULT_WINDOW, detect
 
     home = Home.resolve(request.home)
     try:
+        table = None
         if request.data:
             if request.use_case:
                 raise ConfigError("give either a use case or --data, not both")
-            missing = [flag for flag, value in (("--label", request.label), ("--task", request.task)) if not value]
-            if missing:
-                raise ConfigError(f"--data needs {' and '.join(missing)}")
-            task = get_task(request.task)
+            if not request.label:
+                raise ConfigError("--data needs --label (the column to predict)")
+            if request.task:
+                get_task(request.task)
             data_path = Path(request.data).expanduser().resolve()
-            usecase = datasets.UseCase(request.name or data_path.stem, task.name,
-                                       parse_targets(request.label, task.name), "", list,
-                                       family=default_family(task.name))
+            name = request.name or data_path.name.split(".")[0]
         else:
             usecase_name = request.use_case or datasets.DEFAULT_USE_CASE
             if usecase_name not in datasets.USE_CASES:
                 raise ConfigError(f"unknown use case '{usecase_name}'; use cases: "
                                   f"{', '.join(sorted(datasets.USE_CASES))}")
             usecase = datasets.USE_CASES[usecase_name]
-            task = get_task(usecase.task)
-        name = request.name or usecase.name
+            name = request.name or usecase.name
+        schema_source = curated_schema(name, Path(request.schemas_dir) if request.schemas_dir else None)
+        schema_kinds = feature_kinds(schema_source) if schema_source else None  # a broken one is refused, named
+        schema_path = pinned_path(schema_source, home.curated_schemas(name)) if schema_source else None
+        span, layout, window = None, None, 1
+        if request.data:
+            table, layout, span, window, data_path, task_name, targets, profile = _user_table(
+                request, data_path, home.data_dir(name), schema_kinds)
+            usecase = datasets.UseCase(name, task_name, targets, "", list, family=default_family(task_name))
+        elif request.span or request.window:
+            raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
+        else:
+            data_path = datasets.data_path(usecase, home.data_dir(name))
+        task = get_task(usecase.task)
         family = request.family or usecase.family
         get_family(family, task.name)
         hparams = {**(usecase.hparams if family == usecase.family else {}), **request.hparams}
@@ -124,27 +143,14 @@ def build_config(request: RunRequest) -> PipelineConfig:
             raise ConfigError("--threshold sets a single-target gate; multilabel and multitask gates come from "
                               "the data")
         beam = beam_args(request.beam_mode, request.beam_workers, tuple(request.beam_args))
-        schema_source = curated_schema(name, Path(request.schemas_dir) if request.schemas_dir else None)
-        schema_kinds = feature_kinds(schema_source) if schema_source else None  # a broken one is refused, named
-        schema_path = pinned_path(schema_source, home.curated_schemas(name)) if schema_source else None
-        if not request.data:
-            data_path = datasets.data_path(usecase, home.data_dir(name))
-        layout = detect(data_path) if request.data else None  # a folder of span-N/ or YYYYMMDD/ folders
-        if layout is None and (request.span or request.window):
-            raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
-        span = layout.parse(request.span) if layout and request.span else None
-        window = DEFAULT_WINDOW if request.window is None else request.window
-        if window < 1:
-            raise ConfigError(f"--window {window}: need at least 1 span")
         targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
-        if usecase.input_format == "csv":
-            if request.data:
-                profile = profile_csv(layout.csv_of(layout.newest if span is None else span) if layout else data_path,
-                                      targets, schema_kinds)
-            else:  # the project's own table, profiled where it is made: nothing written yet
-                header, rows = usecase.make()
-                profile = profile_table(data_path, list(header), [[str(v) for v in row] for row in rows], targets,
-                                        schema_kinds)
+        if table is not None:
+            gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
+            strings = profile.slice_features
+        elif usecase.input_format == "csv":  # the project's own table, profiled where it is made
+            header, rows = usecase.make()
+            profile = profile_table(data_path, list(header), [[str(v) for v in row] for row in rows], targets,
+                                    schema_kinds)
             gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
             strings = profile.strings
         elif usecase.input_format == "series":  # beat repeating the last value
@@ -166,9 +172,56 @@ def build_config(request: RunRequest) -> PipelineConfig:
         tensors=usecase.tensors, series=usecase.series, tuner=request.tune, max_trials=request.max_trials,
         warm_start=request.warm_start, edge=request.edge, tracking_uri=home.tracking_uri(request.tracking_uri),
         beam_args=beam, span_pattern=layout.pattern if layout else "", span=span,
-        window_spans=window if layout else 1, use_case="" if request.data else usecase.name,
-        schema_source=schema_source,
+        window_spans=window, use_case="" if request.data else usecase.name,
+        schema_source=schema_source, table=table,
     )
+
+
+def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kinds):
+    """The user's file (or span folder) read, profiled and keyed: (TableSpec, span layout, span,
+    window, what ExampleGen reads, task, targets as (key, task), the profile)."""
+    from components.tasks import get_task
+    from core.config import TableSpec
+    from pipelines.inputs.preflight import FEATURE, LABEL, ProfileOptions, profile_source
+    from pipelines.inputs.spans import DEFAULT_WINDOW, detect
+    from pipelines.inputs.tables import open_table
+
+    layout = detect(data_path)  # span-N/ or YYYYMMDD/ folders, else a file or a folder of parts
+    span = layout.parse(request.span) if layout and request.span else None
+    if layout is None and (request.span or request.window):
+        raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
+    window = DEFAULT_WINDOW if request.window is None else request.window
+    if window < 1:
+        raise ConfigError(f"--window {window}: need at least 1 span")
+    source_path = layout.folders[layout.newest if span is None else span] if layout else data_path
+    source = open_table(source_path, request.delimiter, request.encoding)
+    requested = parse_targets(request.label, request.task)
+    options = ProfileOptions(na_values=tuple(request.na_values), drop=tuple(request.drop),
+                             features=tuple(request.features), categorical=tuple(request.categorical),
+                             datetime=tuple(request.datetime), schema_kinds=schema_kinds or {})
+    profile = profile_source(source, [label for label, _ in requested], request.task, options)
+    task_name = profile.task
+    keys = [source.columns.key(label) for label, _ in requested]
+    if task_name in ("multitask", "multilabel"):
+        targets = tuple((key, subtask) for key, (_, subtask) in zip(keys, requested))
+    else:
+        targets = ((keys[0], task_name),)
+    for key, subtask in targets:
+        get_task(subtask)
+    if layout:
+        staged_root = data_dir / "input"
+        staged = staged_root / source_path.name / "data.csv"
+        read_path = staged_root
+    else:
+        staged = read_path = data_dir / "input" / f"{data_path.name.split('.')[0]}.csv"
+    kept = {c.key: c.kind.kind for c in profile.columns if c.role in (FEATURE, LABEL)}
+    table = TableSpec(
+        source=source_path, staged=staged, format=source.format, delimiter=source.delimiter, encoding=source.encoding,
+        columns=tuple(zip(source.columns.names, source.columns.keys)), kinds=kept,
+        date_formats={c.key: c.kind.date_format for c in profile.columns if c.key in kept and c.kind.date_format},
+        left_out={c.key: c.reason for c in profile.left_out}, na_values=tuple(request.na_values), rows=profile.rows,
+        label_missing=profile.label_missing, task_reason=profile.task_reason, description=source.describe)
+    return table, layout, span, window if layout else 1, read_path, task_name, targets, profile
 
 
 def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
@@ -180,6 +233,13 @@ def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
     config.home.root.mkdir(parents=True, exist_ok=True)  # ML Metadata's SQLite file goes here
     if config.use_case:
         materialize(USE_CASES[config.use_case], config.home.data_dir(config.name))
+    if config.table:
+        from pipelines.inputs.staging import stage
+        from pipelines.inputs.tables import open_table
+
+        table = config.table
+        stage(open_table(table.source, table.delimiter if table.format == "csv" else None, table.encoding or "utf-8"),
+              table.staged, table.keep, table.kinds, [key for key, _ in config.targets], table.na_values)
     if config.schema_source:
         pinned_copy(config.schema_source, config.home.curated_schemas(config.name))
     return config

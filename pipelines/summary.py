@@ -35,9 +35,34 @@ def format_drift_check(drift: dict, name) -> str:
             f"(closest: {largest['feature']} {largest['distance'] or 0:.4f} of {largest['threshold']:g})")
 
 
+def format_input(config: PipelineConfig) -> List[str]:
+    """What the preflight made of a user's table: how it was read, names, roles, the task."""
+    table = config.table
+    if table is None:
+        return []
+    label_names = ", ".join(table.name_of(label) for label in config.label_names)
+    lines = [f"data: {table.source} ({table.description}; {table.rows} rows; staged for ExampleGen as "
+             f"{table.staged})",
+             f"task: {config.task_name} ({table.task_reason}); label: {label_names}"]
+    if table.label_missing:
+        lines.append(f"rows left out: {table.label_missing} with no label")
+    if table.renamed:
+        shown = ", ".join(f"{name!r} -> {key}" for name, key in list(table.renamed.items())[:12])
+        more = len(table.renamed) - 12
+        lines.append(f"columns renamed to feature keys: {shown}{f' (+{more} more)' if more > 0 else ''}")
+    for key, why in table.left_out.items():
+        lines.append(f"column left out: {table.name_of(key)} ({why})")
+    special = [f"{table.name_of(k)}: {kind}{' ' + table.date_formats[k] if k in table.date_formats else ''}"
+               for k, kind in table.kinds.items() if kind in ("boolean", "datetime")]
+    if special:
+        lines.append(f"read as: {', '.join(special)}")
+    return lines
+
+
 def format_summary(config: PipelineConfig, report: RunReport) -> str:
     lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
                         f" ({config.task_name}, family {config.family}, home {config.home.root})"]
+    lines.extend(format_input(config))
     if config.span_pattern and "span" in report.input_properties:
         from pipelines.inputs.spans import span_name
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from serving.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse
+
 STRING_DTYPE = "DT_STRING"
 
 
@@ -57,19 +59,20 @@ def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0) -> Dict
         raise ClientError(f"cannot reach {url} ({reason}); is `mlops serve` running?") from None
 
 
-def signature_inputs(host: str, rest_port: int, target: Target) -> Dict[str, Dict[str, Any]]:
+def model_inputs(host: str, rest_port: int, target: Target) -> Tuple[Dict[str, Dict[str, Any]], ColumnNames]:
+    """The signature's inputs (from /metadata) and the model's column names (original -> key)."""
     metadata = _http(f"http://{host}:{rest_port}{target.rest_path('/metadata')}")
     signatures = metadata["metadata"]["signature_def"]["signature_def"]
     key = target.signature or "serving_default"
     if key not in signatures:
         raise ClientError(f"model {target.model} has no signature {key!r}; it has {', '.join(sorted(signatures))}")
-    return signatures[key].get("inputs", {})
+    return signatures[key].get("inputs", {}), parse(metadata["metadata"].get("columns"))
 
 
 def _cell(text: str, dtype: str, path: Path, line: int, column: str) -> Any:
     if dtype == STRING_DTYPE:
-        return text
-    if text.strip() == "":
+        return "" if is_missing_text(text) else text
+    if is_missing_text(text):
         return math.nan
     try:
         return float(text)
@@ -77,27 +80,40 @@ def _cell(text: str, dtype: str, path: Path, line: int, column: str) -> Any:
         raise ClientError(f"{path}:{line}: column '{column}': {text!r} is not a number") from None
 
 
-def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[str]]:
-    """Instances for the signature, and the CSV columns left out."""
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        missing = sorted(set(inputs) - set(columns))
+def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]],
+                  columns: ColumnNames = NO_COLUMNS) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Instances for the signature (keyed by its inputs), and the CSV columns left out. The header may
+    hold the original column names of the model's table, any delimiter among , ; tab |."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        sample = f.read(64 * 1024)
+        f.seek(0)
+        try:
+            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+        reader = csv.DictReader(f, delimiter=delimiter)
+        header = reader.fieldnames or []
+        key_of = {name: columns.key(name.strip()) for name in header}
+        column_of = {key: name for name, key in key_of.items()}
+        missing = sorted(set(inputs) - set(column_of))
         if missing:
-            raise ClientError(f"{path}: missing column(s) the model needs: {', '.join(missing)}")
-        rows = [{name: _cell(row[name] or "", inputs[name].get("dtype", ""), path, i + 2, name) for name in inputs}
-                for i, row in enumerate(reader)]
+            names = {k: n for n, k in columns.keys.items()}
+            raise ClientError(f"{path}: missing column(s) the model needs: "
+                              f"{', '.join(names.get(k, k) for k in missing)}")
+        rows = [{key: _cell(row[column_of[key]] or "", inputs[key].get("dtype", ""), path, i + 2, column_of[key])
+                 for key in inputs} for i, row in enumerate(reader)]
     if not rows:
         raise ClientError(f"{path}: no rows")
-    return rows, sorted(set(columns) - set(inputs))
+    return rows, sorted(name for name, key in key_of.items() if key not in inputs)
 
 
 def request_from_file(path: Path, inputs_of) -> Tuple[Dict[str, Any], List[str]]:
-    """The TF Serving request body for a .json or .csv file; ``inputs_of()`` fetches the signature."""
+    """The TF Serving request body for a .json or .csv file; ``inputs_of()`` fetches the signature's
+    inputs and the model's column names (``model_inputs``)."""
     if not path.exists():
         raise ClientError(f"{path}: no such file")
     if path.suffix.lower() == ".csv":
-        rows, dropped = rows_from_csv(path, inputs_of())
+        rows, dropped = rows_from_csv(path, *inputs_of())
         return {"instances": rows}, dropped
     try:
         document = json.loads(path.read_text())
@@ -117,8 +133,10 @@ def predict_rest(host: str, port: int, target: Target, body: Dict[str, Any]) -> 
 
 
 def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
-                 inputs: Dict[str, Dict[str, Any]], timeout: float = 30.0) -> Dict[str, Any]:
-    """The same request through PredictionService.Predict; the answer in the REST response's shape."""
+                 inputs: Dict[str, Dict[str, Any]], names: ColumnNames = NO_COLUMNS,
+                 timeout: float = 30.0) -> Dict[str, Any]:
+    """The same request through PredictionService.Predict; the answer in the REST response's shape.
+    Columns may carry the model's original column names (``names``)."""
     import grpc
     import numpy as np
     import tensorflow as tf
@@ -140,7 +158,7 @@ def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
             columns = {only: rows}
     else:
         columns = body["inputs"] if isinstance(body["inputs"], dict) else {next(iter(inputs)): body["inputs"]}
-    for name, values in columns.items():
+    for name, values in names.rename(columns).items():
         dtype = inputs.get(name, {}).get("dtype", "")
         numpy_dtype = object if dtype == STRING_DTYPE else tf.dtypes.as_dtype(
             types_pb2.DataType.Value(dtype or "DT_FLOAT")).as_numpy_dtype

@@ -131,9 +131,10 @@ class ServingCore:
 
     def predict(self, spec: ModelSpec, inputs_for, output_filter: Sequence[str] = (),
                 entrypoint: str = "REST") -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:
-        """``inputs_for(signature)`` converts the request's inputs once the signature is known."""
+        """``inputs_for(signature, columns)`` converts the request's inputs once the signature is known;
+        ``columns`` (``serving.columns.ColumnNames``) renames original column names to its keys."""
         def work(model: LoadedModel, key: str) -> Dict[str, np.ndarray]:
-            inputs = inputs_for(model.servable.signature(key))
+            inputs = inputs_for(model.servable.signature(key), model.servable.columns)
             outputs = self._call(model, key, inputs, output_filter)
             if self.request_log and key == DEFAULT_SIGNATURE and self.request_log.sampled():
                 self.request_log.log_rows(model.name, model.version, inputs)
@@ -159,6 +160,7 @@ class ServingCore:
         return model, key, regression_results(outputs)
 
     def metadata(self, spec: ModelSpec) -> Tuple[LoadedModel, Mapping]:
+        """The signature defs (TF Serving's metadata) and the model's column names."""
         model = self.manager.resolve(spec.name, spec.version, spec.label)
         return model, model.servable.signature_defs
 

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from serving.columns import ColumnNames, boolean_text, date_parts, is_missing_text, parse
+
 SIDECAR = "edge.json"
 REPORT_FILE = "edge_report.json"  # EdgeExport's full report (every variant, shipped or not)
 ARTIFACT_TYPE = "mlops.EdgeModel"  # EdgeExport's output in ML Metadata (namespaced, as Kubeflow v2 requires)
@@ -46,24 +48,47 @@ def read_sidecar(model_path: Path) -> Dict[str, Any]:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "") or (
-        isinstance(value, float) and math.isnan(value))
+    return is_missing_text(value)
+
+
+def columns_name(columns: ColumnNames, key: str) -> str:
+    """A column's original name, for messages (the key when the model has no table mapping)."""
+    return next((name for name, k in columns.keys.items() if k == key), key)
+
+
+def _delimiter(f) -> str:
+    """The CSV's delimiter among , ; tab | (sniffed on its first lines); the file is rewound."""
+    sample = f.read(64 * 1024)
+    f.seek(0)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
 
 
 def rows_to_inputs(sidecar: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
                    source: str = "rows") -> Dict[str, np.ndarray]:
     """Raw rows (dicts of feature -> value, as in the training CSV) -> the edge model's inputs."""
     inputs: Dict[str, np.ndarray] = {}
+    columns = parse(sidecar.get("columns"))
+    rows = [columns.rename(row) for row in rows]
     for spec in sidecar["inputs"]:
         name, kind = spec["name"], spec["kind"]
+        column = spec.get("source", name)
         index = {v: k for k, v in enumerate(spec["vocabulary"])} if kind == "string" else {}
         values = []
         for i, row in enumerate(rows):
-            if name not in row:
-                raise EdgeInputError(f"{source}: row {i + 1} has no column '{name}'")
-            value = row[name]
-            if kind == "string":
-                values.append(index.get("" if value is None else str(value), spec["oov_index"]))
+            if column not in row:
+                raise EdgeInputError(f"{source}: row {i + 1} has no column '{columns_name(columns, column)}'")
+            value = row[column]
+            if kind == "date_part":
+                parts = date_parts(value, spec["format"])
+                values.append(spec["fill"] if parts is None else parts[spec["part"]])
+            elif kind == "string":
+                text = "" if _missing(value) else str(value).strip()
+                if spec.get("normalize") == "boolean":
+                    text = boolean_text(text)
+                values.append(index.get(text, spec["oov_index"]))
             elif kind == "tensor":
                 array = np.asarray(value, dtype=np.float32).reshape(-1)
                 if array.size != math.prod(spec["shape"]):
@@ -98,10 +123,12 @@ def read_rows(path: Path, sidecar: Mapping[str, Any]) -> List[Dict[str, Any]]:
             raise EdgeInputError(f"{path}: expected a 2-D array with {len(names)} columns ({', '.join(names)}), "
                                  f"got shape {list(array.shape)}")
         return [dict(zip(names, row.tolist())) for row in array]
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        needed = {spec["name"] for spec in sidecar["inputs"]}
-        missing = sorted(needed - set(reader.fieldnames or []))
+    columns = parse(sidecar.get("columns"))
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, delimiter=_delimiter(f))
+        needed = {spec.get("source", spec["name"]) for spec in sidecar["inputs"]}
+        given = {columns.key(name) for name in reader.fieldnames or []}
+        missing = sorted(columns_name(columns, key) for key in needed - given)
         if missing:
             raise EdgeInputError(f"{path}: missing column(s) {', '.join(missing)}")
         rows = list(reader)

@@ -51,7 +51,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         try:
             raw = {name: tensors.proto_to_array(proto) for name, proto in request.inputs.items()}
             model, key, outputs = self.core.predict(
-                _spec(request.model_spec), lambda signature: tensors.cast_inputs(raw, signature),
+                _spec(request.model_spec),
+                lambda signature, columns: tensors.cast_inputs(columns.rename(raw), signature),
                 list(request.output_filter), entrypoint="GRPC")
         except ServingError as e:
             return _abort(context, e)

@@ -26,6 +26,8 @@ MODEL_PATH = re.compile(
 METRICS_PATH = "/monitoring/prometheus/metrics"
 HEALTH_PATH = "/healthz"
 
+DRAIN_BYTES, DRAIN_SECONDS = 64 << 20, 2.0  # an oversized body read and dropped before closing
+
 
 def _spec(match: "re.Match", signature_name: str = "") -> ModelSpec:
     version = match.group("version")
@@ -88,11 +90,14 @@ class RestHandler(BaseHTTPRequestHandler):
             spec = _spec(match)
             if match.group("metadata"):
                 model, signature_defs = self.core.metadata(spec)
+                metadata = {"signature_def": {"signature_def": {
+                    key: json_format.MessageToDict(sig, preserving_proto_field_name=True)
+                    for key, sig in signature_defs.items()}}}
+                if model.servable.columns.keys:  # ours, beside TF Serving's: original names and keys
+                    metadata["columns"] = model.servable.columns.as_json()
                 self._send_json(200, {
                     "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
-                    "metadata": {"signature_def": {"signature_def": {
-                        key: json_format.MessageToDict(sig, preserving_proto_field_name=True)
-                        for key, sig in signature_defs.items()}}},
+                    "metadata": metadata,
                 })
                 return
             statuses = self.core.manager.status(spec.name, spec.version, spec.label)
@@ -113,8 +118,23 @@ class RestHandler(BaseHTTPRequestHandler):
         if length > limit:
             self._send(413, tensors.dumps({"error": f"Request body of {length} bytes exceeds the limit of {limit} "
                                                     "bytes"}), close=True)
+            self._discard(length)
             return None
         return self.rfile.read(length)
+
+    def _discard(self, length: int) -> None:
+        """Reads (and drops) what the client is still sending, up to DRAIN_BYTES for DRAIN_SECONDS:
+        a client blocked mid-upload then reads the answer instead of a connection reset."""
+        self.connection.settimeout(DRAIN_SECONDS)
+        remaining = min(length, DRAIN_BYTES)
+        try:
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:  # the client gave up, or the time is over: the connection closes anyway
+            pass
 
     def do_POST(self) -> None:
         body = self._read_body()
@@ -130,7 +150,8 @@ class RestHandler(BaseHTTPRequestHandler):
             if method == "predict":
                 row_format = "instances" in document
                 _, _, outputs = self.core.predict(
-                    spec, lambda signature: tensors.request_inputs(document, signature)[0])
+                    spec, lambda signature, columns: tensors.request_inputs(columns.rename_document(document),
+                                                                             signature)[0])
                 self._send_json(200, tensors.response_json(outputs, row_format))
             elif method == "classify":
                 _, _, results = self.core.classify(spec, tensors.json_examples(document))

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
 
+from serving.columns import read_columns
 from serving.errors import ServingError, invalid
 from serving.examples import read_records
 
@@ -105,6 +106,7 @@ class Servable:
         }
         self._callables: Dict[Tuple, Any] = {}
         self._timeout_ms = int(timeout_s * 1000) if timeout_s else 0
+        self.columns = read_columns(self.path)  # original column names -> the signatures' keys
 
     def close(self) -> None:
         self._session.close()

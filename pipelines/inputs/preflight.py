@@ -1,20 +1,48 @@
-"""Checks a CSV before any pipeline runs, so bad input fails in a second with a one-line error
-naming the file and column, and nothing already stored is touched. No TensorFlow import here.
-"""
-import csv
-import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+"""Checks a table before any pipeline runs, in one streaming pass (constant memory), so bad
+input fails in seconds with a one-line error naming the file, line and column, and nothing already
+stored is touched. No TensorFlow import here.
 
-from components.tasks import TaskSpec
+Exact and cheap per row: field counts, labels present, numbers that are not numbers, distinct
+values (capped). Kinds and roles (number, boolean, date-time, text; identifier, constant) are
+decided on a sample: the first rows plus a random sample of the rest. Deeper checks stay TFDV's.
+"""
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from components.tasks import TaskSpec, get_task
+from pipelines.inputs import columns as col
+from pipelines.inputs.columns import ColumnKind, ColumnMap, InputDataError
+
+__all__ = ["InputDataError", "MIN_ROWS", "ProfileOptions", "TargetProfile", "ColumnProfile", "DataProfile",
+           "profile_csv", "profile_source", "profile_table"]
 
 MIN_ROWS = 20  # fewer leave the hash-split eval set empty or meaningless
-FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HEAD_SAMPLE = 20_000  # rows kept whole for kind and role inference ...
+RANDOM_SAMPLE = 20_000  # ... plus a uniform sample of the rest
+DISTINCT_CAP = 1_000  # distinct values tracked exactly per column (labels: LABEL_DISTINCT_CAP)
+LABEL_DISTINCT_CAP = 100_000
+SLICE_MAX_VALUES = 20  # text columns with more distinct values are not evaluation slices
+NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+WHOLE = r"^[-+]?\d+$"
+
+# roles
+FEATURE, LABEL, IDENTIFIER, CONSTANT, EMPTY, DROPPED = "feature", "label", "identifier", "constant", "empty", "dropped"
 
 
-class InputDataError(ValueError):
-    """Bad user input: the message is one line naming the file, column or value."""
+@dataclass(frozen=True)
+class ProfileOptions:
+    """The user's column choices (original names or keys) and the schema's word on kinds."""
+    na_values: Tuple[str, ...] = ()
+    drop: Tuple[str, ...] = ()
+    features: Tuple[str, ...] = ()  # when given: only these are features
+    categorical: Tuple[str, ...] = ()  # integer columns read as categories
+    datetime: Tuple[str, ...] = ()  # forced date-time columns (including Unix seconds)
+    schema_kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric | string (curated schema)
 
 
 @dataclass(frozen=True)
@@ -22,129 +50,317 @@ class TargetProfile:
     values: Tuple[str, ...]  # distinct label values, most frequent first (classification)
     majority_share: float
     std: float  # regression
+    kind: str = col.STRING
+    distinct: int = 0
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    key: str
+    name: str
+    kind: ColumnKind
+    role: str
+    reason: str = ""
+    present: int = 0
+    distinct: int = 0  # exact up to DISTINCT_CAP (then DISTINCT_CAP + 1)
 
 
 @dataclass(frozen=True)
 class DataProfile:
     path: Path
-    rows: int
-    numeric: Tuple[str, ...]
-    strings: Tuple[str, ...]
-    targets: Mapping[str, TargetProfile]
+    rows: int  # data rows read
+    targets: Mapping[str, TargetProfile]  # label key -> its profile
+    columns: Tuple[ColumnProfile, ...] = ()
+    column_map: Optional[ColumnMap] = None
+    label_missing: int = 0  # rows left out because a label was missing
+    task: str = ""
+    task_reason: str = ""
+    source: str = ""  # how the file was read
+
+    def _keys(self, *kinds: str) -> Tuple[str, ...]:
+        return tuple(c.key for c in self.columns if c.role == FEATURE and c.kind.kind in kinds)
+
+    @property
+    def numeric(self) -> Tuple[str, ...]:
+        return self._keys(col.NUMERIC, col.INTEGER)
+
+    @property
+    def strings(self) -> Tuple[str, ...]:
+        """Categorical features: text and booleans."""
+        return self._keys(col.STRING, col.BOOLEAN)
+
+    @property
+    def features(self) -> Tuple[str, ...]:
+        return tuple(c.key for c in self.columns if c.role == FEATURE)
+
+    @property
+    def slice_features(self) -> Tuple[str, ...]:
+        """Categorical features with few enough values to evaluate each one as a slice."""
+        return tuple(c.key for c in self.columns if c.role == FEATURE and c.kind.kind in (col.STRING, col.BOOLEAN)
+                     and c.distinct <= SLICE_MAX_VALUES)
+
+    @property
+    def left_out(self) -> Tuple[ColumnProfile, ...]:
+        return tuple(c for c in self.columns if c.role not in (FEATURE, LABEL))
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+class _ColumnStats:
+    """What one pass learns of a column: counts, capped distinct values, the first non-number."""
 
+    def __init__(self, cap: int):
+        self.present = 0
+        self.non_numbers = 0
+        self.first_bad: Optional[Tuple[int, str]] = None
+        self.all_whole = True
+        self.values: Dict[str, int] = {}
+        self.cap = cap
+        self.overflow = False
+        self.total = self.total_squares = 0.0  # of the numbers, while every value is one
 
-def _read(path: Path) -> Tuple[List[str], List[List[str]]]:
-    if not path.exists():
-        raise InputDataError(f"data file not found: {path}")
-    if not path.is_file():
-        raise InputDataError(f"data path is not a file: {path}")
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise InputDataError(f"{path}: not a readable UTF-8 CSV ({e})") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise InputDataError(f"{path}: the CSV is empty (no header, no rows)")
-    return [h.strip() for h in rows[0]], rows[1:]
-
-
-def _column_kind(path: Path, name: str, values: List[Tuple[int, str]], schema_kind: Optional[str]) -> str:
-    """'numeric' or 'string'. A stray text in a mostly numeric column is an error, not a string column."""
-    present = [(line, v) for line, v in values if v != ""]
-    bad = [(line, v) for line, v in present if not _is_number(v)]
-    if schema_kind == "numeric" or (bad and len(bad) < len(present) / 2):
+    def add(self, line: int, text: pa.Array, missing: pa.Array) -> None:
+        present = pc.filter(text, pc.invert(missing))
+        self.present += len(present)
+        if not len(present):
+            return
+        number = pc.match_substring_regex(present, NUMBER)
+        bad = int(pc.sum(pc.invert(number)).as_py() or 0)
         if bad:
-            line, value = bad[0]
-            raise InputDataError(
-                f"{path}: column '{name}' is numeric but line {line} holds {value!r} "
-                f"({len(bad)} non-numeric value(s); leave a cell empty for a missing value)")
-        return "numeric"
-    return "numeric" if present and not bad else "string"
+            if self.first_bad is None:
+                flags = pc.and_(pc.invert(missing), pc.invert(pc.match_substring_regex(text, NUMBER)))
+                index = pc.index(flags, True).as_py()
+                self.first_bad = (line + index, text[index].as_py())
+            self.non_numbers += bad
+        else:
+            numbers = pc.cast(present, pa.float64())
+            self.total += pc.sum(numbers).as_py()
+            self.total_squares += pc.sum(pc.multiply(numbers, numbers)).as_py()
+            if self.all_whole:
+                self.all_whole = bool(pc.all(pc.match_substring_regex(present, WHOLE)).as_py())
+        if not self.overflow:
+            counts = pc.value_counts(present)
+            for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()):
+                self.values[value] = self.values.get(value, 0) + count
+            if len(self.values) > self.cap:
+                self.overflow = True
+
+    @property
+    def distinct(self) -> int:
+        return self.cap + 1 if self.overflow else len(self.values)
 
 
-def _profile_target(path: Path, label: str, task: TaskSpec, labels: List[str], kind: str) -> TargetProfile:
-    missing = [index + 2 for index, v in enumerate(labels) if v == ""]
-    if missing:
-        raise InputDataError(f"{path}: label column '{label}' is empty on {len(missing)} line(s), "
-                             f"first on line {missing[0]}")
-    counts: Dict[str, int] = {}
-    for v in labels:
-        counts[v] = counts.get(v, 0) + 1
-    ordered = tuple(sorted(counts, key=lambda v: (-counts[v], v)))
-    std = 0.0
-    if task.label_encoding == "float":
-        if kind != "numeric":
-            raise InputDataError(f"{path}: task '{task.name}' needs a numeric label; '{label}' holds text")
-        numbers = [float(v) for v in labels]
-        mean = sum(numbers) / len(numbers)
-        std = (sum((x - mean) ** 2 for x in numbers) / len(numbers)) ** 0.5
-    elif task.label_encoding == "binary":
-        if len(ordered) != 2:
-            raise InputDataError(f"{path}: task '{task.name}' needs exactly 2 label values in '{label}', "
-                                 f"found {len(ordered)}")
-        if kind == "numeric" and set(ordered) != {"0", "1"}:
-            raise InputDataError(f"{path}: task '{task.name}' needs numeric labels 0/1 in '{label}', "
-                                 f"found {', '.join(ordered)}")
-    elif len(ordered) < 2:
-        raise InputDataError(f"{path}: task '{task.name}' needs at least 2 classes in '{label}'")
-    if kind == "numeric" and task.label_encoding == "vocabulary":
-        if not all(float(v).is_integer() for v in ordered):
-            raise InputDataError(f"{path}: task '{task.name}' needs integer or text class labels in '{label}'")
-    return TargetProfile(values=ordered if task.label_encoding != "float" else (),
-                         majority_share=counts[ordered[0]] / len(labels), std=std)
+def _resolve(path, names: Iterable[str], columns: ColumnMap, flag: str) -> Tuple[str, ...]:
+    keys = []
+    for name in names:
+        key = columns.key(name)
+        if key is None:
+            raise InputDataError(f"{path}: {flag} column '{name}' not found; columns: {', '.join(columns.names)}")
+        keys.append(key)
+    return tuple(keys)
 
 
-def profile_csv(path: Path, targets: Sequence[Tuple[str, TaskSpec]],
-                schema_kinds: Optional[Dict[str, str]] = None) -> DataProfile:
-    """Validates the CSV for its targets, (label column, task) pairs; ``schema_kinds``
-    (name -> numeric/string) come from a curated schema."""
-    return profile_table(path, *_read(path), targets, schema_kinds)
+def profile_source(source, labels: Sequence[str], task_name: Optional[str] = None,
+                   options: ProfileOptions = ProfileOptions()) -> DataProfile:
+    """Profiles a ``tables.TableSource`` for the label columns (original names or keys)."""
+    from pipelines.inputs.tables import batches
+
+    return profile_batches(source.path, source.columns, batches(source), labels, task_name, options,
+                           source.describe)
 
 
 def profile_table(path: Path, header: List[str], rows: List[List[str]], targets: Sequence[Tuple[str, TaskSpec]],
                   schema_kinds: Optional[Dict[str, str]] = None) -> DataProfile:
-    """``profile_csv`` of a table already in memory (cells as CSV text); ``path`` names it in errors."""
-    if not rows:
-        raise InputDataError(f"{path}: the CSV has a header but no data rows")
-    if len(rows) < MIN_ROWS:
-        raise InputDataError(f"{path}: {len(rows)} data rows; at least {MIN_ROWS} are needed to train and evaluate")
-    duplicates = sorted({h for h in header if header.count(h) > 1})
-    if duplicates:
-        raise InputDataError(f"{path}: duplicate column name(s): {', '.join(duplicates)}")
-    for name in header:
-        if not FEATURE_NAME.match(name):
-            raise InputDataError(f"{path}: column name {name!r} must match {FEATURE_NAME.pattern} (rename it)")
-    label_names = [label for label, _ in targets]
-    for label in label_names:
-        if label not in header:
-            raise InputDataError(f"{path}: label column '{label}' not found; columns: {', '.join(header)}")
-    features = [h for h in header if h not in label_names]
-    if not features:
-        raise InputDataError(f"{path}: no feature columns besides the label(s) {', '.join(label_names)}")
-    for index, row in enumerate(rows):
+    """A table already in memory (cells as CSV text), e.g. a built-in use case's."""
+    columns = ColumnMap.of(header)
+    for row_number, row in enumerate(rows):
         if len(row) != len(header):
-            raise InputDataError(f"{path}: line {index + 2} has {len(row)} fields, the header has {len(header)}")
+            raise InputDataError(f"{path}: line {row_number + 2} has {len(row)} fields, the header has {len(header)}")
+    arrays = [pa.array([str(row[i]) for row in rows], pa.string()) for i in range(len(header))]
+    batch = pa.RecordBatch.from_arrays(arrays, names=list(columns.keys))
+    labels = [label for label, _ in targets]
+    task = targets[0][1].name if len(targets) == 1 else "multitask"
+    return profile_batches(path, columns, iter([(2, batch)]), labels, task,
+                           ProfileOptions(schema_kinds=schema_kinds or {}))
 
-    kinds = {}
-    schema_kinds = schema_kinds or {}
-    for col, name in enumerate(header):
-        values = [(index + 2, row[col].strip()) for index, row in enumerate(rows)]
-        kinds[name] = _column_kind(path, name, values, schema_kinds.get(name))
-    profiles = {label: _profile_target(path, label, task, [row[header.index(label)].strip() for row in rows],
-                                       kinds[label]) for label, task in targets}
-    return DataProfile(
-        path=path,
-        rows=len(rows),
-        numeric=tuple(h for h in features if kinds[h] == "numeric"),
-        strings=tuple(h for h in features if kinds[h] == "string"),
-        targets=profiles,
-    )
+
+def profile_csv(path: Path, targets: Sequence[Tuple[str, TaskSpec]],
+                schema_kinds: Optional[Dict[str, str]] = None, **table_options) -> DataProfile:
+    """A CSV (or Parquet, a folder of parts) for its (label, task) pairs."""
+    from pipelines.inputs.tables import open_table
+
+    labels = [label for label, _ in targets]
+    tasks = {task.name for _, task in targets}
+    task = next(iter(tasks)) if len(targets) == 1 else "multitask"
+    return profile_source(open_table(Path(path), **table_options), labels, task,
+                          ProfileOptions(schema_kinds=schema_kinds or {}))
+
+
+def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, pa.RecordBatch]],
+                    labels: Sequence[str], task_name: Optional[str], options: ProfileOptions,
+                    source: str = "") -> DataProfile:
+    """The one pass: ``stream`` yields (first line number, batch of text columns under their keys)."""
+    label_keys = _resolve(path, labels, columns, "label")
+    if len(set(label_keys)) != len(label_keys):
+        raise InputDataError(f"{path}: a label column is named twice: {', '.join(labels)}")
+    na_set = pa.array(sorted(set(col.NA_TOKENS) | set(options.na_values)), pa.string())
+    stats = {key: _ColumnStats(LABEL_DISTINCT_CAP if key in label_keys else DISTINCT_CAP) for key in columns.keys}
+    label_missing, first_missing = {key: 0 for key in label_keys}, {}
+    any_label_missing = 0
+    sample: Dict[str, List[Tuple[int, str]]] = {key: [] for key in columns.keys}
+    rng = random.Random(0)
+    seen, rows = 0, 0
+    for line, batch in stream:
+        trimmed = {key: pc.utf8_trim_whitespace(batch.column(key)) for key in columns.keys}
+        missing = {key: pc.is_in(trimmed[key], value_set=na_set) for key in columns.keys}
+        for key in columns.keys:
+            stats[key].add(line, trimmed[key], missing[key])
+        row_missing = None
+        for key in label_keys:
+            count = int(pc.sum(missing[key]).as_py() or 0)
+            if count:
+                label_missing[key] += count
+                first_missing.setdefault(key, line + pc.index(missing[key], True).as_py())
+            row_missing = missing[key] if row_missing is None else pc.or_(row_missing, missing[key])
+        any_label_missing += int(pc.sum(row_missing).as_py() or 0) if row_missing is not None else 0
+        rows += batch.num_rows
+        picks = _sample_rows(batch.num_rows, seen, rng)
+        seen += batch.num_rows
+        if picks:
+            indices = pa.array(picks, pa.int64())
+            for key in columns.keys:
+                values = pc.take(trimmed[key], indices).to_pylist()
+                flags = pc.take(missing[key], indices).to_pylist()
+                sample[key].extend((line + i, v) for i, v, m in zip(picks, values, flags) if not m)
+    if rows == 0:
+        raise InputDataError(f"{path}: the CSV has a header but no data rows")
+    for key in label_keys:
+        if label_missing[key] * 2 > rows:
+            raise InputDataError(f"{path}: label column '{columns.name(key)}' is empty on {label_missing[key]} of "
+                                 f"{rows} rows (first on line {first_missing[key]}); more than half have no label")
+    kept = rows - any_label_missing
+    if kept < MIN_ROWS:
+        raise InputDataError(f"{path}: {kept} data rows{' with a label' if any_label_missing else ''}; at least "
+                             f"{MIN_ROWS} are needed to train and evaluate")
+    forced_datetime = set(_resolve(path, options.datetime, columns, "--datetime"))
+    categorical = set(_resolve(path, options.categorical, columns, "--categorical"))
+    dropped = set(_resolve(path, options.drop, columns, "--drop"))
+    chosen = set(_resolve(path, options.features, columns, "--features"))
+    profiles = []
+    for key, name in zip(columns.keys, columns.names):
+        kind = _kind(path, name, key, stats[key], sample[key], key in forced_datetime,
+                     options.schema_kinds.get(key))
+        if key in categorical:
+            kind = ColumnKind(col.STRING)
+        role, reason = _role(key, kind, stats[key], sample[key], label_keys, dropped, chosen, key in forced_datetime,
+                             key in categorical)
+        profiles.append(ColumnProfile(key, name, kind, role, reason, stats[key].present, stats[key].distinct))
+    if not any(p.role == FEATURE for p in profiles):
+        raise InputDataError(f"{path}: no feature columns besides the label(s) "
+                             f"{', '.join(columns.name(k) for k in label_keys)}")
+    kinds = {p.key: p.kind for p in profiles}
+    task, why = _task(path, columns, label_keys, kinds, stats, task_name)
+    subtasks = [task] if len(label_keys) == 1 else (["binary"] * len(label_keys) if task == "multilabel" else [])
+    targets = {}
+    for i, key in enumerate(label_keys):
+        subtask = subtasks[i] if subtasks else None
+        targets[key] = _profile_target(path, columns.name(key), get_task(subtask) if subtask else None, kinds[key],
+                                       stats[key])
+    return DataProfile(path=path, rows=rows, targets=targets, columns=tuple(profiles), column_map=columns,
+                       label_missing=any_label_missing, task=task, task_reason=why, source=source)
+
+
+def _sample_rows(count: int, seen: int, rng: random.Random) -> List[int]:
+    """Row indices of this batch to keep: all of the head, then a uniform share of the rest."""
+    head = list(range(max(0, min(count, HEAD_SAMPLE - seen))))
+    rest = count - len(head)
+    if rest <= 0:
+        return head
+    share = RANDOM_SAMPLE / max(seen + count, 1)
+    return head + [len(head) + i for i in range(rest) if rng.random() < share]
+
+
+def _kind(path, name: str, key: str, stats: _ColumnStats, cells: List[Tuple[int, str]], forced_datetime: bool,
+          schema_kind: Optional[str]) -> ColumnKind:
+    if schema_kind == "string":
+        return ColumnKind(col.STRING)
+    numeric_by_count = stats.present and stats.non_numbers < stats.present / 2
+    if schema_kind == "numeric" or (numeric_by_count and stats.non_numbers and not forced_datetime):
+        if stats.non_numbers:
+            line, value = stats.first_bad
+            raise InputDataError(
+                f"{path}: column '{name}' is numeric but line {line} holds {value!r} "
+                f"({stats.non_numbers} non-numeric value(s); leave a cell empty for a missing value)")
+        return ColumnKind(col.INTEGER if stats.all_whole else col.NUMERIC)
+    if not stats.present:
+        return ColumnKind(col.STRING)
+    if stats.non_numbers == 0 and not forced_datetime:
+        return ColumnKind(col.INTEGER if stats.all_whole else col.NUMERIC)
+    return col.infer_kind(cells, forced_datetime)
+
+
+def _role(key: str, kind: ColumnKind, stats: _ColumnStats, cells: List[Tuple[int, str]], labels: Sequence[str],
+          dropped: Set[str], chosen: Set[str], forced: bool, categorical: bool) -> Tuple[str, str]:
+    if key in labels:
+        return LABEL, ""
+    if key in dropped:
+        return DROPPED, "--drop"
+    if chosen and key not in chosen:
+        return DROPPED, "not in --features"
+    if stats.present == 0:
+        return EMPTY, "entirely missing"
+    if stats.distinct == 1:
+        return CONSTANT, f"one value ({next(iter(stats.values))!r})"
+    if forced or categorical or key in chosen:
+        return FEATURE, ""
+    sample_values = [v for _, v in cells]
+    distinct_in_sample = len(set(sample_values))
+    unique = distinct_in_sample == len(sample_values) and not stats.overflow and stats.distinct == stats.present
+    unique = unique or (stats.overflow and distinct_in_sample == len(sample_values))
+    if col.is_identifier(key, kind.kind, distinct_in_sample, len(sample_values), unique):
+        return IDENTIFIER, "identifier-like (a distinct value on nearly every row)"
+    return FEATURE, ""
+
+
+def _task(path, columns: ColumnMap, label_keys: Sequence[str], kinds: Mapping[str, ColumnKind],
+          stats: Mapping[str, _ColumnStats], task_name: Optional[str]) -> Tuple[str, str]:
+    if task_name:
+        return task_name, "--task"
+    if len(label_keys) > 1:
+        raise InputDataError(f"{path}: several label columns need --task multilabel or multitask")
+    key = label_keys[0]
+    task, why = col.infer_task(kinds[key].kind, list(stats[key].values), stats[key].distinct)
+    return task, f"{why} in '{columns.name(key)}'"
+
+
+def _profile_target(path, label: str, task: Optional[TaskSpec], kind: ColumnKind, stats: _ColumnStats) -> TargetProfile:
+    counts = dict(stats.values) or {"": 0}
+    if kind.kind == col.BOOLEAN:  # booleans are 1/0 labels (the staged copy writes them so)
+        merged: Dict[str, int] = {}
+        for value, count in counts.items():
+            encoded = col.encode_label_cell(value, col.BOOLEAN)
+            merged[encoded] = merged.get(encoded, 0) + count
+        counts = merged
+    ordered = tuple(sorted(counts, key=lambda v: (-counts[v], v)))
+    total = max(sum(counts.values()), 1)
+    std = 0.0
+    if task is None:  # a multitask head: checked by its own rules in the pipeline
+        return TargetProfile(ordered, counts[ordered[0]] / total if total else 0.0, 0.0, kind.kind, len(ordered))
+    numeric = kind.kind in (col.NUMERIC, col.INTEGER)
+    if task.label_encoding == "float":
+        if not numeric:
+            raise InputDataError(f"{path}: task '{task.name}' needs a numeric label; '{label}' holds text")
+        mean = stats.total / stats.present
+        std = max(stats.total_squares / stats.present - mean ** 2, 0.0) ** 0.5
+    elif task.label_encoding == "binary":
+        if len(ordered) != 2:
+            raise InputDataError(f"{path}: task '{task.name}' needs exactly 2 label values in '{label}', "
+                                 f"found {len(ordered) if not stats.overflow else 'many'}")
+        if numeric and {float(v) for v in ordered} != {0.0, 1.0}:
+            raise InputDataError(f"{path}: task '{task.name}' needs numeric labels 0/1 in '{label}', "
+                                 f"found {', '.join(ordered)}")
+    elif len(ordered) < 2:
+        raise InputDataError(f"{path}: task '{task.name}' needs at least 2 classes in '{label}'")
+    if numeric and task.label_encoding == "vocabulary":
+        if not all(float(v).is_integer() for v in ordered):
+            raise InputDataError(f"{path}: task '{task.name}' needs integer or text class labels in '{label}'")
+    return TargetProfile(values=ordered if task.label_encoding != "float" else (),
+                         majority_share=counts[ordered[0]] / total, std=std, kind=kind.kind, distinct=len(ordered))

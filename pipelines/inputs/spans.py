@@ -73,8 +73,11 @@ class SpanLayout:
         return files[0]
 
 
+DATA_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".parquet", ".pq")
+
+
 def detect(root: Path) -> Optional[SpanLayout]:
-    """The layout of a data directory, or None when it is not a directory."""
+    """The span layout of a data directory; None for a file or a folder of parts of one table."""
     if not root.is_dir():
         return None
     numbered, dated = {}, {}
@@ -91,5 +94,8 @@ def detect(root: Path) -> Optional[SpanLayout]:
     if numbered and dated:
         raise InputDataError(f"{root}: both span-N and YYYYMMDD folders; keep one layout")
     if not numbered and not dated:
-        raise InputDataError(f"{root}: a data directory needs span folders, span-N/*.csv or YYYYMMDD/*.csv")
+        if any(child.is_file() and child.name.lower().endswith(DATA_SUFFIXES) for child in root.iterdir()):
+            return None  # a folder of parts of one table
+        raise InputDataError(f"{root}: a data directory needs CSV or Parquet parts, or span folders "
+                             f"(span-N/*.csv or YYYYMMDD/*.csv)")
     return SpanLayout(root, NUMBERED if numbered else DATED, numbered or dated)

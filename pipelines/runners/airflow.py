@@ -31,19 +31,26 @@ def create_dag(request: RunRequest, schedule: str = DEFAULT_SCHEDULE):
     from airflow.operators.python import PythonOperator
     from tfx.orchestration.airflow.airflow_dag_runner import AirflowDagRunner, AirflowPipelineConfig
 
-    from pipelines.configure import prepare_inputs
     from pipelines.pipeline import create_pipeline
 
     config = build_config(request)
     dag = AirflowDagRunner(AirflowPipelineConfig(airflow_dag_config=dag_config(schedule))).run(create_pipeline(config))
     component_tasks = list(dag.tasks)
-    prepare = PythonOperator(task_id=PREPARE_TASK, python_callable=functools.partial(prepare_inputs, config),
+    prepare = PythonOperator(task_id=PREPARE_TASK, python_callable=functools.partial(prepare_dag_run, config),
                              dag=dag)
     prepare.set_downstream([task for task in component_tasks if not task.upstream_list])
     tracking = PythonOperator(task_id=TRACKING_TASK, python_callable=functools.partial(track_dag_run, config),
                               trigger_rule="all_done", dag=dag)  # failed runs are tracked too
     tracking.set_upstream(component_tasks)
     return dag
+
+
+def prepare_dag_run(config: PipelineConfig, **context) -> None:
+    """The DAG's first task: the writes ``mlops run`` makes before its pipeline (nothing returned:
+    Airflow would try to store a return value as an XCom)."""
+    from pipelines.configure import prepare_inputs
+
+    prepare_inputs(config)
 
 
 def track_dag_run(config: PipelineConfig, **context) -> None:

@@ -1,0 +1,189 @@
+"""What a column of a user's table is: its safe feature key, whether a cell is missing, and its
+kind (number, boolean, date-time, text), decided on a sample. Pure Python, no TensorFlow.
+
+Keys are what TFX, the Transform and the model see; the original names are what users type and
+send (``--label``, REST rows, CSV headers): ``ColumnMap`` goes between the two.
+"""
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from serving.columns import FALSE_TOKENS, NA_TOKENS, TRUE_TOKENS  # noqa: F401 (re-exported: one place)
+
+
+class InputDataError(ValueError):
+    """Bad user input: the message is one line naming the file, line, column or value."""
+
+
+
+# Column kinds
+NUMERIC, INTEGER, BOOLEAN, DATETIME, STRING = "numeric", "integer", "boolean", "datetime", "string"
+# Date-time formats a column may hold (one per column, decided on the sample), as the Transform parses them
+DATE_FORMATS = {
+    "iso": re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"),
+    "ymd_slash": re.compile(r"^\d{4}/\d{2}/\d{2}( \d{2}:\d{2}(:\d{2})?)?$"),
+    "mdy_slash": re.compile(r"^\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2}(:\d{2})?)?$"),
+}
+UNIX_SECONDS = "unix"
+
+
+def feature_key(name: str) -> str:
+    """snake_case, ASCII-folded, never empty, not starting with a digit: ``Malic Acid`` ->
+    ``malic_acid``, ``Sepal.Length`` -> ``sepal_length``, ``2nd gear`` -> ``_2nd_gear``."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    folded = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", folded.strip())  # camelCase -> camel_Case
+    key = re.sub(r"[^0-9a-zA-Z]+", "_", folded).strip("_").lower()
+    if not key:
+        key = "column"
+    return f"_{key}" if key[0].isdigit() else key
+
+
+def feature_keys(names: Sequence[str]) -> List[str]:
+    """``feature_key`` of each name, made unique in order (``a``, ``a_2``, ``a_3``)."""
+    keys: List[str] = []
+    taken = set()
+    for name in names:
+        key = base = feature_key(name)
+        number = 2
+        while key in taken:
+            key, number = f"{base}_{number}", number + 1
+        taken.add(key)
+        keys.append(key)
+    return keys
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Original column names <-> feature keys, in the file's order."""
+    names: Tuple[str, ...]
+    keys: Tuple[str, ...]
+
+    @classmethod
+    def of(cls, names: Sequence[str]) -> "ColumnMap":
+        return cls(tuple(names), tuple(feature_keys(names)))
+
+    def key(self, name_or_key: str) -> Optional[str]:
+        """The key of a column given by its original name or its key (None when neither)."""
+        if name_or_key in self.names:
+            return self.keys[self.names.index(name_or_key)]
+        return name_or_key if name_or_key in self.keys else None
+
+    def name(self, key: str) -> str:
+        return self.names[self.keys.index(key)] if key in self.keys else key
+
+    @property
+    def renamed(self) -> Dict[str, str]:
+        return {n: k for n, k in zip(self.names, self.keys) if n != k}
+
+    def as_json(self) -> List[Dict[str, str]]:
+        return [{"name": n, "key": k} for n, k in zip(self.names, self.keys)]
+
+
+def is_missing(cell: str, na_tokens: Iterable[str] = NA_TOKENS) -> bool:
+    return cell.strip() in na_tokens
+
+
+def boolean_value(cell: str) -> Optional[bool]:
+    text = cell.strip().lower()
+    if text in TRUE_TOKENS:
+        return True
+    if text in FALSE_TOKENS:
+        return False
+    return None
+
+
+def _number(cell: str) -> Optional[float]:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def date_format(values: Sequence[str]) -> Optional[str]:
+    """The one date-time format every value has, or None. MM/DD/YYYY only when unambiguous over the
+    sample: some first field is above 12 would make it DD/MM, so it is refused as a date then."""
+    for name, pattern in DATE_FORMATS.items():
+        if values and all(pattern.match(v) for v in values):
+            if name == "mdy_slash" and any(int(v.split("/")[0]) > 12 for v in values):
+                return None
+            if name != "iso" or _valid_iso(values[:50]):
+                return name
+    return None
+
+
+def _valid_iso(values: Sequence[str]) -> bool:
+    try:
+        for v in values:
+            datetime.fromisoformat(v[:10])
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class ColumnKind:
+    kind: str  # numeric, integer, boolean, datetime, string
+    date_format: str = ""  # datetime: iso, ymd_slash, mdy_slash or unix
+    bad_line: int = 0  # numeric with stray words: the first offending line
+    bad_value: str = ""
+    bad_count: int = 0
+
+
+def infer_kind(cells: Sequence[Tuple[int, str]], forced_datetime: bool = False) -> ColumnKind:
+    """The kind of a column from its present (non-missing) sampled cells, (line, text) pairs.
+    A mostly numeric column with a few words is numeric with ``bad_*`` set (an error to report)."""
+    values = [v.strip() for _, v in cells]
+    numbers = [_number(v) for v in values]
+    if forced_datetime:
+        if values and all(n is not None for n in numbers):
+            return ColumnKind(DATETIME, UNIX_SECONDS)
+        return ColumnKind(DATETIME, date_format(values) or "iso")
+    if values and all(boolean_value(v) is not None for v in values) and not all(n is not None for n in numbers):
+        return ColumnKind(BOOLEAN)
+    bad = [(line, v.strip()) for (line, v), n in zip(cells, numbers) if n is None]
+    if not bad and values:
+        whole = all(n is not None and float(n).is_integer() and "." not in v and "e" not in v.lower()
+                    for n, v in zip(numbers, values))
+        return ColumnKind(INTEGER if whole else NUMERIC)
+    if values and len(bad) < len(values) / 2:
+        return ColumnKind(NUMERIC, bad_line=bad[0][0], bad_value=bad[0][1], bad_count=len(bad))
+    fmt = date_format(values[:2000])
+    if fmt:
+        return ColumnKind(DATETIME, fmt)
+    return ColumnKind(STRING)
+
+
+def is_identifier(key: str, kind: str, distinct: int, present: int, unique_so_far: bool) -> bool:
+    """An ID-like column: text with a distinct value on more than 95% of rows, or a unique integer
+    column named like ``id`` / ``*_id``."""
+    if present == 0:
+        return False
+    if kind == STRING:
+        return distinct > 0.95 * present and present >= 20
+    return kind == INTEGER and unique_so_far and (key == "id" or key.endswith("_id"))
+
+
+def infer_task(kind: str, distinct_values: Sequence[str], distinct_count: int) -> Tuple[str, str]:
+    """(task, why) for a label column: 2 values -> binary; text, booleans or <= 20 integer values
+    -> multiclass; otherwise numbers -> regression."""
+    if distinct_count == 2:
+        return "binary", "2 distinct label values"
+    if kind in (STRING, BOOLEAN):
+        return "multiclass", f"{distinct_count} text label values"
+    if kind == INTEGER and distinct_count <= 20:
+        return "multiclass", f"{distinct_count} integer label values (<= 20)"
+    return "regression", f"a numeric label with {distinct_count}{'+' if distinct_count >= 1000 else ''} values"
+
+
+def encode_label_cell(cell: str, kind: str) -> str:
+    """A label cell as the staged copy holds it: booleans as 1/0 (binary labels read 0/1)."""
+    if kind == BOOLEAN:
+        value = boolean_value(cell)
+        return "" if value is None else str(int(value))
+    return cell.strip()
+
+
+def describe(kinds: Mapping[str, ColumnKind]) -> str:
+    return ", ".join(f"{k}: {v.kind}" for k, v in kinds.items())

@@ -1,0 +1,142 @@
+"""A model's column names: the user's original names (``Malic Acid``) beside the feature keys the
+signatures take (``malic_acid``), shipped in the SavedModel's ``assets.extra`` (TF Serving ignores
+it). Servers, clients and the edge runtime accept either name; columns the model left out (an
+identifier, a constant) are dropped from a request instead of refused."""
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+COLUMNS_FILE = "mlops_columns.json"  # in assets.extra/
+
+# How users' tables spell missing, true and false (staging, the Transform graph and the edge host agree)
+NA_TOKENS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?", "-")
+TRUE_TOKENS, FALSE_TOKENS = ("true", "t", "yes", "y"), ("false", "f", "no", "n")
+# Date-time parts the Transform computes of a date-time column, and the patterns it reads them with
+DATE_PARTS = ("year", "month", "day_of_week", "day_of_year", "hour")
+YMD_PATTERN = r"^(\d{4})[-/](\d{2})[-/](\d{2})(?:[ T](\d{2}))?.*$"  # iso and ymd_slash: groups y, m, d, h
+MDY_PATTERN = r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}))?.*$"  # mdy_slash: groups m, d, y, h
+
+
+def is_missing_text(value: Any, na_tokens: Sequence[str] = NA_TOKENS) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return str(value).strip() in na_tokens
+
+
+def boolean_text(value: Any) -> str:
+    """yes/no, y/n, t/f, true/false in any case -> "true"/"false"; anything else "" (missing)."""
+    text = str(value).strip().lower() if value is not None else ""
+    return "true" if text in TRUE_TOKENS else "false" if text in FALSE_TOKENS else ""
+
+
+def days_from_civil(year: int, month: int, day: int) -> int:
+    """Days since 1970-01-01 (proleptic Gregorian), the Transform graph's arithmetic."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+def date_parts(value: Any, date_format: str) -> Optional[Dict[str, float]]:
+    """The parts the Transform graph computes of one raw cell, or None when missing/unreadable."""
+    if is_missing_text(value):
+        return None
+    if date_format == "unix":
+        import datetime
+
+        try:
+            moment = datetime.datetime.fromtimestamp(float(value), tz=datetime.timezone.utc)
+        except (TypeError, ValueError, OverflowError, OSError):
+            return None
+        year, month, day, hour = moment.year, moment.month, moment.day, moment.hour
+    else:
+        match = re.match(MDY_PATTERN if date_format == "mdy_slash" else YMD_PATTERN, str(value).strip())
+        if not match:
+            return None
+        groups = match.groups()
+        if date_format == "mdy_slash":
+            month, day, year = int(groups[0]), int(groups[1]), int(groups[2])
+        else:
+            year, month, day = int(groups[0]), int(groups[1]), int(groups[2])
+        hour = int(groups[3]) if groups[3] else 0
+    days = days_from_civil(year, month, day)
+    return {"year": float(year), "month": float(month), "day_of_week": float((days + 3) % 7),
+            "day_of_year": float(days - days_from_civil(year, 1, 1) + 1), "hour": float(hour)}
+
+
+@dataclass(frozen=True)
+class ColumnNames:
+    keys: Mapping[str, str] = field(default_factory=dict)  # original name -> key
+    left_out: Mapping[str, str] = field(default_factory=dict)  # key -> why it is not a model input
+    labels: Sequence[str] = ()
+    kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric|integer|boolean|datetime|string
+    date_formats: Mapping[str, str] = field(default_factory=dict)  # datetime key -> its format
+
+    def key(self, name: str) -> str:
+        return self.keys.get(name, name)
+
+    def dropped(self, name: str) -> bool:
+        key = self.key(name)
+        return key in self.left_out or key in self.labels
+
+    def rename(self, row: Mapping[str, Any]) -> Dict[str, Any]:
+        """A row (or columns) keyed by original names or keys -> keyed by keys; left-out columns
+        and labels dropped. Without a mapping (not a user table) the row is returned as it is."""
+        if not self.keys:
+            return dict(row)
+        return {self.key(name): value for name, value in row.items() if not self.dropped(name)}
+
+    def rename_document(self, document: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A TF Serving REST predict body with its ``instances`` rows or ``inputs`` renamed."""
+        if not self.keys:
+            return document
+        renamed = dict(document)
+        if isinstance(document.get("instances"), list):
+            renamed["instances"] = [self.rename(row) if isinstance(row, dict) else row
+                                    for row in document["instances"]]
+        if isinstance(document.get("inputs"), dict):
+            renamed["inputs"] = self.rename(document["inputs"])
+        return renamed
+
+    def as_json(self) -> Dict[str, Any]:
+        return {"columns": [{"name": n, "key": k, "kind": self.kinds.get(k, ""),
+                             **({"format": self.date_formats[k]} if k in self.date_formats else {})}
+                            for n, k in self.keys.items()],
+                "left_out": dict(self.left_out), "labels": list(self.labels)}
+
+
+NO_COLUMNS = ColumnNames()
+
+
+def write_columns(model_dir: str, names: Sequence[Sequence[str]], left_out: Mapping[str, str],
+                  labels: Sequence[str], columns: Mapping[str, Mapping[str, str]]) -> Path:
+    """``names``: (original name, key) pairs in the table's order; ``columns``: key -> kind, format."""
+    path = Path(model_dir) / "assets.extra" / COLUMNS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names_map = ColumnNames({n: k for n, k in names}, dict(left_out), list(labels),
+                            {k: c["kind"] for k, c in columns.items()},
+                            {k: c["format"] for k, c in columns.items() if c.get("format")})
+    path.write_text(json.dumps(names_map.as_json(), indent=1))
+    return path
+
+
+def read_columns(model_dir) -> ColumnNames:
+    path = Path(model_dir) / "assets.extra" / COLUMNS_FILE
+    if not path.exists():
+        return NO_COLUMNS
+    return parse(json.loads(path.read_text()))
+
+
+def parse(document: Optional[Mapping[str, Any]]) -> ColumnNames:
+    if not document:
+        return NO_COLUMNS
+    columns: List[Mapping[str, str]] = document.get("columns", [])
+    return ColumnNames({c["name"]: c["key"] for c in columns}, dict(document.get("left_out", {})),
+                       tuple(document.get("labels", ())), {c["key"]: c.get("kind", "") for c in columns},
+                       {c["key"]: c["format"] for c in columns if c.get("format")})
