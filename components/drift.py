@@ -14,7 +14,7 @@ which the two resolvers below read:
 """
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import ml_metadata as mlmd
 from tfx import types
@@ -29,8 +29,10 @@ from components.comparators import (
     DRIFT,
     DRIFT_REPORT_FILE,
     FeatureDistance,
+    comparators,
     distances,
     format_distances,
+    set_comparators,
 )
 from components.resolver import this_runs
 
@@ -61,13 +63,19 @@ def _statistics(item: types.Artifact):
     return stats_artifact_utils.load_statistics(item, DRIFT_SPLIT).proto()
 
 
-def drift_between(current: types.Artifact, previous: types.Artifact, schema_path: str) -> List[FeatureDistance]:
-    """One row per drift comparator of the schema: the distance between the two spans' train splits."""
+def drift_between(current: types.Artifact, previous: types.Artifact,
+                  schema_path: str) -> Tuple[List[FeatureDistance], bool]:
+    """One row per drift comparator: the distance between the two spans' train splits, and whether
+    the default comparators were used (a schema with none of its own: every feature gets one,
+    Jensen-Shannon for numbers and L-infinity for strings)."""
     import tensorflow_data_validation as tfdv
 
     schema = tfdv.load_schema_text(schema_path)
+    defaults = not comparators(schema, DRIFT)
+    if defaults:
+        set_comparators(schema, DRIFT)
     anomalies = tfdv.validate_statistics(_statistics(current), schema, previous_statistics=_statistics(previous))
-    return distances(anomalies, schema, DRIFT)
+    return distances(anomalies, schema, DRIFT), defaults
 
 
 def format_drift(span: int, previous_span: int, rows: List[FeatureDistance]) -> str:
@@ -86,11 +94,11 @@ def DriftGate(statistics: InputArtifact[ExampleStatistics], examples: InputArtif
     span = span_of(examples)
     report = {"span": span, "previous_span": None, "features": [], "drifted": []}
     if previous_statistics is not None and previous_accepted is not None:
-        rows = drift_between(statistics, previous_statistics, os.path.join(schema.uri, "schema.pbtxt"))
+        rows, defaults = drift_between(statistics, previous_statistics, os.path.join(schema.uri, "schema.pbtxt"))
         report.update(previous_span=span_of(previous_accepted), features=[row.as_dict() for row in rows],
-                      drifted=[row.feature for row in rows if row.flagged])
+                      drifted=[row.feature for row in rows if row.flagged], default_comparators=defaults)
         if not rows:
-            report["note"] = "the schema has no drift comparators (`mlops schema NAME` writes a curated one)"
+            report["note"] = "the schema has no features to compare"
     if report["drifted"]:
         raise DataDriftError(format_drift(span, report["previous_span"], rows))
     os.makedirs(accepted.uri, exist_ok=True)

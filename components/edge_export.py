@@ -28,7 +28,7 @@ from tfx.types import Channel, artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import metrics
-from components.features import PREDICTIONS, transformed_name, vocabulary_name
+from components.features import LABEL_OFFSET, LABEL_SCALE, PREDICTIONS, transformed_name, vocabulary_name
 from components.splits import read_split
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
@@ -146,8 +146,20 @@ def edge_inputs(model_dir: Path, tft_output: tft.TFTransformOutput, labels: Sequ
     return inputs
 
 
-def edge_function(model_dir: Path, inputs: List[Dict[str, Any]], task: str) -> Tuple[Any, Any]:
-    """A tf.function from raw inputs (by name) to the model's outputs, with builtin-convertible ops."""
+def label_scaling(model_dir: Path, tft_output: tft.TFTransformOutput) -> Optional[Tuple[float, float]]:
+    """A regression label's (mean, standard deviation) the model's output is scaled back with, if any."""
+    served = tf.saved_model.load(str(model_dir))
+    probe = tf.constant([_probe_examples(tft_output.raw_feature_spec(), 0.0)])
+    out = served.signatures["transform_features"](examples=probe)
+    if LABEL_SCALE not in out:
+        return None
+    return float(np.reshape(out[LABEL_OFFSET].numpy(), [-1])[0]), float(np.reshape(out[LABEL_SCALE].numpy(), [-1])[0])
+
+
+def edge_function(model_dir: Path, inputs: List[Dict[str, Any]], task: str,
+                  scaling: Optional[Tuple[float, float]] = None) -> Tuple[Any, Any]:
+    """A tf.function from raw inputs (by name) to the model's outputs, with builtin-convertible ops;
+    ``scaling``: a regression label's (mean, std), as the exported signatures apply it."""
     model = tf.saved_model.load(str(model_dir))
     specs = {spec["name"]: tf.TensorSpec([None, *spec["shape"]], tf.int32 if spec["kind"] == "string" else tf.float32,
                                          name=spec["name"]) for spec in inputs}
@@ -167,6 +179,8 @@ def edge_function(model_dir: Path, inputs: List[Dict[str, Any]], task: str) -> T
         outputs = dict(outputs) if isinstance(outputs, dict) else {PREDICTIONS: outputs}
         if task == "forecast" and window is not None:  # back to the series' units
             outputs["forecast"] = (outputs[PREDICTIONS] - window["offset"]) / window["scale"]
+        if scaling is not None:
+            outputs[PREDICTIONS] = outputs[PREDICTIONS] * scaling[1] + scaling[0]
         return outputs
 
     return edge.get_concrete_function(), model
@@ -297,7 +311,7 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
                                                 "strings are looked up in 'vocabulary' (else 'oov_index')",
                                "variants": {}}
     try:
-        concrete, trackable = edge_function(model_dir, inputs, task)
+        concrete, trackable = edge_function(model_dir, inputs, task, label_scaling(model_dir, tft_output))
     except Exception as e:  # noqa: BLE001 - any tracing failure means: no edge model for this family
         return {**sidecar, "error": f"cannot build the edge function: {type(e).__name__}: {e}"}
     rep_rows = representative_rows or _raw_rows(train_examples[:REPRESENTATIVE_ROWS], names)

@@ -19,7 +19,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components.features import FORECAST_OFFSET, FORECAST_SCALE, PREDICTIONS
+from components.features import FORECAST_OFFSET, FORECAST_SCALE, LABEL_OFFSET, LABEL_SCALE, PREDICTIONS
 
 FORECAST = "forecast"
 CLASSIFICATION, REGRESSION = "classification", "regression"
@@ -61,6 +61,8 @@ def _predict(model: keras.Model, transformed: Dict[str, tf.Tensor], labels: Sequ
         outputs.update({label: outputs[PREDICTIONS][:, i:i + 1] for i, label in enumerate(labels)})
     if FORECAST_SCALE in transformed:  # forecasts in the series' own units
         outputs[FORECAST] = outputs[PREDICTIONS] * transformed[FORECAST_SCALE] + transformed[FORECAST_OFFSET]
+    if LABEL_SCALE in transformed:  # regression: back from the standardized label to its own units
+        outputs[PREDICTIONS] = outputs[PREDICTIONS] * transformed[LABEL_SCALE] + transformed[LABEL_OFFSET]
     return outputs
 
 

@@ -29,6 +29,10 @@ def label_vocabulary(label: str) -> str:
 # Forecast scaling, emitted by the Transform next to the features (not model inputs, hence the
 # leading underscore) so the serving signature can give forecasts in the series' own units.
 FORECAST_OFFSET, FORECAST_SCALE = "_forecast_offset", "_forecast_scale"
+# A regression label's mean and standard deviation over the train split, emitted likewise: the model
+# learns the standardized label (a loss of order 1 whatever the label's units) and the exported
+# signatures answer in the label's own units.
+LABEL_OFFSET, LABEL_SCALE = "_label_offset", "_label_scale"
 
 
 def is_model_input(transformed: str, label_keys) -> bool:

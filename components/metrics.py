@@ -6,6 +6,8 @@ from typing import Optional
 import numpy as np
 
 OVERALL = "overall"  # the slice of all rows (TFMA's empty slice key)
+MIN_SLICE_ROWS = 10  # slices with fewer eval rows are shown but never gated (too few rows to judge)
+MAX_SLICE_DROP = 0.05  # the most a slice's gate metric may worsen against the baseline model's
 HIGHER_IS_BETTER = {"auc": True, "sparse_categorical_accuracy": True,
                     "root_mean_squared_error": False, "mean_absolute_error": False}
 

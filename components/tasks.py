@@ -19,7 +19,9 @@ class TaskSpec:
 
 
 TASKS = {spec.name: spec for spec in (
-    TaskSpec("binary", "binary", ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall"), "auc", True),
+    # MeanLabel: the positive share of a slice; 0 or 1 means one class, where AUC is undefined
+    TaskSpec("binary", "binary", ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "MeanLabel"),
+             "auc", True),
     TaskSpec("multiclass", "vocabulary", ("ExampleCount", "SparseCategoricalAccuracy"),
              "sparse_categorical_accuracy", True),
     TaskSpec("regression", "float", ("ExampleCount", "MeanSquaredError", "MeanAbsoluteError",
@@ -28,7 +30,7 @@ TASKS = {spec.name: spec for spec in (
     TaskSpec("forecast", "float", ("ExampleCount", "MeanAbsoluteError", "MeanSquaredError"), "mean_absolute_error",
              False),
     # Autoencoder: trained on normal rows (label 0); AUC of its anomaly probability against the label.
-    TaskSpec("anomaly", "binary", ("ExampleCount", "AUC", "Precision", "Recall"), "auc", True,
+    TaskSpec("anomaly", "binary", ("ExampleCount", "AUC", "Precision", "Recall", "MeanLabel"), "auc", True,
              prediction_key="anomaly_probability"),
     # Several named heads, each with its own sub-task (targets), metrics and gate.
     TaskSpec("multitask", "per_target", (), "", True),

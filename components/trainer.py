@@ -20,11 +20,19 @@ from tfx_bsl.public import tfxio
 
 from components import training_loop
 from components.export import mark_signature_methods, serving_signatures
-from components.features import is_model_input, label_vocabulary, raw_name, transformed_name, vocabulary_name
+from components.features import (
+    LABEL_OFFSET,
+    LABEL_SCALE,
+    is_model_input,
+    label_vocabulary,
+    raw_name,
+    transformed_name,
+    vocabulary_name,
+)
 from components.models import autoencoder
 from components.models.base import FeatureSpec, HeadSpec
 from components.models.builder import build_model
-from components.models.families import TRAINING_DEFAULTS, resolve_hparams, tuned_values
+from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small_data_defaults, tuned_values
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
 from serving.columns import write_columns
@@ -100,6 +108,8 @@ def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, con
             return x, {label: features[transformed_name(label)] for label in labels}
         if config["task"] == "multilabel":  # [batch, labels] of 0/1
             return x, tf.concat([tf.cast(features[transformed_name(label)], tf.float32) for label in labels], axis=1)
+        if LABEL_SCALE in features:  # regression: the model learns the standardized label
+            return x, (features[transformed_name(labels[0])] - features[LABEL_OFFSET]) / features[LABEL_SCALE]
         return x, features[transformed_name(labels[0])]
 
     return data.map(split)
@@ -171,7 +181,7 @@ def run_fn(fn_args: FnArgs) -> None:
     config: Dict[str, Any] = fn_args.custom_config
     task_name, family = config["task"], config["family"]
     labels = tuple(label for label, _ in config["targets"])
-    overrides = dict(config.get("hparams", {}))
+    overrides = {**small_data_defaults(config.get("rows", 0)), **config.get("hparams", {})}
     if fn_args.hyperparameters:  # the Tuner's best values (--tune)
         overrides.update(tuned_values(fn_args.hyperparameters))
     hp = resolve_hparams(family, overrides)

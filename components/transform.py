@@ -9,7 +9,15 @@ from typing import Any, Dict, Mapping, Union
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.features import FORECAST_OFFSET, FORECAST_SCALE, label_vocabulary, transformed_name, vocabulary_name
+from components.features import (
+    FORECAST_OFFSET,
+    FORECAST_SCALE,
+    LABEL_OFFSET,
+    LABEL_SCALE,
+    label_vocabulary,
+    transformed_name,
+    vocabulary_name,
+)
 from components.tasks import get_task
 from serving.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
 
@@ -185,4 +193,19 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
             outputs[transformed_name(name)] = fill_missing(zscore, 0.0)
     for label, subtask in targets.items():
         outputs[transformed_name(label)] = encode_label(inputs[label], get_task(subtask).label_encoding, label)
+    if custom_config["task"] == "regression":
+        outputs.update(label_scaling(inputs, next(iter(targets))))
     return outputs
+
+
+def label_scaling(inputs: Mapping[str, Tensorish], label: str) -> Dict[str, tf.Tensor]:
+    """The label's train mean and standard deviation as [batch, 1] constants, shaped by a feature
+    that serving requests carry (the label is absent there)."""
+    values = tf.cast(fill_missing(inputs[label], float("nan")), tf.float32)
+    indices = tf.where(tf.math.is_finite(values))
+    present = tf.gather_nd(values, indices)
+    mean, variance = tft.mean(present), tft.var(present)
+    feature = inputs[next(name for name in sorted(inputs) if name != label)]
+    batch = feature.dense_shape[0] if isinstance(feature, tf.SparseTensor) else tf.shape(feature, tf.int64)[0]
+    ones = tf.ones(tf.stack([batch, tf.constant(1, tf.int64)]), tf.float32)
+    return {LABEL_OFFSET: ones * mean, LABEL_SCALE: ones * tf.maximum(tf.sqrt(variance), 1e-6)}

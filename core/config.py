@@ -104,6 +104,7 @@ class PipelineConfig:
     use_case: str = ""  # a built-in use case: ``pipelines.configure.prepare_inputs`` writes its data
     schema_source: Optional[Path] = None  # the curated schema that ``schema_path`` pins a copy of
     table: Optional[TableSpec] = None  # a user's table (--data): read, staged, keyed
+    rows: int = 0  # rows of the (newest span's) table, when profiled: small data trains differently
 
     @property
     def mlflow_uri(self) -> str:

@@ -45,6 +45,7 @@ class RunReport:
     input_properties: Dict[str, int] = field(default_factory=dict)  # span and version of the input examples
     training_spans: List[int] = field(default_factory=list)  # the spans Transform and the Trainer used
     drift: Dict = field(default_factory=dict)  # DriftGate's report when the span was accepted
+    baseline: Dict = field(default_factory=dict)  # a scikit-learn baseline on the same split: model, metric, value
     mlflow_run_id: Optional[str] = None
     model_version: Optional[int] = None  # the registry version of the pushed model
     tracking_error: Optional[str] = None
@@ -144,7 +145,7 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         report.model_info = _read_json(os.path.join(model_run.uri, "model.json"))
     for evaluation in outputs.get("Evaluator", {}).get("ModelEvaluation", []):
         report.metrics = read_metrics(evaluation.uri)
-        report.blessing_reason = read_validation(evaluation.uri)
+        report.blessing_reason = read_validation(evaluation.uri, report.metrics)
     for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
         report.blessed = _custom(blessing, "blessed") == 1
     for accepted in outputs.get(DRIFT_GATE_ID, {}).get(ACCEPTED_SPAN_TYPE, []):
@@ -188,10 +189,22 @@ def read_metrics(evaluation_uri: str) -> Dict[str, Dict[str, float]]:
             if item.key.sub_key.HasField("class_id") or item.key.sub_key.HasField("top_k"):
                 continue
             values[name] = item.value.double_value.value
+    for values in out.values():
+        _drop_single_class_auc(values)
     return out
 
 
-def read_validation(evaluation_uri: str) -> str:
+def _drop_single_class_auc(values: Dict[str, float]) -> None:
+    """A slice whose eval rows hold one class has no AUC (TFMA reports 0): left out, not scored."""
+    for name in [n for n in values if n == "mean_label" or n.endswith("/mean_label")]:
+        if values[name] in (0.0, 1.0):
+            prefix = name[: -len("mean_label")]
+            for metric in ("auc", "auc_change"):
+                values.pop(prefix + metric, None)
+
+
+def read_validation(evaluation_uri: str, metrics: Optional[Dict[str, Dict[str, float]]] = None) -> str:
+    """Why the Evaluator did or did not bless: each failing threshold with its slice and row count."""
     import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.proto import config_pb2
 
@@ -200,6 +213,9 @@ def read_validation(evaluation_uri: str) -> str:
         return "passed every threshold"
     failures = []
     for per_slice in result.metric_validations_per_slice:
+        slice_name = _slice_name(per_slice.slice_key)
+        rows = (metrics or {}).get(slice_name, {}).get("example_count")
+        where = f"{slice_name}{f' ({rows:.0f} rows)' if rows is not None else ''}: "
         for failure in per_slice.failures:
             key = failure.metric_key
             name = (f"{key.output_name}/" if key.output_name else "") + key.name \
@@ -220,7 +236,7 @@ def read_validation(evaluation_uri: str) -> str:
                     limit.append(f"{'>' if higher else '<'} {change.absolute.value:g}")
                 if change.HasField("relative"):
                     limit.append(f"{'>' if higher else '<'} {change.relative.value:g} (relative)")
-            failures.append(f"{name} = {value:.4f}, needs {' and '.join(limit)}")
+            failures.append(f"{where}{name} = {value:.4f}, needs {' and '.join(limit)}")
     if result.missing_thresholds:
         failures.append("a metric with a threshold was not computed")
     return "; ".join(failures) or "validation failed"

@@ -17,6 +17,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 
+from serving.columns import is_missing_text, read_columns
+
 OUTPUT_PREFIX = "predictions"  # predictions-*.csv and predictions-*.tfrecord.gz
 MODEL_COLUMNS = ("model_name", "model_version", "serving_version")
 
@@ -48,13 +50,13 @@ def _cell(value: Any, dtype: str) -> Any:
     if isinstance(value, list):
         return [_cell(v, dtype) for v in value]
     if dtype == "object":
-        return "" if value is None else str(value)
-    return float(value) if value not in (None, "") else float("nan")
+        return "" if is_missing_text(value) else str(value)
+    return float("nan") if is_missing_text(value) else float(value)
 
 
-def _csv_rows(header: Sequence[str]):
+def _csv_rows(header: Sequence[str], delimiter: str):
     def parse(line: str) -> Dict[str, str]:
-        values = next(csv.reader([line]))
+        values = next(csv.reader([line], delimiter=delimiter))
         return dict(zip(header, values))
     return parse
 
@@ -76,14 +78,16 @@ class _Score(beam.DoFn):
 
         self._loaded = tf.saved_model.load(self._model.path)
         self._predict = self._loaded.signatures["serving_default"]
+        self._names = read_columns(self._model.path)
 
     def process(self, rows: List[Dict[str, Any]]) -> Iterable[Dict[str, Any]]:
         import numpy as np
         import tensorflow as tf
 
         feed = {}
+        keyed = [self._names.rename(row) for row in rows]  # original column names -> the model's keys
         for name, dtype in self._specs.items():
-            column = [_cell(row.get(name), dtype) for row in rows]
+            column = [_cell(row.get(name), dtype) for row in keyed]
             feed[name] = tf.constant(np.array(column, dtype=object if dtype == "object" else dtype))
         outputs = {key: value.numpy() for key, value in self._predict(**feed).items()}
         for i, row in enumerate(rows):
@@ -118,11 +122,19 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
     if is_csv:
         if not os.path.isfile(data):
             raise ScoringError(f"{data}: no such file")
-        with open(data, newline="") as f:
-            header = next(csv.reader(f), [])
-        missing = sorted(set(specs) - set(header))
+        with open(data, newline="", encoding="utf-8-sig") as f:
+            first = f.readline()
+        try:
+            delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+        header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+        names = read_columns(model.path)  # the model's original column names are accepted too
+        missing = sorted(set(specs) - {names.key(h) for h in header})
         if missing:
-            raise ScoringError(f"{data}: missing column(s) the model needs: {', '.join(missing)}")
+            original = {k: n for n, k in names.keys.items()}
+            raise ScoringError(f"{data}: missing column(s) the model needs: "
+                               f"{', '.join(original.get(m, m) for m in missing)}")
         inputs = header
     else:
         pattern = os.path.join(data, "*") if os.path.isdir(data) else data
@@ -135,7 +147,7 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
     with beam.Pipeline(options=PipelineOptions(list(beam_args or LOCAL_BEAM_ARGS))) as pipeline:
         if is_csv:
             rows = (pipeline | "ReadCsv" >> beam.io.ReadFromText(data, skip_header_lines=1)
-                    | "Parse" >> beam.Map(_csv_rows(header)))
+                    | "Parse" >> beam.Map(_csv_rows(header, delimiter)))
         else:
             rows = (pipeline | "ReadTFRecord" >> beam.io.ReadFromTFRecord(pattern)
                     | "Parse" >> beam.Map(_example_row))

@@ -125,7 +125,7 @@ def build_config(request: RunRequest) -> PipelineConfig:
         schema_source = curated_schema(name, Path(request.schemas_dir) if request.schemas_dir else None)
         schema_kinds = feature_kinds(schema_source) if schema_source else None  # a broken one is refused, named
         schema_path = pinned_path(schema_source, home.curated_schemas(name)) if schema_source else None
-        span, layout, window = None, None, 1
+        span, layout, window, profile = None, None, 1, None
         if request.data:
             table, layout, span, window, data_path, task_name, targets, profile = _user_table(
                 request, data_path, home.data_dir(name), schema_kinds)
@@ -173,7 +173,7 @@ def build_config(request: RunRequest) -> PipelineConfig:
         warm_start=request.warm_start, edge=request.edge, tracking_uri=home.tracking_uri(request.tracking_uri),
         beam_args=beam, span_pattern=layout.pattern if layout else "", span=span,
         window_spans=window, use_case="" if request.data else usecase.name,
-        schema_source=schema_source, table=table,
+        schema_source=schema_source, table=table, rows=profile.rows if profile is not None else 0,
     )
 
 

@@ -153,7 +153,8 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
     transform.add_upstream_node(span_nodes[1] if span_nodes else anomalies_gate)
     training_inputs = {"examples": transform.outputs["transformed_examples"],
                        "transform_graph": transform.outputs["transform_graph"], "schema": schema}
-    training_config = {**config.transform_config(), "family": config.family, "hparams": dict(config.hparams)}
+    training_config = {**config.transform_config(), "family": config.family, "hparams": dict(config.hparams),
+                       "rows": config.rows}
     optional = []
     if config.tuner:
         tuner = Tuner(tuner_fn=TUNER_FN, train_args=trainer_pb2.TrainArgs(splits=["train"]),

@@ -31,8 +31,10 @@ def format_drift_check(drift: dict, name) -> str:
     if drift.get("note"):
         return f"drift: not checked ({drift['note']})"
     largest = max(drift["features"], key=lambda row: (row["distance"] or 0) / row["threshold"])
+    defaults = (" (default comparators: `mlops schema NAME` writes a curated schema that overrides them)"
+                if drift.get("default_comparators") else "")
     return (f"drift vs {name(drift['previous_span'])}: {len(drift['features'])} features within their thresholds "
-            f"(closest: {largest['feature']} {largest['distance'] or 0:.4f} of {largest['threshold']:g})")
+            f"(closest: {largest['feature']} {largest['distance'] or 0:.4f} of {largest['threshold']:g}){defaults}")
 
 
 def format_input(config: PipelineConfig) -> List[str]:
@@ -87,6 +89,11 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
                 change = overall.get(f"{name}_change")
                 versus = f"  ({change:+.4f} vs baseline)" if change is not None else ""
                 lines.append(f"  {name:<28} {value:>10.4f}{versus}")
+    if report.baseline.get("value") is not None:
+        b = report.baseline
+        mine = overall.get(b["metric"])
+        versus = f" (the model: {mine:.4f})" if mine is not None else ""
+        lines.append(f"baseline on the same split, {b['model']}: {b['metric']} {b['value']:.4f}{versus}")
     if report.blessed is not None:
         lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
     if report.edge:

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from components.metrics import OVERALL
+from components.metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS, OVERALL
 from core.home import Home
 from release import mlflow_registry
 from release.mlflow_registry import CANARY, CHALLENGER, CHAMPION
 
 STABLE_LABEL, CANARY_LABEL = "stable", "canary"  # TF Serving version labels in models.config
-DEFAULT_MAX_SLICE_DROP = 0.05
-DEFAULT_MIN_SLICE_ROWS = 10
+DEFAULT_MAX_SLICE_DROP = MAX_SLICE_DROP  # the pipeline's slice gate, the promotion's default
+DEFAULT_MIN_SLICE_ROWS = MIN_SLICE_ROWS
 ANY_TARGET = "*"  # a --min-metric without a label: every target
 
 

@@ -194,9 +194,19 @@ def write_run_files(config: PipelineConfig, report: RunReport, out: Path) -> Dat
         (out / "data" / "drift.json").write_text(json.dumps(report.drift, indent=1))
     if report.anomalies:  # a data gate stopped the run: its report as printed
         (out / "data" / "gate_report.txt").write_text(report.anomalies + "\n")
+    if config.table:  # the user's column names, the feature keys, kinds and what was left out
+        table = config.table
+        (out / "data" / "columns.json").write_text(json.dumps({
+            "source": str(table.source), "read_as": table.description, "task_reason": table.task_reason,
+            "columns": [{"name": name, "key": key, "kind": table.kinds.get(key, ""),
+                         "left_out": table.left_out.get(key, "")} for name, key in table.columns],
+            "rows": table.rows, "rows_without_label": table.label_missing}, indent=1))
     learning_curve_png(report.history, out / "plots" / "learning_curve.png")
     evaluation_png(config, report, out / "plots" / "evaluation.png")
     (out / "evaluation").mkdir(exist_ok=True)
     (out / "evaluation" / "metrics_by_slice.json").write_text(json.dumps(report.metrics, indent=1, sort_keys=True))
     (out / "lineage.json").write_text(json.dumps(lineage(config, report), indent=1))
-    return data_facts(report, statistics, anomalies)
+    facts = data_facts(report, statistics, anomalies)
+    if config.table:
+        facts.metrics["data.rows_without_label"] = float(config.table.label_missing)
+    return facts

@@ -71,6 +71,8 @@ def _metrics(report: RunReport, facts: DataFacts, now: int) -> List:
         metrics += [Metric(f"{prefix}_{name}" if slice_name == OVERALL else metric_key(prefix, name), value, now, 0)
                     for name, value in values.items()]
     metrics += [Metric(k, v, now, 0) for k, v in facts.metrics.items()]
+    if report.baseline.get("value") is not None:
+        metrics.append(Metric(f"eval_baseline_{report.baseline['metric']}", report.baseline["value"], now, 0))
     for variant, entry in report.edge.get("variants", {}).items():
         metrics += [Metric(f"edge_{variant}_{key}", float(entry[key]), now, 0)
                     for key in ("size_bytes", "max_abs_diff", "metric_drop", "value") if entry.get(key) is not None]

@@ -18,8 +18,12 @@ def dense_block(x: Any, units: int, hp: Mapping[str, Any], name: str) -> Any:
 
 
 def build(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any], head: HeadSpec) -> Any:
-    x = tabular_stem(inputs, spec)
+    stem = x = tabular_stem(inputs, spec)
     for index in range(hp["depth"]):
         # Each block narrows by `taper` (1.0 keeps the width), never below 4 units.
         x = dense_block(x, max(4, int(round(hp["width"] * hp["taper"] ** index))), hp, f"block{index}")
+    if hp.get("wide", True) and hp["depth"] > 0:
+        # wide & deep: the head also sees the stem (z-scored numbers, embeddings), so a linear model
+        # is always within reach; on small tables that is often most of the signal.
+        x = keras.layers.Concatenate(name="wide_and_deep")([stem, x])
     return x

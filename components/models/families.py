@@ -3,6 +3,7 @@
 Pure Python (no TensorFlow), so the CLI validates a family, task and ``--hparam`` in a second.
 Adding a family is one module with ``build(inputs, feature_spec, hparams)`` and one line here.
 """
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Tuple
 
@@ -34,7 +35,7 @@ _LAYER = {"l1": 0.0, "l2": 0.0}
 FAMILIES: Dict[str, FamilySpec] = {spec.name: spec for spec in (
     FamilySpec("dnn", _TABULAR,
                {"width": 64, "depth": 2, "taper": 0.5, "dropout": 0.1, "batch_norm": False, "activation": "relu",
-                "l1": 0.0, "l2": 1e-4}, "components.models.dnn"),
+                "l1": 0.0, "l2": 1e-4, "wide": True}, "components.models.dnn"),
     FamilySpec("cnn", _IMAGE, {"filters": 32, "groups": 2, "convs_per_group": 2, "dropout": 0.1, **_LAYER},
                "components.models.cnn"),
     FamilySpec("vgg", _IMAGE, {"depth": 11, "width": 0.125, "top_units": 128, "dropout": 0.3, **_LAYER},
@@ -95,6 +96,26 @@ def get_family(name: str, task: str = "") -> FamilySpec:
     if task and task not in family.tasks:
         raise UnsupportedModelError(f"family '{name}' does not support task '{task}'; supported: {supported_pairs()}")
     return family
+
+
+TRAIN_SHARE = 0.75  # of a table's rows, in the train split (pipeline's hash split 3:1)
+MIN_STEPS = 1500  # optimizer steps a small table is trained for at least (up to MAX_EPOCHS)
+MAX_EPOCHS = 300
+
+
+def small_data_defaults(rows: int) -> Dict[str, Any]:
+    """Training defaults that fit a table's size (given hyperparameters win): a batch that gives an
+    epoch at least 16 steps (8 to 32 rows), enough epochs for MIN_STEPS steps, patience to match.
+    A 150-row table otherwise stops after a few hundred steps, well short of a linear model."""
+    if rows <= 0:
+        return {}
+    train_rows = max(1, int(rows * TRAIN_SHARE))
+    batch = 8
+    while batch < TRAINING_DEFAULTS["batch_size"] and train_rows / (batch * 2) >= 16:
+        batch *= 2
+    steps = max(1, math.ceil(train_rows / batch))
+    epochs = min(MAX_EPOCHS, max(TRAINING_DEFAULTS["epochs"], math.ceil(MIN_STEPS / steps)))
+    return {"batch_size": batch, "epochs": epochs, "patience": max(TRAINING_DEFAULTS["patience"], epochs // 8)}
 
 
 def resolve_hparams(family_name: str, overrides: Mapping[str, Any]) -> Dict[str, Any]:

@@ -155,14 +155,17 @@ def infer_kind(cells: Sequence[Tuple[int, str]], forced_datetime: bool = False) 
     return ColumnKind(STRING)
 
 
+INDEX_KEYS = ("id", "column", "index", "unnamed_0", "row", "rownames", "row_id")  # "column": a blank header
+
+
 def is_identifier(key: str, kind: str, distinct: int, present: int, unique_so_far: bool) -> bool:
     """An ID-like column: text with a distinct value on more than 95% of rows, or a unique integer
-    column named like ``id`` / ``*_id``."""
+    column named like ``id`` / ``*_id`` (or a row index: R's and pandas' unnamed first column)."""
     if present == 0:
         return False
     if kind == STRING:
         return distinct > 0.95 * present and present >= 20
-    return kind == INTEGER and unique_so_far and (key == "id" or key.endswith("_id"))
+    return kind == INTEGER and unique_so_far and (key in INDEX_KEYS or key.endswith("_id"))
 
 
 def infer_task(kind: str, distinct_values: Sequence[str], distinct_count: int) -> Tuple[str, str]:

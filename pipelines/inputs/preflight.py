@@ -205,7 +205,7 @@ def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, 
     stats = {key: _ColumnStats(LABEL_DISTINCT_CAP if key in label_keys else DISTINCT_CAP) for key in columns.keys}
     label_missing, first_missing = {key: 0 for key in label_keys}, {}
     any_label_missing = 0
-    sample: Dict[str, List[Tuple[int, str]]] = {key: [] for key in columns.keys}
+    sample: Dict[str, List[Tuple[pa.Array, pa.Array]]] = {key: [] for key in columns.keys}  # (lines, values)
     rng = random.Random(0)
     seen, rows = 0, 0
     for line, batch in stream:
@@ -224,12 +224,12 @@ def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, 
         rows += batch.num_rows
         picks = _sample_rows(batch.num_rows, seen, rng)
         seen += batch.num_rows
-        if picks:
+        if picks:  # kept as Arrow arrays (compact); Python strings only for the columns inference reads
             indices = pa.array(picks, pa.int64())
+            lines = pc.add(indices, line)
             for key in columns.keys:
-                values = pc.take(trimmed[key], indices).to_pylist()
-                flags = pc.take(missing[key], indices).to_pylist()
-                sample[key].extend((line + i, v) for i, v, m in zip(picks, values, flags) if not m)
+                present = pc.invert(pc.take(missing[key], indices))
+                sample[key].append((pc.filter(lines, present), pc.filter(pc.take(trimmed[key], indices), present)))
     if rows == 0:
         raise InputDataError(f"{path}: the CSV has a header but no data rows")
     for key in label_keys:
@@ -246,11 +246,11 @@ def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, 
     chosen = set(_resolve(path, options.features, columns, "--features"))
     profiles = []
     for key, name in zip(columns.keys, columns.names):
-        kind = _kind(path, name, key, stats[key], sample[key], key in forced_datetime,
-                     options.schema_kinds.get(key))
+        cells = _Sample(sample.pop(key))
+        kind = _kind(path, name, key, stats[key], cells, key in forced_datetime, options.schema_kinds.get(key))
         if key in categorical:
             kind = ColumnKind(col.STRING)
-        role, reason = _role(key, kind, stats[key], sample[key], label_keys, dropped, chosen, key in forced_datetime,
+        role, reason = _role(key, kind, stats[key], cells, label_keys, dropped, chosen, key in forced_datetime,
                              key in categorical)
         profiles.append(ColumnProfile(key, name, kind, role, reason, stats[key].present, stats[key].distinct))
     if not any(p.role == FEATURE for p in profiles):
@@ -278,7 +278,26 @@ def _sample_rows(count: int, seen: int, rng: random.Random) -> List[int]:
     return head + [len(head) + i for i in range(rest) if rng.random() < share]
 
 
-def _kind(path, name: str, key: str, stats: _ColumnStats, cells: List[Tuple[int, str]], forced_datetime: bool,
+class _Sample:
+    """A column's sampled present cells: counted in Arrow, turned into (line, text) pairs only when
+    a kind has to be inferred from the text."""
+
+    def __init__(self, chunks: List[Tuple[pa.Array, pa.Array]]):
+        self.lines = pa.chunked_array([c[0] for c in chunks], pa.int64())
+        self.values = pa.chunked_array([c[1] for c in chunks], pa.string())
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def distinct(self) -> int:
+        return pc.count_distinct(self.values).as_py() if len(self.values) else 0
+
+    def cells(self) -> List[Tuple[int, str]]:
+        return list(zip(self.lines.to_pylist(), self.values.to_pylist()))
+
+
+def _kind(path, name: str, key: str, stats: _ColumnStats, sample: "_Sample", forced_datetime: bool,
           schema_kind: Optional[str]) -> ColumnKind:
     if schema_kind == "string":
         return ColumnKind(col.STRING)
@@ -294,10 +313,10 @@ def _kind(path, name: str, key: str, stats: _ColumnStats, cells: List[Tuple[int,
         return ColumnKind(col.STRING)
     if stats.non_numbers == 0 and not forced_datetime:
         return ColumnKind(col.INTEGER if stats.all_whole else col.NUMERIC)
-    return col.infer_kind(cells, forced_datetime)
+    return col.infer_kind(sample.cells(), forced_datetime)
 
 
-def _role(key: str, kind: ColumnKind, stats: _ColumnStats, cells: List[Tuple[int, str]], labels: Sequence[str],
+def _role(key: str, kind: ColumnKind, stats: _ColumnStats, sample: _Sample, labels: Sequence[str],
           dropped: Set[str], chosen: Set[str], forced: bool, categorical: bool) -> Tuple[str, str]:
     if key in labels:
         return LABEL, ""
@@ -311,11 +330,10 @@ def _role(key: str, kind: ColumnKind, stats: _ColumnStats, cells: List[Tuple[int
         return CONSTANT, f"one value ({next(iter(stats.values))!r})"
     if forced or categorical or key in chosen:
         return FEATURE, ""
-    sample_values = [v for _, v in cells]
-    distinct_in_sample = len(set(sample_values))
-    unique = distinct_in_sample == len(sample_values) and not stats.overflow and stats.distinct == stats.present
-    unique = unique or (stats.overflow and distinct_in_sample == len(sample_values))
-    if col.is_identifier(key, kind.kind, distinct_in_sample, len(sample_values), unique):
+    distinct_in_sample, sampled = sample.distinct, len(sample)
+    unique = distinct_in_sample == sampled and not stats.overflow and stats.distinct == stats.present
+    unique = unique or (stats.overflow and distinct_in_sample == sampled)
+    if col.is_identifier(key, kind.kind, distinct_in_sample, sampled, unique):
         return IDENTIFIER, "identifier-like (a distinct value on nearly every row)"
     return FEATURE, ""
 

@@ -56,7 +56,7 @@ def prepare_dag_run(config: PipelineConfig, **context) -> None:
 def track_dag_run(config: PipelineConfig, **context) -> None:
     """Reads this DAG run back from ML Metadata and logs it to MLflow, as ``mlops run`` does."""
     from core.run_report import collect
-    from pipelines.runners.local import track_run
+    from pipelines.runners.local import add_baseline, track_run
     from pipelines.summary import format_summary
 
     started = context["dag_run"].start_date
@@ -65,5 +65,7 @@ def track_dag_run(config: PipelineConfig, **context) -> None:
     failed = [c.node for c in report.components if c.state == "FAILED"]
     if failed:
         report.error = f"failed: {', '.join(failed)}"
+    if report.metrics:
+        add_baseline(config, report)
     track_run(config, report)
     print(format_summary(config, report), flush=True)

@@ -23,9 +23,24 @@ def run_pipeline(config: PipelineConfig, track: bool = True) -> RunReport:
     report.error = error
     if error and any(report.state_of(node) == "FAILED" for node in GATE_NODES):
         report.anomalies = error.split(": ", 1)[-1]
+    if report.metrics:
+        add_baseline(config, report)
     if track:
         track_run(config, report)
     return report
+
+
+def add_baseline(config: PipelineConfig, report: RunReport) -> None:
+    """The scikit-learn baseline on the run's own split, beside the model's metric (never fatal)."""
+    from release.baseline import fit_baseline
+
+    try:
+        baseline = fit_baseline(config, report)
+    except (ValueError, ArithmeticError) as e:  # a degenerate split: say so, keep the run
+        report.baseline = {"error": f"{type(e).__name__}: {e}"}
+        return
+    if baseline is not None:
+        report.baseline = {"model": baseline.model, "metric": baseline.metric, "value": baseline.value}
 
 
 def track_run(config: PipelineConfig, report: RunReport) -> None:

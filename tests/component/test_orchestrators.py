@@ -58,7 +58,8 @@ def test_transform_and_evaluator_carry_the_config(spec):
     assert json.loads(transform["custom_config"])["targets"] == [["malignant", "binary"]]
     eval_config = json.loads(_parameters(spec, "Evaluator")["eval_config"])
     auc = next(m for m in eval_config["metrics_specs"][0]["metrics"] if m["class_name"] == "AUC")
-    assert auc["threshold"]["value_threshold"]["lower_bound"] == 0.7
+    overall = auc["per_slice_thresholds"][0]
+    assert overall["slicing_specs"] == [{}] and overall["threshold"]["value_threshold"]["lower_bound"] == 0.7
     assert eval_config["model_specs"][0]["signature_name"] == "serving_tf_example"
 
 

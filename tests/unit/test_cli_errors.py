@@ -37,6 +37,20 @@ def _good(tmp_path: Path, good: Path) -> Path:
     return good
 
 
+def _ragged(tmp_path: Path, good: Path) -> Path:
+    path = tmp_path / "ragged.csv"
+    lines = good.read_text().splitlines()
+    lines[4] += ",extra"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _binary(tmp_path: Path, good: Path) -> Path:
+    path = tmp_path / "image.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
+    return path
+
+
 BINARY = ["--label", "is_fraud", "--task", "binary"]
 # (case id, data file maker or None, arguments after --data FILE, the line's message)
 BAD_INPUTS = [
@@ -46,7 +60,14 @@ BAD_INPUTS = [
      "label column 'fraud' not found"),
     ("text in numbers", _text_in_numbers, BINARY, "column 'amount' is numeric but line 11 holds 'n/a'"),
     ("unknown task", _good, ["--label", "is_fraud", "--task", "ranking"], "unknown task 'ranking'"),
-    ("no task", _good, ["--label", "is_fraud"], "--data needs --task"),
+    ("no label", _good, ["--task", "binary"], "--data needs --label"),
+    ("ragged row", _ragged, BINARY, "line 5 has 6 fields, the header has 5"),
+    ("text label for regression", _good, ["--label", "segment", "--task", "regression"],
+     "task 'regression' needs a numeric label; 'segment' holds text"),
+    ("three values for binary", _good, ["--label", "segment", "--task", "binary"],
+     "needs exactly 2 label values in 'segment', found 3"),
+    ("not a CSV", _binary, BINARY, "not a CSV file (binary content)"),
+    ("unknown --drop column", _good, [*BINARY, "--drop", "nope"], "--drop column 'nope' not found"),
     ("unknown family", _good, [*BINARY, "--family", "gbdt"], "unknown model family 'gbdt'"),
     ("bad hparam", _good, [*BINARY, "--hparam", "depth=deep"], "depth='deep': expected a int"),
     ("hparam without =", _good, [*BINARY, "--hparam", "depth"], "--hparam 'depth': expected KEY=VALUE"),

@@ -41,11 +41,14 @@ def test_regression_profile_has_label_spread(tmp_path):
     (_rows("x,y", ["1,0", "2,1"] * 15), "binary", "target", "label column 'target' not found; columns: x, y"),
     (_rows("x,y", ["1,0", "2,1"] * 14 + ["abc,1", "3,0"]), "binary", "y",
      "column 'x' is numeric but line 30 holds 'abc'"),
-    (_rows("x,y", ["1,0", "2,"] * 15), "binary", "y", "label column 'y' is empty on 15 line(s), first on line 3"),
+    (_rows("x,y", ["1,0", "2,"] * 15), "binary", "y", "15 data rows with a label; at least 20"),
+    (_rows("x,y", ["1,0", "2,", "3,NA"] * 10), "binary", "y",
+     "label column 'y' is empty on 20 of 30 rows (first on line 3); more than half have no label"),
     (_rows("x,y", ["1,0", "2,1", "3,2"] * 10), "binary", "y", "exactly 2 label values in 'y', found 3"),
     (_rows("x,y", ["1,0", "2,0"] * 15), "multiclass", "y", "needs at least 2 classes in 'y'"),
     (_rows("x,y", ["1,a", "2,b"] * 15), "regression", "y", "needs a numeric label; 'y' holds text"),
-    (_rows("mean radius,y", ["1,0", "2,1"] * 15), "binary", "y", "column name 'mean radius' must match"),
+    (_rows("x;y", ["1;0", "2;1;5"] * 15), "binary", "y", "line 3 has 3 fields, the header has 2"),
+    (_rows("x,y", ["1,0", "2,1"] * 15), "binary", "x,y", "label column 'x,y' not found"),
     (_rows("x,y", ["1,0", "2,1,5"] * 15), "binary", "y", "line 3 has 3 fields, the header has 2"),
 ])
 def test_bad_input_is_named(tmp_path, text, task, label, message):
@@ -75,3 +78,37 @@ def test_multitask_targets_are_each_checked_and_excluded_from_features(tmp_path)
     assert profile.numeric == ("x", "z") and set(profile.targets) == {"age", "gender"}
     with pytest.raises(InputDataError, match="label column 'sex' not found"):
         profile_csv(path, [("age", get_task("multiclass")), ("sex", get_task("binary"))])
+
+
+def test_any_header_gets_a_feature_key_and_the_label_may_be_named_either_way(tmp_path):
+    path = _csv(tmp_path, _rows("Mean Radius,Sepal.Length,2nd gear,Malignant?", [f"{i},{i % 7},{i % 3},{i % 2}"
+                                                                               for i in range(40)]))
+    profile = profile_csv(path, [("Malignant?", get_task("binary"))])
+    assert profile.column_map.keys == ("mean_radius", "sepal_length", "_2nd_gear", "malignant")
+    assert set(profile.targets) == {"malignant"} and profile.numeric == ("mean_radius", "sepal_length", "_2nd_gear")
+    assert profile_csv(path, [("malignant", get_task("binary"))]).targets["malignant"].values == ("0", "1")
+
+
+def test_missing_tokens_booleans_dates_identifiers_and_constants(tmp_path):
+    rows = [f"id{i},{'NA' if i % 5 == 0 else i * 1.5},{'yes' if i % 2 else 'No'},2021-0{1 + i % 9}-1{i % 9},"
+            f"same,{'?' if i % 7 == 0 else 'a' if i % 3 else 'b'},{i % 2}" for i in range(40)]
+    path = _csv(tmp_path, _rows("Order Id,amount,Prime,Order Date,Shop,Channel,label", rows))
+    profile = profile_csv(path, [("label", get_task("binary"))])
+    roles = {c.key: (c.kind.kind, c.role) for c in profile.columns}
+    assert roles == {"order_id": ("string", "identifier"), "amount": ("numeric", "feature"),
+                     "prime": ("boolean", "feature"), "order_date": ("datetime", "feature"),
+                     "shop": ("string", "constant"), "channel": ("string", "feature"), "label": ("integer", "label")}
+    assert profile.strings == ("prime", "channel") and profile.slice_features == ("prime", "channel")
+
+
+@pytest.mark.parametrize("values, kind, task", [
+    (["yes", "no"], "boolean", "binary"), (["a", "b", "c"], "string", "multiclass"),
+    (["1", "2", "3", "4"], "integer", "multiclass"), ([str(i * 0.37) for i in range(40)], "numeric", "regression"),
+])
+def test_the_task_is_inferred_from_the_label(tmp_path, values, kind, task):
+    path = _csv(tmp_path, _rows("x,y", [f"{i},{values[i % len(values)]}" for i in range(40)]))
+    from pipelines.inputs.preflight import profile_source
+    from pipelines.inputs.tables import open_table
+
+    profile = profile_source(open_table(path), ["y"])
+    assert (profile.targets["y"].kind, profile.task) == (kind, task), profile.task_reason
