@@ -25,15 +25,16 @@ def _change(task: TaskSpec, allowed_drop: float) -> tfma.GenericChangeThreshold:
 def _thresholds(task: TaskSpec, bound: float, max_metric_drop: float,
                 slice_features: Sequence[str]) -> list:
     """The overall slice: the bound and no worse than the baseline; each slice: no worse than the
-    baseline by more than MAX_SLICE_DROP."""
+    baseline by more than MAX_SLICE_DROP (or the overall allowance, when that is larger)."""
     value = {"lower_bound": {"value": bound}} if task.higher_is_better else {"upper_bound": {"value": bound}}
     overall = tfma.PerSliceMetricThreshold(
         slicing_specs=[tfma.SlicingSpec()],
         threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(**value),
                                        change_threshold=_change(task, max_metric_drop)))
+    slice_drop = max(MAX_SLICE_DROP, max_metric_drop)  # a slice never gets less room than the whole
     sliced = [tfma.PerSliceMetricThreshold(
         slicing_specs=[tfma.SlicingSpec(feature_keys=[f]) for f in slice_features],
-        threshold=tfma.MetricThreshold(change_threshold=_change(task, MAX_SLICE_DROP)))] if slice_features else []
+        threshold=tfma.MetricThreshold(change_threshold=_change(task, slice_drop)))] if slice_features else []
     return [overall, *sliced]
 
 

@@ -69,7 +69,8 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
         from pipelines.inputs.spans import span_name
 
         names = [span_name(config.span_pattern, span) for span in report.training_spans]
-        lines.append(f"input: {config.data_path}/{span_name(config.span_pattern, report.input_properties['span'])}"
+        root = config.table.source.parent if config.table else config.data_path  # the user's folder, not the staged one
+        lines.append(f"input: {root}/{span_name(config.span_pattern, report.input_properties['span'])}"
                      + (f"; training window: {', '.join(names)}" if names else ""))
         if report.drift:
             lines.append(format_drift_check(report.drift, lambda span: span_name(config.span_pattern, span)))

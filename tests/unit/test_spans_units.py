@@ -41,7 +41,7 @@ def test_numbered_and_dated_layouts(tmp_path):
 
 
 @pytest.mark.parametrize("names, message", [
-    ((), "needs span folders"),
+    ((), "needs CSV or Parquet parts, or span folders"),
     (("span-1", "20261120"), "both span-N and YYYYMMDD folders"),
 ])
 def test_bad_layouts_are_named(tmp_path, names, message):
@@ -144,3 +144,20 @@ def test_summary_line_of_the_drift_check():
             {"feature": "segment", "distance": 0.09, "threshold": 0.3}]
     assert format_drift_check({"previous_span": 20412, "features": rows}, name) == \
         "drift vs 20251120: 2 features within their thresholds (closest: amount 0.0500 of 0.1)"
+    with_defaults = format_drift_check({"previous_span": 20412, "features": rows, "default_comparators": True}, name)
+    assert with_defaults.endswith("(default comparators: `mlops schema NAME` writes a curated schema that overrides "
+                                  "them)")
+
+
+def test_default_drift_comparators_cover_every_feature_of_a_schema_without_any():
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components.comparators import DRIFT, comparators, set_comparators
+
+    schema = schema_pb2.Schema()
+    schema.feature.add(name="amount", type=schema_pb2.FLOAT)
+    schema.feature.add(name="segment", type=schema_pb2.BYTES)
+    assert comparators(schema, DRIFT) == {}
+    set_comparators(schema, DRIFT)  # what DriftGate does when the schema has none (components.drift)
+    assert comparators(schema, DRIFT) == {"amount": ("JENSEN_SHANNON_DIVERGENCE", 0.1),
+                                          "segment": ("L_INFTY", 0.1)}
