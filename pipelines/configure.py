@@ -7,7 +7,7 @@ runs before the pipeline does (so an Airflow scheduler parsing the DAG file writ
 """
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Tuple
+from typing import Any, Mapping, NamedTuple, Optional, Tuple
 
 from components.tasks import SINGLE_TARGET_TASKS, TaskSpec
 from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig, beam_args
@@ -127,9 +127,11 @@ def build_config(request: RunRequest) -> PipelineConfig:
         schema_path = pinned_path(schema_source, home.curated_schemas(name)) if schema_source else None
         span, layout, window, profile = None, None, 1, None
         if request.data:
-            table, layout, span, window, data_path, task_name, targets, profile = _user_table(
-                request, data_path, home.data_dir(name), schema_kinds)
-            usecase = datasets.UseCase(name, task_name, targets, "", list, family=default_family(task_name))
+            user = _user_table(request, data_path, home.data_dir(name), schema_kinds)
+            table, layout, span, window, data_path, profile = (user.table, user.layout, user.span, user.window,
+                                                                user.read_path, user.profile)
+            usecase = datasets.UseCase(name, profile.task, user.targets, "", list,
+                                       family=default_family(profile.task))
         elif request.span or request.window:
             raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
         else:
@@ -177,9 +179,18 @@ def build_config(request: RunRequest) -> PipelineConfig:
     )
 
 
-def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kinds):
-    """The user's file (or span folder) read, profiled and keyed: (TableSpec, span layout, span,
-    window, what ExampleGen reads, task, targets as (key, task), the profile)."""
+class _UserTable(NamedTuple):
+    table: Any  # core.config.TableSpec
+    layout: Any  # pipelines.inputs.spans.SpanLayout, or None for a file or a folder of parts
+    span: Optional[int]
+    window: int
+    read_path: Path  # what ExampleGen reads: the staged file, or the staged spans' root
+    targets: Tuple[Tuple[str, str], ...]  # (key, task)
+    profile: Any  # pipelines.inputs.preflight.DataProfile
+
+
+def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kinds) -> _UserTable:
+    """The user's file (or span folder) read, profiled and keyed."""
     from components.tasks import get_task
     from core.config import TableSpec
     from pipelines.inputs.preflight import FEATURE, LABEL, ProfileOptions, profile_source
@@ -221,7 +232,7 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
         date_formats={c.key: c.kind.date_format for c in profile.columns if c.key in kept and c.kind.date_format},
         left_out={c.key: c.reason for c in profile.left_out}, na_values=tuple(request.na_values), rows=profile.rows,
         label_missing=profile.label_missing, task_reason=profile.task_reason, description=source.describe)
-    return table, layout, span, window if layout else 1, read_path, task_name, targets, profile
+    return _UserTable(table, layout, span, window if layout else 1, read_path, targets, profile)
 
 
 def prepare_inputs(config: PipelineConfig) -> PipelineConfig:

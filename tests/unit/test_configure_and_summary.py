@@ -44,7 +44,7 @@ def test_a_curated_schema_is_pinned_by_content_only_when_prepared(tmp_path):
 
 @pytest.mark.parametrize("request_, message", [
     (RunRequest(use_case="fraud", data="x.csv"), "give either a use case or --data"),
-    (RunRequest(data="x.csv", label="y"), "--data needs --task"),
+    (RunRequest(data="x.csv", task="binary"), "--data needs --label"),
     (RunRequest(use_case="nope"), "unknown use case 'nope'"),
     (RunRequest(use_case="fraud", family="gbdt"), "unknown model family 'gbdt'"),
     (RunRequest(use_case="fraud", beam_mode="fast"), "Beam mode 'fast'"),
