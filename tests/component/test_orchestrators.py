@@ -80,7 +80,9 @@ def test_span_folders_build_the_drift_gate_and_window_and_are_not_compiled_for_k
     nodes = {node.id: node for node in create_pipeline(config).components}
     assert {"previous_span_resolver", "DriftGate", "span_window_resolver"} <= set(nodes)
     example_gen = nodes["CsvExampleGen"]
-    assert example_gen.exec_properties["input_base"] == str(tmp_path / "daily")
+    staged = tmp_path / "home" / "data" / "daily" / "input"  # ExampleGen reads the staged spans, same layout
+    assert example_gen.exec_properties["input_base"] == str(staged)
+    assert config.table.source == tmp_path / "daily" / "span-1" and (staged / "span-1" / "data.csv").is_file()
     assert '"pattern": "span-{SPAN}/*.csv"' in example_gen.exec_properties["input_config"]
     static = json.loads(example_gen.exec_properties["range_config"])["static_range"]
     assert static == {"start_span_number": 1, "end_span_number": 1}
