@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 
-from serving.columns import is_missing_text, read_columns
+from serving.columns import is_missing_text, read_columns, sniff_delimiter
 
 OUTPUT_PREFIX = "predictions"  # predictions-*.csv and predictions-*.tfrecord.gz
 MODEL_COLUMNS = ("model_name", "model_version", "serving_version")
@@ -124,10 +124,7 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
             raise ScoringError(f"{data}: no such file")
         with open(data, newline="", encoding="utf-8-sig") as f:
             first = f.readline()
-        try:
-            delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
+        delimiter = sniff_delimiter(first)
         header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
         names = read_columns(model.path)  # the model's original column names are accepted too
         missing = sorted(set(specs) - {names.key(h) for h in header})

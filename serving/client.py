@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from serving.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse
+from serving.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse, sniff_delimiter
 
 STRING_DTYPE = "DT_STRING"
 
@@ -85,12 +85,8 @@ def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]],
     """Instances for the signature (keyed by its inputs), and the CSV columns left out. The header may
     hold the original column names of the model's table, any delimiter among , ; tab |."""
     with open(path, newline="", encoding="utf-8-sig") as f:
-        sample = f.read(64 * 1024)
+        delimiter = sniff_delimiter(f.read(64 * 1024))
         f.seek(0)
-        try:
-            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-        except csv.Error:
-            delimiter = ","
         reader = csv.DictReader(f, delimiter=delimiter)
         header = reader.fieldnames or []
         key_of = {name: columns.key(name.strip()) for name in header}

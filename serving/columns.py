@@ -2,6 +2,7 @@
 signatures take (``malic_acid``), shipped in the SavedModel's ``assets.extra`` (TF Serving ignores
 it). Servers, clients and the edge runtime accept either name; columns the model left out (an
 identifier, a constant) are dropped from a request instead of refused."""
+import csv
 import json
 import math
 import re
@@ -18,6 +19,23 @@ TRUE_TOKENS, FALSE_TOKENS = ("true", "t", "yes", "y"), ("false", "f", "no", "n")
 DATE_PARTS = ("year", "month", "day_of_week", "day_of_year", "hour")
 YMD_PATTERN = r"^(\d{4})[-/](\d{2})[-/](\d{2})(?:[ T](\d{2}))?.*$"  # iso and ymd_slash: groups y, m, d, h
 MDY_PATTERN = r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}))?.*$"  # mdy_slash: groups m, d, y, h
+
+
+DELIMITERS = ",;\t|"  # what users' CSVs are delimited with
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter among , ; tab | of a CSV's first lines: the sniffer's, else the one the header
+    holds most of, else a comma."""
+    lines = [line for line in sample.splitlines() if line.strip()][:50]
+    if not lines:
+        return ","
+    try:
+        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        counts = {d: lines[0].count(d) for d in DELIMITERS}
+        best = max(counts, key=counts.get)
+        return best if counts[best] else ","
 
 
 def is_missing_text(value: Any, na_tokens: Sequence[str] = NA_TOKENS) -> bool:

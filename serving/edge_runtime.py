@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from serving.columns import ColumnNames, boolean_text, date_parts, is_missing_text, parse
+from serving.columns import ColumnNames, boolean_text, date_parts, is_missing_text, parse, sniff_delimiter
 
 SIDECAR = "edge.json"
 REPORT_FILE = "edge_report.json"  # EdgeExport's full report (every variant, shipped or not)
@@ -54,16 +54,6 @@ def _missing(value: Any) -> bool:
 def columns_name(columns: ColumnNames, key: str) -> str:
     """A column's original name, for messages (the key when the model has no table mapping)."""
     return next((name for name, k in columns.keys.items() if k == key), key)
-
-
-def _delimiter(f) -> str:
-    """The CSV's delimiter among , ; tab | (sniffed on its first lines); the file is rewound."""
-    sample = f.read(64 * 1024)
-    f.seek(0)
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
 
 
 def rows_to_inputs(sidecar: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
@@ -125,7 +115,9 @@ def read_rows(path: Path, sidecar: Mapping[str, Any]) -> List[Dict[str, Any]]:
         return [dict(zip(names, row.tolist())) for row in array]
     columns = parse(sidecar.get("columns"))
     with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter=_delimiter(f))
+        delimiter = sniff_delimiter(f.read(64 * 1024))
+        f.seek(0)
+        reader = csv.DictReader(f, delimiter=delimiter)
         needed = {spec.get("source", spec["name"]) for spec in sidecar["inputs"]}
         given = {columns.key(name) for name in reader.fieldnames or []}
         missing = sorted(columns_name(columns, key) for key in needed - given)

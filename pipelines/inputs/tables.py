@@ -13,8 +13,8 @@ from typing import Iterator, List, Optional, Tuple
 import pyarrow as pa
 
 from pipelines.inputs.columns import ColumnMap, InputDataError
+from serving.columns import sniff_delimiter
 
-DELIMITERS = ",;\t|"
 BLOCK_BYTES = 2 << 20  # Arrow's CSV block: the unit of streaming and of memory (a row must fit in one)
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -85,15 +85,9 @@ def _head(path: Path, encoding: str) -> str:
 def _sniff(path: Path, sample: str) -> str:
     if "\0" in sample:
         raise InputDataError(f"{path}: not a CSV file (binary content)")
-    lines = [line for line in sample.splitlines() if line.strip()][:50]
-    if not lines:
+    if not sample.strip():
         raise InputDataError(f"{path}: the CSV is empty (no header, no rows)")
-    try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        counts = {d: lines[0].count(d) for d in DELIMITERS}
-        best = max(counts, key=counts.get)
-        return best if counts[best] else ","
+    return sniff_delimiter(sample)
 
 
 def _csv_header(path: Path, sample: str, delimiter: str) -> List[str]:
