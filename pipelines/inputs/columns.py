@@ -8,7 +8,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from serving.columns import FALSE_TOKENS, NA_TOKENS, TRUE_TOKENS  # noqa: F401 (re-exported: one place)
 
@@ -73,16 +73,6 @@ class ColumnMap:
     def name(self, key: str) -> str:
         return self.names[self.keys.index(key)] if key in self.keys else key
 
-    @property
-    def renamed(self) -> Dict[str, str]:
-        return {n: k for n, k in zip(self.names, self.keys) if n != k}
-
-    def as_json(self) -> List[Dict[str, str]]:
-        return [{"name": n, "key": k} for n, k in zip(self.names, self.keys)]
-
-
-def is_missing(cell: str, na_tokens: Iterable[str] = NA_TOKENS) -> bool:
-    return cell.strip() in na_tokens
 
 
 def boolean_value(cell: str) -> Optional[bool]:
@@ -186,7 +176,3 @@ def encode_label_cell(cell: str, kind: str) -> str:
         value = boolean_value(cell)
         return "" if value is None else str(int(value))
     return cell.strip()
-
-
-def describe(kinds: Mapping[str, ColumnKind]) -> str:
-    return ", ".join(f"{k}: {v.kind}" for k, v in kinds.items())
