@@ -464,9 +464,10 @@ def test_batching_merges_concurrent_requests_and_logs_sampled_rows(local_server,
     assert len(files) == 1
     examples = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(files[0]))]
     assert len(examples) == 200
-    features = examples[0].features.feature
-    assert features["amount"].WhichOneof("kind") == "float_list"
-    assert features["segment"].WhichOneof("kind") == "bytes_list"
+    assert examples[0].features.feature["amount"].WhichOneof("kind") == "float_list"
+    # rows arrive from 8 threads in any order, and some rows have no segment (left out, as in training)
+    with_segment = [e for e in examples if "segment" in e.features.feature]
+    assert with_segment and with_segment[0].features.feature["segment"].WhichOneof("kind") == "bytes_list"
     with_age = [e for e in examples if "age_days" in e.features.feature]
     assert with_age and with_age[0].features.feature["age_days"].WhichOneof("kind") == "int64_list"
     assert len(with_age) < len(examples)  # missing values (NaN) are left out, as in the training data
