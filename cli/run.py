@@ -14,6 +14,10 @@ def _names(text: str) -> tuple:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _augment(text: str) -> tuple:
+    return () if text.strip().lower() == "none" else _names(text)
+
+
 def pipeline_options() -> argparse.ArgumentParser:
     """What defines a pipeline: shared by `run`, `compile` and the Airflow/scheduled runs."""
     from components.models.families import TUNERS
@@ -23,7 +27,8 @@ def pipeline_options() -> argparse.ArgumentParser:
     command = argparse.ArgumentParser(add_help=False, parents=[HOME, TRACKING, beam_options()])
     command.add_argument("usecase", nargs="?", help="a built-in use case (default: fraud)")
     command.add_argument("--data", help="your table: a CSV (any delimiter, .gz too), Parquet, a folder of parts, or "
-                                        "a folder of spans span-N/ or YYYYMMDD/ (needs --label)")
+                                        "a folder of spans span-N/ or YYYYMMDD/ (needs --label); or your images: a "
+                                        "folder of class folders, or a CSV of paths (with --image-column)")
     command.add_argument("--span", help="with span folders: run this span (N, or YYYYMMDD) instead of the newest")
     command.add_argument("--window", type=int, help=f"with span folders: train on the newest N accepted spans "
                                                      f"(default {DEFAULT_WINDOW})")
@@ -41,6 +46,11 @@ def pipeline_options() -> argparse.ArgumentParser:
     command.add_argument("--datetime", type=_names, default=(), metavar="COL,...",
                          help="date-time columns (found on their own when ISO 8601 or YYYY/MM/DD; "
                               "Unix seconds need it)")
+    command.add_argument("--image-column", help="images from a CSV: the column of image paths (relative to the CSV)")
+    command.add_argument("--image-size", type=int, help="the side images are resized to (default: from the images' "
+                                                         "median size and the family, at most 128)")
+    command.add_argument("--augment", type=_augment, metavar="flip,rotate,zoom,contrast|none",
+                         help="training-only image augmentation (default: flip,rotate,zoom)")
     command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
     command.add_argument("--family", help="model family (default: the use case's, else dnn)")
     command.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
@@ -68,7 +78,8 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri, beam_mode=args.beam_mode,
         beam_workers=args.beam_workers, beam_args=tuple(args.beam_arg), span=args.span, window=args.window,
         delimiter=args.delimiter, encoding=args.encoding, na_values=args.na_values, drop=args.drop,
-        features=args.features, categorical=args.categorical, datetime=args.datetime)
+        features=args.features, categorical=args.categorical, datetime=args.datetime,
+        image_column=args.image_column, image_size=args.image_size, augment=args.augment)
 
 
 def request_from_argv(argv) -> RunRequest:

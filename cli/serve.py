@@ -60,8 +60,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
             fetched["inputs"] = model_inputs(args.host, args.rest_port, target)
         return fetched["inputs"]
 
+    from serving.images import is_image_name
+
+    paths = [Path(f) for f in args.files]
+    if all(is_image_name(p) for p in paths):
+        return _predict_images(args, target, paths, inputs_of)
+    if len(paths) > 1:
+        raise UserError("give one .json or .csv file, or image files (.jpg .jpeg .png .bmp .gif)")
     with translated(refused=(ClientError,)):  # the server answered no, or is not there
-        body, dropped = request_from_file(Path(args.file), inputs_of)
+        body, dropped = request_from_file(paths[0], inputs_of)
         if dropped:
             print(f"mlops: note: columns the model does not take were left out: {', '.join(dropped)}",
                   file=sys.stderr)
@@ -74,6 +81,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _predict_images(args: argparse.Namespace, target, paths, inputs_of) -> int:
+    """Image files to an image model: REST with {"b64": ...} instances, or gRPC with a DT_STRING tensor."""
+    from serving.client import (
+        ClientError,
+        image_metadata,
+        image_request,
+        predict_grpc,
+        predict_rest,
+        print_image_predictions,
+    )
+
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(f"{missing[0]}: no such file")
+    with translated(refused=(ClientError,)):
+        body = image_request(paths)
+        if args.grpc:
+            quiet_runtime(args.verbose)
+            response = predict_grpc(args.host, args.grpc_port, target, body, *inputs_of())
+        else:
+            response = predict_rest(args.host, args.rest_port, target, body)
+        classes = image_metadata(args.host, args.rest_port, target).get("class_names", [])
+    print_image_predictions(paths, response, classes)
+    return EXIT_OK
+
+
 def _existing(path: str) -> Path:
     model_path = Path(path)
     if not model_path.exists():
@@ -83,13 +116,34 @@ def _existing(path: str) -> Path:
 
 def cmd_edge_predict(args: argparse.Namespace) -> int:
     """Runs a .tflite model on raw rows with the LiteRT interpreter (no TFX, no TensorFlow)."""
-    from serving.edge_runtime import EdgeInputError, EdgeModel, read_rows, read_sidecar, rows_to_inputs
+    from serving.edge_runtime import (
+        PREDICTIONS,
+        EdgeInputError,
+        EdgeModel,
+        image_inputs,
+        read_rows,
+        read_sidecar,
+        rows_to_inputs,
+    )
+    from serving.images import ImageError
 
     model_path = _existing(args.model)
-    with translated(user=(EdgeInputError,)):
+    paths = [Path(f) for f in args.files]
+    with translated(user=(EdgeInputError, ImageError)):
         sidecar = read_sidecar(model_path)
-        inputs = rows_to_inputs(sidecar, read_rows(Path(args.file), sidecar), str(args.file))
+        if sidecar.get("image"):
+            inputs = image_inputs(sidecar, paths)
+        elif len(paths) > 1:
+            raise EdgeInputError("give one .csv or .npy file (image files go to an image model)")
+        else:
+            inputs = rows_to_inputs(sidecar, read_rows(paths[0], sidecar), str(paths[0]))
     outputs = EdgeModel(model_path).predict(inputs)
+    if sidecar.get("image"):
+        from serving.client import print_image_predictions
+
+        print_image_predictions(paths, {"predictions": outputs[PREDICTIONS].tolist()},
+                                sidecar.get("class_names", []))
+        return EXIT_OK
     for i in range(len(next(iter(outputs.values())))):
         row = {name: value[i].tolist() for name, value in outputs.items()}
         print(f"{i}\t{json.dumps(row if len(row) > 1 else next(iter(row.values())))}")
@@ -132,8 +186,9 @@ def register(sub) -> None:
                        help="log this fraction of requests as tf.Examples (0: off)")
     serve.add_argument("--request-log-dir", help="default: <home>/request-logs")
 
-    predict = add_command(sub, "predict", cmd_predict, "send rows from a JSON or CSV file to a running server")
-    predict.add_argument("file", help="FILE.json (TF Serving request or list of rows) or FILE.csv")
+    predict = add_command(sub, "predict", cmd_predict, "send rows (a JSON or CSV file) or image files to a server")
+    predict.add_argument("files", nargs="+", metavar="FILE",
+                         help="FILE.json (TF Serving request or list of rows), FILE.csv, or image files")
     predict.add_argument("--model", required=True)
     which = predict.add_mutually_exclusive_group()
     which.add_argument("--version", type=int)
@@ -148,9 +203,11 @@ def register(sub) -> None:
 
     edge = sub.add_parser("edge", help="run or time a TF Lite model as an edge device would (LiteRT)")
     edge_sub = edge.add_subparsers(dest="edge_command", required=True)
-    edge_predict = add_command(edge_sub, "predict", cmd_edge_predict, "predict raw rows from a CSV or .npy file")
+    edge_predict = add_command(edge_sub, "predict", cmd_edge_predict,
+                               "predict raw rows (a CSV or .npy file) or image files")
     edge_predict.add_argument("model", help="a .tflite file with edge.json beside it (<version>/tflite/)")
-    edge_predict.add_argument("file", help="FILE.csv (raw columns by name) or FILE.npy")
+    edge_predict.add_argument("files", nargs="+", metavar="FILE",
+                              help="FILE.csv (raw columns by name), FILE.npy, or image files (an image model)")
     edge_bench = add_command(edge_sub, "bench", cmd_edge_bench, "batch-1 latency and size")
     edge_bench.add_argument("model")
     edge_bench.add_argument("--runs", type=int, default=2000)

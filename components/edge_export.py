@@ -35,6 +35,7 @@ from components.transform import OOV_BUCKETS
 from serving import examples as example_codec
 from serving.columns import date_parts, days_from_civil, read_columns
 from serving.edge_runtime import ARTIFACT_TYPE, REPORT_FILE, SIDECAR, EdgeModel, rows_to_inputs
+from serving.images import PIXELS_SIGNATURE, ImageInfo, load_pixels, read_image_info
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 # Per variant: largest allowed metric drop (AUC/accuracy points as fractions; RMSE relative) and
@@ -110,8 +111,19 @@ def _date_part_inputs(served: Any, raw_spec: Mapping[str, Any], name: str, date_
     return inputs
 
 
+def image_input(info: ImageInfo) -> Dict[str, Any]:
+    """An image model's one edge input: the decoded, resized RGB pixels (0-255; the host decodes and
+    resizes, ``serving.images``), scaled in the model as the Transform does."""
+    shape = [info.size, info.size, info.channels]
+    return {"name": info.feature, "kind": "image", "dtype": "float32", "shape": shape, "transformed_shape": shape,
+            "scale": info.scale, "offset": info.offset, "fill": 0.0}
+
+
 def edge_inputs(model_dir: Path, tft_output: tft.TFTransformOutput, labels: Sequence[str]) -> List[Dict[str, Any]]:
     """One entry per raw feature: how the host feeds it and the affine map the Transform applies."""
+    image = read_image_info(model_dir)
+    if image is not None:
+        return [image_input(image)]
     served = tf.saved_model.load(str(model_dir))
     full_spec = tft_output.raw_feature_spec()
     columns = read_columns(model_dir)  # a user's table: column kinds (booleans, categories, date-times)
@@ -187,11 +199,13 @@ def edge_function(model_dir: Path, inputs: List[Dict[str, Any]], task: str,
 
 
 def convert(concrete: Any, trackable: Any, variant: str,
-            representative: Optional[Callable[[], Iterable[Dict[str, np.ndarray]]]] = None) -> Tuple[bytes, str]:
-    """The flatbuffer and a note (e.g. int8 falling back to float kernels for some ops)."""
+            representative: Optional[Callable[[], Iterable[Dict[str, np.ndarray]]]] = None,
+            uint8_input: bool = False) -> Tuple[bytes, str]:
+    """The flatbuffer and a note (e.g. int8 falling back to float kernels for some ops).
+    ``uint8_input``: a full-integer variant takes uint8 (an image model's 0-255 pixels)."""
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS
 
-    def converter(ops):
+    def converter(ops, integer_input=False):
         c = tf.lite.TFLiteConverter.from_concrete_functions([concrete], trackable)
         c.target_spec.supported_ops = ops
         if variant == "float16":
@@ -202,11 +216,15 @@ def convert(concrete: Any, trackable: Any, variant: str,
         elif variant == "int8":
             c.optimizations = [tf.lite.Optimize.DEFAULT]
             c.representative_dataset = representative
+            if integer_input:
+                c.inference_input_type = tf.uint8
         return c
 
     if variant != "int8":
         return converter([builtins]).convert(), ""
     try:
+        if uint8_input:
+            return converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8], True).convert(), "full integer, uint8 input"
         return converter([tf.lite.OpsSet.TFLITE_BUILTINS_INT8]).convert(), "full integer"
     except Exception as e:  # noqa: BLE001 - the converter raises several types; the mixed build is the fallback
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -277,6 +295,25 @@ def _raw_rows(serialized_examples: Sequence[bytes], names: Sequence[str]) -> Lis
     return rows
 
 
+def _host_agreement(graph: Mapping[str, np.ndarray], host: Mapping[str, np.ndarray]) -> Dict[str, float]:
+    """How the host's decoding (Pillow) agrees with the graph's (TF) on the same files: the share of
+    equal top classes and the largest output difference."""
+    graph_out, host_out = graph[PREDICTIONS], host[PREDICTIONS]
+    top = (np.argmax(graph_out, -1) == np.argmax(host_out, -1)) if graph_out.shape[-1] > 1 else \
+        ((graph_out > 0.5) == (host_out > 0.5)).reshape(-1)
+    return {"top_class_agreement": float(np.mean(top)), "max_abs_diff": float(np.max(np.abs(graph_out - host_out))),
+            "rows": int(len(graph_out))}
+
+
+def _image_rows(serialized_examples: Sequence[bytes], image: ImageInfo) -> List[Dict[str, Any]]:
+    """Each example's image decoded and resized by the host (as a device would), not by the graph."""
+    rows = []
+    for serialized in serialized_examples:
+        data = (example_codec.decode(serialized, [image.feature], text=False)[image.feature] or [b""])[0]
+        rows.append({image.feature: load_pixels(data, image.size)})
+    return rows
+
+
 def _labels(serialized_examples: Sequence[bytes], label: str, task: str,
             class_names: Sequence[str]) -> Optional[np.ndarray]:
     if task not in ("binary", "multiclass", "regression", "anomaly"):
@@ -304,7 +341,11 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
     inputs = edge_inputs(model_dir, tft_output, labels)
     names = sorted({spec.get("source", spec["name"]) for spec in inputs})
     columns = read_columns(model_dir)
+    image = read_image_info(model_dir)
+    class_names = label_classes(tft_output, labels[0], task) if len(labels) == 1 else []
     sidecar: Dict[str, Any] = {"task": task, "labels": labels, "inputs": inputs,
+                               **({"class_names": class_names} if class_names else {}),
+                               **({"image": image.as_json()} if image else {}),
                                **({"columns": columns.as_json()} if columns.keys else {}),
                                "normalization": "folded into the model: transformed = raw * scale + offset; "
                                                 "a missing number is replaced by 'fill' on the host; "
@@ -314,26 +355,31 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
         concrete, trackable = edge_function(model_dir, inputs, task, label_scaling(model_dir, tft_output))
     except Exception as e:  # noqa: BLE001 - any tracing failure means: no edge model for this family
         return {**sidecar, "error": f"cannot build the edge function: {type(e).__name__}: {e}"}
-    rep_rows = representative_rows or _raw_rows(train_examples[:REPRESENTATIVE_ROWS], names)
+    rows_of = (lambda records: _image_rows(records, image)) if image else (lambda records: _raw_rows(records, names))
+    rep_rows = representative_rows or rows_of(train_examples[:REPRESENTATIVE_ROWS])
 
     def representative():
         for row in rep_rows:
             yield rows_to_inputs(sidecar, [row])
 
-    eval_rows = _raw_rows(eval_examples[:PARITY_ROWS], names)
-    sidecar["example_rows"] = [{k: v for k, v in row.items()} for row in eval_rows[:EXAMPLE_ROWS]]
+    eval_rows = rows_of(eval_examples[:PARITY_ROWS])
+    sidecar["example_rows"] = [] if image else [{k: v for k, v in row.items()} for row in eval_rows[:EXAMPLE_ROWS]]
     eval_inputs = rows_to_inputs(sidecar, eval_rows, "eval split")
     served = tf.saved_model.load(str(model_dir))
     reference = {k: v.numpy() for k, v in served.signatures["serving_tf_example"](
         examples=tf.constant(list(eval_examples[:PARITY_ROWS]))).items()}
-    class_names = label_classes(tft_output, labels[0], task) if len(labels) == 1 else []
+    if image:  # the edge model starts from the host's pixels: compare with the graph on those same pixels
+        from_graph = reference
+        reference = {k: v.numpy() for k, v in served.signatures[PIXELS_SIGNATURE](
+            pixels=tf.constant(eval_inputs[image.feature])).items()}
+        sidecar["host_decoding"] = _host_agreement(from_graph, reference)
     label_values = _labels(eval_examples[:PARITY_ROWS], labels[0], task, class_names) if len(labels) == 1 else None
 
     output_dir.mkdir(parents=True, exist_ok=True)
     for variant in VARIANTS:
         entry: Dict[str, Any] = {"file": f"{variant}.tflite"}
         try:
-            flatbuffer, note = convert(concrete, trackable, variant, representative)
+            flatbuffer, note = convert(concrete, trackable, variant, representative, uint8_input=image is not None)
         except Exception as e:  # noqa: BLE001 - e.g. an op with no builtin kernel
             entry.update(accepted=False, reason=f"not convertible with builtin ops only: {conversion_problem(e)}")
             sidecar["variants"][variant] = entry

@@ -5,6 +5,7 @@
   float columns, float64 for integer columns (so that NaN can mark a missing value; exact up to
   2**53), string for text. A missing value is NaN or "".
 - ``serving_tf_example``: serialized tf.Example, for TFMA and TF Serving's classify/regress.
+- ``serving_pixels`` (image models): decoded, resized pixels [batch, size, size, 3], 0-255.
 - ``transform_features``: serialized tf.Example -> transformed features (label included), which
   TFMA uses to read the encoded label.
 - ``classification`` (binary, multiclass) and ``regression`` (regression): TF Serving's Classify and
@@ -13,13 +14,22 @@
   Classify/Regress, so ``mark_signature_methods`` sets their method names in saved_model.pb.
 """
 from pathlib import Path
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components.features import FORECAST_OFFSET, FORECAST_SCALE, LABEL_OFFSET, LABEL_SCALE, PREDICTIONS
+from components.features import (
+    FORECAST_OFFSET,
+    FORECAST_SCALE,
+    LABEL_OFFSET,
+    LABEL_SCALE,
+    PREDICTIONS,
+    transformed_name,
+)
+from components.images import scale_pixels
+from serving.images import PIXELS_SIGNATURE, ImageInfo
 
 FORECAST = "forecast"
 CLASSIFICATION, REGRESSION = "classification", "regression"
@@ -55,7 +65,7 @@ def _predict(model: keras.Model, transformed: Dict[str, tf.Tensor], labels: Sequ
     """The model's outputs as a dict: its own names (multitask heads, anomaly score and verdict),
     or ``predictions`` for a single output (and ``forecast``, unscaled, for a forecaster). A
     multilabel model's columns are also given one output per label, as TFMA evaluates them."""
-    outputs = model({name: transformed[name] for name in model.input_names})
+    outputs = model({name: transformed[name] for name in model.input_names}, training=False)  # augmentation off
     outputs = dict(outputs) if isinstance(outputs, dict) else {PREDICTIONS: outputs}
     if PREDICTIONS in outputs and len(labels) > 1:
         outputs.update({label: outputs[PREDICTIONS][:, i:i + 1] for i, label in enumerate(labels)})
@@ -74,10 +84,13 @@ def _class_scores(probabilities: tf.Tensor) -> tf.Tensor:
 
 
 def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, labels: Sequence[str],
-                       task_name: str = "", class_names: Sequence[str] = ()) -> Dict[str, Any]:
+                       task_name: str = "", class_names: Sequence[str] = (), ignored: Sequence[str] = (),
+                       image: Optional[ImageInfo] = None) -> Dict[str, Any]:
+    """``ignored``: raw features the Transform does not use (an image's file path), which requests
+    need not carry; ``image``: the image input, for the pixels signature."""
     model.tft_layer = tft_output.transform_features_layer()
     full_spec = tft_output.raw_feature_spec()
-    raw_spec = {name: feature for name, feature in full_spec.items() if name not in labels}
+    raw_spec = {name: feature for name, feature in full_spec.items() if name not in labels and name not in ignored}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_examples(examples):
@@ -109,11 +122,24 @@ def serving_signatures(model: keras.Model, tft_output: tft.TFTransformOutput, la
         "serving_tf_example": serve_tf_examples.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),
     }
+    if image is not None:
+        signatures[PIXELS_SIGNATURE] = _pixels_signature(model, image, labels)
     if task_name in ("binary", "multiclass"):
         signatures[CLASSIFICATION] = classify.get_concrete_function()
     elif task_name == "regression":
         signatures[REGRESSION] = regress.get_concrete_function()
     return signatures
+
+
+def _pixels_signature(model: keras.Model, image: ImageInfo, labels: Sequence[str]) -> Any:
+    """Decoded, resized pixels (0-255, [batch, size, size, 3]) -> the model's outputs: the decoding
+    left to the caller (a camera pipeline, the edge host); the scaling as the Transform does it."""
+    @tf.function(input_signature=[tf.TensorSpec([None, image.size, image.size, image.channels], tf.float32,
+                                                 name="pixels")])
+    def serve_pixels(pixels):
+        return _predict(model, {transformed_name(image.feature): scale_pixels(pixels, image)}, labels)
+
+    return serve_pixels.get_concrete_function()
 
 
 def mark_signature_methods(model_dir: str) -> None:

@@ -1,10 +1,9 @@
 """Naming of transformed features and vocabularies: the one place that maps raw names to the
 model's input names and to the Transform's vocabulary files."""
 
+from serving.edge_runtime import PREDICTIONS  # noqa: F401 - the exported signatures' single output
+
 TRANSFORMED_SUFFIX = "_xf"
-
-
-PREDICTIONS = "predictions"  # the exported signatures' output of a single-output model
 
 
 def transformed_name(raw_name: str) -> str:

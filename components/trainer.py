@@ -9,7 +9,7 @@ for tracking after the run.
 """
 import json
 import os
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -36,6 +36,7 @@ from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
 from serving.columns import write_columns
+from serving.images import ImageInfo, write_image_info
 
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.json"
@@ -177,6 +178,12 @@ def warm_start(model: keras.Model, base_model_dir: str, description: dict) -> Di
     return {"from": base_model_dir, "loaded": True}
 
 
+def image_info(config: Mapping[str, Any], class_names: List[str]) -> Optional[ImageInfo]:
+    image = config.get("image")
+    return ImageInfo(feature=image["feature"], size=int(image["size"]), class_names=tuple(class_names)) \
+        if image else None
+
+
 def run_fn(fn_args: FnArgs) -> None:
     config: Dict[str, Any] = fn_args.custom_config
     task_name, family = config["task"], config["family"]
@@ -191,7 +198,7 @@ def run_fn(fn_args: FnArgs) -> None:
     spec, classes, head = spec_classes_head(tft_output, config)
     description = model_description(family, task_name, hp, spec, head)
     with training_loop.strategy().scope():
-        model = build_model(family, head, spec, hp)
+        model = build_model(family, head, spec, hp, (config.get("image") or {}).get("augment", ()))
     info: Dict[str, Any] = {}
     if fn_args.base_model:
         info["warm_start"] = warm_start(model, fn_args.base_model, description)
@@ -214,13 +221,17 @@ def run_fn(fn_args: FnArgs) -> None:
         json.dump({**description, "class_names": classes, "parameters": int(model.count_params()),
                    "epochs_run": len(history.epoch), "best_epoch": int(history.best_epoch), **info}, f, indent=1)
 
+    image = image_info(config, classes.get(labels[0], []))
     model.save(fn_args.serving_model_dir, save_format="tf", signatures=serving_signatures(
-        model, tft_output, labels, task_name, classes.get(labels[0], []) if len(labels) == 1 else ()))
+        model, tft_output, labels, task_name, classes.get(labels[0], []) if len(labels) == 1 else (),
+        ignored=(config.get("image") or {}).get("ignore", ()), image=image))
     mark_signature_methods(fn_args.serving_model_dir)
     extra = os.path.join(fn_args.serving_model_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
     with open(os.path.join(extra, MODEL_DESCRIPTION), "w") as f:
         json.dump(description, f, indent=1)
+    if image is not None:  # clients and the edge host decode and resize as the graph does
+        write_image_info(fn_args.serving_model_dir, image)
     if config.get("names"):  # a user's table: servers and clients accept its original column names
         write_columns(fn_args.serving_model_dir, config["names"], config.get("left_out", {}), labels,
                       config.get("columns", {}))

@@ -9,6 +9,7 @@ from typing import Any, Dict, Mapping, Union
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components import images
 from components.features import (
     FORECAST_OFFSET,
     FORECAST_SCALE,
@@ -20,6 +21,7 @@ from components.features import (
 )
 from components.tasks import get_task
 from serving.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
+from serving.images import ImageInfo
 
 OOV_BUCKETS = 1
 VOCABULARY_TOP_K = 10_000  # the most frequent values of a text column; the rest share the OOV bucket
@@ -84,6 +86,13 @@ def boolean_text(x: tf.Tensor) -> tf.Tensor:
     is_true = tf.reduce_any(tf.equal(tf.expand_dims(lowered, -1), tf.constant(list(TRUE_TOKENS))), axis=-1)
     is_false = tf.reduce_any(tf.equal(tf.expand_dims(lowered, -1), tf.constant(list(FALSE_TOKENS))), axis=-1)
     return tf.where(is_true, tf.constant("true"), tf.where(is_false, tf.constant("false"), tf.constant("")))
+
+
+def image_features(encoded: Tensorish, size: int) -> tf.Tensor:
+    """Encoded image bytes -> [batch, size, size, 3] floats as the model takes them (in the served
+    graph too, so TF Serving's clients send JPEG/PNG bytes)."""
+    pixels = images.decode_batch(tf.reshape(fill_missing(encoded, ""), [-1]), size)
+    return images.scale_pixels(pixels, ImageInfo(size=size))
 
 
 def _days_from_civil(year: tf.Tensor, month: tf.Tensor, day: tf.Tensor) -> tf.Tensor:
@@ -174,8 +183,13 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
         (target, _), = targets.items()
         return forecast_features(inputs, window, shape, target)
     outputs = {}
+    image = custom_config.get("image")
+    ignored = set(image.get("ignore", ())) if image else set()
     for name, tensor in inputs.items():
-        if name in targets:
+        if name in targets or name in ignored:
+            continue
+        if image and name == image["feature"]:
+            outputs[transformed_name(name)] = image_features(tensor, image["size"])
             continue
         if columns is not None:  # a user's table: kinds decided by the preflight
             if name in columns:

@@ -6,6 +6,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from components.tasks import TaskSpec, get_task
 from core.home import Home
+from serving.images import FILE_FEATURE, IMAGE_FEATURE
 
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")  # DirectRunner's running modes
 DIRECT_RUNNER_DEFAULTS = ("in_memory", 1)  # Beam's own defaults for DirectRunner's mode and workers
@@ -76,6 +77,26 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class ImageSpec:
+    """A user's images (a folder of class folders, or a CSV of paths) as the scan found them;
+    ``prepare_inputs`` stages them as a TFRecord of encoded bytes, label(s) and file path."""
+    source: Path  # the folder, or the CSV of paths
+    staged: Path  # the TFRecord ImportExampleGen reads
+    layout: str = "folder"  # folder | csv
+    image_column: str = ""  # the CSV's path column
+    label_kinds: Tuple[str, ...] = ()  # per label: integer | numeric | string (as staged)
+    classes: Mapping[str, int] = field(default_factory=dict)  # first label's class -> images
+    images: int = 0
+    skipped: Tuple[Tuple[str, str], ...] = ()  # (file or class, why), as the scan found them
+    median_side: int = 0
+    size: int = 32  # the side every image is resized to in the graph
+    size_reason: str = ""
+    augment: Tuple[str, ...] = ()
+    delimiter: Optional[str] = None  # the CSV's
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     data_path: Path  # CSV (CsvExampleGen), TFRecord (ImportExampleGen) or a series folder (SeriesExampleGen)
@@ -105,6 +126,7 @@ class PipelineConfig:
     schema_source: Optional[Path] = None  # the curated schema that ``schema_path`` pins a copy of
     table: Optional[TableSpec] = None  # a user's table (--data): read, staged, keyed
     rows: int = 0  # rows of the (newest span's) table, when profiled: small data trains differently
+    images: Optional[ImageSpec] = None  # a user's images (--data DIR of class folders, or a CSV of paths)
 
     @property
     def mlflow_uri(self) -> str:
@@ -133,6 +155,9 @@ class PipelineConfig:
             config["names"] = [list(pair) for pair in self.table.columns]
             config["left_out"] = dict(self.table.left_out)
             config["na_values"] = list(self.table.na_values)
+        if self.images:
+            config["image"] = {"feature": IMAGE_FEATURE, "size": self.images.size, "augment": list(self.images.augment),
+                               "ignore": [FILE_FEATURE]}
         return config
 
     def as_params(self) -> Dict[str, Any]:
@@ -153,6 +178,10 @@ class PipelineConfig:
             params.update({"data.source": str(self.table.source), "data.read_as": self.table.description,
                            "data.task_reason": self.table.task_reason,
                            "data.left_out": ",".join(f"{k}:{why}" for k, why in self.table.left_out.items())})
+        if self.images:
+            params.update({"data.source": str(self.images.source), "data.images": self.images.images,
+                           "data.classes": len(self.images.classes), "image.size": self.images.size,
+                           "image.augment": ",".join(self.images.augment) or "none"})
         return params
 
 

@@ -5,7 +5,8 @@ It reads what it must check (the CSV, a curated schema) and writes nothing: writ
 use case's data and pinning the curated schema's copy are ``prepare_inputs``, a step the caller
 runs before the pipeline does (so an Airflow scheduler parsing the DAG file writes nothing).
 """
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Optional, Tuple
 
@@ -13,6 +14,7 @@ from components.tasks import SINGLE_TARGET_TASKS, TaskSpec
 from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig, beam_args
 from core.home import Home
 from pipelines.inputs.preflight import InputDataError, TargetProfile
+from serving.model_config import is_valid_name
 
 DEFAULT_MIN_AUC = 0.7
 
@@ -54,6 +56,10 @@ class RunRequest:
     features: Tuple[str, ...] = ()
     categorical: Tuple[str, ...] = ()
     datetime: Tuple[str, ...] = ()
+    # images: --data DIR of class folders, or --data FILE.csv with --image-column
+    image_column: Optional[str] = None
+    image_size: Optional[int] = None  # default: from the data's median size and the family
+    augment: Optional[Tuple[str, ...]] = None  # default: flip, rotate, zoom; () for none
 
 
 def parse_hparams(pairs) -> dict:
@@ -84,6 +90,13 @@ def parse_targets(label_arg: str, task_name: Optional[str]) -> Tuple[Tuple[str, 
     return tuple(targets)
 
 
+def default_name(data_path: Path) -> str:
+    """The pipeline name a file or folder gives: its name without extensions, as a valid model name
+    (``My Photos`` -> ``My_Photos``)."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", data_path.name.split(".")[0]).strip("_.-")
+    return stem or "data"
+
+
 def default_gate_threshold(task: TaskSpec, target: TargetProfile) -> float:
     """A bound a useful model must pass on this data: AUC 0.7, beating the majority class, or
     an RMSE below the label's standard deviation (better than predicting the mean)."""
@@ -109,12 +122,12 @@ def build_config(request: RunRequest) -> PipelineConfig:
         if request.data:
             if request.use_case:
                 raise ConfigError("give either a use case or --data, not both")
-            if not request.label:
-                raise ConfigError("--data needs --label (the column to predict)")
             if request.task:
                 get_task(request.task)
             data_path = Path(request.data).expanduser().resolve()
-            name = request.name or data_path.name.split(".")[0]
+            name = request.name or default_name(data_path)
+            if not request.label and not _is_images(request, data_path):
+                raise ConfigError("--data needs --label (the column to predict)")
         else:
             usecase_name = request.use_case or datasets.DEFAULT_USE_CASE
             if usecase_name not in datasets.USE_CASES:
@@ -122,11 +135,20 @@ def build_config(request: RunRequest) -> PipelineConfig:
                                   f"{', '.join(sorted(datasets.USE_CASES))}")
             usecase = datasets.USE_CASES[usecase_name]
             name = request.name or usecase.name
+        if not is_valid_name(name):
+            raise ConfigError(f"--name {name!r}: a pipeline (and model) name is letters, digits, '_', '.' and '-', "
+                              "starting with a letter or digit")
         schema_source = curated_schema(name, Path(request.schemas_dir) if request.schemas_dir else None)
         schema_kinds = feature_kinds(schema_source) if schema_source else None  # a broken one is refused, named
         schema_path = pinned_path(schema_source, home.curated_schemas(name)) if schema_source else None
-        span, layout, window, profile = None, None, 1, None
-        if request.data:
+        span, layout, window, profile, images = None, None, 1, None, None
+        if request.data and _is_images(request, data_path):
+            images, targets_found, gates = _user_images(request, data_path, home.data_dir(name))
+            data_path = images.staged
+            task_name = targets_found[0][1] if len(targets_found) == 1 else (request.task or "multitask")
+            usecase = datasets.UseCase(name, task_name, targets_found, "", list, input_format="tfrecord",
+                                       family=IMAGE_FAMILY, gate_thresholds=gates)
+        elif request.data:
             user = _user_table(request, data_path, home.data_dir(name), schema_kinds)
             table, layout, span, window, data_path, profile = (user.table, user.layout, user.span, user.window,
                                                                 user.read_path, user.profile)
@@ -136,6 +158,13 @@ def build_config(request: RunRequest) -> PipelineConfig:
             raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
         else:
             data_path = datasets.data_path(usecase, home.data_dir(name))
+            if usecase.input_format == "images":
+                from pipelines.inputs.images import scan_files
+
+                images, _, gates = _image_spec(scan_files(data_path, usecase.make()), "folder", usecase.targets,
+                                               request, data_path, home.data_dir(name))
+                data_path = images.staged
+                usecase = replace(usecase, input_format="tfrecord", gate_thresholds=gates)
         task = get_task(usecase.task)
         family = request.family or usecase.family
         get_family(family, task.name)
@@ -146,7 +175,10 @@ def build_config(request: RunRequest) -> PipelineConfig:
                               "the data")
         beam = beam_args(request.beam_mode, request.beam_workers, tuple(request.beam_args))
         targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
-        if table is not None:
+        if images is not None:
+            gates, strings = {}, ()
+            images = _sized(images, request, family, usecase.hparams if family == usecase.family else {})
+        elif table is not None:
             gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
             strings = profile.slice_features
         elif usecase.input_format == "csv":  # the project's own table, profiled where it is made
@@ -175,8 +207,93 @@ def build_config(request: RunRequest) -> PipelineConfig:
         warm_start=request.warm_start, edge=request.edge, tracking_uri=home.tracking_uri(request.tracking_uri),
         beam_args=beam, span_pattern=layout.pattern if layout else "", span=span,
         window_spans=window, use_case="" if request.data else usecase.name,
-        schema_source=schema_source, table=table, rows=profile.rows if profile is not None else 0,
+        schema_source=schema_source, table=table, rows=profile.rows if profile is not None else images.images
+        if images is not None else 0, images=images,
     )
+
+
+IMAGE_FAMILY = "cnn"  # the default family for images
+
+
+def _is_images(request: RunRequest, data_path: Path) -> bool:
+    from pipelines.inputs.images import is_image_folder
+
+    return bool(request.image_column) or is_image_folder(data_path)
+
+
+def _user_images(request: RunRequest, data_path: Path, data_dir: Path):
+    """(ImageSpec without its size, targets, gate bounds) of a folder of class folders or a CSV of paths."""
+    from pipelines.inputs import images as img
+
+    if request.image_column:
+        if not request.label:
+            raise ConfigError("--image-column needs --label (the label column(s) of the CSV)")
+        requested = parse_targets(request.label, request.task)
+        scan = img.scan_csv(data_path, request.image_column, [label for label, _ in requested], request.delimiter,
+                            request.encoding)
+        layout = "csv"
+    else:
+        if request.label and request.label != "label":
+            raise ConfigError(f"--label {request.label!r}: a folder of class folders has one label, the folder "
+                              "name (give a CSV of paths with --image-column for other labels)")
+        requested = (("label", request.task or ""),)
+        scan = img.scan_folder(data_path)
+        layout = "folder"
+    return _image_spec(scan, layout, requested, request, data_path, data_dir)
+
+
+def _image_spec(scan, layout: str, requested, request: RunRequest, data_path: Path, data_dir: Path):
+    from components.tasks import get_task
+    from core.config import ImageSpec
+    from pipelines.inputs import images as img
+    from pipelines.inputs.preflight import TargetProfile
+
+    targets = []
+    for i, (label, subtask) in enumerate(requested):
+        targets.append((label, subtask or img.infer_image_task(scan, i)[0]))
+    if request.task and request.task not in ("multilabel", "multitask"):
+        targets = [(targets[0][0], request.task)]
+    for _, subtask in targets:
+        task = get_task(subtask)
+        if task.name in ("anomaly", "forecast"):
+            raise ConfigError(f"--task {task.name}: image input takes binary, multiclass, regression, multilabel or "
+                              "multitask")
+    kinds = img.label_kinds(scan, [subtask for _, subtask in targets])
+    gates = {}
+    for i, (label, subtask) in enumerate(targets):
+        counts = img.class_counts(scan, i)
+        values = [float(item.labels[i]) for item in scan.items] if kinds[i] == "numeric" else []
+        mean = sum(values) / len(values) if values else 0.0
+        std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 if values else 0.0
+        profile = TargetProfile(tuple(counts), max(counts.values()) / len(scan.items), std)
+        gates[label] = default_gate_threshold(get_task(subtask), profile)
+    spec = ImageSpec(source=data_path, staged=data_dir / "input" / img.STAGED_NAME, layout=layout,
+                     image_column=request.image_column or "", label_kinds=tuple(kinds),
+                     classes=img.class_counts(scan, 0) if kinds[0] != "numeric" else {}, images=len(scan.items),
+                     skipped=tuple(scan.skipped), median_side=scan.median_side,
+                     delimiter=request.delimiter, encoding=request.encoding)
+    return spec, tuple(targets), gates
+
+
+def _sized(images, request: RunRequest, family: str, hparams: Mapping[str, Any]):
+    """The ImageSpec with its size and augmentation: --image-size, else from the data and the family."""
+    from components.models.families import AUGMENTATIONS, DEFAULT_AUGMENT, min_image_size
+    from pipelines.inputs.images import IMAGE_SIZES, default_image_size
+
+    smallest = min_image_size(family, hparams)
+    if request.image_size is not None:
+        if request.image_size < smallest:
+            raise ConfigError(f"--image-size {request.image_size}: family '{family}' needs at least {smallest}")
+        size, reason = request.image_size, "--image-size"
+    else:
+        size = default_image_size(images.median_side, smallest)
+        reason = (f"the smallest of {', '.join(map(str, IMAGE_SIZES))} at or above the images' median side "
+                  f"{images.median_side} px and family {family}'s minimum {smallest}, at most 128")
+    augment = DEFAULT_AUGMENT if request.augment is None else tuple(request.augment)
+    unknown = sorted(set(augment) - set(AUGMENTATIONS))
+    if unknown:
+        raise ConfigError(f"--augment {','.join(unknown)}: choose among {', '.join(AUGMENTATIONS)} (or none)")
+    return replace(images, size=size, size_reason=reason, augment=augment)
 
 
 class _UserTable(NamedTuple):
@@ -251,6 +368,19 @@ def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
         table = config.table
         stage(open_table(table.source, table.delimiter if table.format == "csv" else None, table.encoding or "utf-8"),
               table.staged, table.keep, table.kinds, [key for key, _ in config.targets], table.na_values)
+    if config.images:
+        from pipelines.inputs import images as img
+
+        spec = config.images
+        if spec.layout == "csv":
+            scan = img.scan_csv(spec.source, spec.image_column, list(config.label_names), spec.delimiter,
+                                spec.encoding)
+        else:
+            scan = img.scan_folder(spec.source)
+        _, broken = img.stage(scan, spec.staged, list(config.label_names), spec.label_kinds)
+        if broken:  # headers that read but images that do not decode
+            config = replace(config, images=replace(spec, skipped=spec.skipped + tuple(broken),
+                                                    images=spec.images - len(broken)))
     if config.schema_source:
         pinned_copy(config.schema_source, config.home.curated_schemas(config.name))
     return config

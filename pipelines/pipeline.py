@@ -47,6 +47,7 @@ from core.config import (
     Locations,
     PipelineConfig,
 )
+from serving.images import FILE_FEATURE
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -54,8 +55,9 @@ TUNER_FN = "components.tuning.tuner_fn"
 
 
 def _example_gen(config: PipelineConfig, where: Locations):
-    """CsvExampleGen for CSV, ImportExampleGen for TFRecords of tf.Example (a 3:1 hash split), or
-    windows of a time series split by time."""
+    """CsvExampleGen for CSV, ImportExampleGen for TFRecords of tf.Example (a 3:1 hash split; images
+    by their file path, so the split holds when files are added), or windows of a time series split
+    by time."""
     if config.input_format == "series":
         return series_example_gen(where.data, **config.series)
     train_buckets, eval_buckets = TRAIN_EVAL_BUCKETS
@@ -72,7 +74,7 @@ def _example_gen(config: PipelineConfig, where: Locations):
         output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
             example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
             example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
-        ])),
+        ], partition_feature_name=FILE_FEATURE if config.images else "")),
     )
 
 

@@ -39,6 +39,8 @@ def format_drift_check(drift: dict, name) -> str:
 
 def format_input(config: PipelineConfig) -> List[str]:
     """What the preflight made of a user's table: how it was read, names, roles, the task."""
+    if config.images is not None:
+        return format_images(config)
     table = config.table
     if table is None:
         return []
@@ -58,6 +60,21 @@ def format_input(config: PipelineConfig) -> List[str]:
                for k, kind in table.kinds.items() if kind in ("boolean", "datetime")]
     if special:
         lines.append(f"read as: {', '.join(special)}")
+    return lines
+
+
+def format_images(config: PipelineConfig) -> List[str]:
+    from pipelines.inputs.images import classes_line, describe_skipped
+
+    images = config.images
+    where = f"CSV of paths, column '{images.image_column}'" if images.layout == "csv" else "class folders"
+    lines = [f"data: {images.source} ({where}; {images.images} images; staged for ExampleGen as {images.staged})",
+             f"task: {config.task_name}; label: {', '.join(config.label_names)}"]
+    if images.classes:
+        lines.append(f"classes: {classes_line(images.classes)}")
+    lines.append(f"images resized to {images.size}x{images.size} ({images.size_reason}); augmentation: "
+                 f"{', '.join(images.augment) or 'none'}")
+    lines.extend(describe_skipped(images.skipped))
     return lines
 
 

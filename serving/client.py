@@ -6,6 +6,7 @@ text, the others are numbers, an empty cell is a missing value (NaN or ""), and 
 does not take (e.g. the label) are left out. A JSON file is a TF Serving request body, or a list of
 row objects.
 """
+import base64
 import csv
 import json
 import math
@@ -14,7 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from serving.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse, sniff_delimiter
 
@@ -122,6 +123,39 @@ def request_from_file(path: Path, inputs_of) -> Tuple[Dict[str, Any], List[str]]
     return document, []
 
 
+def image_request(paths: Sequence[Path]) -> Dict[str, Any]:
+    """TF Serving's REST convention for binary inputs: one ``{"b64": ...}`` per file (the encoded
+    bytes as they are; the model decodes and resizes)."""
+    for path in paths:
+        if not path.is_file():
+            raise ClientError(f"{path}: no such file")
+    return {"instances": [{"b64": base64.b64encode(path.read_bytes()).decode()} for path in paths]}
+
+
+def image_metadata(host: str, rest_port: int, target: Target) -> Dict[str, Any]:
+    """The served model's image input and class names (``mlops serve``'s /metadata), or {}."""
+    metadata = _http(f"http://{host}:{rest_port}{target.rest_path('/metadata')}")
+    return metadata["metadata"].get("image") or {}
+
+
+def print_image_predictions(paths: Sequence[Path], response: Dict[str, Any], class_names: Sequence[str] = (),
+                            out=None) -> None:
+    """One line per file: the top class (by name when the model gives names) and its score."""
+    out = out or sys.stdout
+    predictions = response.get("predictions", [])
+    for path, row in zip(paths, predictions):
+        scores = row.get("predictions", row) if isinstance(row, dict) else row
+        scores = scores if isinstance(scores, list) else [scores]
+        if len(scores) == 1:  # a sigmoid: the second class's probability
+            score = float(scores[0])
+            index, score = (1, score) if score >= 0.5 else (0, 1 - score)
+        else:
+            index = max(range(len(scores)), key=lambda i: scores[i])
+            score = float(scores[index])
+        name = class_names[index] if index < len(class_names) else str(index)
+        print(f"{path}\t{name}\t{score:.4f}", file=out)
+
+
 def predict_rest(host: str, port: int, target: Target, body: Dict[str, Any]) -> Dict[str, Any]:
     if target.signature:
         body = {**body, "signature_name": target.signature}
@@ -148,7 +182,8 @@ def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
     request.model_spec.signature_name = target.signature or body.get("signature_name", "")
     if "instances" in body:
         rows = body["instances"]
-        columns = {name: [row[name] for row in rows] for name in rows[0]} if isinstance(rows[0], dict) else None
+        named = isinstance(rows[0], dict) and set(rows[0]) != {"b64"}  # {"b64": ...} is one binary value
+        columns = {name: [row[name] for row in rows] for name in rows[0]} if named else None
         if columns is None:
             (only,) = inputs
             columns = {only: rows}
@@ -158,8 +193,10 @@ def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
         dtype = inputs.get(name, {}).get("dtype", "")
         numpy_dtype = object if dtype == STRING_DTYPE else tf.dtypes.as_dtype(
             types_pb2.DataType.Value(dtype or "DT_FLOAT")).as_numpy_dtype
-        array = np.array([v.encode() if isinstance(v, str) else v for v in values] if dtype == STRING_DTYPE
-                         else values, dtype=numpy_dtype)
+        if dtype == STRING_DTYPE:  # text, or binary sent as {"b64": ...} (image bytes)
+            values = [base64.b64decode(v["b64"]) if isinstance(v, dict) and "b64" in v else
+                      v.encode() if isinstance(v, str) else v for v in values]
+        array = np.array(values, dtype=numpy_dtype)
         request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

@@ -23,6 +23,7 @@ REPORT_FILE = "edge_report.json"  # EdgeExport's full report (every variant, shi
 ARTIFACT_TYPE = "mlops.EdgeModel"  # EdgeExport's output in ML Metadata (namespaced, as Kubeflow v2 requires)
 EDGE_DIR = "tflite"
 SIGNATURE = "serving_default"
+PREDICTIONS = "predictions"  # the output of a single-output model (signatures and edge models)
 
 
 class EdgeInputError(ValueError):
@@ -79,7 +80,7 @@ def rows_to_inputs(sidecar: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
                 if spec.get("normalize") == "boolean":
                     text = boolean_text(text)
                 values.append(index.get(text, spec["oov_index"]))
-            elif kind == "tensor":
+            elif kind in ("tensor", "image"):
                 array = np.asarray(value, dtype=np.float32).reshape(-1)
                 if array.size != math.prod(spec["shape"]):
                     raise EdgeInputError(f"{source}: row {i + 1}, '{name}': {array.size} values, expected "
@@ -96,6 +97,14 @@ def rows_to_inputs(sidecar: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
                                              "number") from None
         inputs[name] = np.asarray(values, dtype=np.int32 if kind == "string" else np.float32)
     return inputs
+
+
+def image_inputs(sidecar: Mapping[str, Any], paths: Sequence[Path]) -> Dict[str, np.ndarray]:
+    """Image files decoded and resized on the host (Pillow) as the served graph does."""
+    from serving.images import load_batch
+
+    spec = sidecar["inputs"][0]
+    return {spec["name"]: load_batch(list(paths), int(sidecar["image"]["size"]))}
 
 
 def read_rows(path: Path, sidecar: Mapping[str, Any]) -> List[Dict[str, Any]]:
@@ -141,6 +150,7 @@ class EdgeModel:
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
 
     def predict(self, inputs: Mapping[str, np.ndarray], batch: int = 256) -> Dict[str, np.ndarray]:
+        inputs = self.typed(inputs)
         rows = len(next(iter(inputs.values())))
         chunks: Dict[str, List[np.ndarray]] = {}
         for start in range(0, rows, batch):
@@ -150,14 +160,29 @@ class EdgeModel:
         return {name: np.concatenate(parts) for name, parts in chunks.items()}
 
 
+    def typed(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Inputs in the dtypes the model takes (an int8 image model takes uint8 pixels, rounded)."""
+        details = self.runner.get_input_details()
+        typed = {}
+        for name, value in inputs.items():
+            dtype = np.dtype(details[name]["dtype"]) if name in details else value.dtype
+            if dtype == np.uint8 and value.dtype != np.uint8:
+                value = np.clip(np.round(value), 0, 255)
+            typed[name] = value.astype(dtype, copy=False)
+        return typed
+
+
 def bench(path: Path, runs: int = 2000, rows: Optional[List[Dict[str, Any]]] = None) -> Dict[str, float]:
     """Batch-1 latency of a .tflite model (bounded: ``runs`` calls after 50 warm-up calls)."""
     sidecar = read_sidecar(path)
     model = EdgeModel(path)
     sample = rows or sidecar.get("example_rows") or []
+    if not sample and sidecar.get("image"):  # latency does not depend on what the pixels show
+        spec = sidecar["inputs"][0]
+        sample = [{spec["name"]: np.random.default_rng(0).uniform(0, 255, spec["shape"]).astype(np.float32)}]
     if not sample:
         raise EdgeInputError(f"{path}: the sidecar has no example rows; give rows")
-    inputs = rows_to_inputs(sidecar, sample[:1])
+    inputs = model.typed(rows_to_inputs(sidecar, sample[:1]))
     for _ in range(50):
         model.runner(**inputs)
     timings = []

@@ -32,14 +32,15 @@ def feature(values: Sequence[Any]) -> tf.train.Feature:
 
 
 def encode(row: Mapping[str, Any]) -> bytes:
-    """A serialized tf.Example of one row; missing values (``is_missing``) are left out."""
+    """A serialized tf.Example of one row; missing values (``is_missing``) are left out. Deterministic
+    (a map's order otherwise varies): the same rows give the same file, so TFX's cache holds."""
     features = {}
     for name, value in row.items():
         values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
         values = [v for v in values if not is_missing(v)]
         if values:
             features[name] = feature(values)
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def decode(serialized: bytes, names: Optional[Iterable[str]] = None, text: bool = True) -> Dict[str, List[Any]]:

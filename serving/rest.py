@@ -95,6 +95,8 @@ class RestHandler(BaseHTTPRequestHandler):
                     for key, sig in signature_defs.items()}}}
                 if model.servable.columns.keys:  # ours, beside TF Serving's: original names and keys
                     metadata["columns"] = model.servable.columns.as_json()
+                if model.servable.image is not None:  # ours too: what the image model resizes to, its classes
+                    metadata["image"] = model.servable.image.as_json()
                 self._send_json(200, {
                     "model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
                     "metadata": metadata,

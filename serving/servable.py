@@ -19,6 +19,7 @@ from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
 from serving.columns import read_columns
 from serving.errors import ServingError, invalid
 from serving.examples import read_records
+from serving.images import read_image_info
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -107,6 +108,7 @@ class Servable:
         self._callables: Dict[Tuple, Any] = {}
         self._timeout_ms = int(timeout_s * 1000) if timeout_s else 0
         self.columns = read_columns(self.path)  # original column names -> the signatures' keys
+        self.image = read_image_info(self.path)  # an image model's input size and class names
 
     def close(self) -> None:
         self._session.close()

@@ -1,15 +1,18 @@
 """build_model(): a family name, the task's head, the Transform's feature spec and hyperparameters
 -> a compiled Keras model (stem and learner from the family, the head from the task)."""
 import importlib
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import tf_keras as keras
 
+from components.images import augmentation
 from components.models.base import FeatureSpec, HeadSpec, compile_for_task, model_inputs, task_head
 from components.models.families import get_family, resolve_hparams
 
 
-def build_model(family_name: str, head: HeadSpec, spec: FeatureSpec, hparams: Mapping[str, Any]) -> keras.Model:
+def build_model(family_name: str, head: HeadSpec, spec: FeatureSpec, hparams: Mapping[str, Any],
+                augment: Sequence[str] = ()) -> keras.Model:
+    """``augment``: training-only augmentation layers in front of the image input (``components.images``)."""
     family = get_family(family_name, head.task)
     hp = resolve_hparams(family.name, hparams)
     inputs = model_inputs(spec)
@@ -17,6 +20,12 @@ def build_model(family_name: str, head: HeadSpec, spec: FeatureSpec, hparams: Ma
     if hasattr(module, "build_model"):  # a family that owns its outputs (the autoencoder)
         model = module.build_model(inputs, spec, hp, head)
     else:
-        model = keras.Model(inputs=inputs, outputs=task_head(module.build(inputs, spec, hp, head), head))
+        features = dict(inputs)
+        layers = augmentation(augment, hp["seed"]) if augment else None
+        if layers is not None:
+            for name, shape in spec.tensors.items():
+                if len(shape) == 3:
+                    features[name] = layers(inputs[name])
+        model = keras.Model(inputs=inputs, outputs=task_head(module.build(features, spec, hp, head), head))
     model._name = f"{family.name}_{head.task}"
     return compile_for_task(model, head, hp["learning_rate"])

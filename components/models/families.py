@@ -98,6 +98,19 @@ def get_family(name: str, task: str = "") -> FamilySpec:
     return family
 
 
+# Image input: the augmentation layers (training only) and the smallest side each family takes
+AUGMENTATIONS = ("flip", "rotate", "zoom", "contrast")
+DEFAULT_AUGMENT = ("flip", "rotate", "zoom")
+_MIN_IMAGE_SIZE = {"vgg": 32, "mobilenet": 32}
+
+
+def min_image_size(family: str, hparams: Mapping[str, Any] = {}) -> int:
+    """The smallest image side a family is built for (a 7x7 stem on fewer than 65 px loses too much)."""
+    if hparams.get("stem") == "imagenet":
+        return 64
+    return _MIN_IMAGE_SIZE.get(family, 8)
+
+
 TRAIN_SHARE = 0.75  # of a table's rows, in the train split (pipeline's hash split 3:1)
 MIN_STEPS = 1500  # optimizer steps a small table is trained for at least (up to MAX_EPOCHS)
 MAX_EPOCHS = 300

@@ -19,8 +19,9 @@ class UseCase:
     task: str
     targets: Tuple[Tuple[str, str], ...]  # (label column, task) pairs; one unless multitask
     description: str
-    make: Callable[[], object]  # a Table (CSV) or a list of tf.Example dicts (TFRecord)
+    make: Callable[[], object]  # a Table (CSV), a list of tf.Example dicts (TFRecord), or files (images)
     input_format: str = "csv"  # csv | tfrecord | series (a time series CSV per split, windowed by ExampleGen)
+    # | images (class/file -> encoded bytes, a folder of class folders read as a user's would be)
     series: Mapping[str, Any] = field(default_factory=dict)  # column, lookback, horizon (series only)
     tensors: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)  # multi-valued features' shapes
     family: str = "dnn"
@@ -103,6 +104,57 @@ def _digits() -> List[Dict]:
     return [{"pixels": [float(v) for v in x], "digit": int(y)} for x, y in zip(data.data, data.target)]
 
 
+PHOTO_REGIONS = {  # class -> (photo, (left, top, right, bottom) in the 640x427 photo)
+    "sky": ("china.jpg", (380, 0, 640, 150)),
+    "pagoda": ("china.jpg", (135, 60, 325, 390)),
+    "trees": ("china.jpg", (440, 250, 640, 427)),
+    "petals": ("flower.jpg", (205, 110, 420, 320)),
+    "leaves": ("flower.jpg", (0, 0, 160, 427)),
+}
+
+
+def _photos(per_class: int = 60, seed: int = 5) -> Dict[str, bytes]:
+    """Patches of scikit-learn's two sample photographs, labelled by what the region shows, of
+    varied sizes (24 to 80 px a side) and formats (JPEG and PNG): class/NNN.jpg -> encoded bytes."""
+    import io
+
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    photos = {Path(name).name: Image.fromarray(array) for name, array in
+              zip(*(lambda d: (d.filenames, d.images))(load_sample_images()))}
+    rng = random.Random(seed)
+    files = {}
+    for label, (photo, (left, top, right, bottom)) in PHOTO_REGIONS.items():
+        for i in range(per_class):
+            width, height = rng.randint(24, 80), rng.randint(24, 80)
+            width, height = min(width, right - left), min(height, bottom - top)
+            x, y = rng.randint(left, right - width), rng.randint(top, bottom - height)
+            patch = photos[photo].crop((x, y, x + width, y + height))
+            out = io.BytesIO()
+            fmt = "JPEG" if i % 3 else "PNG"
+            patch.save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+            files[f"{label}/{label}_{i:03d}.{'jpg' if fmt == 'JPEG' else 'png'}"] = out.getvalue()
+    return files
+
+
+def _digit_pngs(side: int = 32) -> Dict[str, bytes]:
+    """scikit-learn's 8x8 digits as RGB PNG files in class folders, upscaled to ``side`` px (the same
+    labels as the ``digits`` TFRecord use case, through the image-folder path)."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    files = {}
+    for i, (pixels, digit) in enumerate(zip(data.images, data.target)):
+        gray = Image.fromarray((np.asarray(pixels) * (255.0 / 16.0)).astype(np.uint8), mode="L")
+        out = io.BytesIO()
+        gray.resize((side, side), Image.BILINEAR).convert("RGB").save(out, format="PNG")
+        files[f"{digit}/{i:04d}.png"] = out.getvalue()
+    return files
+
+
 SUNSPOTS = {"column": "sunspots", "lookback": 24, "horizon": 3}
 SUNSPOTS_EVAL_YEARS = 60
 
@@ -152,6 +204,14 @@ USE_CASES: Dict[str, UseCase] = {case.name: case for case in (
             "8x8 digit images from scikit-learn, as TFRecord read by ImportExampleGen", _digits,
             input_format="tfrecord", tensors={"pixels": (8, 8, 1)}, family="cnn",
             gate_thresholds={"digit": 0.9}),
+    UseCase("photos", "multiclass", (("label", "multiclass"),),
+            "what a patch of scikit-learn's two sample photos shows (sky, pagoda, trees, petals, leaves): JPEG and "
+            "PNG files of varied sizes in class folders", _photos, input_format="images", family="cnn",
+            hparams={"epochs": 40, "patience": 8}),
+    UseCase("digits_png", "multiclass", (("label", "multiclass"),),
+            "scikit-learn's digits as 32x32 RGB PNG files in class folders (the digits use case's labels, "
+            "through the image-folder path)", _digit_pngs, input_format="images", family="cnn",
+            hparams={"epochs": 30, "patience": 6}),
     UseCase("sunspots", "forecast", (("target", "forecast"),),
             f"{SUNSPOTS['horizon']}-year forecast of statsmodels' yearly sunspots from {SUNSPOTS['lookback']}-year "
             "windows built by the pipeline's ExampleGen", _sunspots, input_format="series", series=SUNSPOTS,
@@ -188,8 +248,8 @@ def _tfrecord_bytes(records: List[Dict]) -> bytes:
 def data_path(case: UseCase, data_dir: Path) -> Path:
     """What ExampleGen reads of the use case under ``data_dir``: its file, or for a series the
     folder holding train/ and eval/ (nothing is written here)."""
-    if case.input_format == "series":
-        return data_dir
+    if case.input_format in ("series", "images"):
+        return data_dir / "images" if case.input_format == "images" else data_dir
     return data_dir / f"{case.name}.{'tfrecord' if case.input_format == 'tfrecord' else 'csv'}"
 
 
@@ -199,6 +259,9 @@ def materialize(case: UseCase, data_dir: Path) -> Path:
     if case.input_format == "series":
         for split, table in case.make().items():
             write_if_changed(path / split / f"{case.name}.csv", table_to_csv(table).encode())
+    elif case.input_format == "images":
+        for relative, data in case.make().items():
+            write_if_changed(path / relative, data)
     elif case.input_format == "tfrecord":
         write_if_changed(path, _tfrecord_bytes(case.make()))
     else:
