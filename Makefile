@@ -56,6 +56,7 @@ bench: setup
 	$(BIN)/python bench/edge_bench.py
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/preflight_bench.py
+	$(BIN)/python bench/images_bench.py
 
 # Re-resolve the lock from infra/requirements.in (needs network to PyPI).
 lock: setup

@@ -51,6 +51,16 @@ def pipeline_options() -> argparse.ArgumentParser:
                                                          "median size and the family, at most 128)")
     command.add_argument("--augment", type=_augment, metavar="flip,rotate,zoom,contrast|none",
                          help="training-only image augmentation (default: flip,rotate,zoom)")
+    command.add_argument("--pretrained", metavar="SOURCE",
+                         help="transfer learning from keras:mobilenet_v2|resnet50|efficientnet_b0 (ImageNet) or "
+                              "models:/NAME@ALIAS|models:/NAME/VERSION (a model of ours): frozen base, new head, "
+                              "then fine-tuning")
+    command.add_argument("--weights", metavar="FILE", help="the Keras application's ImageNet weights (default: "
+                                                          "fetched once into <home>/weights)")
+    command.add_argument("--fine-tune-layers", type=int, metavar="N",
+                         help="base layers unfrozen in the second phase (default 20; 0: head only)")
+    command.add_argument("--distill-from", metavar="models:/NAME@ALIAS",
+                         help="train the model as a student of this teacher (--hparam temperature=T, distill_alpha=A)")
     command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
     command.add_argument("--family", help="model family (default: the use case's, else dnn)")
     command.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
@@ -79,7 +89,9 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         beam_workers=args.beam_workers, beam_args=tuple(args.beam_arg), span=args.span, window=args.window,
         delimiter=args.delimiter, encoding=args.encoding, na_values=args.na_values, drop=args.drop,
         features=args.features, categorical=args.categorical, datetime=args.datetime,
-        image_column=args.image_column, image_size=args.image_size, augment=args.augment)
+        image_column=args.image_column, image_size=args.image_size, augment=args.augment,
+        pretrained=args.pretrained, weights=args.weights, fine_tune_layers=args.fine_tune_layers,
+        distill_from=args.distill_from)
 
 
 def request_from_argv(argv) -> RunRequest:
@@ -95,7 +107,9 @@ def configured(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = prepare_inputs(configured(args))
+    config = configured(args)
+    with translated(user=(ConfigError,)):
+        config = prepare_inputs(config)
     quiet_pipeline_runtime(args.verbose)
     from pipelines.runners.local import run_pipeline
     from pipelines.summary import format_summary

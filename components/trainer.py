@@ -29,8 +29,9 @@ from components.features import (
     transformed_name,
     vocabulary_name,
 )
-from components.models import autoencoder
-from components.models.base import FeatureSpec, HeadSpec
+from components.images import augmentation
+from components.models import autoencoder, distillation, transfer
+from components.models.base import LOSSES, FeatureSpec, HeadSpec, task_metrics
 from components.models.builder import build_model
 from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small_data_defaults, tuned_values
 from components.tasks import get_task
@@ -178,6 +179,50 @@ def warm_start(model: keras.Model, base_model_dir: str, description: dict) -> Di
     return {"from": base_model_dir, "loaded": True}
 
 
+def _transfer(model, base, head: HeadSpec, train, evaluation, hp: Mapping[str, Any], run_dir: str, backup_dir: str,
+              task_name: str, info: Dict[str, Any]):
+    """Phase 1 trains the head on the frozen base; phase 2 unfreezes the base's top layers at a
+    learning rate ten times lower. One history, both phases (``info["transfer"]`` says where)."""
+    before = transfer.weights_digest(base)
+    history = training_loop.fit(model, train, evaluation, hp, run_dir, backup_dir, task_name)
+    report = {"head_epochs": len(history.epoch), "base_parameters": int(base.count_params()),
+              "base_unchanged_in_head_phase": transfer.weights_digest(base) == before}
+    if hp["fine_tune_layers"] > 0 and hp["fine_tune_epochs"] > 0:
+        rate = hp["learning_rate"] / 10.0
+        report["unfrozen_layers"] = transfer.unfreeze_top(model, base, hp["fine_tune_layers"], head, rate)
+        phase2 = {**hp, "learning_rate": rate, "epochs": hp["fine_tune_epochs"]}
+        tuned = training_loop.fit(model, train, evaluation, phase2, run_dir, backup_dir + "-fine-tune", task_name)
+        for key, values in tuned.history.items():
+            history.history.setdefault(key, []).extend(values)
+        report.update(fine_tune_epochs=len(tuned.epoch), fine_tune_learning_rate=rate)
+        history.best_epoch = len(history.epoch) + tuned.best_epoch
+        history.epoch = list(history.epoch) + [len(history.epoch) + e for e in tuned.epoch]
+    info["transfer"] = report
+    return history
+
+
+def _distill(student, teacher_dir: str, train, evaluation, hp: Mapping[str, Any], run_dir: str, backup_dir: str,
+             task_name: str, info: Dict[str, Any], augment=()):
+    """Trains ``student`` on the teacher's softened outputs and the true labels; records both models'
+    accuracy on this run's eval split and their sizes (the edge sizes come from EdgeExport)."""
+    teacher = distillation.teacher_model(teacher_dir)
+    layers = augmentation(augment, hp["seed"]) if augment else None
+    history = training_loop.fit(distillation.distiller(student, teacher, hp, task_name, layers), train, evaluation,
+                                hp, run_dir, backup_dir, task_name)
+
+    def accuracy(model):
+        model.compile(loss=LOSSES[task_name], metrics=task_metrics(task_name))
+        return {k: float(v) for k, v in model.evaluate(evaluation, verbose=0, return_dict=True).items()}
+
+    info["distillation"] = {
+        "teacher": {"model_dir": teacher_dir, "parameters": int(teacher.count_params()), **accuracy(teacher)},
+        "student": {"parameters": int(student.count_params()), **accuracy(student)},
+        "temperature": hp["temperature"], "alpha": hp["distill_alpha"]}
+    student.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]), loss=LOSSES[task_name],
+                    metrics=task_metrics(task_name))
+    return history
+
+
 def image_info(config: Mapping[str, Any], class_names: List[str]) -> Optional[ImageInfo]:
     image = config.get("image")
     return ImageInfo(feature=image["feature"], size=int(image["size"]), class_names=tuple(class_names)) \
@@ -197,8 +242,14 @@ def run_fn(fn_args: FnArgs) -> None:
     tft_output = load_transform_output(fn_args)
     spec, classes, head = spec_classes_head(tft_output, config)
     description = model_description(family, task_name, hp, spec, head)
+    augment = (config.get("image") or {}).get("augment", ())
+    base = None
     with training_loop.strategy().scope():
-        model = build_model(family, head, spec, hp, (config.get("image") or {}).get("augment", ()))
+        if config.get("pretrained"):
+            model, base = transfer.build_model(spec, head, hp, config["pretrained"], augment)
+            description["pretrained"] = transfer.describe(config["pretrained"])
+        else:  # a student gets its augmentation from the distiller (the teacher sees the same images)
+            model = build_model(family, head, spec, hp, () if config.get("distill_from") else augment)
     info: Dict[str, Any] = {}
     if fn_args.base_model:
         info["warm_start"] = warm_start(model, fn_args.base_model, description)
@@ -211,6 +262,12 @@ def run_fn(fn_args: FnArgs) -> None:
         history = training_loop.fit(model, _normal_rows_only(train, hp["batch_size"]), normal_eval, hp,
                                fn_args.model_run_dir, backup_dir, task_name)
         info["anomaly_threshold"] = _fit_anomaly_threshold(model, evaluation, hp)
+    elif base is not None:
+        history = _transfer(model, base, head, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name,
+                            info)
+    elif config.get("distill_from"):
+        history = _distill(model, config["distill_from"], train, evaluation, hp, fn_args.model_run_dir, backup_dir,
+                           task_name, info, augment)
     else:
         history = training_loop.fit(model, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name)
 

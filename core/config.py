@@ -127,6 +127,8 @@ class PipelineConfig:
     table: Optional[TableSpec] = None  # a user's table (--data): read, staged, keyed
     rows: int = 0  # rows of the (newest span's) table, when profiled: small data trains differently
     images: Optional[ImageSpec] = None  # a user's images (--data DIR of class folders, or a CSV of paths)
+    pretrained: Mapping[str, Any] = field(default_factory=dict)  # source, weights | model_dir, version
+    distill_from: Mapping[str, Any] = field(default_factory=dict)  # source, model_dir, version (the teacher)
 
     @property
     def mlflow_uri(self) -> str:
@@ -170,6 +172,10 @@ class PipelineConfig:
             "tuner": self.tuner or "none", "max_trials": self.max_trials, "warm_start": self.warm_start,
             "edge": self.edge,
         }
+        if self.pretrained:
+            params.update({f"pretrained.{k}": v for k, v in self.pretrained.items()})
+        if self.distill_from:
+            params.update({f"teacher.{k}": v for k, v in self.distill_from.items()})
         if self.span_pattern:
             params.update({"span_pattern": self.span_pattern, "span": "newest" if self.span is None else self.span,
                            "window_spans": self.window_spans})

@@ -46,6 +46,7 @@ class RunReport:
     training_spans: List[int] = field(default_factory=list)  # the spans Transform and the Trainer used
     drift: Dict = field(default_factory=dict)  # DriftGate's report when the span was accepted
     baseline: Dict = field(default_factory=dict)  # a scikit-learn baseline on the same split: model, metric, value
+    teacher: Dict = field(default_factory=dict)  # distillation: teacher and student side by side
     mlflow_run_id: Optional[str] = None
     model_version: Optional[int] = None  # the registry version of the pushed model
     tracking_error: Optional[str] = None

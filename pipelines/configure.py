@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Optional, Tuple
 
+from components.models.families import TRANSFER_FAMILY
 from components.tasks import SINGLE_TARGET_TASKS, TaskSpec
 from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig, beam_args
 from core.home import Home
@@ -17,6 +18,7 @@ from pipelines.inputs.preflight import InputDataError, TargetProfile
 from serving.model_config import is_valid_name
 
 DEFAULT_MIN_AUC = 0.7
+WEIGHTS_DIR = "weights"  # <home>/weights: pretrained weights fetched once
 
 
 class ConfigError(ValueError):
@@ -60,6 +62,11 @@ class RunRequest:
     image_column: Optional[str] = None
     image_size: Optional[int] = None  # default: from the data's median size and the family
     augment: Optional[Tuple[str, ...]] = None  # default: flip, rotate, zoom; () for none
+    # transfer learning and distillation
+    pretrained: Optional[str] = None  # keras:NAME, or models:/NAME@ALIAS | models:/NAME/VERSION
+    weights: Optional[str] = None  # the Keras application's ImageNet weights file
+    fine_tune_layers: Optional[int] = None
+    distill_from: Optional[str] = None  # models:/NAME@ALIAS | models:/NAME/VERSION (the teacher)
 
 
 def parse_hparams(pairs) -> dict:
@@ -167,8 +174,18 @@ def build_config(request: RunRequest) -> PipelineConfig:
                 usecase = replace(usecase, input_format="tfrecord", gate_thresholds=gates)
         task = get_task(usecase.task)
         family = request.family or usecase.family
+        if request.pretrained:
+            if request.family and request.family != TRANSFER_FAMILY:
+                raise ConfigError(f"--pretrained builds its own model; leave out --family {request.family}")
+            family = TRANSFER_FAMILY
+        elif request.family == TRANSFER_FAMILY:
+            raise ConfigError(f"family '{TRANSFER_FAMILY}' needs --pretrained SOURCE")
         get_family(family, task.name)
         hparams = {**(usecase.hparams if family == usecase.family else {}), **request.hparams}
+        if request.fine_tune_layers is not None:
+            hparams["fine_tune_layers"] = str(request.fine_tune_layers)
+        pretrained, teacher = _pretrained(request, home, images, task.name)
+        base_size = pretrained.get("image_size") or teacher.get("image_size") or None
         resolve_hparams(family, hparams)
         if request.threshold is not None and len(usecase.targets) > 1:
             raise ConfigError("--threshold sets a single-target gate; multilabel and multitask gates come from "
@@ -177,7 +194,12 @@ def build_config(request: RunRequest) -> PipelineConfig:
         targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
         if images is not None:
             gates, strings = {}, ()
-            images = _sized(images, request, family, usecase.hparams if family == usecase.family else {})
+            images = _sized(images, request, family, usecase.hparams if family == usecase.family else {},
+                            pretrained="weights" in pretrained, base_size=base_size)
+            for source in (pretrained, teacher):
+                if source.get("image_size") and source["image_size"] != images.size:
+                    raise ConfigError(f"{source['source']} takes {source['image_size']}x{source['image_size']} images; "
+                                      f"this run resizes to {images.size} (leave out --image-size)")
         elif table is not None:
             gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
             strings = profile.slice_features
@@ -207,6 +229,8 @@ def build_config(request: RunRequest) -> PipelineConfig:
         warm_start=request.warm_start, edge=request.edge, tracking_uri=home.tracking_uri(request.tracking_uri),
         beam_args=beam, span_pattern=layout.pattern if layout else "", span=span,
         window_spans=window, use_case="" if request.data else usecase.name,
+        pretrained={k: v for k, v in pretrained.items() if k != "image_size"},
+        distill_from={k: v for k, v in teacher.items() if k != "image_size"},
         schema_source=schema_source, table=table, rows=profile.rows if profile is not None else images.images
         if images is not None else 0, images=images,
     )
@@ -275,7 +299,63 @@ def _image_spec(scan, layout: str, requested, request: RunRequest, data_path: Pa
     return spec, tuple(targets), gates
 
 
-def _sized(images, request: RunRequest, family: str, hparams: Mapping[str, Any]):
+def _registered(uri: str, home: Home, tracking_uri: Optional[str]) -> dict:
+    """A model of ours from the registry: its source, version, pushed dir and image size (if any)."""
+    from release.mlflow_registry import RegistryError, resolve_model_uri
+    from serving.images import read_image_info
+
+    try:
+        _, version, path = resolve_model_uri(uri, home.tracking_uri(tracking_uri))
+    except RegistryError as e:
+        raise ConfigError(str(e)) from None
+    if not Path(path).is_dir():
+        raise ConfigError(f"{uri}: version {version}'s SavedModel {path} is not on this machine")
+    image = read_image_info(path)
+    return {"source": uri, "version": version, "model_dir": path, "image_size": image.size if image else 0}
+
+
+def _pretrained(request: RunRequest, home: Home, images, task_name: str) -> Tuple[dict, dict]:
+    """(pretrained base, teacher) as the Trainer needs them, checked: sources, files, sizes."""
+    from components.models.families import KERAS_BASES, KERAS_PREFIX, MODELS_PREFIX, imagenet_weights_name
+
+    pretrained, teacher = {}, {}
+    source = request.pretrained
+    if source:
+        if source.startswith(KERAS_PREFIX):
+            name = source[len(KERAS_PREFIX):]
+            if name not in KERAS_BASES:
+                raise ConfigError(f"--pretrained {source}: choose one of "
+                                  f"{', '.join(KERAS_PREFIX + b for b in KERAS_BASES)} or {MODELS_PREFIX}NAME@ALIAS")
+            if images is None:
+                raise ConfigError(f"--pretrained {source} needs images (--data DIR of class folders, or "
+                                  "--image-column)")
+            if request.weights:
+                weights = Path(request.weights).expanduser().resolve()
+                if not weights.is_file():
+                    raise ConfigError(f"--weights {request.weights}: no such file")
+            else:
+                weights = home.root / WEIGHTS_DIR / imagenet_weights_name(name)  # fetched by prepare_inputs
+            pretrained = {"source": source, "weights": str(weights), "fetch": not request.weights}
+        elif source.startswith(MODELS_PREFIX):
+            pretrained = _registered(source, home, request.tracking_uri)
+        else:
+            raise ConfigError(f"--pretrained {source!r}: give {KERAS_PREFIX}NAME or {MODELS_PREFIX}NAME@ALIAS")
+    elif request.weights:
+        raise ConfigError("--weights goes with --pretrained keras:NAME")
+    if request.distill_from:
+        if not request.distill_from.startswith(MODELS_PREFIX):
+            raise ConfigError(f"--distill-from {request.distill_from!r}: give {MODELS_PREFIX}NAME@ALIAS or "
+                              f"{MODELS_PREFIX}NAME/VERSION")
+        if task_name not in ("binary", "multiclass"):
+            raise ConfigError(f"--distill-from: distillation needs a binary or multiclass task, not {task_name}")
+        if pretrained:
+            raise ConfigError("give --pretrained or --distill-from, not both")
+        teacher = _registered(request.distill_from, home, request.tracking_uri)
+    return pretrained, teacher
+
+
+def _sized(images, request: RunRequest, family: str, hparams: Mapping[str, Any], pretrained: bool = False,
+           base_size: Optional[int] = None):
     """The ImageSpec with its size and augmentation: --image-size, else from the data and the family."""
     from components.models.families import AUGMENTATIONS, DEFAULT_AUGMENT, min_image_size
     from pipelines.inputs.images import IMAGE_SIZES, default_image_size
@@ -285,8 +365,10 @@ def _sized(images, request: RunRequest, family: str, hparams: Mapping[str, Any])
         if request.image_size < smallest:
             raise ConfigError(f"--image-size {request.image_size}: family '{family}' needs at least {smallest}")
         size, reason = request.image_size, "--image-size"
+    elif base_size:
+        size, reason = base_size, "the size the pretrained model or teacher takes"
     else:
-        size = default_image_size(images.median_side, smallest)
+        size = default_image_size(images.median_side, smallest, pretrained)
         reason = (f"the smallest of {', '.join(map(str, IMAGE_SIZES))} at or above the images' median side "
                   f"{images.median_side} px and family {family}'s minimum {smallest}, at most 128")
     augment = DEFAULT_AUGMENT if request.augment is None else tuple(request.augment)
@@ -377,10 +459,21 @@ def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
                                 spec.encoding)
         else:
             scan = img.scan_folder(spec.source)
-        _, broken = img.stage(scan, spec.staged, list(config.label_names), spec.label_kinds)
+        try:
+            _, broken = img.stage(scan, spec.staged, list(config.label_names), spec.label_kinds)
+        except InputDataError as e:
+            raise ConfigError(str(e)) from None
         if broken:  # headers that read but images that do not decode
             config = replace(config, images=replace(spec, skipped=spec.skipped + tuple(broken),
                                                     images=spec.images - len(broken)))
+    if config.pretrained.get("fetch") and not Path(config.pretrained["weights"]).is_file():
+        from components.models.families import KERAS_PREFIX
+        from components.models.transfer import WeightsError, fetch_imagenet_weights
+
+        try:
+            fetch_imagenet_weights(config.pretrained["source"][len(KERAS_PREFIX):], Path(config.pretrained["weights"]))
+        except WeightsError as e:
+            raise ConfigError(str(e)) from None
     if config.schema_source:
         pinned_copy(config.schema_source, config.home.curated_schemas(config.name))
     return config

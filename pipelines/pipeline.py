@@ -156,7 +156,8 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
     training_inputs = {"examples": transform.outputs["transformed_examples"],
                        "transform_graph": transform.outputs["transform_graph"], "schema": schema}
     training_config = {**config.transform_config(), "family": config.family, "hparams": dict(config.hparams),
-                       "rows": config.rows}
+                       "rows": config.rows, "pretrained": dict(config.pretrained),
+                       "distill_from": config.distill_from.get("model_dir", "")}
     optional = []
     if config.tuner:
         tuner = Tuner(tuner_fn=TUNER_FN, train_args=trainer_pb2.TrainArgs(splits=["train"]),

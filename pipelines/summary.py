@@ -78,6 +78,22 @@ def format_images(config: PipelineConfig) -> List[str]:
     return lines
 
 
+def format_teacher(comparison: dict) -> List[str]:
+    """Student and teacher, one line each: accuracy, parameters, sizes, TF Lite latency."""
+    lines = [f"distilled (temperature {comparison['temperature']:g}, alpha {comparison['alpha']:g}); "
+             "on this eval split:"]
+    for role in ("teacher", "student"):
+        facts = comparison[role]
+        accuracy = next((v for k, v in facts.items() if k.endswith("accuracy") or k == "auc"), None)
+        parts = [f"  {role:<8}", f"accuracy {accuracy:.4f}" if accuracy is not None else "",
+                 f"{facts['parameters']:,} parameters", f"SavedModel {facts['savedmodel_bytes'] / 1024:.0f} KiB"]
+        if "int8_bytes" in facts:
+            parts.append(f"int8 TF Lite {facts['int8_bytes'] / 1024:.1f} KiB, "
+                         f"batch 1 p50 {facts['int8_p50_us']:.0f} us")
+        lines.append("  ".join(p for p in parts if p))
+    return lines
+
+
 def format_summary(config: PipelineConfig, report: RunReport) -> str:
     lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
                         f" ({config.task_name}, family {config.family}, home {config.home.root})"]
@@ -116,6 +132,8 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
         lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
     if report.edge:
         lines.extend(format_edge(report.edge))
+    if report.teacher:
+        lines.extend(format_teacher(report.teacher))
     if report.pushed_path:
         state = "pushed" if report.pushed_now else "unchanged (cached run, nothing new pushed)"
         lines.append(f"serving version: {report.pushed_path} [{state}]")

@@ -9,7 +9,7 @@ sets ``$MLFLOW_TRACKING_URI``, which would send the next pipeline's run (another
 import json
 import urllib.error
 import urllib.request
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 CHALLENGER, CHAMPION, CANARY = "challenger", "champion", "canary"
 HISTORY_TAG_PREFIX = "promotion."  # promotion.0001, promotion.0002, ... one event each (JSON)
@@ -137,3 +137,24 @@ def set_alias(client, name: str, alias: str, version: Optional[int]) -> None:
             client.delete_registered_model_alias(name, alias)
     else:
         client.set_registered_model_alias(name, alias, str(version))
+
+
+def resolve_model_uri(uri: str, tracking_uri: str) -> Tuple[str, int, str]:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` -> (name, version, the pushed SavedModel dir)."""
+    import re
+
+    from mlflow.exceptions import MlflowException
+
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([\w-]+)|/(\d+))", uri)
+    if not match:
+        raise RegistryError(f"{uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    name, alias, number = match.groups()
+    client = client_for(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(name, alias) if alias else get_version(client, name, int(number))
+    except MlflowException:
+        raise RegistryError(f"{uri}: no such registered model{' alias' if alias else ''} in {tracking_uri}") from None
+    path = version.tags.get(SERVING_PATH_TAG, "")
+    if not path:
+        raise RegistryError(f"{uri}: version {version.version} has no {SERVING_PATH_TAG} tag (not pushed by mlops)")
+    return name, int(version.version), path

@@ -76,6 +76,12 @@ def _metrics(report: RunReport, facts: DataFacts, now: int) -> List:
     for variant, entry in report.edge.get("variants", {}).items():
         metrics += [Metric(f"edge_{variant}_{key}", float(entry[key]), now, 0)
                     for key in ("size_bytes", "max_abs_diff", "metric_drop", "value") if entry.get(key) is not None]
+    for role in ("teacher", "student"):  # distillation: both side by side
+        metrics += [Metric(f"distill_{role}_{key}", float(value), now, 0)
+                    for key, value in report.teacher.get(role, {}).items() if isinstance(value, (int, float))]
+    for key, value in report.model_info.get("transfer", {}).items():  # transfer learning's two phases
+        if isinstance(value, (int, float)):
+            metrics.append(Metric(f"transfer_{key}", float(value), now, 0))
     return metrics
 
 

@@ -194,3 +194,17 @@ def bench(path: Path, runs: int = 2000, rows: Optional[List[Dict[str, Any]]] = N
     return {"runs": runs, "size_bytes": path.stat().st_size,
             "p50_us": round(timings[len(timings) // 2] * 1e6, 1),
             "p99_us": round(timings[min(len(timings) - 1, int(len(timings) * 0.99))] * 1e6, 1)}
+
+
+def footprint(model_dir: str, runs: int = 300) -> Dict[str, float]:
+    """A pushed model's size on disk (the SavedModel, its TF Lite variants aside) and its int8
+    variant's size and batch-1 latency, when it has one."""
+    root = Path(model_dir)
+    edge_dir = root / EDGE_DIR
+    facts: Dict[str, float] = {"savedmodel_bytes": float(sum(p.stat().st_size for p in root.rglob("*")
+                                                             if p.is_file() and edge_dir not in p.parents))}
+    int8 = edge_dir / "int8.tflite"
+    if int8.is_file():
+        timing = bench(int8, runs=runs)
+        facts.update(int8_bytes=float(timing["size_bytes"]), int8_p50_us=timing["p50_us"])
+    return facts

@@ -135,11 +135,11 @@ def task_head(x: Any, head: HeadSpec) -> Any:
     return _single_head(embedding_endpoint(x), head.task, head.units, "predictions")
 
 
-_LOSSES = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
+LOSSES = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
            "multilabel": "binary_crossentropy", "regression": "mse", "forecast": "mse"}
 
 
-def _metrics(task: str) -> list:
+def task_metrics(task: str) -> list:
     if task == "binary":
         return [keras.metrics.AUC(name="auc"), "binary_accuracy"]
     if task == "multiclass":
@@ -155,9 +155,9 @@ def compile_for_task(model: keras.Model, head: HeadSpec, learning_rate: float) -
         model.compile(optimizer=optimizer)  # the autoencoder adds its reconstruction loss itself
     elif head.task == "multitask":
         model.compile(optimizer=optimizer,
-                      loss={name: _LOSSES[task] for name, task, _ in head.subheads},
+                      loss={name: LOSSES[task] for name, task, _ in head.subheads},
                       loss_weights={name: head.loss_weights.get(name, 1.0) for name, _, _ in head.subheads},
-                      metrics={name: _metrics(task) for name, task, _ in head.subheads})
+                      metrics={name: task_metrics(task) for name, task, _ in head.subheads})
     else:
-        model.compile(optimizer=optimizer, loss=_LOSSES[head.task], metrics=_metrics(head.task))
+        model.compile(optimizer=optimizer, loss=LOSSES[head.task], metrics=task_metrics(head.task))
     return model

@@ -17,6 +17,12 @@ TRAINING_DEFAULTS: Mapping[str, Any] = {
     "lr_schedule": "constant",  # constant | cosine | warmup_cosine (per epoch)
     "warmup_epochs": 3,  # for warmup_cosine
     "class_weight": "none",  # none | balanced (classification)
+    # transfer learning (--pretrained): phase 2 unfreezes the base's top layers at learning_rate / 10
+    "fine_tune_layers": 20,
+    "fine_tune_epochs": 10,
+    # distillation (--distill-from): softened teacher outputs mixed with the true labels
+    "temperature": 2.0,
+    "distill_alpha": 0.5,  # the true labels' share of the loss (the rest: the teacher's); T=2, 0.5 best on photos
 }
 
 
@@ -44,6 +50,7 @@ FAMILIES: Dict[str, FamilySpec] = {spec.name: spec for spec in (
                "components.models.resnet"),
     FamilySpec("mobilenet", _IMAGE, {"alpha": 0.5, "groups": 7, "last_filters": 1280, "stem": "auto", **_LAYER},
                "components.models.mobilenet"),
+    FamilySpec("transfer", _IMAGE, {"dropout": 0.2, **_LAYER}, "components.models.transfer"),
     FamilySpec("rnn", ("binary", "multiclass", "regression", "multitask", "forecast"),
                {"cell": "lstm", "units": 32, "layers": 1, "bidirectional": False, "dropout": 0.0},
                "components.models.rnn"),
@@ -67,6 +74,15 @@ SEARCH_SPACES: Dict[str, Mapping[str, Tuple[Any, ...]]] = {
     "autoencoder": {"width": (16, 32, 64), "latent": (2, 4, 8), "learning_rate": (1e-3, 3e-3)},
 }
 TUNERS = ("random", "bayesian", "hyperband")
+# Pretrained bases (--pretrained): Keras Applications with ImageNet weights, or a registered model of ours
+KERAS_BASES = ("mobilenet_v2", "resnet50", "efficientnet_b0")
+KERAS_PREFIX, MODELS_PREFIX = "keras:", "models:/"
+TRANSFER_FAMILY = "transfer"
+
+
+def imagenet_weights_name(base: str) -> str:
+    """The file a Keras application's headless ImageNet weights are kept in (under <home>/weights)."""
+    return f"{base}_imagenet_notop.h5"
 TUNER_KEYS_PREFIX = "tuner/"  # Hyperband's own bookkeeping values (epochs, bracket, round)
 
 

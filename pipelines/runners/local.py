@@ -25,6 +25,8 @@ def run_pipeline(config: PipelineConfig, track: bool = True) -> RunReport:
         report.anomalies = error.split(": ", 1)[-1]
     if report.metrics:
         add_baseline(config, report)
+    if report.model_info.get("distillation") and report.pushed_path:
+        add_teacher_comparison(report)
     if track:
         track_run(config, report)
     return report
@@ -41,6 +43,17 @@ def add_baseline(config: PipelineConfig, report: RunReport) -> None:
         return
     if baseline is not None:
         report.baseline = {"model": baseline.model, "metric": baseline.metric, "value": baseline.value}
+
+
+def add_teacher_comparison(report: RunReport) -> None:
+    """Student and teacher side by side: eval accuracy (the Trainer's, on this run's eval split),
+    parameters, SavedModel and int8 TF Lite size, TF Lite batch-1 latency."""
+    from serving.edge_runtime import footprint
+
+    facts = report.model_info["distillation"]
+    report.teacher = {"teacher": {**facts["teacher"], **footprint(facts["teacher"]["model_dir"])},
+                      "student": {**facts["student"], **footprint(report.pushed_path)},
+                      "temperature": facts["temperature"], "alpha": facts["alpha"]}
 
 
 def track_run(config: PipelineConfig, report: RunReport) -> None:

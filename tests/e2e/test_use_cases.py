@@ -120,6 +120,37 @@ def test_digits_cnn_accuracy(tmp_path_factory):
     np.testing.assert_allclose(edge_out, raw["predictions"].numpy(), atol=1e-4)
 
 
+def _edge_gate(report):
+    """int8 within a point of the SavedModel and at least 3.5x smaller than float32 (shipped)."""
+    edge = report.edge["variants"]
+    assert edge["float32"]["accepted"] and edge["int8"]["accepted"], edge
+    assert edge["int8"]["metric_drop"] <= 0.01, edge["int8"]
+    assert edge["float32"]["size_bytes"] >= 3.5 * edge["int8"]["size_bytes"], (edge["float32"], edge["int8"])
+
+
+def test_photos_cnn_accuracy_and_edge(tmp_path_factory):
+    """The photo patches as shipped (class folders, JPEG and PNG of varied sizes, the default size)."""
+    config, report = _run(tmp_path_factory, "photos")
+    assert config.images.size == 48 and config.images.classes == {c: 60 for c in
+                                                                  ("leaves", "pagoda", "petals", "sky", "trees")}
+    assert report.metrics["overall"]["sparse_categorical_accuracy"] >= 0.9 and report.blessed
+    _edge_gate(report)
+
+
+@pytest.mark.parametrize("family", ["resnet", "mobilenet"])
+def test_photos_other_image_families_and_edge(tmp_path_factory, family):
+    _, report = _run(tmp_path_factory, "photos", "--family", family, "--image-size", "32", "--hparam", "epochs=15")
+    assert report.metrics["overall"]["sparse_categorical_accuracy"] >= 0.8, report.metrics["overall"]
+    _edge_gate(report)
+
+
+def test_digits_as_png_files_match_the_tfrecord_path(tmp_path_factory):
+    """The same labels as the 8x8 TFRecord use case, through folders of 32x32 RGB PNG files."""
+    config, report = _run(tmp_path_factory, "digits_png")
+    assert config.images.images == 1797 and sorted(config.images.classes) == [str(d) for d in range(10)]
+    assert report.metrics["overall"]["sparse_categorical_accuracy"] >= 0.95 and report.blessed
+
+
 def test_anomaly_autoencoder_auc_and_served_verdict(tmp_path_factory):
     _, report = _run(tmp_path_factory, "anomaly")
     assert report.model_info["family"] == "autoencoder" and report.model_info["anomaly_threshold"] > 0
