@@ -1,4 +1,5 @@
-"""Operations commands: score (batch scoring on Beam), skew (serving vs training), schedule (cron)."""
+"""Operations commands: score (batch scoring on Beam), skew (serving vs training), schedule (cron),
+status (one screen of the home)."""
 import argparse
 import contextlib
 import io
@@ -72,7 +73,24 @@ def cmd_score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Pipelines' last runs, registry aliases, what is served, alarms."""
+    from core.home import Home
+    from ops.status import collect, format_status
+    from release.mlflow_registry import RegistryError
+
+    home = Home.resolve(args.home)
+    if not home.root.is_dir():
+        raise UserError(f"{home.root}: no home here (give --home or set $MLOPS_HOME)")
+    with translated(refused=(RegistryError,)):
+        statuses = collect(home, args.tracking_uri, args.host, args.rest_port)
+    print(format_status(home, statuses))
+    return EXIT_OK
+
+
 def register(sub) -> None:
+    from serving.options import DEFAULT_HOST, DEFAULT_REST_PORT
+
     from components.comparators import DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD
 
     skew = add_command(sub, "skew", cmd_skew,
@@ -84,6 +102,11 @@ def register(sub) -> None:
                       help="L-infinity distance of value frequencies")
     skew.add_argument("--numeric-threshold", type=float, default=DEFAULT_NUMERIC_THRESHOLD,
                       help="approximate Jensen-Shannon divergence")
+
+    status = add_command(sub, "status", cmd_status, "one screen of the home: last runs, aliases, serving, alarms",
+                         HOME, TRACKING)
+    status.add_argument("--host", default=DEFAULT_HOST, help="where a server may be answering")
+    status.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT)
 
     schedule = add_command(sub, "schedule", cmd_schedule, "print (or --install) a cron entry for scheduled runs",
                            HOME)

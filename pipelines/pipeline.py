@@ -66,15 +66,17 @@ def _example_gen(config: PipelineConfig, where: Locations):
     if config.span is not None:
         one_span = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
             start_span_number=config.span, end_span_number=config.span))
+    split_config = example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
+        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets)])
+    if config.images:  # a oneof: set only when used (an empty name is a feature named "")
+        split_config.partition_feature_name = FILE_FEATURE
     return example_gen(
         input_base=where.input_base,
         range_config=one_span,
         input_config=example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="data", pattern=where.input_pattern)]),
-        output_config=example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=train_buckets),
-            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
-        ], partition_feature_name=FILE_FEATURE if config.images else "")),
+        output_config=example_gen_pb2.Output(split_config=split_config),
     )
 
 

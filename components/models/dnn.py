@@ -3,14 +3,14 @@ from typing import Any, Dict, Mapping
 
 import tf_keras as keras
 
-from components.models.base import KERNEL_INITIALIZER, FeatureSpec, HeadSpec, regularizer, tabular_stem
+from components.models.base import KERNEL_INITIALIZER, FeatureSpec, HeadSpec, batch_norm, regularizer, tabular_stem
 
 
 def dense_block(x: Any, units: int, hp: Mapping[str, Any], name: str) -> Any:
     x = keras.layers.Dense(units, kernel_initializer=KERNEL_INITIALIZER, kernel_regularizer=regularizer(hp),
                            name=f"{name}_dense")(x)
     if hp["batch_norm"]:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = batch_norm(f"{name}_bn")(x)
     x = keras.layers.Activation(hp["activation"], name=f"{name}_act")(x)
     if hp["dropout"] > 0:
         x = keras.layers.Dropout(hp["dropout"], name=f"{name}_dropout")(x)

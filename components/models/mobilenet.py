@@ -8,6 +8,7 @@ from components.models.base import (
     KERNEL_INITIALIZER,
     FeatureSpec,
     HeadSpec,
+    batch_norm,
     conv_bn_act,
     downsample_stride,
     image_stem,
@@ -28,11 +29,11 @@ def _inverted_residual(x: Any, expansion: int, filters: int, strides: int, hp: M
         y = conv_bn_act(y, in_filters * expansion, 1, 1, hp, f"{name}_expand", activation="relu6")
     y = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False,
                                      depthwise_initializer=KERNEL_INITIALIZER, name=f"{name}_depthwise")(y)
-    y = keras.layers.BatchNormalization(name=f"{name}_depthwise_bn")(y)
+    y = batch_norm(f"{name}_depthwise_bn")(y)
     y = keras.layers.Activation("relu6", name=f"{name}_depthwise_act")(y)
     y = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer=KERNEL_INITIALIZER,
                             kernel_regularizer=regularizer(hp), name=f"{name}_project")(y)
-    y = keras.layers.BatchNormalization(name=f"{name}_project_bn")(y)  # linear bottleneck: no activation
+    y = batch_norm(f"{name}_project_bn")(y)  # linear bottleneck: no activation
     if strides == 1 and in_filters == filters:
         y = keras.layers.Add(name=f"{name}_add")([x, y])
     return y

@@ -8,6 +8,7 @@ from components.models.base import (
     KERNEL_INITIALIZER,
     FeatureSpec,
     HeadSpec,
+    batch_norm,
     conv_bn_act,
     downsample_stride,
     image_stem,
@@ -28,7 +29,7 @@ def _conv(x: Any, filters: int, kernel: int, strides: int, hp: Mapping[str, Any]
 
 
 def _bn_relu(x: Any, name: str) -> Any:
-    return keras.layers.Activation("relu", name=f"{name}_relu")(keras.layers.BatchNormalization(name=f"{name}_bn")(x))
+    return keras.layers.Activation("relu", name=f"{name}_relu")(batch_norm(f"{name}_bn")(x))
 
 
 def _block(x: Any, filters: int, strides: int, kind: str, version: int, hp: Mapping[str, Any], name: str) -> Any:

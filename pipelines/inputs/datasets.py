@@ -211,7 +211,7 @@ USE_CASES: Dict[str, UseCase] = {case.name: case for case in (
     UseCase("digits_png", "multiclass", (("label", "multiclass"),),
             "scikit-learn's digits as 32x32 RGB PNG files in class folders (the digits use case's labels, "
             "through the image-folder path)", _digit_pngs, input_format="images", family="cnn",
-            hparams={"epochs": 15, "patience": 5}),
+            hparams={"epochs": 30, "patience": 6}),
     UseCase("sunspots", "forecast", (("target", "forecast"),),
             f"{SUNSPOTS['horizon']}-year forecast of statsmodels' yearly sunspots from {SUNSPOTS['lookback']}-year "
             "windows built by the pipeline's ExampleGen", _sunspots, input_format="series", series=SUNSPOTS,

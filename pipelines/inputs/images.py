@@ -45,10 +45,16 @@ class ImageScan:
         return int(statistics.median(self.sides)) if self.sides else 0
 
 
+SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing", "eval"}
+
+
 def is_image_folder(path: Path) -> bool:
-    """A folder whose sub-folders hold images (the class layout), rather than a table's parts."""
+    """A folder of images (class sub-folders, or images with no classes, which ``scan_folder``
+    refuses by name), rather than a table's parts."""
     if not path.is_dir():
         return False
+    if any(p.is_file() and is_image_name(p) for p in path.iterdir()):
+        return True
     for sub in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if any(is_image_name(f) for f in _files(sub)):
             return True
@@ -81,6 +87,13 @@ def scan_folder(folder: Path) -> ImageScan:
     scan = ImageScan(items=[])
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     loose = [p.name for p in folder.iterdir() if p.is_file() and is_image_name(p)]
+    if loose and not classes:
+        raise InputDataError(f"{folder}: {len(loose)} images and no class folders; put each class's images in "
+                             "a sub-folder named after it, or give a CSV of paths and labels with --image-column")
+    splits = [c.name for c in classes if c.name.lower() in SPLIT_NAMES]
+    if splits and len(splits) == len(classes) and any(p.is_dir() for c in classes for p in c.iterdir()):
+        raise InputDataError(f"{folder}: {', '.join(splits)} look like splits, not classes; give --data "
+                             f"{folder / splits[0]} (the pipeline splits by itself)")
     if loose:
         scan.skipped.append((str(folder), f"{len(loose)} image(s) outside a class folder"))
     for class_dir in classes:

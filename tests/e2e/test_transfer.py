@@ -98,3 +98,16 @@ def test_a_student_learns_from_the_teacher(home):
     without = plain.metrics["overall"]["sparse_categorical_accuracy"]
     # the claim under test; if it ever fails, the message says by how much
     assert with_teacher >= without - 0.05, f"student {with_teacher:.4f} vs the same student alone {without:.4f}"
+
+
+def test_status_shows_last_runs_aliases_serving_and_alarms(home, capsys):
+    """`mlops status` on this module's home (runs above, each tracked): one screen."""
+    from cli.main import main
+
+    assert main(["status", "--home", str(home), "--rest-port", "1"]) == 0
+    text = capsys.readouterr().out
+    assert f"home {home}" in text
+    assert "photos: last run " in text and "succeeded, blessed true, pushed " in text
+    assert "registry: challenger v1" in text and "waits for `mlops promote photos`" in text
+    assert "serving: policy latest" in text and "no server answering" in text
+    assert main(["status", "--home", str(home / "nowhere")]) == 2

@@ -74,7 +74,7 @@ def test_too_few_classes_is_one_line(tmp_path):
         Image.new("RGB", (10, 10)).save(tmp_path / "only" / f"{i}.png")
     with pytest.raises(InputDataError, match="needs at least 2 class folders"):
         img.scan_folder(tmp_path)
-    assert img.is_image_folder(tmp_path) and not img.is_image_folder(tmp_path / "only")
+    assert img.is_image_folder(tmp_path) and not img.is_image_folder(tmp_path / "none")
 
 
 @pytest.mark.parametrize("median, family_min, pretrained, size", [
@@ -131,3 +131,21 @@ def test_an_unreadable_file_is_one_line(tmp_path):
         load_pixels(tmp_path / "x.jpg", 8)
     with pytest.raises(ImageError, match="no such file"):
         load_pixels(tmp_path / "y.jpg", 8)
+
+
+def test_split_folders_and_loose_images_are_named(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for label in ("cat", "dog"):
+            (tmp_path / "ds" / split / label).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (8, 8)).save(tmp_path / "ds" / split / label / f"{i}.png")
+    with pytest.raises(InputDataError, match="train, val look like splits, not classes; give --data"):
+        img.scan_folder(tmp_path / "ds")
+    (tmp_path / "flat").mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(tmp_path / "flat" / f"{i}.jpg")
+    assert img.is_image_folder(tmp_path / "flat")
+    with pytest.raises(InputDataError, match="3 images and no class folders"):
+        img.scan_folder(tmp_path / "flat")
