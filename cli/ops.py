@@ -89,9 +89,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    from serving.options import DEFAULT_HOST, DEFAULT_REST_PORT
-
     from components.comparators import DEFAULT_CATEGORICAL_THRESHOLD, DEFAULT_NUMERIC_THRESHOLD
+    from serving.options import DEFAULT_HOST, DEFAULT_REST_PORT
 
     skew = add_command(sub, "skew", cmd_skew,
                        "logged serving requests vs the training data, per feature (exit 1: skewed)", HOME)
