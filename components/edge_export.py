@@ -295,10 +295,11 @@ def _raw_rows(serialized_examples: Sequence[bytes], names: Sequence[str]) -> Lis
     return rows
 
 
-def _host_agreement(graph: Mapping[str, np.ndarray], host: Mapping[str, np.ndarray]) -> Dict[str, float]:
+def _host_agreement(graph: Mapping[str, np.ndarray], host: Mapping[str, np.ndarray], key: str) -> Dict[str, float]:
     """How the host's decoding (Pillow) agrees with the graph's (TF) on the same files: the share of
-    equal top classes and the largest output difference."""
-    graph_out, host_out = graph[PREDICTIONS], host[PREDICTIONS]
+    equal top classes (or verdicts, for one score) and the largest difference of output ``key``."""
+    key = key if key in graph and key in host else sorted(set(graph) & set(host))[0]
+    graph_out, host_out = graph[key].astype(np.float64), host[key].astype(np.float64)
     top = (np.argmax(graph_out, -1) == np.argmax(host_out, -1)) if graph_out.shape[-1] > 1 else \
         ((graph_out > 0.5) == (host_out > 0.5)).reshape(-1)
     return {"top_class_agreement": float(np.mean(top)), "max_abs_diff": float(np.max(np.abs(graph_out - host_out))),
@@ -372,7 +373,7 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
         from_graph = reference
         reference = {k: v.numpy() for k, v in served.signatures[PIXELS_SIGNATURE](
             pixels=tf.constant(eval_inputs[image.feature])).items()}
-        sidecar["host_decoding"] = _host_agreement(from_graph, reference)
+        sidecar["host_decoding"] = _host_agreement(from_graph, reference, get_task(task).prediction_key or PREDICTIONS)
     label_values = _labels(eval_examples[:PARITY_ROWS], labels[0], task, class_names) if len(labels) == 1 else None
 
     output_dir.mkdir(parents=True, exist_ok=True)

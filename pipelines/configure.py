@@ -154,7 +154,8 @@ def build_config(request: RunRequest) -> PipelineConfig:
             data_path = images.staged
             task_name = targets_found[0][1] if len(targets_found) == 1 else (request.task or "multitask")
             usecase = datasets.UseCase(name, task_name, targets_found, "", list, input_format="tfrecord",
-                                       family=IMAGE_FAMILY, gate_thresholds=gates)
+                                       family=ANOMALY_FAMILY if task_name == "anomaly" else IMAGE_FAMILY,
+                                       gate_thresholds=gates)
         elif request.data:
             user = _user_table(request, data_path, home.data_dir(name), schema_kinds)
             table, layout, span, window, data_path, profile = (user.table, user.layout, user.span, user.window,
@@ -237,6 +238,7 @@ def build_config(request: RunRequest) -> PipelineConfig:
 
 
 IMAGE_FAMILY = "cnn"  # the default family for images
+ANOMALY_FAMILY = "autoencoder"  # for --task anomaly: the convolutional autoencoder on images
 
 
 def _is_images(request: RunRequest, data_path: Path) -> bool:
@@ -279,9 +281,12 @@ def _image_spec(scan, layout: str, requested, request: RunRequest, data_path: Pa
         targets = [(targets[0][0], request.task)]
     for _, subtask in targets:
         task = get_task(subtask)
-        if task.name in ("anomaly", "forecast"):
-            raise ConfigError(f"--task {task.name}: image input takes binary, multiclass, regression, multilabel or "
-                              "multitask")
+        if task.name == "forecast":
+            raise ConfigError("--task forecast: image input takes binary, multiclass, regression, anomaly, "
+                              "multilabel or multitask")
+        if task.name == "anomaly" and len(img.class_counts(scan, 0)) != 2:
+            raise ConfigError(f"--task anomaly needs 2 classes (normal and anomalous); found "
+                              f"{img.classes_line(img.class_counts(scan, 0))}")
     kinds = img.label_kinds(scan, [subtask for _, subtask in targets])
     gates = {}
     for i, (label, subtask) in enumerate(targets):
@@ -372,6 +377,8 @@ def _sized(images, request: RunRequest, family: str, hparams: Mapping[str, Any],
         reason = (f"the smallest of {', '.join(map(str, IMAGE_SIZES))} at or above the images' median side "
                   f"{images.median_side} px and family {family}'s minimum {smallest}, at most 128")
     augment = DEFAULT_AUGMENT if request.augment is None else tuple(request.augment)
+    if family == ANOMALY_FAMILY:  # the autoencoder reconstructs what it sees: no augmentation
+        augment = ()
     unknown = sorted(set(augment) - set(AUGMENTATIONS))
     if unknown:
         raise ConfigError(f"--augment {','.join(unknown)}: choose among {', '.join(AUGMENTATIONS)} (or none)")

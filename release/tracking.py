@@ -169,6 +169,19 @@ def _batches(items: list, size: int = 900):
         yield items[start:start + size]
 
 
+def run_name(config: PipelineConfig, report: RunReport) -> str:
+    """What the run is, not when (the pipeline run id is a tag): ``<name> <family> span N``, plus the
+    pretrained base or the teacher when there is one."""
+    parts = [config.name, config.family]
+    if config.pretrained:
+        parts.append(f"from {config.pretrained['source']}")
+    if config.distill_from:
+        parts.append(f"student of {config.distill_from['source']}")
+    if "span" in report.input_properties:
+        parts.append(f"span {report.input_properties['span']}")
+    return " ".join(parts)
+
+
 def log_run(config: PipelineConfig, report: RunReport) -> str:
     """Logs the run (params, metrics, tags, files, the model), registers a newly pushed model, and
     returns the MLflow run id (``report.model_version`` gets the registry version)."""
@@ -179,7 +192,7 @@ def log_run(config: PipelineConfig, report: RunReport) -> str:
     client = mlflow_registry.client_for(config.mlflow_uri)
     now = int(time.time() * 1000)
     experiment_id = _experiment_id(client, config)
-    run = client.create_run(experiment_id, run_name=report.run_id or None)
+    run = client.create_run(experiment_id, run_name=run_name(config, report))
     run_id = run.info.run_id
     status = "FAILED"
     try:

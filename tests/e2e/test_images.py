@@ -156,3 +156,24 @@ def test_the_pixels_signature_equals_the_bytes_signature_on_host_decoded_pixels(
     by_pixels = model.signatures["serving_pixels"](pixels=tf.constant(pixels))["predictions"].numpy()
     by_bytes = _saved_model_classes(report.pushed_path, [data for _, data in patches])
     np.testing.assert_allclose(by_pixels, by_bytes, atol=1e-4)
+
+
+def test_anomaly_on_images_trains_the_conv_autoencoder_on_the_normal_class(tmp_path):
+    """Two class folders and --task anomaly: the more frequent class is normal; the autoencoder
+    trains on it, is gated on AUC and ships to the edge."""
+    import shutil
+
+    from pipelines.runners.local import run_pipeline
+
+    root, _ = photo_folder(tmp_path / "src", per_class=40)
+    for label, source, count in (("ok", "sky", 40), ("defect", "petal", 6)):
+        (tmp_path / "inspect" / label).mkdir(parents=True)
+        for path in sorted(p for p in (root / source).rglob("*") if p.suffix in (".png", ".jpg"))[:count]:
+            shutil.copy(path, tmp_path / "inspect" / label / path.name)
+    config = run_cli_config("--data", str(tmp_path / "inspect"), "--task", "anomaly", "--image-size", SIZE,
+                            "--hparam", "epochs=5", home=tmp_path / "home")
+    assert config.family == "autoencoder" and config.images.augment == ()
+    report = run_pipeline(config, track=False)
+    assert report.succeeded and report.blessed, report.error or report.blessing_reason
+    assert report.metrics["overall"]["auc"] >= 0.9
+    assert report.edge["variants"]["float32"]["accepted"]

@@ -92,6 +92,10 @@ def test_a_student_learns_from_the_teacher(home):
     comparison = student.teacher
     assert comparison["teacher"]["parameters"] > 2 * comparison["student"]["parameters"]
     assert comparison["student"]["savedmodel_bytes"] > 0 and comparison["teacher"]["int8_bytes"] > 0
+    from release.mlflow_registry import client_for
+
+    name = client_for(config.mlflow_uri).get_run(student.mlflow_run_id).info.run_name
+    assert name.startswith("photos_student cnn student of models:/photos@challenger"), name  # what it is
     text = format_summary(config, student)
     assert "distilled (temperature 2, alpha 0.5)" in text and "teacher   accuracy" in text
     with_teacher = student.metrics["overall"]["sparse_categorical_accuracy"]
