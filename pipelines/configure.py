@@ -181,6 +181,8 @@ def build_config(request: RunRequest) -> PipelineConfig:
             family = TRANSFER_FAMILY
         elif request.family == TRANSFER_FAMILY:
             raise ConfigError(f"family '{TRANSFER_FAMILY}' needs --pretrained SOURCE")
+        if request.pretrained and request.tune:
+            raise ConfigError("--tune searches a family's own space; leave it out with --pretrained")
         get_family(family, task.name)
         hparams = {**(usecase.hparams if family == usecase.family else {}), **request.hparams}
         if request.fine_tune_layers is not None:

@@ -7,13 +7,16 @@ import tf_keras as keras
 
 from components.images import augmentation
 from components.models.base import FeatureSpec, HeadSpec, compile_for_task, model_inputs, task_head
-from components.models.families import get_family, resolve_hparams
+from components.models.families import TRANSFER_FAMILY, UnsupportedModelError, get_family, resolve_hparams
 
 
 def build_model(family_name: str, head: HeadSpec, spec: FeatureSpec, hparams: Mapping[str, Any],
                 augment: Sequence[str] = ()) -> keras.Model:
     """``augment``: training-only augmentation layers in front of the image input (``components.images``)."""
     family = get_family(family_name, head.task)
+    if family.name == TRANSFER_FAMILY:
+        raise UnsupportedModelError(f"family '{TRANSFER_FAMILY}' is built from a pretrained base "
+                                    "(components.models.transfer.build_model; --pretrained SOURCE)")
     hp = resolve_hparams(family.name, hparams)
     inputs = model_inputs(spec)
     module = importlib.import_module(family.module)
