@@ -107,14 +107,21 @@ def configured(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Prepares the inputs and runs the pipeline under `watched`: progress lines on the terminal,
+    the libraries' output (from TensorFlow's import on) in the run's log file unless --verbose."""
     config = configured(args)
-    with translated(user=(ConfigError,)):
-        config = prepare_inputs(config)
     quiet_pipeline_runtime(args.verbose)
-    from pipelines.runners.local import run_pipeline
+    from pipelines.runners.progress import watched
+
+    with watched(config, verbose=args.verbose) as progress:
+        with translated(user=(ConfigError,)), progress.timed("inputs"):
+            config = prepare_inputs(config)
+        from pipelines.runners.local import run_pipeline
+
+        report = run_pipeline(config, track=not args.no_tracking, progress=progress)
     from pipelines.summary import format_summary
 
-    report = run_pipeline(config, track=not args.no_tracking)
+    report.log_path = str(progress.log_path) if progress.log_path else None
     print(format_summary(config, report), flush=True)
     return EXIT_OK if report.succeeded else EXIT_REFUSED
 

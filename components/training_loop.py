@@ -10,8 +10,23 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from components.progress import log_epoch
+
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 CLASS_WEIGHTS = ("none", "balanced")
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Reports each finished epoch (number, planned epochs, losses) through ``components.progress``,
+    so `mlops run` can show a live counter; ``stage`` names a part such as a tuning trial."""
+
+    def __init__(self, epochs: int, stage: str = ""):
+        super().__init__()
+        self.epochs, self.stage = epochs, stage
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {k: float(v) for k, v in (logs or {}).items() if k in ("loss", "val_loss")}
+        log_epoch(epoch + 1, self.epochs, metrics, self.stage)
 
 
 def strategy() -> tf.distribute.Strategy:
@@ -68,6 +83,7 @@ def fit(model: keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset,
         keras.callbacks.LearningRateScheduler(lambda epoch, _: learning_rate_at(epoch, hp)),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
         stop_early,
+        EpochProgress(hp["epochs"]),
         *(extra_callbacks or []),
     ]
     history = model.fit(train, validation_data=evaluation, epochs=hp["epochs"], callbacks=callbacks,

@@ -15,6 +15,7 @@ from tfx.components.tuner.component import TunerFnResult
 from components.models.builder import build_model
 from components.models.families import SEARCH_SPACES, TUNER_KEYS_PREFIX, TUNERS, resolve_hparams, tuned_values
 from components.trainer import load_transform_output, make_datasets, spec_classes_head
+from components.training_loop import EpochProgress
 
 
 def search_space(family: str, fixed: Mapping[str, Any]) -> keras_tuner.HyperParameters:
@@ -37,7 +38,9 @@ class FamilyTuner(keras_tuner.Tuner):
         model = self._build(values)
         epochs = trial.hyperparameters.values.get(f"{TUNER_KEYS_PREFIX}epochs", self._epochs)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
-        history = model.fit(train, validation_data=evaluation, epochs=epochs, callbacks=[stop], verbose=0)
+        planned = self.oracle.max_trials or "?"  # Hyperband plans by epochs, not trials
+        progress = EpochProgress(epochs, f"trial {len(self.oracle.trials)}/{planned}")
+        history = model.fit(train, validation_data=evaluation, epochs=epochs, callbacks=[stop, progress], verbose=0)
         return {"val_loss": min(history.history["val_loss"])}
 
 

@@ -9,6 +9,7 @@
 ``<home>/schemas/<name>/<sha>`` the curated schema as each run imported it (content-addressed)
 ``<home>/training-backups``   per-epoch backups of trainings in progress (resume after a kill)
 ``<home>/promotions/<name>.jsonl`` promotion and rollback history (mirror of the registry's tags)
+``<home>/logs/<name>/<run>.log`` TensorFlow, Beam and absl output of each `mlops run` (unless --verbose)
 """
 import os
 from dataclasses import dataclass
@@ -69,3 +70,7 @@ class Home:
 
     def data_dir(self, name: str) -> Path:
         return self.root / "data" / name
+
+    def logs(self, name: str) -> Path:
+        """Where `mlops run` writes the libraries' log lines, one file per run."""
+        return self.root / "logs" / name

@@ -47,9 +47,13 @@ class RunReport:
     drift: Dict = field(default_factory=dict)  # DriftGate's report when the span was accepted
     baseline: Dict = field(default_factory=dict)  # a scikit-learn baseline on the same split: model, metric, value
     teacher: Dict = field(default_factory=dict)  # distillation: teacher and student side by side
+    split_rows: Dict[str, int] = field(default_factory=dict)  # split -> rows, from StatisticsGen
+    schema_features: Optional[int] = None  # features in the schema the run validated against
+    anomalies_found: Dict[str, List[str]] = field(default_factory=dict)  # split -> features ExampleValidator named
     mlflow_run_id: Optional[str] = None
     model_version: Optional[int] = None  # the registry version of the pushed model
     tracking_error: Optional[str] = None
+    log_path: Optional[str] = None  # the libraries' output of this run (`mlops run` without --verbose)
 
     @property
     def succeeded(self) -> bool:
@@ -141,6 +145,13 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         for examples in by_type.get("Examples", []) if node.endswith("ExampleGen") else []:
             report.input_properties = {key: _custom(examples, key) for key in ("span", "version")
                                        if _custom(examples, key) is not None}
+    for statistics in outputs.get("StatisticsGen", {}).get("ExampleStatistics", []):
+        report.split_rows = read_split_rows(statistics.uri)
+    for node in ("SchemaGen", "ImportSchemaGen"):
+        for schema in outputs.get(node, {}).get("Schema", []):
+            report.schema_features = count_schema_features(schema.uri)
+    for anomalies in outputs.get("ExampleValidator", {}).get("ExampleAnomalies", []):
+        report.anomalies_found = read_anomalies(anomalies.uri)
     for model_run in outputs.get("Trainer", {}).get("ModelRun", []):
         report.history = _read_json(os.path.join(model_run.uri, "history.json"))
         report.model_info = _read_json(os.path.join(model_run.uri, "model.json"))
@@ -157,6 +168,51 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         if _custom(pushed, "pushed") == 1:
             report.pushed_path = _custom(pushed, "pushed_destination")
             report.pushed_now = by_node[PUSHER_ID].state == "COMPLETE"
+
+
+def _splits(uri: str, file_name: str) -> Dict[str, str]:
+    """split -> path of ``file_name`` in the artifact's Split-<name>/ folders."""
+    names = sorted(os.listdir(uri)) if os.path.isdir(uri) else []
+    return {n[len("Split-"):]: os.path.join(uri, n, file_name) for n in names
+            if n.startswith("Split-") and os.path.exists(os.path.join(uri, n, file_name))}
+
+
+def read_split_rows(statistics_uri: str) -> Dict[str, int]:
+    """split -> rows, as StatisticsGen counted them (no pass over the data)."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    rows = {}
+    for split, path in _splits(statistics_uri, "FeatureStats.pb").items():
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with open(path, "rb") as f:
+            stats.ParseFromString(f.read())
+        rows[split] = int(sum(d.num_examples for d in stats.datasets))
+    return rows
+
+
+def count_schema_features(schema_uri: str) -> Optional[int]:
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    path = os.path.join(schema_uri, "schema.pbtxt")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return len(text_format.Parse(f.read(), schema_pb2.Schema()).feature)
+
+
+def read_anomalies(anomalies_uri: str) -> Dict[str, List[str]]:
+    """split -> the features (or dataset-level keys) ExampleValidator found anomalous."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    found = {}
+    for split, path in _splits(anomalies_uri, "SchemaDiff.pb").items():
+        anomalies = anomalies_pb2.Anomalies()
+        with open(path, "rb") as f:
+            anomalies.ParseFromString(f.read())
+        found[split] = sorted(anomalies.anomaly_info) + (["(dataset)"] if anomalies.HasField("dataset_anomaly_info")
+                                                         else [])
+    return found
 
 
 def _read_json(path: str) -> dict:

@@ -146,4 +146,6 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
                      f"`mlops promote {config.name}` gates it)")
     if report.tracking_error:
         lines.append(f"mlflow tracking failed: {report.tracking_error} (pipeline artifacts are intact)")
+    if report.log_path:
+        lines.append(f"log: {report.log_path} (TensorFlow, Beam and absl output; --verbose shows it as it comes)")
     return "\n".join(lines)

@@ -1,38 +1,53 @@
 """Runs a pipeline with LocalDagRunner, then reads back what happened and tracks it in MLflow."""
 import time
+from typing import Optional
 
 from core import run_report
 from core.config import DRIFT_GATE_ID, PipelineConfig
 from core.run_report import RunReport
+from pipelines.runners.progress import ProgressLines
 
 GATE_NODES = ("AnomaliesGate", DRIFT_GATE_ID)  # data gates: their failure message is the report
 
 
-def run_pipeline(config: PipelineConfig, track: bool = True) -> RunReport:
+def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[ProgressLines] = None) -> RunReport:
+    """One run, read back from ML Metadata, with its baseline and MLflow tracking; ``progress``
+    (`mlops run`'s watcher) gets the component order and a line for each step after the pipeline."""
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     from pipelines.pipeline import create_pipeline
 
     started_ms = int(time.time() * 1000) - 1000
+    pipeline = create_pipeline(config)
+    if progress is not None:
+        progress.expect([c.id for c in pipeline.components], lambda: run_report.collect(config, started_ms))
     error = None
     try:
-        LocalDagRunner().run(create_pipeline(config))
+        LocalDagRunner().run(pipeline)
     except Exception as e:  # any component's failure: reported below, with what MLMD recorded
         error = f"{type(e).__name__}: {e}"
+    if progress is not None:
+        progress.close_run()
     report = run_report.collect(config, started_ms)
     report.error = error
     if error and any(report.state_of(node) == "FAILED" for node in GATE_NODES):
         report.anomalies = error.split(": ", 1)[-1]
+    steps = []
     if report.metrics:
-        add_baseline(config, report)
+        steps.append(("baseline (scikit-learn)", lambda: add_baseline(config, report)))
     if report.model_info.get("distillation") and report.pushed_path:
-        add_teacher_comparison(report)
+        steps.append(("teacher comparison", lambda: add_teacher_comparison(report)))
     if track:
-        track_run(config, report)
+        steps.append(("MLflow tracking", lambda: track_run(config, report)))
+    for name, step in steps:
+        started = time.monotonic()
+        outcome = step()
+        if progress is not None:
+            progress.step(name, outcome or "", time.monotonic() - started)
     return report
 
 
-def add_baseline(config: PipelineConfig, report: RunReport) -> None:
+def add_baseline(config: PipelineConfig, report: RunReport) -> str:
     """The scikit-learn baseline on the run's own split, beside the model's metric (never fatal)."""
     from release.baseline import fit_baseline
 
@@ -40,9 +55,11 @@ def add_baseline(config: PipelineConfig, report: RunReport) -> None:
         baseline = fit_baseline(config, report)
     except (ValueError, ArithmeticError) as e:  # a degenerate split: say so, keep the run
         report.baseline = {"error": f"{type(e).__name__}: {e}"}
-        return
-    if baseline is not None:
-        report.baseline = {"model": baseline.model, "metric": baseline.metric, "value": baseline.value}
+        return "not fitted"
+    if baseline is None:
+        return "none for this task"
+    report.baseline = {"model": baseline.model, "metric": baseline.metric, "value": baseline.value}
+    return f"{baseline.model}: {baseline.metric} {baseline.value:.4f}"
 
 
 def add_teacher_comparison(report: RunReport) -> None:
@@ -56,7 +73,7 @@ def add_teacher_comparison(report: RunReport) -> None:
                       "temperature": facts["temperature"], "alpha": facts["alpha"]}
 
 
-def track_run(config: PipelineConfig, report: RunReport) -> None:
+def track_run(config: PipelineConfig, report: RunReport) -> str:
     """Logs the run to MLflow (and registers a pushed model); a failure is recorded in the report,
     never raised: tracking must never cost the pipeline's own artifacts."""
     from release.tracking import log_run
@@ -65,3 +82,5 @@ def track_run(config: PipelineConfig, report: RunReport) -> None:
         report.mlflow_run_id = log_run(config, report)
     except Exception as e:  # an unreachable server, a refused request, a full disk: all reported
         report.tracking_error = f"{type(e).__name__}: {e}"
+        return "failed (see the summary)"
+    return f"run {report.mlflow_run_id}" + (f", model version {report.model_version}" if report.model_version else "")

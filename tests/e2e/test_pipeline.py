@@ -4,6 +4,8 @@ the whole session."""
 import csv
 import math
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,34 @@ def test_rerun_is_served_from_cache_and_pushes_nothing(runs, home):
     assert not second.pushed_now and second.pushed_path == first.pushed_path
     assert len(_versions(home)) == 1
     assert second.run_id != first.run_id
+
+
+def test_the_cli_run_shows_a_line_per_component_and_keeps_the_libraries_output_in_its_log(
+        runs, home, transactions_csv):
+    """`mlops run` as a user starts it (a child process, output to a pipe): the unchanged rerun, so
+    every component is CACHED. Stdout holds progress lines and the summary only; stderr is empty
+    (TensorFlow's import chatter included); the log file the summary names holds the chatter."""
+    _, first, _ = runs
+    argv = ["run", "--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
+            "--hparam", "epochs=40", "--home", str(home), "--no-tracking"]
+    done = subprocess.run([sys.executable, "-m", "cli.main", *argv], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""
+    out = done.stdout.splitlines()
+    shown = [c.node for c in first.components if not c.node.endswith("_resolver")]
+    progress = [line for line in out if line.startswith("[")]
+    assert [line.split()[1] for line in progress] == shown
+    assert all(line.split()[2] == "CACHED" for line in progress)
+    assert progress[0].startswith(f"[1/{len(shown)}]")
+    assert any("Trainer" in line and "epochs, best val_loss" in line for line in progress)
+    log_line = next(line for line in out if line.startswith("log: "))
+    chatter_lines = [line for line in out if line != log_line
+                     and any(marker in line for marker in ("INFO:", "WARNING:", "absl", "tensorflow/"))]
+    assert chatter_lines == []
+    log = Path(log_line.split()[1])
+    assert log.parent == home / "logs" / NAME
+    chatter = log.read_text()
+    assert "Component Trainer is running." in chatter and "INFO:absl" in chatter
 
 
 def _raw_rows(path: Path, count: int) -> list:
