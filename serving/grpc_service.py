@@ -1,5 +1,6 @@
 """TF Serving's gRPC API (port 8500): PredictionService (Predict, Classify, Regress, GetModelMetadata)
-and ModelService (GetModelStatus), on grpcio with the official generated stubs."""
+and ModelService (GetModelStatus), on grpcio with the official generated stubs; the Open Inference
+Protocol's GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
 from concurrent import futures
 from typing import Any, Optional
 
@@ -15,7 +16,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving import tensors
+from serving import open_inference_grpc, tensors
 from serving.core import ModelSpec, ServingCore
 from serving.errors import ServingError, invalid
 
@@ -138,6 +139,7 @@ def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int =
                                   ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    open_inference_grpc.add_to_server(core, server)  # KServe V2's GRPCInferenceService on the same port
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind the gRPC port {host}:{port}")

@@ -1,4 +1,5 @@
-"""TF Serving's REST API (port 8501) on the standard library's threading HTTP server.
+"""TF Serving's REST API (port 8501) on the standard library's threading HTTP server, and beside it
+the Open Inference Protocol's (KServe V2) REST routes under ``/v2`` (``serving.open_inference``).
 
 Paths, JSON formats, error bodies (``{"error": "..."}``) and status codes follow TF Serving. Nagle's
 algorithm is off: with it, each small response waited on the client's delayed ACK (measured: 21
@@ -14,15 +15,17 @@ from urllib.parse import unquote, urlsplit
 
 from google.protobuf import json_format
 
-from serving import tensors
+from serving import open_inference, tensors
 from serving.core import ModelSpec, ServingCore, status_list
-from serving.errors import ServingError, invalid
+from serving.errors import ServingError, invalid, not_found
 
 log = logging.getLogger("mlops.serving")
 
 MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<method>[A-Za-z]+))?$", re.IGNORECASE)
+V2_MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?$")
+V2_PATHS = {"/v2": "server", "/v2/health/live": "live", "/v2/health/ready": "ready"}
 METRICS_PATH = "/monitoring/prometheus/metrics"
 HEALTH_PATH = "/healthz"
 
@@ -77,6 +80,8 @@ class RestHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         match, path = self._route("GET")
+        if path.startswith("/v2"):
+            return self._v2_get(path)
         try:
             if path == METRICS_PATH:
                 self._send(200, self.core.render_metrics().encode(), "text/plain; version=0.0.4")
@@ -138,11 +143,71 @@ class RestHandler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up, or the time is over: the connection closes anyway
             pass
 
+    # --- the Open Inference Protocol (KServe V2), serving.open_inference -------------------------
+    def _v2_get(self, path: str) -> None:
+        try:
+            what = V2_PATHS.get(path.rstrip("/"))
+            if what == "server":
+                self._send_json(200, open_inference.server_metadata())
+            elif what == "live":
+                self._send_json(200, {"live": True})
+            elif what == "ready":
+                ready = self.core.manager.ready()
+                self._send_json(200 if ready else 503, {"ready": ready})
+            else:
+                match = V2_MODEL_PATH.match(path)
+                if match is None or match.group("action") == "/infer":
+                    raise not_found(f"Malformed request: GET {path}")
+                spec = open_inference.model_spec(unquote(match.group("name")), unquote(match.group("version") or ""))
+                if match.group("action") == "/ready":
+                    ready = open_inference.is_ready(self.core, spec)
+                    self._send_json(200 if ready else 400, {"name": spec.name, "ready": ready})
+                else:
+                    self._send_json(200, open_inference.describe(self.core, spec))
+        except ServingError as e:
+            self._send_error(e)
+
+    def _v2_infer(self, path: str, body: bytes) -> None:
+        match = V2_MODEL_PATH.match(path)
+        if match is None or match.group("action") != "/infer":
+            raise not_found(f"Malformed request: POST {path}")
+        header, binary = open_inference.split_body(body, self.headers.get(open_inference.HEADER_LENGTH))
+        document = tensors.parse_json(header)
+        inputs = open_inference.request_inputs(document, binary)
+        wanted = open_inference.requested_outputs(document)
+        spec = open_inference.model_spec(unquote(match.group("name")), unquote(match.group("version") or ""),
+                                         document.get("parameters"))
+        model, _, outputs = self.core.predict(
+            spec, lambda signature, columns: open_inference.check_inputs(columns.rename(inputs), signature),
+            list(wanted), entrypoint="V2_REST")
+        default_binary = bool((document.get("parameters") or {}).get("binary_data_output", False))
+        response, tail = open_inference.response_document(model.name, model.version, outputs, wanted,
+                                                          default_binary, document.get("id"))
+        payload = tensors.dumps(response)
+        if not tail:
+            self._send(200, payload)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header(open_inference.HEADER_LENGTH, str(len(payload)))
+        self.send_header("Content-Length", str(len(payload) + len(tail)))
+        self.end_headers()
+        self.wfile.write(payload + tail)
+
     def do_POST(self) -> None:
         body = self._read_body()
         if body is None:
             return
         match, path = self._route("POST")
+        if path.startswith("/v2/"):
+            try:
+                self._v2_infer(path, body)
+            except ServingError as e:
+                self._send_error(e)
+            except Exception as e:  # a bug must not take the connection thread down silently
+                log.exception("internal error on %s", path)
+                self._send_error(ServingError("INTERNAL", f"{type(e).__name__}: {e}"))
+            return
         try:
             method = (match.group("method") or "").lower() if match else ""
             if match is None or method not in ("predict", "classify", "regress"):

@@ -93,8 +93,11 @@ def test_rest_grpc_predict_and_edge_agree_with_the_saved_model(runs, tmp_path):
         with contextlib.redirect_stdout(out):
             assert main(["predict", "--model", config.name, "--rest-port", str(server.rest_port),
                          *map(str, files)]) == 0
+        v2 = _v2_predictions(server, config.name, [data for _, data in patches])
     finally:
         server.stop()
+    for predictions in v2:  # the Open Inference Protocol: BYTES in binary (REST) and raw (gRPC)
+        np.testing.assert_allclose(predictions, reference, atol=1e-5)
     np.testing.assert_allclose(rest, reference, atol=1e-5)
     np.testing.assert_allclose(grpc, reference, atol=1e-5)
     np.testing.assert_allclose(np.asarray(named["predictions"]), reference, atol=1e-5)
@@ -110,6 +113,26 @@ def test_rest_grpc_predict_and_edge_agree_with_the_saved_model(runs, tmp_path):
     edge_classes = [line.split("\t")[1] for line in out.getvalue().strip().splitlines()]
     agree = np.mean([a == classes[i] for a, i in zip(edge_classes, reference.argmax(-1))])
     assert agree >= 5 / 6, (edge_classes, reference.argmax(-1))
+
+
+def _v2_predictions(server, name: str, images):
+    """The model over KServe V2 with Triton's clients: the encoded images as one BYTES tensor."""
+    import tritonclient.grpc as v2_grpc
+    import tritonclient.http as v2_http
+
+    out = []
+    for module, port in ((v2_http, server.rest_port), (v2_grpc, server.grpc_port)):
+        client = module.InferenceServerClient(f"127.0.0.1:{port}")
+        try:
+            metadata = (client.get_model_metadata(name) if module is v2_http
+                        else client.get_model_metadata(name, as_json=True))
+            assert [(t["name"], t["datatype"]) for t in metadata["inputs"]] == [("image", "BYTES")]
+            tensor = module.InferInput("image", [len(images)], "BYTES")
+            tensor.set_data_from_numpy(np.array(images, dtype=object))
+            out.append(client.infer(name, [tensor]).as_numpy("predictions"))
+        finally:
+            client.close()
+    return out
 
 
 def _class_names(report):

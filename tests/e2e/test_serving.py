@@ -275,6 +275,81 @@ def test_grpc_errors_use_tf_serving_codes(stubs, rows, change, code, message):
     assert e.value.code() == code and message in e.value.details()
 
 
+# --- the Open Inference Protocol (KServe V2), driven by Triton's own clients ---------------------
+
+V2_NUMPY = {"FP32": np.float32, "FP64": np.float64, "BYTES": object}
+
+
+def _v2_inputs(module, metadata_inputs, rows):
+    """The rows as V2 tensors of the model's metadata (datatype and rank from the server)."""
+    inputs = []
+    for tensor in metadata_inputs:
+        name, datatype, rank = tensor["name"], tensor["datatype"], len(tensor["shape"])
+        values = [r[name].encode() if datatype == "BYTES" else r[name] for r in rows]
+        array = np.array(values, dtype=V2_NUMPY[datatype]).reshape([len(rows)] + [1] * (rank - 1))
+        entry = module.InferInput(name, list(array.shape), datatype)
+        entry.set_data_from_numpy(array)
+        inputs.append(entry)
+    return inputs
+
+
+def test_v2_rest_and_grpc_clients_get_the_tf_serving_predictions(server, pushed, rows, expected):
+    import tritonclient.grpc as v2_grpc
+    import tritonclient.http as v2_http
+    from tritonclient.utils import InferenceServerException
+
+    version = str(_version(pushed))
+    rest = v2_http.InferenceServerClient(f"127.0.0.1:{server['rest']}")
+    grpc_client = v2_grpc.InferenceServerClient(f"127.0.0.1:{server['grpc']}")
+    try:
+        assert rest.is_server_live() and rest.is_server_ready() and grpc_client.is_server_live()
+        assert grpc_client.is_server_ready() and rest.is_model_ready(NAME) and grpc_client.is_model_ready(NAME)
+        assert rest.is_model_ready(NAME, version) and not rest.is_model_ready(NAME, "7")
+        assert "binary_tensor_data" in rest.get_server_metadata()["extensions"]
+        metadata = rest.get_model_metadata(NAME)
+        assert metadata["versions"] == [version] and metadata["platform"] == "tensorflow_savedmodel"
+        assert {t["name"]: t["datatype"] for t in metadata["inputs"]} == {
+            "amount": "FP32", "age_days": "FP64", "risk_score": "FP32", "segment": "BYTES"}
+        grpc_metadata = grpc_client.get_model_metadata(NAME, as_json=True)
+        assert [t["name"] for t in grpc_metadata["inputs"]] == [t["name"] for t in metadata["inputs"]]
+
+        for client, module in ((rest, v2_http), (grpc_client, v2_grpc)):
+            result = client.infer(NAME, _v2_inputs(module, metadata["inputs"], rows), model_version=version,
+                                  request_id="r1")
+            np.testing.assert_allclose(result.as_numpy("predictions"), expected, atol=1e-6)
+        # JSON output on request, and the model addressed by a label as its version's alias
+        model_config.set_labels(model_config.config_path(server["dir"]), NAME, {"stable": int(version)})
+        deadline = time.monotonic() + 30
+        while not rest.is_model_ready(NAME, "stable"):
+            assert time.monotonic() < deadline, "label not picked up"
+            time.sleep(0.2)
+        result = rest.infer(NAME, _v2_inputs(v2_http, metadata["inputs"], rows), model_version="stable",
+                            outputs=[v2_http.InferRequestedOutput("predictions", binary_data=False)])
+        assert result.get_response()["outputs"][0]["data"] and result.get_response()["model_version"] == version
+        np.testing.assert_allclose(result.as_numpy("predictions"), expected, atol=1e-6)
+
+        # errors as the protocol states them: a status and one message
+        wrong = _v2_inputs(v2_grpc, [dict(t, datatype="FP64") if t["name"] == "amount" else t
+                                     for t in metadata["inputs"]], rows)
+        with pytest.raises(InferenceServerException) as e:
+            grpc_client.infer(NAME, wrong)
+        assert e.value.status() == "StatusCode.INVALID_ARGUMENT"
+        assert "datatype FP64 does not match the model's FP32" in e.value.message()
+        with pytest.raises(InferenceServerException) as e:
+            rest.infer("nope", _v2_inputs(v2_http, metadata["inputs"], rows))
+        assert e.value.status() == "404" and "Servable not found" in e.value.message()
+    finally:
+        rest.close()
+        grpc_client.close()
+    status, body = _request(server["rest"], "POST", f"/v2/models/{NAME}/infer",
+                            {"inputs": [{"name": "amount", "datatype": "FP32", "shape": [2], "data": [1.0]}]})
+    assert status == 400 and "1 values for shape [2]" in body["error"]
+    status, body = _request(server["rest"], "GET", "/v2/models/nope")
+    assert status == 404 and "Servable not found" in body["error"]
+    status, text = _request(server["rest"], "GET", "/monitoring/prometheus/metrics")
+    assert 'entrypoint="V2_REST",status="OK"' in text and 'entrypoint="V2_GRPC",status="OK"' in text
+
+
 # --- bad requests: each an error in TF Serving's shape, the server stays up ----------------------
 
 BAD_REQUESTS = [
