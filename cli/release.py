@@ -1,5 +1,5 @@
-"""Release commands: promote (the CI gate), rollback, history. A refused promotion, a busy lock or
-an unreachable registry is one line and exit 1; nothing changes."""
+"""Release commands: promote (the CI gate), rollback, history, card. A refused promotion, a busy lock
+or an unreachable registry is one line and exit 1; nothing changes."""
 import argparse
 from typing import Dict, List
 
@@ -73,6 +73,40 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    """The model card of a pushed model: registry version V (its serving_path), else the newest pushed
+    version that has one; printed in short, its HTML path named, opened in a browser with --open."""
+    import json
+    import webbrowser
+    from pathlib import Path
+
+    from core.home import Home
+    from release.model_card import CARD_JSON, card_path, card_summary
+
+    home = Home.resolve(args.home)
+    if args.version is not None:
+        from release.mlflow_registry import resolve_model_uri
+
+        with registry_errors():
+            _, _, serving_path = resolve_model_uri(f"models:/{args.name}/{args.version}",
+                                                   home.tracking_uri(args.tracking_uri))
+        candidates = [Path(serving_path)]
+    else:
+        base = home.model_base_dir(args.name)
+        candidates = sorted((p for p in base.iterdir() if p.name.isdigit()), key=lambda p: int(p.name),
+                            reverse=True) if base.is_dir() else []
+    path = next((card_path(c) for c in candidates if card_path(c).is_file()), None)
+    if path is None:
+        which = f"version {args.version}" if args.version is not None else "any pushed version"
+        raise UserError(f"no model card for '{args.name}' ({which}) under {home.root}: cards are written for "
+                        "blessed models pushed by `mlops run`")
+    print("\n".join(card_summary(json.loads((path.parent / CARD_JSON).read_text()))))
+    print(f"card: {path}")
+    if args.open:
+        webbrowser.open(path.as_uri())
+    return EXIT_OK
+
+
 def register(sub) -> None:
     from release.promotion import DEFAULT_MAX_SLICE_DROP, DEFAULT_MIN_SLICE_ROWS
 
@@ -102,3 +136,9 @@ def register(sub) -> None:
 
     history = add_command(sub, "history", cmd_history, "promotions and rollbacks of a registered model", registry)
     history.add_argument("name")
+
+    card = add_command(sub, "card", cmd_card, "the model card of a pushed model (HTML + JSON in its assets.extra/)",
+                       HOME, TRACKING)
+    card.add_argument("name", help="pipeline / registered model name")
+    card.add_argument("--version", type=int, help="registry version (default: the newest pushed version)")
+    card.add_argument("--open", action="store_true", help="open the HTML card in a browser")

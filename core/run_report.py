@@ -54,6 +54,8 @@ class RunReport:
     model_version: Optional[int] = None  # the registry version of the pushed model
     tracking_error: Optional[str] = None
     log_path: Optional[str] = None  # the libraries' output of this run (`mlops run` without --verbose)
+    card_path: Optional[str] = None  # the pushed model's card (assets.extra/model_card.html)
+    card_error: Optional[str] = None
 
     @property
     def succeeded(self) -> bool:

@@ -146,6 +146,10 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
                      f"`mlops promote {config.name}` gates it)")
     if report.tracking_error:
         lines.append(f"mlflow tracking failed: {report.tracking_error} (pipeline artifacts are intact)")
+    if report.card_path:
+        lines.append(f"model card: {report.card_path} (`mlops card {config.name}`; in MLflow as model_card/)")
+    elif report.card_error:
+        lines.append(f"model card: not written ({report.card_error})")
     if report.log_path:
         lines.append(f"log: {report.log_path} (TensorFlow, Beam and absl output; --verbose shows it as it comes)")
     return "\n".join(lines)

@@ -215,6 +215,14 @@ def log_run(config: PipelineConfig, report: RunReport) -> str:
     return run_id
 
 
+def log_card(config: PipelineConfig, run_id: str, card_html: Path) -> None:
+    """The model card (HTML and JSON) as the run's ``model_card/`` artifacts."""
+    client = mlflow_registry.client_for(config.mlflow_uri)
+    for path in sorted(card_html.parent.glob("model_card.*")):
+        client.log_artifact(run_id, str(path), "model_card")
+    client.set_tag(run_id, "model_card", f"model_card/{card_html.name}")
+
+
 def _log_trials(client, report: RunReport, experiment_id: str, parent_run_id: str) -> None:
     """Each tuning trial as a child run of the pipeline run: its hyperparameters and its score."""
     from mlflow.entities import Metric, Param, RunTag

@@ -39,6 +39,8 @@ def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[
         steps.append(("teacher comparison", lambda: add_teacher_comparison(report)))
     if track:
         steps.append(("MLflow tracking", lambda: track_run(config, report)))
+    if report.blessed and report.pushed_now:
+        steps.append(("model card", lambda: add_model_card(config, report)))
     for name, step in steps:
         started = time.monotonic()
         outcome = step()
@@ -71,6 +73,24 @@ def add_teacher_comparison(report: RunReport) -> None:
     report.teacher = {"teacher": {**facts["teacher"], **footprint(facts["teacher"]["model_dir"])},
                       "student": {**facts["student"], **footprint(report.pushed_path)},
                       "temperature": facts["temperature"], "alpha": facts["alpha"]}
+
+
+def add_model_card(config: PipelineConfig, report: RunReport) -> str:
+    """The newly pushed model's card into its assets.extra/, and to its MLflow run (never fatal: a
+    card that cannot be written is said in the summary, the model stays pushed)."""
+    from release.model_card import write_card
+
+    try:
+        path = write_card(config, report)
+        if path is not None and report.mlflow_run_id:
+            from release.tracking import log_card
+
+            log_card(config, report.mlflow_run_id, path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        report.card_error = f"{type(e).__name__}: {e}"
+        return f"not written ({report.card_error})"
+    report.card_path = str(path) if path else None
+    return str(path) if path else "none"
 
 
 def track_run(config: PipelineConfig, report: RunReport) -> str:
