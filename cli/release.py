@@ -30,18 +30,51 @@ def _min_metrics(pairs: List[str]) -> Dict[str, float]:
     return bounds
 
 
+LABEL_ONLY = -1.0  # `--canary` without a percentage: the canary label, no share of unaddressed traffic
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -2.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: a percentage from 0 to 100")
+    return value
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     from core.home import Home
 
     home = Home.resolve(args.home)
     bounds = _min_metrics(args.min_metric)
+    if args.shadow and args.canary is not None:
+        raise UserError("--shadow and --canary: one at a time (a shadow is never served, a canary is)")
     quiet_runtime(args.verbose)
-    from release.promotion import PromotionRules, format_table, promote
+    from release.promotion import PromotionRules, end_canary, format_table, promote, set_shadow
+    from serving.traffic import CLIENT_KEY_HEADER
 
+    tracking = home.tracking_uri(args.tracking_uri)
+    if args.shadow or args.canary == 0:
+        with registry_errors():
+            if args.shadow:
+                event = set_shadow(home, args.name, tracking, args.shadow == "on", by=args.by)
+            else:
+                event = end_canary(home, args.name, tracking, by=args.by)
+        what = {"shadow": f"shadow on: every request to '{args.name}' is also run on version "
+                          f"{(event.get('to') or {}).get('serving_version')} (`mlops shadow {args.name}` compares)",
+                "shadow_end": f"shadow off for '{args.name}'",
+                "canary_end": f"canary ended: every request to '{args.name}' without a version goes to stable"}
+        print(what[event["kind"]])
+        return EXIT_OK
     rules = PromotionRules(bounds, args.min_improvement, args.max_slice_drop, args.min_slice_rows)
+    canary = args.canary is not None
     with registry_errors():
-        outcome = promote(home, args.name, home.tracking_uri(args.tracking_uri), rules, canary=args.canary,
-                          examples=args.examples, by=args.by)
+        outcome = promote(home, args.name, tracking, rules, canary=canary, examples=args.examples, by=args.by,
+                          canary_percent=max(args.canary or 0.0, 0.0))
+    if canary and outcome.action == "canary" and args.canary > 0:
+        print(f"canary: {args.canary:g}% of the requests to '{args.name}' that name no version or label go to "
+              f"the canary (sticky per {CLIENT_KEY_HEADER} header when sent); `--canary 0` ends it")
     print(format_table(outcome), flush=True)
     if args.summary_md:
         with open(args.summary_md, "a") as f:
@@ -107,6 +140,40 @@ def cmd_card(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_shadow(args: argparse.Namespace) -> int:
+    """How the shadow compares with the version that answered: agreement, latency, counts."""
+    import json
+
+    from core.home import Home
+    from serving.shadow import shadow_report
+
+    home = Home.resolve(args.home)
+    path = home.shadow_logs / f"{args.name}.jsonl"
+    if not path.is_file():
+        raise UserError(f"{path}: no shadow traffic logged for '{args.name}' (`mlops promote {args.name} --shadow`, "
+                        "then requests to `mlops serve`)")
+    with path.open() as f:
+        first = json.loads(f.readline())
+    model_json = home.model_base_dir(args.name) / str(first["primary_version"]) / "assets.extra" / "mlops_model.json"
+    task = json.loads(model_json.read_text()).get("task", "") if model_json.is_file() else ""
+    report = shadow_report(path, task)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return EXIT_OK
+    pairs = ", ".join(f"v{a} vs shadow v{b}" for a, b in report["versions"])
+    print(f"shadow of '{args.name}' ({task or 'task unknown'}; {pairs}): {report['requests']} requests mirrored, "
+          f"{report['compared']} compared ({report['rows']} rows), {report['shadow_errors']} shadow errors")
+    if "agreement" in report:
+        print(f"  agreement {report['agreement']:.4f}; confusion (serving class -> shadow class: rows): "
+              + "; ".join(f"{a} -> {dict(b)}" for a, b in report["confusion"].items()))
+    if "mean_abs_difference" in report:
+        print(f"  mean |serving - shadow| {report['mean_abs_difference']:.6g}")
+    if report["compared"]:
+        print(f"  latency ms p50/p99: serving {report['primary_ms_p50']:.2f}/{report['primary_ms_p99']:.2f}, "
+              f"shadow {report['shadow_ms_p50']:.2f}/{report['shadow_ms_p99']:.2f}")
+    return EXIT_OK
+
+
 def register(sub) -> None:
     from release.promotion import DEFAULT_MAX_SLICE_DROP, DEFAULT_MIN_SLICE_ROWS
 
@@ -124,8 +191,12 @@ def register(sub) -> None:
                          help="largest allowed worsening on any slice")
     promote.add_argument("--min-slice-rows", type=int, default=DEFAULT_MIN_SLICE_ROWS,
                          help="slices with fewer eval rows are shown but not gated")
-    promote.add_argument("--canary", action="store_true",
-                         help="on pass, serve it under the label 'canary' (alias canary); champion unchanged")
+    promote.add_argument("--canary", type=_percent, nargs="?", const=LABEL_ONLY, metavar="PERCENT",
+                         help="on pass, serve it under the label 'canary' (alias canary), champion unchanged; with "
+                              "PERCENT, that share of the requests naming no version goes to it; 0 ends the canary")
+    promote.add_argument("--shadow", nargs="?", const="on", choices=("on", "off"),
+                         help="mirror every request to the challenger off the request's path (no gate; `mlops "
+                              "shadow NAME` reports); off ends it")
     promote.add_argument("--examples", help="evaluate on these TFRecords instead of the challenger's eval split")
     promote.add_argument("--summary-md", help="also write the table as markdown (e.g. $GITHUB_STEP_SUMMARY)")
 
@@ -136,6 +207,11 @@ def register(sub) -> None:
 
     history = add_command(sub, "history", cmd_history, "promotions and rollbacks of a registered model", registry)
     history.add_argument("name")
+
+    shadow = add_command(sub, "shadow", cmd_shadow, "how the shadow version compares with the serving one on the "
+                         "mirrored requests (agreement, confusion or mean difference, latency)", HOME)
+    shadow.add_argument("name")
+    shadow.add_argument("--json", action="store_true", help="the report as JSON")
 
     card = add_command(sub, "card", cmd_card, "the model card of a pushed model (HTML + JSON in its assets.extra/)",
                        HOME, TRACKING)

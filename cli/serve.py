@@ -32,7 +32,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         batch_timeout_ms=args.batch_timeout_ms, max_request_rows=args.max_request_rows,
         max_request_bytes=args.max_request_bytes, request_timeout_s=args.request_timeout,
         request_log_dir=Path(args.request_log_dir) if args.request_log_dir else home.request_logs,
-        request_log_rate=args.log_requests)
+        request_log_rate=args.log_requests, shadow_log_dir=home.shadow_logs)
     try:
         with translated(user=(ModelConfigError,)):
             serve_forever(serving_dir, args.host, args.rest_port, args.grpc_port, options)

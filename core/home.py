@@ -9,6 +9,7 @@
 ``<home>/schemas/<name>/<sha>`` the curated schema as each run imported it (content-addressed)
 ``<home>/training-backups``   per-epoch backups of trainings in progress (resume after a kill)
 ``<home>/promotions/<name>.jsonl`` promotion and rollback history (mirror of the registry's tags)
+``<home>/shadow-logs/<name>.jsonl`` serving and shadow outputs of mirrored requests
 ``<home>/logs/<name>/<run>.log`` TensorFlow, Beam and absl output of each `mlops run` (unless --verbose)
 """
 import os
@@ -70,6 +71,11 @@ class Home:
 
     def data_dir(self, name: str) -> Path:
         return self.root / "data" / name
+
+    @property
+    def shadow_logs(self) -> Path:
+        """Shadow traffic compared per request (`mlops serve`'s default; `mlops shadow` reads it)."""
+        return self.root / "shadow-logs"
 
     def logs(self, name: str) -> Path:
         """Where `mlops run` writes the libraries' log lines, one file per run."""

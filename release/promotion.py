@@ -25,8 +25,9 @@ from components.metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS, OVERALL
 from core.home import Home
 from release import mlflow_registry
 from release.mlflow_registry import CANARY, CHALLENGER, CHAMPION
+from serving import traffic
+from serving.traffic import CANARY_LABEL, SHADOW_LABEL, STABLE_LABEL  # TF Serving version labels in models.config
 
-STABLE_LABEL, CANARY_LABEL = "stable", "canary"  # TF Serving version labels in models.config
 DEFAULT_MAX_SLICE_DROP = MAX_SLICE_DROP  # the pipeline's slice gate, the promotion's default
 DEFAULT_MIN_SLICE_ROWS = MIN_SLICE_ROWS
 ANY_TARGET = "*"  # a --min-metric without a label: every target
@@ -209,17 +210,17 @@ def route(home: Home, name: str, labels: Dict[str, Optional[int]]) -> None:
     newest = max((int(p.name) for p in base.iterdir() if p.name.isdigit()), default=None)
     with model_config.editing(path) as config:
         model = model_config.find_model(config, name)
-        keep = {v for v in labels.values() if v is not None} | ({newest} if newest else set())
         previous = model.version_labels.get(STABLE_LABEL)
-        if previous and (base / str(previous)).is_dir():
-            keep.add(previous)
-        model.model_version_policy.specific.ClearField("versions")
-        model.model_version_policy.specific.versions.extend(sorted(keep))
         for label, version in labels.items():
             if version is None:
                 model.version_labels.pop(label, None)
             else:
                 model.version_labels[label] = version
+        keep = set(model.version_labels.values()) | ({newest} if newest else set())  # every label's too
+        if previous and (base / str(previous)).is_dir():
+            keep.add(previous)
+        model.model_version_policy.specific.ClearField("versions")
+        model.model_version_policy.specific.versions.extend(sorted(keep))
 
 
 # --- promote / rollback --------------------------------------------------------------------------
@@ -254,7 +255,10 @@ def _summary(version, scores: Optional[Mapping]) -> dict:
 
 def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, canary: bool = False,
             examples: Optional[str] = None, by: Optional[str] = None,
-            evaluate: Optional[Callable] = None) -> Outcome:
+            evaluate: Optional[Callable] = None, canary_percent: float = 0.0) -> Outcome:
+    """The gate. On pass: champion and ``stable`` move to the challenger (any canary split and shadow
+    end), or with ``canary`` the ``canary`` label and alias do, and ``canary_percent`` of the requests
+    that name no version go to it (traffic.json)."""
     from release import model_eval
 
     evaluate = evaluate or model_eval.evaluate
@@ -293,23 +297,68 @@ def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, can
             raise PromotionError(f"the aliases of '{name}' changed while it was evaluated (another promotion?); "
                                  "nothing changed")
         served = _serving_version(challenger)
+        split = traffic_file(home)
         if canary:
             mlflow_registry.set_alias(client, name, CANARY, int(challenger.version))
             route(home, name, {CANARY_LABEL: served})
+            traffic.set_split(split, name, canary_percent=canary_percent)
             outcome.action = "canary"
         else:
             mlflow_registry.set_alias(client, name, CHAMPION, int(challenger.version))
             mlflow_registry.set_alias(client, name, CHALLENGER, None)
             mlflow_registry.set_alias(client, name, CANARY, None)
-            route(home, name, {STABLE_LABEL: served, CANARY_LABEL: None})
+            traffic.set_split(split, name, canary_percent=0, shadow=False)
+            route(home, name, {STABLE_LABEL: served, CANARY_LABEL: None, SHADOW_LABEL: None})
             outcome.action = "promoted"
         event = {"kind": outcome.action, "by": by or actor(), "at": _now(),
                  "from": _summary(champion, theirs) if champion else None, "to": _summary(challenger, mine),
                  "rules": rules.as_dict(), "examples": rows_path, "rows": len(rows)}
+        if canary:
+            event["canary_percent"] = canary_percent
         outcome.event = _record(client, home, name, event)
         client.set_model_version_tag(name, challenger.version, f"{outcome.action}_at", event["at"])
         client.set_model_version_tag(name, challenger.version, f"{outcome.action}_by", event["by"])
         return outcome
+
+
+def traffic_file(home: Home) -> Path:
+    return traffic.traffic_path(home.serving_dir)
+
+
+def end_canary(home: Home, name: str, tracking_uri: str, by: Optional[str] = None) -> dict:
+    """`--canary 0`: every request that names no version goes to stable again; the canary label and
+    alias are removed (no evaluation: nothing new takes traffic)."""
+    with exclusive(home, name):
+        client = mlflow_registry.client_for(tracking_uri)
+        canary = mlflow_registry.aliases(client, name).get(CANARY)
+        _check_served(home, name, [])
+        traffic.set_split(traffic_file(home), name, canary_percent=0)
+        mlflow_registry.set_alias(client, name, CANARY, None)
+        route(home, name, {CANARY_LABEL: None})
+        return _record(client, home, name, {"kind": "canary_end", "by": by or actor(), "at": _now(), "from": None,
+                                            "to": {"version": canary} if canary else None})
+
+
+def set_shadow(home: Home, name: str, tracking_uri: str, on: bool, by: Optional[str] = None) -> dict:
+    """`--shadow`: the challenger gets a copy of every request, off the request's path (label
+    ``shadow``; traffic.json); ``off`` ends it. No evaluation: the shadow never answers anyone."""
+    with exclusive(home, name):
+        client = mlflow_registry.client_for(tracking_uri)
+        event = {"kind": "shadow" if on else "shadow_end", "by": by or actor(), "at": _now(), "from": None,
+                 "to": None}
+        if on:
+            aliases = mlflow_registry.aliases(client, name)
+            if CHALLENGER not in aliases:
+                raise PromotionError(f"'{name}' has no challenger to shadow (every pushed model was promoted)")
+            challenger = mlflow_registry.get_version(client, name, aliases[CHALLENGER])
+            _check_served(home, name, [challenger])
+            route(home, name, {SHADOW_LABEL: _serving_version(challenger)})
+            event["to"] = _summary(challenger, None)
+        else:
+            _check_served(home, name, [])
+            route(home, name, {SHADOW_LABEL: None})
+        traffic.set_split(traffic_file(home), name, shadow=on)
+        return _record(client, home, name, event)
 
 
 def rollback_target(events: List[dict], current: int) -> Optional[int]:
@@ -340,6 +389,7 @@ def rollback(home: Home, name: str, tracking_uri: str, to_version: Optional[int]
         _check_served(home, name, [target])
         mlflow_registry.set_alias(client, name, CHAMPION, target_number)
         mlflow_registry.set_alias(client, name, CANARY, None)
+        traffic.set_split(traffic_file(home), name, canary_percent=0)
         route(home, name, {STABLE_LABEL: _serving_version(target), CANARY_LABEL: None})
         event = {"kind": "rollback", "by": by or actor(), "at": _now(),
                  "from": _summary(current, None), "to": _summary(target, None)}
@@ -352,6 +402,6 @@ def format_history(events: List[dict]) -> str:
     lines = [f"  {'#':>3}  {'when':<20}  {'kind':<9} {'from':>6} -> {'to':<6} by"]
     for e in events:
         origin = f"v{e['from']['version']}" if e.get("from") else "-"
-        target = f"v{e['to']['version']:<5}"
+        target = f"v{e['to']['version']:<5}" if e.get("to") else f"{'-':<6}"
         lines.append(f"  {e['seq']:>3}  {e['at']:<20}  {e['kind']:<9} {origin:>6} -> {target} {e['by']}")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """The serving core both front ends (REST, gRPC) call: resolve a model, check limits, run (batched
 or not) under the request timeout, count and time it, and sample it into the request log."""
 import logging
+import threading
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import numpy as np
 from serving.batching import Batcher
 from serving.errors import ServingError, invalid
 from serving.manager import ModelManager
-from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, Metrics
+from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, ROUTE_COUNT, SHADOW_COUNT, Metrics
 from serving.options import ServerOptions
 from serving.request_log import RequestLogger
 from serving.servable import (
@@ -24,6 +25,8 @@ from serving.servable import (
     read_warmup_records,
     regression_results,
 )
+from serving.shadow import ShadowRunner
+from serving.traffic import CANARY_LABEL, SHADOW_LABEL, STABLE_LABEL, TrafficTable, to_canary, traffic_path
 
 log = logging.getLogger("mlops.serving")
 
@@ -75,6 +78,10 @@ class ServingCore:
         self.manager.on_unload = self._unloaded
         self.request_log = (RequestLogger(options.request_log_dir, options.request_log_rate)
                             if options.request_log_dir and options.request_log_rate > 0 else None)
+        self.traffic = TrafficTable(traffic_path(serving_dir))
+        self.shadow_log_dir = options.shadow_log_dir or Path(serving_dir).resolve().parent / "shadow-logs"
+        self._shadow: Optional[ShadowRunner] = None  # started on the first mirrored request
+        self._shadow_lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------------------
     def _load(self, name: str, version: int, path: Path) -> LoadedModel:
@@ -95,6 +102,45 @@ class ServingCore:
         self.manager.stop()
         if self.request_log:
             self.request_log.close()
+        if self._shadow:
+            self._shadow.close()
+
+    # --- traffic: canary split and shadow (serving.traffic) ----------------------------------------
+    def _route(self, spec: ModelSpec, client_key: Optional[str]) -> Tuple[LoadedModel, str]:
+        """The version a request goes to and its route: ``direct`` (it names a version or label),
+        ``canary`` or ``stable`` (the split of traffic.json, when the model has one)."""
+        if spec.version is not None or spec.label:
+            return self.manager.resolve(spec.name, spec.version, spec.label), "direct"
+        split = self.traffic.split(spec.name)
+        if split is not None:  # a managed model: canary by the split, else stable (not the newest push)
+            servables, labels = self.manager.routing(spec.name)
+            canary = servables.get(labels.get(CANARY_LABEL))
+            if canary is not None and to_canary(split.canary_percent, client_key):
+                return canary, CANARY_LABEL
+            stable = servables.get(labels.get(STABLE_LABEL))
+            if stable is None:
+                others = [v for v in servables if v not in (labels.get(CANARY_LABEL), labels.get(SHADOW_LABEL))]
+                stable = servables[max(others)] if others else None
+            if stable is not None:
+                return stable, STABLE_LABEL
+        return self.manager.resolve(spec.name), STABLE_LABEL
+
+    def _mirror(self, model: LoadedModel, key: str, inputs: Mapping[str, np.ndarray],
+                outputs: Mapping[str, np.ndarray], seconds: float) -> None:
+        """A copy of an answered request to the ``shadow`` version, off the request's path."""
+        split = self.traffic.split(model.name)
+        if split is None or not split.shadow:
+            return
+        servables, labels = self.manager.routing(model.name)
+        shadow = servables.get(labels.get(SHADOW_LABEL))
+        if shadow is None or shadow is model:
+            return
+        with self._shadow_lock:
+            if self._shadow is None:
+                self._shadow = ShadowRunner(self.shadow_log_dir)
+        queued = self._shadow.submit(model, shadow, key, inputs, outputs, seconds)
+        self.metrics.count(SHADOW_COUNT, (("model_name", model.name), ("version", str(shadow.version)),
+                                          ("outcome", "queued" if queued else "dropped")))
 
     # --- requests --------------------------------------------------------------------------------
     def _call(self, model: LoadedModel, key: str, inputs: Mapping[str, np.ndarray],
@@ -102,23 +148,29 @@ class ServingCore:
         rows = max((a.shape[0] for a in inputs.values() if a.ndim), default=1)
         if rows > self.options.max_request_rows:
             raise invalid(f"Task size {rows} is larger than maximum input batch size {self.options.max_request_rows}")
+        started = time.perf_counter()
         if not (self.options.enable_batching and not output_filter):
-            return model.servable.run(key, inputs, output_filter)  # TF enforces the timeout (RunOptions)
-        model.servable.signature(key)  # unknown signature: fail before queueing
-        future = model.batcher(key).submit(inputs)
-        try:
-            return future.result(timeout=self.options.request_timeout_s)
-        except FutureTimeout:
-            raise ServingError("DEADLINE_EXCEEDED", f"Deadline exceeded: no answer within "
-                                                    f"{self.options.request_timeout_s:g} s") from None
+            outputs = model.servable.run(key, inputs, output_filter)  # TF enforces the timeout (RunOptions)
+        else:
+            model.servable.signature(key)  # unknown signature: fail before queueing
+            future = model.batcher(key).submit(inputs)
+            try:
+                outputs = future.result(timeout=self.options.request_timeout_s)
+            except FutureTimeout:
+                raise ServingError("DEADLINE_EXCEEDED", f"Deadline exceeded: no answer within "
+                                                        f"{self.options.request_timeout_s:g} s") from None
+        self._mirror(model, key, inputs, outputs, time.perf_counter() - started)
+        return outputs
 
     def _serve(self, api: str, spec: ModelSpec, entrypoint: str,
-               work: Callable[[LoadedModel, str], Dict[str, np.ndarray]]):
-        """Resolves the model, runs ``work(model, signature_key)``, and counts and times the request
-        (per model, version, API, entrypoint and status)."""
+               work: Callable[[LoadedModel, str], Dict[str, np.ndarray]], client_key: Optional[str] = None):
+        """Resolves the model (through the traffic split), runs ``work(model, signature_key)``, and
+        counts and times the request (per model, version, API, entrypoint and status; per route)."""
         started, model, status = time.perf_counter(), None, "OK"
         try:
-            model = self.manager.resolve(spec.name, spec.version, spec.label)
+            model, route = self._route(spec, client_key)
+            self.metrics.count(ROUTE_COUNT, (("model_name", model.name), ("version", str(model.version)),
+                                             ("route", route)))
             key = spec.signature_name or DEFAULT_SIGNATURE
             return model, key, work(model, key)
         except ServingError as e:
@@ -129,8 +181,8 @@ class ServingCore:
                                  "" if model is None else str(model.version), api, entrypoint, status,
                                  time.perf_counter() - started)
 
-    def predict(self, spec: ModelSpec, inputs_for, output_filter: Sequence[str] = (),
-                entrypoint: str = "REST") -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:
+    def predict(self, spec: ModelSpec, inputs_for, output_filter: Sequence[str] = (), entrypoint: str = "REST",
+                client_key: Optional[str] = None) -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:
         """``inputs_for(signature, columns)`` converts the request's inputs once the signature is known;
         ``columns`` (``serving.columns.ColumnNames``) renames original column names to its keys."""
         def work(model: LoadedModel, key: str) -> Dict[str, np.ndarray]:
@@ -139,24 +191,27 @@ class ServingCore:
             if self.request_log and key == DEFAULT_SIGNATURE and self.request_log.sampled():
                 self.request_log.log_rows(model.name, model.version, inputs)
             return outputs
-        return self._serve("predict", spec, entrypoint, work)
+        return self._serve("predict", spec, entrypoint, work, client_key)
 
     def _run_examples(self, api: str, method: str, spec: ModelSpec, examples: Sequence[bytes],
-                      entrypoint: str) -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:
+                      entrypoint: str, client_key: Optional[str] = None
+                      ) -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:
         def work(model: LoadedModel, key: str) -> Dict[str, np.ndarray]:
             input_name = model.servable.examples_input(key, method)
             outputs = self._call(model, key, {input_name: np.asarray(list(examples), dtype=object)})
             if self.request_log and self.request_log.sampled():
                 self.request_log.log_examples(model.name, model.version, examples)
             return outputs
-        return self._serve(api, spec, entrypoint, work)
+        return self._serve(api, spec, entrypoint, work, client_key)
 
-    def classify(self, spec: ModelSpec, examples: Sequence[bytes], entrypoint: str = "REST"):
-        model, key, outputs = self._run_examples("classify", CLASSIFY_METHOD, spec, examples, entrypoint)
+    def classify(self, spec: ModelSpec, examples: Sequence[bytes], entrypoint: str = "REST",
+                 client_key: Optional[str] = None):
+        model, key, outputs = self._run_examples("classify", CLASSIFY_METHOD, spec, examples, entrypoint, client_key)
         return model, key, classification_results(outputs)
 
-    def regress(self, spec: ModelSpec, examples: Sequence[bytes], entrypoint: str = "REST"):
-        model, key, outputs = self._run_examples("regress", REGRESS_METHOD, spec, examples, entrypoint)
+    def regress(self, spec: ModelSpec, examples: Sequence[bytes], entrypoint: str = "REST",
+                client_key: Optional[str] = None):
+        model, key, outputs = self._run_examples("regress", REGRESS_METHOD, spec, examples, entrypoint, client_key)
         return model, key, regression_results(outputs)
 
     def metadata(self, spec: ModelSpec) -> Tuple[LoadedModel, Mapping]:
@@ -167,6 +222,8 @@ class ServingCore:
     def render_metrics(self) -> str:
         if self.request_log:
             self.metrics.set_gauge(REQUEST_LOG_DROPPED, (), self.request_log.dropped)
+        if self.traffic.error:
+            log.warning("traffic split not applied: %s", self.traffic.error)
         return self.metrics.render()
 
     def health(self) -> Tuple[bool, Dict[str, object]]:

@@ -19,6 +19,7 @@ from tensorflow_serving.apis import (
 from serving import open_inference_grpc, tensors
 from serving.core import ModelSpec, ServingCore
 from serving.errors import ServingError, invalid
+from serving.traffic import metadata_client_key
 
 STATE_CODES = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 ERROR_CODES = {"OK": 0, "UNKNOWN": 2, "NOT_FOUND": 5}
@@ -54,7 +55,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             model, key, outputs = self.core.predict(
                 _spec(request.model_spec),
                 lambda signature, columns: tensors.cast_inputs(columns.rename(raw), signature),
-                list(request.output_filter), entrypoint="GRPC")
+                list(request.output_filter), entrypoint="GRPC",
+                client_key=metadata_client_key(context.invocation_metadata()))
         except ServingError as e:
             return _abort(context, e)
         response = predict_pb2.PredictResponse()
@@ -66,7 +68,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Classify(self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext):
         try:
             examples = tensors.examples_from_input(request.input)
-            model, key, results = self.core.classify(_spec(request.model_spec), examples, entrypoint="GRPC")
+            model, key, results = self.core.classify(_spec(request.model_spec), examples, entrypoint="GRPC",
+                                                     client_key=metadata_client_key(context.invocation_metadata()))
         except ServingError as e:
             return _abort(context, e)
         response = classification_pb2.ClassificationResponse()
@@ -80,7 +83,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Regress(self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext):
         try:
             examples = tensors.examples_from_input(request.input)
-            model, key, values = self.core.regress(_spec(request.model_spec), examples, entrypoint="GRPC")
+            model, key, values = self.core.regress(_spec(request.model_spec), examples, entrypoint="GRPC",
+                                                   client_key=metadata_client_key(context.invocation_metadata()))
         except ServingError as e:
             return _abort(context, e)
         response = regression_pb2.RegressionResponse()

@@ -257,6 +257,11 @@ class ModelManager:
             raise not_found(f"Servable not found for request: Specific({name}, {version})")
         return servable
 
+    def routing(self, name: str) -> Tuple[Dict[int, object], Dict[str, int]]:
+        """The model's available versions and its labels, from one snapshot (for traffic splits)."""
+        routing = self._routing
+        return routing.servables.get(name, {}), routing.labels.get(name, {})
+
     def status(self, name: str, version: Optional[int] = None, label: Optional[str] = None) -> List[VersionStatus]:
         if not model_config.is_valid_name(name):
             raise invalid(f"Invalid model name: {name!r}")

@@ -13,6 +13,8 @@ REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 LOADED_VERSIONS = ":tensorflow:serving:loaded_versions"
 REQUEST_LOG_DROPPED = "mlops_serving_request_log_dropped_total"
+ROUTE_COUNT = "mlops_serving_route_requests_total"  # per model, version and route (direct, stable, canary)
+SHADOW_COUNT = "mlops_serving_shadow_requests_total"  # per model, shadow version and outcome (queued, dropped)
 
 
 def _labels(pairs: Tuple[Tuple[str, str], ...]) -> str:
@@ -27,6 +29,7 @@ class Metrics:
         self._counts: Dict[Tuple, int] = defaultdict(int)
         self._latency: Dict[Tuple, List[float]] = {}
         self._gauges: Dict[Tuple[str, Tuple], float] = {}
+        self._counters: Dict[Tuple[str, Tuple], int] = defaultdict(int)  # our own counters, by name and labels
 
     def observe(self, model: str, version: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
         micros = seconds * 1e6
@@ -39,6 +42,10 @@ class Metrics:
                 state = self._latency[key] = [0.0] * (len(LATENCY_BUCKETS_US) + 2)  # buckets.., +Inf, sum
             state[bisect.bisect_left(LATENCY_BUCKETS_US, micros)] += 1
             state[-1] += micros
+
+    def count(self, name: str, labels: Tuple[Tuple[str, str], ...]) -> None:
+        with self._lock:
+            self._counters[(name, labels)] += 1
 
     def set_gauge(self, name: str, labels: Tuple[Tuple[str, str], ...], value: float) -> None:
         with self._lock:
@@ -56,6 +63,10 @@ class Metrics:
                     lines.append(f"{REQUEST_LATENCY}_bucket{_labels((*key, ('le', str(bound))))} {int(cumulative)}")
                 lines.append(f"{REQUEST_LATENCY}_sum{_labels(key)} {state[-1]:.0f}")
                 lines.append(f"{REQUEST_LATENCY}_count{_labels(key)} {int(cumulative)}")
+            for name in sorted({n for n, _ in self._counters}):
+                lines.append(f"# TYPE {name} counter")
+                lines += [f"{name}{_labels(labels)} {value}"
+                          for (n, labels), value in sorted(self._counters.items()) if n == name]
             for name in sorted({n for n, _ in self._gauges}):
                 lines.append(f"# TYPE {name} gauge")
                 lines += [f"{name}{_labels(labels)} {value:g}"

@@ -102,21 +102,34 @@ def resolve_base_path(model: ModelConfig, config_dir: Path) -> Path:
 
 
 @contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on a serving config file (``.<name>.lock`` beside it), for read-modify-write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Writes beside, then renames over: a reader sees the old file or the new one, never half."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+@contextmanager
 def editing(path: Path) -> Iterator[ModelServerConfig]:
     """Read-modify-write under an exclusive lock; the new text replaces the file atomically.
 
     An exception inside the block leaves the file as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(path):
         config = read(path) or ModelServerConfig()
         config.model_config_list.SetInParent()
         yield config
         validate(config, str(path))
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(to_text(config))
-        os.replace(temporary, path)
+        replace_text(path, to_text(config))
 
 
 def ensure_model(path: Path, name: str, latest_versions: int = DEFAULT_LATEST_VERSIONS,

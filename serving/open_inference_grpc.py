@@ -11,6 +11,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from serving import open_inference
 from serving.core import ServingCore
 from serving.errors import ServingError, invalid
+from serving.traffic import metadata_client_key
 
 # V2 datatype -> the InferTensorContents field that carries it (FP16 and BF16 travel raw only)
 CONTENTS_FIELDS = {
@@ -102,7 +103,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
                                              _parameters(request.parameters))
             model, _, outputs = self.core.predict(
                 spec, lambda signature, columns: open_inference.check_inputs(columns.rename(inputs), signature),
-                [output.name for output in request.outputs], entrypoint="V2_GRPC")
+                [output.name for output in request.outputs], entrypoint="V2_GRPC",
+                client_key=metadata_client_key(context.invocation_metadata()))
         except ServingError as e:
             return self._abort(context, e)
         response = service_pb2.ModelInferResponse(model_name=model.name, model_version=str(model.version),

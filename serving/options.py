@@ -18,3 +18,4 @@ class ServerOptions:
     request_timeout_s: float = 30.0  # TF Serving's REST default
     request_log_dir: Optional[Path] = None
     request_log_rate: float = 0.0  # 0: off
+    shadow_log_dir: Optional[Path] = None  # default: <serving dir's parent>/shadow-logs (<home>/shadow-logs)

@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from serving import open_inference, tensors
 from serving.core import ModelSpec, ServingCore, status_list
 from serving.errors import ServingError, invalid, not_found
+from serving.traffic import CLIENT_KEY_HEADER
 
 log = logging.getLogger("mlops.serving")
 
@@ -179,7 +180,7 @@ class RestHandler(BaseHTTPRequestHandler):
                                          document.get("parameters"))
         model, _, outputs = self.core.predict(
             spec, lambda signature, columns: open_inference.check_inputs(columns.rename(inputs), signature),
-            list(wanted), entrypoint="V2_REST")
+            list(wanted), entrypoint="V2_REST", client_key=self.headers.get(CLIENT_KEY_HEADER))
         default_binary = bool((document.get("parameters") or {}).get("binary_data_output", False))
         response, tail = open_inference.response_document(model.name, model.version, outputs, wanted,
                                                           default_binary, document.get("id"))
@@ -218,13 +219,16 @@ class RestHandler(BaseHTTPRequestHandler):
                 row_format = "instances" in document
                 _, _, outputs = self.core.predict(
                     spec, lambda signature, columns: tensors.request_inputs(columns.rename_document(document),
-                                                                             signature)[0])
+                                                                             signature)[0],
+                    client_key=self.headers.get(CLIENT_KEY_HEADER))
                 self._send_json(200, tensors.response_json(outputs, row_format))
             elif method == "classify":
-                _, _, results = self.core.classify(spec, tensors.json_examples(document))
+                _, _, results = self.core.classify(spec, tensors.json_examples(document),
+                                                   client_key=self.headers.get(CLIENT_KEY_HEADER))
                 self._send_json(200, {"results": [[[label, score] for label, score in row] for row in results]})
             else:
-                _, _, values = self.core.regress(spec, tensors.json_examples(document))
+                _, _, values = self.core.regress(spec, tensors.json_examples(document),
+                                                 client_key=self.headers.get(CLIENT_KEY_HEADER))
                 self._send_json(200, {"results": values})
         except ServingError as e:
             self._send_error(e)

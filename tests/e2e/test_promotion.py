@@ -239,6 +239,107 @@ def test_a_canary_is_served_beside_stable_and_the_champion_stays(capsys, server,
     assert _history(client)[-1]["kind"] == "canary"
 
 
+V2_ROW = json.dumps({"inputs": [
+    {"name": "amount", "datatype": "FP32", "shape": [1], "data": [42.0]},
+    {"name": "age_days", "datatype": "FP64", "shape": [1], "data": [300.0]},
+    {"name": "risk_score", "datatype": "FP32", "shape": [1], "data": [0.3]},
+    {"name": "segment", "datatype": "BYTES", "shape": [1], "data": ["online"]}]}).encode()
+
+
+def _v2_version(connection, key=None) -> str:
+    """One V2 inference naming no version; the version that answered."""
+    headers = {"Content-Type": "application/json", **({"X-Client-Key": key} if key else {})}
+    connection.request("POST", f"/v2/models/{NAME}/infer", body=V2_ROW, headers=headers)
+    response = connection.getresponse()
+    body = json.loads(response.read())
+    assert response.status == 200, body
+    return body["model_version"]
+
+
+def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsys, server, home, client):
+    """`--canary 20`: 2,000 requests naming no version split 20% +/- 3 points; a client key always
+    lands on one side; `--canary 0` ends it. `--shadow`: every request also runs on the challenger,
+    the caller's latency stays within 20% of shadow off, `mlops shadow` counts what was sent, and a
+    shadow that fails never fails a request. The server is ours, in this process, on loopback."""
+    import http.client
+
+    from serving.options import ServerOptions
+    from serving.server import start_server
+    from serving.traffic import read, set_split, traffic_path
+
+    code, out = _promote(capsys, server, home, "--canary", "20", "--min-improvement", "-1", "--max-slice-drop", "1")
+    assert code == 0 and "verdict: canary" in out and "20% of the requests" in out, out
+    serving = home / "serving"
+    assert read(traffic_path(serving))[NAME].canary_percent == 20
+    stable, canary = str(_serving_version(client, 2)), str(_serving_version(client, 3))
+    running = start_server(serving, "127.0.0.1", 0, 0, ServerOptions(poll_seconds=0.2))
+    connection = http.client.HTTPConnection("127.0.0.1", running.rest_port, timeout=30)
+    try:
+        answered = [_v2_version(connection) for _ in range(2000)]
+        assert set(answered) == {stable, canary}
+        share = answered.count(canary) / len(answered)
+        assert 0.17 <= share <= 0.23, share
+        metrics = running.core.render_metrics()
+        assert f'route="canary"}} {answered.count(canary)}' in metrics
+        sides = {key: {_v2_version(connection, key) for _ in range(5)} for key in (f"client-{i}" for i in range(60))}
+        assert all(len(side) == 1 for side in sides.values())  # sticky
+        assert 0 < sum(side == {canary} for side in sides.values()) < 60
+
+        code, out = _promote(capsys, server, home, "--canary", "0")
+        assert code == 0 and "canary ended" in out
+        assert read(traffic_path(serving))[NAME].canary_percent == 0 and "canary" not in _labels(home)
+        time.sleep(1.0)  # the server re-reads traffic.json and models.config
+        assert {_v2_version(connection) for _ in range(200)} == {stable}  # not the newest push: it is unpromoted
+
+        def median_ms(count=150):
+            times = []
+            for _ in range(count):
+                started = time.perf_counter()
+                _v2_version(connection)
+                times.append(time.perf_counter() - started)
+            return sorted(times)[count // 2] * 1000
+
+        code, out = _promote(capsys, server, home, "--shadow")
+        assert code == 0 and "shadow on" in out and _labels(home)["shadow"] == int(canary)
+        assert read(traffic_path(serving))[NAME].shadow
+        off, on, sent = [], [], 0
+        for shadow_on in (False, True, False, True):  # alternate blocks: the machine's noise falls on both sides
+            set_split(traffic_path(serving), NAME, shadow=shadow_on)
+            time.sleep(1.0)  # the server re-reads traffic.json
+            (on if shadow_on else off).append(median_ms())
+            sent += 150 if shadow_on else 0
+        running.core._shadow.drain()
+        assert min(on) <= 1.2 * min(off) + 0.3, (on, off)  # + 0.3 ms: the clock's grain at ~2 ms requests
+        capsys.readouterr()
+        assert main(["shadow", NAME, "--home", str(home), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["requests"] == report["compared"] == sent and report["shadow_errors"] == 0
+        assert report["versions"] == [[int(stable), int(canary)]] and 0.0 <= report["agreement"] <= 1.0
+        assert sum(sum(row.values()) for row in report["confusion"].values()) == sent
+
+        servables, labels = running.core.manager.routing(NAME)
+        shadow_model = servables[labels["shadow"]].servable
+
+        def broken(*_, **__):
+            raise RuntimeError("the shadow model fails")
+        shadow_model.run = broken
+        assert {_v2_version(connection) for _ in range(40)} == {stable}  # every request still answered
+        running.core._shadow.drain()
+        assert main(["shadow", NAME, "--home", str(home), "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["shadow_errors"] == 40 and report["requests"] == sent + 40
+        assert main(["shadow", NAME, "--home", str(home)]) == 0
+        assert f"{sent + 40} requests mirrored" in capsys.readouterr().out
+
+        code, out = _promote(capsys, server, home, "--shadow", "off")
+        assert code == 0 and "shadow" not in _labels(home) and not read(traffic_path(serving))[NAME].shadow
+        kinds = [e["kind"] for e in _history(client)[-4:]]
+        assert kinds == ["canary", "canary_end", "shadow", "shadow_end"]
+    finally:
+        connection.close()
+        running.stop()
+
+
 def test_concurrent_promotions_one_wins_the_other_fails_clearly(server, home, client):
     """Two CI jobs promote at once (rules opened so the challenger passes): one promotes, the other
     stops on the lock; the history gains exactly one event, in both stores."""
@@ -256,7 +357,7 @@ def test_concurrent_promotions_one_wins_the_other_fails_clearly(server, home, cl
     assert len(history) == len(history_before) + 1 and history[-1]["to"]["version"] == 3
     mirrored = [json.loads(x) for x in (home / "promotions" / f"{NAME}.jsonl").read_text().splitlines()]
     assert mirrored == history
-    assert _aliases(client) == {"champion": 3}  # the canary became the champion
+    assert _aliases(client) == {"champion": 3}  # the challenger (a canary before) became the champion
     assert _labels(home) == {"stable": _serving_version(client, 3)}
 
 
