@@ -41,6 +41,9 @@ else
   uv=$venv/bin/uv
 fi
 
-"$uv" pip sync --quiet --python "$venv/bin/python" "$lock"
+# Bytecode at install time: uv writes none by default, and with PYTHONDONTWRITEBYTECODE (set on
+# these machines) Python never caches it either, so every process compiled TF/TFX/TFMA/MLflow from
+# source: 20 s -> 9 s to import them, in every `mlops` command, test process and Beam worker.
+"$uv" pip sync --quiet --compile-bytecode --python "$venv/bin/python" "$lock"
 "$uv" pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation -e .
 echo "make setup: $venv is in sync with $lock"
