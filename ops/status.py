@@ -1,7 +1,8 @@
 """`mlops status`: one screen of a home. Each pipeline's last run (when, result, blessed, pushed),
-each registered model's aliases, what models.config serves and what a server on the default port
-answers, and alarms (a last run stopped by validation or the drift gate, a challenger waiting).
-Reads MLflow (tracking + registry), models.config and, when one answers, the REST server; no TFX."""
+each registered model's aliases, what models.config serves (and traffic.json splits or mirrors)
+and what a server on the default port answers, and alarms (a last run stopped by validation or the
+drift gate, a challenger waiting). Reads MLflow (tracking + registry), models.config and, when one
+answers, the REST server; no TFX."""
 import json
 import urllib.error
 import urllib.request
@@ -40,16 +41,20 @@ def _last_run(client, name: str) -> Optional[dict]:
 
 
 def _served(home: Home) -> Dict[str, dict]:
-    from serving import model_config
+    from serving import model_config, traffic
 
     config = model_config.read(model_config.config_path(home.serving_dir))
     served: Dict[str, dict] = {}
     if config is None:
         return served
+    splits = traffic.read(traffic.traffic_path(home.serving_dir))
     for model in config.model_config_list.config:
         policy = model.model_version_policy.WhichOneof("policy_choice") or "latest"
         versions = list(model.model_version_policy.specific.versions) if policy == "specific" else []
         served[model.name] = {"policy": policy, "versions": versions, "labels": dict(model.version_labels)}
+        split = splits.get(model.name)
+        if split is not None:
+            served[model.name]["traffic"] = {"canary_percent": split.canary_percent, "shadow": split.shadow}
     return served
 
 
@@ -126,5 +131,9 @@ def format_status(home: Home, statuses: List[PipelineStatus]) -> str:
             lines.append(f"  serving: policy {s.served['policy']}"
                          f"{' ' + str(s.served['versions']) if s.served['versions'] else ''}, labels {labels}; "
                          + (f"server: {', '.join(live)}" if live is not None else "no server answering"))
+            split = s.served.get("traffic")
+            if split and (split["canary_percent"] or split["shadow"]):
+                lines.append(f"  traffic: canary {split['canary_percent']:g}% of unaddressed requests"
+                             f"{', shadow on (`mlops shadow ' + s.name + '`)' if split['shadow'] else ''}")
         lines.extend(f"  alarm: {a}" for a in s.alarms)
     return "\n".join(lines)

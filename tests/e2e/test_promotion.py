@@ -284,6 +284,9 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
         sides = {key: {_v2_version(connection, key) for _ in range(5)} for key in (f"client-{i}" for i in range(60))}
         assert all(len(side) == 1 for side in sides.values())  # sticky
         assert 0 < sum(side == {canary} for side in sides.values()) < 60
+        capsys.readouterr()
+        assert main(["status", "--home", str(home), "--tracking-uri", server, "--rest-port", "1"]) == 0
+        assert "traffic: canary 20% of unaddressed requests" in capsys.readouterr().out
 
         code, out = _promote(capsys, server, home, "--canary", "0")
         assert code == 0 and "canary ended" in out
