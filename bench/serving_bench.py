@@ -31,6 +31,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 READY = re.compile(r"REST http://127\.0\.0\.1:(\d+)\s+gRPC 127\.0\.0\.1:(\d+)")
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 WARMUP_REQUESTS = 30
+IDLE_CONNECTIONS = 800
 
 
 def _free_port() -> int:
@@ -90,6 +91,35 @@ def _grpc_worker(args) -> Dict[str, object]:
     end = time.perf_counter()
     channel.close()
     return {"latencies": latencies, "start": start, "end": end, "errors": errors}
+
+
+def _idle_holder(args) -> int:
+    """Opens ``count`` connections that send nothing and holds them ``seconds`` (abuse: idle clients)."""
+    port, count, seconds = args
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+    time.sleep(seconds)
+    for s in sockets:
+        s.close()
+    return len(sockets)
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def _soak(pool, rest: tuple, pid: int, seconds: float) -> Dict[str, float]:
+    """Full load (4 REST clients) for ``seconds``, in rounds; the server's RSS after the first round and
+    at the end (memory must stay flat)."""
+    port, path, body = rest
+    first = _load(pool, _http_worker, (port, path, body, 500), 4)
+    start_mb, started, rounds, requests = _rss_mb(pid), time.monotonic(), 0, first["requests"]
+    while time.monotonic() - started < seconds:
+        requests += _load(pool, _http_worker, (port, path, body, 500), 4)["requests"]
+        rounds += 1
+    end_mb = _rss_mb(pid)
+    return {"seconds": round(time.monotonic() - started, 1), "requests": requests, "rss_start_mb": round(start_mb, 1),
+            "rss_end_mb": round(end_mb, 1), "rss_growth_pct": round(100 * (end_mb - start_mb) / start_mb, 1)}
 
 
 def _load(pool, worker, args: tuple, processes: int, in_flight: int = 1) -> Dict[str, float]:
@@ -200,6 +230,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, help="a home with a pushed 'fraud' model (default: the pipeline bench's)")
     parser.add_argument("--requests", type=int, default=2000, help="requests per single-client load")
+    parser.add_argument("--soak-seconds", type=float, default=600.0, help="full-load soak for the memory check")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -212,7 +243,7 @@ def main() -> int:
     shutil.copytree(model_dir, serving_dir / "fraud" / model_dir.name)
 
     n = args.requests
-    pool = multiprocessing.get_context("spawn").Pool(16)
+    pool = multiprocessing.get_context("spawn").Pool(17)  # 16 clients + the idle-connection holder
     results: Dict[str, Dict[str, object]] = {}
     try:
         process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=False)
@@ -223,6 +254,12 @@ def main() -> int:
             results["mlops REST, 4 clients"] = _load(pool, _http_worker, (*rest, n // 4), 4)
             results["mlops gRPC, 4 clients"] = _load(pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 2)
             results["mlops gRPC, 16 clients"] = _load(pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 8)
+            holder = pool.apply_async(_idle_holder, ((rest_port, IDLE_CONNECTIONS, 20.0),))
+            time.sleep(3.0)  # the idle connections are open (each holds a server thread)
+            results[f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections"] = _load(
+                pool, _http_worker, (*rest, n), 1)
+            holder.get(timeout=120)
+            soak = _soak(pool, rest, process.pid, args.soak_seconds)
         finally:
             _stop(process)
         process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=True)
@@ -256,6 +293,12 @@ def main() -> int:
                                >= results["mlops REST, 1 client"]["req_per_s"]),
         "batching_throughput_by_clients": {c: results[f"mlops gRPC batching, {c} clients"]["req_per_s"]
                                            for c in (1, 4, 16)},
+        "p99_4_clients_ms": {"rest": results["mlops REST, 4 clients"]["p99_ms"],
+                             "grpc": results["mlops gRPC, 4 clients"]["p99_ms"]},
+        "p99_with_idle_connections_x": round(
+            results[f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections"]["p99_ms"]
+            / results["mlops REST, 1 client"]["p99_ms"], 2),
+        "soak": soak,
     }
     report = {"model": str(model_dir), "features": features, "loads": results, "summary": summary,
               "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "platform": platform.platform()},
@@ -270,6 +313,11 @@ def main() -> int:
     lines += ["", f"REST vs `mlflow models serve` (1 client): {summary['rest_vs_mlflow_throughput_x']}x; "
                   f"gRPC: {summary['grpc_vs_mlflow_throughput_x']}x.",
               f"Batching, gRPC req/s at 1/4/16 clients: {summary['batching_throughput_by_clients']}.",
+              f"p99 at 4 clients: REST {summary['p99_4_clients_ms']['rest']} ms, gRPC "
+              f"{summary['p99_4_clients_ms']['grpc']} ms. With {IDLE_CONNECTIONS} idle connections open, the "
+              f"1-client REST p99 is {summary['p99_with_idle_connections_x']}x the p99 without them.",
+              f"Soak: {soak['requests']} requests at 4 clients over {soak['seconds']} s; server RSS "
+              f"{soak['rss_start_mb']} -> {soak['rss_end_mb']} MB ({soak['rss_growth_pct']:+}%).",
               f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs."]
     (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

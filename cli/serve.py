@@ -32,13 +32,58 @@ def cmd_serve(args: argparse.Namespace) -> int:
         batch_timeout_ms=args.batch_timeout_ms, max_request_rows=args.max_request_rows,
         max_request_bytes=args.max_request_bytes, request_timeout_s=args.request_timeout,
         request_log_dir=Path(args.request_log_dir) if args.request_log_dir else home.request_logs,
-        request_log_rate=args.log_requests, shadow_log_dir=home.shadow_logs)
+        request_log_rate=args.log_requests, shadow_log_dir=home.shadow_logs, tls=_server_tls(args),
+        idle_timeout_s=args.idle_timeout, max_connections=args.max_connections,
+        max_concurrent_rpcs=args.max_concurrent_rpcs)
+    from serving.options import is_loopback
+
+    if options.tls is None and not is_loopback(args.host):
+        print(f"mlops: warning: serving on {args.host} without TLS: anyone who reaches this address can call "
+              "the models in the clear (--ssl-cert/--ssl-key, and --ssl-client-ca for mutual TLS)", file=sys.stderr)
     try:
         with translated(user=(ModelConfigError,)):
             serve_forever(serving_dir, args.host, args.rest_port, args.grpc_port, options)
     except OSError as e:
         raise UserError(f"cannot start the server on {args.host}: {e}") from None
     return EXIT_OK
+
+
+def _server_tls(args: argparse.Namespace):
+    """--ssl-cert/--ssl-key [--ssl-client-ca] as TlsFiles, checked (one line naming the file) before
+    any model loads."""
+    import ssl
+
+    from serving.options import TlsFiles
+
+    if not (args.ssl_cert or args.ssl_key or args.ssl_client_ca):
+        return None
+    if not (args.ssl_cert and args.ssl_key):
+        raise UserError("--ssl-cert and --ssl-key go together (and --ssl-client-ca needs them)")
+    for option, value in (("--ssl-cert", args.ssl_cert), ("--ssl-key", args.ssl_key),
+                          ("--ssl-client-ca", args.ssl_client_ca)):
+        if value and not Path(value).is_file():
+            raise UserError(f"{option} {value}: no such file")
+    tls = TlsFiles(Path(args.ssl_cert), Path(args.ssl_key), Path(args.ssl_client_ca) if args.ssl_client_ca else None)
+    try:
+        tls.server_context()
+    except (ssl.SSLError, ValueError) as e:
+        raise UserError(f"--ssl-cert {args.ssl_cert} / --ssl-key {args.ssl_key}: not a PEM certificate and its "
+                        f"key ({e})") from None
+    return tls
+
+
+def _client_tls(args: argparse.Namespace):
+    from serving.options import TlsFiles
+
+    if not (args.ssl_ca or args.ssl_cert or args.ssl_key):
+        return None
+    if bool(args.ssl_cert) != bool(args.ssl_key):
+        raise UserError("--ssl-cert and --ssl-key go together (a client certificate for mutual TLS)")
+    for option, value in (("--ssl-ca", args.ssl_ca), ("--ssl-cert", args.ssl_cert), ("--ssl-key", args.ssl_key)):
+        if value and not Path(value).is_file():
+            raise UserError(f"{option} {value}: no such file")
+    return TlsFiles(Path(args.ssl_cert) if args.ssl_cert else None, Path(args.ssl_key) if args.ssl_key else None,
+                    Path(args.ssl_ca) if args.ssl_ca else None)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -52,7 +97,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         request_from_file,
     )
 
-    target = Target(args.host, args.model, args.version, args.label, args.signature or "")
+    target = Target(args.host, args.model, args.version, args.label, args.signature or "", _client_tls(args))
     fetched = {}
 
     def inputs_of():
@@ -185,6 +230,16 @@ def register(sub) -> None:
     serve.add_argument("--log-requests", type=float, default=defaults.request_log_rate, metavar="RATE",
                        help="log this fraction of requests as tf.Examples (0: off)")
     serve.add_argument("--request-log-dir", help="default: <home>/request-logs")
+    serve.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="SECONDS",
+                       help="close a REST connection that sends nothing (or half a request) this long")
+    serve.add_argument("--max-connections", type=int, default=defaults.max_connections,
+                       help="open REST connections; a new one beyond gets 503")
+    serve.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs,
+                       help="gRPC calls in flight; beyond: RESOURCE_EXHAUSTED")
+    serve.add_argument("--ssl-cert", metavar="PEM", help="HTTPS and gRPC over TLS: the server's certificate chain")
+    serve.add_argument("--ssl-key", metavar="PEM", help="the certificate's private key")
+    serve.add_argument("--ssl-client-ca", metavar="PEM",
+                       help="mutual TLS: require client certificates signed by this CA (REST and gRPC)")
 
     predict = add_command(sub, "predict", cmd_predict, "send rows (a JSON or CSV file) or image files to a server")
     predict.add_argument("files", nargs="+", metavar="FILE",
@@ -200,6 +255,9 @@ def register(sub) -> None:
     predict.add_argument("--host", default=DEFAULT_HOST)
     predict.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT)
     predict.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT)
+    predict.add_argument("--ssl-ca", metavar="PEM", help="TLS: verify the server with this CA (HTTPS, gRPC over TLS)")
+    predict.add_argument("--ssl-cert", metavar="PEM", help="mutual TLS: this client's certificate")
+    predict.add_argument("--ssl-key", metavar="PEM", help="mutual TLS: its private key")
 
     edge = sub.add_parser("edge", help="run or time a TF Lite model as an edge device would (LiteRT)")
     edge_sub = edge.add_subparsers(dest="edge_command", required=True)

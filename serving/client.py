@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from serving.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse, sniff_delimiter
+from serving.options import TlsFiles
 
 STRING_DTYPE = "DT_STRING"
 
@@ -33,6 +34,21 @@ class Target:
     version: Optional[int] = None
     label: Optional[str] = None
     signature: str = ""
+    tls: Optional[TlsFiles] = None  # HTTPS / gRPC over TLS: ``ca`` verifies the server; cert+key: mutual TLS
+
+    def url(self, port: int, suffix: str = "") -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{port}{self.rest_path(suffix)}"
+
+    def ssl_context(self):
+        return self.tls.client_context() if self.tls else None
+
+    def grpc_channel(self, port: int):
+        import grpc
+
+        if self.tls is None:
+            return grpc.insecure_channel(f"{self.host}:{port}")
+        ca, key, cert = (Path(p).read_bytes() if p else None for p in (self.tls.ca, self.tls.key, self.tls.cert))
+        return grpc.secure_channel(f"{self.host}:{port}", grpc.ssl_channel_credentials(ca, key, cert))
 
     def rest_path(self, suffix: str = "") -> str:
         path = f"/v1/models/{self.model}"
@@ -43,11 +59,11 @@ class Target:
         return path + suffix
 
 
-def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0) -> Dict[str, Any]:
+def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0, context=None) -> Dict[str, Any]:
     request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET",
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as e:
         try:
@@ -62,7 +78,7 @@ def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0) -> Dict
 
 def model_inputs(host: str, rest_port: int, target: Target) -> Tuple[Dict[str, Dict[str, Any]], ColumnNames]:
     """The signature's inputs (from /metadata) and the model's column names (original -> key)."""
-    metadata = _http(f"http://{host}:{rest_port}{target.rest_path('/metadata')}")
+    metadata = _http(target.url(rest_port, "/metadata"), context=target.ssl_context())
     signatures = metadata["metadata"]["signature_def"]["signature_def"]
     key = target.signature or "serving_default"
     if key not in signatures:
@@ -134,7 +150,7 @@ def image_request(paths: Sequence[Path]) -> Dict[str, Any]:
 
 def image_metadata(host: str, rest_port: int, target: Target) -> Dict[str, Any]:
     """The served model's image input and class names (``mlops serve``'s /metadata), or {}."""
-    metadata = _http(f"http://{host}:{rest_port}{target.rest_path('/metadata')}")
+    metadata = _http(target.url(rest_port, "/metadata"), context=target.ssl_context())
     return metadata["metadata"].get("image") or {}
 
 
@@ -159,7 +175,7 @@ def print_image_predictions(paths: Sequence[Path], response: Dict[str, Any], cla
 def predict_rest(host: str, port: int, target: Target, body: Dict[str, Any]) -> Dict[str, Any]:
     if target.signature:
         body = {**body, "signature_name": target.signature}
-    return _http(f"http://{host}:{port}{target.rest_path(':predict')}", json.dumps(body).encode())
+    return _http(target.url(port, ":predict"), json.dumps(body).encode(), context=target.ssl_context())
 
 
 def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
@@ -198,7 +214,7 @@ def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
                       v.encode() if isinstance(v, str) else v for v in values]
         array = np.array(values, dtype=numpy_dtype)
         request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
-    with grpc.insecure_channel(f"{host}:{port}") as channel:
+    with target.grpc_channel(port) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         try:
             response = stub.Predict(request, timeout=timeout)

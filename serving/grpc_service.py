@@ -2,6 +2,7 @@
 and ModelService (GetModelStatus), on grpcio with the official generated stubs; the Open Inference
 Protocol's GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
 from concurrent import futures
+from pathlib import Path
 from typing import Any, Optional
 
 import grpc
@@ -138,13 +139,21 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int = 16) -> grpc.Server:
     limit = core.options.max_request_bytes
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+                         maximum_concurrent_rpcs=core.options.max_concurrent_rpcs,
                          options=[("grpc.max_receive_message_length", limit),
                                   ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
                                   ("grpc.so_reuseport", 0)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     open_inference_grpc.add_to_server(core, server)  # KServe V2's GRPCInferenceService on the same port
-    bound = server.add_insecure_port(f"{host}:{port}")
+    tls = core.options.tls
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
+            root_certificates=Path(tls.ca).read_bytes() if tls.ca else None, require_client_auth=bool(tls.ca))
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
     if bound == 0:
         raise OSError(f"cannot bind the gRPC port {host}:{port}")
     server.bound_port = bound  # type: ignore[attr-defined]

@@ -19,3 +19,44 @@ class ServerOptions:
     request_log_dir: Optional[Path] = None
     request_log_rate: float = 0.0  # 0: off
     shadow_log_dir: Optional[Path] = None  # default: <serving dir's parent>/shadow-logs (<home>/shadow-logs)
+    tls: Optional["TlsFiles"] = None  # HTTPS and gRPC over TLS (TF Serving's ssl_config); None: plain
+    idle_timeout_s: float = 30.0  # a REST connection silent this long (idle, or mid-request) is closed
+    max_connections: int = 1024  # open REST connections; beyond them a new one gets 503 and is closed
+    max_concurrent_rpcs: int = 256  # gRPC calls in flight; beyond them RESOURCE_EXHAUSTED
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files: the server's certificate chain and key, and optionally the CA whose client
+    certificates are required (mutual TLS). On a client: ``ca`` verifies the server, ``cert`` and
+    ``key`` are its own certificate for mutual TLS."""
+    cert: Optional[Path] = None
+    key: Optional[Path] = None
+    ca: Optional[Path] = None
+
+    def server_context(self):
+        """The REST side's ssl.SSLContext (TLS 1.2+)."""
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(self.cert), str(self.key))
+        if self.ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(str(self.ca))
+        return context
+
+    def client_context(self):
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+        if self.cert and self.key:
+            context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")

@@ -8,6 +8,8 @@ req/s at 48 ms instead of 165-336 req/s at 3-6 ms).
 import json
 import logging
 import re
+import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Optional, Tuple
@@ -31,6 +33,7 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 HEALTH_PATH = "/healthz"
 
 DRAIN_BYTES, DRAIN_SECONDS = 64 << 20, 2.0  # an oversized body read and dropped before closing
+TLS_HANDSHAKE_SECONDS = 10.0  # a client that does not finish its TLS handshake in time is dropped
 
 
 def _spec(match: "re.Match", signature_name: str = "") -> ModelSpec:
@@ -54,6 +57,14 @@ class RestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "mlops-serving"
     core: ServingCore  # set on the subclass made by make_rest_server
+
+    def setup(self) -> None:
+        """HTTPS: the TLS handshake, in this connection's thread and bounded in time."""
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(TLS_HANDSHAKE_SECONDS)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -238,13 +249,77 @@ class RestHandler(BaseHTTPRequestHandler):
 
 
 class RestServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` of them: beyond, a new connection gets
+    a 503 and is closed at once (a TLS one is closed: no answer can be sent before its handshake)."""
     daemon_threads = True
     request_queue_size = 128
+    max_connections = 1024
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._open = 0
+        self._open_lock = threading.Lock()
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    def process_request(self, request, client_address) -> None:
+        with self._open_lock:
+            full = self._open >= self.max_connections
+            if not full:
+                self._open += 1
+        if full:
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:  # the thread could not start: give the slot back
+            self._release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._open_lock:
+            self._open -= 1
+
+    def _refuse(self, request) -> None:
+        body = tensors.dumps({"error": f"Too many connections (the limit is {self.max_connections}); retry later"})
+        try:
+            if not isinstance(request, ssl.SSLSocket):
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+                                + str(len(body)).encode() + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        """A failed TLS handshake (a plain-HTTP client, no client certificate) or a dropped connection
+        is the client's problem: one debug line, not a traceback on the server's stderr."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ssl.SSLError, ConnectionError, TimeoutError)):
+            log.debug("connection from %s dropped: %s", client_address, error)
+            return
+        super().handle_error(request, client_address)
 
 
 def make_rest_server(core: ServingCore, host: str, port: int) -> RestServer:
-    handler = type("BoundRestHandler", (RestHandler,), {"core": core})
-    return RestServer((host, port), handler)
+    """Plain HTTP, or HTTPS with ``core.options.tls``: the handshake runs in the connection's own
+    thread (not on accept), so a client that never finishes it holds no one else up."""
+    handler = type("BoundRestHandler", (RestHandler,), {"core": core, "timeout": core.options.idle_timeout_s})
+    server = RestServer((host, port), handler)
+    server.max_connections = core.options.max_connections
+    if core.options.tls is not None:
+        server.socket = core.options.tls.server_context().wrap_socket(server.socket, server_side=True,
+                                                                      do_handshake_on_connect=False)
+    return server
 
 
 def serve_in_thread(server: RestServer) -> threading.Thread:

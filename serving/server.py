@@ -54,8 +54,9 @@ def serve_forever(serving_dir: Path, host: str, rest_port: int, grpc_port: int, 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     models = running.core.manager.models()
-    print(f"serving {serving_dir}: REST http://{host}:{running.rest_port}  gRPC {host}:{running.grpc_port}",
-          flush=True)
+    scheme, grpc_tls = ("https", " (TLS)") if options.tls else ("http", "")
+    print(f"serving {serving_dir}: REST {scheme}://{host}:{running.rest_port}  gRPC {host}:{running.grpc_port}"
+          f"{grpc_tls}", flush=True)
     for name, info in sorted(models.items()):
         print(f"  {name}: versions {info['versions']} labels {info['labels']}", flush=True)
     if ready_message:

@@ -38,3 +38,45 @@ def run_cli_config(*argv: str, home: Optional[Path] = None):
 
     args = list(argv) + (["--home", str(home)] if home else [])
     return prepare_inputs(build_config(request_from_argv(args)))
+
+
+def write_tls_files(folder: Path) -> dict:
+    """A throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate, all
+    signed by it, as PEM files (cryptography, which MLflow already pulls in)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def issue(name, issuer_name, issuer_key, key, ca=False, server=False):
+        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if server:
+            builder = builder.add_extension(x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    files = {}
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = issue("mlops test CA", "mlops test CA", ca_key, ca_key, ca=True)
+    for role, server in (("server", True), ("client", False)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue(f"mlops test {role}", "mlops test CA", ca_key, key, server=server)
+        files[f"{role}_cert"], files[f"{role}_key"] = folder / f"{role}.pem", folder / f"{role}.key"
+        files[f"{role}_cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{role}_key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    files["ca"] = folder / "ca.pem"
+    files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    return files

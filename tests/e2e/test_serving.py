@@ -446,6 +446,84 @@ def local_server(pushed, tmp_path):
 
 
 
+def test_tls_and_mutual_tls_over_rest_and_grpc(local_server, pushed, rows, expected, tmp_path, capsys):
+    """TF Serving's ssl_config: HTTPS and gRPC over TLS with the server's certificate; with a client
+    CA, both refuse a client without a certificate and serve one with it; `mlops predict` speaks it."""
+    import ssl
+    import urllib.request
+
+    from cli.main import main
+    from serving.client import Target, predict_grpc, predict_rest
+    from serving.options import TlsFiles
+    from tests.helpers import write_tls_files
+
+    files = write_tls_files(tmp_path / "tls")
+    server, _ = local_server(tls=TlsFiles(files["server_cert"], files["server_key"]))
+    body = {"instances": rows}
+    inputs = {"amount": {"dtype": "DT_FLOAT"}, "age_days": {"dtype": "DT_DOUBLE"},
+              "risk_score": {"dtype": "DT_FLOAT"}, "segment": {"dtype": "DT_STRING"}}
+    verified = Target("127.0.0.1", NAME, tls=TlsFiles(ca=files["ca"]))
+    rest = predict_rest("127.0.0.1", server.rest_port, verified, body)["predictions"]
+    grpc_answer = predict_grpc("127.0.0.1", server.grpc_port, verified, body, inputs)["predictions"]
+    np.testing.assert_allclose(rest, expected, atol=1e-6)
+    np.testing.assert_allclose(grpc_answer, expected, atol=1e-6)
+    with pytest.raises(Exception):  # plain HTTP to the HTTPS port: no answer in the clear
+        urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/v1/models/{NAME}", timeout=10)
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # a client that trusts another CA
+        urllib.request.urlopen(f"https://127.0.0.1:{server.rest_port}/v1/models/{NAME}", timeout=10,
+                               context=ssl.create_default_context())
+
+    mutual, _ = local_server(tls=TlsFiles(files["server_cert"], files["server_key"], files["ca"]))
+    with pytest.raises(Exception):
+        predict_rest("127.0.0.1", mutual.rest_port, verified, body)
+    with pytest.raises(Exception):
+        predict_grpc("127.0.0.1", mutual.grpc_port, verified, body, inputs, timeout=10)
+    client = Target("127.0.0.1", NAME, tls=TlsFiles(files["client_cert"], files["client_key"], files["ca"]))
+    np.testing.assert_allclose(predict_rest("127.0.0.1", mutual.rest_port, client, body)["predictions"], expected,
+                               atol=1e-6)
+    np.testing.assert_allclose(predict_grpc("127.0.0.1", mutual.grpc_port, client, body, inputs)["predictions"],
+                               expected, atol=1e-6)
+    rows_file = tmp_path / "rows.json"
+    rows_file.write_text(json.dumps(body))
+    capsys.readouterr()
+    for api in ("--rest", "--grpc"):
+        assert main(["predict", "--model", NAME, api, "--rest-port", str(mutual.rest_port), "--grpc-port",
+                     str(mutual.grpc_port), "--ssl-ca", str(files["ca"]), "--ssl-cert", str(files["client_cert"]),
+                     "--ssl-key", str(files["client_key"]), str(rows_file)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2 * len(rows)
+    assert main(["predict", "--model", NAME, "--ssl-ca", str(tmp_path / "none.pem"), str(rows_file)]) == 2
+
+
+def test_idle_and_half_sent_connections_are_closed_and_a_full_server_says_503(local_server, rows, expected):
+    """Abuse: connections that send nothing or half a request are closed after the idle timeout; past
+    the connection limit a new client gets a clear 503 at once; then service is normal again."""
+    import socket
+
+    server, _ = local_server(idle_timeout_s=1.0, max_connections=8)
+    idle = [socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) for _ in range(7)]
+    half = socket.create_connection(("127.0.0.1", server.rest_port), timeout=10)
+    half.sendall(f"POST /v1/models/{NAME}:predict HTTP/1.1\r\nContent-Length: 500\r\n\r\n{{\"inst".encode())
+    deadline = time.monotonic() + 10
+    while server._rest.open_connections < 8:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    started = time.monotonic()
+    status, body = _request(server.rest_port, "GET", f"/v1/models/{NAME}")
+    assert status == 503 and "Too many connections" in body["error"] and time.monotonic() - started < 2
+    for connection in idle + [half]:  # each is closed by the server after ~1 s of silence: EOF
+        connection.settimeout(5)
+        assert connection.recv(1024) == b""
+        connection.close()
+    assert time.monotonic() - started < 5
+    deadline = time.monotonic() + 5
+    while server._rest.open_connections:  # every slot given back
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    status, body = _request(server.rest_port, "POST", f"/v1/models/{NAME}:predict", {"instances": rows})
+    assert status == 200
+    np.testing.assert_allclose(body["predictions"], expected, atol=1e-6)
+
+
 def test_hot_swap_under_load_fails_no_request(local_server, pushed, rows, expected):
     server, serving_dir = local_server()
     old = _version(pushed)
