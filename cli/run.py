@@ -109,19 +109,28 @@ def configured(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     """Prepares the inputs and runs the pipeline under `watched`: progress lines on the terminal,
     the libraries' output (from TensorFlow's import on) in the run's log file unless --verbose."""
-    config = configured(args)
+    import time
+
+    command_started = time.time()
+    config = configured(args)  # the preflight reads the data: timed, shown as the first step
+    configure_seconds = time.time() - command_started
     quiet_pipeline_runtime(args.verbose)
-    from pipelines.runners.progress import watched
+    from pipelines.runners.progress import watched, write_timings
 
     with watched(config, verbose=args.verbose) as progress:
+        progress.step("configure (preflight)", config.task_name, configure_seconds)
         with translated(user=(ConfigError,)), progress.timed("inputs"):
             config = prepare_inputs(config)
         from pipelines.runners.local import run_pipeline
 
+        pipeline_started = time.monotonic()
         report = run_pipeline(config, track=not args.no_tracking, progress=progress)
+        pipeline_seconds = time.monotonic() - pipeline_started
     from pipelines.summary import format_summary
 
     report.log_path = str(progress.log_path) if progress.log_path else None
+    if progress.log_path:
+        write_timings(progress.log_path.with_suffix(".timings.json"), progress, command_started, pipeline_seconds)
     print(format_summary(config, report), flush=True)
     return EXIT_OK if report.succeeded else EXIT_REFUSED
 

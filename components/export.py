@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from components import keras_is_not_autographed
 from components.features import (
     FORECAST_OFFSET,
     FORECAST_SCALE,
@@ -31,6 +32,7 @@ from components.features import (
 from components.images import scale_pixels
 from serving.images import PIXELS_SIGNATURE, ImageInfo
 
+keras_is_not_autographed()  # the signatures trace the model's tf_keras code
 FORECAST = "forecast"
 CLASSIFICATION, REGRESSION = "classification", "regression"
 SIGNATURE_METHODS = {CLASSIFICATION: "tensorflow/serving/classify", REGRESSION: "tensorflow/serving/regress"}

@@ -194,6 +194,7 @@ def _transfer(model, base, head: HeadSpec, train, evaluation, hp: Mapping[str, A
         tuned = training_loop.fit(model, train, evaluation, phase2, run_dir, backup_dir + "-fine-tune", task_name)
         for key, values in tuned.history.items():
             history.history.setdefault(key, []).extend(values)
+        history.epoch_seconds = list(history.epoch_seconds) + list(tuned.epoch_seconds)
         report.update(fine_tune_epochs=len(tuned.epoch), fine_tune_learning_rate=rate)
         history.best_epoch = len(history.epoch) + tuned.best_epoch
         history.epoch = list(history.epoch) + [len(history.epoch) + e for e in tuned.epoch]
@@ -276,7 +277,8 @@ def run_fn(fn_args: FnArgs) -> None:
         json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)
     with open(os.path.join(fn_args.model_run_dir, MODEL_FILE), "w") as f:
         json.dump({**description, "class_names": classes, "parameters": int(model.count_params()),
-                   "epochs_run": len(history.epoch), "best_epoch": int(history.best_epoch), **info}, f, indent=1)
+                   "epochs_run": len(history.epoch), "best_epoch": int(history.best_epoch),
+                   "epoch_seconds": list(getattr(history, "epoch_seconds", [])), **info}, f, indent=1)
 
     image = image_info(config, classes.get(labels[0], []))
     model.save(fn_args.serving_model_dir, save_format="tf", signatures=serving_signatures(

@@ -4,14 +4,17 @@ import hashlib
 import json
 import math
 import os
+import time
 from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from components import keras_is_not_autographed
 from components.progress import log_epoch
 
+keras_is_not_autographed()
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 CLASS_WEIGHTS = ("none", "balanced")
 
@@ -23,8 +26,14 @@ class EpochProgress(keras.callbacks.Callback):
     def __init__(self, epochs: int, stage: str = ""):
         super().__init__()
         self.epochs, self.stage = epochs, stage
+        self.seconds: List[float] = []  # wall seconds per epoch: the first holds tracing and the input's start
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(round(time.perf_counter() - self._started, 4))
         metrics = {k: float(v) for k, v in (logs or {}).items() if k in ("loss", "val_loss")}
         log_epoch(epoch + 1, self.epochs, metrics, self.stage)
 
@@ -83,11 +92,12 @@ def fit(model: keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset,
         keras.callbacks.LearningRateScheduler(lambda epoch, _: learning_rate_at(epoch, hp)),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "logs")),
         stop_early,
-        EpochProgress(hp["epochs"]),
+        progress := EpochProgress(hp["epochs"]),
         *(extra_callbacks or []),
     ]
     history = model.fit(train, validation_data=evaluation, epochs=hp["epochs"], callbacks=callbacks,
                         class_weight=class_weights(train, hp, task_name), verbose=2)
+    history.epoch_seconds = progress.seconds
     history.best_epoch = stop_early.best_epoch + 1 if stop_early.best is not None else len(history.epoch)
     if os.path.isdir(backup_dir) and not os.listdir(backup_dir):
         os.rmdir(backup_dir)  # Keras empties it when training completes; leave no trace

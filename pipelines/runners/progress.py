@@ -7,6 +7,7 @@ The component boundaries come from LocalDagRunner's own log records ("Component 
 logging handler in this process. A terminal gets a line rewritten in place; a pipe or a CI log
 gets plain lines (epochs at most every EPOCH_LINE_SECONDS)."""
 import contextlib
+import json
 import logging
 import os
 import re
@@ -84,6 +85,7 @@ class ProgressLines(logging.Handler):
         self.started = 0.0
         self.last_epoch_line = 0.0
         self.lines: List[str] = []  # every finished line, in order (what a test or a log reader sees)
+        self.timings: List[Dict[str, object]] = []  # components and steps: name, kind, state, seconds
 
     def expect(self, nodes: Sequence[str], read_report: Callable[[], RunReport]) -> None:
         """The pipeline's components in run order (resolvers, which do no work, are not shown), and
@@ -137,6 +139,7 @@ class ProgressLines(logging.Handler):
         result = component_result(report, node) if state in ("COMPLETE", "CACHED") else ""
         line = f"{self._position(node)}{node:<18} {state:<9} {seconds:7.1f} s  {result}".rstrip()
         self.lines.append(line)
+        self.timings.append({"name": node, "kind": "component", "state": state, "seconds": round(seconds, 3)})
         self._write(line, final=True)
         self.current = None
 
@@ -144,6 +147,7 @@ class ProgressLines(logging.Handler):
         """A line for work after the pipeline (the baseline, MLflow tracking)."""
         line = f"{self._position(name)}{name:<28} {seconds:7.1f} s  {outcome}".rstrip()
         self.lines.append(line)
+        self.timings.append({"name": name, "kind": "step", "seconds": round(seconds, 3)})
         self._write(line, final=True)
 
     @contextlib.contextmanager
@@ -181,6 +185,31 @@ def _output_to(path: Path) -> Iterator[TextIO]:
             os.close(fd)
         terminal.close()
         log.close()
+
+
+def process_started_at() -> Optional[float]:
+    """When this process started (Unix seconds, 10 ms grain; Linux's /proc), or None elsewhere."""
+    try:
+        with open("/proc/self/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def write_timings(path: Path, progress: ProgressLines, command_started: float, pipeline_seconds: float) -> None:
+    """The run's wall time by part, beside its log: the process's start-up before the command (the
+    imports of the CLI and of what configuring reads), each component and step, and the rest."""
+    started = process_started_at()
+    ended = time.time()
+    parts = sum(t["seconds"] for t in progress.timings)
+    document = {"process_s": round(ended - started, 3) if started else None,
+                "before_command_s": round(command_started - started, 3) if started else None,
+                "command_s": round(ended - command_started, 3), "pipeline_s": round(pipeline_seconds, 3),
+                "components_and_steps_s": round(parts, 3), "timings": progress.timings}
+    path.write_text(json.dumps(document, indent=1) + "\n")
 
 
 def log_file(config: PipelineConfig) -> Path:
