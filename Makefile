@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.setup-complete
 
-.PHONY: setup airflow-setup run serve promote rollback lint test test-fast bench lock clean
+.PHONY: setup airflow-setup run serve promote rollback lint test test-fast bench profile lock clean
 
 setup: $(STAMP)
 
@@ -50,7 +50,12 @@ test: setup airflow-setup
 test-fast: setup
 	$(BIN)/python -m pytest -c tests/pytest.ini -m "unit or component" tests
 
+# Where a run's time goes: default job cold and cached, a penguin-like tuned job (bench/results/profile.md)
+profile: setup
+	$(BIN)/python bench/profile_run.py
+
 bench: setup
+	$(BIN)/python bench/profile_run.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/serving_bench.py
 	$(BIN)/python bench/edge_bench.py
