@@ -17,5 +17,5 @@ setup(
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["cli*", "core*", "pipelines*", "release*", "ops*", "components*", "serving*"]),
     install_requires=_direct_requirements(),
-    entry_points={"console_scripts": ["mlops=cli.main:main"]},
+    entry_points={"console_scripts": ["mlops=cli.main:entry"]},
 )

@@ -1,6 +1,8 @@
 """The `mlops` entry point: the command groups' parsers, and the one error path (a user error is
 one line and exit 2, a refusal one line and exit 1; a traceback only with --verbose)."""
 import argparse
+import atexit
+import os
 import sys
 from typing import List, Optional
 
@@ -37,5 +39,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_REFUSED
 
 
+def entry() -> None:
+    """The console script: ``main``, then the exit handlers, then the process ends without tearing
+    down the interpreter module by module, which took ~3 s after TensorFlow, Beam, TFX and MLflow
+    were loaded (a cached `mlops run`: 13.7 s -> ~10.7 s). Output is flushed first; ``main`` stays
+    usable in-process (tests)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's; elsewhere, a normal exit
+    if run_exit_handlers is None:
+        sys.exit(code)
+    run_exit_handlers()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

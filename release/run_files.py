@@ -178,11 +178,17 @@ def lineage(config: PipelineConfig, report: RunReport) -> dict:
             "artifacts": report.artifact_uris}
 
 
-def write_run_files(config: PipelineConfig, report: RunReport, out: Path) -> DataFacts:
-    """Writes the run's files for MLflow under ``out`` (by artifact folder) and returns the data facts."""
+def write_run_files(config: PipelineConfig, report: RunReport, out: Path, files: bool = True) -> DataFacts:
+    """Writes the run's files for MLflow under ``out`` (by artifact folder) and returns the data facts;
+    ``files=False``: the facts only (a fully cached rerun's files are the earlier run's)."""
+    statistics, anomalies = read_statistics(report), read_anomalies(report)
+    if not files:
+        facts = data_facts(report, statistics, anomalies)
+        if config.table:
+            facts.metrics["data.rows_without_label"] = float(config.table.label_missing)
+        return facts
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)
-    statistics, anomalies = read_statistics(report), read_anomalies(report)
     schema = schema_file(report)
     if schema:
         (out / "data" / SCHEMA_FILE).write_bytes(Path(schema).read_bytes())

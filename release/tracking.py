@@ -27,6 +27,7 @@ TUNER_RESULTS_FILE = "tuner_results.json"  # written by TFX's Tuner: one row per
 TRAINER_MODEL_TAG = "trainer_model"  # the Trainer's SavedModel dir of the run
 MODEL_LOGGED_TAG = "model_logged"  # this run holds the model (pyfunc) and its TF Lite files
 MODEL_LOGGED_IN_TAG = "model_logged_in"  # a cached rerun: the run that logged the same model
+FILES_LOGGED_IN_TAG = "files_logged_in"  # a fully cached rerun: the run that holds the same files
 
 
 def _experiment_id(client, config: PipelineConfig) -> str:
@@ -110,6 +111,19 @@ def trainer_model(report: RunReport) -> Optional[str]:
     return os.path.join(uri, "Format-Serving") if uri and os.path.isdir(os.path.join(uri, "Format-Serving")) else None
 
 
+def _run_holding(client, experiment_id: str, model_dir: str) -> Optional[str]:
+    """The run that logged this Trainer output's model (and the files of the run that made it)."""
+    earlier = client.search_runs([experiment_id], f"tags.{TRAINER_MODEL_TAG} = '{model_dir}' "
+                                 f"and tags.{MODEL_LOGGED_TAG} = 'true'", max_results=1)
+    return earlier[0].info.run_id if earlier else None
+
+
+def _earlier_run_with_files(client, experiment_id: str, report: RunReport) -> Optional[str]:
+    """For a fully cached rerun, the run that holds the same statistics, plots and model."""
+    model_dir = trainer_model(report)
+    return _run_holding(client, experiment_id, model_dir) if report.fully_cached and model_dir else None
+
+
 def _model_run(client, experiment_id: str, run_id: str, report: RunReport) -> Optional[str]:
     """The MLflow run holding this run's model: this one after logging it, or the run that logged
     the same Trainer output before (a cached rerun does not copy the model again)."""
@@ -118,11 +132,10 @@ def _model_run(client, experiment_id: str, run_id: str, report: RunReport) -> Op
     model_dir = trainer_model(report)
     if model_dir is None:
         return None
-    earlier = client.search_runs([experiment_id], f"tags.{TRAINER_MODEL_TAG} = '{model_dir}' "
-                                 f"and tags.{MODEL_LOGGED_TAG} = 'true'", max_results=1)
+    earlier = _run_holding(client, experiment_id, model_dir)
     if earlier:
-        client.set_tag(run_id, MODEL_LOGGED_IN_TAG, earlier[0].info.run_id)
-        return earlier[0].info.run_id
+        client.set_tag(run_id, MODEL_LOGGED_IN_TAG, earlier)
+        return earlier
     artifact_path = mlflow_registry.MODEL_ARTIFACT_PATH
     with tempfile.TemporaryDirectory() as tmp:
         save_pyfunc(Path(model_dir), Path(tmp) / artifact_path)
@@ -196,9 +209,13 @@ def log_run(config: PipelineConfig, report: RunReport) -> str:
     run_id = run.info.run_id
     status = "FAILED"
     try:
+        earlier = _earlier_run_with_files(client, experiment_id, report)
         with tempfile.TemporaryDirectory() as tmp:
-            facts = write_run_files(config, report, Path(tmp))
-            client.log_artifacts(run_id, tmp)
+            facts = write_run_files(config, report, Path(tmp), files=earlier is None)
+            if earlier is None:
+                client.log_artifacts(run_id, tmp)
+            else:  # a fully cached rerun: same statistics, plots, model; not copied again
+                client.set_tag(run_id, FILES_LOGGED_IN_TAG, earlier)
         params = [Param(k, v) for k, v in _params(config, report, facts).items()]
         for batch in _batches(params, 90):
             client.log_batch(run_id, params=batch)

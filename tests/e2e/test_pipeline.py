@@ -195,6 +195,9 @@ def test_mlflow_run_holds_data_facts_slices_files_model_and_lineage(runs, home):
     assert json.loads(version.tags["targets"]) == [["is_fraud", "binary"]]
     rerun = client.get_run(second.mlflow_run_id)
     assert rerun.data.tags["model_logged_in"] == first.mlflow_run_id
+    assert rerun.data.tags["files_logged_in"] == first.mlflow_run_id  # a fully cached rerun copies nothing
+    assert rerun.data.metrics["data.rows_train"] == metrics["data.rows_train"]
+    assert client.list_artifacts(second.mlflow_run_id) == []
 
 
 def test_the_blessed_model_has_a_card_with_the_runs_own_numbers(runs, home, capsys):
