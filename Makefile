@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/preflight_bench.py
 	$(BIN)/python bench/images_bench.py
+	$(BIN)/python bench/traffic_bench.py
 
 # Re-resolve the lock from infra/requirements.in (needs network to PyPI).
 lock: setup
