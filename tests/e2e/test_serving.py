@@ -490,7 +490,8 @@ def test_tls_and_mutual_tls_over_rest_and_grpc(local_server, pushed, rows, expec
         assert main(["predict", "--model", NAME, api, "--rest-port", str(mutual.rest_port), "--grpc-port",
                      str(mutual.grpc_port), "--ssl-ca", str(files["ca"]), "--ssl-cert", str(files["client_cert"]),
                      "--ssl-key", str(files["client_key"]), str(rows_file)]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 2 * len(rows)
+    answered = [line for line in capsys.readouterr().out.splitlines() if re.match(r"^\d+\t", line)]
+    assert len(answered) == 2 * len(rows)
     assert main(["predict", "--model", NAME, "--ssl-ca", str(tmp_path / "none.pem"), str(rows_file)]) == 2
 
 
@@ -509,13 +510,13 @@ def test_idle_and_half_sent_connections_are_closed_and_a_full_server_says_503(lo
         time.sleep(0.02)
     started = time.monotonic()
     status, body = _request(server.rest_port, "GET", f"/v1/models/{NAME}")
-    assert status == 503 and "Too many connections" in body["error"] and time.monotonic() - started < 2
+    assert status == 503 and "Too many connections" in body["error"] and time.monotonic() - started < 5
     for connection in idle + [half]:  # each is closed by the server after ~1 s of silence: EOF
-        connection.settimeout(5)
+        connection.settimeout(10)
         assert connection.recv(1024) == b""
         connection.close()
-    assert time.monotonic() - started < 5
-    deadline = time.monotonic() + 5
+    assert time.monotonic() - started < 10
+    deadline = time.monotonic() + 10
     while server._rest.open_connections:  # every slot given back
         assert time.monotonic() < deadline
         time.sleep(0.02)
