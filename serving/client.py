@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from serving.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse, sniff_delimiter
 from serving.options import TlsFiles
@@ -155,7 +155,7 @@ def image_metadata(host: str, rest_port: int, target: Target) -> Dict[str, Any]:
 
 
 def print_image_predictions(paths: Sequence[Path], response: Dict[str, Any], class_names: Sequence[str] = (),
-                            out=None) -> None:
+                            out: Optional[TextIO] = None) -> None:
     """One line per file: the top class (by name when the model gives names) and its score."""
     out = out or sys.stdout
     predictions = response.get("predictions", [])
@@ -228,7 +228,10 @@ def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
     return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(size)], "version": version}
 
 
-def print_predictions(response: Dict[str, Any], out=sys.stdout) -> None:
+def print_predictions(response: Dict[str, Any], out: Optional[TextIO] = None) -> None:
+    """One ``index<TAB>json`` line per row. ``out`` is looked up at call time (a default bound at
+    import would keep whatever stream was sys.stdout then)."""
+    out = out or sys.stdout
     predictions = response.get("predictions", response.get("outputs"))
     if isinstance(predictions, list):
         for i, row in enumerate(predictions):

