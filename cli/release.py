@@ -36,9 +36,10 @@ LABEL_ONLY = -1.0  # `--canary` without a percentage: the canary label, no share
 def _percent(text: str) -> float:
     try:
         value = float(text)
+        valid = 0 <= value <= 100
     except ValueError:
-        value = -2.0
-    if not 0 <= value <= 100:
+        valid = False
+    if not valid:
         raise argparse.ArgumentTypeError(f"{text!r}: a percentage from 0 to 100")
     return value
 

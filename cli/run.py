@@ -14,7 +14,8 @@ def _names(text: str) -> tuple:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
-def _augment(text: str) -> tuple:
+def _names_or_none(text: str) -> tuple:
+    """COL,... or ``none`` (an empty choice, not the default)."""
     return () if text.strip().lower() == "none" else _names(text)
 
 
@@ -46,10 +47,16 @@ def pipeline_options() -> argparse.ArgumentParser:
     command.add_argument("--datetime", type=_names, default=(), metavar="COL,...",
                          help="date-time columns (found on their own when ISO 8601 or YYYY/MM/DD; "
                               "Unix seconds need it)")
+    from pipelines.inputs.preflight import DEFAULT_SLICE_COLUMNS, SLICE_MAX_VALUES
+
+    command.add_argument("--slice", type=_names_or_none, metavar="COL,...|none",
+                         help=f"the columns the evaluation is sliced on (categories of at most {SLICE_MAX_VALUES} "
+                              f"values; default: the {DEFAULT_SLICE_COLUMNS} categorical features with the fewest "
+                              "values)")
     command.add_argument("--image-column", help="images from a CSV: the column of image paths (relative to the CSV)")
     command.add_argument("--image-size", type=int, help="the side images are resized to (default: from the images' "
                                                          "median size and the family, at most 128)")
-    command.add_argument("--augment", type=_augment, metavar="flip,rotate,zoom,contrast|none",
+    command.add_argument("--augment", type=_names_or_none, metavar="flip,rotate,zoom,contrast|none",
                          help="training-only image augmentation (default: flip,rotate,zoom)")
     command.add_argument("--pretrained", metavar="SOURCE",
                          help="transfer learning from keras:mobilenet_v2|resnet50|efficientnet_b0 (ImageNet) or "
@@ -88,7 +95,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri, beam_mode=args.beam_mode,
         beam_workers=args.beam_workers, beam_args=tuple(args.beam_arg), span=args.span, window=args.window,
         delimiter=args.delimiter, encoding=args.encoding, na_values=args.na_values, drop=args.drop,
-        features=args.features, categorical=args.categorical, datetime=args.datetime,
+        features=args.features, categorical=args.categorical, datetime=args.datetime, slices=args.slice,
         image_column=args.image_column, image_size=args.image_size, augment=args.augment,
         pretrained=args.pretrained, weights=args.weights, fine_tune_layers=args.fine_tune_layers,
         distill_from=args.distill_from)

@@ -110,7 +110,7 @@ class PipelineConfig:
     max_metric_drop: float = DEFAULT_MAX_METRIC_DROP  # allowed worsening vs the baseline model
     enable_cache: bool = True
     beam_args: Tuple[str, ...] = LOCAL_BEAM_ARGS
-    string_features: Tuple[str, ...] = ()  # raw string columns (for slicing the evaluation)
+    slice_features: Tuple[str, ...] = ()  # raw columns the Evaluator slices on (--slice, else a default choice)
     input_format: str = "csv"  # csv | tfrecord | series
     tensors: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)  # multi-valued features' shapes
     series: Mapping[str, Any] = field(default_factory=dict)  # column, lookback, horizon (series input)

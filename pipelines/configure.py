@@ -57,6 +57,7 @@ class RunRequest:
     drop: Tuple[str, ...] = ()
     features: Tuple[str, ...] = ()
     categorical: Tuple[str, ...] = ()
+    slices: Optional[Tuple[str, ...]] = None  # the Evaluator's slice columns; None: a default choice; () none
     datetime: Tuple[str, ...] = ()
     # images: --data DIR of class folders, or --data FILE.csv with --image-column
     image_column: Optional[str] = None
@@ -196,7 +197,7 @@ def build_config(request: RunRequest) -> PipelineConfig:
         beam = beam_args(request.beam_mode, request.beam_workers, tuple(request.beam_args))
         targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
         if images is not None:
-            gates, strings = {}, ()
+            gates, slices = {}, ()
             images = _sized(images, request, family, usecase.hparams if family == usecase.family else {},
                             pretrained="weights" in pretrained, base_size=base_size)
             for source in (pretrained, teacher):
@@ -205,18 +206,20 @@ def build_config(request: RunRequest) -> PipelineConfig:
                                       f"this run resizes to {images.size} (leave out --image-size)")
         elif table is not None:
             gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
-            strings = profile.slice_features
+            slices = profile.slices(request.slices)
         elif usecase.input_format == "csv":  # the project's own table, profiled where it is made
             header, rows = usecase.make()
             profile = profile_table(data_path, list(header), [[str(v) for v in row] for row in rows], targets,
                                     schema_kinds)
             gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
-            strings = profile.strings
+            slices = profile.strings if request.slices is None else profile.slices(request.slices)
         elif usecase.input_format == "series":  # beat repeating the last value
             gates = {usecase.targets[0][0]: round(datasets.naive_forecast_mae(usecase.make(), **usecase.series), 6)}
-            strings = ()
+            slices = ()
         else:  # project-written TFRecords: the use case states its gates (applied just below)
-            gates, strings = {}, ()
+            gates, slices = {}, ()
+        if request.slices and not slices:
+            raise ConfigError("--slice names columns of a table; this run's data has none to slice on")
         gates.update(usecase.gate_thresholds or {})
         if request.threshold is not None:
             gates = {usecase.targets[0][0]: request.threshold}
@@ -227,7 +230,7 @@ def build_config(request: RunRequest) -> PipelineConfig:
     return PipelineConfig(
         name=name, data_path=data_path, task_name=task.name, targets=usecase.targets, home=home, family=family,
         hparams=hparams, schema_path=schema_path, gate_thresholds=gates, max_metric_drop=request.max_drop,
-        enable_cache=request.cache, string_features=strings, input_format=usecase.input_format,
+        enable_cache=request.cache, slice_features=slices, input_format=usecase.input_format,
         tensors=usecase.tensors, series=usecase.series, tuner=request.tune, max_trials=request.max_trials,
         warm_start=request.warm_start, edge=request.edge, tracking_uri=home.tracking_uri(request.tracking_uri),
         beam_args=beam, span_pattern=layout.pattern if layout else "", span=span,

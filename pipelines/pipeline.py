@@ -187,7 +187,7 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
         model=trainer.outputs["model"],
         baseline_model=baseline_node.outputs[baseline.MODEL],
         eval_config=eval_config(config.targets, config.task_name, config.gate_thresholds,
-                                config.max_metric_drop, config.string_features),
+                                config.max_metric_drop, config.slice_features),
     )
     edge = []
     if config.edge:

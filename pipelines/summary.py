@@ -60,6 +60,8 @@ def format_input(config: PipelineConfig) -> List[str]:
                for k, kind in table.kinds.items() if kind in ("boolean", "datetime")]
     if special:
         lines.append(f"read as: {', '.join(special)}")
+    sliced = ", ".join(table.name_of(key) for key in config.slice_features) or "none"
+    lines.append(f"evaluation slices: {sliced} (--slice COL,... to choose)")
     return lines
 
 

@@ -169,7 +169,7 @@ def _register(client, config: PipelineConfig, report: RunReport, model_run_id: s
         mlflow_registry.TASK_TAG: config.task_name,
         mlflow_registry.TARGETS_TAG: json.dumps([list(t) for t in config.targets]),
         mlflow_registry.GATES_TAG: json.dumps(dict(config.gate_thresholds)),
-        mlflow_registry.SLICES_TAG: json.dumps(list(config.string_features)),
+        mlflow_registry.SLICES_TAG: json.dumps(list(config.slice_features)),
         "family": config.family,
         **({mlflow_registry.EVAL_EXAMPLES_TAG: os.path.join(examples, "Split-eval")} if examples else {}),
     }

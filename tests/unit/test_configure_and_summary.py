@@ -50,6 +50,8 @@ def test_a_curated_schema_is_pinned_by_content_only_when_prepared(tmp_path):
     (RunRequest(use_case="fraud", beam_mode="fast"), "Beam mode 'fast'"),
     (RunRequest(use_case="age_gender", threshold=0.5), "--threshold sets a single-target gate"),
     (RunRequest(use_case="fraud", window=2), "--span and --window need --data DIR"),
+    (RunRequest(use_case="sunspots", slices=("year",)), "--slice names columns of a table"),
+    (RunRequest(use_case="fraud", slices=("mean_area",)), "--slice column 'mean_area' has more than 20 distinct"),
 ])
 def test_bad_requests_are_one_line_config_errors(tmp_path, request_, message):
     from dataclasses import replace

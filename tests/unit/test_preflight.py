@@ -112,3 +112,21 @@ def test_the_task_is_inferred_from_the_label(tmp_path, values, kind, task):
 
     profile = profile_source(open_table(path), ["y"])
     assert (profile.targets["y"].kind, profile.task) == (kind, task), profile.task_reason
+
+
+def test_slices_are_the_named_categories_else_the_few_with_the_fewest_values(tmp_path):
+    """TFMA slices each slice column by each of its values: by default only a few, the user names others."""
+    header = "Price,Shape,Colour Name,Size,Grade,Cut,Rooms,Kind,Street Name,Sold"
+    rows = [f"{i * 1.7},{'ab'[i % 2]},{'rgbyk'[i % 5]},{'sml'[i % 3]},{'abcdef'[i % 6]},{'pq'[i % 2]},{i % 4},"
+            f"{'wxyz'[i % 4]},street {i % 30},{i % 2}" for i in range(60)]
+    profile = profile_csv(_csv(tmp_path, _rows(header, rows)), [("Sold", get_task("binary"))])
+    assert profile.slice_features == ("shape", "colour_name", "size", "grade", "cut", "kind")  # street: 30 values
+    assert profile.slices() == ("shape", "cut", "size", "kind")  # fewest values first, then column order
+    assert profile.slices(["Colour Name", "rooms", "colour_name"]) == ("colour_name", "rooms")
+    assert profile.slices([]) == ()
+    for named, message in ((["Price"], "--slice column 'Price' has more than 20 distinct values or is continuous"),
+                           (["Street Name"], "--slice column 'Street Name' has more than 20"),
+                           (["Sold"], "--slice column 'Sold' is not a feature (label)"),
+                           (["Colour"], "--slice column 'Colour' not found; columns: Price, Shape")):
+        with pytest.raises(InputDataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            profile.slices(named)
