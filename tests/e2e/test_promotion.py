@@ -306,6 +306,9 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
         code, out = _promote(capsys, server, home, "--shadow")
         assert code == 0 and "shadow on" in out and _labels(home)["shadow"] == int(canary)
         assert read(traffic_path(serving))[NAME].shadow
+        deadline = time.monotonic() + 10
+        while "shadow" not in running.core.manager.routing(NAME)[1] and time.monotonic() < deadline:
+            time.sleep(0.1)  # the server re-reads models.config on its own
         servables, labels = running.core.manager.routing(NAME)
         shadow_model = servables[labels["shadow"]].servable
         real_run = shadow_model.run
