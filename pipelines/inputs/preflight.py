@@ -102,8 +102,9 @@ class DataProfile:
 
     def slices(self, named: Optional[Sequence[str]] = None) -> Tuple[str, ...]:
         """The Evaluator's slice columns: those named (``--slice``; original names or keys), else the
-        ``DEFAULT_SLICE_COLUMNS`` categorical features with the fewest values. Slicing on every text
-        column made TFMA's cost grow with columns times values (a 40-text-column table: 192 s)."""
+        ``DEFAULT_SLICE_COLUMNS`` categorical features with the fewest values. Every slice column adds
+        a metrics pass per value to TFMA (a generated 2,930 x 74 table: Evaluator 79 s with 4, 89 s
+        with all 32); the user, not the table's width, decides how many."""
         if named is None:
             by_values = sorted(self.slice_features, key=lambda k: (self.column(k).distinct, self.features.index(k)))
             return tuple(by_values[:DEFAULT_SLICE_COLUMNS])
