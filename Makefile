@@ -56,6 +56,7 @@ profile: setup
 
 bench: setup
 	$(BIN)/python bench/profile_run.py
+	$(BIN)/python bench/penguin_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/serving_bench.py
 	$(BIN)/python bench/edge_bench.py

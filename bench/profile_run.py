@@ -11,6 +11,8 @@ A wide table of the public housing CSV's shape (2,930 rows: 33 numeric columns, 
 to 25 values, a price to regress; generated) runs cold with the default slices, then in the same
 home sliced on every category of at most 20 values (only the Evaluator and what follows it rerun),
 so the two Evaluator figures are side by side.
+After the default cold run, the Trainer is set against a bare `model.fit` of the same model on the
+same rows (bench/bare_fit.py).
 Writes bench/results/profile.json and profile.md; numbers are reported, never asserted."""
 import json
 import os
@@ -56,6 +58,16 @@ def _run(argv: List[str], home: Path) -> Dict[str, object]:
     return profile
 
 
+def _trainer_vs_bare_fit(home: Path, trainer_s: float) -> Dict[str, object]:
+    """The Trainer component against bench/bare_fit.py in its own process (same home)."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "bare_fit.py"), str(home)], cwd=REPO,
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"bare_fit failed:\n{done.stderr[-3000:]}")
+    bare = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**bare, "trainer_s": trainer_s, "ratio": round(trainer_s / bare["bare_fit_s"], 2)}
+
+
 WIDE_ROWS, WIDE_NUMERIC, WIDE_TEXT = 2930, 33, 40
 
 
@@ -96,9 +108,14 @@ def main() -> int:
                 (wide_argv, work / "wide"),
             f"wide table, sliced on all {len(categories)} categories (Evaluator on)":
                 (wide_argv + ["--slice", ",".join(categories)], work / "wide")}
-    results = {name: _run(argv, home) for name, (argv, home) in runs.items()}
+    results = {}
+    for name, (argv, home) in runs.items():
+        results[name] = _run(argv, home)
+        if name == "default job, cold":
+            results[name]["trainer_vs_bare_fit"] = _trainer_vs_bare_fit(home, results[name]["components"]["Trainer"])
     report = {"runs": results, "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "trainer_vs_bare_fit": results["default job, cold"]["trainer_vs_bare_fit"]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "profile.json").write_text(json.dumps(report, indent=2) + "\n")
     names = list(next(iter(results.values()))["components"]) + \
@@ -121,7 +138,11 @@ def main() -> int:
     row("Trainer: median later epoch", [r.get("trainer", {}).get("median_epoch_s") for r in results.values()])
     row("Trainer: not epochs (input, build, export)", [r.get("trainer", {}).get("not_epochs_s")
                                                        for r in results.values()])
-    lines += ["", f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs."]
+    bare = report["trainer_vs_bare_fit"]
+    lines += ["", f"Trainer vs a bare `model.fit` (bench/bare_fit.py: same model, same transformed rows in "
+              f"memory, same {bare['epochs']} epochs, no callbacks or export), default job: Trainer "
+              f"{bare['trainer_s']} s, bare fit {bare['bare_fit_s']} s: **{bare['ratio']}x** (goal <= 1.5x).",
+              "", f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs."]
     (RESULTS / "profile.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

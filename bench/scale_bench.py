@@ -1,11 +1,12 @@
-"""`make bench`: StatisticsGen + Transform (with ExampleGen before them) at scale, on synthetic
-rows (`mlops generate`), DirectRunner in-memory vs multi-processing with 2 workers.
+"""`make bench`: one whole `mlops run` on a million generated rows (`mlops generate`), DirectRunner
+in-memory and, beside it, multi-processing with 2 workers: seconds and peak memory per component.
 
-Each configuration runs in its own process (a partial pipeline run up to Transform, in a fresh
-home) while this script samples the resident memory of that process and its children. Writes
-bench/results/scale.{json,md}. Numbers are measured and reported, never asserted.
+Each configuration is the real CLI in its own process and fresh home, the Trainer limited to a few
+epochs (EPOCHS, batch BATCH); this script samples the resident memory of that process and its
+children every 0.25 s and gives each component the peak seen while it ran (ML Metadata's start
+and end). Writes bench/results/scale.{json,md}. Measured and reported, never asserted.
 
-    python bench/scale_bench.py [--rows 100000 1000000] [--modes in_memory multi_processing]
+    python bench/scale_bench.py [--rows 1000000] [--modes in_memory multi_processing]
 """
 import argparse
 import json
@@ -22,28 +23,20 @@ import components  # noqa: E402,F401 (sets the legacy-Keras switch before Tensor
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NODES = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "Transform")
-GOAL = "1M rows <= 180 s and <= 4 GB peak RSS (StatisticsGen + Transform)"
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+NAME, EPOCHS, BATCH = "scale", 2, 256
+GOAL = "1M rows: whole run <= 480 s and <= 4 GB peak RSS; CsvExampleGen <= 60 s"
 
 
-def run_one(data: str, mode: str, workers: int, home: str) -> dict:
-    """In the child process: the pipeline up to Transform; seconds per component."""
-    from absl import logging as absl_logging
-    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
-    from tfx.orchestration.pipeline import RunOptions
+def _components(home: str, since_ms: int) -> list:
+    from types import SimpleNamespace
 
+    from core.home import Home
     from core.run_report import collect
-    from pipelines.configure import RunRequest, build_config, prepare_inputs
-    from pipelines.pipeline import create_pipeline
 
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    request = RunRequest(data=data, label="is_fraud", task="binary", name="scale", home=home, edge=False,
-                         beam_mode=mode, beam_workers=workers)
-    config = prepare_inputs(build_config(request))
-    started = int(time.time() * 1000) - 1000
-    LocalDagRunner().run(create_pipeline(config), run_options=RunOptions(to_nodes=["Transform"]))
-    report = collect(config, started)
-    return {c.node: round(c.seconds, 1) for c in report.components if c.node in NODES}
+    report = collect(SimpleNamespace(name=NAME, home=Home(Path(home))), since_ms)
+    return [{"node": c.node, "state": c.state, "seconds": round(c.seconds, 1), "started_ms": c.started_ms}
+            for c in report.components]
 
 
 def _tree_rss(pid: int) -> int:
@@ -58,38 +51,40 @@ def _tree_rss(pid: int) -> int:
 
 def measure(data: str, rows: int, mode: str, workers: int) -> dict:
     home = tempfile.mkdtemp(prefix="mlops-scale-")
-    out = Path(home) / "result.json"
-    command = [sys.executable, __file__, "--one", data, mode, str(workers), home, str(out)]
+    command = [MLOPS, "run", "--data", data, "--label", "is_fraud", "--task", "binary", "--name", NAME,
+               "--home", home, "--hparam", f"epochs={EPOCHS}", "--hparam", f"batch_size={BATCH}",
+               "--beam-mode", mode, "--beam-workers", str(workers)]
+    since = int(time.time() * 1000) - 1000
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    peak = [0]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    samples = []  # (unix ms, bytes)
 
     def sample():
         while process.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(process.pid))
+            samples.append((time.time() * 1000, _tree_rss(process.pid)))
             time.sleep(0.25)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, stderr = process.communicate(timeout=3600)
+    output, _ = process.communicate(timeout=3600)
     sampler.join()
     wall = time.perf_counter() - start
     if process.returncode != 0:
-        return {"rows": rows, "mode": mode, "workers": workers, "error": stderr.strip().splitlines()[-1]}
-    seconds = json.loads(out.read_text())
+        return {"rows": rows, "mode": mode, "workers": workers, "error": output.strip().splitlines()[-1]}
+    parts = _components(home, since)
+    for part in parts:
+        end = part["started_ms"] + part["seconds"] * 1000
+        seen = [rss for at, rss in samples if part["started_ms"] <= at <= end]
+        part["peak_rss_mb"] = round(max(seen) / 2 ** 20) if seen else None
+        del part["started_ms"]
     return {"rows": rows, "mode": mode, "workers": workers, "wall_seconds": round(wall, 1),
-            "components": seconds, "stats_plus_transform_seconds": round(
-                seconds.get("StatisticsGen", 0) + seconds.get("Transform", 0), 1),
-            "peak_rss_mb": round(peak[0] / 2 ** 20)}
+            "components_seconds": round(sum(p["seconds"] for p in parts), 1), "components": parts,
+            "peak_rss_mb": round(max(rss for _, rss in samples) / 2 ** 20), "epochs": EPOCHS, "batch_size": BATCH}
 
 
 def main() -> int:
-    if len(sys.argv) > 1 and sys.argv[1] == "--one":
-        data, mode, workers, home, out = sys.argv[2:7]
-        Path(out).write_text(json.dumps(run_one(data, mode, int(workers), home)))
-        return 0
     args = argparse.ArgumentParser()
-    args.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    args.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     args.add_argument("--modes", nargs="+", default=["in_memory", "multi_processing"])
     options = args.parse_args()
     from pipelines.inputs.synthetic import write_transactions
@@ -112,15 +107,18 @@ def _write(results: list) -> None:
     summary = {"goal": GOAL, "cpus": os.cpu_count(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "results": results}
     (RESULTS / "scale.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [f"Goal: {GOAL}. {os.cpu_count()} CPUs.", "",
-             "| rows | Beam mode | ExampleGen s | StatisticsGen s | Transform s | Stats+Transform s | peak RSS MB |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [f"Goal: {GOAL}. {os.cpu_count()} CPUs. Trainer: {EPOCHS} epochs, batch {BATCH}.", ""]
     for r in results:
-        c = r.get("components", {})
-        lines.append(f"| {r['rows']:,} | {r['mode']} ({r['workers']}) | {c.get('CsvExampleGen', '-')} | "
-                     f"{c.get('StatisticsGen', '-')} | {c.get('Transform', '-')} | "
-                     f"{r.get('stats_plus_transform_seconds', r.get('error', '-'))} | {r.get('peak_rss_mb', '-')} |")
-    (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
+        lines += [f"### {r['rows']:,} rows, Beam {r['mode']} ({r['workers']})", ""]
+        if "error" in r:
+            lines += [f"failed: {r['error']}", ""]
+            continue
+        lines += [f"process wall {r['wall_seconds']} s, components {r['components_seconds']} s, "
+                  f"peak RSS {r['peak_rss_mb']} MB", "", "| component | seconds | peak RSS MB |", "|---|---:|---:|"]
+        lines += [f"| {p['node']} | {p['seconds']} | {p['peak_rss_mb'] if p['peak_rss_mb'] is not None else '-'} |"
+                  for p in r["components"] if p["seconds"] >= 0.1]
+        lines.append("")
+    (RESULTS / "scale.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -3,13 +3,23 @@ absolute bound) and a change threshold against the baseline (the latest blessed 
 candidate); on each slice of at least MIN_SLICE_ROWS eval rows a change threshold only: a slice is
 judged against the baseline model, never against an absolute bound (a good model can score low on a
 hard slice), and only when there is a baseline (TFX ignores change thresholds without one)."""
-from typing import Mapping, Sequence, Tuple
+import os
+import tempfile
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from tfx.components.evaluator import component as tfx_evaluator
+from tfx.components.evaluator import executor as tfx_evaluator_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import artifact_utils, standard_artifacts
 
 from components.features import transformed_name
 from components.metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS
 from components.tasks import MULTI_TARGET_TASKS, TaskSpec, get_task
+
+MAX_EVAL_ROWS = 100_000  # TFMA's per-example metrics: ~0.8 ms a row and slice on this machine
+EVAL_ROWS, EVAL_ROWS_USED = "eval_rows", "eval_rows_used"  # ModelEvaluation properties
 
 # The TFMA metric class that reports each gate metric.
 _GATE_CLASS = {"auc": "AUC", "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
@@ -64,10 +74,59 @@ def eval_config(targets: Sequence[Tuple[str, str]], task_name: str, gates: Mappi
         if task.prediction_key:
             model_spec.prediction_key = task.prediction_key
         metrics_specs = [tfma.MetricsSpec(metrics=_metrics(task, gates[label], max_metric_drop, slice_features))]
-    config = tfma.EvalConfig(model_specs=[model_spec], slicing_specs=slicing, metrics_specs=metrics_specs,
-                             options=tfma.Options(min_slice_size={"value": MIN_SLICE_ROWS}))
-    if task_name == "multilabel":
-        # The model's compile-time metrics are on its stacked [labels] output, which TFMA (labels by
-        # output name) cannot feed; the per-label metrics above replace them.
-        config.options.include_default_metrics.value = False
-    return config
+    # Only the metrics above, not the model's compile-time Keras metrics as well: TFMA feeds those
+    # one example at a time through Keras metric objects, 40% of the Evaluator's time (46.8 -> 28.4 s
+    # on 20,000 rows), to repeat what the list already has; the eval loss is the Trainer's val_loss
+    # (TFMA's own BinaryCrossEntropy does not clip: nan on any saturated prediction). A multilabel
+    # model's compile-time metrics could not be fed anyway (one stacked output).
+    return tfma.EvalConfig(model_specs=[model_spec], slicing_specs=slicing, metrics_specs=metrics_specs,
+                           options=tfma.Options(min_slice_size={"value": MIN_SLICE_ROWS},
+                                                include_default_metrics={"value": False}))
+
+
+def _sample(examples: Any, split: str, limit: int, target: str) -> Tuple[Any, int, int]:
+    """The split's first ``limit`` records (ExampleGen leaves a split shuffled, so a uniform
+    sample; the same one for candidate and baseline) as a new Examples artifact under ``target``;
+    the artifact itself when the split is no larger. Returns (artifact, rows, rows used)."""
+    from serving.examples import read_records
+
+    files = sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
+    records = read_records(files, limit + 1)
+    if len(records) <= limit:
+        return examples, len(records), len(records)
+    rows = limit + 1 + sum(1 for _ in tf.data.TFRecordDataset(files, "GZIP").skip(limit + 1).batch(8192)
+                           .unbatch())
+    sampled = standard_artifacts.Examples()
+    sampled.uri = target
+    sampled.split_names = artifact_utils.encode_split_names([split])
+    for key in ("payload_format", "file_format"):
+        if examples.has_custom_property(key):
+            sampled.set_string_custom_property(key, examples.get_string_custom_property(key))
+    os.makedirs(os.path.join(target, f"Split-{split}"), exist_ok=True)
+    with tf.io.TFRecordWriter(os.path.join(target, f"Split-{split}", "sample.gz"), "GZIP") as out:
+        for record in records[:limit]:
+            out.write(record)
+    return sampled, rows, limit
+
+
+class SampledEvaluatorExecutor(tfx_evaluator_executor.Executor):
+    """TFX's Evaluator on at most MAX_EVAL_ROWS rows of the eval split: TFMA's metrics cost a
+    Python call per row, metric and slice (250,000 eval rows of a million-row table: 328 s with a
+    baseline). Beyond the cap it reads a uniform sample; the evaluation says how many rows of how
+    many (properties ``eval_rows`` and ``eval_rows_used``), and the run summary prints it."""
+
+    def Do(self, input_dict: Dict[str, List[Any]], output_dict: Dict[str, List[Any]],
+           exec_properties: Dict[str, Any]) -> None:
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
+        with tempfile.TemporaryDirectory(prefix="mlops-eval-sample-") as temp:
+            sampled, rows, used = _sample(examples, "eval", MAX_EVAL_ROWS, temp)
+            evaluation.set_int_custom_property(EVAL_ROWS, rows)
+            evaluation.set_int_custom_property(EVAL_ROWS_USED, used)
+            super().Do({**input_dict, "examples": [sampled]}, output_dict, exec_properties)
+
+
+class Evaluator(tfx_evaluator.Evaluator):
+    """TFX's Evaluator (same spec, id and outputs) with SampledEvaluatorExecutor."""
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(SampledEvaluatorExecutor)

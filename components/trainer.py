@@ -96,25 +96,26 @@ def spec_classes_head(tft_output: tft.TFTransformOutput, config: Mapping[str, An
 
 def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, config: Mapping[str, Any],
              batch_size: int, shuffle: bool) -> tf.data.Dataset:
-    """(features, label) batches; the label is a dict by head name for multitask, a [batch, labels]
-    matrix for multilabel."""
+    """(model inputs, label) batches read by TFX's data accessor."""
     options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=shuffle,
                                              shuffle_seed=7 if shuffle else None)
     data = fn_args.data_accessor.tf_dataset_factory(files, options, tft_output.transformed_metadata.schema)
+    return data.map(lambda features: inputs_and_label(features, config))
+
+
+def inputs_and_label(features: Mapping[str, tf.Tensor], config: Mapping[str, Any]) -> Tuple[Dict[str, tf.Tensor], Any]:
+    """A batch of transformed features as (model inputs, label): the label is a dict by head name
+    for multitask, a [batch, labels] matrix for multilabel."""
     labels = [label for label, _ in config["targets"]]
     keys = {transformed_name(label) for label in labels}
-
-    def split(features):
-        x = {k: v for k, v in features.items() if is_model_input(k, keys)}
-        if config["task"] == "multitask":
-            return x, {label: features[transformed_name(label)] for label in labels}
-        if config["task"] == "multilabel":  # [batch, labels] of 0/1
-            return x, tf.concat([tf.cast(features[transformed_name(label)], tf.float32) for label in labels], axis=1)
-        if LABEL_SCALE in features:  # regression: the model learns the standardized label
-            return x, (features[transformed_name(labels[0])] - features[LABEL_OFFSET]) / features[LABEL_SCALE]
-        return x, features[transformed_name(labels[0])]
-
-    return data.map(split)
+    x = {k: v for k, v in features.items() if is_model_input(k, keys)}
+    if config["task"] == "multitask":
+        return x, {label: features[transformed_name(label)] for label in labels}
+    if config["task"] == "multilabel":  # [batch, labels] of 0/1
+        return x, tf.concat([tf.cast(features[transformed_name(label)], tf.float32) for label in labels], axis=1)
+    if LABEL_SCALE in features:  # regression: the model learns the standardized label
+        return x, (features[transformed_name(labels[0])] - features[LABEL_OFFSET]) / features[LABEL_SCALE]
+    return x, features[transformed_name(labels[0])]
 
 
 def _is_normal(features, label):

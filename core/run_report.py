@@ -24,6 +24,7 @@ class ComponentRun:
     state: str  # COMPLETE, CACHED, FAILED, ...
     seconds: float
     execution_id: int
+    started_ms: int = 0  # ML Metadata's create time of the execution (Unix ms)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class RunReport:
     baseline: Dict = field(default_factory=dict)  # a scikit-learn baseline on the same split: model, metric, value
     teacher: Dict = field(default_factory=dict)  # distillation: teacher and student side by side
     split_rows: Dict[str, int] = field(default_factory=dict)  # split -> rows, from StatisticsGen
+    eval_rows: Dict[str, int] = field(default_factory=dict)  # the Evaluator's {"rows", "used"} (a sample if fewer)
     schema_features: Optional[int] = None  # features in the schema the run validated against
     anomalies_found: Dict[str, List[str]] = field(default_factory=dict)  # split -> features ExampleValidator named
     mlflow_run_id: Optional[str] = None
@@ -127,7 +129,7 @@ def collect(config: PipelineConfig, since_ms: int) -> RunReport:
                      if c.type_id in node_types), str(execution.id))
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
-        by_node[node] = ComponentRun(node, state, seconds, execution.id)
+        by_node[node] = ComponentRun(node, state, seconds, execution.id, execution.create_time_since_epoch)
     report.components = sorted(by_node.values(), key=lambda c: c.execution_id)
     outputs = {c.node: _artifacts_of(store, c.execution_id) for c in report.components
                if c.state in ("COMPLETE", "CACHED")}
@@ -159,6 +161,8 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         report.model_info = _read_json(os.path.join(model_run.uri, "model.json"))
     for evaluation in outputs.get("Evaluator", {}).get("ModelEvaluation", []):
         report.metrics = read_metrics(evaluation.uri)
+        if _custom(evaluation, "eval_rows") is not None:
+            report.eval_rows = {"rows": _custom(evaluation, "eval_rows"), "used": _custom(evaluation, "eval_rows_used")}
         report.blessing_reason = read_validation(evaluation.uri, report.metrics)
     for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
         report.blessed = _custom(blessing, "blessed") == 1

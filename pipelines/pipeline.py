@@ -1,6 +1,6 @@
 """create_pipeline(): the TFX DAG, pure (no I/O), from an injected PipelineConfig.
 
-CsvExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> AnomaliesGate
+CsvExampleGen (pyarrow) -> StatisticsGen -> SchemaGen | ImportSchemaGen -> ExampleValidator -> AnomaliesGate
 -> [spans: DriftGate vs the previous accepted span -> window of accepted spans] -> Transform -> [Tuner]
 [warm-start Resolver] -> Trainer -> baseline Resolver -> Evaluator
 -> [EdgeExport: TF Lite variants, parity-gated] -> Pusher (when blessed; our ServingPusher: atomic
@@ -11,8 +11,6 @@ from typing import Callable, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.components import (
-    CsvExampleGen,
-    Evaluator,
     ExampleValidator,
     ImportExampleGen,
     SchemaGen,
@@ -30,8 +28,9 @@ from tfx.types import Channel, standard_artifacts
 
 from components import drift
 from components import resolver as baseline
+from components.csv_examples import csv_example_gen
 from components.edge_export import EdgeExport
-from components.evaluation import eval_config
+from components.evaluation import Evaluator, eval_config
 from components.pusher import ServingPusher
 from components.series import series_example_gen
 from components.validation import AnomaliesGate
@@ -55,13 +54,14 @@ TUNER_FN = "components.tuning.tuner_fn"
 
 
 def _example_gen(config: PipelineConfig, where: Locations):
-    """CsvExampleGen for CSV, ImportExampleGen for TFRecords of tf.Example (a 3:1 hash split; images
+    """CsvExampleGen's records for CSV (built with pyarrow: components/csv_examples.py),
+    ImportExampleGen for TFRecords of tf.Example (a 3:1 hash split; images
     by their file path, so the split holds when files are added), or windows of a time series split
     by time."""
     if config.input_format == "series":
         return series_example_gen(where.data, **config.series)
     train_buckets, eval_buckets = TRAIN_EVAL_BUCKETS
-    example_gen = ImportExampleGen if config.input_format == "tfrecord" else CsvExampleGen
+    example_gen = ImportExampleGen if config.input_format == "tfrecord" else csv_example_gen
     one_span = None  # with a {SPAN} pattern, ExampleGen takes the newest span unless told which
     if config.span is not None:
         one_span = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(

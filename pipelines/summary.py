@@ -119,7 +119,10 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
         lines.append(f"FAILED: {report.error.splitlines()[0] if report.error else ''}")
     overall = report.metrics.get(OVERALL, {})
     if overall:
-        lines.append("eval metrics (eval split):")
+        sample = report.eval_rows
+        sampled = f"; a uniform sample of {sample['used']:,} of its {sample['rows']:,} rows" \
+            if sample and sample["used"] < sample["rows"] else ""
+        lines.append(f"eval metrics (eval split{sampled}):")
         for name, value in sorted(overall.items()):
             if not name.endswith("_change"):
                 change = overall.get(f"{name}_change")

@@ -84,6 +84,9 @@ def _caveats(config: PipelineConfig, report: RunReport, slices: Sequence[Mapping
     if sum(report.split_rows.values()) and sum(report.split_rows.values()) < 1000:
         caveats.append(f"small data: {sum(report.split_rows.values())} rows in all; metrics on "
                        f"{report.split_rows.get('eval', 0)} eval rows are noisy")
+    if report.eval_rows and report.eval_rows["used"] < report.eval_rows["rows"]:
+        caveats.append(f"evaluated on a uniform sample of {report.eval_rows['used']:,} of the eval split's "
+                       f"{report.eval_rows['rows']:,} rows")
     if report.tracking_error:
         caveats.append(f"MLflow tracking failed: {report.tracking_error}")
     return caveats

@@ -101,6 +101,8 @@ def _tags(report: RunReport) -> Dict[str, str]:
     model_dir = trainer_model(report)
     if model_dir:
         tags[TRAINER_MODEL_TAG] = model_dir
+    if report.eval_rows:
+        tags["eval_rows"], tags["eval_rows_used"] = str(report.eval_rows["rows"]), str(report.eval_rows["used"])
     for variant, entry in report.edge.get("variants", {}).items():
         tags[f"edge_{variant}"] = "shipped" if entry.get("accepted") else f"left out: {entry.get('reason', '')}"[:5000]
     return tags

@@ -1,4 +1,4 @@
-"""The staged copy of a user's table: what TFX's CsvExampleGen reads. One comma-delimited UTF-8
+"""The staged copy of a user's table: what CsvExampleGen (components/csv_examples.py) reads. One comma-delimited UTF-8
 CSV with the feature keys as header, only the kept columns, missing-value tokens as empty cells,
 rows without a label left out, boolean labels as 1/0, and line breaks inside text fields turned
 into spaces (CsvExampleGen reads one record per line). Values are otherwise the user's own: the

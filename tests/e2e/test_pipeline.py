@@ -40,6 +40,10 @@ def test_cold_run_is_blessed_and_pushed_in_tf_serving_layout(runs, home):
     assert [c.state for c in first.components if c.node != "baseline_resolver"] == ["COMPLETE"] * 10
     assert first.blessed, first.blessing_reason
     assert first.metrics["overall"]["auc"] >= config.gate_thresholds["is_fraud"] == 0.7
+    eval_rows = first.split_rows["eval"]  # the whole eval split (a sample only beyond MAX_EVAL_ROWS)
+    assert first.eval_rows == {"rows": eval_rows, "used": eval_rows}
+    assert first.metrics["overall"]["example_count"] == eval_rows
+    assert "binary_accuracy" in first.metrics["overall"] and "loss" not in first.metrics["overall"]  # TFMA's, once
     versions = _versions(home)
     assert len(versions) == 1 and versions[0].isdigit()
     version_dir = home / "serving" / NAME / versions[0]
@@ -157,6 +161,7 @@ def test_mlflow_run_holds_params_epoch_metrics_and_tags(runs, home):
     assert run.data.metrics["eval_auc"] == pytest.approx(first.metrics["overall"]["auc"])
     assert run.data.tags["blessed"] == "true" and run.data.tags["pushed_version"] == first.pushed_path
     assert run.data.tags["pipeline_run_id"] == first.run_id
+    assert run.data.tags["eval_rows"] == run.data.tags["eval_rows_used"] == str(first.split_rows["eval"])
     rerun = client.get_run(second.mlflow_run_id)
     assert rerun.data.tags["fully_cached"] == "true" and rerun.data.tags["pushed_this_run"] == "false"
 
