@@ -89,7 +89,7 @@ def _components(root: Path, name: str, since_ms: int) -> dict:
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="mlops-penguin-"))
-    data = write_penguins_csv(work / "penguin" / "data" / "penguins_processed.csv")
+    data = write_penguins_csv(work / "penguin" / "data" / "labelled" / "penguins_processed.csv")
     results = {}
 
     env = {**os.environ, "HOME": str(work), "TF_USE_LEGACY_KERAS": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}
