@@ -53,6 +53,22 @@ def test_edge_parity_accepts_within_tolerance_and_names_the_metric_drop():
     assert not refused["accepted"] and "auc 0.0000 vs 1.0000 (drop 1.0000 > 0.01)" in refused["reason"]
 
 
+def test_edge_parity_counts_a_verdict_flipped_at_its_threshold_apart_from_the_scores():
+    from components.edge_export import parity
+
+    labels = np.array([0, 1, 0, 1])
+    reference = {"anomaly_probability": np.array([[.1], [.9], [.5], [.8]]),
+                 "is_anomaly": np.array([[0.], [1.], [0.], [1.]])}
+    edge = {"anomaly_probability": reference["anomaly_probability"] + 1e-6,
+            "is_anomaly": np.array([[0.], [1.], [1.], [1.]])}  # the row on the threshold rounded the other way
+    result = parity(edge, reference, "anomaly", labels, {"metric_drop": 0.001, "max_abs_diff": 1e-4})
+    assert result["accepted"], result["reason"]
+    assert result["max_abs_diff"] == pytest.approx(1e-6) and result["verdict_flips"] == 0.25
+    drifted = {**edge, "anomaly_probability": reference["anomaly_probability"] + 0.01}
+    assert "max |diff| 1.00e-02 > 0.0001" in parity(drifted, reference, "anomaly", labels,
+                                                    {"metric_drop": None, "max_abs_diff": 1e-4})["reason"]
+
+
 def test_codec_round_trips_kinds_and_leaves_missing_values_out():
     row = {"count": 3, "amount": 2.5, "segment": "online", "pixels": [0.0, 1.0], "gap": None, "nan": float("nan"),
            "empty": "", "ids": np.array([1, 2], dtype=np.int64), "raw": b"\x00\x01"}
