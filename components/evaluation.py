@@ -15,11 +15,10 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.features import transformed_name
-from components.metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS
+from components.metrics import EVAL_ROWS, EVAL_ROWS_USED, MAX_SLICE_DROP, MIN_SLICE_ROWS
 from components.tasks import MULTI_TARGET_TASKS, TaskSpec, get_task
 
 MAX_EVAL_ROWS = 100_000  # TFMA's per-example metrics: ~0.8 ms a row and slice on this machine
-EVAL_ROWS, EVAL_ROWS_USED = "eval_rows", "eval_rows_used"  # ModelEvaluation properties
 
 # The TFMA metric class that reports each gate metric.
 _GATE_CLASS = {"auc": "AUC", "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
@@ -94,8 +93,8 @@ def _sample(examples: Any, split: str, limit: int, target: str) -> Tuple[Any, in
     records = read_records(files, limit + 1)
     if len(records) <= limit:
         return examples, len(records), len(records)
-    rows = limit + 1 + sum(1 for _ in tf.data.TFRecordDataset(files, "GZIP").skip(limit + 1).batch(8192)
-                           .unbatch())
+    rest = tf.data.TFRecordDataset(files, "GZIP" if files[0].endswith(".gz") else "").skip(limit + 1)
+    rows = limit + 1 + sum(int(batch.shape[0]) for batch in rest.batch(8192))  # counted a batch per step
     sampled = standard_artifacts.Examples()
     sampled.uri = target
     sampled.split_names = artifact_utils.encode_split_names([split])

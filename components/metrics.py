@@ -5,6 +5,8 @@ from typing import Optional
 
 import numpy as np
 
+EVAL_ROWS, EVAL_ROWS_USED = "eval_rows", "eval_rows_used"  # the Evaluator's output: eval split rows, rows read
+
 OVERALL = "overall"  # the slice of all rows (TFMA's empty slice key)
 MIN_SLICE_ROWS = 10  # slices with fewer eval rows are shown but never gated (too few rows to judge)
 MAX_SLICE_DROP = 0.05  # the most a slice's gate metric may worsen against the baseline model's

@@ -8,8 +8,14 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from components.comparators import ACCEPTED_SPAN_TYPE, DRIFT_REPORT_FILE
-from components.metrics import OVERALL
-from core.config import DRIFT_GATE_ID, EDGE_EXPORT_ID, PUSHER_ID, RESOLVER_IDS, PipelineConfig
+from components.metrics import EVAL_ROWS, EVAL_ROWS_USED, OVERALL
+from core.config import (
+    DRIFT_GATE_ID,
+    EDGE_EXPORT_ID,
+    PUSHER_ID,
+    RESOLVER_IDS,
+    PipelineConfig,
+)
 from serving.edge_runtime import ARTIFACT_TYPE as EDGE_ARTIFACT_TYPE
 from serving.edge_runtime import REPORT_FILE as EDGE_REPORT_FILE
 
@@ -161,8 +167,8 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         report.model_info = _read_json(os.path.join(model_run.uri, "model.json"))
     for evaluation in outputs.get("Evaluator", {}).get("ModelEvaluation", []):
         report.metrics = read_metrics(evaluation.uri)
-        if _custom(evaluation, "eval_rows") is not None:
-            report.eval_rows = {"rows": _custom(evaluation, "eval_rows"), "used": _custom(evaluation, "eval_rows_used")}
+        if _custom(evaluation, EVAL_ROWS) is not None:
+            report.eval_rows = {"rows": _custom(evaluation, EVAL_ROWS), "used": _custom(evaluation, EVAL_ROWS_USED)}
         report.blessing_reason = read_validation(evaluation.uri, report.metrics)
     for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
         report.blessed = _custom(blessing, "blessed") == 1

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from components.metrics import OVERALL
+from components.metrics import EVAL_ROWS, EVAL_ROWS_USED, OVERALL
 from core.config import EDGE_EXPORT_ID, PipelineConfig
 from core.run_report import RunReport
 from release import mlflow_registry
@@ -102,7 +102,7 @@ def _tags(report: RunReport) -> Dict[str, str]:
     if model_dir:
         tags[TRAINER_MODEL_TAG] = model_dir
     if report.eval_rows:
-        tags["eval_rows"], tags["eval_rows_used"] = str(report.eval_rows["rows"]), str(report.eval_rows["used"])
+        tags[EVAL_ROWS], tags[EVAL_ROWS_USED] = str(report.eval_rows["rows"]), str(report.eval_rows["used"])
     for variant, entry in report.edge.get("variants", {}).items():
         tags[f"edge_{variant}"] = "shipped" if entry.get("accepted") else f"left out: {entry.get('reason', '')}"[:5000]
     return tags
