@@ -18,7 +18,6 @@ import bisect
 import concurrent.futures
 import hashlib
 import os
-import re
 import tempfile
 from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
@@ -40,8 +39,8 @@ UNKNOWN, INT, FLOAT, STRING = -1, 0, 1, 2  # TFX's ColumnType order: a column ta
 BLOCK_BYTES = 16 << 20  # pyarrow's parse block: rows arrive in batches of about this much CSV
 SHARD_BYTES = 64 << 20  # CSV bytes per output shard: bounds the records held in memory at once
 SHUFFLE_SEED = 7
-_INT_TEXT = re.compile(r"^-?[0-9]+$").pattern  # what both pyarrow and Python read as the same int
-_FLOAT_TEXT = re.compile(r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$").pattern
+_INT_TEXT = r"^-?[0-9]+$"  # what both pyarrow and Python read as the same int
+_FLOAT_TEXT = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _INT64 = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)
 
 
@@ -167,10 +166,8 @@ def examples(batch: pa.RecordBatch, kinds: Dict[str, int]) -> pa.Array:
     for name in sorted(kinds):
         key = name.encode()
         feature = feature_column(batch.column(name), kinds[name])
-        entry = pc.binary_join_element_wise(pa.scalar(b"\x0a" + _varint(len(key)) + key + b"\x12", pa.binary()),
-                                            varints(pc.binary_length(feature).to_numpy(zero_copy_only=False)),
-                                            feature, b"")
-        entries.append(_framed(b"\x0a", entry))
+        key_field = pa.scalar(b"\x0a" + _varint(len(key)) + key, pa.binary())  # map entry: key=1, value=2
+        entries.append(_framed(b"\x0a", pc.binary_join_element_wise(key_field, _framed(b"\x12", feature), b"")))
     features = pc.binary_join_element_wise(*entries, b"") if len(entries) > 1 else entries[0]
     return _framed(b"\x0a", features)
 

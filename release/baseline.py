@@ -46,7 +46,7 @@ def _columns(uri: str, split: str, keys: Sequence[str]) -> Dict[str, list]:
             continue
         lists = batch.column(index)
         offsets, lengths = lists.offsets.to_numpy(), lists.value_lengths().fill_null(0).to_numpy()
-        values = lists.flatten().to_pylist() if len(lists.flatten()) else []
+        values = lists.flatten().to_pylist()
         base = offsets[0]
         columns[key] = [values[o - base] if n else None for o, n in zip(offsets[:-1].tolist(), lengths.tolist())]
     return columns
