@@ -41,10 +41,12 @@ rollback: setup
 lint: setup
 	$(BIN)/ruff check --config infra/ruff.toml .
 
-# Every tier; one tier alone: make test MARK=unit (component, pipeline, airflow, mlflow_server)
+# Every tier, on WORKERS processes (pytest-xdist; WORKERS=0: one process); one tier alone:
+# make test MARK=unit (component, pipeline, airflow, mlflow_server)
 MARK ?=
+WORKERS ?= 2
 test: setup airflow-setup
-	$(BIN)/python -m pytest -c tests/pytest.ini $(if $(MARK),-m "$(MARK)") tests
+	$(BIN)/python -m pytest -c tests/pytest.ini -n $(WORKERS) --dist loadgroup $(if $(MARK),-m "$(MARK)") tests
 
 # Unit and component tiers: no pipeline runs (a few minutes)
 test-fast: setup

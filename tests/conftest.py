@@ -16,11 +16,17 @@ TIERS = {"unit": pytest.mark.unit, "component": pytest.mark.component, "e2e": py
 
 
 def pytest_collection_modifyitems(items):
-    """Each test gets its tier's marker from its folder, so `-m unit` (or component, pipeline) runs one tier."""
+    """Each test gets its tier's marker from its folder, so `-m unit` (or component, pipeline) runs one tier.
+
+    Under pytest-xdist (`make test` runs two workers, --dist loadgroup) an end-to-end module's tests
+    share its pipeline runs through module fixtures, so they go to one worker together; a module that
+    sets ``SPREAD_ACROSS_WORKERS`` (each test runs its own pipeline) is spread test by test."""
     for item in items:
         tier = TIERS.get(Path(str(item.fspath)).parent.name)
         if tier is not None:
             item.add_marker(tier)
+        if tier is TIERS["e2e"] and not getattr(item.module, "SPREAD_ACROSS_WORKERS", False):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pipelines.inputs.datasets import AGE_GROUPS
 from tests.helpers import run_cli_config
 
 pytestmark = pytest.mark.pipeline
+SPREAD_ACROSS_WORKERS = True  # no module fixture: each test runs its own pipeline (tests/conftest.py)
 
 
 def _run(tmp_path_factory, usecase: str, *args: str):
