@@ -15,18 +15,21 @@ from tests.helpers import TRANSACTIONS, run_cli_config, write_transactions_csv  
 TIERS = {"unit": pytest.mark.unit, "component": pytest.mark.component, "e2e": pytest.mark.pipeline}
 
 
+TIER_ORDER = ("e2e", "component", "unit")  # the longest first, so short tests fill the workers' tails
+
+
 def pytest_collection_modifyitems(items):
     """Each test gets its tier's marker from its folder, so `-m unit` (or component, pipeline) runs one tier.
 
-    Under pytest-xdist (`make test` runs two workers, --dist loadgroup) an end-to-end module's tests
-    share its pipeline runs through module fixtures, so they go to one worker together; a module that
-    sets ``SPREAD_ACROSS_WORKERS`` (each test runs its own pipeline) is spread test by test."""
+    `make test` runs on two pytest-xdist workers with --dist loadfile: a module's tests share its
+    pipeline runs through module fixtures, so a module goes to one worker whole. The end-to-end tier
+    runs first (a stable sort: each module stays contiguous)."""
     for item in items:
         tier = TIERS.get(Path(str(item.fspath)).parent.name)
         if tier is not None:
             item.add_marker(tier)
-        if tier is TIERS["e2e"] and not getattr(item.module, "SPREAD_ACROSS_WORKERS", False):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    folder = {name: rank for rank, name in enumerate(TIER_ORDER)}
+    items.sort(key=lambda item: folder.get(Path(str(item.fspath)).parent.name, len(folder)))
 
 
 @pytest.fixture(scope="session")

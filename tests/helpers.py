@@ -80,3 +80,35 @@ def write_tls_files(folder: Path) -> dict:
     files["ca"] = folder / "ca.pem"
     files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     return files
+
+
+def run_use_case(tmp_path_factory, usecase: str, *args: str):
+    """A ready use case through the whole pipeline in its own home, untracked: (config, report)."""
+    from pipelines.runners.local import run_pipeline
+
+    home = tmp_path_factory.mktemp(usecase)
+    config = run_cli_config(usecase, *args, home=home)
+    report = run_pipeline(config, track=False)
+    assert report.succeeded, report.error
+    return config, report
+
+
+def split_rows(report, split: str):
+    """The rows ExampleGen wrote for a split, as (serialized examples, {feature: values})."""
+    import glob
+    import os
+
+    import numpy as np
+    import tensorflow as tf
+
+    uri = next(outputs["Examples"] for node, outputs in report.artifact_uris.items() if node.endswith("ExampleGen"))
+    files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    columns = {}
+    for record in serialized:
+        example = tf.train.Example.FromString(record)
+        for key, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = list(getattr(feature, kind).value)
+            columns.setdefault(key, []).append(values[0] if len(values) == 1 else values)
+    return serialized, {k: np.array(v) for k, v in columns.items()}

@@ -1,0 +1,36 @@
+"""The photo patches use case (class folders of JPEG and PNG files of varied sizes): the CNN at the
+use case's size and the ResNet and MobileNet families, each shipped to the edge within its gates."""
+import pytest
+
+from tests.helpers import run_use_case
+
+pytestmark = pytest.mark.pipeline
+
+
+def _edge_gate(report, smaller: float = 3.5):
+    """int8 within a point of the SavedModel and ``smaller`` times smaller than float32 (both shipped)."""
+    edge = report.edge["variants"]
+    assert edge["float32"]["accepted"] and edge["int8"]["accepted"], edge
+    assert edge["int8"]["metric_drop"] <= 0.01, edge["int8"]
+    assert edge["float32"]["size_bytes"] >= smaller * edge["int8"]["size_bytes"], (edge["float32"], edge["int8"])
+
+
+def test_photos_cnn_accuracy_and_edge(tmp_path_factory):
+    """The photo patches as shipped (class folders, JPEG and PNG of varied sizes, the default size)."""
+    config, report = run_use_case(tmp_path_factory, "photos")
+    assert config.images.size == 48 and config.images.classes == {c: 60 for c in
+                                                                  ("leaves", "pagoda", "petals", "sky", "trees")}
+    assert report.metrics["overall"]["sparse_categorical_accuracy"] >= 0.9 and report.blessed
+    _edge_gate(report)
+
+
+# MobileNet's int8 is 2.9x smaller, not 3.5x (measured at 32 and 48 px): a depthwise 3x3 kernel has 9
+# weights per channel beside a per-channel scale, zero point and int32 bias, all kept at full width.
+@pytest.mark.parametrize("family, bar, smaller", [("resnet", 0.8, 3.5), ("mobilenet", 0.7, 2.7)])
+def test_photos_other_image_families_and_edge(tmp_path_factory, family, bar, smaller):
+    """Small (32 px) and short (15 epochs) to keep the suite's time; 5 classes, so chance is 0.2.
+    bench/images_bench.py trains them at the use case's own size."""
+    _, report = run_use_case(tmp_path_factory, "photos", "--family", family, "--image-size", "32",
+                             "--hparam", "epochs=15")
+    assert report.metrics["overall"]["sparse_categorical_accuracy"] >= bar, report.metrics["overall"]
+    _edge_gate(report, smaller)
