@@ -153,6 +153,7 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
     transform = Transform(
         examples=training_examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
         custom_config=config.transform_config(),
+        disable_analyzer_cache=True,  # no run reads it back (no analyzer_cache input); writing it cost 40% of Transform
         disable_statistics=True,  # its pre/post-transform TFDV passes feed nothing here; StatisticsGen has the data's
     )
     transform.add_upstream_node(span_nodes[1] if span_nodes else anomalies_gate)
