@@ -12,10 +12,8 @@ import pytest  # noqa: E402
 
 from tests.helpers import TRANSACTIONS, run_cli_config, write_transactions_csv  # noqa: E402
 
-TIERS = {"unit": pytest.mark.unit, "component": pytest.mark.component, "e2e": pytest.mark.pipeline}
-
-
-TIER_ORDER = ("e2e", "component", "unit")  # the longest first, so short tests fill the workers' tails
+# By folder, in the order the tiers run: the longest first, so short tests fill the workers' tails.
+TIERS = {"e2e": pytest.mark.pipeline, "component": pytest.mark.component, "unit": pytest.mark.unit}
 
 
 def pytest_collection_modifyitems(items):
@@ -28,8 +26,8 @@ def pytest_collection_modifyitems(items):
         tier = TIERS.get(Path(str(item.fspath)).parent.name)
         if tier is not None:
             item.add_marker(tier)
-    folder = {name: rank for rank, name in enumerate(TIER_ORDER)}
-    items.sort(key=lambda item: folder.get(Path(str(item.fspath)).parent.name, len(folder)))
+    rank = {folder: position for position, folder in enumerate(TIERS)}
+    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).parent.name, len(rank)))
 
 
 @pytest.fixture(scope="session")
