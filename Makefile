@@ -44,7 +44,7 @@ lint: setup
 # Every tier, on WORKERS processes (pytest-xdist; WORKERS=0: one process); one tier alone:
 # make test MARK=unit (component, pipeline, airflow, mlflow_server)
 MARK ?=
-WORKERS ?= 3
+WORKERS ?= 2
 test: setup airflow-setup
 	$(BIN)/python -m pytest -c tests/pytest.ini -n $(WORKERS) --dist loadfile $(if $(MARK),-m "$(MARK)") tests
 
