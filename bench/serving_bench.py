@@ -6,7 +6,10 @@ The model is the default job's (the home recorded in bench/results/pipeline.json
 run). Servers run as their own processes on loopback; clients are separate processes (persistent
 connections, pre-encoded requests) so client and server do not share a GIL; concurrent gRPC
 clients are requests kept in flight on 2 client processes. Every load is a fixed number of
-requests. Writes bench/results/serving.json and serving.md; numbers are reported, never asserted.
+requests. Beside the loads: where one request's time goes (each server step in a loop, the session
+call alone being the physical limit) and the transport's own floor (servers answering fixed bytes
+to the same clients). Writes bench/results/serving.json and serving.md; numbers are reported,
+never asserted.
 """
 import argparse
 import csv
@@ -135,6 +138,120 @@ def _load(pool, worker, args: tuple, processes: int, in_flight: int = 1) -> Dict
             "p99_ms": round(pick(0.99), 2)}
 
 
+# --- where a request's time goes ------------------------------------------------------------------
+
+def _echo_http(ready) -> None:
+    """An HTTP/1.1 server that reads a body and answers fixed bytes: the transport's own cost."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        protocol_version, disable_nagle_algorithm = "HTTP/1.1", True
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = b'{"predictions":[[0.5]]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    ready.put(server.server_address[1])
+    server.serve_forever()
+
+
+def _echo_grpc(ready) -> None:
+    """A grpcio server whose Predict answers fixed bytes: the transport's own cost."""
+    from concurrent import futures
+
+    import grpc
+
+    service, method = PREDICT_METHOD.strip("/").split("/")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {
+        method: grpc.unary_unary_rpc_method_handler(lambda request, context: b"")}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    ready.put(port)
+    server.wait_for_termination()
+
+
+def _transport_floor(pool, rest_body: bytes, grpc_request: bytes, n: int) -> Dict[str, Dict[str, float]]:
+    context = multiprocessing.get_context("spawn")
+    floors = {}
+    for name, target, worker, args in (
+            ("HTTP/1.1 echo (stdlib server), 1 client", _echo_http, _http_worker, ("/echo", rest_body, n)),
+            ("gRPC echo (grpcio server), 1 client", _echo_grpc, _grpc_worker, (grpc_request, n))):
+        ready = context.Queue()
+        process = context.Process(target=target, args=(ready,), daemon=True)
+        process.start()
+        try:
+            floors[name] = _load(pool, worker, (ready.get(timeout=60), *args), 1)
+        finally:
+            process.kill()
+            process.join(10)
+    return floors
+
+
+def _per_call_us(function, calls: int = 1000, rounds: int = 3) -> float:
+    """Microseconds per call: the best of a few rounds, after a warm-up."""
+    for _ in range(100):
+        function()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            function()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return round(best * 1e6, 1)
+
+
+def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str, float]:
+    """The server's steps for one request, each in a loop in this process: the session call alone is
+    the physical limit; the rest is what the server adds around it."""
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving import tensors
+    from serving.servable import DEFAULT_SIGNATURE, Servable
+
+    servable = Servable("fraud", int(model_dir.name), model_dir, timeout_s=30)
+    signature = servable.signature(DEFAULT_SIGNATURE)
+    document = json.loads(rest_body)
+    inputs = tensors.request_inputs(servable.columns.rename_document(document), signature)[0]
+    names, output_names = tuple(sorted(inputs)), tuple(sorted(signature.outputs))
+    session_call = servable._callable(signature, names, output_names)
+    arrays = [inputs[name] for name in names]
+    outputs = servable.run(DEFAULT_SIGNATURE, inputs)
+
+    def grpc_decode():
+        request = predict_pb2.PredictRequest.FromString(grpc_request)
+        raw = {name: tensors.proto_to_array(proto) for name, proto in request.inputs.items()}
+        return tensors.cast_inputs(servable.columns.rename(raw), signature)
+
+    def grpc_encode():
+        response = predict_pb2.PredictResponse()
+        for name, value in outputs.items():
+            tensors.fill_proto(response.outputs[name], value)
+        return response.SerializeToString()
+
+    try:
+        return {
+            "session call alone (the physical limit)": _per_call_us(lambda: session_call(*arrays)),
+            "Servable.run: input checks + session call": _per_call_us(lambda: servable.run(DEFAULT_SIGNATURE, inputs)),
+            "REST decode: JSON -> arrays": _per_call_us(
+                lambda: tensors.request_inputs(servable.columns.rename_document(json.loads(rest_body)), signature)),
+            "REST encode: arrays -> JSON": _per_call_us(lambda: tensors.dumps(tensors.response_json(outputs, True))),
+            "gRPC decode: PredictRequest -> arrays": _per_call_us(grpc_decode),
+            "gRPC encode: arrays -> PredictResponse": _per_call_us(grpc_encode),
+        }
+    finally:
+        servable.close()
+
+
 # --- servers -----------------------------------------------------------------------------------
 
 def _start(command: List[str], ready, timeout: float = 300, env: Optional[dict] = None):
@@ -243,9 +360,11 @@ def main() -> int:
     shutil.copytree(model_dir, serving_dir / "fraud" / model_dir.name)
 
     n = args.requests
+    stages = _stages(model_dir, rest_body, grpc_request)
     pool = multiprocessing.get_context("spawn").Pool(17)  # 16 clients + the idle-connection holder
     results: Dict[str, Dict[str, object]] = {}
     try:
+        floors = _transport_floor(pool, rest_body, grpc_request, n)
         process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=False)
         try:
             rest = (rest_port, "/v1/models/fraud:predict", rest_body)
@@ -299,8 +418,10 @@ def main() -> int:
             results[f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections"]["p99_ms"]
             / results["mlops REST, 1 client"]["p99_ms"], 2),
         "soak": soak,
+        "session_call_limit_req_per_s": round(1e6 / stages["session call alone (the physical limit)"], 1),
     }
     report = {"model": str(model_dir), "features": features, "loads": results, "summary": summary,
+              "stages_us": stages, "transport_floor": floors,
               "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "platform": platform.platform()},
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -318,7 +439,16 @@ def main() -> int:
               f"1-client REST p99 is {summary['p99_with_idle_connections_x']}x the p99 without them.",
               f"Soak: {soak['requests']} requests at 4 clients over {soak['seconds']} s; server RSS "
               f"{soak['rss_start_mb']} -> {soak['rss_end_mb']} MB ({soak['rss_growth_pct']:+}%).",
-              f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs."]
+              "", "## Where a request's time goes", "",
+              "Each step of the server's work in a loop, in one process (microseconds per call, best of 3 x 1000):",
+              "", "| step | us |", "|---|---:|"]
+    lines += [f"| {name} | {us} |" for name, us in stages.items()]
+    lines += ["", f"The session call alone allows at most {summary['session_call_limit_req_per_s']} req/s on one "
+                  "core: the physical limit of this model at batch 1.", "",
+              "The transport alone, a server answering fixed bytes to the same clients (its own process):", "",
+              "| load | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
+    lines += [f"| {name} | {r['req_per_s']} | {r['p50_ms']} | {r['p99_ms']} |" for name, r in floors.items()]
+    lines += ["", f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs."]
     (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -87,13 +87,13 @@ def _sample(examples: Any, split: str, limit: int, target: str) -> Tuple[Any, in
     """The split's first ``limit`` records (ExampleGen leaves a split shuffled, so a uniform
     sample; the same one for candidate and baseline) as a new Examples artifact under ``target``;
     the artifact itself when the split is no larger. Returns (artifact, rows, rows used)."""
-    from serving.examples import read_records
+    from serving.examples import read_records, record_dataset
 
     files = sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
     records = read_records(files, limit + 1)
     if len(records) <= limit:
         return examples, len(records), len(records)
-    rest = tf.data.TFRecordDataset(files, "GZIP" if files[0].endswith(".gz") else "").skip(limit + 1)
+    rest = record_dataset(files).skip(limit + 1)
     rows = limit + 1 + sum(int(batch.shape[0]) for batch in rest.batch(8192))  # counted a batch per step
     sampled = standard_artifacts.Examples()
     sampled.uri = target

@@ -63,7 +63,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, model, key)
         for name, value in outputs.items():
-            response.outputs[name].CopyFrom(tensors.array_to_proto(value))
+            tensors.fill_proto(response.outputs[name], value)
         return response
 
     def Classify(self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext):

@@ -55,6 +55,7 @@ def _signature_name(document: Dict[str, Any]) -> str:
 class RestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+    wbufsize = 1 << 16  # an answer's head and body leave in one write, not two (two segments, two wakeups)
     server_version = "mlops-serving"
     core: ServingCore  # set on the subclass made by make_rest_server
 
@@ -67,7 +68,8 @@ class RestHandler(BaseHTTPRequestHandler):
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s " + format, self.address_string(), *args)
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json",
               close: bool = False) -> None:
@@ -79,6 +81,7 @@ class RestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
+        self.wfile.flush()
 
     def _send_json(self, status: int, document: Any) -> None:
         self._send(status, tensors.dumps(document))

@@ -72,12 +72,12 @@ def read_signature_defs(model_dir: Path) -> Dict[str, meta_graph_pb2.SignatureDe
 
 
 def _check_shape(value: np.ndarray, spec: TensorSpecInfo) -> None:
-    if spec.shape is None:
-        return
-    if value.ndim != len(spec.shape) or any(want is not None and want != got
-                                            for want, got in zip(spec.shape, value.shape)):
-        want = "[" + ",".join("-1" if d is None else str(d) for d in spec.shape) + "]"
-        raise invalid(f"input '{spec.name}' has shape {list(value.shape)}; the signature expects {want}")
+    want, got = spec.shape, value.shape
+    if want is None or (len(got) == len(want) and got[1:] == want[1:] and (not got or want[0] in (None, got[0]))):
+        return  # the common case, without a loop: any batch size, the other dimensions as declared
+    if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
+        shown = "[" + ",".join("-1" if d is None else str(d) for d in want) + "]"
+        raise invalid(f"input '{spec.name}' has shape {list(got)}; the signature expects {shown}")
 
 
 def error_summary(error: Exception) -> str:
@@ -144,14 +144,13 @@ class Servable:
         """Calls a signature on arrays already converted to its dtypes; checks names and shapes first,
         so a bad request is an INVALID_ARGUMENT naming the input, never a TF stack trace."""
         signature = self.signature(key)
-        missing = sorted(set(signature.inputs) - set(inputs))
-        unknown = sorted(set(inputs) - set(signature.inputs))
-        if unknown:
-            raise invalid(f"input tensor alias not found in signature: {unknown[0]}. Inputs expected to be in "
-                          f"the set {{{','.join(sorted(signature.inputs))}}}.")
-        if missing:
+        if inputs.keys() != signature.inputs.keys():
+            unknown = sorted(set(inputs) - set(signature.inputs))
+            if unknown:
+                raise invalid(f"input tensor alias not found in signature: {unknown[0]}. Inputs expected to be "
+                              f"in the set {{{','.join(sorted(signature.inputs))}}}.")
             raise invalid(f"Request inputs do not match required inputs for model `{self.name}`. "
-                          f"Missing: {{{','.join(missing)}}}")
+                          f"Missing: {{{','.join(sorted(set(signature.inputs) - set(inputs)))}}}")
         batch = {value.shape[0] if value.ndim else None for value in inputs.values()}
         if len(batch) > 1:
             raise invalid("Input tensors must have equal 0th-dimension size; got "

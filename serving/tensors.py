@@ -7,6 +7,7 @@ float_list, strings -> bytes_list). gRPC: TensorProto <-> numpy.
 """
 import base64
 import binascii
+import functools
 import json
 import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -42,6 +43,12 @@ def _json_type(value: Any) -> str:
             type(None): "Null"}.get(type(value), "Number")
 
 
+@functools.lru_cache(maxsize=None)
+def _int_range(dtype: Any) -> Tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
 def _leaf(value: Any, spec: TensorSpecInfo) -> Any:
     dtype, kind = spec.dtype, spec.kind
     if kind == "string":
@@ -59,7 +66,9 @@ def _leaf(value: Any, spec: TensorSpecInfo) -> Any:
             return value
     elif kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            low, high = _int_range(spec.numpy_dtype)
+            if low <= value <= high:  # numpy would wrap it round, with only a warning
+                return value
     elif kind == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return value
@@ -142,13 +151,43 @@ def _is_named(value: Mapping[str, Any], names: Sequence[str]) -> bool:
 
 
 def _named_arrays(columns: Mapping[str, Any], signature: Signature) -> Dict[str, np.ndarray]:
-    arrays = {}
-    for name, values in columns.items():
+    for name in columns:
         if name not in signature.inputs:
             raise invalid(f"JSON object: does not have named input: {name} (the inputs are "
                           f"{', '.join(sorted(signature.inputs))})")
-        arrays[name] = to_array(values, signature.inputs[name])
-    return arrays
+    stacked = _stacked_numbers(columns, signature)
+    return {name: stacked[name] if name in stacked else to_array(values, signature.inputs[name])
+            for name, values in columns.items()}
+
+
+_JSON_NUMBERS = {"float": (int, float), "int": (int,)}  # exact types: a bool is not a number here
+
+
+def _stacked_numbers(columns: Mapping[str, Any], signature: Signature) -> Dict[str, np.ndarray]:
+    """Flat lists of plain numbers, converted together per dtype: one numpy call and one overflow
+    check for all such inputs of a request, not one each (a 30-input row: ~150 -> ~40 us). Anything
+    else, or anything this finds wrong, is left to ``to_array`` (and its error messages)."""
+    groups: Dict[Any, List[str]] = {}
+    for name, values in columns.items():
+        spec = signature.inputs[name]
+        types = _JSON_NUMBERS.get(spec.kind)
+        if types and isinstance(values, list) and values and all(type(v) in types for v in values):
+            groups.setdefault(spec.numpy_dtype, []).append(name)
+    stacked: Dict[str, np.ndarray] = {}
+    for dtype, names in groups.items():
+        try:
+            wide = np.int64 if np.dtype(dtype).kind in "iu" else dtype  # out of range: detectable, not wrapped
+            matrix = np.array([columns[name] for name in names], dtype=wide)
+        except (ValueError, OverflowError):  # lists of different lengths, or out of range
+            continue
+        if matrix.dtype.kind == "f" and np.isinf(matrix).any():
+            continue  # an explicit Infinity, or an overflow: to_array tells them apart
+        if matrix.dtype.kind in "iu":
+            low, high = _int_range(dtype)
+            if matrix.min() < low or matrix.max() > high:
+                continue  # wrapped round by numpy: to_array names the value
+        stacked.update(zip(names, matrix.astype(dtype, copy=False)))  # each row a contiguous view of its input
+    return stacked
 
 
 def _json_value(array: np.ndarray, name: str) -> Any:
@@ -225,10 +264,13 @@ def json_examples(document: Mapping[str, Any]) -> List[bytes]:
 
 # --- gRPC: TensorProto <-> numpy ---------------------------------------------------------------
 
-# DataType enum -> (numpy dtype, TensorProto field): the common dtypes read without tf.make_ndarray,
-# which costs ~25 us per tensor (0.7 ms for a 30-input request).
+# DataType enum -> (numpy dtype, TensorProto field): the common dtypes read and written without
+# tf.make_ndarray / tf.make_tensor_proto, which cost ~25 / ~50 us per tensor (0.7 ms for the 30
+# inputs of a request).
 _PROTO_FIELDS = {1: (np.float32, "float_val"), 2: (np.float64, "double_val"), 3: (np.int32, "int_val"),
                  9: (np.int64, "int64_val"), 7: (object, "string_val"), 10: (np.bool_, "bool_val")}
+_NUMERIC_ENUMS = {np.dtype(dtype): (enum, field) for enum, (dtype, field) in _PROTO_FIELDS.items()
+                  if dtype is not object}
 
 
 def proto_to_array(proto: Any) -> np.ndarray:
@@ -241,8 +283,8 @@ def proto_to_array(proto: Any) -> np.ndarray:
             flat = np.frombuffer(proto.tensor_content, dtype=dtype)
         else:
             values = getattr(proto, field)
-            if len(values) == count:
-                flat = np.array(values if dtype is not object else list(values), dtype=dtype)
+            if len(values) == count:  # numpy reads a list 3x faster than the protobuf container
+                flat = np.array(list(values), dtype=dtype)
             elif len(values) == 0:  # all default values
                 flat = np.full(count, b"" if dtype is object else 0, dtype=dtype)
             elif len(values) < count:  # TensorProto semantics: the last value repeats
@@ -258,8 +300,22 @@ def proto_to_array(proto: Any) -> np.ndarray:
         raise invalid(f"cannot read tensor: {e}") from None
 
 
-def array_to_proto(array: np.ndarray) -> Any:
-    return tf.make_tensor_proto(array)
+def fill_proto(target: Any, array: np.ndarray) -> None:
+    """Writes ``array`` into the TensorProto ``target`` as tf.make_tensor_proto would (bytes in
+    tensor_content for more than one value, else the typed field), without its ~50 us per call."""
+    entry = _NUMERIC_ENUMS.get(array.dtype)
+    if entry is None:  # strings and the rarer dtypes
+        target.CopyFrom(tf.make_tensor_proto(array))
+        return
+    enum, field = entry
+    target.dtype = enum
+    target.tensor_shape.SetInParent()
+    for size in array.shape:
+        target.tensor_shape.dim.add(size=size)
+    if array.size > 1 and array.dtype != np.bool_:  # TF writes bools as bool_val at any size
+        target.tensor_content = np.ascontiguousarray(array).tobytes()
+    else:
+        getattr(target, field).extend(array.reshape(-1).tolist())
 
 
 def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature) -> Dict[str, np.ndarray]:
@@ -267,15 +323,13 @@ def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature) -> Dict[
     cast = {}
     for name, array in inputs.items():
         spec: Optional[TensorSpecInfo] = signature.inputs.get(name)
-        if spec is None:
-            cast[name] = array
-            continue
-        want = np.dtype(spec.numpy_dtype)
-        got = array.dtype if array.dtype.kind != "S" else np.dtype(object)
-        if got != want:
-            raise invalid(f"Expects arg[{name}] to be {spec.dtype.name} but {tf.dtypes.as_dtype(array.dtype).name} "
-                          "is provided")
-        cast[name] = array.astype(object) if array.dtype.kind == "S" else array
+        if spec is not None:
+            if array.dtype.kind == "S":
+                array = array.astype(object)
+            if array.dtype != spec.numpy_dtype:
+                raise invalid(f"Expects arg[{name}] to be {spec.dtype.name} but "
+                              f"{tf.dtypes.as_dtype(array.dtype).name} is provided")
+        cast[name] = array
     return cast
 
 

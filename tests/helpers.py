@@ -101,9 +101,10 @@ def split_rows(report, split: str):
     import numpy as np
     import tensorflow as tf
 
+    from serving.examples import read_records
+
     uri = next(outputs["Examples"] for node, outputs in report.artifact_uris.items() if node.endswith("ExampleGen"))
-    files = glob.glob(os.path.join(uri, f"Split-{split}", "*"))
-    serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    serialized = read_records(sorted(glob.glob(os.path.join(uri, f"Split-{split}", "*"))))
     columns = {}
     for record in serialized:
         example = tf.train.Example.FromString(record)

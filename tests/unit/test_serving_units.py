@@ -253,6 +253,66 @@ def test_bad_predict_bodies_are_invalid_argument(signature, document, message):
     assert message in e.value.message
 
 
+@pytest.fixture(scope="module")
+def numbers():
+    """A signature of many scalar inputs, the case the stacked conversion speeds up."""
+    import tensorflow as tf
+
+    from serving.servable import Signature, TensorSpecInfo
+    specs = {f"f{i}": TensorSpecInfo(f"f{i}", tf.float32, (None,), "", "float") for i in range(4)}
+    specs.update({"d": TensorSpecInfo("d", tf.float64, (None,), "", "float"),
+                  "i32": TensorSpecInfo("i32", tf.int32, (None,), "", "int"),
+                  "i64": TensorSpecInfo("i64", tf.int64, (None,), "", "int"),
+                  "wide": TensorSpecInfo("wide", tf.float32, (None, 2), "", "float")})
+    return Signature("serving_default", "tensorflow/serving/predict", specs, {})
+
+
+@pytest.mark.parametrize("columns", [
+    {"f0": [1.5, -2], "f1": [0, 3e38], "f2": [float("nan"), 1], "f3": [4, 5], "d": [1e300, 2],
+     "i32": [7, -8], "i64": [2 ** 40, 1], "wide": [[1, 2], [3, 4]]},
+    {"f0": [1.0], "f1": [float("inf")], "f2": [2.0], "f3": [3.0], "d": [1.0], "i32": [1], "i64": [1],
+     "wide": [[1, 2]]},  # an explicit Infinity: allowed
+    {"f0": [1.0, 2.0], "f1": [1.0], "f2": [2.0], "f3": [3.0], "d": [1.0], "i32": [1], "i64": [1],
+     "wide": [[1, 2]]},  # columns of different lengths: each converted alone
+])
+def test_inputs_converted_together_equal_one_by_one(numbers, columns):
+    from serving.tensors import request_inputs, to_array
+
+    arrays, _ = request_inputs({"inputs": columns}, numbers)
+    assert list(arrays) == list(columns)
+    for name, values in columns.items():
+        alone = to_array(values, numbers.inputs[name])
+        assert arrays[name].dtype == alone.dtype and arrays[name].shape == alone.shape
+        np.testing.assert_array_equal(arrays[name], alone)
+
+
+@pytest.mark.parametrize("value", [2 ** 31, -2 ** 31 - 1, 2 ** 70, True])
+def test_an_int_out_of_its_range_is_refused_not_wrapped(numbers, value):
+    from serving.tensors import request_inputs
+
+    with pytest.raises(ServingError) as e:
+        request_inputs({"instances": [{"f0": 1, "f1": 1, "f2": 1, "f3": 1, "d": 1, "i32": value, "i64": 1,
+                                       "wide": [1, 2]}]}, numbers)
+    assert "is not of expected type: int32" in e.value.message and "'i32'" in e.value.message
+
+
+@pytest.mark.parametrize("array", [
+    np.array([[0.25]], np.float32), np.arange(6, dtype=np.float64).reshape(2, 3), np.array([1, 2], np.int64),
+    np.array([True, False]), np.array(5, np.int32), np.zeros((0, 3), np.float32),
+    np.arange(6, dtype=np.float32).reshape(2, 3).T, np.array([b"a", b"\xff"], dtype=object),
+    np.array([[1, 2]], np.int8), np.array([1.5], np.float16),
+])
+def test_tensor_protos_are_written_as_tf_writes_them_and_read_back(array):
+    import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2
+
+    from serving.tensors import fill_proto, proto_to_array
+    proto = tensor_pb2.TensorProto()
+    fill_proto(proto, array)
+    assert proto == tf.make_tensor_proto(array)
+    np.testing.assert_array_equal(proto_to_array(proto), array)
+
+
 def test_serve_predict_and_config_paths_import_no_tfx():
     code = ("import sys; import cli.main, serving.server, serving.client, serving.model_config; "
             "cli.main.build_parser().parse_args(['serve']); "
