@@ -20,6 +20,7 @@ from typing import Optional
 DEFAULT_HOME = ".mlops"
 HOME_ENV = "MLOPS_HOME"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+SQLITE_PREFIX = "sqlite:///"  # an SQLAlchemy URI of an SQLite file (MLflow's local store)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Home:
 
     @property
     def mlflow_uri(self) -> str:
-        return f"sqlite:///{self.root / 'mlflow.db'}"
+        return f"{SQLITE_PREFIX}{self.root / 'mlflow.db'}"
 
     def tracking_uri(self, explicit: Optional[str] = None) -> str:
         """--tracking-uri, else $MLFLOW_TRACKING_URI (e.g. an `mlflow server`), else the home's SQLite."""

@@ -7,9 +7,14 @@ Only an explicit ``MlflowClient`` is used: MLflow's fluent API keeps a process-w
 sets ``$MLFLOW_TRACKING_URI``, which would send the next pipeline's run (another home) there.
 """
 import json
+import os
+import shutil
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
+
+from core.home import SQLITE_PREFIX
 
 CHALLENGER, CHAMPION, CANARY = "challenger", "champion", "canary"
 HISTORY_TAG_PREFIX = "promotion."  # promotion.0001, promotion.0002, ... one event each (JSON)
@@ -48,7 +53,55 @@ def client_for(uri: str):
     from mlflow.tracking import MlflowClient
 
     check_reachable(uri)
+    seed_sqlite_store(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def seed_sqlite_store(uri: str) -> None:
+    """A new SQLite store (a new home's ``mlflow.db``) starts as a copy of an empty one: MLflow
+    otherwise builds each new store by running all its schema migrations, 1.7 s here on every new
+    home's first run. The empty store is made once per MLflow version, in the user's cache, by
+    MLflow's own migrations, without the Default experiment (whose artifact root MLflow sets when it
+    first opens each copy). A store that exists is never touched."""
+    if not uri.startswith(SQLITE_PREFIX):
+        return
+    target = Path(uri[len(SQLITE_PREFIX):])
+    if target.exists() or not target.parent.is_dir():
+        return
+    template = _empty_store_template()
+    if template is None:
+        return
+    scratch = target.with_name(f".{target.name}.{os.getpid()}.seed")
+    shutil.copyfile(template, scratch)
+    try:
+        os.link(scratch, target)  # only if still absent: a store another process made meanwhile stays
+    except FileExistsError:
+        pass
+    finally:
+        scratch.unlink()
+
+
+def _empty_store_template() -> Optional[Path]:
+    import mlflow
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "composable-mlops"
+    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    if template.exists():
+        return template
+    try:
+        import sqlalchemy
+        from mlflow.store.db.utils import _initialize_tables
+    except ImportError:  # another MLflow layout: new stores are built the usual way
+        return None
+    cache.mkdir(parents=True, exist_ok=True)
+    scratch = cache / f".{template.name}.{os.getpid()}.tmp"
+    engine = sqlalchemy.create_engine(f"{SQLITE_PREFIX}{scratch}")
+    try:
+        _initialize_tables(engine)  # MLflow's tables at its head revision, and nothing else
+    finally:
+        engine.dispose()
+    os.replace(scratch, template)  # whole or absent: two first runs each make one, one wins
+    return template
 
 
 def is_remote(uri: str) -> bool:

@@ -196,3 +196,35 @@ def test_nothing_to_promote_reads_as_such():
                                                                     "already promoted)"))
     assert text.splitlines() == ["promotion of 'm': champion v2",
                                  "verdict: nothing (no challenger (every pushed model was already promoted))"]
+
+
+def test_a_new_sqlite_store_is_a_copy_of_mlflows_empty_one_and_an_existing_store_is_untouched(tmp_path,
+                                                                                                monkeypatch):
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+    def schema(path):  # each table's and index's lines, in any order (MLflow's migrations vary the order)
+        with sqlite3.connect(path) as db:
+            return ({(kind, name, tuple(sorted(line.strip(" ,") for line in (sql or "").splitlines())))
+                     for kind, name, sql in db.execute("SELECT type, name, sql FROM sqlite_master")},
+                    db.execute("SELECT version_num FROM alembic_version").fetchall())
+
+    MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'built.db'}").search_experiments()  # MLflow's own way
+    for home in ("a", "b"):  # the first makes the empty store, the second only copies it
+        (tmp_path / home).mkdir()
+        client = mlflow_registry.client_for(Home(tmp_path / home).mlflow_uri)
+        assert schema(tmp_path / home / "mlflow.db") == schema(tmp_path / "built.db")
+        (default,) = client.search_experiments()
+        assert default.name == "Default" and default.artifact_location == str(tmp_path / "mlruns" / "0")
+    assert [p.name for p in (tmp_path / "cache" / "composable-mlops").iterdir()] == [
+        f"mlflow-{__import__('mlflow').__version__}-empty.db"]
+
+    client.create_registered_model("fraud")
+    before = (tmp_path / "b" / "mlflow.db").read_bytes()
+    assert mlflow_registry.client_for(Home(tmp_path / "b").mlflow_uri).get_registered_model("fraud")
+    assert (tmp_path / "b" / "mlflow.db").read_bytes() == before
+    mlflow_registry.seed_sqlite_store("http://127.0.0.1:1")  # a server: nothing to seed
