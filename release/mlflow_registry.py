@@ -6,6 +6,7 @@ history of aliases, mlflow/mlflow#2169). No TensorFlow or TFX here.
 Only an explicit ``MlflowClient`` is used: MLflow's fluent API keeps a process-wide active run and
 sets ``$MLFLOW_TRACKING_URI``, which would send the next pipeline's run (another home) there.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -62,7 +63,8 @@ def seed_sqlite_store(uri: str) -> None:
     otherwise builds each new store by running all its schema migrations, 1.7 s here on every new
     home's first run. The empty store is made once per MLflow version, in the user's cache, by
     MLflow's own migrations, without the Default experiment (whose artifact root MLflow sets when it
-    first opens each copy). A store that exists is never touched."""
+    first opens each copy). A store that exists is never touched; where no copy can be made (no
+    writable cache, no hard links), MLflow builds the store as it always does."""
     if not uri.startswith(SQLITE_PREFIX):
         return
     target = Path(uri[len(SQLITE_PREFIX):])
@@ -72,13 +74,14 @@ def seed_sqlite_store(uri: str) -> None:
     if template is None:
         return
     scratch = target.with_name(f".{target.name}.{os.getpid()}.seed")
-    shutil.copyfile(template, scratch)
     try:
+        shutil.copyfile(template, scratch)
         os.link(scratch, target)  # only if still absent: a store another process made meanwhile stays
-    except FileExistsError:
+    except OSError:  # FileExistsError among them
         pass
     finally:
-        scratch.unlink()
+        with contextlib.suppress(OSError):
+            scratch.unlink()
 
 
 def _empty_store_template() -> Optional[Path]:
@@ -91,16 +94,22 @@ def _empty_store_template() -> Optional[Path]:
     try:
         import sqlalchemy
         from mlflow.store.db.utils import _initialize_tables
-    except ImportError:  # another MLflow layout: new stores are built the usual way
+    except ImportError:  # another MLflow layout
         return None
-    cache.mkdir(parents=True, exist_ok=True)
     scratch = cache / f".{template.name}.{os.getpid()}.tmp"
-    engine = sqlalchemy.create_engine(f"{SQLITE_PREFIX}{scratch}")
     try:
-        _initialize_tables(engine)  # MLflow's tables at its head revision, and nothing else
+        cache.mkdir(parents=True, exist_ok=True)
+        engine = sqlalchemy.create_engine(f"{SQLITE_PREFIX}{scratch}")
+        try:
+            _initialize_tables(engine)  # MLflow's tables at its head revision, and nothing else
+        finally:
+            engine.dispose()
+        os.replace(scratch, template)  # whole or absent: two first runs each make one, one wins
+    except (OSError, sqlalchemy.exc.SQLAlchemyError):
+        return None
     finally:
-        engine.dispose()
-    os.replace(scratch, template)  # whole or absent: two first runs each make one, one wins
+        with contextlib.suppress(OSError):  # gone once replaced; never made where the cache cannot be
+            scratch.unlink()
     return template
 
 

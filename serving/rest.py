@@ -67,6 +67,11 @@ class RestHandler(BaseHTTPRequestHandler):
             self.request.settimeout(None)
         super().setup()
 
+    def handle_expect_100(self) -> bool:
+        answered = super().handle_expect_100()
+        self.wfile.flush()  # "100 Continue" must leave now (wbufsize): the client waits for it to send the body
+        return answered
+
     def log_message(self, format: str, *args: Any) -> None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s " + format, self.address_string(), *args)

@@ -228,3 +228,10 @@ def test_a_new_sqlite_store_is_a_copy_of_mlflows_empty_one_and_an_existing_store
     assert mlflow_registry.client_for(Home(tmp_path / "b").mlflow_uri).get_registered_model("fraud")
     assert (tmp_path / "b" / "mlflow.db").read_bytes() == before
     mlflow_registry.seed_sqlite_store("http://127.0.0.1:1")  # a server: nothing to seed
+
+    (tmp_path / "not-a-dir").write_text("")  # no cache can be made there: MLflow builds the store itself
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-dir"))
+    (tmp_path / "c").mkdir()
+    assert mlflow_registry.client_for(Home(tmp_path / "c").mlflow_uri).search_experiments()[0].name == "Default"
+    assert schema(tmp_path / "c" / "mlflow.db") == schema(tmp_path / "built.db")
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["mlflow.db"]  # no scratch file left

@@ -354,3 +354,25 @@ def test_predictions_go_to_the_stream_that_is_stdout_when_they_are_printed():
         with contextlib.redirect_stdout(out):
             print_predictions(response)
         assert out.getvalue().splitlines() == lines
+
+
+def test_a_client_that_expects_100_continue_gets_it_at_once():
+    """Answers leave in one write (a buffered wfile); the interim "100 Continue" must not wait in that
+    buffer, or a client such as curl waits a second before it sends its body."""
+    import socket
+    from types import SimpleNamespace
+
+    from serving.options import ServerOptions
+    from serving.rest import make_rest_server, serve_in_thread
+
+    server = make_rest_server(SimpleNamespace(options=ServerOptions()), "127.0.0.1", 0)
+    serve_in_thread(server)
+    try:
+        with socket.create_connection(server.server_address, timeout=5) as client:
+            client.sendall(b"POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 2\r\nExpect: 100-continue\r\n\r\n")
+            client.settimeout(0.5)
+            assert client.recv(64).startswith(b"HTTP/1.1 100 Continue")
+    finally:
+        server.shutdown()
+        server.server_close()
