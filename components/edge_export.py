@@ -29,7 +29,7 @@ from tfx.types import Channel, artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import metrics
-from components.features import LABEL_OFFSET, LABEL_SCALE, PREDICTIONS, transformed_name, vocabulary_name
+from components.features import LABEL_OFFSET, LABEL_SCALE, PREDICTIONS, feature_vocabularies, transformed_name
 from components.splits import read_split
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
@@ -131,7 +131,7 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
     columns = read_columns(model_dir)  # a user's table: column kinds (booleans, categories, date-times)
     probes = tf.constant([_probe_examples(full_spec, v) for v in (0.0, 1.0, 2.0)])
     transformed = {k: v.numpy() for k, v in served.signatures["transform_features"](examples=probes).items()}
-    inputs = []
+    inputs, vocabularies = [], None
     for name, feature in sorted(full_spec.items()):
         if name in labels:
             continue
@@ -141,8 +141,8 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
             continue
         out = transformed[transformed_name(name)]
         if feature.dtype == tf.string or kind in ("string", "boolean"):
-            vocabulary = [v.decode() if isinstance(v, bytes) else str(v)
-                          for v in tft_output.vocabulary_by_name(vocabulary_name(name))]
+            vocabularies = feature_vocabularies(tft_output) if vocabularies is None else vocabularies
+            vocabulary = [v.decode() for v in vocabularies.get(name, ())]
             inputs.append({"name": name, "kind": "string", "dtype": "int32", "shape": [],
                            "vocabulary": vocabulary, "oov_index": len(vocabulary) if OOV_BUCKETS else -1,
                            **({"normalize": "boolean"} if kind == "boolean" else {})})

@@ -23,11 +23,11 @@ from components.export import mark_signature_methods, serving_signatures
 from components.features import (
     LABEL_OFFSET,
     LABEL_SCALE,
+    feature_vocabularies,
     is_model_input,
     label_vocabulary,
     raw_name,
     transformed_name,
-    vocabulary_name,
 )
 from components.images import augmentation
 from components.models import autoencoder, distillation, transfer
@@ -49,13 +49,15 @@ def feature_spec_from_transform(tft_output: tft.TFTransformOutput, labels: Tuple
     """Numeric, categorical and tensor model inputs, read from the Transform's output spec."""
     numeric, categorical, tensors = [], {}, {}
     label_keys = {transformed_name(label) for label in labels}
+    vocabularies = None
     for name, feature in sorted(tft_output.transformed_feature_spec().items()):
         if not is_model_input(name, label_keys):
             continue
         if list(feature.shape) != [1]:
             tensors[name] = tuple(feature.shape)
         elif feature.dtype == tf.int64:
-            categorical[name] = tft_output.vocabulary_size_by_name(vocabulary_name(raw_name(name))) + OOV_BUCKETS
+            vocabularies = feature_vocabularies(tft_output) if vocabularies is None else vocabularies
+            categorical[name] = len(vocabularies.get(raw_name(name), ())) + OOV_BUCKETS
         else:
             numeric.append(name)
     return FeatureSpec(numeric=tuple(numeric), categorical=categorical, tensors=tensors)

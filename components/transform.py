@@ -4,27 +4,32 @@ images and sequences scaled to [0, 1] and shaped, labels encoded per target task
 Referenced by TFX as ``components.transform.preprocessing_fn``; ``custom_config`` comes from
 ``PipelineConfig.transform_config()``: task, targets ((label, task) pairs) and tensor shapes.
 """
-from typing import Any, Dict, Mapping, Union
+import functools
+from typing import Any, Dict, Mapping, Tuple, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from components import images
 from components.features import (
+    FEATURE_VOCABULARY,
     FORECAST_OFFSET,
     FORECAST_SCALE,
     LABEL_OFFSET,
     LABEL_SCALE,
+    column_vocabularies,
     label_vocabulary,
+    read_vocabulary,
     transformed_name,
-    vocabulary_name,
+    vocabulary_column,
+    vocabulary_key,
 )
 from components.tasks import get_task
 from serving.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
 from serving.images import ImageInfo
 
 OOV_BUCKETS = 1
-VOCABULARY_TOP_K = 10_000  # the most frequent values of a text column; the rest share the OOV bucket
+VOCABULARY_TOP_K = 10_000  # the most frequent values of each text column; the rest share the OOV bucket
 Tensorish = Union[tf.Tensor, tf.SparseTensor]
 
 
@@ -143,34 +148,75 @@ def date_parts(x: tf.Tensor, date_format: str) -> Dict[str, tf.Tensor]:
     return {name: tf.where(valid, tf.cast(value, tf.float32), nan) for name, value in zip(DATE_PARTS, values)}
 
 
-def _zscore_filled(x: tf.Tensor, name: str) -> tf.Tensor:
-    """z-score of a [batch, 1] float tensor with statistics over its finite values only; a NaN
-    (missing or unreadable) becomes the mean (z = 0)."""
-    indices = tf.where(tf.math.is_finite(x))
-    present = tf.SparseTensor(indices, tf.gather_nd(x, indices), tf.shape(x, out_type=tf.int64))
-    return fill_missing(tft.scale_to_z_score(present, name=f"zscore_{name}"), 0.0)
+def z_scores(numbers: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Each [batch, 1] float (NaN where missing or unreadable) as a z-score over its finite values,
+    a NaN becoming the mean (z = 0). One elementwise analyzer for all columns: TFT packs combiners,
+    but each analyzer still adds Beam stages."""
+    if not numbers:
+        return {}
+    stacked = tf.concat(list(numbers.values()), axis=1)
+    indices = tf.where(tf.math.is_finite(stacked))
+    present = tf.SparseTensor(indices, tf.gather_nd(stacked, indices), tf.shape(stacked, out_type=tf.int64))
+    scaled = tf.sparse.to_dense(tft.scale_to_z_score(present, elementwise=True, name="zscore"), default_value=0.0)
+    return {name: scaled[:, i:i + 1] for i, name in enumerate(numbers)}
 
 
-def table_features(name: str, tensor: Tensorish, column: Mapping[str, str], na_tokens) -> Dict[str, tf.Tensor]:
-    """A user's column by its kind (``custom_config["columns"]``): booleans and categories become
-    vocabularies, date-times their parts (z-scored), numbers a z-score."""
+def _column_lookup(column: str, text: tf.Tensor, vocabulary_path: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """``apply_vocabulary``'s lookup_fn: a value's index among its column's values in the feature
+    vocabulary, the column's size for anything else. The table is built from the written vocabulary
+    when TFT traces the transform graph it saves (the path is then a concrete tensor), so the saved
+    graph holds it as constants. In an analysis phase's trace (a symbolic path) no analyzer reads
+    these ids, and TFT's own table would not resolve either; zeros stand in."""
+    if not hasattr(vocabulary_path, "numpy"):
+        return tf.zeros_like(text, tf.int64), tf.constant(OOV_BUCKETS, tf.int64)
+    with tf.init_scope():
+        values = column_vocabularies(read_vocabulary(vocabulary_path.numpy().decode())).get(column, [])
+        keys = tf.constant(values or [b""], tf.string)  # a table needs a key; "" is never in one
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(keys, tf.range(tf.size(keys, out_type=tf.int64))),
+            default_value=len(values))
+    return table.lookup(text), tf.constant(len(values) + OOV_BUCKETS, tf.int64)
+
+
+def vocabulary_ids(texts: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """Each [batch, 1] text column (missing as "") as ids into its values by decreasing frequency,
+    at most VOCABULARY_TOP_K of them, the rest (and "") the OOV id. One vocabulary analyzer for all
+    columns (components.features.FEATURE_VOCABULARY); TFT's coverage arm keeps each column's own
+    top k (its global arm, top 1, adds nothing: the most frequent value overall leads its column)."""
+    if not texts:
+        return {}
+    keyed = tf.concat([tf.strings.join([vocabulary_key(name), text]) for name, text in texts.items()], axis=1)
+    path = tft.vocabulary(keyed, top_k=1, key_fn=vocabulary_column, coverage_top_k=VOCABULARY_TOP_K,
+                          vocab_filename=FEATURE_VOCABULARY)
+    return {transformed_name(name): tft.apply_vocabulary(
+                text, path, num_oov_buckets=OOV_BUCKETS, lookup_fn=functools.partial(_column_lookup, name))
+            for name, text in texts.items()}
+
+
+def as_float(x: Tensorish) -> tf.Tensor:
+    """A [batch, 1] float32 tensor, NaN where the value is missing."""
+    return fill_missing(tf.cast(x, tf.float32), float("nan"))
+
+
+def table_features(name: str, tensor: Tensorish, column: Mapping[str, str], na_tokens
+                   ) -> Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor]]:
+    """A user's column by its kind (``custom_config["columns"]``), as (texts by column, numbers by
+    output name): booleans and categories are texts for vocabularies, date-times their parts and
+    numbers floats to z-score."""
     kind = column.get("kind", "")
     if kind == "datetime":
         raw = fill_missing(tensor, "" if tensor.dtype == tf.string else float("nan"))
         if raw.dtype == tf.string:
             raw = clean_text(raw, na_tokens)
         parts = date_parts(raw, column.get("format", "iso"))
-        return {transformed_name(f"{name}__{part}"): _zscore_filled(value, f"{name}__{part}")
-                for part, value in parts.items()}
+        return {}, {transformed_name(f"{name}__{part}"): value for part, value in parts.items()}
     if kind in ("boolean", "string") or tensor.dtype == tf.string:
         text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
         text = clean_text(text, na_tokens)
         if kind == "boolean":
             text = boolean_text(text)
-        return {transformed_name(name): tft.compute_and_apply_vocabulary(
-            text, top_k=VOCABULARY_TOP_K, num_oov_buckets=OOV_BUCKETS, vocab_filename=vocabulary_name(name))}
-    zscore = tft.scale_to_z_score(tf.cast(tensor, tf.float32), name=f"zscore_{name}")
-    return {transformed_name(name): fill_missing(zscore, 0.0)}
+        return {name: text}, {}
+    return {}, {transformed_name(name): as_float(tensor)}
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
@@ -182,7 +228,7 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
         (window, shape), = tensors.items()
         (target, _), = targets.items()
         return forecast_features(inputs, window, shape, target)
-    outputs = {}
+    outputs, texts, numbers = {}, {}, {}
     image = custom_config.get("image")
     ignored = set(image.get("ignore", ())) if image else set()
     for name, tensor in inputs.items():
@@ -193,18 +239,18 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
             continue
         if columns is not None:  # a user's table: kinds decided by the preflight
             if name in columns:
-                outputs.update(table_features(name, tensor, columns[name], na_tokens))
+                column_texts, column_numbers = table_features(name, tensor, columns[name], na_tokens)
+                texts.update(column_texts)
+                numbers.update(column_numbers)
             continue
         if name in tensors:
             outputs[transformed_name(name)] = scale_tensor(tensor, tensors[name], name)
         elif tensor.dtype == tf.string:
-            outputs[transformed_name(name)] = tft.compute_and_apply_vocabulary(
-                fill_missing(tensor, ""), num_oov_buckets=OOV_BUCKETS, vocab_filename=vocabulary_name(name)
-            )
-        else:
-            # Statistics over present values only; a missing value becomes the mean (z = 0).
-            zscore = tft.scale_to_z_score(tf.cast(tensor, tf.float32), name=f"zscore_{name}")
-            outputs[transformed_name(name)] = fill_missing(zscore, 0.0)
+            texts[name] = fill_missing(tensor, "")
+        else:  # statistics over present values only; a missing value becomes the mean (z = 0)
+            numbers[transformed_name(name)] = as_float(tensor)
+    outputs.update(vocabulary_ids(texts))
+    outputs.update(z_scores(numbers))
     for label, subtask in targets.items():
         outputs[transformed_name(label)] = encode_label(inputs[label], get_task(subtask).label_encoding, label)
     if custom_config["task"] == "regression":

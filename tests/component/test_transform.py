@@ -4,9 +4,12 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components import transform
+from components.features import FEATURE_VOCABULARY, feature_vocabularies
 from components.transform import preprocessing_fn
 
 RAW_SPEC = {
@@ -69,3 +72,55 @@ def test_regression_label_is_a_float(tmp_path):
     rows = _transform(tmp_path, "amount", "regression", drop="kind")
     assert _column(rows, "amount_xf").tolist() == [10.0, 20.0, 30.0, 40.0]
     assert _column(rows, "label_xf").dtype == np.float32
+
+
+def _analyze_and_write(tmp_path, spec, rows, fn):
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp"), force_tf_compat_v1=False):
+        (transformed, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            fn, output_record_batches=False)
+        _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "out"))
+    return transformed, tft.TFTransformOutput(str(tmp_path / "out"))
+
+
+def test_text_columns_share_one_vocabulary_with_ids_of_their_own(tmp_path, monkeypatch):
+    """One analyzer for all text columns, yet each column's ids are its own values by decreasing
+    frequency, capped at the top k per column, with "" (missing) and unseen values the OOV id; the
+    saved graph answers the same after its directory moves (the tables are constants in it)."""
+    monkeypatch.setattr(transform, "VOCABULARY_TOP_K", 2)
+    spec = {"colour": tf.io.VarLenFeature(tf.string), "size": tf.io.FixedLenFeature([1], tf.string),
+            "label": tf.io.FixedLenFeature([1], tf.int64)}
+    values = [("red", "a"), ("red", "a"), ("red", "b"), ("blue", "b"), ("blue", "red"), ("green", "b"), (None, "c")]
+    rows = [{"colour": [c.encode()] if c else [], "size": [s.encode()], "label": [i % 2]}
+            for i, (c, s) in enumerate(values)]
+    fn = functools.partial(preprocessing_fn, custom_config={"task": "binary", "targets": [["label", "binary"]]})
+    transformed, output = _analyze_and_write(tmp_path, spec, rows, fn)
+    assert _column(transformed, "colour_xf").tolist() == [0, 0, 0, 1, 1, 2, 2]  # green: past the top 2; None: ""
+    assert _column(transformed, "size_xf").tolist() == [1, 1, 0, 0, 2, 0, 2]  # b (3) before a (2); "red" and c: OOV
+    vocabularies = feature_vocabularies(output)
+    assert vocabularies == {"colour": [b"red", b"blue"], "size": [b"b", b"a"]}
+    assert output.vocabulary_by_name(FEATURE_VOCABULARY)  # one file for both columns
+    moved = tmp_path / "moved"
+    (tmp_path / "out").rename(moved)
+    served = tft.TFTransformOutput(str(moved)).transform_raw_features(
+        {"colour": tf.sparse.from_dense(tf.constant([["blue"], ["purple"]])),
+         "size": tf.constant([["a"], ["blue"]]), "label": tf.constant([[0], [1]], tf.int64)})
+    assert served["colour_xf"].numpy().ravel().tolist() == [1, 2]
+    assert served["size_xf"].numpy().ravel().tolist() == [1, 2]
+
+
+def test_z_scores_of_columns_missing_for_whole_batches(tmp_path):
+    """The one elementwise analyzer over all numbers: a column absent from the first two thousand
+    rows (whole Beam batches with no value of it) still gets its own mean and deviation."""
+    rng = np.random.default_rng(0)
+    late, full = rng.normal(5.0, 2.0, 3000), rng.normal(-1.0, 0.5, 3000)
+    spec = {"late": tf.io.VarLenFeature(tf.float32), "full": tf.io.FixedLenFeature([1], tf.float32),
+            "label": tf.io.FixedLenFeature([1], tf.int64)}
+    rows = [{"late": [late[i]] if i >= 2000 else [], "full": [full[i]], "label": [0]} for i in range(3000)]
+    fn = functools.partial(preprocessing_fn, custom_config={"task": "binary", "targets": [["label", "binary"]]})
+    transformed, _ = _analyze_and_write(tmp_path, spec, rows, fn)
+    present = late[2000:]
+    np.testing.assert_allclose(_column(transformed, "late_xf")[2000:], (present - present.mean()) / present.std(),
+                               atol=1e-4)
+    assert not _column(transformed, "late_xf")[:2000].any()  # missing -> the mean
+    np.testing.assert_allclose(_column(transformed, "full_xf"), (full - full.mean()) / full.std(), atol=1e-4)
