@@ -41,6 +41,8 @@ from serving.images import ImageInfo, write_image_info
 
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.json"
+CACHE_BYTES = 4 << 20  # a split up to this size on disk (GZIP tf.Examples) is held in memory after one read
+SHUFFLE_BUFFER = 10_000  # rows, as TFX's reader shuffles
 MODEL_DESCRIPTION = "mlops_model.json"  # in the SavedModel's assets.extra (TF Serving ignores it)
 TRAINING_ONLY = (*TRAINING_DEFAULTS, "threshold_quantile")  # hyperparameters that leave the architecture as is
 
@@ -96,13 +98,30 @@ def spec_classes_head(tft_output: tft.TFTransformOutput, config: Mapping[str, An
     return spec, classes, head_spec(config, classes, tft_output)
 
 
+def files_bytes(patterns: Any) -> int:
+    """The size on disk of the files a TFX split's patterns name."""
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    return sum(tf.io.gfile.stat(path).length for pattern in patterns for path in tf.io.gfile.glob(pattern))
+
+
 def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, config: Mapping[str, Any],
              batch_size: int, shuffle: bool) -> tf.data.Dataset:
-    """(model inputs, label) batches read by TFX's data accessor."""
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=shuffle,
-                                             shuffle_seed=7 if shuffle else None)
+    """(model inputs, label) batches read by TFX's data accessor. A split of at most CACHE_BYTES on
+    disk is read and parsed once and kept in memory, its rows shuffled each epoch from there (with
+    the buffer TFX's reader uses): re-reading took 40-50 ms of each 0.2 s epoch of the default job.
+    Larger splits are read each epoch, shuffled by the reader (per-row work in tf.data would cost
+    more than the parsing it saves: 8.8 s an epoch at 800,000 rows of 30 features)."""
+    cached = files_bytes(files) <= CACHE_BYTES
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=shuffle and not cached,
+                                             shuffle_buffer_size=SHUFFLE_BUFFER, shuffle_seed=7 if shuffle else None)
     data = fn_args.data_accessor.tf_dataset_factory(files, options, tft_output.transformed_metadata.schema)
-    return data.map(lambda features: inputs_and_label(features, config))
+    data = data.map(lambda features: inputs_and_label(features, config))
+    if not cached:
+        return data
+    data = data.cache()
+    if shuffle:
+        data = data.unbatch().shuffle(SHUFFLE_BUFFER, seed=7, reshuffle_each_iteration=True).batch(batch_size)
+    return data
 
 
 def inputs_and_label(features: Mapping[str, tf.Tensor], config: Mapping[str, Any]) -> Tuple[Dict[str, tf.Tensor], Any]:

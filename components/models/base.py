@@ -10,9 +10,9 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import tf_keras as keras
 
-from components import keras_is_not_autographed
+from components import libraries_are_not_autographed
 
-keras_is_not_autographed()
+libraries_are_not_autographed()
 KERNEL_INITIALIZER = "he_normal"
 # BatchNorm's moving statistics follow the last ~10 batches (Keras' 0.99 follows ~100): on small
 # data they lag the weights for most of a short training, and inference falls to chance (measured:

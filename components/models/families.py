@@ -17,6 +17,9 @@ TRAINING_DEFAULTS: Mapping[str, Any] = {
     "lr_schedule": "constant",  # constant | cosine | warmup_cosine (per epoch)
     "warmup_epochs": 3,  # for warmup_cosine
     "class_weight": "none",  # none | balanced (classification)
+    # the resume backup is written at an epoch's end once this many seconds passed since the last
+    # (0: every epoch); a killed run loses at most that much training plus the epoch it was in
+    "backup_seconds": 1.0,
     # transfer learning (--pretrained): phase 2 unfreezes the base's top layers at learning_rate / 10
     "fine_tune_layers": 20,
     "fine_tune_epochs": 10,

@@ -49,8 +49,8 @@ def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
     killed = _job(backup, tmp_path / "run1", kill_after=3)
     assert killed.returncode == 9, killed.stderr[-2000:]
     assert backup.exists() and any(backup.iterdir())
-    assert sorted(p.name for p in (tmp_path / "run1" / "checkpoints").iterdir()) == [
-        "epoch-001.weights.h5", "epoch-002.weights.h5", "epoch-003.weights.h5"]
+    saved = {p.name for p in (tmp_path / "run1" / training_loop.CHECKPOINTS).iterdir()}
+    assert {f"epoch-00{n}.index" for n in (1, 2, 3)} <= saved and "epoch-004.index" not in saved
     assert any((tmp_path / "run1" / "logs").rglob("events.out.tfevents.*"))  # TensorBoard
 
     resumed = _job(backup, tmp_path / "run2", kill_after=0)
@@ -80,3 +80,31 @@ def test_warm_start_only_from_a_model_of_the_same_architecture(tmp_path):
     assert refusal(head={"task": "binary", "units": 2, "subheads": []}) == "different head"
     assert refusal(inputs={"numeric": ["amount", "age"], "categorical": {}, "tensors": {}}) == "different inputs"
     assert refusal(hparams={**description["hparams"], "width": 16}) == "different architecture hyperparameters"
+
+
+@pytest.mark.parametrize("seconds, backed_up", [(0, [0, 1, 2, 3, 4, 5]), (1.0, [2, 5])])
+def test_the_resume_backup_is_written_once_its_interval_passed(tmp_path, seconds, backed_up):
+    """Epochs of 0.4 s (a clock the test moves): with a 1 s interval the backup is written after the
+    third and the sixth epoch, with 0 after every one; the backup is still deleted at the end."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    now = [0.0]
+    written = []
+
+    class Recorded(training_loop.PeriodicBackup):
+        def _backup(self, epoch, batch=0):
+            written.append(epoch)
+            super()._backup(epoch, batch)
+
+    class Tick(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            now[0] += 0.4
+
+    model = keras.Sequential([keras.layers.Dense(1, input_shape=(2,))])
+    model.compile("sgd", "mse")
+    data = tf.data.Dataset.from_tensor_slices((np.ones((8, 2), "float32"), np.ones((8, 1), "float32"))).batch(4)
+    backup = tmp_path / "backup"
+    model.fit(data, epochs=6, verbose=0, callbacks=[Tick(), Recorded(str(backup), seconds, clock=lambda: now[0])])
+    assert written == backed_up
+    assert not backup.exists() or not any(backup.iterdir())

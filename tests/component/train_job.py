@@ -35,7 +35,7 @@ class KillAfter(keras.callbacks.Callback):
 
 def main(backup_dir: str, run_dir: str, kill_after: int) -> None:
     hp = resolve_hparams("dnn", {"epochs": 6, "patience": 100, "width": 8, "class_weight": "balanced",
-                                 "lr_schedule": "warmup_cosine"})
+                                 "lr_schedule": "warmup_cosine", "backup_seconds": 0})  # a backup every epoch
     keras.utils.set_random_seed(hp["seed"])
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 2)).astype("float32")
