@@ -29,6 +29,7 @@ from tfx.types import Channel, artifact, artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import metrics
+from components.export import CALL_TRANSFORMED
 from components.features import LABEL_OFFSET, LABEL_SCALE, PREDICTIONS, feature_vocabularies, transformed_name
 from components.splits import read_split
 from components.tasks import get_task
@@ -171,9 +172,9 @@ def label_scaling(served: Any, tft_output: tft.TFTransformOutput) -> Optional[Tu
 
 def edge_function(model: Any, inputs: List[Dict[str, Any]], task: str,
                   scaling: Optional[Tuple[float, float]] = None) -> Any:
-    """A concrete function from raw inputs (by name) to the loaded SavedModel's outputs, with
-    builtin-convertible ops; ``scaling``: a regression label's (mean, std), as the exported signatures
-    apply it."""
+    """A concrete function from raw inputs (by name) to the loaded SavedModel's outputs (through its
+    ``CALL_TRANSFORMED`` function, components.export.save_model), with builtin-convertible ops;
+    ``scaling``: a regression label's (mean, std), as the exported signatures apply it."""
     specs = {spec["name"]: tf.TensorSpec([None, *spec["shape"]], tf.int32 if spec["kind"] == "string" else tf.float32,
                                          name=spec["name"]) for spec in inputs}
     window = next((s for s in inputs if s["kind"] == "tensor"), None)
@@ -188,7 +189,7 @@ def edge_function(model: Any, inputs: List[Dict[str, Any]], task: str,
             else:
                 transformed[transformed_name(spec["name"])] = tf.reshape(
                     value * spec["scale"] + spec["offset"], [-1, *spec["transformed_shape"]])
-        outputs = model(transformed, training=False)
+        outputs = getattr(model, CALL_TRANSFORMED)(transformed)
         outputs = dict(outputs) if isinstance(outputs, dict) else {PREDICTIONS: outputs}
         if task == "forecast" and window is not None:  # back to the series' units
             outputs["forecast"] = (outputs[PREDICTIONS] - window["offset"]) / window["scale"]

@@ -19,7 +19,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
 from components import training_loop
-from components.export import mark_signature_methods, serving_signatures
+from components.export import mark_signature_methods, save_model, serving_signatures
 from components.features import (
     LABEL_OFFSET,
     LABEL_SCALE,
@@ -303,7 +303,7 @@ def run_fn(fn_args: FnArgs) -> None:
                    "epoch_seconds": list(getattr(history, "epoch_seconds", [])), **info}, f, indent=1)
 
     image = image_info(config, classes.get(labels[0], []))
-    model.save(fn_args.serving_model_dir, save_format="tf", signatures=serving_signatures(
+    save_model(model, fn_args.serving_model_dir, serving_signatures(
         model, tft_output, labels, task_name, classes.get(labels[0], []) if len(labels) == 1 else (),
         ignored=(config.get("image") or {}).get("ignore", ()), image=image))
     mark_signature_methods(fn_args.serving_model_dir)

@@ -16,8 +16,10 @@ from components.models.base import KERNEL_INITIALIZER, FeatureSpec, HeadSpec, co
 SCORE, PROBABILITY, VERDICT = "score", "anomaly_probability", "is_anomaly"
 
 
+@keras.utils.register_keras_serializable(package="mlops")
 class AnomalyScore(keras.layers.Layer):
-    """(input, reconstruction) -> score, probability and verdict against a stored threshold."""
+    """(input, reconstruction) -> score, probability and verdict against a stored threshold.
+    Registered: the Trainer saves without traced layer calls, so a Keras reload rebuilds it by name."""
 
     def build(self, input_shape):
         self.threshold = self.add_weight(name="anomaly_threshold", shape=(), trainable=False,
