@@ -208,7 +208,7 @@ def save_edge_function(concrete: Any, model: Any, directory: Path) -> None:
     the variables it reads (3 s, once). A function that reads another resource (a lookup table) gets
     the whole model saved with it."""
     minimal = tf.Module()
-    minimal.variables_read = list(getattr(model, "variables", ()))
+    minimal.variables_read = list(concrete.variables)  # what it captures (a model saved without traces has no list)
     try:
         tf.saved_model.save(minimal, str(directory), signatures={SIGNATURE: concrete})
     except (AssertionError, ValueError) as e:  # TF asserts "an 'untracked' resource": more than variables

@@ -66,3 +66,27 @@ def test_a_function_reading_a_lookup_table_is_saved_with_the_whole_model(tmp_pat
     rows, codes = tf.constant(_rows(4)), tf.constant([[1], [2], [3], [1]], tf.int64)
     np.testing.assert_allclose(saved.signatures[SIGNATURE](x=rows, code=codes)["predictions"].numpy(),
                                concrete(rows, codes)["predictions"].numpy(), rtol=1e-6)
+
+
+def test_a_model_saved_as_the_trainer_saves_it_gives_a_minimal_edge_model(tmp_path):
+    """The Trainer saves without Keras' traces (components.export.save_model): the loaded object has
+    no variable list, so the edge function's own captured variables are what is saved with it."""
+    from components.export import CALL_TRANSFORMED, save_model
+
+    inputs = keras.Input(shape=(3,), name="x")
+    model = keras.Model({"x": inputs}, keras.layers.Dense(2)(keras.layers.Dense(4, activation="relu")(inputs)))
+    save_model(model, str(tmp_path / "model"), signatures={})
+    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    assert not hasattr(loaded, "variables")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    def edge(x):
+        return {"predictions": getattr(loaded, CALL_TRANSFORMED)({"x": x})}
+
+    concrete = edge.get_concrete_function()
+    save_edge_function(concrete, loaded, tmp_path / "edge")
+    saved = tf.saved_model.load(str(tmp_path / "edge"))
+    assert not hasattr(saved, "keras_api") and not hasattr(saved, CALL_TRANSFORMED)  # the function alone
+    rows = tf.constant(_rows())
+    np.testing.assert_allclose(saved.signatures[SIGNATURE](x=rows)["predictions"].numpy(),
+                               model({"x": rows}).numpy(), rtol=1e-6)
