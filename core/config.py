@@ -10,6 +10,10 @@ from serving.images import FILE_FEATURE, IMAGE_FEATURE
 
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")  # DirectRunner's running modes
 DIRECT_RUNNER_DEFAULTS = ("in_memory", 1)  # Beam's own defaults for DirectRunner's mode and workers
+# Any of these stops TFX from packaging itself for Beam's workers (tfx.utils.dependency_utils)
+BEAM_DEPENDENCY_FLAGS = ("--extra_packages", "--setup_file", "--requirements_file", "--worker_harness_container_image",
+                         "--sdk_container_image")
+PROJECT_SETUP = Path(__file__).resolve().parents[1] / "setup.py"
 
 
 def beam_args(mode: str = "in_memory", workers: int = 1, extra: Tuple[str, ...] = ()) -> Tuple[str, ...]:
@@ -19,15 +23,21 @@ def beam_args(mode: str = "in_memory", workers: int = 1, extra: Tuple[str, ...] 
 
     DirectRunner's defaults give no args at all: TFX's Beam executors build an sdist of the whole
     TFX install before every component whenever the args are non-empty (3 s and 42 MB left in
-    /tmp each; a local runner needs none of it)."""
+    /tmp each; a local runner needs none of it) and name no dependency. Other DirectRunner args get
+    this project's setup.py as that dependency: DirectRunner never reads it (its workers share this
+    interpreter), and TFX then packages nothing."""
     if mode not in BEAM_MODES:
         raise ValueError(f"Beam mode '{mode}': choose one of {', '.join(BEAM_MODES)}")
     if workers < 1:
         raise ValueError(f"Beam workers {workers}: need at least 1")
     runner = next((a.split("=", 1)[1] for a in extra if a.startswith("--runner=")), "DirectRunner")
-    if runner != "DirectRunner" or (mode, workers) == DIRECT_RUNNER_DEFAULTS:
+    if runner != "DirectRunner":
         return tuple(extra)
-    return (f"--direct_running_mode={mode}", f"--direct_num_workers={workers}", *extra)
+    args = tuple(extra) if (mode, workers) == DIRECT_RUNNER_DEFAULTS else \
+        (f"--direct_running_mode={mode}", f"--direct_num_workers={workers}", *extra)
+    if args and not any(a.split("=", 1)[0] in BEAM_DEPENDENCY_FLAGS for a in args):
+        args += (f"--setup_file={PROJECT_SETUP}",)
+    return args
 
 
 LOCAL_BEAM_ARGS: Tuple[str, ...] = beam_args()

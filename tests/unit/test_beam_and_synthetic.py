@@ -4,20 +4,38 @@ import csv
 import pytest
 
 from cli.main import main
-from core.config import LOCAL_BEAM_ARGS, beam_args
+from core.config import LOCAL_BEAM_ARGS, PROJECT_SETUP, beam_args
 from pipelines.inputs.synthetic import LABEL, columns, write_transactions
 from tests.helpers import run_cli_config, write_transactions_csv
 
 
 def test_local_default_is_one_in_memory_worker():
     assert LOCAL_BEAM_ARGS == ()  # DirectRunner's defaults; non-empty args make TFX build an sdist per component
-    assert beam_args("multi_processing", 2) == ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    assert beam_args("multi_processing", 2) == ("--direct_running_mode=multi_processing", "--direct_num_workers=2",
+                                                f"--setup_file={PROJECT_SETUP}")
 
 
 def test_another_runner_gets_only_the_passed_args():
     dataflow = ("--runner=DataflowRunner", "--project=p", "--region=europe-west1", "--temp_location=gs://b/tmp")
     assert beam_args("in_memory", 1, dataflow) == dataflow
-    assert beam_args("in_memory", 1, ("--runner=DirectRunner",))[-1] == "--runner=DirectRunner"
+    assert beam_args("in_memory", 1, ("--runner=DirectRunner",))[:1] == ("--runner=DirectRunner",)
+    assert beam_args("multi_processing", 2, ("--extra_packages=dist/mine.tar.gz",))[-1] == \
+        "--extra_packages=dist/mine.tar.gz"  # the user's own dependency flag stands alone
+
+
+@pytest.mark.parametrize("mode, workers, extra", [("multi_processing", 2, ()), ("multi_threading", 2, ()),
+                                                  ("in_memory", 1, ("--runner=DirectRunner",))])
+def test_tfx_packages_nothing_for_a_local_runner(monkeypatch, mode, workers, extra):
+    """TFX's Beam executors call make_beam_dependency_flags before every component: with DirectRunner
+    args it must find a dependency flag and build no sdist (3 s and 42 MB in /tmp each)."""
+    from tfx.utils import dependency_utils
+
+    def refuse():
+        raise AssertionError("TFX built an sdist of itself")
+
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package", refuse)
+    args = list(beam_args(mode, workers, extra))
+    assert dependency_utils.make_beam_dependency_flags(args) == args
 
 
 def test_cli_builds_beam_args_and_refuses_bad_ones(tmp_path, capsys):
@@ -26,7 +44,7 @@ def test_cli_builds_beam_args_and_refuses_bad_ones(tmp_path, capsys):
                             "multi_processing", "--beam-workers", "2", "--beam-arg=--direct_running_mode_hint=x",
                             home=tmp_path / "home")
     assert config.beam_args == ("--direct_running_mode=multi_processing", "--direct_num_workers=2",
-                                "--direct_running_mode_hint=x")
+                                "--direct_running_mode_hint=x", f"--setup_file={PROJECT_SETUP}")
     assert config.as_params()["beam_args"].startswith("--direct_running_mode=multi_processing")
     code = main(["run", "--data", str(data), "--label", "is_fraud", "--task", "binary", "--beam-workers", "0",
                  "--home", str(tmp_path / "home")])
