@@ -132,7 +132,7 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
     columns = read_columns(model_dir)  # a user's table: column kinds (booleans, categories, date-times)
     probes = tf.constant([_probe_examples(full_spec, v) for v in (0.0, 1.0, 2.0)])
     transformed = {k: v.numpy() for k, v in served.signatures["transform_features"](examples=probes).items()}
-    inputs, vocabularies = [], None
+    inputs, vocabularies = [], feature_vocabularies(tft_output)
     for name, feature in sorted(full_spec.items()):
         if name in labels:
             continue
@@ -142,7 +142,6 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
             continue
         out = transformed[transformed_name(name)]
         if feature.dtype == tf.string or kind in ("string", "boolean"):
-            vocabularies = feature_vocabularies(tft_output) if vocabularies is None else vocabularies
             vocabulary = [v.decode() for v in vocabularies.get(name, ())]
             inputs.append({"name": name, "kind": "string", "dtype": "int32", "shape": [],
                            "vocabulary": vocabulary, "oov_index": len(vocabulary) if OOV_BUCKETS else -1,

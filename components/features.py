@@ -52,8 +52,10 @@ def column_vocabularies(entries: Iterable[bytes]) -> Dict[str, List[bytes]]:
 
 
 def feature_vocabularies(tft_output: Any) -> Dict[str, List[bytes]]:
-    """Each text column's values by id, from a Transform's output (a ``tft.TFTransformOutput``)."""
-    return column_vocabularies(tft_output.vocabulary_by_name(FEATURE_VOCABULARY))
+    """Each text column's values by id, from a Transform's output (a ``tft.TFTransformOutput``);
+    empty when the features have no text column (the file is then not written)."""
+    path = tft_output.vocabulary_file_by_name(FEATURE_VOCABULARY)
+    return column_vocabularies(read_vocabulary(path)) if path else {}
 
 
 def read_vocabulary(path: str) -> List[bytes]:

@@ -51,14 +51,13 @@ def feature_spec_from_transform(tft_output: tft.TFTransformOutput, labels: Tuple
     """Numeric, categorical and tensor model inputs, read from the Transform's output spec."""
     numeric, categorical, tensors = [], {}, {}
     label_keys = {transformed_name(label) for label in labels}
-    vocabularies = None
+    vocabularies = feature_vocabularies(tft_output)
     for name, feature in sorted(tft_output.transformed_feature_spec().items()):
         if not is_model_input(name, label_keys):
             continue
         if list(feature.shape) != [1]:
             tensors[name] = tuple(feature.shape)
         elif feature.dtype == tf.int64:
-            vocabularies = feature_vocabularies(tft_output) if vocabularies is None else vocabularies
             categorical[name] = len(vocabularies.get(raw_name(name), ())) + OOV_BUCKETS
         else:
             numeric.append(name)
