@@ -161,16 +161,21 @@ def z_scores(numbers: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     return {name: scaled[:, i:i + 1] for i, name in enumerate(numbers)}
 
 
-def _column_lookup(column: str, text: tf.Tensor, vocabulary_path: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+def _column_lookup(column: str, parsed: Dict[str, Dict[str, list]], text: tf.Tensor,
+                   vocabulary_path: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
     """``apply_vocabulary``'s lookup_fn: a value's index among its column's values in the feature
     vocabulary, the column's size for anything else. The table is built from the written vocabulary
     when TFT traces the transform graph it saves (the path is then a concrete tensor), so the saved
-    graph holds it as constants. In an analysis phase's trace (a symbolic path) no analyzer reads
-    these ids, and TFT's own table would not resolve either; zeros stand in."""
+    graph holds it as constants; ``parsed`` holds the file's columns by path, read once per trace for
+    all columns. In an analysis phase's trace (a symbolic path) no analyzer reads these ids, and
+    TFT's own table would not resolve either; zeros stand in."""
     if not hasattr(vocabulary_path, "numpy"):
         return tf.zeros_like(text, tf.int64), tf.constant(OOV_BUCKETS, tf.int64)
     with tf.init_scope():
-        values = column_vocabularies(read_vocabulary(vocabulary_path.numpy().decode())).get(column, [])
+        path = vocabulary_path.numpy().decode()
+        if path not in parsed:
+            parsed[path] = column_vocabularies(read_vocabulary(path))
+        values = parsed[path].get(column, [])
         keys = tf.constant(values or [b""], tf.string)  # a table needs a key; "" is never in one
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(keys, tf.range(tf.size(keys, out_type=tf.int64))),
@@ -188,8 +193,9 @@ def vocabulary_ids(texts: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     keyed = tf.concat([tf.strings.join([vocabulary_key(name), text]) for name, text in texts.items()], axis=1)
     path = tft.vocabulary(keyed, top_k=1, key_fn=vocabulary_column, coverage_top_k=VOCABULARY_TOP_K,
                           vocab_filename=FEATURE_VOCABULARY)
+    parsed: Dict[str, Dict[str, list]] = {}  # this trace's reading of the file, shared by the columns
     return {transformed_name(name): tft.apply_vocabulary(
-                text, path, num_oov_buckets=OOV_BUCKETS, lookup_fn=functools.partial(_column_lookup, name))
+                text, path, num_oov_buckets=OOV_BUCKETS, lookup_fn=functools.partial(_column_lookup, name, parsed))
             for name, text in texts.items()}
 
 
