@@ -158,7 +158,7 @@ def z_scores(numbers: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     indices = tf.where(tf.math.is_finite(stacked))
     present = tf.SparseTensor(indices, tf.gather_nd(stacked, indices), tf.shape(stacked, out_type=tf.int64))
     scaled = tf.sparse.to_dense(tft.scale_to_z_score(present, elementwise=True, name="zscore"), default_value=0.0)
-    return {name: scaled[:, i:i + 1] for i, name in enumerate(numbers)}
+    return dict(zip(numbers, tf.split(scaled, len(numbers), axis=1)))  # one op, not a slice per column
 
 
 def _column_lookup(column: str, parsed: Dict[str, Dict[str, list]], text: tf.Tensor,

@@ -13,6 +13,7 @@ import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
+import orjson
 import tensorflow as tf
 
 from serving.errors import invalid
@@ -24,10 +25,15 @@ BYTES_SUFFIX = "_bytes"
 
 
 def parse_json(body: bytes) -> Dict[str, Any]:
+    """orjson first (a 30-number row: 20 -> 2.5 us); what it refuses (NaN and Infinity, which TF Serving
+    accepts; integers beyond 64 bits; bad input) goes to the standard parser, whose answer stands."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise invalid(f"JSON Parse error: {e}") from None
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise invalid(f"JSON Parse error: {e}") from None
     if not isinstance(document, dict):
         raise invalid("JSON Parse error: the request body must be a JSON object")
     return document
@@ -133,6 +139,9 @@ def request_inputs(document: Mapping[str, Any], signature: Signature) -> Tuple[D
         raise invalid("'instances' must be a non-empty list")
     if len(names) == 1 and not (isinstance(rows[0], dict) and _is_named(rows[0], names)):
         return {names[0]: to_array(rows, signature.inputs[names[0]])}, "row"
+    fast = _scalar_rows(rows, signature)
+    if fast is not None:
+        return fast, "row"
     columns: Dict[str, List[Any]] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -144,6 +153,40 @@ def request_inputs(document: Mapping[str, Any], signature: Signature) -> Tuple[D
         for name, value in row.items():
             columns.setdefault(name, []).append(value)
     return _named_arrays(columns, signature), "row"
+
+
+_SCALAR_TYPES = {"float": {int, float}, "int": {int}, "string": {str}}  # exact types: a bool is not a number
+
+
+def _scalar_rows(rows: List[Any], signature: Signature) -> Optional[Dict[str, np.ndarray]]:
+    """The row format's common case, each instance an object of one plain value per input: each
+    dtype's values converted and checked at once (a 30-number row: ~70 -> ~15 us). None on anything
+    else, or anything wrong, which the general path converts or names."""
+    groups = signature.scalar_inputs
+    if groups is None or any(type(row) is not dict or len(row) != len(signature.inputs) for row in rows):
+        return None
+    arrays: Dict[str, np.ndarray] = {}
+    try:
+        for (kind, dtype), names in groups.items():
+            values = [row[name] for name in names for row in rows]  # input-major: each input's rows contiguous
+            if not set(map(type, values)) <= _SCALAR_TYPES.get(kind, set()):
+                return None
+            if kind == "string":
+                array = np.array([value.encode() for value in values], dtype=object)
+            elif kind == "int":
+                array = np.array(values, dtype=np.int64)  # out of range: detectable, not wrapped
+                low, high = _int_range(dtype)
+                if array.min() < low or array.max() > high:
+                    return None
+                array = array.astype(dtype, copy=False)
+            else:
+                array = np.array(values, dtype=dtype)
+                if np.isinf(array).any():
+                    return None  # an overflow: to_array tells it from an explicit Infinity
+            arrays.update(zip(names, array.reshape(len(names), len(rows))))
+    except (KeyError, OverflowError):  # a missing input; an integer beyond 64 bits
+        return None
+    return arrays
 
 
 def _is_named(value: Mapping[str, Any], names: Sequence[str]) -> bool:

@@ -296,6 +296,79 @@ def test_an_int_out_of_its_range_is_refused_not_wrapped(numbers, value):
     assert "is not of expected type: int32" in e.value.message and "'i32'" in e.value.message
 
 
+@pytest.fixture(scope="module")
+def scalars():
+    """A signature whose inputs all take one value per row: the row format's fast path."""
+    import tensorflow as tf
+
+    from serving.servable import Signature, TensorSpecInfo
+    kinds = {"f0": (tf.float32, "float"), "f1": (tf.float32, "float"), "d": (tf.float64, "float"),
+             "i32": (tf.int32, "int"), "i64": (tf.int64, "int"), "s": (tf.string, "string")}
+    return Signature("serving_default", "tensorflow/serving/predict",
+                     {n: TensorSpecInfo(n, dtype, (None,), "", kind) for n, (dtype, kind) in kinds.items()}, {})
+
+
+SCALAR_ROW = {"f0": 1.5, "f1": -2, "d": 1e300, "i32": -7, "i64": 2 ** 40, "s": "é"}
+
+
+@pytest.mark.parametrize("rows", [
+    [SCALAR_ROW],
+    [SCALAR_ROW, {**SCALAR_ROW, "f0": float("nan"), "f1": float("inf"), "s": ""}],  # NaN, an explicit Infinity
+    [{**SCALAR_ROW, "f0": True}],  # a bool is no number: the general path refuses it
+    [{**SCALAR_ROW, "f0": "1.5"}],
+    [{**SCALAR_ROW, "f0": 1e300}],  # beyond float32
+    [{**SCALAR_ROW, "i32": 2 ** 31}, SCALAR_ROW],
+    [{**SCALAR_ROW, "i64": 2 ** 70}],
+    [{**SCALAR_ROW, "s": {"b64": "YmluYXJ5"}}],
+    [{k: v for k, v in SCALAR_ROW.items() if k != "d"}],  # a missing input
+    [{**SCALAR_ROW, "extra": 1}],
+    [SCALAR_ROW, [1, 2, 3, 4, 5, 6]],
+])
+def test_rows_of_scalars_convert_as_the_general_path_does(scalars, rows, monkeypatch):
+    """The fast path for rows of one value per input answers exactly as the general row path: the
+    same arrays and dtypes, or the same INVALID_ARGUMENT message."""
+    from serving import tensors
+
+    def outcome():
+        try:
+            return tensors.request_inputs({"instances": rows}, scalars)[0]
+        except ServingError as e:
+            return e.message
+
+    fast = outcome()
+    monkeypatch.setattr(tensors, "_scalar_rows", lambda rows, signature: None)
+    general = outcome()
+    if isinstance(general, str) or isinstance(fast, str):
+        assert fast == general
+        return
+    assert sorted(fast) == sorted(general)
+    for name in fast:
+        assert fast[name].dtype == general[name].dtype and fast[name].shape == general[name].shape
+        np.testing.assert_array_equal(fast[name], general[name])
+
+
+def test_rows_of_plain_scalars_take_the_fast_path_and_anything_else_does_not(scalars):
+    from serving.tensors import _scalar_rows
+
+    arrays = _scalar_rows([SCALAR_ROW, SCALAR_ROW], scalars)
+    assert sorted(arrays) == sorted(SCALAR_ROW) and arrays["s"].tolist() == ["é".encode()] * 2
+    assert all(array.shape == (2,) and array.dtype == scalars.inputs[name].numpy_dtype
+               for name, array in arrays.items())
+    assert _scalar_rows([{**SCALAR_ROW, "i64": False}], scalars) is None
+
+
+def test_json_bodies_orjson_refuses_are_read_by_the_standard_parser():
+    from serving.tensors import parse_json
+
+    document = parse_json(b'{"instances": [[NaN, Infinity, -Infinity, 123456789012345678901234567890]]}')
+    values = document["instances"][0]
+    assert np.isnan(values[0]) and values[1:] == [float("inf"), float("-inf"), 123456789012345678901234567890]
+    with pytest.raises(ServingError, match="JSON Parse error"):
+        parse_json(b'{"instances": [1,')
+    with pytest.raises(ServingError, match="must be a JSON object"):
+        parse_json(b"[1]")
+
+
 @pytest.mark.parametrize("array", [
     np.array([[0.25]], np.float32), np.arange(6, dtype=np.float64).reshape(2, 3), np.array([1, 2], np.int64),
     np.array([True, False]), np.array(5, np.int32), np.zeros((0, 3), np.float32),
@@ -376,3 +449,138 @@ def test_a_client_that_expects_100_continue_gets_it_at_once():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- the REST front's own request parser --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bare_rest_server():
+    """The REST server without models: enough to parse requests and answer 400 for unknown paths."""
+    from types import SimpleNamespace
+
+    from serving.options import ServerOptions
+    from serving.rest import make_rest_server, serve_in_thread
+
+    server = make_rest_server(SimpleNamespace(options=ServerOptions()), "127.0.0.1", 0)
+    serve_in_thread(server)
+    yield server.server_address
+    server.shutdown()
+    server.server_close()
+
+
+def _exchange(address, raw: bytes) -> bytes:
+    """Sends ``raw`` and reads until the server closes the connection or is silent for 0.5 s."""
+    import socket
+
+    received = b""
+    with socket.create_connection(address, timeout=5) as client:
+        client.sendall(raw)
+        client.settimeout(0.5)
+        try:
+            while True:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return received + b"<closed>"
+                received += chunk
+        except TimeoutError:
+            return received
+
+
+def test_requests_on_one_connection_are_parsed_with_any_header_case_and_kept_alive(bare_rest_server):
+    one = b"POST /nope HTTP/1.1\r\nhost: x\r\ncontent-LENGTH: 2\r\nX-Folded: a\r\n b\r\n\r\n{}"
+    answer = _exchange(bare_rest_server, one + one)
+    assert answer.count(b"HTTP/1.1 400 Bad Request\r\n") == 2 and b"<closed>" not in answer
+    assert answer.count(b'{"error":"Malformed request: POST /nope"}') == 2
+    assert b"\r\nDate: " in answer and b"\r\nContent-Length: 41\r\n" in answer
+
+
+@pytest.mark.parametrize("raw, status, closed", [
+    (b"POST /nope HTTP/1.0\r\nContent-Length: 0\r\n\r\n", b"400", True),  # HTTP/1.0: one request
+    (b"POST /nope HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", b"400", True),
+    (b"POST /nope HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n", b"400", False),
+    (b"GET / HTTP/2.0\r\n\r\n", b"505", True),
+    (b"GET / HTTP/one\r\n\r\n", b"400", True),
+    (b"GET /\r\n\r\n", b"400", True),
+    (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", b"400", True),
+    (b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", b"431", True),
+    (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", b"431", True),
+    (b"BREW /pot HTTP/1.1\r\n\r\n", b"501", True),
+])
+def test_malformed_or_final_requests_get_http_servers_answers(bare_rest_server, raw, status, closed):
+    answer = _exchange(bare_rest_server, raw)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:80]
+    assert answer.endswith(b"<closed>") == closed
+    assert b"\r\nContent-Type: application/json\r\n" in answer and b'{"error":"' in answer
+
+
+# --- calls in the caller's thread -----------------------------------------------------------------
+
+def _saved_model(path: Path, loop: bool) -> Path:
+    """A two-input SavedModel: ``y = a * 2 + b``, or ``a`` summed ``n[0]`` times in a while loop."""
+    import tensorflow as tf
+
+    if loop:
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="a"),
+                                      tf.TensorSpec([None], tf.int32, name="n")])
+        def serve(a, n):
+            return {"y": tf.while_loop(lambda i, total: i < n[0], lambda i, total: (i + 1, total + a),
+                                       [tf.constant(0), tf.zeros_like(a)])[1]}
+    else:
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="a"),
+                                      tf.TensorSpec([None], tf.float32, name="b")])
+        def serve(a, b):
+            return {"y": a * 2.0 + b}
+    module = tf.Module()
+    module.serve = serve
+    tf.saved_model.save(module, str(path), signatures={"serving_default": serve})
+    return path
+
+
+def _counted(call):
+    counts = {"inline": 0, "pooled": 0}
+    for kind in counts:
+        function = getattr(call, kind)
+
+        def counting(*args, function=function, kind=kind):
+            counts[kind] += 1
+            return function(*args)
+        setattr(call, kind, counting)
+    return counts
+
+
+def test_a_batch_proven_cheap_runs_in_the_callers_thread_and_a_larger_one_is_measured_first(tmp_path):
+    from serving.servable import Servable
+
+    servable = Servable("m", 1, _saved_model(tmp_path / "1", loop=False), timeout_s=30)
+    one = {"a": np.array([1.0], np.float32), "b": np.array([0.5], np.float32)}
+    assert servable.run("", one)["y"].tolist() == [2.5]
+    call = servable._callable(servable.signature(""), ("a", "b"), ("y",))
+    counts = _counted(call)
+    for _ in range(20):  # the first fast answer (2 ms: any quiet moment) opens batches of 1 to the caller's thread
+        servable.run("", one)
+        if call.inline_rows:
+            break
+    assert call.inline_rows == 1
+    before = dict(counts)
+    assert servable.run("", one)["y"].tolist() == [2.5] and counts["inline"] == before["inline"] + 1
+    many = {"a": np.arange(64, dtype=np.float32), "b": np.ones(64, np.float32)}
+    assert servable.run("", many)["y"].tolist() == [2.0 * i + 1 for i in range(64)]
+    assert counts["pooled"] == before["pooled"] + 1  # a batch larger than any measured: through the pool
+    servable.close()
+
+
+def test_a_graph_with_a_loop_never_leaves_the_pool_and_keeps_its_deadline(tmp_path):
+    import time
+
+    from serving.servable import Servable
+
+    servable = Servable("m", 1, _saved_model(tmp_path / "1", loop=True), timeout_s=0.3)
+    quick = {"a": np.array([1.0], np.float32), "n": np.array([3], np.int32)}
+    for _ in range(5):
+        assert servable.run("", quick)["y"].tolist() == [3.0]
+    assert servable._callable(servable.signature(""), ("a", "n"), ("y",)).inline_rows == 0
+    started = time.monotonic()
+    with pytest.raises(ServingError) as e:
+        servable.run("", {"a": np.array([1.0], np.float32), "n": np.array([10 ** 9], np.int32)})
+    assert e.value.code == "DEADLINE_EXCEEDED" and time.monotonic() - started < 10
+    servable.close()
