@@ -200,7 +200,7 @@ class Servable:
         if len(batch) > 1:
             raise invalid("Input tensors must have equal 0th-dimension size; got "
                           + ", ".join(f"{n}: {v.shape[0] if v.ndim else 'scalar'}" for n, v in sorted(inputs.items())))
-        if signature.scalar_inputs is None or any(value.ndim != 1 for value in inputs.values()):
+        if signature.scalar_inputs is None or {value.ndim for value in inputs.values()} != {1}:
             for name, value in inputs.items():
                 _check_shape(value, signature.inputs[name])
         for name in output_filter:
@@ -212,11 +212,12 @@ class Servable:
         call = self._callable(signature, input_names, output_names)
         rows = next(iter(batch), None) or 1
         try:
+            arrays = map(inputs.__getitem__, input_names)
             if rows <= call.inline_rows:
-                values = call.inline(*(inputs[n] for n in input_names))
+                values = call.inline(*arrays)
             else:
                 started = time.perf_counter()
-                values = call.pooled(*(inputs[n] for n in input_names))
+                values = call.pooled(*arrays)
                 if self._inlinable and time.perf_counter() - started <= INLINE_SECONDS:
                     call.inline_rows = max(call.inline_rows, rows)
         except tf.errors.DeadlineExceededError:

@@ -69,6 +69,21 @@ def test_edge_parity_counts_a_verdict_flipped_at_its_threshold_apart_from_the_sc
                                                     {"metric_drop": None, "max_abs_diff": 1e-4})["reason"]
 
 
+def test_edge_parity_holds_large_outputs_to_their_own_scale():
+    """Prices near 180,000 differ by float32's rounding (~0.4): within 1e-4 of the outputs' size."""
+    from components.edge_export import parity
+
+    labels = np.array([150_000.0, 182_000.0, 240_000.0, 99_000.0])
+    reference = {"predictions": np.array([[151_000.0], [180_000.0], [238_500.0], [101_000.0]])}
+    rounded = {"predictions": reference["predictions"] + np.array([[0.375], [-0.25], [0.5], [0.0]])}
+    result = parity(rounded, reference, "regression", labels, {"metric_drop": 0.001, "max_abs_diff": 1e-4})
+    assert result["accepted"], result["reason"]
+    assert result["max_abs_diff"] == 0.5 and result["output_scale"] == 238_500.0
+    drifted = {"predictions": reference["predictions"] + 100.0}  # 4e-4 of the largest output
+    refused = parity(drifted, reference, "regression", labels, {"metric_drop": None, "max_abs_diff": 1e-4})
+    assert not refused["accepted"] and "max |diff| 1.00e+02 > 0.0001 x 2.385e+05" in refused["reason"]
+
+
 def test_codec_round_trips_kinds_and_leaves_missing_values_out():
     row = {"count": 3, "amount": 2.5, "segment": "online", "pixels": [0.0, 1.0], "gap": None, "nan": float("nan"),
            "empty": "", "ids": np.array([1, 2], dtype=np.int64), "raw": b"\x00\x01"}
