@@ -59,7 +59,10 @@ def _leaf(value: Any, spec: TensorSpecInfo) -> Any:
     dtype, kind = spec.dtype, spec.kind
     if kind == "string":
         if isinstance(value, str):
-            return value.encode()
+            try:
+                return value.encode()
+            except UnicodeEncodeError:  # a lone surrogate escape ("\ud800"), which the JSON parser lets through
+                raise invalid(f"JSON Value: {_short(value)} is not valid Unicode (input '{spec.name}')") from None
         if isinstance(value, dict) and set(value) == {B64} and isinstance(value[B64], str):
             try:
                 return base64.b64decode(value[B64], validate=True)
@@ -184,7 +187,7 @@ def _scalar_rows(rows: List[Any], signature: Signature) -> Optional[Dict[str, np
                 if np.isinf(array).any():
                     return None  # an overflow: to_array tells it from an explicit Infinity
             arrays.update(zip(names, array.reshape(len(names), len(rows))))
-    except (KeyError, OverflowError):  # a missing input; an integer beyond 64 bits
+    except (KeyError, OverflowError, UnicodeEncodeError):  # missing; beyond 64 bits; a lone surrogate
         return None
     return arrays
 

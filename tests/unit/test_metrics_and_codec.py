@@ -69,6 +69,22 @@ def test_edge_parity_counts_a_verdict_flipped_at_its_threshold_apart_from_the_sc
                                                     {"metric_drop": None, "max_abs_diff": 1e-4})["reason"]
 
 
+def test_edge_parity_lets_an_accuracy_move_by_one_row_at_least():
+    """On 50 rows one flipped row is 2 points of accuracy: a 1-point limit would allow no row at all."""
+    from components.edge_export import parity
+
+    labels = np.arange(50) % 2
+    reference = {"predictions": np.where(labels[:, None] == 1, [[0.2, 0.8]], [[0.8, 0.2]])}
+    one = {"predictions": reference["predictions"].copy()}
+    one["predictions"][0] = [0.49, 0.51]  # the first row, on its boundary, goes the other way
+    result = parity(one, reference, "multiclass", labels, {"metric_drop": 0.01, "max_abs_diff": None})
+    assert result["accepted"] and result["metric_drop"] == pytest.approx(0.02) and result["metric_drop_limit"] == 0.02
+    two = {"predictions": one["predictions"].copy()}
+    two["predictions"][2] = [0.49, 0.51]
+    refused = parity(two, reference, "multiclass", labels, {"metric_drop": 0.01, "max_abs_diff": None})
+    assert not refused["accepted"] and "(drop 0.0400 > 0.02)" in refused["reason"]
+
+
 def test_edge_parity_holds_large_outputs_to_their_own_scale():
     """Prices near 180,000 differ by float32's rounding (~0.4): within 1e-4 of the outputs' size."""
     from components.edge_export import parity

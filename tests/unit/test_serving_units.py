@@ -323,6 +323,7 @@ SCALAR_ROW = {"f0": 1.5, "f1": -2, "d": 1e300, "i32": -7, "i64": 2 ** 40, "s": "
     [{k: v for k, v in SCALAR_ROW.items() if k != "d"}],  # a missing input
     [{**SCALAR_ROW, "extra": 1}],
     [SCALAR_ROW, [1, 2, 3, 4, 5, 6]],
+    [{**SCALAR_ROW, "s": "\ud800"}],  # a lone surrogate escape: JSON lets it through, UTF-8 cannot hold it
 ])
 def test_rows_of_scalars_convert_as_the_general_path_does(scalars, rows, monkeypatch):
     """The fast path for rows of one value per input answers exactly as the general row path: the
