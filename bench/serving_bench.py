@@ -53,10 +53,16 @@ def _http_worker(args) -> Dict[str, object]:
     latencies, errors = [], 0
 
     def one() -> bool:
-        connection.request("POST", path, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status == 200
+        """One request; a timeout or a dropped connection is an error (and a new connection), not the
+        end of the load (`mlflow models serve` has left a request unanswered for 60 s at 4 clients)."""
+        try:
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status == 200
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            return False
 
     for _ in range(WARMUP_REQUESTS):
         one()
