@@ -158,7 +158,8 @@ def request_inputs(document: Mapping[str, Any], signature: Signature) -> Tuple[D
     return _named_arrays(columns, signature), "row"
 
 
-_SCALAR_TYPES = {"float": {int, float}, "int": {int}, "string": {str}}  # exact types: a bool is not a number
+_NUMBER_TYPES = {"float": frozenset({int, float}), "int": frozenset({int})}  # exact types: a bool is not a number
+_SCALAR_TYPES = {**_NUMBER_TYPES, "string": frozenset({str})}
 
 
 def _scalar_rows(rows: List[Any], signature: Signature) -> Optional[Dict[str, np.ndarray]]:
@@ -172,24 +173,36 @@ def _scalar_rows(rows: List[Any], signature: Signature) -> Optional[Dict[str, np
     try:
         for (kind, dtype), names in groups.items():
             values = [row[name] for name in names for row in rows]  # input-major: each input's rows contiguous
-            if not set(map(type, values)) <= _SCALAR_TYPES.get(kind, set()):
+            if not set(map(type, values)) <= _SCALAR_TYPES.get(kind, frozenset()):
                 return None
             if kind == "string":
                 array = np.array([value.encode() for value in values], dtype=object)
-            elif kind == "int":
-                array = np.array(values, dtype=np.int64)  # out of range: detectable, not wrapped
-                low, high = _int_range(dtype)
-                if array.min() < low or array.max() > high:
-                    return None
-                array = array.astype(dtype, copy=False)
             else:
-                array = np.array(values, dtype=dtype)
-                if np.isinf(array).any():
-                    return None  # an overflow: to_array tells it from an explicit Infinity
+                array = _numbers_at_once(values, dtype)
+                if array is None:
+                    return None
             arrays.update(zip(names, array.reshape(len(names), len(rows))))
-    except (KeyError, OverflowError, UnicodeEncodeError):  # missing; beyond 64 bits; a lone surrogate
+    except (KeyError, UnicodeEncodeError):  # a missing input; a lone surrogate
         return None
     return arrays
+
+
+def _numbers_at_once(values: List[Any], dtype: Any) -> Optional[np.ndarray]:
+    """Plain JSON numbers (a flat list, or lists of one length) as one array of ``dtype``, checked at
+    once. None when a value would not survive as given: an integer out of the dtype's range or beyond
+    64 bits (numpy would wrap it), a float that overflows (or an explicit Infinity: the general path
+    tells them apart and names the value), lists of different lengths."""
+    integer = np.dtype(dtype).kind in "iu"
+    try:
+        array = np.array(values, dtype=np.int64 if integer else dtype)  # int64 first: out of range stays visible
+    except (ValueError, OverflowError):
+        return None
+    if not array.size:
+        return array.astype(dtype, copy=False)
+    if integer:
+        low, high = _int_range(dtype)
+        return array.astype(dtype, copy=False) if low <= array.min() and array.max() <= high else None
+    return None if np.isinf(array).any() else array
 
 
 def _is_named(value: Mapping[str, Any], names: Sequence[str]) -> bool:
@@ -206,9 +219,6 @@ def _named_arrays(columns: Mapping[str, Any], signature: Signature) -> Dict[str,
             for name, values in columns.items()}
 
 
-_JSON_NUMBERS = {"float": (int, float), "int": (int,)}  # exact types: a bool is not a number here
-
-
 def _stacked_numbers(columns: Mapping[str, Any], signature: Signature) -> Dict[str, np.ndarray]:
     """Flat lists of plain numbers, converted together per dtype: one numpy call and one overflow
     check for all such inputs of a request, not one each (a 30-input row: ~150 -> ~75 us). Anything
@@ -216,23 +226,14 @@ def _stacked_numbers(columns: Mapping[str, Any], signature: Signature) -> Dict[s
     groups: Dict[Any, List[str]] = {}
     for name, values in columns.items():
         spec = signature.inputs[name]
-        types = _JSON_NUMBERS.get(spec.kind)
+        types = _NUMBER_TYPES.get(spec.kind)
         if types and isinstance(values, list) and values and all(type(v) in types for v in values):
             groups.setdefault(spec.numpy_dtype, []).append(name)
     stacked: Dict[str, np.ndarray] = {}
     for dtype, names in groups.items():
-        try:
-            wide = np.int64 if np.dtype(dtype).kind in "iu" else dtype  # out of range: detectable, not wrapped
-            matrix = np.array([columns[name] for name in names], dtype=wide)
-        except (ValueError, OverflowError):  # lists of different lengths, or out of range
-            continue
-        if matrix.dtype.kind == "f" and np.isinf(matrix).any():
-            continue  # an explicit Infinity, or an overflow: to_array tells them apart
-        if matrix.dtype.kind in "iu":
-            low, high = _int_range(dtype)
-            if matrix.min() < low or matrix.max() > high:
-                continue  # wrapped round by numpy: to_array names the value
-        stacked.update(zip(names, matrix.astype(dtype, copy=False)))  # each row a contiguous view of its input
+        matrix = _numbers_at_once([columns[name] for name in names], dtype)
+        if matrix is not None:
+            stacked.update(zip(names, matrix))  # each row a contiguous view of its input
     return stacked
 
 
