@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -21,6 +22,37 @@ from serving import open_inference_grpc, tensors
 from serving.core import ModelSpec, ServingCore
 from serving.errors import ServingError, invalid
 from serving.traffic import metadata_client_key
+
+PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
+
+
+def _lean_predict_request() -> type:
+    """PredictRequest as the server reads it: the same fields and numbers, but each input's TensorProto
+    left as bytes for ``tensors.tensor_from_bytes`` (the same wire format: a message and bytes are both
+    length-delimited). Fields the server does not use (predict_streamed_options, client_id) are kept
+    as unknown fields, as before."""
+    file = descriptor_pb2.FileDescriptorProto(name="mlops/serving/lean_predict.proto", package="mlops.serving",
+                                              syntax="proto3", dependency=[model_pb2.DESCRIPTOR.name])
+    request = file.message_type.add(name="LeanPredictRequest")
+    entry = request.nested_type.add(name="InputsEntry")
+    entry.options.map_entry = True
+    field = descriptor_pb2.FieldDescriptorProto
+    entry.field.add(name="key", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=field.TYPE_BYTES, label=field.LABEL_OPTIONAL)
+    request.field.add(name="model_spec", number=1, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
+                      type_name=".tensorflow.serving.ModelSpec")
+    request.field.add(name="inputs", number=2, type=field.TYPE_MESSAGE, label=field.LABEL_REPEATED,
+                      type_name=".mlops.serving.LeanPredictRequest.InputsEntry")
+    request.field.add(name="output_filter", number=3, type=field.TYPE_STRING, label=field.LABEL_REPEATED)
+    pool = descriptor_pool.Default()
+    try:
+        descriptor = pool.FindMessageTypeByName("mlops.serving.LeanPredictRequest")
+    except KeyError:
+        descriptor = pool.AddSerializedFile(file.SerializeToString()).message_types_by_name["LeanPredictRequest"]
+    return message_factory.MessageFactory(pool).GetPrototype(descriptor)
+
+
+LeanPredictRequest = _lean_predict_request()
 
 STATE_CODES = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
 ERROR_CODES = {"OK": 0, "UNKNOWN": 2, "NOT_FOUND": 5}
@@ -50,9 +82,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, core: ServingCore):
         self.core = core
 
-    def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext):
+    def Predict(self, request: Any, context: grpc.ServicerContext):
+        """``request`` is a LeanPredictRequest (its inputs TensorProto bytes)."""
         try:
-            raw = {name: tensors.proto_to_array(proto) for name, proto in request.inputs.items()}
+            raw = tensors.tensors_from_bytes(request.inputs.items())
             model, key, outputs = self.core.predict(
                 _spec(request.model_spec),
                 lambda signature, columns: tensors.cast_inputs(columns.rename(raw), signature),
@@ -136,6 +169,19 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
                       "edit models.config instead: both servers reload it on their own")
 
 
+def _prediction_handlers(service: PredictionService) -> grpc.GenericRpcHandler:
+    """PredictionService as its generated registration has it, but Predict reads a LeanPredictRequest."""
+    def unary(method, request_type) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(method, request_deserializer=request_type.FromString,
+                                                   response_serializer=lambda response: response.SerializeToString())
+    return grpc.method_handlers_generic_handler(PREDICTION_SERVICE, {
+        "Predict": unary(service.Predict, LeanPredictRequest),
+        "Classify": unary(service.Classify, classification_pb2.ClassificationRequest),
+        "Regress": unary(service.Regress, regression_pb2.RegressionRequest),
+        "GetModelMetadata": unary(service.GetModelMetadata, get_model_metadata_pb2.GetModelMetadataRequest),
+    })
+
+
 def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int = 16) -> grpc.Server:
     limit = core.options.max_request_bytes
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
@@ -143,7 +189,7 @@ def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int =
                          options=[("grpc.max_receive_message_length", limit),
                                   ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
                                   ("grpc.so_reuseport", 0)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
+    server.add_generic_rpc_handlers((_prediction_handlers(PredictionService(core)),))
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     open_inference_grpc.add_to_server(core, server)  # KServe V2's GRPCInferenceService on the same port
     tls = core.options.tls

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -385,6 +386,84 @@ def test_tensor_protos_are_written_as_tf_writes_them_and_read_back(array):
     fill_proto(proto, array)
     assert proto == tf.make_tensor_proto(array)
     np.testing.assert_array_equal(proto_to_array(proto), array)
+
+
+def _tensor_bytes(*fields: bytes) -> bytes:
+    """A TensorProto written field by field (wire format), for layouts no encoder here writes."""
+    return b"".join(fields)
+
+
+_FLOAT_1 = b"\x08\x01"  # dtype: DT_FLOAT
+_SHAPE_3 = b"\x12\x06\x12\x02\x08\x03\x18\x00"  # dims [3], then unknown_rank false
+_SHAPE_1 = b"\x12\x04\x12\x02\x08\x01"
+_PACKED_3 = b"\x2a\x0c" + np.array([1, 2, 3], np.float32).tobytes()
+
+
+@pytest.mark.parametrize("raw", [
+    *[tf.make_tensor_proto(a).SerializeToString() for a in (
+        np.array([153.4], np.float32), np.array([2.5]), np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.array([1, -2], np.int64), np.array([7], np.int32), np.array([[1, 2]], np.uint8), np.float32(4.5),
+        np.array([1.5, 2.5], np.float16), np.array([True, False]), np.array([b"a", b"\xff"], dtype=object),
+        np.zeros((0, 3), np.float32), np.array([2 ** 63 + 5], np.uint64))],
+    _tensor_bytes(_FLOAT_1, _SHAPE_3, _PACKED_3),  # a shape field after its dims
+    _tensor_bytes(_PACKED_3, _FLOAT_1, b"\x12\x04\x12\x02\x08\x03"),  # the values first
+    _tensor_bytes(_FLOAT_1, _SHAPE_3, b"\x2a\x04" + np.float32(9).tobytes()),  # one value: the last repeats
+    _tensor_bytes(_FLOAT_1, _SHAPE_1, _SHAPE_1, b"\x2a\x08" + np.ones(2, np.float32).tobytes()),  # shapes merge
+    _tensor_bytes(_FLOAT_1, b"\x12\x09\x12\x07\x08\x01\x12\x03row", b"\x2a\x04" + np.float32(1).tobytes()),
+    _tensor_bytes(_FLOAT_1, _SHAPE_1, b"\x2d" + np.float32(6).tobytes()),  # float_val not packed
+    _tensor_bytes(_FLOAT_1, _SHAPE_1, b"\x18\x07", b"\x2a\x04" + np.float32(1).tobytes()),  # a version number
+    _tensor_bytes(b"\x08\x02", _SHAPE_1, b"\x2a\x04" + np.float32(1).tobytes()),  # float_val on a double
+], ids=lambda raw: raw[:12].hex())
+def test_tensor_bytes_read_as_protobuf_reads_them(raw):
+    """The wire reader (gRPC Predict's inputs) gives what protobuf + proto_to_array give, whether it
+    reads the layout itself, learns it, or hands the tensor to protobuf; alone and in a request."""
+    from tensorflow.core.framework import tensor_pb2
+
+    from serving.tensors import proto_to_array, tensor_from_bytes, tensors_from_bytes
+
+    try:
+        expected = proto_to_array(tensor_pb2.TensorProto.FromString(raw))
+    except ServingError as e:
+        with pytest.raises(ServingError, match="tensor"):
+            tensor_from_bytes(raw)
+        assert e.code == "INVALID_ARGUMENT"
+        return
+    float_row = tf.make_tensor_proto(np.array([0.5], np.float32)).SerializeToString()
+    for _ in range(2):  # the second time through the learned layout
+        got = tensor_from_bytes(raw)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+        both = tensors_from_bytes([("a", raw), ("b", float_row), ("c", raw), ("d", float_row)])
+        assert set(both) == {"a", "b", "c", "d"} and both["a"].shape == both["c"].shape == expected.shape
+        np.testing.assert_array_equal(both["c"], expected)
+        np.testing.assert_array_equal(both["d"], np.array([0.5], np.float32))
+
+
+def test_malformed_tensor_bytes_are_invalid_argument_and_the_layout_table_is_bounded():
+    from serving import tensors
+
+    for raw in (b"\x08", b"\x12\x09\x12", b"\x08\x01\x2a\x08\x00\x00", b"\xff" * 11):
+        with pytest.raises(ServingError, match="cannot read tensor") as e:
+            tensors.tensor_from_bytes(raw)
+        assert e.value.code == "INVALID_ARGUMENT"
+    for rows in range(1, 2 * tensors._MAX_LAYOUTS):
+        array = np.arange(rows, dtype=np.float32)
+        np.testing.assert_array_equal(tensors.tensor_from_bytes(tf.make_tensor_proto(array).SerializeToString()),
+                                      array)
+        assert sum(map(len, tensors._layouts.values())) <= tensors._MAX_LAYOUTS
+
+
+def test_grpc_predict_reads_the_request_with_its_inputs_left_as_bytes():
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.grpc_service import LeanPredictRequest
+
+    request = predict_pb2.PredictRequest(output_filter=["p"], client_id=b"me")
+    request.model_spec.name, request.model_spec.version.value = "m", 3
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.5], np.float32)))
+    lean = LeanPredictRequest.FromString(request.SerializeToString())
+    assert lean.model_spec == request.model_spec and list(lean.output_filter) == ["p"]
+    assert dict(lean.inputs) == {"x": request.inputs["x"].SerializeToString()}
 
 
 def test_serve_predict_and_config_paths_import_no_tfx():
