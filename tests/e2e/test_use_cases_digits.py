@@ -32,7 +32,10 @@ def test_digits_cnn_accuracy(tmp_path_factory):
 
 
 def test_digits_as_png_files_match_the_tfrecord_path(tmp_path_factory):
-    """The same labels as the 8x8 TFRecord use case, through folders of 32x32 RGB PNG files."""
-    config, report = run_use_case(tmp_path_factory, "digits_png")
+    """The same labels as the 8x8 TFRecord use case, through folders of 32x32 RGB PNG files, read at
+    16 px: the drawings are 8x8, so 16 px loses nothing (accuracy 0.984 vs 0.977 at 32 px) and the
+    Trainer takes 54 s instead of 181 s."""
+    config, report = run_use_case(tmp_path_factory, "digits_png", "--image-size", "16")
     assert config.images.images == 1797 and sorted(config.images.classes) == [str(d) for d in range(10)]
+    assert config.images.size == 16
     assert report.metrics["overall"]["sparse_categorical_accuracy"] >= 0.95 and report.blessed
