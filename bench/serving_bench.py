@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -343,6 +344,14 @@ def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str,
 
 # --- servers -----------------------------------------------------------------------------------
 
+def _drain(stream) -> None:
+    """Reads a server's output to its end. Unread, the pipe fills and a server that logs every request
+    blocks on its next line: uvicorn does, which had `mlflow models serve` stall for good at 4 clients
+    (its connections left unread in CLOSE-WAIT, its event loop in a pipe write)."""
+    for _ in stream:
+        pass
+
+
 def _start(command: List[str], ready, timeout: float = 300, env: Optional[dict] = None):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     deadline = time.monotonic() + timeout
@@ -354,6 +363,7 @@ def _start(command: List[str], ready, timeout: float = 300, env: Optional[dict] 
         output.append(line)
         found = ready(line)
         if found:
+            threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
             return process, found
     process.kill()
     raise RuntimeError("server did not start:\n" + "".join(output[-30:]))

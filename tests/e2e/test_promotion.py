@@ -364,7 +364,8 @@ def test_concurrent_promotions_one_wins_the_other_fails_clearly(server, home, cl
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(2)]
-    results = [(p.wait(timeout=300), p.stdout.read()) for p in processes]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]  # read while waiting: a full pipe would block
+    results = [(p.returncode, output) for p, output in zip(processes, outputs)]
     assert sorted(code for code, _ in results) == [0, 1], results
     loser = next(out for code, out in results if code == 1)
     assert "is in progress" in loser and "nothing changed" in loser
