@@ -1,6 +1,7 @@
 """TF Serving's gRPC API (port 8500): PredictionService (Predict, Classify, Regress, GetModelMetadata)
-and ModelService (GetModelStatus), on grpcio with the official generated stubs; the Open Inference
-Protocol's GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
+and ModelService (GetModelStatus), on grpcio with the official generated messages (Predict reads its
+request as a LeanPredictRequest: the same wire format, each input's TensorProto left as bytes); the
+Open Inference Protocol's GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
 from concurrent import futures
 from pathlib import Path
 from typing import Any, Optional
