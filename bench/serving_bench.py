@@ -128,7 +128,7 @@ def _http_worker(args) -> Dict[str, object]:
 
     def one() -> bool:
         """One request; a timeout or a dropped connection is an error (and a new connection), not the
-        end of the load (`mlflow models serve` has left a request unanswered for 60 s at 4 clients)."""
+        end of the load."""
         try:
             return send() == 200
         except (OSError, ValueError, IndexError, http.client.HTTPException):
