@@ -357,9 +357,10 @@ def proto_to_array(proto: Any) -> np.ndarray:
 # values. A layout is parsed once and kept, so the next tensor laid out the same way is one
 # ``startswith`` and one ``np.frombuffer``. Anything else is read by protobuf, as before.
 
-_CONTENT_DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
-                   17: np.uint16, 19: np.float16, 22: np.uint32, 23: np.uint64}  # DataType -> fixed width
-_PACKED_FIELDS = {0x2A: 1, 0x32: 2}  # packed float_val: DT_FLOAT; packed double_val: DT_DOUBLE
+_CONTENT_DTYPES = {dtype.as_datatype_enum: np.dtype(dtype.as_numpy_dtype) for dtype in (  # the fixed-width ones
+    tf.float32, tf.float64, tf.float16, tf.int8, tf.int16, tf.int32, tf.int64, tf.uint8, tf.uint16, tf.uint32,
+    tf.uint64)}
+_PACKED_FIELDS = {0x2A: tf.float32.as_datatype_enum, 0x32: tf.float64.as_datatype_enum}  # float_val, double_val
 _TENSOR_CONTENT, _SHAPE, _VERSION, _DTYPE, _DIM, _DIM_SIZE, _DIM_NAME = 0x22, 0x12, 0x18, 0x08, 0x12, 0x08, 0x12
 _MAX_LAYOUTS = 256  # dtype x shape x field combinations kept; beyond, the table starts again
 _layouts: Dict[int, List[Tuple[bytes, Any, Tuple[int, ...]]]] = {}
@@ -420,9 +421,9 @@ def _wire_layout(raw: bytes) -> Optional[Tuple[bytes, Any, Tuple[int, ...]]]:
             dtype = _CONTENT_DTYPES.get(dtype_enum)
             if (i + length != len(raw) or dtype is None
                     or (tag != _TENSOR_CONTENT and _PACKED_FIELDS[tag] != dtype_enum)
-                    or length != math.prod(shape or ()) * np.dtype(dtype).itemsize):
+                    or length != math.prod(shape or ()) * dtype.itemsize):
                 return None
-            return raw[:i], np.dtype(dtype), shape or ()
+            return raw[:i], dtype, shape or ()
         else:
             return None
     return None
