@@ -46,7 +46,7 @@ lint: setup
 MARK ?=
 WORKERS ?= 2
 test: setup airflow-setup
-	$(BIN)/python -m pytest -c tests/pytest.ini -n $(WORKERS) --dist loadfile $(if $(MARK),-m "$(MARK)") tests
+	$(BIN)/python -m pytest -c tests/pytest.ini -n $(WORKERS) --dist loadfile --no-loadscope-reorder $(if $(MARK),-m "$(MARK)") tests
 
 # Unit and component tiers: no pipeline runs (a few minutes)
 test-fast: setup

@@ -4,9 +4,9 @@ side by side with `mlflow models serve` on the same SavedModel, and with server-
 
 The model is the default job's (the home recorded in bench/results/pipeline.json, else a fresh
 run). Servers run as their own processes on loopback; clients are separate processes (persistent
-connections, pre-encoded requests) so client and server do not share a GIL. HTTP clients are a lean
-load generator as wrk is (Python's http.client is measured beside it, for both servers); concurrent gRPC
-clients are requests kept in flight on 2 client processes. Every load is a fixed number of
+connections, pre-encoded requests) so client and server do not share a GIL. Clients are lean load
+generators, as wrk and ghz are (Python's http.client and grpcio's client are measured beside them);
+concurrent gRPC clients are requests kept in flight on 2 client processes. Every load is a fixed number of
 requests; the loads the goals compare (1 and 4 clients, and `mlflow models serve`'s) run three
 times and report their median round, every round's req/s beside it. Beside the loads: where one
 request's time goes (each server step in a loop, the session call alone being the physical limit)
@@ -23,13 +23,14 @@ import platform
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from components import LEGACY_KERAS_ENV
 
@@ -105,6 +106,104 @@ class _LeanHttpClient:
         self.sock = None
 
 
+class _LeanGrpcClient:
+    """A load generator's gRPC client, as ghz or h2load are: one HTTP/2 connection on a plain socket, the
+    request's HEADERS (HPACK literals, no table) and DATA frames built once, ``send`` and ``wait`` so
+    several calls can be in flight. A call succeeds when its answer carries one whole gRPC message (an
+    error is a trailers-only answer or a RST_STREAM). grpcio's own client is measured beside
+    it: its per-call CPU on 2 cores is paid inside every round trip, as http.client's is."""
+
+    PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
+    END_STREAM = ACK = 0x1
+    END_HEADERS = 0x4
+    LARGEST_WINDOW = 2 ** 31 - 1
+
+    def __init__(self, port: int, method: str, message: bytes, timeout: float = 60):
+        def literal(index: int, value: bytes) -> bytes:  # HPACK: literal without indexing, name from the static table
+            assert len(value) < 127
+            return (bytes([index]) if index < 15 else bytes([15, index - 15])) + bytes([len(value)]) + value
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.header_block = (b"\x83\x86"  # :method POST, :scheme http
+                             + literal(4, method.encode()) + literal(1, f"127.0.0.1:{port}".encode())
+                             + literal(31, b"application/grpc") + b"\x00\x02te\x08trailers")
+        self.body = b"\x00" + struct.pack(">I", len(message)) + message
+        self.buffer, self.next_stream, self.send_window, self.unacknowledged = bytearray(), 1, 65535, 0
+        self.answers: Dict[int, Optional[bytes]] = {}
+        # Our receive windows as large as HTTP/2 allows: the server never waits on this client.
+        self.sock.sendall(self.PREFACE + self._frame(self.SETTINGS, 0, 0, struct.pack(">HI", 4, self.LARGEST_WINDOW))
+                          + self._frame(self.WINDOW_UPDATE, 0, 0, struct.pack(">I", self.LARGEST_WINDOW - 65535)))
+
+    @staticmethod
+    def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+        return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(">I", stream) + payload
+
+    def _read_frame(self):
+        while True:
+            if len(self.buffer) >= 9:
+                length = int.from_bytes(self.buffer[:3], "big")
+                if len(self.buffer) >= 9 + length:
+                    kind, flags = self.buffer[3], self.buffer[4]
+                    stream = int.from_bytes(self.buffer[5:9], "big") & self.LARGEST_WINDOW
+                    payload = bytes(self.buffer[9:9 + length])
+                    del self.buffer[:9 + length]
+                    return kind, flags, stream, payload
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            self.buffer += chunk
+
+    def _handle(self, kind: int, flags: int, stream: int, payload: bytes) -> Optional[int]:
+        """One frame from the server; the stream it ended, if any."""
+        if kind == self.SETTINGS and not flags & self.ACK:
+            self.sock.sendall(self._frame(self.SETTINGS, self.ACK, 0))
+        elif kind == self.PING and not flags & self.ACK:
+            self.sock.sendall(self._frame(self.PING, self.ACK, 0, payload))
+        elif kind == self.WINDOW_UPDATE and stream == 0:
+            self.send_window += int.from_bytes(payload, "big") & self.LARGEST_WINDOW
+        elif kind == self.DATA:
+            self.unacknowledged += len(payload)
+            if self.unacknowledged > 1 << 30:
+                self.sock.sendall(self._frame(self.WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacknowledged)))
+                self.unacknowledged = 0
+            if stream in self.answers:
+                self.answers[stream] = (self.answers[stream] or b"") + payload
+            return stream if flags & self.END_STREAM else None
+        elif kind == self.HEADERS and flags & self.END_STREAM:
+            return stream
+        elif kind == self.RST_STREAM:
+            self.answers[stream] = None
+            return stream
+        elif kind == self.GOAWAY:
+            raise ConnectionError("the server sent GOAWAY")
+        return None
+
+    def send(self) -> int:
+        """Starts one call; its stream id."""
+        while self.send_window < len(self.body):
+            self._handle(*self._read_frame())
+        self.send_window -= len(self.body)
+        stream, self.next_stream = self.next_stream, self.next_stream + 2
+        self.answers[stream] = None
+        self.sock.sendall(self._frame(self.HEADERS, self.END_HEADERS, stream, self.header_block)
+                          + self._frame(self.DATA, self.END_STREAM, stream, self.body))
+        return stream
+
+    def wait(self) -> Tuple[int, bool]:
+        """Reads until a call ends: (its stream id, whether it answered one whole gRPC message)."""
+        while True:
+            stream = self._handle(*self._read_frame())
+            if stream is not None and stream in self.answers:
+                answer = self.answers.pop(stream)
+                return stream, (answer is not None and len(answer) >= 5
+                                and int.from_bytes(answer[1:5], "big") == len(answer) - 5)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def _http_worker(args) -> Dict[str, object]:
     """``count`` requests one after another on one connection; ``client`` is "lean" (the load
     generator above) or "http.client" (Python's own, for reference)."""
@@ -147,31 +246,56 @@ def _http_worker(args) -> Dict[str, object]:
 
 
 def _grpc_worker(args) -> Dict[str, object]:
-    """``in_flight`` requests outstanding at all times on one channel (concurrent clients without a
-    process each: 16 client processes on 2 cores would measure the clients)."""
+    """``count`` Predict calls with ``in_flight`` outstanding at all times on one connection (concurrent
+    clients without a process each: 16 client processes on 2 cores would measure the clients);
+    ``client`` is "lean" (the load generator above) or "grpcio" (grpcio's own, raw bytes in and out)."""
     from collections import deque
 
-    import grpc
+    port, request, count, client, in_flight = args
+    if client == "lean":
+        lean = _LeanGrpcClient(port, PREDICT_METHOD, request)
+        send, close = lean.send, lean.close
 
-    port, request, count, in_flight = args
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    predict = channel.unary_unary(PREDICT_METHOD)  # raw bytes in and out: no protobuf/TF import here
+        def results():
+            while True:
+                yield lean.wait()
+    else:
+        import grpc
+
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        predict = channel.unary_unary(PREDICT_METHOD)  # no protobuf/TF import here
+        calls: deque = deque()
+        close = channel.close
+
+        def send():
+            calls.append(predict.future(request, timeout=60))
+            return calls[-1]
+
+        def results():
+            while True:
+                call = calls.popleft()
+                try:
+                    call.result()
+                    yield call, True
+                except grpc.RpcError:
+                    yield call, False
+
+    answers = results()
     for _ in range(WARMUP_REQUESTS):
-        predict(request, timeout=60)
-    latencies, errors, pending, sent = [], 0, deque(), 0
+        send()
+        next(answers)
+    latencies, errors, issued, sent = [], 0, {}, 0
     start = time.perf_counter()
     while len(latencies) < count:
-        while sent < count and len(pending) < in_flight:
-            pending.append((time.perf_counter(), predict.future(request, timeout=60)))
+        while sent < count and len(issued) < in_flight:
+            started = time.perf_counter()
+            issued[send()] = started
             sent += 1
-        issued, future = pending.popleft()
-        try:
-            future.result()
-        except grpc.RpcError:
-            errors += 1
-        latencies.append(time.perf_counter() - issued)
+        call, ok = next(answers)
+        latencies.append(time.perf_counter() - issued.pop(call))
+        errors += not ok
     end = time.perf_counter()
-    channel.close()
+    close()
     return {"latencies": latencies, "start": start, "end": end, "errors": errors}
 
 
@@ -272,7 +396,11 @@ def _transport_floor(pool, rest_body: bytes, grpc_request: bytes, n: int) -> Dic
     floors = {}
     for name, target, worker, args in (
             ("HTTP/1.1 echo (stdlib server), 1 client", _echo_http, _http_worker, ("/echo", rest_body, n)),
-            ("gRPC echo (grpcio server), 1 client", _echo_grpc, _grpc_worker, (grpc_request, n))):
+            ("HTTP/1.1 echo (stdlib server), 1 client, Python http.client", _echo_http, _http_worker,
+             ("/echo", rest_body, n, "http.client")),
+            ("gRPC echo (grpcio server), 1 client", _echo_grpc, _grpc_worker, (grpc_request, n, "lean")),
+            ("gRPC echo (grpcio server), 1 client, grpcio client", _echo_grpc, _grpc_worker,
+             (grpc_request, n, "grpcio"))):
         ready = context.Queue()
         process = context.Process(target=target, args=(ready,), daemon=True)
         process.start()
@@ -470,11 +598,12 @@ def main() -> int:
             results["mlops REST, 1 client"] = _median_load(pool, _http_worker, (*rest, n), 1)
             results["mlops REST, 1 client, Python http.client"] = _median_load(
                 pool, _http_worker, (*rest, n, "http.client"), 1)
-            results["mlops gRPC, 1 client"] = _median_load(pool, _grpc_worker, (grpc_port, grpc_request, n), 1)
+            grpc = (grpc_port, grpc_request)
+            results["mlops gRPC, 1 client"] = _median_load(pool, _grpc_worker, (*grpc, n, "lean"), 1)
+            results["mlops gRPC, 1 client, grpcio client"] = _median_load(pool, _grpc_worker, (*grpc, n, "grpcio"), 1)
             results["mlops REST, 4 clients"] = _median_load(pool, _http_worker, (*rest, n // 4), 4)
-            results["mlops gRPC, 4 clients"] = _median_load(
-                pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 2)
-            results["mlops gRPC, 16 clients"] = _load(pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 8)
+            results["mlops gRPC, 4 clients"] = _median_load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 2)
+            results["mlops gRPC, 16 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 8)
             holder = pool.apply_async(_idle_holder, ((rest_port, IDLE_CONNECTIONS, 20.0),))
             time.sleep(3.0)  # the idle connections are open (each holds a server thread)
             results[f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections"] = _load(
@@ -485,11 +614,10 @@ def main() -> int:
             _stop(process)
         process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=True)
         try:
-            results["mlops gRPC batching, 1 clients"] = _load(pool, _grpc_worker, (grpc_port, grpc_request, n), 1)
-            results["mlops gRPC batching, 4 clients"] = _load(
-                pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 2)
-            results["mlops gRPC batching, 16 clients"] = _load(
-                pool, _grpc_worker, (grpc_port, grpc_request, n // 2), 2, 8)
+            grpc = (grpc_port, grpc_request)
+            results["mlops gRPC batching, 1 clients"] = _load(pool, _grpc_worker, (*grpc, n, "lean"), 1)
+            results["mlops gRPC batching, 4 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 2)
+            results["mlops gRPC batching, 16 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 8)
             results["mlops REST batching, 16 clients"] = _load(
                 pool, _http_worker, (rest_port, "/v1/models/fraud:predict", rest_body, max(100, n // 16)), 16)
         finally:
@@ -515,6 +643,10 @@ def main() -> int:
             results["mlops REST, 1 client, Python http.client"]["req_per_s"]
             / results["mlflow models serve, 1 client, Python http.client"]["req_per_s"], 1),
         "grpc_vs_mlflow_throughput_x": round(results["mlops gRPC, 1 client"]["req_per_s"] / mlflow_one, 1),
+        "grpc_vs_rest_x": round(results["mlops gRPC, 1 client"]["req_per_s"]
+                                / results["mlops REST, 1 client"]["req_per_s"], 2),
+        "grpc_vs_rest_x_library_clients": round(results["mlops gRPC, 1 client, grpcio client"]["req_per_s"]
+                                                / results["mlops REST, 1 client, Python http.client"]["req_per_s"], 2),
         "grpc_at_least_rest": (results["mlops gRPC, 1 client"]["req_per_s"]
                                >= results["mlops REST, 1 client"]["req_per_s"]),
         "batching_throughput_by_clients": {c: results[f"mlops gRPC batching, {c} clients"]["req_per_s"]
@@ -543,6 +675,8 @@ def main() -> int:
     lines += ["", f"REST vs `mlflow models serve` (1 client): {summary['rest_vs_mlflow_throughput_x']}x; "
                   f"gRPC: {summary['grpc_vs_mlflow_throughput_x']}x. With Python's http.client as the client "
                   f"of both: {summary['rest_vs_mlflow_throughput_x_python_http_client']}x.",
+              f"gRPC vs REST (1 client): {summary['grpc_vs_rest_x']}x with the lean clients of both; "
+              f"{summary['grpc_vs_rest_x_library_clients']}x with grpcio's client against Python's http.client.",
               f"Batching, gRPC req/s at 1/4/16 clients: {summary['batching_throughput_by_clients']}.",
               f"p99 at 4 clients: REST {summary['p99_4_clients_ms']['rest']} ms, gRPC "
               f"{summary['p99_4_clients_ms']['grpc']} ms. With {IDLE_CONNECTIONS} idle connections open, the "

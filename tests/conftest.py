@@ -14,6 +14,12 @@ from tests.helpers import TRANSACTIONS, run_cli_config, write_transactions_csv  
 
 # By folder, in the order the tiers run: the longest first, so short tests fill the workers' tails.
 TIERS = {"e2e": pytest.mark.pipeline, "component": pytest.mark.component, "unit": pytest.mark.unit}
+# Before them, the modules that take longest, longest first (CI's durations on 2026-12-01, seconds of
+# their tests summed: photos ~370, transfer ~245, use cases ~200, tables ~140, digits ~120). xdist hands
+# whole modules out in this order (`make test` passes --no-loadscope-reorder: by default xdist sorts
+# modules by their number of tests, which sent the 3-test photo module out last, alone for 6 minutes).
+HEAVIEST_MODULES = ("e2e/test_use_cases_photos.py", "e2e/test_transfer.py", "e2e/test_use_cases.py",
+                    "e2e/test_tables.py", "e2e/test_use_cases_digits.py", "e2e/test_spans.py", "e2e/test_images.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -21,13 +27,19 @@ def pytest_collection_modifyitems(items):
 
     `make test` runs on two pytest-xdist workers with --dist loadfile: a module's tests share its
     pipeline runs through module fixtures, so a module goes to one worker whole. The end-to-end tier
-    runs first (a stable sort: each module stays contiguous)."""
+    runs first, its heaviest modules before it (a stable sort: each module stays contiguous)."""
     for item in items:
         tier = TIERS.get(Path(str(item.fspath)).parent.name)
         if tier is not None:
             item.add_marker(tier)
     rank = {folder: position for position, folder in enumerate(TIERS)}
-    items.sort(key=lambda item: rank.get(Path(str(item.fspath)).parent.name, len(rank)))
+    heavy = {name: position for position, name in enumerate(HEAVIEST_MODULES)}
+
+    def order(item) -> tuple:
+        path = Path(str(item.fspath))
+        return heavy.get(f"{path.parent.name}/{path.name}", len(heavy)), rank.get(path.parent.name, len(rank))
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")
