@@ -2,6 +2,16 @@
 pipeline), e2e/ (real TFX pipelines on Beam, ML Metadata and MLflow in SQLite, one shared run)."""
 import os
 
+# Each of `make test`'s xdist workers gets its share of the cores for TensorFlow's thread pools (set
+# before TensorFlow loads; subprocesses inherit it). Two workers with two threads each on 2 cores
+# measured 12% more CPU and 10% more wall than one thread each (two photo runs side by side: 340 vs
+# 299 s of CPU, 199 vs 180 s wall): four busy threads on two cores spin and preempt one another.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", _THREADS)
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", _THREADS)
+
 import components  # noqa: E402,F401 (sets the legacy-Keras switch before TensorFlow loads)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -14,10 +24,11 @@ from tests.helpers import TRANSACTIONS, run_cli_config, write_transactions_csv  
 
 # By folder, in the order the tiers run: the longest first, so short tests fill the workers' tails.
 TIERS = {"e2e": pytest.mark.pipeline, "component": pytest.mark.component, "unit": pytest.mark.unit}
-# Before them, the modules that take longest, longest first (CI's durations on 2026-12-01, seconds of
-# their tests summed: photos ~370, transfer ~245, use cases ~200, tables ~140, digits ~120). xdist hands
-# whole modules out in this order (`make test` passes --no-loadscope-reorder: by default xdist sorts
-# modules by their number of tests, which sent the 3-test photo module out last, alone for 6 minutes).
+# Before them, the modules that take longest, longest first (from CI's durations on 2026-12-01: the photo
+# module's tests ~370 s, the others estimated from the 40 slowest: transfer ~245, use cases ~200,
+# tables ~140, digits ~120). xdist hands whole modules out in this order (`make test` passes
+# --no-loadscope-reorder: by default xdist sorts modules by their number of tests, which sent the 3-test
+# photo module out last, alone for ~7 minutes).
 HEAVIEST_MODULES = ("e2e/test_use_cases_photos.py", "e2e/test_transfer.py", "e2e/test_use_cases.py",
                     "e2e/test_tables.py", "e2e/test_use_cases_digits.py", "e2e/test_spans.py", "e2e/test_images.py")
 
@@ -28,18 +39,16 @@ def pytest_collection_modifyitems(items):
     `make test` runs on two pytest-xdist workers with --dist loadfile: a module's tests share its
     pipeline runs through module fixtures, so a module goes to one worker whole. The end-to-end tier
     runs first, its heaviest modules before it (a stable sort: each module stays contiguous)."""
-    for item in items:
-        tier = TIERS.get(Path(str(item.fspath)).parent.name)
-        if tier is not None:
-            item.add_marker(tier)
     rank = {folder: position for position, folder in enumerate(TIERS)}
     heavy = {name: position for position, name in enumerate(HEAVIEST_MODULES)}
-
-    def order(item) -> tuple:
+    order = {}
+    for item in items:
         path = Path(str(item.fspath))
-        return heavy.get(f"{path.parent.name}/{path.name}", len(heavy)), rank.get(path.parent.name, len(rank))
-
-    items.sort(key=order)
+        tier = TIERS.get(path.parent.name)
+        if tier is not None:
+            item.add_marker(tier)
+        order[item] = heavy.get(f"{path.parent.name}/{path.name}", len(heavy)), rank.get(path.parent.name, len(rank))
+    items.sort(key=order.__getitem__)
 
 
 @pytest.fixture(scope="session")
