@@ -403,17 +403,25 @@ def _echo_http(ready) -> None:
     server.serve_forever()
 
 
-def _echo_grpc(ready) -> None:
-    """A grpcio server whose Predict answers fixed bytes: the transport's own cost."""
+def _echo_grpc(ready, server_kind: str = "ours") -> None:
+    """A gRPC server whose Predict answers fixed bytes: the transport's own cost. ``server_kind``: "ours"
+    (serving.grpc_http2, what `mlops serve` runs) or "grpcio" (grpcio's own server, for comparison)."""
     from concurrent import futures
 
     import grpc
 
+    from serving.grpc_http2 import Http2GrpcServer
+
     service, method = PREDICT_METHOD.strip("/").split("/")
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {
-        method: grpc.unary_unary_rpc_method_handler(lambda request, context: b"")}),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    handlers = grpc.method_handlers_generic_handler(service, {
+        method: grpc.unary_unary_rpc_method_handler(lambda request, context: b"")})
+    if server_kind == "grpcio":
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        server = Http2GrpcServer("127.0.0.1", 0)
+        port = server.bound_port
+    server.add_generic_rpc_handlers((handlers,))
     server.start()
     ready.put(port)
     server.wait_for_termination()
@@ -422,15 +430,20 @@ def _echo_grpc(ready) -> None:
 def _transport_floor(pool, rest_body: bytes, grpc_request: bytes, n: int) -> Dict[str, Dict[str, float]]:
     context = multiprocessing.get_context("spawn")
     floors = {}
-    for name, target, worker, args in (
-            ("HTTP/1.1 echo (stdlib server), 1 client", _echo_http, _http_worker, ("/echo", rest_body, n)),
-            ("HTTP/1.1 echo (stdlib server), 1 client, Python http.client", _echo_http, _http_worker,
+    for name, target, target_args, worker, args in (
+            ("HTTP/1.1 echo (stdlib server), 1 client", _echo_http, (), _http_worker, ("/echo", rest_body, n)),
+            ("HTTP/1.1 echo (stdlib server), 1 client, Python http.client", _echo_http, (), _http_worker,
              ("/echo", rest_body, n, "http.client")),
-            ("gRPC echo (grpcio server), 1 client", _echo_grpc, _grpc_worker, (grpc_request, n, "lean")),
-            ("gRPC echo (grpcio server), 1 client, grpcio client", _echo_grpc, _grpc_worker,
+            ("gRPC echo (our HTTP/2 server), 1 client", _echo_grpc, ("ours",), _grpc_worker,
+             (grpc_request, n, "lean")),
+            ("gRPC echo (our HTTP/2 server), 1 client, grpcio client", _echo_grpc, ("ours",), _grpc_worker,
+             (grpc_request, n, "grpcio")),
+            ("gRPC echo (grpcio server), 1 client", _echo_grpc, ("grpcio",), _grpc_worker,
+             (grpc_request, n, "lean")),
+            ("gRPC echo (grpcio server), 1 client, grpcio client", _echo_grpc, ("grpcio",), _grpc_worker,
              (grpc_request, n, "grpcio"))):
         ready = context.Queue()
-        process = context.Process(target=target, args=(ready,), daemon=True)
+        process = context.Process(target=target, args=(ready, *target_args), daemon=True)
         process.start()
         try:
             floors[name] = _load(pool, worker, (ready.get(timeout=60), *args), 1)

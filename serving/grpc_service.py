@@ -1,9 +1,8 @@
 """TF Serving's gRPC API (port 8500): PredictionService (Predict, Classify, Regress, GetModelMetadata)
-and ModelService (GetModelStatus), on grpcio with the official generated messages (Predict reads its
-request as a LeanPredictRequest: the same wire format, each input's TensorProto left as bytes); the
-Open Inference Protocol's GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
-from concurrent import futures
-from pathlib import Path
+and ModelService (GetModelStatus), grpcio servicers served by ``serving.grpc_http2``, with the official
+generated messages (Predict reads its request as a LeanPredictRequest: the same wire format, each
+input's TensorProto left as bytes); the Open Inference Protocol's GRPCInferenceService beside them
+(``serving.open_inference_grpc``)."""
 from typing import Any, Optional
 
 import grpc
@@ -22,6 +21,7 @@ from tensorflow_serving.apis import (
 from serving import open_inference_grpc, tensors
 from serving.core import ModelSpec, ServingCore
 from serving.errors import ServingError, invalid
+from serving.grpc_http2 import Http2GrpcServer
 from serving.traffic import metadata_client_key
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
@@ -183,25 +183,14 @@ def _prediction_handlers(service: PredictionService) -> grpc.GenericRpcHandler:
     })
 
 
-def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int = 16) -> grpc.Server:
-    limit = core.options.max_request_bytes
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-                         maximum_concurrent_rpcs=core.options.max_concurrent_rpcs,
-                         options=[("grpc.max_receive_message_length", limit),
-                                  ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
-                                  ("grpc.so_reuseport", 0)])
+def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int = 16) -> Http2GrpcServer:
+    """The gRPC port's server (``serving.grpc_http2``: a thread per connection, grpcio's servicers)."""
+    options = core.options
+    server = Http2GrpcServer(host, port, max_workers=max_workers, max_concurrent_rpcs=options.max_concurrent_rpcs,
+                             max_receive=options.max_request_bytes, max_connections=options.max_connections,
+                             idle_timeout=options.idle_timeout_s,
+                             tls=options.tls.server_context() if options.tls is not None else None)
     server.add_generic_rpc_handlers((_prediction_handlers(PredictionService(core)),))
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     open_inference_grpc.add_to_server(core, server)  # KServe V2's GRPCInferenceService on the same port
-    tls = core.options.tls
-    if tls is None:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    else:
-        credentials = grpc.ssl_server_credentials(
-            [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
-            root_certificates=Path(tls.ca).read_bytes() if tls.ca else None, require_client_auth=bool(tls.ca))
-        bound = server.add_secure_port(f"{host}:{port}", credentials)
-    if bound == 0:
-        raise OSError(f"cannot bind the gRPC port {host}:{port}")
-    server.bound_port = bound  # type: ignore[attr-defined]
     return server

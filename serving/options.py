@@ -5,6 +5,7 @@ from typing import Optional
 
 DEFAULT_HOST = "127.0.0.1"  # loopback only unless --host says otherwise
 DEFAULT_REST_PORT, DEFAULT_GRPC_PORT = 8501, 8500  # TF Serving's ports
+TLS_HANDSHAKE_SECONDS = 10.0  # a client that does not finish its TLS handshake in time is dropped
 
 
 @dataclass(frozen=True)

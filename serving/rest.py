@@ -22,6 +22,7 @@ from google.protobuf import json_format
 from serving import open_inference, tensors
 from serving.core import ModelSpec, ServingCore, status_list
 from serving.errors import ServingError, invalid, not_found
+from serving.options import TLS_HANDSHAKE_SECONDS
 from serving.traffic import CLIENT_KEY_HEADER
 
 log = logging.getLogger("mlops.serving")
@@ -35,7 +36,6 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 HEALTH_PATH = "/healthz"
 
 DRAIN_BYTES, DRAIN_SECONDS = 64 << 20, 2.0  # an oversized body read and dropped before closing
-TLS_HANDSHAKE_SECONDS = 10.0  # a client that does not finish its TLS handshake in time is dropped
 MAX_HEADER_LINE, MAX_HEADERS = 65536, 100  # the standard library's limits: beyond them, 431
 _EMPTY_LINES = (b"\r\n", b"\n", b"")
 

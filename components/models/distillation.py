@@ -9,6 +9,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 EPSILON = 1e-7
+LOSS_NAMES = ("loss", "student_loss", "distillation_loss")  # training reports all three; evaluation the first
 
 
 def _class_probabilities(output: tf.Tensor) -> tf.Tensor:
@@ -26,7 +27,9 @@ def softened(probabilities: tf.Tensor, temperature: float) -> tf.Tensor:
 
 class Distiller(keras.Model):
     """Trains ``student`` on the distillation loss; evaluates it on the true labels alone (so early
-    stopping watches the student's own loss). Only the student's weights change."""
+    stopping watches the student's own loss). Only the student's weights change. Its losses are means
+    over the epoch or the evaluation set, as a compiled loss's are: a custom step that returns a
+    batch's loss reports the last batch alone, and early stopping then restores a wrong epoch."""
 
     def __init__(self, student: keras.Model, teacher: keras.Model, temperature: float, alpha: float,
                  augment: Any = None):
@@ -34,6 +37,19 @@ class Distiller(keras.Model):
         self.student, self.teacher, self.augment = student, teacher, augment
         self.teacher.trainable = False
         self.temperature, self.alpha = float(temperature), float(alpha)
+        self.means = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+
+    @property
+    def metrics(self):
+        """Reset by Keras at each epoch and each evaluation: the loss means, then the compiled metrics."""
+        means = list(self.means.values())
+        return means + [m for m in super().metrics if all(m is not mean for mean in means)]
+
+    def _results(self, y: tf.Tensor, **losses: tf.Tensor):
+        rows = tf.cast(tf.shape(y)[0], tf.float32)  # a short last batch weighs what its rows weigh
+        for name, value in losses.items():
+            self.means[name].update_state(value, sample_weight=rows)
+        return {m.name: m.result() for m in self.metrics if m.name in losses or m.name not in self.means}
 
     def compile(self, optimizer: Any, student_loss: Any, metrics: Any) -> None:
         super().compile(optimizer=optimizer, metrics=metrics)
@@ -60,15 +76,13 @@ class Distiller(keras.Model):
         variables = self.student.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         self.compiled_metrics.update_state(y, student_out)
-        return {"loss": loss, "student_loss": hard, "distillation_loss": tf.reduce_mean(soft),
-                **{m.name: m.result() for m in self.metrics if m.name != "loss"}}
+        return self._results(y, loss=loss, student_loss=hard, distillation_loss=tf.reduce_mean(soft))
 
     def test_step(self, data):
         x, y = data
         student_out = self.student(x, training=False)
-        loss = tf.reduce_mean(self.student_loss(y, student_out))
         self.compiled_metrics.update_state(y, student_out)
-        return {"loss": loss, **{m.name: m.result() for m in self.metrics if m.name != "loss"}}
+        return self._results(y, loss=tf.reduce_mean(self.student_loss(y, student_out)))
 
 
 def distiller(student: keras.Model, teacher: keras.Model, hp: Mapping[str, Any], task: str,

@@ -86,6 +86,27 @@ def test_the_distiller_trains_the_student_on_softened_teacher_outputs():
     assert np.ptp(distillation.softened(p, 8.0).numpy()) < np.ptp(p)
 
 
+def test_the_distillers_validation_loss_is_the_students_mean_over_the_whole_set():
+    """Early stopping restores the epoch of the lowest val_loss: it must be the evaluation set's mean
+    (batches weighted by rows), not the last batch's loss."""
+    inputs = keras.Input((4,), name="x")
+    teacher = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    student_in = keras.Input((4,), name="x")
+    student = keras.Model(student_in, keras.layers.Dense(3, activation="softmax")(student_in))
+    model = distillation.distiller(student, teacher, {"temperature": 2.0, "distill_alpha": 0.5, "learning_rate": 0.01},
+                                   "multiclass")
+    rng = np.random.default_rng(2)
+    x, y = {"x": rng.normal(size=(40, 4)).astype(np.float32)}, rng.integers(0, 3, 40)
+    x["x"][32:] *= 50.0  # the last, short batch (8 of 40 rows) is far off: its loss alone would differ
+    per_row = keras.losses.sparse_categorical_crossentropy(y, student(x["x"])).numpy()
+    results = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
+    np.testing.assert_allclose(results["loss"], per_row.mean(), rtol=1e-4)
+    assert not np.isclose(results["loss"], per_row[32:].mean(), rtol=1e-2)
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, validation_data=(x, y))
+    assert history.history["val_loss"][-1] == pytest.approx(
+        keras.losses.sparse_categorical_crossentropy(y, student(x["x"])).numpy().mean(), rel=1e-4)
+
+
 def test_a_teacher_with_other_inputs_is_named():
     teacher_in = keras.Input((4,), name="age_xf")
     teacher = keras.Model(teacher_in, keras.layers.Dense(2, activation="softmax")(teacher_in))
