@@ -469,10 +469,8 @@ def _per_call_us(function, calls: int = 1000, rounds: int = 3) -> float:
 def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str, float]:
     """The server's steps for one request, each in a loop in this process: the session call alone is
     the physical limit; the rest is what the server adds around it."""
-    from tensorflow_serving.apis import predict_pb2
-
     from serving import tensors
-    from serving.grpc_service import LeanPredictRequest
+    from serving.grpc_service import LeanPredictRequest, lean_inputs, lean_response
     from serving.servable import DEFAULT_SIGNATURE, Servable
 
     servable = Servable("fraud", int(model_dir.name), model_dir, timeout_s=30)
@@ -486,14 +484,11 @@ def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str,
 
     def grpc_decode():  # as the server reads a Predict: its inputs left as bytes, then read together
         request = LeanPredictRequest.FromString(grpc_request)
-        raw = tensors.tensors_from_bytes(request.inputs.items())
+        raw = lean_inputs(request)
         return tensors.cast_inputs(servable.columns.rename(raw), signature)
 
     def grpc_encode():
-        response = predict_pb2.PredictResponse()
-        for name, value in outputs.items():
-            tensors.fill_proto(response.outputs[name], value)
-        return response.SerializeToString()
+        return lean_response(servable, DEFAULT_SIGNATURE, outputs).SerializeToString()
 
     try:
         return {

@@ -75,6 +75,11 @@ class Signature:
         return tuple(sorted(self.inputs))
 
     @functools.cached_property
+    def input_dtypes(self) -> Dict[str, np.dtype]:
+        """Each input's numpy dtype (object for strings), compared per request by ``tensors.cast_inputs``."""
+        return {name: np.dtype(spec.numpy_dtype) for name, spec in self.inputs.items()}
+
+    @functools.cached_property
     def scalar_inputs(self) -> Optional[Dict[Tuple[str, Any], Tuple[str, ...]]]:
         """When every input takes one value per row (shape [-1]), the inputs by (kind, numpy dtype), so
         a request's values of one dtype convert and check together; else None."""

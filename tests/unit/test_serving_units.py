@@ -375,17 +375,18 @@ def test_json_bodies_orjson_refuses_are_read_by_the_standard_parser():
     np.array([[0.25]], np.float32), np.arange(6, dtype=np.float64).reshape(2, 3), np.array([1, 2], np.int64),
     np.array([True, False]), np.array(5, np.int32), np.zeros((0, 3), np.float32),
     np.arange(6, dtype=np.float32).reshape(2, 3).T, np.array([b"a", b"\xff"], dtype=object),
-    np.array([[1, 2]], np.int8), np.array([1.5], np.float16),
+    np.array([[1, 2]], np.int8), np.array([1.5], np.float16), np.array([-3], np.int32),
+    np.array([[-2**40]], np.int64), np.array([0.0], np.float64), np.zeros((2, 0, 400), np.int64),
+    np.array(7, np.int64), np.array([[False]]),
 ])
 def test_tensor_protos_are_written_as_tf_writes_them_and_read_back(array):
     import tensorflow as tf
     from tensorflow.core.framework import tensor_pb2
 
-    from serving.tensors import fill_proto, proto_to_array
-    proto = tensor_pb2.TensorProto()
-    fill_proto(proto, array)
-    assert proto == tf.make_tensor_proto(array)
-    np.testing.assert_array_equal(proto_to_array(proto), array)
+    from serving.tensors import proto_to_array, tensor_bytes
+    written = tensor_bytes(array)
+    assert written == tf.make_tensor_proto(array).SerializeToString()
+    np.testing.assert_array_equal(proto_to_array(tensor_pb2.TensorProto.FromString(written)), array)
 
 
 def _tensor_bytes(*fields: bytes) -> bytes:
@@ -456,14 +457,38 @@ def test_malformed_tensor_bytes_are_invalid_argument_and_the_layout_table_is_bou
 def test_grpc_predict_reads_the_request_with_its_inputs_left_as_bytes():
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.grpc_service import LeanPredictRequest
+    from serving.grpc_service import LeanPredictRequest, lean_inputs
 
     request = predict_pb2.PredictRequest(output_filter=["p"], client_id=b"me")
     request.model_spec.name, request.model_spec.version.value = "m", 3
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1.5], np.float32)))
-    lean = LeanPredictRequest.FromString(request.SerializeToString())
+    request.inputs["y"].CopyFrom(tf.make_tensor_proto(np.array([[1, 2]], np.int64)))
+    wire = request.SerializeToString()
+    lean = LeanPredictRequest.FromString(wire)
     assert lean.model_spec == request.model_spec and list(lean.output_filter) == ["p"]
-    assert dict(lean.inputs) == {"x": request.inputs["x"].SerializeToString()}
+    assert {entry.key: entry.value for entry in lean.inputs} == {
+        name: tensor.SerializeToString() for name, tensor in request.inputs.items()}
+    again = predict_pb2.PredictRequest(inputs={"x": tf.make_tensor_proto(np.array([2.5], np.float32))})
+    arrays = lean_inputs(LeanPredictRequest.FromString(wire + again.SerializeToString()))  # x twice: the last
+    np.testing.assert_array_equal(arrays["x"], np.array([2.5], np.float32))
+    np.testing.assert_array_equal(arrays["y"], np.array([[1, 2]], np.int64))
+
+
+def test_grpc_predict_answers_what_a_predict_response_of_tfs_tensors_reads():
+    from types import SimpleNamespace
+
+    from tensorflow_serving.apis import predict_pb2
+
+    from serving.grpc_service import lean_response
+
+    outputs = {"probabilities": np.array([[0.25, 0.75]], np.float32), "label": np.array([b"yes"], object),
+               "score": np.array([1.5], np.float64)}
+    wire = lean_response(SimpleNamespace(name="m", version=7), "serving_default", outputs).SerializeToString()
+    expected = predict_pb2.PredictResponse(outputs={name: tf.make_tensor_proto(array)
+                                                    for name, array in outputs.items()})
+    expected.model_spec.name, expected.model_spec.version.value = "m", 7
+    expected.model_spec.signature_name = "serving_default"
+    assert predict_pb2.PredictResponse.FromString(wire) == expected
 
 
 def test_serve_predict_and_config_paths_import_no_tfx():
