@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from components import LEGACY_KERAS_ENV
 
@@ -49,7 +49,20 @@ def _free_port() -> int:
 
 # --- client workers (run in their own processes; no TensorFlow import) -------------------------------
 
-class _LeanHttpClient:
+class _SocketReader:
+    """What both lean clients read with: ``self.sock``'s bytes appended to ``self.buffer``."""
+
+    sock: Optional[socket.socket]
+    buffer: Any
+
+    def _receive(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self.buffer += chunk
+
+
+class _LeanHttpClient(_SocketReader):
     """A load generator's HTTP/1.1 client, as wrk's: one keep-alive socket, the request's bytes built
     once, the answer read by its Content-Length (or chunks) and its status taken from the status line.
     Python's http.client spends ~300 us of CPU per request here (a lean client ~80): that cost is the
@@ -62,19 +75,13 @@ class _LeanHttpClient:
 
     def _read(self, size: int) -> bytes:
         while len(self.buffer) < size:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the server closed the connection")
-            self.buffer += chunk
+            self._receive()
         data, self.buffer = self.buffer[:size], self.buffer[size:]
         return data
 
     def _read_line(self) -> bytes:
         while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the server closed the connection")
-            self.buffer += chunk
+            self._receive()
         line, self.buffer = self.buffer.split(b"\r\n", 1)
         return line
 
@@ -106,7 +113,7 @@ class _LeanHttpClient:
         self.sock = None
 
 
-class _LeanGrpcClient:
+class _LeanGrpcClient(_SocketReader):
     """A load generator's gRPC client, as ghz or h2load are: one HTTP/2 connection on a plain socket, the
     request's HEADERS (HPACK literals, no table) and DATA frames built once, ``send`` and ``wait`` so
     several calls can be in flight. A call succeeds when its answer carries one whole gRPC message (an
@@ -150,10 +157,7 @@ class _LeanGrpcClient:
                     payload = bytes(self.buffer[9:9 + length])
                     del self.buffer[:9 + length]
                     return kind, flags, stream, payload
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the server closed the connection")
-            self.buffer += chunk
+            self._receive()
 
     def _handle(self, kind: int, flags: int, stream: int, payload: bytes) -> Optional[int]:
         """One frame from the server; the stream it ended, if any."""
