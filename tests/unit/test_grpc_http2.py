@@ -52,6 +52,17 @@ def _echo(channel, **kwargs):
     return channel.unary_unary(f"/{SERVICE}/Echo", **kwargs)
 
 
+def _side_by_side(call, count: int, timeout: float = 60) -> list:
+    """`count` threads each make `call()` once, all at once; their results in the order they finished."""
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(call())) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return results
+
+
 def test_unary_calls_metadata_and_errors(served):
     _, channel, calls = served
     echo = _echo(channel)
@@ -96,13 +107,7 @@ def test_answers_larger_than_the_clients_window_and_frame(served):
                                         ("grpc.http2.bdp_probe", 0)]) as channel:
         echo = _echo(channel)
         assert len(echo(b"big:3000000")) == 3_000_000
-        answers = []
-        threads = [threading.Thread(target=lambda: answers.append(len(echo(b"big:1000000")))) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert answers == [1_000_000] * 4
+        assert _side_by_side(lambda: len(echo(b"big:1000000")), 4) == [1_000_000] * 4
 
 
 def test_many_calls_at_once_on_one_channel_run_side_by_side(served):
@@ -110,13 +115,8 @@ def test_many_calls_at_once_on_one_channel_run_side_by_side(served):
     _, channel, _ = served
     echo = _echo(channel)
     echo(b"warm")
-    results, started = [], time.monotonic()
-    threads = [threading.Thread(target=lambda: results.append(echo(b"sleep:0.2"))) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert results == [b"echo:sleep:0.2"] * 16
+    started = time.monotonic()
+    assert _side_by_side(lambda: echo(b"sleep:0.2"), 16, timeout=30) == [b"echo:sleep:0.2"] * 16
     assert time.monotonic() - started < 16 * 0.2 / 2
 
 
@@ -217,13 +217,7 @@ def test_mutual_tls_with_calls_side_by_side_and_large_answers(tmp_path):
         with grpc.secure_channel(target, mutual) as channel:
             echo = _echo(channel)
             assert echo(b"hi") == b"echo:hi"
-            answers = []
-            threads = [threading.Thread(target=lambda: answers.append(len(echo(b"big:300000")))) for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
-            assert answers == [300_000] * 8
+            assert _side_by_side(lambda: len(echo(b"big:300000")), 8) == [300_000] * 8
         with grpc.secure_channel(target, grpc.ssl_channel_credentials(ca)) as anonymous:  # no client certificate
             with pytest.raises(grpc.RpcError) as e:
                 _echo(anonymous)(b"hi", timeout=10)
