@@ -474,7 +474,7 @@ def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str,
     """The server's steps for one request, each in a loop in this process: the session call alone is
     the physical limit; the rest is what the server adds around it."""
     from serving import tensors
-    from serving.grpc_service import LeanPredictRequest, lean_inputs, lean_response
+    from serving.grpc_service import PredictReader, predict_response
     from serving.servable import DEFAULT_SIGNATURE, Servable
 
     servable = Servable("fraud", int(model_dir.name), model_dir, timeout_s=30)
@@ -486,13 +486,13 @@ def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str,
     arrays = [inputs[name] for name in names]
     outputs = servable.run(DEFAULT_SIGNATURE, inputs)
 
-    def grpc_decode():  # as the server reads a Predict: its inputs left as bytes, then read together
-        request = LeanPredictRequest.FromString(grpc_request)
-        raw = lean_inputs(request)
-        return tensors.cast_inputs(servable.columns.rename(raw), signature)
+    reader = PredictReader()
+
+    def grpc_decode():  # as the server reads a Predict: through the template the first request made
+        return tensors.cast_inputs(servable.columns.rename(reader(grpc_request).inputs), signature)
 
     def grpc_encode():
-        return lean_response(servable, DEFAULT_SIGNATURE, outputs).SerializeToString()
+        return predict_response(servable, DEFAULT_SIGNATURE, outputs)
 
     try:
         return {

@@ -250,6 +250,7 @@ class _Connection:
         self.reader = threading.current_thread()
         self.on_pool = 0
         self.closing = self.preface_seen = False
+        self._plans: Dict[int, Tuple[List[Tuple[str, str]], Tuple[Any, ...]]] = {}
 
     # --- the connection's thread --------------------------------------------------------------------
     def serve(self) -> None:
@@ -439,36 +440,61 @@ class _Connection:
             with self.write_lock:
                 self.streams.pop(stream_id, None)
 
-    def _call(self, stream_id: int, stream: _Stream) -> None:
-        headers = dict(stream.headers or ())
-        path = headers.get(":path", "")
-        if headers.get(":method") != "POST" or not headers.get("content-type", "").startswith("application/grpc"):
-            return self._status(stream_id, stream, grpc.StatusCode.UNIMPLEMENTED,
-                                f"not a gRPC call: {headers.get(':method')} {headers.get('content-type')}")
+    def _plan(self, headers: List[Tuple[str, str]]) -> Tuple[Any, ...]:
+        """What a header block asks for, worked out once per block (the decoder hands back the same list
+        for the same block): (refusal, path, metadata, timeout, handler, encoding), the refusal a
+        (code, details, extra trailers) when the call cannot run."""
+        hit = self._plans.get(id(headers))
+        if hit is not None and hit[0] is headers:
+            return hit[1]
+        plan = self._make_plan(headers)
+        if len(self._plans) >= 32:
+            self._plans.clear()
+        self._plans[id(headers)] = (headers, plan)
+        return plan
+
+    def _make_plan(self, headers: List[Tuple[str, str]]) -> Tuple[Any, ...]:
+        fields = dict(headers)
+        path, encoding = fields.get(":path", ""), fields.get("grpc-encoding", "identity")
+        if fields.get(":method") != "POST" or not fields.get("content-type", "").startswith("application/grpc"):
+            return ((grpc.StatusCode.UNIMPLEMENTED,
+                     f"not a gRPC call: {fields.get(':method')} {fields.get('content-type')}", b""),)
         metadata = tuple((key, base64.b64decode(value + "=" * (-len(value) % 4)) if key.endswith("-bin") else value)
-                         for key, value in stream.headers or () if key[0] != ":" and key not in RESERVED_METADATA)
-        deadline = None
-        if "grpc-timeout" in headers:
+                         for key, value in headers if key[0] != ":" and key not in RESERVED_METADATA)
+        timeout = None
+        if "grpc-timeout" in fields:
             try:
-                deadline = time.monotonic() + parse_timeout(headers["grpc-timeout"])
+                timeout = parse_timeout(fields["grpc-timeout"])
             except ValueError as e:
-                return self._status(stream_id, stream, grpc.StatusCode.INTERNAL, str(e))
+                return ((grpc.StatusCode.INTERNAL, str(e), b""),)
         handler = self.server.handler(path, metadata)
         if handler is None:
-            return self._status(stream_id, stream, grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+            return ((grpc.StatusCode.UNIMPLEMENTED, "Method not found!", b""),)
         if handler.request_streaming or handler.response_streaming:
-            return self._status(stream_id, stream, grpc.StatusCode.UNIMPLEMENTED,
-                                f"{path}: streaming calls are not served (unary calls only)")
+            return ((grpc.StatusCode.UNIMPLEMENTED, f"{path}: streaming calls are not served (unary calls only)",
+                     b""),)
+        if encoding not in ("identity", "gzip", "deflate"):
+            encoding = ((grpc.StatusCode.UNIMPLEMENTED, f"Compression algorithm {encoding!r} is not supported",
+                         ACCEPT_ENCODING),)
+        return None, path, metadata, timeout, handler, encoding
+
+    def _call(self, stream_id: int, stream: _Stream) -> None:
+        plan = self._plan(stream.headers or [])
+        if plan[0] is not None:
+            return self._status(stream_id, stream, *plan[0])
+        _, path, metadata, timeout, handler, encoding = plan
+        deadline = None if timeout is None else time.monotonic() + timeout
         body = bytes(stream.body)
         if len(body) < 5 or len(body) != 5 + int.from_bytes(body[1:5], "big"):
             return self._status(stream_id, stream, grpc.StatusCode.INTERNAL,
                                 "a unary call needs exactly one request message")
         message = body[5:]
         if body[0]:
-            encoding = headers.get("grpc-encoding", "identity")
-            if encoding not in ("gzip", "deflate"):
-                return self._status(stream_id, stream, grpc.StatusCode.UNIMPLEMENTED,
-                                    f"Compression algorithm {encoding!r} is not supported", ACCEPT_ENCODING)
+            if isinstance(encoding, tuple):  # an encoding we do not read: refused once a message uses it
+                return self._status(stream_id, stream, *encoding[0])
+            if encoding == "identity":
+                return self._status(stream_id, stream, grpc.StatusCode.INTERNAL,
+                                    "a compressed message without grpc-encoding")
             try:
                 message = zlib.decompress(message, 31 if encoding == "gzip" else 15)
             except zlib.error as e:

@@ -365,7 +365,8 @@ _MAX_LAYOUTS = 256  # dtype x shape x field combinations kept; beyond, the table
 _layouts: Dict[int, List[Tuple[bytes, Any, Tuple[int, ...]]]] = {}
 
 
-def _varint(data: bytes, i: int) -> Tuple[int, int]:
+def read_varint(data: bytes, i: int) -> Tuple[int, int]:
+    """A protobuf varint at ``data[i]``: (value, the index after it)."""
     value = shift = 0
     while shift < 70:
         byte = data[i]  # past the end: IndexError, a malformed message
@@ -381,17 +382,17 @@ def _wire_shape(data: bytes) -> Optional[Tuple[int, ...]]:
     """TensorShapeProto bytes -> dims; None for an unknown rank, a negative size or anything unusual."""
     dims, i = [], 0
     while i < len(data):
-        tag, i = _varint(data, i)
+        tag, i = read_varint(data, i)
         if tag != _DIM:
             return None
-        length, i = _varint(data, i)
+        length, i = read_varint(data, i)
         end, size = i + length, 0
         while i < end:
-            tag, i = _varint(data, i)
+            tag, i = read_varint(data, i)
             if tag == _DIM_SIZE:
-                size, i = _varint(data, i)
+                size, i = read_varint(data, i)
             elif tag == _DIM_NAME:
-                length, i = _varint(data, i)
+                length, i = read_varint(data, i)
                 i += length
             else:
                 return None
@@ -406,17 +407,17 @@ def _wire_layout(raw: bytes) -> Optional[Tuple[bytes, Any, Tuple[int, ...]]]:
     version number, and last the values field holding exactly one value per element; else None."""
     dtype_enum, shape, i = 0, None, 0
     while i < len(raw):
-        tag, i = _varint(raw, i)
+        tag, i = read_varint(raw, i)
         if tag == _DTYPE or tag == _VERSION:
-            value, i = _varint(raw, i)
+            value, i = read_varint(raw, i)
             dtype_enum = value if tag == _DTYPE else dtype_enum
         elif tag == _SHAPE and shape is None:  # a second shape would merge with the first: protobuf's job
-            length, i = _varint(raw, i)
+            length, i = read_varint(raw, i)
             shape, i = _wire_shape(raw[i:i + length]), i + length
             if shape is None:
                 return None
         elif tag == _TENSOR_CONTENT or tag in _PACKED_FIELDS:
-            length, i = _varint(raw, i)
+            length, i = read_varint(raw, i)
             dtype = _CONTENT_DTYPES.get(dtype_enum)
             if (i + length != len(raw) or dtype is None
                     or (tag != _TENSOR_CONTENT and _PACKED_FIELDS[tag] != dtype_enum)
@@ -435,22 +436,31 @@ def _known_layout(raw: bytes) -> Optional[Tuple[bytes, Any, Tuple[int, ...]]]:
     return None
 
 
-def tensor_from_bytes(raw: bytes) -> np.ndarray:
-    """A serialized TensorProto -> numpy, as ``proto_to_array`` reads it (the array may be read-only)."""
+def fixed_layout(raw: bytes) -> Optional[Tuple[bytes, Any, Tuple[int, ...]]]:
+    """(the bytes before the values, numpy dtype, shape) of a TensorProto whose fixed-width values come
+    last, learned once per layout; None for any other TensorProto (protobuf reads those)."""
     layout = _known_layout(raw)
     if layout is None:
         try:
             layout = _wire_layout(raw)
         except (IndexError, ValueError):
-            layout = None
+            return None
         if layout is None:
-            try:
-                return proto_to_array(tensor_pb2.TensorProto.FromString(raw))
-            except message.DecodeError as e:
-                raise invalid(f"cannot read tensor: {e}") from None
+            return None
         if sum(map(len, _layouts.values())) >= _MAX_LAYOUTS:
             _layouts.clear()
         _layouts.setdefault(len(raw), []).append(layout)
+    return layout
+
+
+def tensor_from_bytes(raw: bytes) -> np.ndarray:
+    """A serialized TensorProto -> numpy, as ``proto_to_array`` reads it (the array may be read-only)."""
+    layout = fixed_layout(raw)
+    if layout is None:
+        try:
+            return proto_to_array(tensor_pb2.TensorProto.FromString(raw))
+        except message.DecodeError as e:
+            raise invalid(f"cannot read tensor: {e}") from None
     head, dtype, shape = layout
     return np.frombuffer(raw, dtype, offset=len(head)).reshape(shape)
 
@@ -488,7 +498,8 @@ def _varint_bytes(value: int) -> bytes:
     return bytes(out)
 
 
-def _delimited(tag: int, payload: bytes) -> bytes:
+def delimited(tag: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field of a one-byte tag (field numbers 1-15)."""
     return bytes((tag,)) + _varint_bytes(len(payload)) + payload
 
 
@@ -498,24 +509,43 @@ _WRITTEN = {np.dtype(dtype): (enum, *_FIELD_TAGS[field]) for enum, (dtype, field
             if field in _FIELD_TAGS}  # numpy dtype -> (DataType enum, its field's tag, fixed-width)
 
 
+@functools.lru_cache(maxsize=1024)
+def _tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[bytes, bool]:
+    """(dtype and shape fields, then the values' tag and length when the values are written as they sit
+    in memory), and whether that is the case: the same bytes for every array of this dtype and shape."""
+    enum, tag, fixed = _WRITTEN[dtype]
+    dims = b"".join(delimited(_DIM, bytes((_DIM_SIZE,)) + _varint_bytes(size) if size else b"")
+                    for size in shape)  # a size of 0 is proto3's default: an empty dim
+    head, size = bytes((_DTYPE, enum)) + delimited(_SHAPE, dims), math.prod(shape)
+    if size > 1 and dtype != np.bool_:
+        return head + bytes((_TENSOR_CONTENT,)) + _varint_bytes(size * dtype.itemsize), True
+    if size == 1 and fixed:
+        return head + bytes((tag,)) + _varint_bytes(dtype.itemsize), True
+    return head, False
+
+
 def tensor_bytes(array: np.ndarray) -> bytes:
     """A serialized TensorProto of ``array``, byte for byte what tf.make_tensor_proto(array) serializes to
     (tensor_content for more than one value, else the typed field; bools always bool_val), written
     straight to the wire: a protobuf TensorProto, filled and serialized, costs ~10 us per output."""
-    written = _WRITTEN.get(array.dtype)
-    if written is None:  # strings and the rarer dtypes
+    if array.dtype not in _WRITTEN:  # strings and the rarer dtypes
         return tf.make_tensor_proto(array).SerializeToString()
-    enum, tag, fixed = written
-    shape = b"".join(_delimited(_DIM, bytes((_DIM_SIZE,)) + _varint_bytes(size) if size else b"")
-                     for size in array.shape)  # a size of 0 is proto3's default: an empty dim
-    head = bytes((_DTYPE, enum)) + _delimited(_SHAPE, shape)
-    if array.size > 1 and array.dtype != np.bool_:
-        return head + _delimited(_TENSOR_CONTENT, np.ascontiguousarray(array).tobytes())
+    head, as_in_memory = _tensor_head(array.dtype, array.shape)
+    if as_in_memory:
+        return head + array.tobytes()
     if not array.size:
         return head
-    values = array.reshape(-1)
-    packed = values.tobytes() if fixed else b"".join(map(_varint_bytes, values.tolist()))
-    return head + _delimited(tag, packed)
+    tag = _WRITTEN[array.dtype][1]
+    return head + delimited(tag, b"".join(map(_varint_bytes, array.reshape(-1).tolist())))
+
+
+def fixed_tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Optional[bytes]:
+    """The bytes ``tensor_bytes`` writes before the values of an array of this dtype and shape, when it
+    writes them as they sit in memory (``head + array.tobytes()``); else None."""
+    if dtype not in _WRITTEN:
+        return None
+    head, as_in_memory = _tensor_head(dtype, shape)
+    return head if as_in_memory else None
 
 
 def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature) -> Dict[str, np.ndarray]:

@@ -1,6 +1,7 @@
 """The gRPC server's HTTP/2 layer (serving.grpc_http2), driven by grpcio's own client on loopback: unary
 calls, status codes and messages, metadata, deadlines, compression, flow control for answers larger than
 the client's window, many calls at once on one channel, the limits, and a stop that refuses new calls."""
+import gzip
 import socket
 import threading
 import time
@@ -190,6 +191,49 @@ def test_header_decoding_reuses_blocks_only_while_the_table_is_unchanged():
     plain = b"\x83" + literal(b"x-key", b"v")  # :method POST, then a literal: no table change, cached
     assert decoder.decode(plain) == decoder.decode(plain) == [(":method", "POST"), ("x-key", "v")]
     assert hpack.Decoder().decode(literal(b"x-long", b"v" * 300)) == [("x-long", "v" * 300)]
+
+
+def _raw_calls(port: int, calls) -> list:
+    """Calls on one raw h2c connection, each (extra header fields, gRPC message frame): the trailers of each."""
+    from serving.grpc_http2 import DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, SETTINGS, frame
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
+        block = b"\x83\x86" + literal(b":path", f"/{SERVICE}/Echo".encode()) + literal(b":authority", b"x") \
+            + literal(b"content-type", b"application/grpc") + literal(b"te", b"trailers")
+        answers, buffer, decoder = [], b"", hpack.Decoder()
+        for number, (extra, body) in enumerate(calls):
+            stream = 2 * number + 1
+            sock.sendall(frame(HEADERS, END_HEADERS, stream, block + extra) + frame(DATA, END_STREAM, stream, body))
+            while True:
+                while len(buffer) < 9 or len(buffer) < 9 + int.from_bytes(buffer[:3], "big"):
+                    buffer += sock.recv(65536)
+                length = int.from_bytes(buffer[:3], "big")
+                kind, flags, payload, buffer = buffer[3], buffer[4], buffer[9:9 + length], buffer[9 + length:]
+                if kind == HEADERS:
+                    headers = dict(decoder.decode(payload))
+                    if flags & END_STREAM:
+                        answers.append(headers)
+                        break
+    return answers
+
+
+def test_the_same_header_block_is_planned_once_and_compressed_messages_need_their_encoding(served):
+    """Identical blocks reuse one plan (path, metadata, handler); a compressed message without
+    grpc-encoding is INTERNAL, one of an encoding we do not read UNIMPLEMENTED with the ones we do."""
+    server, _, calls = served
+    message = b"\x00\x00\x00\x00\x02hi"
+    gzipped = gzip.compress(b"hi")
+    answers = _raw_calls(server.bound_port, [
+        (b"", message), (b"", message), (literal(b"x-client", b"raw"), message),
+        (b"", b"\x01" + len(gzipped).to_bytes(4, "big") + gzipped),
+        (literal(b"grpc-encoding", b"gzip"), b"\x01" + len(gzipped).to_bytes(4, "big") + gzipped),
+        (literal(b"grpc-encoding", b"br"), b"\x01\x00\x00\x00\x02hi"),
+        (literal(b"grpc-encoding", b"br"), message)])  # declared but not used: read as it is
+    statuses = [answer["grpc-status"] for answer in answers]
+    assert statuses == ["0", "0", "0", "13", "0", "12", "0"], answers
+    assert calls[-5:] == [{}, {}, {"x-client": "raw"}, {}, {}]  # the echo ran for the five answered 0
+    assert "identity" in answers[5]["grpc-accept-encoding"] and "gzip" in answers[5]["grpc-accept-encoding"]
 
 
 def test_timeouts_and_message_encoding():

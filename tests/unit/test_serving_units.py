@@ -474,16 +474,76 @@ def test_grpc_predict_reads_the_request_with_its_inputs_left_as_bytes():
     np.testing.assert_array_equal(arrays["y"], np.array([[1, 2]], np.int64))
 
 
+def _predict_wire(inputs, name="m", output_filter=(), version=None):
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest(output_filter=list(output_filter))
+    request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    for key, array in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
+    return request.SerializeToString()
+
+
+def test_grpc_predict_reads_inputs_of_known_heads_in_any_order_as_the_parse_does():
+    """Requests of learned entry heads are read by the walk (any entry order: protobuf writes a map in a
+    new order each time) and give what the parse gives; anything else is parsed."""
+    from serving.core import ModelSpec
+    from serving.grpc_service import LeanPredictRequest, PredictReader, ReadPredict, lean_inputs
+
+    reader = PredictReader()
+    rng = np.random.default_rng(0)
+
+    def inputs():
+        return {"a": rng.normal(size=1).astype(np.float32), "b": rng.normal(size=(1, 3)).astype(np.float64),
+                "c": rng.integers(-5, 5, size=(1, 2)).astype(np.int64), "d": rng.normal(size=2).astype(np.float32),
+                "big": rng.normal(size=(1, 40)).astype(np.float32)}  # an entry longer than 127 bytes
+
+    orders = set()
+    for i in range(8):
+        sent = inputs()
+        wire = _predict_wire(sent, output_filter=["p", "q"], version=3)
+        orders.add(tuple(entry.key for entry in LeanPredictRequest.FromString(wire).inputs))
+        read = reader(wire)
+        assert isinstance(read, ReadPredict), i
+        assert read.spec == ModelSpec("m", 3, None, "") and read.output_filter == ("p", "q")
+        parsed = lean_inputs(LeanPredictRequest.FromString(wire))
+        assert set(read.inputs) == set(sent)
+        for key, array in sent.items():
+            assert read.inputs[key].dtype == array.dtype and read.inputs[key].shape == array.shape
+            np.testing.assert_array_equal(read.inputs[key], array)
+            np.testing.assert_array_equal(parsed[key], array)
+    assert len(orders) > 1  # the entries did come in other orders
+    read = reader(_predict_wire({"a": np.array([1.5], np.float32)}, name="n"))  # another model, one input
+    assert read.spec.name == "n" and set(read.inputs) == {"a"} and read.output_filter == ()
+    for wire in (_predict_wire({"s": np.array([b"x"], object)}), _predict_wire({"i": np.array([7], np.int64)}),
+                 _predict_wire({"a": np.array([1.5], np.float32)}, name="")):
+        assert not isinstance(reader(wire), ReadPredict)  # strings, one int as a varint, no model: parsed
+    twice = _predict_wire({"x": np.array([1.5], np.float32)}) + _predict_wire({"x": np.array([2.5], np.float32)})
+    read = reader(twice)
+    assert not isinstance(read, ReadPredict)
+    np.testing.assert_array_equal(lean_inputs(read)["x"], np.array([2.5], np.float32))  # the last, as a map
+    with pytest.raises(Exception, match="(?i)pars|decod|truncat"):
+        reader(b"\x12\xff")  # malformed: protobuf's DecodeError (INTERNAL on the wire, as grpcio)
+    for rows in range(1, 50):
+        reader(_predict_wire({f"x{rows}": np.zeros(rows, np.float32)}))
+    reader.MAX_KNOWN = 16
+    for rows in range(1, 50):
+        assert isinstance(reader(_predict_wire({f"y{rows}": np.zeros(2, np.float32)})), ReadPredict)
+        assert len(reader._known) <= 16
+
+
 def test_grpc_predict_answers_what_a_predict_response_of_tfs_tensors_reads():
     from types import SimpleNamespace
 
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.grpc_service import lean_response
+    from serving.grpc_service import predict_response
 
     outputs = {"probabilities": np.array([[0.25, 0.75]], np.float32), "label": np.array([b"yes"], object),
                "score": np.array([1.5], np.float64)}
-    wire = lean_response(SimpleNamespace(name="m", version=7), "serving_default", outputs).SerializeToString()
+    wire = predict_response(SimpleNamespace(name="m", version=7), "serving_default", outputs)
     expected = predict_pb2.PredictResponse(outputs={name: tf.make_tensor_proto(array)
                                                     for name, array in outputs.items()})
     expected.model_spec.name, expected.model_spec.version.value = "m", 7
