@@ -488,7 +488,7 @@ def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str,
 
     reader = PredictReader()
 
-    def grpc_decode():  # as the server reads a Predict: through the template the first request made
+    def grpc_decode():  # as the server reads a Predict: a walk over entry heads the first request taught
         return tensors.cast_inputs(servable.columns.rename(reader(grpc_request).inputs), signature)
 
     def grpc_encode():

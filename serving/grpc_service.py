@@ -1,9 +1,9 @@
 """TF Serving's gRPC API (port 8500): PredictionService (Predict, Classify, Regress, GetModelMetadata)
 and ModelService (GetModelStatus), grpcio servicers served by ``serving.grpc_http2``, with the official
-generated messages, except Predict's: it reads a request through a template of an earlier one of the
-same layout, or else as a LeanPredictRequest (each input's TensorProto left as bytes), and writes its
-answer's bytes itself; the Open Inference Protocol's GRPCInferenceService beside them
-(``serving.open_inference_grpc``)."""
+generated messages, except Predict's: it reads a request by walking its input entries against entry
+heads learned from earlier requests (``PredictReader``), or else as a LeanPredictRequest (each input's
+TensorProto left as bytes), and writes its answer's bytes itself; the Open Inference Protocol's
+GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
 import functools
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
@@ -31,7 +31,7 @@ PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 
 
 def _lean_predict_request() -> type:
-    """PredictRequest as the server parses it when no template matches (``PredictReader``): the same
+    """PredictRequest as the server parses it when ``PredictReader``'s walk cannot read it: the same
     fields and numbers, but each tensor's TensorProto as bytes (``tensors.tensors_from_bytes`` reads
     them) and the tensor map as the repeated key/value entries a map is on the wire (a map's Python
     iteration costs ~2 us per entry, a repeated field's ~0.1 us). Request fields the server does not
@@ -69,7 +69,7 @@ def lean_inputs(request: Any) -> Dict[str, np.ndarray]:
 
 
 class ReadPredict(NamedTuple):
-    """A Predict request read through a template: what the servicer needs of it."""
+    """A Predict request read by ``PredictReader``'s walk: what the servicer needs of it."""
     spec: ModelSpec
     inputs: Dict[str, np.ndarray]
     output_filter: Tuple[str, ...]
@@ -95,8 +95,9 @@ class PredictReader:
         read = self._walk(message)
         return read if read is not None else LeanPredictRequest.FromString(message)  # malformed: INTERNAL
 
-    def _learn(self, entry: bytes) -> Optional[Tuple[bytes, int]]:
-        """(the head, the value size) of an input entry (tag and length included) of a fixed layout."""
+    def _learn(self, entry: bytes) -> Optional[Tuple[Tuple[str, Tuple[Any, Tuple[int, ...], int]], int]]:
+        """Learns an input entry's head (tag and length included) when its layout is fixed:
+        ((its name, (dtype, shape, value size)), the value size)."""
         try:
             _, i = tensors.read_varint(entry, 1)
             if entry[i] != _KEY_TAG:
@@ -114,11 +115,11 @@ class PredictReader:
         head, dtype, shape = layout
         value_size = len(entry) - i - len(head)
         if len(self._known) >= self.MAX_KNOWN:
-            self._known.clear()
-        self._known[entry[:len(entry) - value_size]] = (name, (dtype, shape, value_size))
+            self._known, self._sizes = {}, []
+        known = self._known[entry[:len(entry) - value_size]] = (name, (dtype, shape, value_size))
         if value_size not in self._sizes:
             self._sizes.append(value_size)
-        return entry[:len(entry) - value_size], value_size
+        return known, value_size
 
     def _walk(self, message: bytes) -> Optional[ReadPredict]:
         names: List[str] = []
@@ -145,7 +146,7 @@ class PredictReader:
                         learned = self._learn(message[i:end])
                         if learned is None:
                             return None
-                        hit, size = known[learned[0]], learned[1]
+                        hit, size = learned
                     add_name(hit[0])
                     add_layout(hit[1])
                     add_value(message[end - size:end])
