@@ -5,6 +5,7 @@ heads learned from earlier requests (``PredictReader``), or else as a LeanPredic
 TensorProto left as bytes), and writes its answer's bytes itself; the Open Inference Protocol's
 GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
 import functools
+from types import SimpleNamespace
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import grpc
@@ -87,7 +88,7 @@ class PredictReader:
     MAX_KNOWN = 4096  # entry heads remembered; beyond, the table starts again
 
     def __init__(self) -> None:
-        self._known: Dict[bytes, Tuple[str, Tuple[Any, Tuple[int, ...], int]]] = {}
+        self._known: Dict[bytes, Tuple[str, Tuple[Any, Tuple[int, ...]], int]] = {}  # head -> name, layout, size
         self._sizes: List[int] = []  # the value sizes of the known heads (one, usually)
         self._specs: Dict[bytes, ModelSpec] = {}
 
@@ -95,9 +96,9 @@ class PredictReader:
         read = self._walk(message)
         return read if read is not None else LeanPredictRequest.FromString(message)  # malformed: INTERNAL
 
-    def _learn(self, entry: bytes) -> Optional[Tuple[Tuple[str, Tuple[Any, Tuple[int, ...], int]], int]]:
-        """Learns an input entry's head (tag and length included) when its layout is fixed:
-        ((its name, (dtype, shape, value size)), the value size)."""
+    def _learn(self, entry: bytes) -> Optional[Tuple[str, Tuple[Any, Tuple[int, ...]], int]]:
+        """Learns an input entry's head (tag and length included) when its layout is fixed: (its name,
+        (dtype, shape), the values' size)."""
         try:
             _, i = tensors.read_varint(entry, 1)
             if entry[i] != _KEY_TAG:
@@ -116,14 +117,14 @@ class PredictReader:
         value_size = len(entry) - i - len(head)
         if len(self._known) >= self.MAX_KNOWN:
             self._known, self._sizes = {}, []
-        known = self._known[entry[:len(entry) - value_size]] = (name, (dtype, shape, value_size))
+        known = self._known[entry[:len(entry) - value_size]] = (name, (dtype, shape), value_size)
         if value_size not in self._sizes:
             self._sizes.append(value_size)
-        return known, value_size
+        return known
 
     def _walk(self, message: bytes) -> Optional[ReadPredict]:
         names: List[str] = []
-        layouts: List[Tuple[Any, Tuple[int, ...], int]] = []
+        layouts: List[Tuple[Any, Tuple[int, ...]]] = []
         values: List[bytes] = []
         filters, spec_raw = [], None
         known, sizes, i, n = self._known, self._sizes, 0, len(message)
@@ -143,10 +144,10 @@ class PredictReader:
                         if hit is not None:
                             break
                     else:
-                        learned = self._learn(message[i:end])
-                        if learned is None:
+                        hit = self._learn(message[i:end])
+                        if hit is None:
                             return None
-                        hit, size = learned
+                        size = hit[2]
                     add_name(hit[0])
                     add_layout(hit[1])
                     add_value(message[end - size:end])
@@ -172,35 +173,13 @@ class PredictReader:
             if len(self._specs) >= self.MAX_KNOWN:
                 self._specs.clear()
             self._specs[spec_raw] = spec
-        return ReadPredict(spec, _arrays(names, layouts, values), tuple(filters))
-
-
-def _arrays(names: List[str], layouts: List[Tuple[Any, Tuple[int, ...], int]],
-            values: List[bytes]) -> Dict[str, np.ndarray]:
-    """Inputs by name from their values' bytes: one np.frombuffer per layout (read-only arrays)."""
-    if not names:
-        return {}
-    if layouts.count(layouts[0]) == len(layouts):  # the usual request: every input of one layout
-        groups = {layouts[0]: (names, values)}
-    else:
-        groups = {}
-        for name, layout, value in zip(names, layouts, values):
-            group = groups.setdefault(layout, ([], []))
-            group[0].append(name)
-            group[1].append(value)
-    arrays: Dict[str, np.ndarray] = {}
-    for (dtype, shape, _), (group_names, group_values) in groups.items():
-        arrays.update(zip(group_names, np.frombuffer(b"".join(group_values), dtype).reshape(
-            (len(group_names),) + shape)))
-    return arrays
+        return ReadPredict(spec, tensors.arrays_by_layout(names, layouts, values), tuple(filters))
 
 
 @functools.lru_cache(maxsize=256)
 def _spec_bytes(name: str, version: int, signature_name: Optional[str]) -> bytes:
-    spec = model_pb2.ModelSpec(name=name)
-    spec.version.value = version
-    if signature_name is not None:
-        spec.signature_name = signature_name
+    spec = model_pb2.ModelSpec()
+    _fill_spec(spec, SimpleNamespace(name=name, version=version), signature_name)
     return spec.SerializeToString()
 
 

@@ -467,10 +467,12 @@ def tensor_from_bytes(raw: bytes) -> np.ndarray:
 
 def tensors_from_bytes(entries: Iterable[Tuple[str, bytes]]) -> Dict[str, np.ndarray]:
     """Serialized TensorProtos by name -> numpy arrays (``tensor_from_bytes`` each); the tensors of one
-    known layout (a request's 30 one-value floats) are read together: one join, one np.frombuffer.
+    known layout (a request's 30 one-value floats) are read together (``arrays_by_layout``).
     Consecutive tensors of one layout (the usual request) cost one ``startswith`` each."""
     arrays: Dict[str, np.ndarray] = {}
-    same_layout: Dict[Tuple[bytes, Any, Tuple[int, ...]], Tuple[List[str], List[bytes]]] = {}
+    names: List[str] = []
+    layouts: List[Tuple[Any, Tuple[int, ...]]] = []
+    values: List[bytes] = []
     layout: Any = None
     size = -1
     for name, raw in entries:
@@ -479,12 +481,31 @@ def tensors_from_bytes(entries: Iterable[Tuple[str, bytes]]) -> Dict[str, np.nda
             if layout is None:
                 arrays[name], size = tensor_from_bytes(raw), -1
                 continue
-            names, raws = same_layout.setdefault(layout, ([], []))
         names.append(name)
-        raws.append(raw)
-    for (head, dtype, shape), (names, raws) in same_layout.items():
-        values = np.frombuffer(b"".join(raws), np.uint8).reshape(len(raws), -1)[:, len(head):].copy()  # aligned
-        arrays.update(zip(names, values.view(dtype).reshape((len(raws),) + shape)))
+        layouts.append(layout[1:])
+        values.append(raw[len(layout[0]):])
+    arrays.update(arrays_by_layout(names, layouts, values))
+    return arrays
+
+
+def arrays_by_layout(names: Sequence[str], layouts: Sequence[Tuple[Any, Tuple[int, ...]]],
+                     values: Sequence[bytes]) -> Dict[str, np.ndarray]:
+    """Arrays by name from their values' bytes and their (dtype, shape): one join and one np.frombuffer
+    per layout; the arrays are writable and aligned (a fresh buffer)."""
+    if not names:
+        return {}
+    if layouts.count(layouts[0]) == len(layouts):  # the usual request: every input of one layout
+        groups = {layouts[0]: (names, values)}
+    else:
+        groups = {}
+        for name, layout, value in zip(names, layouts, values):
+            group = groups.setdefault(layout, ([], []))
+            group[0].append(name)
+            group[1].append(value)
+    arrays: Dict[str, np.ndarray] = {}
+    for (dtype, shape), (group_names, group_values) in groups.items():
+        arrays.update(zip(group_names, np.frombuffer(bytearray(b"".join(group_values)), dtype).reshape(
+            (len(group_names),) + shape)))
     return arrays
 
 
