@@ -145,7 +145,7 @@ class ServingCore:
     # --- requests --------------------------------------------------------------------------------
     def _call(self, model: LoadedModel, key: str, inputs: Mapping[str, np.ndarray],
               output_filter: Sequence[str] = ()) -> Dict[str, np.ndarray]:
-        rows = max({a.shape[0] for a in inputs.values() if a.ndim}, default=1)  # a set: no generator per input
+        rows = max({shape[0] for shape in {a.shape for a in inputs.values()} if shape}, default=1)
         if rows > self.options.max_request_rows:
             raise invalid(f"Task size {rows} is larger than maximum input batch size {self.options.max_request_rows}")
         started = time.perf_counter()

@@ -14,7 +14,7 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from google.protobuf import json_format
@@ -70,6 +70,23 @@ def http_date() -> str:
     return _date_cache[1]
 
 
+_routes: Dict[str, Tuple[Optional[re.Match], str]] = {}
+MAX_ROUTES, MAX_ROUTE_TARGET = 1024, 512  # request targets remembered, and the longest one that is
+
+
+def _target_route(target: str) -> Tuple[Optional[re.Match], str]:
+    """A request target's path and its match of TF Serving's model path, worked out once per target
+    (the split and the regular expression were ~10 us of each request; a match object is immutable).
+    The first targets are remembered, up to a bound, so odd clients cannot grow the table."""
+    found = _routes.get(target)
+    if found is None:
+        path = urlsplit(target).path
+        found = MODEL_PATH.match(path), path
+        if len(_routes) < MAX_ROUTES and len(target) <= MAX_ROUTE_TARGET:
+            _routes[target] = found
+    return found
+
+
 def _spec(match: "re.Match", signature_name: str = "") -> ModelSpec:
     version = match.group("version")
     if version is not None and not version.isdigit():
@@ -123,15 +140,12 @@ class RestHandler(BaseHTTPRequestHandler):
             return False
         self.command, self.request_version = command, version
         self.path = "/" + path.lstrip("/") if path.startswith("//") else path  # no scheme-less absolute URI
+        lines = self._head_lines()
+        if lines is None:
+            return False
         fields: Dict[str, str] = {}
         name = ""
-        for _ in range(MAX_HEADERS + 1):
-            line = self.rfile.readline(MAX_HEADER_LINE + 1)
-            if len(line) > MAX_HEADER_LINE:
-                self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
-                return False
-            if line in _EMPTY_LINES:
-                break
+        for line in lines:
             text = line.decode("iso-8859-1")
             if text[0] in " \t" and name:  # an obsolete folded continuation of the field before
                 fields[name] += " " + text.strip()
@@ -142,15 +156,38 @@ class RestHandler(BaseHTTPRequestHandler):
                 return False
             name = name.strip().lower()
             fields[name] = value.strip()
-        else:
-            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
-            return False
         self.headers = RequestHeaders(fields)  # type: ignore[assignment]
         connection = fields.get("connection", "").lower()
         self.close_connection = connection == "close" or (major_minor < (1, 1) and connection != "keep-alive")
         if fields.get("expect", "").lower() == "100-continue" and major_minor >= (1, 1):
             return self.handle_expect_100()
         return True
+
+    def _head_lines(self) -> Optional[List[bytes]]:
+        """The header lines, up to the blank line (None: refused, answered). A head the buffer already
+        holds whole, with CRLF line ends (the usual case), is split at once rather than read a line
+        at a time (six readline calls of each request); anything else is read line by line."""
+        buffered = self.rfile.peek()
+        if buffered.startswith(b"\r\n"):
+            self.rfile.read(2)
+            return []
+        end = buffered.find(b"\r\n\r\n")
+        if end > 0 and buffered.count(b"\n", 0, end) == buffered.count(b"\r\n", 0, end):
+            lines = self.rfile.read(end + 4)[:end].split(b"\r\n")
+            if len(lines) <= MAX_HEADERS:
+                return lines
+        else:
+            lines = []
+            for _ in range(MAX_HEADERS + 1):
+                line = self.rfile.readline(MAX_HEADER_LINE + 1)
+                if len(line) > MAX_HEADER_LINE:
+                    self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long")
+                    return None
+                if line in _EMPTY_LINES:
+                    return lines
+                lines.append(line)
+        self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+        return None
 
     def handle_expect_100(self) -> bool:
         answered = super().handle_expect_100()
@@ -187,12 +224,8 @@ class RestHandler(BaseHTTPRequestHandler):
     def _send_error(self, error: ServingError, close: bool = False) -> None:
         self._send(error.http_status, tensors.dumps({"error": error.message}), close=close)
 
-    def _route(self, method: str) -> Tuple[Optional[re.Match], str]:
-        path = urlsplit(self.path).path
-        return MODEL_PATH.match(path), path
-
     def do_GET(self) -> None:
-        match, path = self._route("GET")
+        match, path = _target_route(self.path)
         if path.startswith("/v2"):
             return self._v2_get(path)
         try:
@@ -307,7 +340,7 @@ class RestHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        match, path = self._route("POST")
+        match, path = _target_route(self.path)
         if path.startswith("/v2/"):
             try:
                 self._v2_infer(path, body)

@@ -75,6 +75,10 @@ class Signature:
         return tuple(sorted(self.inputs))
 
     @functools.cached_property
+    def output_names(self) -> Tuple[str, ...]:
+        return tuple(sorted(self.outputs))
+
+    @functools.cached_property
     def input_dtypes(self) -> Dict[str, np.dtype]:
         """Each input's numpy dtype (object for strings), compared per request by ``tensors.cast_inputs``."""
         return {name: np.dtype(spec.numpy_dtype) for name, spec in self.inputs.items()}
@@ -201,11 +205,12 @@ class Servable:
                               f"in the set {{{','.join(sorted(signature.inputs))}}}.")
             raise invalid(f"Request inputs do not match required inputs for model `{self.name}`. "
                           f"Missing: {{{','.join(sorted(set(signature.inputs) - set(inputs)))}}}")
-        batch = {value.shape[0] if value.ndim else None for value in inputs.values()}
+        shapes = {value.shape for value in inputs.values()}  # one pass; usually one shape
+        batch = {shape[0] if shape else None for shape in shapes}
         if len(batch) > 1:
             raise invalid("Input tensors must have equal 0th-dimension size; got "
                           + ", ".join(f"{n}: {v.shape[0] if v.ndim else 'scalar'}" for n, v in sorted(inputs.items())))
-        if signature.scalar_inputs is None or {value.ndim for value in inputs.values()} != {1}:
+        if signature.scalar_inputs is None or {len(shape) for shape in shapes} != {1}:
             for name, value in inputs.items():
                 _check_shape(value, signature.inputs[name])
         for name in output_filter:
@@ -213,7 +218,7 @@ class Servable:
                 raise invalid(f"output tensor alias not found in signature: {name} Outputs expected to be in the "
                               f"set {{{','.join(sorted(signature.outputs))}}}.")
         input_names = signature.input_names
-        output_names = tuple(output_filter) or tuple(sorted(signature.outputs))
+        output_names = tuple(output_filter) or signature.output_names
         call = self._callable(signature, input_names, output_names)
         rows = next(iter(batch), None) or 1
         try:

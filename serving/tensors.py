@@ -131,7 +131,7 @@ def request_inputs(document: Mapping[str, Any], signature: Signature) -> Tuple[D
     if has_instances == has_inputs:
         raise invalid("Missing 'inputs' or 'instances' key" if not has_instances else
                       "Not formatted correctly expecting only one of 'inputs' or 'instances' keys exists")
-    names = sorted(signature.inputs)
+    names = signature.input_names
     if has_inputs:
         columns = document["inputs"]
         if not isinstance(columns, dict) or (len(names) == 1 and not _is_named(columns, names)):
@@ -204,7 +204,7 @@ def _numbers_at_once(values: List[Any], dtype: Any) -> Optional[np.ndarray]:
     if integer:
         low, high = _int_range(dtype)
         return array.astype(dtype, copy=False) if low <= array.min() and array.max() <= high else None
-    return None if np.isinf(array).any() else array
+    return None if np.count_nonzero(np.isinf(array)) else array  # not .any(): its Python wrapper is ~2 us
 
 
 def _is_named(value: Mapping[str, Any], names: Sequence[str]) -> bool:
@@ -270,6 +270,15 @@ def response_json(outputs: Mapping[str, np.ndarray], row_format: bool) -> Dict[s
 
 
 def dumps(document: Any) -> bytes:
+    """Compact JSON. orjson first (a one-row answer: ~12 -> ~1 us); an answer it would write
+    differently goes to the standard encoder, whose text stands: NaN and Infinity (TF Serving writes
+    them as such, orjson as null), and what orjson refuses (integers beyond 64 bits)."""
+    try:
+        text = orjson.dumps(document)
+        if b"null" not in text:  # a NaN or Infinity became null (or a None was null already: same text)
+            return text
+    except orjson.JSONEncodeError:
+        pass
     return json.dumps(document, separators=(",", ":")).encode()
 
 

@@ -388,7 +388,9 @@ def test_oversize_body_is_refused_and_the_server_stays_up(server, rows):
     assert status == 200 and body["models"][NAME]["versions"]
 
 
-def test_metrics_count_requests_per_model_and_version(server, pushed):
+def test_metrics_count_requests_per_model_and_version(server, pushed, rows):
+    assert _request(server["rest"], "POST", f"/v1/models/{NAME}:predict", {"instances": rows})[0] == 200
+    assert _request(server["rest"], "POST", "/v1/models/nope:predict", {"instances": rows})[0] == 404
     status, text = _request(server["rest"], "GET", "/monitoring/prometheus/metrics")
     version = _version(pushed)
     assert status == 200

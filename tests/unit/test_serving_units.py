@@ -1,6 +1,7 @@
 """Serving parts that need no model: models.config (TF Serving's own proto), version policies,
 labels and hot swaps in the model manager (with a stand-in loader), batching, metrics, and the
 JSON tensor rules."""
+import json
 import subprocess
 import sys
 import threading
@@ -670,6 +671,7 @@ def test_requests_on_one_connection_are_parsed_with_any_header_case_and_kept_ali
     (b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", b"431", True),
     (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n", b"431", True),
     (b"BREW /pot HTTP/1.1\r\n\r\n", b"501", True),
+    (b"POST /nope HTTP/1.1\nContent-Length: 0\nConnection: close\n\n", b"400", True),  # bare LF: line by line
 ])
 def test_malformed_or_final_requests_get_http_servers_answers(bare_rest_server, raw, status, closed):
     answer = _exchange(bare_rest_server, raw)
@@ -749,3 +751,26 @@ def test_a_graph_with_a_loop_never_leaves_the_pool_and_keeps_its_deadline(tmp_pa
         servable.run("", {"a": np.array([1.0], np.float32), "n": np.array([10 ** 9], np.int32)})
     assert e.value.code == "DEADLINE_EXCEEDED" and time.monotonic() - started < 10
     servable.close()
+
+
+def test_answers_are_compact_json_with_tf_servings_nan_and_big_integers():
+    from serving.tensors import dumps
+
+    for document in ({"predictions": [[0.25, 1e-05, 1e16]], "s": "é"}, {"n": None, "b": [True, False]}):
+        assert json.loads(dumps(document)) == document and b" " not in dumps(document)
+    assert dumps({"predictions": [[float("nan"), float("inf")]]}) == b'{"predictions":[[NaN,Infinity]]}'
+    assert dumps({"big": 2 ** 70}) == b'{"big":1180591620717411303424}'  # beyond 64 bits: the standard encoder
+
+
+def test_request_targets_are_routed_once_and_the_table_is_bounded(monkeypatch):
+    from serving import rest
+
+    monkeypatch.setattr(rest, "_routes", {})
+    match, path = rest._target_route("/v1/models/m/versions/3:predict?x=1")
+    assert path == "/v1/models/m/versions/3:predict" and match.group("version") == "3"
+    assert rest._target_route("/v1/models/m/versions/3:predict?x=1")[0] is match
+    for i in range(rest.MAX_ROUTES + 10):
+        rest._target_route(f"/v1/models/m{i}:predict")
+    rest._target_route("/v1/models/" + "a" * rest.MAX_ROUTE_TARGET + ":predict")
+    assert len(rest._routes) == rest.MAX_ROUTES
+    assert rest._target_route("/v1/models/m5000:predict")[0].group("name") == "m5000"  # still answered
