@@ -189,9 +189,12 @@ class _PlainIo:
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        self._timeout: Optional[float] = None
 
     def recv(self, size: int, timeout: float) -> bytes:
-        self.sock.settimeout(timeout)
+        if timeout != self._timeout:  # settimeout is two fcntl calls: only when it changes
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
         return self.sock.recv(size)
 
     def sendall(self, data: bytes) -> None:

@@ -90,6 +90,7 @@ class PredictReader:
     def __init__(self) -> None:
         self._known: Dict[bytes, Tuple[str, Tuple[Any, Tuple[int, ...]], int]] = {}  # head -> name, layout, size
         self._sizes: List[int] = []  # the value sizes of the known heads (one, usually)
+        self._layouts: Dict[Tuple[Any, Tuple[int, ...]], Tuple[Any, Tuple[int, ...]]] = {}
         self._specs: Dict[bytes, ModelSpec] = {}
 
     def __call__(self, message: bytes) -> Any:
@@ -116,11 +117,20 @@ class PredictReader:
         head, dtype, shape = layout
         value_size = len(entry) - i - len(head)
         if len(self._known) >= self.MAX_KNOWN:
-            self._known, self._sizes = {}, []
-        known = self._known[entry[:len(entry) - value_size]] = (name, (dtype, shape), value_size)
+            self._known, self._sizes, self._layouts = {}, [], {}
+        layout = self._layouts.setdefault((dtype, shape), (dtype, shape))  # one object per layout: the
+        known = self._known[entry[:len(entry) - value_size]] = (name, layout, value_size)  # join compares by identity
         if value_size not in self._sizes:
             self._sizes.append(value_size)
         return known
+
+    def _entry(self, entry: bytes) -> Optional[Tuple[str, Tuple[Any, Tuple[int, ...]], int]]:
+        """An input entry's (name, layout, value size): by its head for any known value size, else learned."""
+        for size in self._sizes:
+            hit = self._known.get(entry[:len(entry) - size])
+            if hit is not None:
+                return hit
+        return self._learn(entry)
 
     def _walk(self, message: bytes) -> Optional[ReadPredict]:
         names: List[str] = []
@@ -128,6 +138,7 @@ class PredictReader:
         values: List[bytes] = []
         filters, spec_raw = [], None
         known, sizes, i, n = self._known, self._sizes, 0, len(message)
+        usual = sizes[0] if len(sizes) == 1 else -1  # one value size (the usual case): one lookup an entry
         get, add_name, add_layout, add_value = known.get, names.append, layouts.append, values.append
         try:
             while i < n:
@@ -139,18 +150,14 @@ class PredictReader:
                 if end > n:
                     return None
                 if tag == _INPUT_TAG:
-                    for size in sizes:
-                        hit = get(message[i:end - size])
-                        if hit is not None:
-                            break
-                    else:
-                        hit = self._learn(message[i:end])
+                    hit = get(message[i:end - usual]) if usual >= 0 else None
+                    if hit is None:
+                        hit = self._entry(message[i:end])
                         if hit is None:
                             return None
-                        size = hit[2]
                     add_name(hit[0])
                     add_layout(hit[1])
-                    add_value(message[end - size:end])
+                    add_value(message[end - hit[2]:end])
                 elif tag == _SPEC_TAG and spec_raw is None:
                     spec_raw = message[j:end]
                 elif tag == _FILTER_TAG:

@@ -84,6 +84,12 @@ class Signature:
         return {name: np.dtype(spec.numpy_dtype) for name, spec in self.inputs.items()}
 
     @functools.cached_property
+    def uniform_dtype(self) -> Optional[np.dtype]:
+        """The numpy dtype of every input, when they all share one (a tabular model's usual case)."""
+        dtypes = set(self.input_dtypes.values())
+        return dtypes.pop() if len(dtypes) == 1 else None
+
+    @functools.cached_property
     def scalar_inputs(self) -> Optional[Dict[Tuple[str, Any], Tuple[str, ...]]]:
         """When every input takes one value per row (shape [-1]), the inputs by (kind, numpy dtype), so
         a request's values of one dtype convert and check together; else None."""

@@ -580,6 +580,9 @@ def fixed_tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Optional[bytes
 
 def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature) -> Dict[str, np.ndarray]:
     """gRPC tensors arrive typed: a dtype other than the signature's is INVALID_ARGUMENT, as in TF Serving."""
+    uniform = signature.uniform_dtype
+    if uniform is not None and {array.dtype for array in inputs.values()} == {uniform}:
+        return dict(inputs)  # the usual request: every input of the one dtype the signature takes
     cast = dict(inputs)
     expected = signature.input_dtypes
     for name, array in inputs.items():

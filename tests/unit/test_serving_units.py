@@ -774,3 +774,17 @@ def test_request_targets_are_routed_once_and_the_table_is_bounded(monkeypatch):
     rest._target_route("/v1/models/" + "a" * rest.MAX_ROUTE_TARGET + ":predict")
     assert len(rest._routes) == rest.MAX_ROUTES
     assert rest._target_route("/v1/models/m5000:predict")[0].group("name") == "m5000"  # still answered
+
+
+def test_grpc_inputs_of_the_signatures_one_dtype_pass_and_any_other_dtype_is_named():
+    from serving.errors import ServingError
+    from serving.servable import Signature, TensorSpecInfo
+    from serving.tensors import cast_inputs
+
+    signature = Signature("serving_default", "tensorflow/serving/predict",
+                          {n: TensorSpecInfo(n, tf.float32, (None,), kind="float") for n in ("a", "b")}, {})
+    assert signature.uniform_dtype == np.float32
+    given = {"a": np.ones(2, np.float32), "b": np.zeros(2, np.float32)}
+    assert cast_inputs(given, signature) == given and cast_inputs(given, signature) is not given
+    with pytest.raises(ServingError, match=r"Expects arg\[b\] to be float32 but float64 is provided"):
+        cast_inputs({"a": given["a"], "b": np.zeros(2, np.float64)}, signature)
