@@ -118,8 +118,9 @@ class PredictReader:
         value_size = len(entry) - i - len(head)
         if len(self._known) >= self.MAX_KNOWN:
             self._known, self._sizes, self._layouts = {}, [], {}
-        layout = self._layouts.setdefault((dtype, shape), (dtype, shape))  # one object per layout: the
-        known = self._known[entry[:len(entry) - value_size]] = (name, layout, value_size)  # join compares by identity
+        # one object per layout, so arrays_by_layout's "all one layout?" test compares by identity
+        layout = self._layouts.setdefault((dtype, shape), (dtype, shape))
+        known = self._known[entry[:len(entry) - value_size]] = (name, layout, value_size)
         if value_size not in self._sizes:
             self._sizes.append(value_size)
         return known

@@ -483,6 +483,7 @@ def tensors_from_bytes(entries: Iterable[Tuple[str, bytes]]) -> Dict[str, np.nda
     layouts: List[Tuple[Any, Tuple[int, ...]]] = []
     values: List[bytes] = []
     layout: Any = None
+    dtype_shape: Any = None  # layout[1:], made once per layout: arrays_by_layout then compares by identity
     size = -1
     for name, raw in entries:
         if len(raw) != size or not raw.startswith(layout[0]):
@@ -490,8 +491,9 @@ def tensors_from_bytes(entries: Iterable[Tuple[str, bytes]]) -> Dict[str, np.nda
             if layout is None:
                 arrays[name], size = tensor_from_bytes(raw), -1
                 continue
+            dtype_shape = layout[1:]
         names.append(name)
-        layouts.append(layout[1:])
+        layouts.append(dtype_shape)
         values.append(raw[len(layout[0]):])
     arrays.update(arrays_by_layout(names, layouts, values))
     return arrays
