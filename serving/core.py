@@ -11,9 +11,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from serving.batching import Batcher
-from serving.errors import ServingError, invalid
+from serving.errors import ServingError
 from serving.manager import ModelManager
-from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, ROUTE_COUNT, SHADOW_COUNT, Metrics
+from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, SHADOW_COUNT, Metrics
 from serving.options import ServerOptions
 from serving.request_log import RequestLogger
 from serving.servable import (
@@ -21,6 +21,7 @@ from serving.servable import (
     DEFAULT_SIGNATURE,
     REGRESS_METHOD,
     Servable,
+    check_rows,
     classification_results,
     read_warmup_records,
     regression_results,
@@ -45,6 +46,7 @@ class LoadedModel:
     def __init__(self, servable: Servable, options: ServerOptions):
         self.servable = servable
         self.options = options
+        self.version_label = str(servable.version)  # its version as the metrics label it, made once
         self._batchers: Dict[str, Batcher] = {}
 
     @property
@@ -145,13 +147,11 @@ class ServingCore:
     # --- requests --------------------------------------------------------------------------------
     def _call(self, model: LoadedModel, key: str, inputs: Mapping[str, np.ndarray],
               output_filter: Sequence[str] = ()) -> Dict[str, np.ndarray]:
-        rows = max({shape[0] for shape in {a.shape for a in inputs.values()} if shape}, default=1)
-        if rows > self.options.max_request_rows:
-            raise invalid(f"Task size {rows} is larger than maximum input batch size {self.options.max_request_rows}")
         started = time.perf_counter()
-        if not (self.options.enable_batching and not output_filter):
-            outputs = model.servable.run(key, inputs, output_filter)  # TF enforces the timeout (RunOptions)
+        if not (self.options.enable_batching and not output_filter):  # TF enforces the timeout (RunOptions)
+            outputs = model.servable.run(key, inputs, output_filter, self.options.max_request_rows)
         else:
+            check_rows({a.shape for a in inputs.values()}, self.options.max_request_rows)
             model.servable.signature(key)  # unknown signature: fail before queueing
             future = model.batcher(key).submit(inputs)
             try:
@@ -166,11 +166,9 @@ class ServingCore:
                work: Callable[[LoadedModel, str], Dict[str, np.ndarray]], client_key: Optional[str] = None):
         """Resolves the model (through the traffic split), runs ``work(model, signature_key)``, and
         counts and times the request (per model, version, API, entrypoint and status; per route)."""
-        started, model, status = time.perf_counter(), None, "OK"
+        started, model, status, route = time.perf_counter(), None, "OK", None
         try:
             model, route = self._route(spec, client_key)
-            self.metrics.count(ROUTE_COUNT, (("model_name", model.name), ("version", str(model.version)),
-                                             ("route", route)))
             key = spec.signature_name or DEFAULT_SIGNATURE
             return model, key, work(model, key)
         except ServingError as e:
@@ -178,8 +176,8 @@ class ServingCore:
             raise
         finally:
             self.metrics.observe(spec.name if model is None else model.name,
-                                 "" if model is None else str(model.version), api, entrypoint, status,
-                                 time.perf_counter() - started)
+                                 "" if model is None else model.version_label, api, entrypoint, status,
+                                 time.perf_counter() - started, route)
 
     def predict(self, spec: ModelSpec, inputs_for, output_filter: Sequence[str] = (), entrypoint: str = "REST",
                 client_key: Optional[str] = None) -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:

@@ -11,6 +11,7 @@ Labels follow TF Serving's rule: a label may only point at an available version.
 a version that is still loading keeps its old target until the new one is available, so label
 traffic never sees an error during a swap.
 """
+import functools
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ class Routing:
     """An immutable snapshot read by request threads without a lock."""
     servables: Dict[str, Dict[int, object]]
     labels: Dict[str, Dict[str, int]]
+
+    @functools.cached_property
+    def latest(self) -> Dict[str, object]:
+        """Each model's newest available version: where a request naming no version goes."""
+        return {name: versions[max(versions)] for name, versions in self.servables.items() if versions}
 
 
 def _files_key(version_dir: Path) -> Tuple:
@@ -234,9 +240,13 @@ class ModelManager:
     # --- requests --------------------------------------------------------------------------------
     def resolve(self, name: str, version: Optional[int] = None, label: Optional[str] = None):
         """The servable a request goes to, with TF Serving's errors for unknown names."""
+        routing = self._routing
+        if version is None and not label:
+            latest = routing.latest.get(name)
+            if latest is not None:  # a served model's name: valid
+                return latest
         if not model_config.is_valid_name(name):
             raise invalid(f"Invalid model name: {name!r}")
-        routing = self._routing
         versions = routing.servables.get(name)
         if version is not None and label:
             raise invalid("Give either a version or a label, not both")

@@ -4,7 +4,7 @@ model version as a label as well."""
 import bisect
 import threading
 from collections import defaultdict
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # microseconds, as TF Serving's request_latency histogram
 LATENCY_BUCKETS_US: Tuple[float, ...] = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
@@ -23,6 +23,17 @@ def _labels(pairs: Tuple[Tuple[str, str], ...]) -> str:
     return "{" + ",".join(escaped) + "}"
 
 
+MAX_KEYED = 4096  # label combinations whose series keys are kept (client-chosen model names can be many)
+
+
+def _request_keys(model: str, version: str, api: str, entrypoint: str, status: str,
+                  route: Optional[str]) -> Tuple[Tuple, Tuple, Optional[Tuple]]:
+    """A request's series: its count (with status), its latency histogram, its route counter."""
+    latency = (("model_name", model), ("version", version), ("API", api), ("entrypoint", entrypoint))
+    return ((*latency, ("status", status)), latency,
+            None if route is None else (ROUTE_COUNT, (("model_name", model), ("version", version), ("route", route))))
+
+
 class Metrics:
     def __init__(self):
         self._lock = threading.Lock()
@@ -30,18 +41,28 @@ class Metrics:
         self._latency: Dict[Tuple, List[float]] = {}
         self._gauges: Dict[Tuple[str, Tuple], float] = {}
         self._counters: Dict[Tuple[str, Tuple], int] = defaultdict(int)  # our own counters, by name and labels
+        self._keys: Dict[Tuple, Tuple] = {}  # a request's labels -> its series' keys (see _request_keys)
 
-    def observe(self, model: str, version: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
+    def observe(self, model: str, version: str, api: str, entrypoint: str, status: str, seconds: float,
+                route: Optional[str] = None) -> None:
+        """One request: its count by status, its latency, and (when it reached a version) its route."""
+        labels = (model, version, api, entrypoint, status, route)
+        keys = self._keys.get(labels)
+        if keys is None:
+            keys = _request_keys(*labels)
+            if len(self._keys) < MAX_KEYED:
+                self._keys[labels] = keys
+        count_key, latency_key, route_key = keys
         micros = seconds * 1e6
         with self._lock:
-            self._counts[(("model_name", model), ("version", version), ("API", api),
-                          ("entrypoint", entrypoint), ("status", status))] += 1
-            key = (("model_name", model), ("version", version), ("API", api), ("entrypoint", entrypoint))
-            state = self._latency.get(key)
+            self._counts[count_key] += 1
+            state = self._latency.get(latency_key)
             if state is None:
-                state = self._latency[key] = [0.0] * (len(LATENCY_BUCKETS_US) + 2)  # buckets.., +Inf, sum
+                state = self._latency[latency_key] = [0.0] * (len(LATENCY_BUCKETS_US) + 2)  # buckets.., +Inf, sum
             state[bisect.bisect_left(LATENCY_BUCKETS_US, micros)] += 1
             state[-1] += micros
+            if route_key is not None:
+                self._counters[route_key] += 1
 
     def count(self, name: str, labels: Tuple[Tuple[str, str], ...]) -> None:
         with self._lock:

@@ -12,11 +12,11 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2, saved_model_pb2
 
 from serving.columns import read_columns
 from serving.errors import ServingError, invalid
@@ -36,6 +36,12 @@ MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 # without loops, whose cost is set by the batch's shape rather than by its values.
 INLINE_SECONDS = 0.002
 LOOP_OPS = frozenset({"While", "StatelessWhile", "Enter"})
+# Grappler's remapper fuses MatMul + BiasAdd + activation into oneDNN's _MklNativeFusedMatMul, which at a
+# request's small shapes costs more than the three ops it replaces (default model, batch 1, A/B in one
+# process: ~108 -> ~90 us a call; the server's CPU a request ~386 -> ~363 us), while its convolution
+# fusions pay (MobileNetV2, batch 1: ~25 -> ~31 ms without them). So only a graph with no convolution
+# is optimized without the remapper.
+CONV_OPS = frozenset({"Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "Conv3DBackpropInputV2"})
 
 
 @dataclass(frozen=True)
@@ -102,13 +108,24 @@ class Signature:
         return {group: tuple(names) for group, names in groups.items()}
 
 
-def read_signature_defs(model_dir: Path) -> Dict[str, meta_graph_pb2.SignatureDef]:
+def serve_meta_graph(model_dir: Path) -> meta_graph_pb2.MetaGraphDef:
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((Path(model_dir) / "saved_model.pb").read_bytes())
     for meta_graph in saved_model.meta_graphs:
         if "serve" in meta_graph.meta_info_def.tags:
-            return dict(meta_graph.signature_def)
+            return meta_graph
     raise ValueError(f"{model_dir}: no meta graph tagged 'serve'")
+
+
+def read_signature_defs(model_dir: Path) -> Dict[str, meta_graph_pb2.SignatureDef]:
+    return dict(serve_meta_graph(model_dir).signature_def)
+
+
+def check_rows(shapes: Iterable[Tuple[int, ...]], max_rows: int) -> None:
+    """A request of more rows than ``max_rows`` is refused, as TF Serving words it."""
+    rows = max((shape[0] for shape in shapes if shape), default=1)
+    if rows > max_rows:
+        raise invalid(f"Task size {rows} is larger than maximum input batch size {max_rows}")
 
 
 def _check_shape(value: np.ndarray, spec: TensorSpecInfo) -> None:
@@ -120,11 +137,19 @@ def _check_shape(value: np.ndarray, spec: TensorSpecInfo) -> None:
         raise invalid(f"input '{spec.name}' has shape {list(got)}; the signature expects {shown}")
 
 
-def has_loops(graph_def: Any) -> bool:
-    """Whether a graph (or a function in its library) holds a loop."""
+def graph_ops(graph_def: Any) -> FrozenSet[str]:
+    """The op types of a graph and of the functions in its library."""
     ops = {node.op for node in graph_def.node}
     ops.update(node.op for function in graph_def.library.function for node in function.node_def)
-    return not ops.isdisjoint(LOOP_OPS)
+    return frozenset(ops)
+
+
+def session_config(ops: FrozenSet[str]) -> config_pb2.ConfigProto:
+    """A serving session's options for a graph of these op types (see CONV_OPS)."""
+    config = config_pb2.ConfigProto()
+    if ops.isdisjoint(CONV_OPS):
+        config.graph_options.rewrite_options.remapping = rewriter_config_pb2.RewriterConfig.OFF
+    return config
 
 
 @dataclass
@@ -152,8 +177,9 @@ class Servable:
     def __init__(self, name: str, version: int, path: Path, timeout_s: Optional[float] = None):
         self.name, self.version, self.path = name, int(version), Path(path)
         self._graph = tf.Graph()
+        ops = graph_ops(serve_meta_graph(self.path).graph_def)
         with self._graph.as_default():
-            self._session = tf.compat.v1.Session(graph=self._graph)
+            self._session = tf.compat.v1.Session(graph=self._graph, config=session_config(ops))
             meta_graph = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(self.path))
         self.signature_defs = dict(meta_graph.signature_def)
         self.signatures = {
@@ -163,7 +189,7 @@ class Servable:
         }
         self._callables: Dict[Tuple, SignatureCall] = {}
         self._timeout_ms = int(timeout_s * 1000) if timeout_s else 0
-        self._inlinable = not has_loops(self._graph.as_graph_def())
+        self._inlinable = ops.isdisjoint(LOOP_OPS)
         self.columns = read_columns(self.path)  # original column names -> the signatures' keys
         self.image = read_image_info(self.path)  # an image model's input size and class names
 
@@ -199,10 +225,14 @@ class Servable:
             raise invalid(f'Serving signature name: "{key}" not found in signature def')
         return self.signatures[key]
 
-    def run(self, key: str, inputs: Mapping[str, np.ndarray],
-            output_filter: Sequence[str] = ()) -> Dict[str, np.ndarray]:
-        """Calls a signature on arrays already converted to its dtypes; checks names and shapes first,
-        so a bad request is an INVALID_ARGUMENT naming the input, never a TF stack trace."""
+    def run(self, key: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = (),
+            max_rows: Optional[int] = None) -> Dict[str, np.ndarray]:
+        """Calls a signature on arrays already converted to its dtypes; checks the batch size (at most
+        ``max_rows``), names and shapes first, so a bad request is an INVALID_ARGUMENT naming the input,
+        never a TF stack trace."""
+        shapes = {value.shape for value in inputs.values()}  # one pass; usually one shape
+        if max_rows is not None:
+            check_rows(shapes, max_rows)
         signature = self.signature(key)
         if inputs.keys() != signature.inputs.keys():
             unknown = sorted(set(inputs) - set(signature.inputs))
@@ -211,7 +241,6 @@ class Servable:
                               f"in the set {{{','.join(sorted(signature.inputs))}}}.")
             raise invalid(f"Request inputs do not match required inputs for model `{self.name}`. "
                           f"Missing: {{{','.join(sorted(set(signature.inputs) - set(inputs)))}}}")
-        shapes = {value.shape for value in inputs.values()}  # one pass; usually one shape
         batch = {shape[0] if shape else None for shape in shapes}
         if len(batch) > 1:
             raise invalid("Input tensors must have equal 0th-dimension size; got "

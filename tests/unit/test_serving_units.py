@@ -204,6 +204,21 @@ def test_metrics_render_prometheus_text():
     assert 'le="500"} 0' in text and 'le="1000"} 1' in text and 'le="+Inf"} 2' in text
     assert ':tensorflow:serving:request_latency_count{model_name="m",version="3",API="predict",' \
            'entrypoint="REST"} 2' in text
+    assert "mlops_serving_route_requests_total" not in text  # no route: the request reached no version
+
+
+def test_a_request_that_reached_a_version_counts_its_route_and_label_keys_are_bounded(monkeypatch):
+    import serving.metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "MAX_KEYED", 2)
+    metrics = Metrics()
+    for name in ("a", "b", "c", "c"):
+        metrics.observe(name, "1", "predict", "GRPC", "OK", 0.001, route="stable")
+    metrics.observe("c", "1", "predict", "GRPC", "NOT_FOUND", 0.001)
+    text = metrics.render()
+    assert 'mlops_serving_route_requests_total{model_name="c",version="1",route="stable"} 2' in text
+    assert 'request_count{model_name="c",version="1",API="predict",entrypoint="GRPC",status="OK"} 2' in text
+    assert 'status="NOT_FOUND"} 1' in text and len(metrics._keys) == 2
 
 
 # --- JSON tensors ------------------------------------------------------------------------------
@@ -751,6 +766,49 @@ def test_a_graph_with_a_loop_never_leaves_the_pool_and_keeps_its_deadline(tmp_pa
         servable.run("", {"a": np.array([1.0], np.float32), "n": np.array([10 ** 9], np.int32)})
     assert e.value.code == "DEADLINE_EXCEEDED" and time.monotonic() - started < 10
     servable.close()
+
+
+def _executed_ops(servable, inputs):
+    """The op types one traced call of the default signature ran."""
+    from tensorflow.core.protobuf import config_pb2
+
+    signature = servable.signature("")
+    metadata = config_pb2.RunMetadata()
+    servable._session.run([spec.tensor_name for spec in signature.outputs.values()],
+                          {signature.inputs[name].tensor_name: value for name, value in inputs.items()},
+                          options=config_pb2.RunOptions(trace_level=config_pb2.RunOptions.FULL_TRACE),
+                          run_metadata=metadata)
+    return {node.timeline_label.split(" = ")[-1].split("(")[0] for device in metadata.step_stats.dev_stats
+            for node in device.node_stats}
+
+
+def test_dense_graphs_run_unfused_and_convolutions_keep_their_fusions(tmp_path):
+    """Without a convolution the remapper is off (oneDNN's fused MatMul costs more than its parts at a
+    request's shapes); a graph with one keeps the fused convolution. Answers equal the model's own."""
+    from serving.servable import Servable
+
+    weights = tf.constant([[1.0, -2.0], [0.5, 1.0], [-1.0, 0.25]])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    def dense(x):
+        return {"y": tf.nn.relu(tf.nn.bias_add(tf.matmul(x, weights), [0.1, -0.1]))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 1], tf.float32, name="x")])
+    def conv(x):
+        return {"y": tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(x, tf.ones([2, 2, 1, 3]), 1, "VALID"), [0.5, 0.0, -9.0]))}
+
+    rng = np.random.default_rng(0)
+    for name, function, value, fused in (("dense", dense, rng.normal(size=(2, 3)), "FusedMatMul"),
+                                         ("conv", conv, rng.normal(size=(1, 4, 4, 1)), "FusedConv2D")):
+        module = tf.Module()
+        module.serve = function
+        tf.saved_model.save(module, str(tmp_path / name / "1"), signatures={"serving_default": function})
+        servable = Servable(name, 1, tmp_path / name / "1")
+        inputs = {"x": value.astype(np.float32)}
+        np.testing.assert_allclose(servable.run("", inputs)["y"], function(inputs["x"])["y"].numpy(), rtol=1e-6)
+        ran = _executed_ops(servable, inputs)
+        assert any(fused in op for op in ran) == (name == "conv"), (name, sorted(ran))
+        servable.close()
 
 
 def test_answers_are_compact_json_with_tf_servings_nan_and_big_integers():
