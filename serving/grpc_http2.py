@@ -270,7 +270,7 @@ class _Connection:
             while not self.closing:
                 if self.ready and not self._frame_buffered():  # nothing more to read without waiting
                     self._dispatch()
-                else:
+                elif self.ready or self.on_pool or not self._lone_call():
                     self._handle(*self._next_frame())
         except (ConnectionClosed, OSError, hpack.HPACKError) as e:
             log.debug("gRPC connection from %s closed: %s", self.peer, e)
@@ -297,6 +297,29 @@ class _Connection:
             if not chunk:
                 raise ConnectionClosed("the client closed the connection")
             self.buffer += chunk
+
+    def _lone_call(self) -> bool:
+        """The usual unary call: what was read is just its HEADERS (a whole block, no padding or
+        priority) and the one DATA frame that ends its stream. Both are handled as ``_handle`` would,
+        without reading them frame by frame, and the call runs. False (nothing consumed) otherwise."""
+        self._receive_until(9, self.server.idle_timeout)
+        buffer = self.buffer
+        size = len(buffer)
+        if size < 18 or size > OUR_MAX_FRAME or buffer[3] != HEADERS or buffer[4] != END_HEADERS:
+            return False
+        data = 9 + int.from_bytes(buffer[:3], "big")
+        if (size < data + 9 or buffer[data + 3] != DATA or buffer[data + 4] != END_STREAM
+                or size != data + 9 + int.from_bytes(buffer[data:data + 3], "big")
+                or buffer[5:9] != buffer[data + 5:data + 9]):
+            return False
+        stream_id = int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
+        block, body = bytes(buffer[9:data]), bytes(buffer[data + 9:])
+        buffer.clear()
+        self._headers(END_HEADERS, stream_id, block)
+        self._data(END_STREAM, stream_id, body)
+        if self.ready:
+            self._dispatch()
+        return True
 
     def _frame_buffered(self) -> bool:
         return len(self.buffer) >= 9 and len(self.buffer) >= 9 + int.from_bytes(self.buffer[:3], "big")

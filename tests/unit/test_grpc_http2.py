@@ -236,6 +236,50 @@ def test_the_same_header_block_is_planned_once_and_compressed_messages_need_thei
     assert "identity" in answers[5]["grpc-accept-encoding"] and "gzip" in answers[5]["grpc-accept-encoding"]
 
 
+def test_a_lone_call_read_at_once_answers_as_one_read_frame_by_frame(served):
+    """A call whose HEADERS and DATA arrive in one read takes the short path; the same call sent in
+    pieces, with a padded DATA frame, or two calls in one write take the frame-by-frame path: all
+    answer the same."""
+    from serving.grpc_http2 import DATA, END_HEADERS, END_STREAM, HEADERS, PADDED, PREFACE, SETTINGS, frame
+
+    server, _, _ = served
+    block = b"\x83\x86" + literal(b":path", f"/{SERVICE}/Echo".encode()) + literal(b":authority", b"x") \
+        + literal(b"content-type", b"application/grpc") + literal(b"te", b"trailers")
+
+    def call(stream: int, text: bytes, padded: bool = False) -> bytes:
+        body = b"\x00" + len(text).to_bytes(4, "big") + text
+        data = frame(DATA, END_STREAM | PADDED, stream, b"\x03" + body + b"\x00" * 3) if padded \
+            else frame(DATA, END_STREAM, stream, body)
+        return frame(HEADERS, END_HEADERS, stream, block) + data
+
+    lone, padded, pipelined = call(1, b"lone"), call(5, b"padded", padded=True), call(7, b"one") + call(9, b"two")
+    writes = [lone, call(3, b"pieces")[:20], call(3, b"pieces")[20:], padded, pipelined]
+    with socket.create_connection(("127.0.0.1", server.bound_port), timeout=10) as sock:
+        sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
+        received, decoder, answers = b"", hpack.Decoder(), {}
+        for piece in writes:
+            sock.sendall(piece)
+            time.sleep(0.05)  # each write its own read
+        while len(answers) < 5 or any(not done for done, _ in answers.values()):
+            while len(received) < 9 or len(received) < 9 + int.from_bytes(received[:3], "big"):
+                received += sock.recv(65536)
+            length = int.from_bytes(received[:3], "big")
+            kind, flags, stream = received[3], received[4], int.from_bytes(received[5:9], "big")
+            payload, received = received[9:9 + length], received[9 + length:]
+            if not stream:  # SETTINGS and its ACK
+                continue
+            done, text = answers.get(stream, (False, b""))
+            if kind == DATA:
+                text += payload[5:]
+            elif kind == HEADERS:
+                headers = dict(decoder.decode(payload))
+                done = bool(flags & END_STREAM)
+                assert headers.get("grpc-status", "0") == "0", headers
+            answers[stream] = (done, text)
+    assert {stream: text for stream, (_, text) in answers.items()} == {
+        1: b"echo:lone", 3: b"echo:pieces", 5: b"echo:padded", 7: b"echo:one", 9: b"echo:two"}
+
+
 def test_timeouts_and_message_encoding():
     assert parse_timeout("100m") == pytest.approx(0.1) and parse_timeout("2S") == 2 and parse_timeout("1H") == 3600
     for bad in ("", "5", "m", "1.5S", "10x"):
