@@ -6,8 +6,10 @@ The model is the default job's (the home recorded in bench/results/pipeline.json
 run). Servers run as their own processes on loopback; clients are separate processes (persistent
 connections, pre-encoded requests) so client and server do not share a GIL. Clients are lean load
 generators, as wrk and ghz are (Python's http.client and grpcio's client are measured beside them);
-concurrent gRPC clients are requests kept in flight on 2 client processes. Every load is a fixed number of
-requests; the loads the goals compare (1 and 4 clients, and `mlflow models serve`'s) run three
+4 concurrent clients are 4 client processes over either API, as the goal's "4 clients" reads (2 gRPC
+clients with 2 calls in flight each are measured beside them); 16 gRPC clients are calls kept in flight
+on 2 client processes (16 processes on 2 cores would measure the clients). Every load is a fixed number
+of requests; the loads the goals compare (1 and 4 clients, and `mlflow models serve`'s) run three
 times and report their median round, every round's req/s beside it. Beside the loads: where one
 request's time goes (each server step in a loop, the session call alone being the physical limit)
 and the transport's own floor (servers answering fixed bytes to the same clients). Writes
@@ -642,7 +644,9 @@ def main() -> int:
             results["mlops gRPC, 1 client"] = _median_load(pool, _grpc_worker, (*grpc, n, "lean"), 1)
             results["mlops gRPC, 1 client, grpcio client"] = _median_load(pool, _grpc_worker, (*grpc, n, "grpcio"), 1)
             results["mlops REST, 4 clients"] = _median_load(pool, _http_worker, (*rest, n // 4), 4)
-            results["mlops gRPC, 4 clients"] = _median_load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 2)
+            results["mlops gRPC, 4 clients"] = _median_load(pool, _grpc_worker, (*grpc, n // 4, "lean"), 4)
+            results["mlops gRPC, 2 clients x 2 calls in flight"] = _load(pool, _grpc_worker,
+                                                                        (*grpc, n // 2, "lean"), 2, 2)
             results["mlops gRPC, 16 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 8)
             results.update(_with_idle_connections(pool, rest, n, workdir))
             soak = _soak(pool, rest, process.pid, args.soak_seconds)
