@@ -70,20 +70,31 @@ def http_date() -> str:
     return _date_cache[1]
 
 
+# What a client sends call after call, worked out once: request targets (their path and match of
+# TF Serving's model path), request lines and header lines (a varying Content-Length is one line per
+# length), by their text. Each table holds at most MAX_REMEMBERED keys of at most MAX_REMEMBERED_BYTES
+# and starts again when full, so odd clients cannot grow it.
 _routes: Dict[str, Tuple[Optional[re.Match], str]] = {}
-MAX_ROUTES, MAX_ROUTE_TARGET = 1024, 512  # request targets remembered, and the longest one that is
+_request_lines: Dict[bytes, Tuple[str, str, str, Tuple[int, int], str]] = {}
+_field_lines: Dict[bytes, Tuple[str, str]] = {}
+MAX_REMEMBERED, MAX_REMEMBERED_BYTES = 1024, 512
+
+
+def _remember(table: Dict[Any, Any], key: Any, value: Any) -> None:
+    if len(key) <= MAX_REMEMBERED_BYTES:
+        if len(table) >= MAX_REMEMBERED:
+            table.clear()
+        table[key] = value
 
 
 def _target_route(target: str) -> Tuple[Optional[re.Match], str]:
-    """A request target's path and its match of TF Serving's model path, worked out once per target
-    (the split and the regular expression were ~10 us of each request; a match object is immutable).
-    The first targets are remembered, up to a bound, so odd clients cannot grow the table."""
+    """A request target's path and its match of TF Serving's model path (the split and the regular
+    expression were ~10 us of each request; a match object is immutable)."""
     found = _routes.get(target)
     if found is None:
         path = urlsplit(target).path
         found = MODEL_PATH.match(path), path
-        if len(_routes) < MAX_ROUTES and len(target) <= MAX_ROUTE_TARGET:
-            _routes[target] = found
+        _remember(_routes, target, found)
     return found
 
 
@@ -122,30 +133,23 @@ class RestHandler(BaseHTTPRequestHandler):
         """The request line and header fields, with http.server's checks and answers (400, 431, 505,
         keep-alive by version and Connection, Expect: 100-continue) but not its parser."""
         self.command, self.request_version, self.close_connection = None, self.default_request_version, True
-        self.requestline = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n")
-        words = self.requestline.split()
-        if not words:
-            return False
-        if len(words) != 3:
-            self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request syntax ({self.requestline!r})")
-            return False
-        command, path, version = words
-        number = version[5:].split(".") if version.startswith("HTTP/") else []
-        if len(number) != 2 or not (number[0].isdigit() and number[1].isdigit()):
-            self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request version ({version!r})")
-            return False
-        major_minor = (int(number[0]), int(number[1]))
-        if major_minor >= (2, 0):
-            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({version[5:]})")
-            return False
-        self.command, self.request_version = command, version
-        self.path = "/" + path.lstrip("/") if path.startswith("//") else path  # no scheme-less absolute URI
+        request = _request_lines.get(self.raw_requestline)
+        if request is None:
+            request = self._request_line()
+            if request is None:
+                return False
+            _remember(_request_lines, self.raw_requestline, request)
+        self.requestline, self.command, self.request_version, major_minor, self.path = request
         lines = self._head_lines()
         if lines is None:
             return False
         fields: Dict[str, str] = {}
         name = ""
         for line in lines:
+            field = _field_lines.get(line)
+            if field is not None:
+                name, fields[field[0]] = field
+                continue
             text = line.decode("iso-8859-1")
             if text[0] in " \t" and name:  # an obsolete folded continuation of the field before
                 fields[name] += " " + text.strip()
@@ -156,12 +160,36 @@ class RestHandler(BaseHTTPRequestHandler):
                 return False
             name = name.strip().lower()
             fields[name] = value.strip()
+            if text[0] not in " \t":
+                _remember(_field_lines, line, (name, fields[name]))
         self.headers = RequestHeaders(fields)  # type: ignore[assignment]
         connection = fields.get("connection", "").lower()
         self.close_connection = connection == "close" or (major_minor < (1, 1) and connection != "keep-alive")
         if fields.get("expect", "").lower() == "100-continue" and major_minor >= (1, 1):
             return self.handle_expect_100()
         return True
+
+    def _request_line(self) -> Optional[Tuple[str, str, str, Tuple[int, int], str]]:
+        """The request line's (text, method, version, (major, minor), path); None: refused, answered."""
+        line = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n")
+        self.requestline = line
+        words = line.split()
+        if not words:
+            return None
+        if len(words) != 3:
+            self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request syntax ({line!r})")
+            return None
+        command, path, version = words
+        number = version[5:].split(".") if version.startswith("HTTP/") else []
+        if len(number) != 2 or not (number[0].isdigit() and number[1].isdigit()):
+            self.send_error(HTTPStatus.BAD_REQUEST, f"Bad request version ({version!r})")
+            return None
+        major_minor = (int(number[0]), int(number[1]))
+        if major_minor >= (2, 0):
+            self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({version[5:]})")
+            return None
+        path = "/" + path.lstrip("/") if path.startswith("//") else path  # no scheme-less absolute URI
+        return line, command, version, major_minor, path
 
     def _head_lines(self) -> Optional[List[bytes]]:
         """The header lines, up to the blank line (None: refused, answered). A head the buffer already
@@ -202,7 +230,8 @@ class RestHandler(BaseHTTPRequestHandler):
               close: bool = False, fields: str = "") -> None:
         """The whole answer in one write: its head built as one string (``fields``: more header lines)."""
         self.close_connection = self.close_connection or close
-        self.log_request(status, len(body))
+        if log.isEnabledFor(logging.DEBUG):
+            self.log_request(status, len(body))
         if close:
             fields += "Connection: close\r\n"
         reason = self.responses.get(status, ("",))[0]

@@ -675,6 +675,25 @@ def test_requests_on_one_connection_are_parsed_with_any_header_case_and_kept_ali
     assert b"\r\nDate: " in answer and b"\r\nContent-Length: 41\r\n" in answer
 
 
+def test_request_and_header_lines_read_again_answer_as_when_first_parsed(bare_rest_server, monkeypatch):
+    """Lines are parsed once and looked up after: the same bytes on a new connection get the same
+    answers (keep-alive, Content-Length, Connection: close, a folded field) as when first parsed."""
+    import re
+
+    from serving import rest
+
+    for table in ("_request_lines", "_field_lines"):
+        monkeypatch.setattr(rest, table, {})
+    first = b"POST /nope HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\nContent-Length: 2\r\n\r\n{}"
+    last = b"POST /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 3\r\n\r\n{ }"
+    answers = [re.sub(rb"Date: [^\r]*", b"", _exchange(bare_rest_server, first + last)) for _ in range(2)]
+    assert answers[0] == answers[1] and answers[0].count(b" 400 Bad Request\r\n") == 2
+    assert answers[0].endswith(b"<closed>")
+    assert rest._field_lines[b"Connection: close"] == ("connection", "close")
+    assert rest._request_lines[b"POST /nope HTTP/1.1\r\n"][1:3] == ("POST", "HTTP/1.1")
+    assert b" b" not in rest._field_lines  # a folded continuation depends on the line before it
+
+
 @pytest.mark.parametrize("raw, status, closed", [
     (b"POST /nope HTTP/1.0\r\nContent-Length: 0\r\n\r\n", b"400", True),  # HTTP/1.0: one request
     (b"POST /nope HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", b"400", True),
@@ -827,11 +846,12 @@ def test_request_targets_are_routed_once_and_the_table_is_bounded(monkeypatch):
     match, path = rest._target_route("/v1/models/m/versions/3:predict?x=1")
     assert path == "/v1/models/m/versions/3:predict" and match.group("version") == "3"
     assert rest._target_route("/v1/models/m/versions/3:predict?x=1")[0] is match
-    for i in range(rest.MAX_ROUTES + 10):
+    for i in range(rest.MAX_REMEMBERED + 10):
         rest._target_route(f"/v1/models/m{i}:predict")
-    rest._target_route("/v1/models/" + "a" * rest.MAX_ROUTE_TARGET + ":predict")
-    assert len(rest._routes) == rest.MAX_ROUTES
-    assert rest._target_route("/v1/models/m5000:predict")[0].group("name") == "m5000"  # still answered
+    assert len(rest._routes) == 11 and "/v1/models/m1033:predict" in rest._routes  # full: started again
+    long_target = "/v1/models/" + "a" * rest.MAX_REMEMBERED_BYTES + ":predict"
+    assert rest._target_route(long_target)[0].group("name") == "a" * rest.MAX_REMEMBERED_BYTES  # answered
+    assert long_target not in rest._routes  # but not remembered
 
 
 def test_grpc_inputs_of_the_signatures_one_dtype_pass_and_any_other_dtype_is_named():
