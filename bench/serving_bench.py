@@ -319,26 +319,30 @@ def _idle_holder(args) -> int:
     return len(sockets)
 
 
-def _with_idle_connections(pool, rest: tuple, n: int, workdir: Path) -> Dict[str, Dict[str, object]]:
-    """1-client REST loads (median of 3 rounds each) just before and while ``IDLE_CONNECTIONS`` idle
-    connections are held open, so the p99 ratio compares two measurements taken side by side."""
-    before = _median_load(pool, _http_worker, (*rest, n), 1)
-    ready, release = workdir / "idle-ready", workdir / "idle-release"
-    holder = pool.apply_async(_idle_holder, ((rest[0], IDLE_CONNECTIONS, str(ready), str(release), 300.0),))
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if holder.ready() or time.monotonic() > deadline:
-            raise RuntimeError(f"the idle-connection holder did not open {IDLE_CONNECTIONS} connections: "
-                               f"{holder.get(timeout=1) if holder.ready() else 'timed out'}")
-        time.sleep(0.1)
-    time.sleep(1.0)  # the server has accepted them all (each holds a server thread until its read timeout)
-    try:
-        during = _median_load(pool, _http_worker, (*rest, n), 1)
-    finally:
-        release.touch()
-    holder.get(timeout=60)
-    return {"mlops REST, 1 client, just before the idle connections": before,
-            f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections": during}
+def _with_idle_connections(pool, rest: tuple, n: int, workdir: Path, rounds: int = 3) -> Dict[str, Dict[str, object]]:
+    """1-client REST loads without and with ``IDLE_CONNECTIONS`` idle connections open, alternated
+    ``rounds`` times (the connections opened and closed each round), so each pair is measured in the
+    same minute and the host's drift does not fall on one side; the median round of each side."""
+    without, held = [], []
+    for round_number in range(rounds):
+        without.append(_load(pool, _http_worker, (*rest, n), 1))
+        ready, release = workdir / f"idle-ready-{round_number}", workdir / f"idle-release-{round_number}"
+        holder = pool.apply_async(_idle_holder, ((rest[0], IDLE_CONNECTIONS, str(ready), str(release), 300.0),))
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if holder.ready() or time.monotonic() > deadline:
+                raise RuntimeError(f"the idle-connection holder did not open {IDLE_CONNECTIONS} connections: "
+                                   f"{holder.get(timeout=1) if holder.ready() else 'timed out'}")
+            time.sleep(0.1)
+        time.sleep(1.0)  # the server has accepted them all (each holds a server thread until its read timeout)
+        try:
+            held.append(_load(pool, _http_worker, (*rest, n), 1))
+        finally:
+            release.touch()
+        holder.get(timeout=60)
+        time.sleep(1.0)  # the server has seen them close
+    return {"mlops REST, 1 client, rounds without the idle connections": _median_round(without),
+            f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections": _median_round(held)}
 
 
 def _rss_mb(pid: int) -> float:
@@ -363,8 +367,12 @@ def _soak(pool, rest: tuple, pid: int, seconds: float) -> Dict[str, float]:
 def _median_load(pool, worker, args: tuple, processes: int, in_flight: int = 1, rounds: int = 3) -> Dict[str, object]:
     """The same load ``rounds`` times; the median round by req/s, with every round's req/s beside it
     (one round of ~2 s can land on a moment when the machine is busy)."""
-    loads = sorted((_load(pool, worker, args, processes, in_flight) for _ in range(rounds)),
-                   key=lambda load: load["req_per_s"])
+    return _median_round([_load(pool, worker, args, processes, in_flight) for _ in range(rounds)])
+
+
+def _median_round(rounds: List[Dict[str, float]]) -> Dict[str, object]:
+    """The median round by req/s, every round's req/s beside it, and the median of the rounds' p99s."""
+    loads = sorted(rounds, key=lambda load: load["req_per_s"])
     p99s = sorted(load["p99_ms"] for load in loads)
     return {**loads[len(loads) // 2], "rounds_req_per_s": [load["req_per_s"] for load in loads],
             "median_p99_ms": p99s[len(p99s) // 2]}
@@ -695,7 +703,7 @@ def main() -> int:
                              "grpc": results["mlops gRPC, 4 clients"]["p99_ms"]},
         "p99_with_idle_connections_x": round(
             results[f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections"]["median_p99_ms"]
-            / results["mlops REST, 1 client, just before the idle connections"]["median_p99_ms"], 2),
+            / results["mlops REST, 1 client, rounds without the idle connections"]["median_p99_ms"], 2),
         "soak": soak,
         "session_call_limit_req_per_s": round(
             1e6 / stages["session call alone, in the caller's thread (the physical limit)"], 1),
@@ -721,7 +729,7 @@ def main() -> int:
               f"p99 at 4 clients: REST {summary['p99_4_clients_ms']['rest']} ms, gRPC "
               f"{summary['p99_4_clients_ms']['grpc']} ms. With {IDLE_CONNECTIONS} idle connections open, the "
               f"1-client REST p99 (median of 3 rounds) is {summary['p99_with_idle_connections_x']}x the p99 "
-              "measured just before they opened.",
+              "of the rounds without them (alternated, 3 each).",
               f"Soak: {soak['requests']} requests at 4 clients over {soak['seconds']} s; server RSS "
               f"{soak['rss_start_mb']} -> {soak['rss_end_mb']} MB ({soak['rss_growth_pct']:+}%).",
               "", "## Where a request's time goes", "",
