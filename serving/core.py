@@ -46,7 +46,7 @@ class LoadedModel:
     def __init__(self, servable: Servable, options: ServerOptions):
         self.servable = servable
         self.options = options
-        self.version_label = str(servable.version)  # its version as the metrics label it, made once
+        self.version_label = str(servable.version)  # the version as the metrics write it, made once
         self._batchers: Dict[str, Batcher] = {}
 
     @property
