@@ -17,6 +17,7 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequ
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2, saved_model_pb2
+from tensorflow.python.saved_model import loader_impl
 
 from serving.columns import read_columns
 from serving.errors import ServingError, invalid
@@ -108,9 +109,12 @@ class Signature:
         return {group: tuple(names) for group, names in groups.items()}
 
 
-def serve_meta_graph(model_dir: Path) -> meta_graph_pb2.MetaGraphDef:
-    saved_model = saved_model_pb2.SavedModel()
-    saved_model.ParseFromString((Path(model_dir) / "saved_model.pb").read_bytes())
+def serve_meta_graph(model_dir: Path, saved_model: Optional[saved_model_pb2.SavedModel] = None
+                     ) -> meta_graph_pb2.MetaGraphDef:
+    """The meta graph tagged 'serve', from ``saved_model`` when it is already parsed."""
+    if saved_model is None:
+        saved_model = saved_model_pb2.SavedModel()
+        saved_model.ParseFromString((Path(model_dir) / "saved_model.pb").read_bytes())
     for meta_graph in saved_model.meta_graphs:
         if "serve" in meta_graph.meta_info_def.tags:
             return meta_graph
@@ -177,10 +181,16 @@ class Servable:
     def __init__(self, name: str, version: int, path: Path, timeout_s: Optional[float] = None):
         self.name, self.version, self.path = name, int(version), Path(path)
         self._graph = tf.Graph()
-        ops = graph_ops(serve_meta_graph(self.path).graph_def)
+        # TF's loader.load parses saved_model.pb twice; its steps, run here, use the one parse that
+        # also chooses the session's options (a large image model's file is ~10 MB).
+        loader = loader_impl.SavedModelLoader(str(self.path))
+        meta_graph = serve_meta_graph(self.path, loader.saved_model)
+        ops = graph_ops(meta_graph.graph_def)
         with self._graph.as_default():
             self._session = tf.compat.v1.Session(graph=self._graph, config=session_config(ops))
-            meta_graph = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(self.path))
+            saver, _ = loader.load_graph(self._graph, ["serve"])
+            loader.restore_variables(self._session, saver)
+            loader.run_init_ops(self._session, ["serve"])
         self.signature_defs = dict(meta_graph.signature_def)
         self.signatures = {
             key: Signature(key, sig.method_name, {n: tensor_spec(n, i) for n, i in sig.inputs.items()},

@@ -866,3 +866,32 @@ def test_grpc_inputs_of_the_signatures_one_dtype_pass_and_any_other_dtype_is_nam
     assert cast_inputs(given, signature) == given and cast_inputs(given, signature) is not given
     with pytest.raises(ServingError, match=r"Expects arg\[b\] to be float32 but float64 is provided"):
         cast_inputs({"a": given["a"], "b": np.zeros(2, np.float64)}, signature)
+
+
+def test_a_version_loads_from_one_parse_of_its_saved_model(tmp_path, monkeypatch):
+    """TF's loader.load parses saved_model.pb twice and choosing the session's options read it once more;
+    a load parses it once, with variables and lookup tables restored as TF's loader restores them."""
+    from tensorflow.python.saved_model import loader_impl
+
+    from serving.servable import Servable
+
+    module = tf.Module()
+    module.scale = tf.Variable(2.0)
+    module.table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(["a", "b"], tf.constant([1, 2], tf.int64)), default_value=-1)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="k")])
+    def serve(k):
+        return {"y": tf.cast(module.table.lookup(k), tf.float32) * module.scale}
+
+    module.serve = serve
+    tf.saved_model.save(module, str(tmp_path / "1"), signatures={"serving_default": serve})
+    parses, reads = [], []
+    parse, read_bytes = loader_impl.parse_saved_model, Path.read_bytes
+    monkeypatch.setattr(loader_impl, "parse_saved_model", lambda path: parses.append(path) or parse(path))
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or read_bytes(self))
+    servable = Servable("m", 1, tmp_path / "1")
+    assert len(parses) == 1 and "saved_model.pb" not in reads, (parses, reads)
+    assert servable.run("", {"k": np.array([b"a", b"b", b"c"])})["y"].tolist() == [2.0, 4.0, -2.0]
+    assert servable.signature_defs["serving_default"].inputs["k"].name.startswith("serving_default_k")
+    servable.close()
