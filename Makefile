@@ -56,7 +56,7 @@ test-fast: setup
 profile: setup
 	$(BIN)/python bench/profile_run.py
 
-bench: setup
+bench: setup airflow-setup
 	$(BIN)/python bench/profile_run.py
 	$(BIN)/python bench/penguin_bench.py
 	$(BIN)/python bench/pipeline_bench.py
@@ -66,6 +66,7 @@ bench: setup
 	$(BIN)/python bench/preflight_bench.py
 	$(BIN)/python bench/images_bench.py
 	$(BIN)/python bench/traffic_bench.py
+	$(BIN)/python bench/suite_bench.py
 
 # Re-resolve the lock from infra/requirements.in (needs network to PyPI).
 lock: setup
