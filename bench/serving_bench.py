@@ -9,8 +9,9 @@ generators, as wrk and ghz are (Python's http.client and grpcio's client are mea
 4 concurrent clients are 4 client processes over either API, as the goal's "4 clients" reads (2 gRPC
 clients with 2 calls in flight each are measured beside them); 16 gRPC clients are calls kept in flight
 on 2 client processes (16 processes on 2 cores would measure the clients). Every load is a fixed number
-of requests; the loads the goals compare (1 and 4 clients, and `mlflow models serve`'s) run three
-times and report their median round, every round's req/s beside it. Beside the loads: where one
+of requests; the loads the goals compare (1 and 4 clients, and `mlflow models serve`'s, which runs beside
+ours while they are measured) run three rounds each, alternated round by round, and report their median
+round, every round's req/s beside it. Beside the loads: where one
 request's time goes (each server step in a loop, the session call alone being the physical limit)
 and the transport's own floor (servers answering fixed bytes to the same clients). Writes
 bench/results/serving.json and serving.md; numbers are reported, never asserted.
@@ -364,10 +365,16 @@ def _soak(pool, rest: tuple, pid: int, seconds: float) -> Dict[str, float]:
             "rss_end_mb": round(end_mb, 1), "rss_growth_pct": round(100 * (end_mb - start_mb) / start_mb, 1)}
 
 
-def _median_load(pool, worker, args: tuple, processes: int, in_flight: int = 1, rounds: int = 3) -> Dict[str, object]:
-    """The same load ``rounds`` times; the median round by req/s, with every round's req/s beside it
-    (one round of ~2 s can land on a moment when the machine is busy)."""
-    return _median_round([_load(pool, worker, args, processes, in_flight) for _ in range(rounds)])
+def _alternated(pool, loads: Dict[str, tuple], rounds: int = 3) -> Dict[str, Dict[str, object]]:
+    """Loads whose ratios are goals, by name -> (worker, args, processes): each round runs every load
+    once, the order reversed every other round, so the host's drift falls on all sides alike; the
+    median round of each."""
+    done: Dict[str, List[Dict[str, float]]] = {name: [] for name in loads}
+    for round_number in range(rounds):
+        for name in (list(loads) if round_number % 2 == 0 else list(reversed(loads))):
+            worker, args, processes = loads[name]
+            done[name].append(_load(pool, worker, args, processes))
+    return {name: _median_round(done[name]) for name in loads}
 
 
 def _median_round(rounds: List[Dict[str, float]]) -> Dict[str, object]:
@@ -645,14 +652,25 @@ def main() -> int:
         process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=False)
         try:
             rest = (rest_port, "/v1/models/fraud:predict", rest_body)
-            results["mlops REST, 1 client"] = _median_load(pool, _http_worker, (*rest, n), 1)
-            results["mlops REST, 1 client, Python http.client"] = _median_load(
-                pool, _http_worker, (*rest, n, "http.client"), 1)
             grpc = (grpc_port, grpc_request)
-            results["mlops gRPC, 1 client"] = _median_load(pool, _grpc_worker, (*grpc, n, "lean"), 1)
-            results["mlops gRPC, 1 client, grpcio client"] = _median_load(pool, _grpc_worker, (*grpc, n, "grpcio"), 1)
-            results["mlops REST, 4 clients"] = _median_load(pool, _http_worker, (*rest, n // 4), 4)
-            results["mlops gRPC, 4 clients"] = _median_load(pool, _grpc_worker, (*grpc, n // 4, "lean"), 4)
+            mlflow_process, mlflow_port = _mlflow_serve(model_dir, workdir)
+            try:  # the ratios to mlflow's are measured with both servers up, round by round
+                mlflow, few = (mlflow_port, "/invocations", mlflow_body), max(100, n // 8)
+                results.update(_alternated(pool, {
+                    "mlops REST, 1 client": (_http_worker, (*rest, n), 1),
+                    "mlops gRPC, 1 client": (_grpc_worker, (*grpc, n, "lean"), 1),
+                    "mlflow models serve, 1 client": (_http_worker, (*mlflow, few), 1)}))
+                results.update(_alternated(pool, {
+                    "mlops REST, 1 client, Python http.client": (_http_worker, (*rest, n, "http.client"), 1),
+                    "mlops gRPC, 1 client, grpcio client": (_grpc_worker, (*grpc, n, "grpcio"), 1),
+                    "mlflow models serve, 1 client, Python http.client": (_http_worker, (*mlflow, few, "http.client"),
+                                                                          1)}))
+                results["mlflow models serve, 4 clients"] = _load(pool, _http_worker, (*mlflow, max(50, n // 32)), 4)
+            finally:
+                _stop(mlflow_process)
+            results.update(_alternated(pool, {
+                "mlops REST, 4 clients": (_http_worker, (*rest, n // 4), 4),
+                "mlops gRPC, 4 clients": (_grpc_worker, (*grpc, n // 4, "lean"), 4)}))
             results["mlops gRPC, 2 clients x 2 calls in flight"] = _load(pool, _grpc_worker,
                                                                         (*grpc, n // 2, "lean"), 2, 2)
             results["mlops gRPC, 16 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 8)
@@ -668,16 +686,6 @@ def main() -> int:
             results["mlops gRPC batching, 16 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 8)
             results["mlops REST batching, 16 clients"] = _load(
                 pool, _http_worker, (rest_port, "/v1/models/fraud:predict", rest_body, max(100, n // 16)), 16)
-        finally:
-            _stop(process)
-        process, port = _mlflow_serve(model_dir, workdir)
-        try:
-            results["mlflow models serve, 1 client"] = _median_load(
-                pool, _http_worker, (port, "/invocations", mlflow_body, max(100, n // 8)), 1)
-            results["mlflow models serve, 1 client, Python http.client"] = _median_load(
-                pool, _http_worker, (port, "/invocations", mlflow_body, max(100, n // 8), "http.client"), 1)
-            results["mlflow models serve, 4 clients"] = _load(
-                pool, _http_worker, (port, "/invocations", mlflow_body, max(50, n // 32)), 4)
         finally:
             _stop(process)
     finally:
