@@ -109,12 +109,9 @@ class Signature:
         return {group: tuple(names) for group, names in groups.items()}
 
 
-def serve_meta_graph(model_dir: Path, saved_model: Optional[saved_model_pb2.SavedModel] = None
-                     ) -> meta_graph_pb2.MetaGraphDef:
-    """The meta graph tagged 'serve', from ``saved_model`` when it is already parsed."""
-    if saved_model is None:
-        saved_model = saved_model_pb2.SavedModel()
-        saved_model.ParseFromString((Path(model_dir) / "saved_model.pb").read_bytes())
+def serve_meta_graph(model_dir: Path) -> meta_graph_pb2.MetaGraphDef:
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((Path(model_dir) / "saved_model.pb").read_bytes())
     for meta_graph in saved_model.meta_graphs:
         if "serve" in meta_graph.meta_info_def.tags:
             return meta_graph
@@ -184,7 +181,7 @@ class Servable:
         # TF's loader.load parses saved_model.pb twice; its steps, run here, use the one parse that
         # also chooses the session's options (a large image model's file is ~10 MB).
         loader = loader_impl.SavedModelLoader(str(self.path))
-        meta_graph = serve_meta_graph(self.path, loader.saved_model)
+        meta_graph = loader.get_meta_graph_def_from_tags(["serve"])  # the one load_graph loads
         ops = graph_ops(meta_graph.graph_def)
         with self._graph.as_default():
             self._session = tf.compat.v1.Session(graph=self._graph, config=session_config(ops))
