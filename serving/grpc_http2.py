@@ -70,6 +70,9 @@ def literal(name: bytes, value: bytes) -> bytes:
 # :status 200 (static index 8), then content-type: the answer's headers, the same bytes for every call.
 RESPONSE_HEADERS = b"\x88" + literal(b"content-type", b"application/grpc")
 OK_TRAILERS = literal(b"grpc-status", b"0")
+# the frame heads (length, type, flags) of an answer's headers and of its trailers, before the stream id
+ANSWER_HEAD = len(RESPONSE_HEADERS).to_bytes(3, "big") + bytes((HEADERS, END_HEADERS))
+OK_TRAILERS_HEAD = len(OK_TRAILERS).to_bytes(3, "big") + bytes((HEADERS, END_HEADERS | END_STREAM))
 ACCEPT_ENCODING = literal(b"grpc-accept-encoding", b"identity,deflate,gzip")
 RESERVED_METADATA = {"content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding"}
 TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -545,17 +548,20 @@ class _Connection:
         self._answer(stream_id, stream, payload)
 
     def _answer(self, stream_id: int, stream: _Stream, payload: bytes) -> None:
-        data = b"\x00" + len(payload).to_bytes(4, "big") + payload
-        head = frame(HEADERS, END_HEADERS, stream_id, RESPONSE_HEADERS)
-        trailers = frame(HEADERS, END_HEADERS | END_STREAM, stream_id, OK_TRAILERS)
+        size = 5 + len(payload)  # the gRPC message: compressed flag, length, payload
         with self.write_lock:
-            if len(data) <= min(self.peer_window, stream.send_window, self.peer_max_frame):
-                self.peer_window -= len(data)
-                stream.send_window -= len(data)
+            if size <= min(self.peer_window, stream.send_window, self.peer_max_frame):
+                self.peer_window -= size
+                stream.send_window -= size
                 stream.answered = True
-                self.io.sendall(head + frame(DATA, 0, stream_id, data) + trailers)
+                sid = stream_id.to_bytes(4, "big")  # headers, one DATA frame and trailers, joined at once
+                self.io.sendall(b"".join((ANSWER_HEAD, sid, RESPONSE_HEADERS, size.to_bytes(3, "big"), b"\x00\x00",
+                                          sid, b"\x00", len(payload).to_bytes(4, "big"), payload, OK_TRAILERS_HEAD,
+                                          sid, OK_TRAILERS)))
                 return
-            self.io.sendall(head)
+            self.io.sendall(frame(HEADERS, END_HEADERS, stream_id, RESPONSE_HEADERS))
+        data = b"\x00" + len(payload).to_bytes(4, "big") + payload
+        trailers = frame(HEADERS, END_HEADERS | END_STREAM, stream_id, OK_TRAILERS)
         sent = 0
         while sent < len(data):  # larger than the client lets us send at once: as its windows open
             with self.write_lock:

@@ -5,6 +5,7 @@ heads learned from earlier requests (``PredictReader``), or else as a LeanPredic
 TensorProto left as bytes), and writes its answer's bytes itself; the Open Inference Protocol's
 GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
 import functools
+import operator
 from types import SimpleNamespace
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
@@ -74,6 +75,17 @@ class ReadPredict(NamedTuple):
     spec: ModelSpec
     inputs: Dict[str, np.ndarray]
     output_filter: Tuple[str, ...]
+    dtype: Optional[np.dtype] = None  # every input's dtype, when the reader knows they share one
+
+
+class _Tail(NamedTuple):
+    """What ``PredictReader._split`` knows of entries that share one tail: their values' layout and
+    size, getters of a piece's key part and values, and the names of the key parts learned with it."""
+    layout: Tuple[Any, Tuple[int, ...]]
+    size: int
+    key_of: Any
+    value_of: Any
+    names: Dict[bytes, str]
 
 
 class PredictReader:
@@ -92,9 +104,12 @@ class PredictReader:
         self._sizes: List[int] = []  # the value sizes of the known heads (one, usually)
         self._layouts: Dict[Tuple[Any, Tuple[int, ...]], Tuple[Any, Tuple[int, ...]]] = {}
         self._specs: Dict[bytes, ModelSpec] = {}
+        self._tails: Dict[bytes, _Tail] = {}  # an entry's bytes between its key and its values -> its names
 
     def __call__(self, message: bytes) -> Any:
-        read = self._walk(message)
+        read = self._split(message)
+        if read is None:
+            read = self._walk(message)
         return read if read is not None else LeanPredictRequest.FromString(message)  # malformed: INTERNAL
 
     def _learn(self, entry: bytes) -> Optional[Tuple[str, Tuple[Any, Tuple[int, ...]], int]]:
@@ -108,6 +123,7 @@ class PredictReader:
             name, i = entry[i:i + size].decode(), i + size
             if entry[i] != _VALUE_TAG:
                 return None
+            key_end = i
             size, i = tensors.read_varint(entry, i + 1)
         except (IndexError, ValueError):  # UnicodeDecodeError is a ValueError
             return None
@@ -117,12 +133,17 @@ class PredictReader:
         head, dtype, shape = layout
         value_size = len(entry) - i - len(head)
         if len(self._known) >= self.MAX_KNOWN:
-            self._known, self._sizes, self._layouts = {}, [], {}
+            self._known, self._sizes, self._layouts, self._tails = {}, [], {}, {}
         # one object per layout, so arrays_by_layout's "all one layout?" test compares by identity
         layout = self._layouts.setdefault((dtype, shape), (dtype, shape))
         known = self._known[entry[:len(entry) - value_size]] = (name, layout, value_size)
         if value_size not in self._sizes:
             self._sizes.append(value_size)
+        tail = entry[key_end:len(entry) - value_size]
+        if tail not in self._tails:
+            self._tails[tail] = _Tail(layout, value_size, operator.itemgetter(slice(value_size, None)),
+                                      operator.itemgetter(slice(0, value_size)), {})
+        self._tails[tail].names[entry[:key_end]] = name
         return known
 
     def _entry(self, entry: bytes) -> Optional[Tuple[str, Tuple[Any, Tuple[int, ...]], int]]:
@@ -132,6 +153,34 @@ class PredictReader:
             if hit is not None:
                 return hit
         return self._learn(entry)
+
+    def _split(self, message: bytes) -> Optional[ReadPredict]:
+        """The usual request, read with C-level steps where the walk takes ~0.8 us per entry: a model spec,
+        then inputs that all share one learned tail (their value tag, length and TensorProto head, e.g.
+        every input a float32 of shape [1]), nothing after. Split at that tail, the message is its spec,
+        then each entry's key part (tag, entry length, key), then for each input its values and the next
+        key part. Split is lossless, so when every key part is one learned with this tail and every value
+        is the tail's size, the entries are exactly those the walk would find. None otherwise (the walk
+        reads it, or learns what is new)."""
+        if len(message) < 2 or message[0] != _SPEC_TAG or message[1] >= 0x80:
+            return None
+        start = 2 + message[1]
+        for tail, known in self._tails.items():
+            pieces = message[start:].split(tail)
+            if len(pieces) < 2 or len(pieces[-1]) != known.size:
+                continue  # not this tail, or something after the last input (an output filter): the walk
+            keys = list(map(known.key_of, pieces))
+            keys[0] = pieces[0]
+            keys.pop()
+            names = list(map(known.names.get, keys))
+            if None in names or len(set(names)) != len(names):
+                return None
+            spec = self._specs.get(message[2:start])
+            if spec is None:
+                return None
+            return ReadPredict(spec, tensors.arrays_of_layout(
+                names, known.layout, b"".join(map(known.value_of, pieces[1:]))), (), known.layout[0])
+        return None
 
     def _walk(self, message: bytes) -> Optional[ReadPredict]:
         names: List[str] = []
@@ -250,11 +299,12 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         inputs are TensorProto bytes); the answer a serialized PredictResponse."""
         try:
             if isinstance(request, ReadPredict):
-                spec, raw, output_filter = request
+                spec, raw, output_filter, dtype = request
             else:
-                spec, raw, output_filter = _spec(request.model_spec), lean_inputs(request), request.output_filter
+                spec, raw, output_filter, dtype = (_spec(request.model_spec), lean_inputs(request),
+                                                   request.output_filter, None)
             model, key, outputs = self.core.predict(
-                spec, lambda signature, columns: tensors.cast_inputs(columns.rename(raw), signature),
+                spec, lambda signature, columns: tensors.cast_inputs(columns.rename(raw), signature, dtype),
                 list(output_filter), entrypoint="GRPC",
                 client_key=metadata_client_key(context.invocation_metadata()))
         except ServingError as e:

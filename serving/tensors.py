@@ -514,10 +514,16 @@ def arrays_by_layout(names: Sequence[str], layouts: Sequence[Tuple[Any, Tuple[in
             group[0].append(name)
             group[1].append(value)
     arrays: Dict[str, np.ndarray] = {}
-    for (dtype, shape), (group_names, group_values) in groups.items():
-        arrays.update(zip(group_names, np.frombuffer(bytearray(b"".join(group_values)), dtype).reshape(
-            (len(group_names),) + shape)))
+    for layout, (group_names, group_values) in groups.items():
+        arrays.update(arrays_of_layout(group_names, layout, b"".join(group_values)))
     return arrays
+
+
+def arrays_of_layout(names: Sequence[str], layout: Tuple[Any, Tuple[int, ...]], values: bytes) -> Dict[str, np.ndarray]:
+    """Arrays by name from the joined values of inputs of one (dtype, shape), in ``names``' order: one
+    np.frombuffer, each array a row of it (writable and aligned: a fresh buffer)."""
+    dtype, shape = layout
+    return dict(zip(names, np.frombuffer(bytearray(values), dtype).reshape((len(names),) + shape)))
 
 
 def _varint_bytes(value: int) -> bytes:
@@ -580,10 +586,13 @@ def fixed_tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Optional[bytes
     return head if as_in_memory else None
 
 
-def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature) -> Dict[str, np.ndarray]:
-    """gRPC tensors arrive typed: a dtype other than the signature's is INVALID_ARGUMENT, as in TF Serving."""
+def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature,
+                dtype: Optional[np.dtype] = None) -> Dict[str, np.ndarray]:
+    """gRPC tensors arrive typed: a dtype other than the signature's is INVALID_ARGUMENT, as in TF Serving.
+    ``dtype``: every input's dtype, when the caller knows they share one (no look at each)."""
     uniform = signature.uniform_dtype
-    if uniform is not None and {array.dtype for array in inputs.values()} == {uniform}:
+    if uniform is not None and (dtype == uniform if dtype is not None and inputs
+                                else {array.dtype for array in inputs.values()} == {uniform}):
         return dict(inputs)  # the usual request: every input of the one dtype the signature takes
     cast = dict(inputs)
     expected = signature.input_dtypes

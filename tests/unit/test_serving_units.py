@@ -550,6 +550,52 @@ def test_grpc_predict_reads_inputs_of_known_heads_in_any_order_as_the_parse_does
         assert len(reader._known) <= 16
 
 
+def test_grpc_predict_split_at_a_shared_tail_reads_what_the_parse_reads():
+    """Inputs that all share one tail (e.g. float32 of shape [1]) are read by splitting the message at it;
+    whatever that cannot vouch for (an output filter, a key that holds the tail's bytes, a new name, an
+    input named twice) goes to the walk or the parse, and reads as they do."""
+    from serving.grpc_service import LeanPredictRequest, PredictReader, ReadPredict, lean_inputs
+
+    reader = PredictReader()
+    rng = np.random.default_rng(1)
+    names = [f"feature_{i}" for i in range(30)] + ["x" * 150]  # a key longer than 127 bytes: a 2-byte length
+
+    def check(read, wire):
+        parsed = lean_inputs(LeanPredictRequest.FromString(wire))
+        assert isinstance(read, ReadPredict) and set(read.inputs) == set(parsed)
+        for key, array in parsed.items():
+            assert read.inputs[key].dtype == array.dtype and read.inputs[key].shape == array.shape
+            np.testing.assert_array_equal(read.inputs[key], array)
+
+    first = _predict_wire({n: rng.normal(size=1).astype(np.float32) for n in names})
+    assert reader._split(first) is None  # nothing learned yet: the walk reads it and learns
+    check(reader(first), first)
+    for _ in range(5):  # a new entry order each time
+        wire = _predict_wire({n: rng.normal(size=1).astype(np.float32) for n in names})
+        check(reader._split(wire), wire)
+    assert reader._split(wire).dtype == np.float32  # one dtype for all: the servicer checks it once
+    tail = next(iter(reader._tails))
+    odd = _predict_wire({"a" + tail.decode(): np.array([2.0], np.float32), "feature_2": np.array([3.0], np.float32)})
+    for _ in range(2):  # a key holding the tail's bytes: split there, its pieces are no learned key parts
+        assert reader._split(odd) is None
+        check(reader(odd), odd)
+    wire = _predict_wire({"feature_1": np.array([1.0], np.float32), "new": np.array([2.0], np.float32)})
+    assert reader._split(wire) is None  # a name never seen: the walk learns it
+    check(reader(wire), wire)
+    check(reader._split(wire), wire)
+    filtered = _predict_wire({"feature_1": np.array([1.0], np.float32)}, output_filter=["p"])
+    assert reader._split(filtered) is None and reader(filtered).output_filter == ("p",)
+    check(reader(filtered), filtered)
+    twice = (_predict_wire({"feature_1": np.array([1.5], np.float32)})
+             + _predict_wire({"feature_1": np.array([2.5], np.float32)})[len(_predict_wire({}, name="m")):])
+    assert reader._split(twice) is None
+    np.testing.assert_array_equal(lean_inputs(reader(twice))["feature_1"], np.array([2.5], np.float32))
+    other = _predict_wire({"feature_1": np.array([1.0], np.float32)}, name="other")
+    assert reader._split(other) is None  # a model spec not seen yet
+    check(reader(other), other)
+    assert reader(other).spec.name == "other"
+
+
 def test_grpc_predict_answers_what_a_predict_response_of_tfs_tensors_reads():
     from types import SimpleNamespace
 
@@ -864,8 +910,12 @@ def test_grpc_inputs_of_the_signatures_one_dtype_pass_and_any_other_dtype_is_nam
     assert signature.uniform_dtype == np.float32
     given = {"a": np.ones(2, np.float32), "b": np.zeros(2, np.float32)}
     assert cast_inputs(given, signature) == given and cast_inputs(given, signature) is not given
+    assert cast_inputs(given, signature, np.dtype(np.float32)) == given  # the reader vouches: one dtype
     with pytest.raises(ServingError, match=r"Expects arg\[b\] to be float32 but float64 is provided"):
         cast_inputs({"a": given["a"], "b": np.zeros(2, np.float64)}, signature)
+    wrong = {"a": np.ones(2, np.float64), "b": np.zeros(2, np.float64)}
+    with pytest.raises(ServingError, match=r"to be float32 but float64 is provided"):
+        cast_inputs(wrong, signature, np.dtype(np.float64))  # one dtype, not the signature's: looked at
 
 
 def test_a_version_loads_from_one_parse_of_its_saved_model(tmp_path, monkeypatch):
