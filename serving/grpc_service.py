@@ -105,6 +105,7 @@ class PredictReader:
         self._layouts: Dict[Tuple[Any, Tuple[int, ...]], Tuple[Any, Tuple[int, ...]]] = {}
         self._specs: Dict[bytes, ModelSpec] = {}
         self._tails: Dict[bytes, _Tail] = {}  # an entry's bytes between its key and its values -> its names
+        self._key_tails: Dict[bytes, bytes] = {}  # an entry's key part -> the tail last learned with it
 
     def __call__(self, message: bytes) -> Any:
         read = self._split(message)
@@ -133,7 +134,7 @@ class PredictReader:
         head, dtype, shape = layout
         value_size = len(entry) - i - len(head)
         if len(self._known) >= self.MAX_KNOWN:
-            self._known, self._sizes, self._layouts, self._tails = {}, [], {}, {}
+            self._known, self._sizes, self._layouts, self._tails, self._key_tails = {}, [], {}, {}, {}
         # one object per layout, so arrays_by_layout's "all one layout?" test compares by identity
         layout = self._layouts.setdefault((dtype, shape), (dtype, shape))
         known = self._known[entry[:len(entry) - value_size]] = (name, layout, value_size)
@@ -144,6 +145,7 @@ class PredictReader:
             self._tails[tail] = _Tail(layout, value_size, operator.itemgetter(slice(value_size, None)),
                                       operator.itemgetter(slice(0, value_size)), {})
         self._tails[tail].names[entry[:key_end]] = name
+        self._key_tails[entry[:key_end]] = tail
         return known
 
     def _entry(self, entry: bytes) -> Optional[Tuple[str, Tuple[Any, Tuple[int, ...]], int]]:
@@ -165,22 +167,31 @@ class PredictReader:
         if len(message) < 2 or message[0] != _SPEC_TAG or message[1] >= 0x80:
             return None
         start = 2 + message[1]
-        for tail, known in self._tails.items():
-            pieces = message[start:].split(tail)
-            if len(pieces) < 2 or len(pieces[-1]) != known.size:
-                continue  # not this tail, or something after the last input (an output filter): the walk
-            keys = list(map(known.key_of, pieces))
-            keys[0] = pieces[0]
-            keys.pop()
-            names = list(map(known.names.get, keys))
-            if None in names or len(set(names)) != len(names):
+        try:  # the first input's key part names the tail to split at (one tail tried, whatever the server knows)
+            i = start + 2 if message[start + 1] < 0x80 else tensors.read_varint(message, start + 1)[1]
+            if message[start] != _INPUT_TAG or message[i] != _KEY_TAG:
                 return None
-            spec = self._specs.get(message[2:start])
-            if spec is None:
-                return None
-            return ReadPredict(spec, tensors.arrays_of_layout(
-                names, known.layout, b"".join(map(known.value_of, pieces[1:]))), (), known.layout[0])
-        return None
+            size, i = (message[i + 1], i + 2) if message[i + 1] < 0x80 else tensors.read_varint(message, i + 1)
+        except (IndexError, ValueError):
+            return None
+        tail = self._key_tails.get(message[start:i + size])
+        if tail is None or not message.startswith(tail, i + size):
+            return None
+        known = self._tails[tail]
+        pieces = message[start:].split(tail)
+        if len(pieces[-1]) != known.size:
+            return None  # something after the last input (an output filter): the walk reads it
+        keys = list(map(known.key_of, pieces))
+        keys[0] = pieces[0]
+        keys.pop()
+        names = list(map(known.names.get, keys))
+        if None in names or len(set(names)) != len(names):
+            return None
+        spec = self._specs.get(message[2:start])
+        if spec is None:
+            return None
+        return ReadPredict(spec, tensors.arrays_of_layout(
+            names, known.layout, b"".join(map(known.value_of, pieces[1:]))), (), known.layout[0])
 
     def _walk(self, message: bytes) -> Optional[ReadPredict]:
         names: List[str] = []

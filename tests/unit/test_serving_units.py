@@ -594,6 +594,17 @@ def test_grpc_predict_split_at_a_shared_tail_reads_what_the_parse_reads():
     assert reader._split(other) is None  # a model spec not seen yet
     check(reader(other), other)
     assert reader(other).spec.name == "other"
+    for dtype in (np.float64, np.float32):  # another model's layout beside: each request splits at its own
+        wire = _predict_wire({f"z{i}": rng.normal(size=(1, 2)).astype(dtype) for i in range(4)}, name="other")
+        reader(wire)
+        check(reader._split(wire), wire)
+    assert len(reader._tails) == 3  # float32 [1], float64 [1, 2], float32 [1, 2]
+    wire = _predict_wire({n: rng.normal(size=1).astype(np.float32) for n in names})
+    check(reader._split(wire), wire)
+    for cut in range(1, len(wire)):  # a message cut anywhere: read only where protobuf reads a request
+        read = reader._split(wire[:cut])
+        if read is not None:  # cut between two entries: the inputs before the cut
+            check(read, wire[:cut])
 
 
 def test_grpc_predict_answers_what_a_predict_response_of_tfs_tensors_reads():
