@@ -1,7 +1,7 @@
 """TF Serving's gRPC API (port 8500): PredictionService (Predict, Classify, Regress, GetModelMetadata)
 and ModelService (GetModelStatus), grpcio servicers served by ``serving.grpc_http2``, with the official
-generated messages, except Predict's: it reads a request by walking its input entries against entry
-heads learned from earlier requests (``PredictReader``), or else as a LeanPredictRequest (each input's
+generated messages, except Predict's: it reads a request by splitting it, or walking its input entries,
+against entry heads learned from earlier requests (``PredictReader``), or else as a LeanPredictRequest (each input's
 TensorProto left as bytes), and writes its answer's bytes itself; the Open Inference Protocol's
 GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
 import functools
@@ -91,11 +91,13 @@ class _Tail(NamedTuple):
 class PredictReader:
     """Predict's request deserializer. On the wire each input is an entry of its key, then its
     TensorProto; when the values are fixed-width and last (``tensors.fixed_layout``), the entry's bytes
-    before them name the input and its layout. Learned once, they let a request be read by walking its
-    entries, one dict lookup each, in any order (Python's and Go's protobuf write a map in a new order
-    every time), and one np.frombuffer per layout: ~15 us for 30 inputs where a parse and a read took
-    ~36. A request with anything else (strings, an input named twice, a field the server does not read,
-    no model spec) is parsed: a LeanPredictRequest."""
+    before them name the input and its layout. Learned once, they let a request be read in any entry
+    order (Python's and Go's protobuf write a map in a new order every time) with one np.frombuffer per
+    layout: split at the bytes its entries share when all inputs have one layout (``_split``, C-level
+    steps: ~27 us for 30 inputs on 2026-12-02's machine), else walked, one dict lookup an entry (~37;
+    a parse and a read took ~36 on an earlier machine where the walk took ~15). A request with anything
+    else (strings, an input named twice, a field the server does not read, no model spec) is parsed: a
+    LeanPredictRequest."""
 
     MAX_KNOWN = 4096  # entry heads remembered; beyond, the table starts again
 
