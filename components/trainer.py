@@ -31,7 +31,7 @@ from components.features import (
 )
 from components.images import augmentation
 from components.models import autoencoder, distillation, transfer
-from components.models.base import LOSSES, FeatureSpec, HeadSpec, adam, task_metrics
+from components.models.base import LOSSES, FeatureSpec, HeadSpec, task_metrics
 from components.models.builder import build_model
 from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small_data_defaults, tuned_values
 from components.tasks import get_task
@@ -244,7 +244,7 @@ def _distill(student, teacher_dir: str, train, evaluation, hp: Mapping[str, Any]
         "teacher": {"model_dir": teacher_dir, "parameters": int(teacher.count_params()), **accuracy(teacher)},
         "student": {"parameters": int(student.count_params()), **accuracy(student)},
         "temperature": hp["temperature"], "alpha": hp["distill_alpha"]}
-    student.compile(optimizer=adam(hp["learning_rate"]), loss=LOSSES[task_name],
+    student.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]), loss=LOSSES[task_name],
                     metrics=task_metrics(task_name))
     return history
 

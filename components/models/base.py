@@ -160,17 +160,8 @@ def task_metrics(task: str) -> list:
     return ["mae", keras.metrics.RootMeanSquaredError(name="root_mean_squared_error")]
 
 
-def adam(learning_rate: float) -> keras.optimizers.Optimizer:
-    """Adam as every model here trains with. tf_keras' legacy Adam applies one fused kernel per
-    variable (ResourceApplyAdam) where the new one traces ~8 ops per variable through the
-    distribution strategy in Python on every first ``fit``; the update is the same arithmetic
-    (lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)). First epoch, 2 CPUs: MobileNet at 32 px
-    14.2 -> 7.1 s, ResNet 6.8 -> 4.8 s, the default DNN 1.3 -> 0.8 s; later epochs unchanged."""
-    return keras.optimizers.legacy.Adam(learning_rate=learning_rate)
-
-
 def compile_for_task(model: keras.Model, head: HeadSpec, learning_rate: float) -> keras.Model:
-    optimizer = adam(learning_rate)
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
     if head.task == "anomaly":
         model.compile(optimizer=optimizer)  # the autoencoder adds its reconstruction loss itself
     elif head.task == "multitask":

@@ -89,7 +89,7 @@ def distiller(student: keras.Model, teacher: keras.Model, hp: Mapping[str, Any],
               augment: Any = None) -> Distiller:
     """A compiled Distiller for a binary or multiclass student; ``augment``: image augmentation
     applied once per batch, for teacher and student alike."""
-    from components.models.base import LOSSES, adam, task_metrics
+    from components.models.base import LOSSES, task_metrics
 
     if task not in ("binary", "multiclass"):
         raise ValueError(f"distillation needs a binary or multiclass task, not {task}")
@@ -98,7 +98,7 @@ def distiller(student: keras.Model, teacher: keras.Model, hp: Mapping[str, Any],
         raise ValueError(f"the teacher takes {', '.join(teacher.input_names)}; this run's Transform gives "
                          f"{', '.join(student.input_names)}")
     model = Distiller(student, teacher, hp["temperature"], hp["distill_alpha"], augment)
-    model.compile(optimizer=adam(hp["learning_rate"]), student_loss=LOSSES[task],
+    model.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]), student_loss=LOSSES[task],
                   metrics=task_metrics(task))
     return model
 

@@ -31,34 +31,6 @@ def test_learning_rate_schedules():
         _lr("step", 0)
 
 
-def test_the_fused_adam_updates_as_keras_adam_does_and_follows_the_schedule():
-    """``adam`` (one fused kernel per variable) takes the same steps as tf_keras' Adam on the same
-    model and data, and the LearningRateScheduler callback still sets its rate."""
-    import tensorflow as tf
-    import tf_keras as keras
-
-    from components.models.base import adam
-
-    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
-    y = (x @ np.array([[1.0], [-2.0], [0.5]], "float32") + 0.1).astype("float32")
-
-    def trained(optimizer):
-        keras.utils.set_random_seed(1)
-        model = keras.Sequential([keras.layers.Dense(4, activation="relu", input_shape=(3,)), keras.layers.Dense(1)])
-        model.compile(optimizer=optimizer, loss="mse")
-        model.initial = model.get_weights()
-        model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False,
-                  callbacks=[keras.callbacks.LearningRateScheduler(lambda epoch, _: 0.05 / (epoch + 1))])
-        return model
-
-    fused, reference = trained(adam(0.05)), trained(keras.optimizers.Adam(0.05))
-    assert float(tf.keras.backend.get_value(fused.optimizer.lr)) == pytest.approx(0.05 / 3)
-    assert int(fused.optimizer.iterations) == 12
-    for mine, theirs in zip(fused.get_weights(), reference.get_weights()):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)  # float rounding of 12 steps
-    assert not np.allclose(fused.get_weights()[0], fused.initial[0], atol=1e-3)  # it did train
-
-
 def test_balanced_class_weights_match_scikit_learn():
     from sklearn.utils.class_weight import compute_class_weight
 
