@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from serving.batching import Batcher
+from serving.busy_poll import BusyPoll
 from serving.errors import ServingError
 from serving.manager import ModelManager
 from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, SHADOW_COUNT, Metrics
@@ -84,6 +85,7 @@ class ServingCore:
         self.shadow_log_dir = options.shadow_log_dir or Path(serving_dir).resolve().parent / "shadow-logs"
         self._shadow: Optional[ShadowRunner] = None  # started on the first mirrored request
         self._shadow_lock = threading.Lock()
+        self.busy_poll = BusyPoll(options.busy_poll_us / 1e6)  # shared by both APIs' connection threads
 
     # --- lifecycle -------------------------------------------------------------------------------
     def _load(self, name: str, version: int, path: Path) -> LoadedModel:
@@ -101,6 +103,7 @@ class ServingCore:
         self.manager.start()
 
     def stop(self) -> None:
+        self.busy_poll.close()
         self.manager.stop()
         if self.request_log:
             self.request_log.close()

@@ -68,3 +68,13 @@ def transactions_runs(tmp_path_factory, transactions_csv):
     first = run_pipeline(config)
     second = run_pipeline(config)
     return home, config, first, second
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """serve_forever replaced: what `mlops serve` would start with, without starting it."""
+    import serving.server
+
+    calls = []
+    monkeypatch.setattr(serving.server, "serve_forever", lambda *args, **kwargs: calls.append(args))
+    return calls

@@ -7,16 +7,6 @@ from serving.options import is_loopback
 from tests.helpers import write_tls_files
 
 
-@pytest.fixture
-def started(monkeypatch):
-    """serve_forever replaced: what `mlops serve` would start with, without starting it."""
-    import serving.server
-
-    calls = []
-    monkeypatch.setattr(serving.server, "serve_forever", lambda *args, **kwargs: calls.append(args))
-    return calls
-
-
 def test_binding_beyond_loopback_without_tls_warns_and_with_tls_does_not(tmp_path, started, capsys):
     files = write_tls_files(tmp_path / "tls")
     assert main(["serve", "--serving-dir", str(tmp_path), "--host", "0.0.0.0"]) == 0
