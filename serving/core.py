@@ -79,13 +79,13 @@ class ServingCore:
         self.metrics = Metrics()
         self.manager = ModelManager(Path(serving_dir), self._load, options.poll_seconds)
         self.manager.on_unload = self._unloaded
-        self.request_log = (RequestLogger(options.request_log_dir, options.request_log_rate)
+        self.busy_poll = BusyPoll(options.busy_poll_us / 1e6)  # shared by both APIs' threads and the workers below
+        self.request_log = (RequestLogger(options.request_log_dir, options.request_log_rate, busy=self.busy_poll)
                             if options.request_log_dir and options.request_log_rate > 0 else None)
         self.traffic = TrafficTable(traffic_path(serving_dir))
         self.shadow_log_dir = options.shadow_log_dir or Path(serving_dir).resolve().parent / "shadow-logs"
         self._shadow: Optional[ShadowRunner] = None  # started on the first mirrored request
         self._shadow_lock = threading.Lock()
-        self.busy_poll = BusyPoll(options.busy_poll_us / 1e6)  # shared by both APIs' connection threads
 
     # --- lifecycle -------------------------------------------------------------------------------
     def _load(self, name: str, version: int, path: Path) -> LoadedModel:
@@ -142,7 +142,7 @@ class ServingCore:
             return
         with self._shadow_lock:
             if self._shadow is None:
-                self._shadow = ShadowRunner(self.shadow_log_dir)
+                self._shadow = ShadowRunner(self.shadow_log_dir, self.busy_poll)
         queued = self._shadow.submit(model, shadow, key, inputs, outputs, seconds)
         self.metrics.count(SHADOW_COUNT, (("model_name", model.name), ("version", str(shadow.version)),
                                           ("outcome", "queued" if queued else "dropped")))

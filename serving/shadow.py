@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
+from serving.busy_poll import BusyPoll
+
 log = logging.getLogger("mlops.serving")
 
 SHADOW_QUEUE = 256  # copies waiting for the shadow model; beyond it they are dropped (and counted)
@@ -26,8 +28,9 @@ def compared_output(names) -> Optional[str]:
 
 
 class ShadowRunner:
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, busy: Optional[BusyPoll] = None):
         self.log_dir = Path(log_dir)
+        self._busy = busy or BusyPoll(0)  # a queued copy counts as work: no busy poll holds the GIL from it
         self.dropped = 0
         self.queued = 0
         self.done = 0
@@ -40,11 +43,13 @@ class ShadowRunner:
                outputs: Mapping[str, np.ndarray], primary_seconds: float) -> bool:
         """Queues a copy of an answered request (False: the queue was full and it was dropped)."""
         with self._counts:
+            self._busy.enter()  # before the put: the worker may take it at once
             try:
                 self._queue.put_nowait((primary, shadow, key, dict(inputs), dict(outputs), primary_seconds))
                 self.queued += 1
                 return True
             except queue.Full:
+                self._busy.leave()
                 self.dropped += 1
                 return False
 
@@ -53,26 +58,33 @@ class ShadowRunner:
             item = self._queue.get()
             if item is None:
                 return
-            primary, shadow, key, inputs, outputs, primary_seconds = item
-            name = compared_output(outputs)
-            started, error, theirs = time.perf_counter(), None, None
             try:
-                theirs = shadow.servable.run(key, inputs, (name,) if name else ())
-            except Exception as e:  # the shadow's failure is recorded, never raised to anyone
-                error = f"{type(e).__name__}: {e}"[:300]
-            record = {"at": time.time(), "model": primary.name, "primary_version": primary.version,
-                      "shadow_version": shadow.version, "signature": key, "output": name,
-                      "primary_ms": primary_seconds * 1000, "shadow_ms": (time.perf_counter() - started) * 1000,
-                      "primary": np.asarray(outputs[name]).tolist() if name else None,
-                      "shadow": np.asarray(theirs[name]).tolist() if theirs is not None and name else None,
-                      "error": error}
-            try:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                with open(self.log_dir / f"{primary.name}.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            except OSError as e:
-                log.warning("shadow log not written: %s", e)
+                self._compare(*item)
+            finally:
+                self._busy.leave()
             self.done += 1
+
+    def _compare(self, primary, shadow, key: str, inputs: Mapping[str, np.ndarray],
+                 outputs: Mapping[str, np.ndarray], primary_seconds: float) -> None:
+        """Runs the shadow version on a copy and appends the record to the model's shadow log."""
+        name = compared_output(outputs)
+        started, error, theirs = time.perf_counter(), None, None
+        try:
+            theirs = shadow.servable.run(key, inputs, (name,) if name else ())
+        except Exception as e:  # the shadow's failure is recorded, never raised to anyone
+            error = f"{type(e).__name__}: {e}"[:300]
+        record = {"at": time.time(), "model": primary.name, "primary_version": primary.version,
+                  "shadow_version": shadow.version, "signature": key, "output": name,
+                  "primary_ms": primary_seconds * 1000, "shadow_ms": (time.perf_counter() - started) * 1000,
+                  "primary": np.asarray(outputs[name]).tolist() if name else None,
+                  "shadow": np.asarray(theirs[name]).tolist() if theirs is not None and name else None,
+                  "error": error}
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.log_dir / f"{primary.name}.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            log.warning("shadow log not written: %s", e)
 
     def drain(self, timeout_s: float = 10.0) -> None:
         """Waits until every queued copy is done (tests, a stopping server)."""

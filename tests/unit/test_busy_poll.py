@@ -98,3 +98,32 @@ def test_the_serve_option_is_checked_and_passed_on(tmp_path, started, capsys):
     assert main(["serve", "--serving-dir", str(tmp_path), "--busy-poll-us", "-5"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "mlops: error: --busy-poll-us -5: microseconds between 0 (off) and 1000000" and len(started) == 2
+
+
+def test_queued_shadow_copies_and_request_log_samples_count_as_work(tmp_path):
+    """Work that runs after the answer (a shadow copy, a logged sample) holds spinning off until done."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from serving.request_log import RequestLogger
+    from serving.shadow import ShadowRunner
+
+    poll, release = BusyPoll(5.0), threading.Event()
+
+    def run(key, inputs, names):
+        release.wait(5)
+        return {"predictions": np.ones((1, 1), np.float32)}
+
+    primary = SimpleNamespace(name="m", version=1)
+    shadow = SimpleNamespace(version=2, servable=SimpleNamespace(run=run))
+    runner = ShadowRunner(tmp_path / "shadow", poll)
+    assert runner.submit(primary, shadow, "serving_default", {"x": np.ones(1)}, {"predictions": np.ones((1, 1))}, 0.001)
+    assert poll._working == 1  # queued or running: no spin
+    release.set()
+    runner.close()
+    assert poll._working == 0 and runner.done == 1
+    logger = RequestLogger(tmp_path / "log", 1.0, busy=poll)
+    logger.log_rows("m", 1, {"x": np.ones(2, np.float32)})
+    logger.close()
+    assert poll._working == 0 and logger.written == 2
