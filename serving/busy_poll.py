@@ -2,8 +2,8 @@
 connection threads of both APIs (REST and gRPC: a thread per connection).
 
 A thread that sleeps in ``recv`` between one client's requests pays for the wake-up and then runs
-cold: measured on a 2-CPU Intel Xeon VM, batch-1 REST at one client went from ~2,500 to ~3,300 req/s
-with a poll of a few hundred microseconds, and TF's session call from ~130 to ~105 us.
+cold (TF's session call ~110 us there, ~75 with the poll, ~55 in a loop): on a 2-CPU VM, one client's batch-1
+throughput rose 1.3-1.5x (docs/serving.md).
 
 Rules that keep it from costing anyone else (a spinning thread holds the GIL between polls):
 - one thread spins at a time, and only while no other connection thread is working (reading a
