@@ -2,12 +2,13 @@
 connection threads of both APIs (REST and gRPC: a thread per connection).
 
 A thread that sleeps in ``recv`` between one client's requests pays for the wake-up and then runs
-cold (TF's session call ~110 us there, ~75 with the poll, ~55 in a loop): on a 2-CPU VM, one client's batch-1
-throughput rose 1.3-1.5x (docs/serving.md).
+cold (TF's session call ~110 us there, ~75 with the poll, ~55 in a loop): on a 2-CPU VM, one
+client's batch-1 throughput rose 1.3-1.5x (docs/serving.md).
 
 Rules that keep it from costing anyone else (a spinning thread holds the GIL between polls):
-- one thread spins at a time, and only while no other connection thread is working (reading a
-  request, running a model, answering) and no gRPC call runs on the pool;
+- one thread spins at a time, and only while nothing else counts as working: no other connection
+  thread (reading a request, running a model, answering), no gRPC call on the pool, no queued
+  shadow copy or request-log sample (each ``enter``s when queued and ``leave``s when done);
 - it polls every watched socket (connections and listeners), so another client's bytes or a new
   connection stop it at once;
 - it spins at most ``seconds`` per wait, then sleeps in ``recv`` as before; 0 turns it off.
@@ -29,7 +30,7 @@ class BusyPoll:
     def __init__(self, seconds: float):
         self.seconds = max(0.0, seconds)
         self._epoll: Optional[select.epoll] = select.epoll() if self.seconds > 0 else None
-        self._working = 0  # connection threads (and pool calls) not waiting for bytes
+        self._working = 0  # connection threads not waiting for bytes, pool calls, queued background work
         self._lock = threading.Lock()
         self._spinner = threading.Lock()
 
