@@ -305,8 +305,9 @@ class _Connection:
 
     def _lone_call(self) -> bool:
         """The usual unary call: what was read is just its HEADERS (a whole block, no padding or
-        priority) and the one DATA frame that ends its stream. Both are handled as ``_handle`` would,
-        without reading them frame by frame, and the call runs. False (nothing consumed) otherwise."""
+        priority) and the one DATA frame that ends its stream. Both are handled as ``_handle`` would
+        (``_open``, ``_count``, ``_append``), without reading them frame by frame, and the call runs here.
+        False (nothing consumed) otherwise."""
         self._receive_until(9, self.server.idle_timeout)
         buffer = self.buffer
         size = len(buffer)
@@ -320,10 +321,11 @@ class _Connection:
         stream_id = int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
         block, body = bytes(buffer[9:data]), bytes(buffer[data + 9:])
         buffer.clear()
-        self._headers(END_HEADERS, stream_id, block)
-        self._data(END_STREAM, stream_id, body)
-        if self.ready:
-            self._dispatch()
+        stream = self._open(stream_id, self.decoder.decode(block))
+        self._count(len(body))
+        if stream is not None and self._append(stream_id, stream, body):
+            stream.ended = True
+            self._run(stream_id, stream)  # nothing else is ready or on the pool (``serve`` asked first)
         return True
 
     def _frame_buffered(self) -> bool:
@@ -379,37 +381,54 @@ class _Connection:
         headers = self.decoder.decode(payload)  # decoded even for a refused stream: the table must follow
         stream = self.streams.get(stream_id)
         if stream is None:
-            if stream_id % 2 == 0 or stream_id <= self.last_stream:
-                return  # trailers of a stream we already answered, or a stream that is gone
-            self.last_stream = stream_id
-            if self.server.stopping:
-                self._write(frame(RST_STREAM, 0, stream_id, struct.pack(">I", REFUSED_STREAM)))
+            stream = self._open(stream_id, headers)
+            if stream is None:
                 return
-            stream = self.streams[stream_id] = _Stream(self.peer_initial_window)
-            stream.headers = headers
         if flags & END_STREAM:
             self._ended(stream_id, stream)
 
+    def _open(self, stream_id: int, headers: List[Tuple[str, str]]) -> Optional[_Stream]:
+        """A new stream for a header block that opens none yet; None for one that cannot open: trailers
+        of a stream already answered, a stream that is gone, or any while the server stops (refused)."""
+        if stream_id % 2 == 0 or stream_id <= self.last_stream:
+            return None
+        self.last_stream = stream_id
+        if self.server.stopping:
+            self._write(frame(RST_STREAM, 0, stream_id, struct.pack(">I", REFUSED_STREAM)))
+            return None
+        stream = self.streams[stream_id] = _Stream(self.peer_initial_window)
+        stream.headers = headers
+        return stream
+
     def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
-        self.unacknowledged += len(payload)
-        if self.unacknowledged > LARGEST_WINDOW // 2:
-            self._write(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacknowledged)))
-            self.unacknowledged = 0
+        self._count(len(payload))
         stream = self.streams.get(stream_id)
         if stream is None or stream.ended:
             return  # a stream answered early (e.g. too large) or reset
         if flags & PADDED:
             payload = payload[1:len(payload) - payload[0]]
-        stream.body += payload
-        if len(stream.body) > self.server.max_receive + 5:
-            with self.write_lock:
-                self.streams.pop(stream_id, None)
-            self._status(stream_id, stream, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                         f"Received message larger than max ({len(stream.body) - 5} vs. {self.server.max_receive})")
-            self._write(frame(RST_STREAM, 0, stream_id, struct.pack(">I", NO_ERROR)))
-            return
-        if flags & END_STREAM:
+        if self._append(stream_id, stream, payload) and flags & END_STREAM:
             self._ended(stream_id, stream)
+
+    def _count(self, size: int) -> None:
+        """Flow control of what the client sent: our connection window reopened once half is used."""
+        self.unacknowledged += size
+        if self.unacknowledged > LARGEST_WINDOW // 2:
+            self._write(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacknowledged)))
+            self.unacknowledged = 0
+
+    def _append(self, stream_id: int, stream: _Stream, payload: bytes) -> bool:
+        """Adds to a stream's message; False when that makes it larger than the limit (then answered
+        RESOURCE_EXHAUSTED and reset)."""
+        stream.body += payload
+        if len(stream.body) <= self.server.max_receive + 5:
+            return True
+        with self.write_lock:
+            self.streams.pop(stream_id, None)
+        self._status(stream_id, stream, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                     f"Received message larger than max ({len(stream.body) - 5} vs. {self.server.max_receive})")
+        self._write(frame(RST_STREAM, 0, stream_id, struct.pack(">I", NO_ERROR)))
+        return False
 
     def _ended(self, stream_id: int, stream: _Stream) -> None:
         stream.ended = True

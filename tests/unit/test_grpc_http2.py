@@ -236,31 +236,32 @@ def test_the_same_header_block_is_planned_once_and_compressed_messages_need_thei
     assert "identity" in answers[5]["grpc-accept-encoding"] and "gzip" in answers[5]["grpc-accept-encoding"]
 
 
-def test_a_lone_call_read_at_once_answers_as_one_read_frame_by_frame(served):
-    """A call whose HEADERS and DATA arrive in one read takes the short path; the same call sent in
-    pieces, with a padded DATA frame, or two calls in one write take the frame-by-frame path: all
-    answer the same."""
-    from serving.grpc_http2 import DATA, END_HEADERS, END_STREAM, HEADERS, PADDED, PREFACE, SETTINGS, frame
+ECHO_BLOCK = b"\x83\x86" + literal(b":path", f"/{SERVICE}/Echo".encode()) + literal(b":authority", b"x") \
+    + literal(b"content-type", b"application/grpc") + literal(b"te", b"trailers")
 
-    server, _, _ = served
-    block = b"\x83\x86" + literal(b":path", f"/{SERVICE}/Echo".encode()) + literal(b":authority", b"x") \
-        + literal(b"content-type", b"application/grpc") + literal(b"te", b"trailers")
 
-    def call(stream: int, text: bytes, padded: bool = False) -> bytes:
-        body = b"\x00" + len(text).to_bytes(4, "big") + text
-        data = frame(DATA, END_STREAM | PADDED, stream, b"\x03" + body + b"\x00" * 3) if padded \
-            else frame(DATA, END_STREAM, stream, body)
-        return frame(HEADERS, END_HEADERS, stream, block) + data
+def _raw_call(stream: int, text: bytes, padded: bool = False) -> bytes:
+    """An Echo call's HEADERS and DATA frames, as a client writes them at once."""
+    from serving.grpc_http2 import DATA, END_HEADERS, END_STREAM, HEADERS, PADDED, frame
 
-    lone, padded, pipelined = call(1, b"lone"), call(5, b"padded", padded=True), call(7, b"one") + call(9, b"two")
-    writes = [lone, call(3, b"pieces")[:20], call(3, b"pieces")[20:], padded, pipelined]
+    body = b"\x00" + len(text).to_bytes(4, "big") + text
+    data = frame(DATA, END_STREAM | PADDED, stream, b"\x03" + body + b"\x00" * 3) if padded \
+        else frame(DATA, END_STREAM, stream, body)
+    return frame(HEADERS, END_HEADERS, stream, ECHO_BLOCK) + data
+
+
+def _raw_answers(server: Http2GrpcServer, writes: list, count: int) -> dict:
+    """Sends each of ``writes`` as its own read (after the preface) on a new connection; reads until
+    ``count`` calls ended: {stream: (grpc-status, message text)}."""
+    from serving.grpc_http2 import DATA, HEADERS, PREFACE, SETTINGS, frame
+
     with socket.create_connection(("127.0.0.1", server.bound_port), timeout=10) as sock:
         sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
-        received, decoder, answers = b"", hpack.Decoder(), {}
+        received, decoder, answers, ended = b"", hpack.Decoder(), {}, set()
         for piece in writes:
             sock.sendall(piece)
             time.sleep(0.05)  # each write its own read
-        while len(answers) < 5 or any(not done for done, _ in answers.values()):
+        while len(ended) < count:
             while len(received) < 9 or len(received) < 9 + int.from_bytes(received[:3], "big"):
                 received += sock.recv(65536)
             length = int.from_bytes(received[:3], "big")
@@ -268,16 +269,39 @@ def test_a_lone_call_read_at_once_answers_as_one_read_frame_by_frame(served):
             payload, received = received[9:9 + length], received[9 + length:]
             if not stream:  # SETTINGS and its ACK
                 continue
-            done, text = answers.get(stream, (False, b""))
+            status, text = answers.get(stream, ("0", b""))
             if kind == DATA:
                 text += payload[5:]
             elif kind == HEADERS:
-                headers = dict(decoder.decode(payload))
-                done = bool(flags & END_STREAM)
-                assert headers.get("grpc-status", "0") == "0", headers
-            answers[stream] = (done, text)
-    assert {stream: text for stream, (_, text) in answers.items()} == {
-        1: b"echo:lone", 3: b"echo:pieces", 5: b"echo:padded", 7: b"echo:one", 9: b"echo:two"}
+                status = dict(decoder.decode(payload)).get("grpc-status", status)
+                if flags & 1:  # END_STREAM
+                    ended.add(stream)
+            answers[stream] = (status, text)
+    return answers
+
+
+def test_a_lone_call_read_at_once_answers_as_one_read_frame_by_frame(served):
+    """A call whose HEADERS and DATA arrive in one read takes the short path; the same call sent in
+    pieces, with a padded DATA frame, or two calls in one write take the frame-by-frame path: all
+    answer the same. A lone call on a stream id already used opens nothing (no answer)."""
+    server, _, _ = served
+    writes = [_raw_call(1, b"lone"), _raw_call(1, b"again"), _raw_call(3, b"pieces")[:20],
+              _raw_call(3, b"pieces")[20:], _raw_call(5, b"padded", padded=True),
+              _raw_call(7, b"one") + _raw_call(9, b"two")]
+    assert _raw_answers(server, writes, 5) == {1: ("0", b"echo:lone"), 3: ("0", b"echo:pieces"),
+                                               5: ("0", b"echo:padded"), 7: ("0", b"echo:one"),
+                                               9: ("0", b"echo:two")}
+
+
+def test_a_lone_call_larger_than_the_limit_is_refused_and_the_connection_goes_on():
+    server = Http2GrpcServer("127.0.0.1", 0, max_receive=64)
+    server.add_generic_rpc_handlers((_handlers([]),))
+    server.start()
+    try:
+        answers = _raw_answers(server, [_raw_call(1, b"x" * 100), _raw_call(3, b"small")], 2)
+    finally:
+        server.stop(0.5).wait(5)
+    assert answers == {1: (str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]), b""), 3: ("0", b"echo:small")}
 
 
 def test_timeouts_and_message_encoding():
