@@ -272,7 +272,6 @@ def _grpc_worker(args) -> Dict[str, object]:
     """``count`` Predict calls with ``in_flight`` outstanding at all times on one connection (concurrent
     clients without a process each: 16 client processes on 2 cores would measure the clients);
     ``client`` is "lean" (the load generator above) or "grpcio" (grpcio's own, raw bytes in and out)."""
-
     port, request, count, client, in_flight = args
     if client == "lean":
         lean = _LeanGrpcClient(port, PREDICT_METHOD, request)
