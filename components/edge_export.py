@@ -8,10 +8,13 @@ A variant past its tolerance is left out (the Pusher ships only accepted variant
 ``<version>/tflite/``) and the report says why.
 
 The edge model takes raw features, one input per feature. The Transform's normalization is folded
-in as ``raw * scale + offset``, read from the Transform graph itself by probing it with 0, 1 and 2
-(z-scores and 0-1 scaling are affine; anything else is refused). Because each feature is its own
-input, int8 gives each its own scale (one scale over raw features from 0.05 to 4,000 collapsed
-accuracy to 0.58 when measured). String features arrive as vocabulary indices looked up on the host.
+in as ``raw * scale + offset``, read from the Transform graph itself by probing it at 0, h and 2h,
+with h the first power of ten that moves the output by at least PROBE_MOVE (z-scores and 0-1 scaling
+are affine; anything else is refused). A step of 1 on a column of 10^9-scale values moves a float32
+z-score by less than its rounding, and even on columns near 10^3 its rounding was 1e-4 of the scale.
+Because each feature is its own input, int8 gives each its own scale (one scale over raw features
+from 0.05 to 4,000 collapsed accuracy to 0.58 when measured). String features arrive as vocabulary
+indices looked up on the host.
 """
 import json
 import math
@@ -111,8 +114,34 @@ def _date_part_inputs(served: Any, raw_spec: Mapping[str, Any], name: str, date_
         offset = z0 - scale * values[0]
         inputs.append({"name": f"{name}__{part}", "kind": "date_part", "source": name, "part": part,
                        "format": date_format, "dtype": "float32", "shape": [], "transformed_shape": [1],
-                       "scale": scale, "offset": offset, "fill": -offset / scale if abs(scale) > 1e-12 else 0.0})
+                       "scale": scale, "offset": offset, "fill": -offset / scale if abs(scale) > 1e-12 else 0.0,
+                       "centre": values[0], "shift": z0})
     return inputs
+
+
+PROBE_STEPS = tuple(10.0 ** k for k in range(13))  # 1 .. 10^12: raw scales from a fraction to trillions
+PROBE_VALUES = (0.0, *(v for step in PROBE_STEPS for v in (step, 2 * step)))
+PROBE_MOVE = 0.5  # a step that moves the transformed value this much keeps float32 rounding ~1e-7 of it
+
+
+def affine_map(name: str, outputs: Sequence[float]) -> Tuple[float, float]:
+    """(scale, offset) of the Transform's map of one numeric feature, from its outputs at
+    PROBE_VALUES (as float32 carried them), in float64; EdgeExportError when it is not affine."""
+    values = np.asarray(PROBE_VALUES, np.float32).astype(np.float64)
+    z = np.asarray(outputs, np.float64)
+    z0 = z[0]
+    for i in range(len(PROBE_STEPS)):
+        (h, z1), (h2, z2) = (values[1 + 2 * i], z[1 + 2 * i]), (values[2 + 2 * i], z[2 + 2 * i])
+        if not (math.isfinite(z0) and math.isfinite(z1) and math.isfinite(z2)):
+            break
+        if abs(z1 - z0) < PROBE_MOVE:
+            continue
+        scale = (z1 - z0) / h
+        if math.isclose(z2, z0 + scale * h2, rel_tol=1e-4, abs_tol=1e-5 * max(1.0, abs(z0))):
+            return scale, z0
+        break
+    raise EdgeExportError(f"feature '{name}': the Transform is not an affine map of the raw value; it "
+                          "cannot be folded into the edge model")
 
 
 def image_input(info: ImageInfo) -> Dict[str, Any]:
@@ -132,7 +161,7 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
         return [image_input(image)]
     full_spec = tft_output.raw_feature_spec()
     columns = read_columns(model_dir)  # a user's table: column kinds (booleans, categories, date-times)
-    probes = tf.constant([_probe_examples(full_spec, v) for v in (0.0, 1.0, 2.0)])
+    probes = tf.constant([_probe_examples(full_spec, v) for v in PROBE_VALUES])
     transformed = {k: v.numpy() for k, v in served.signatures["transform_features"](examples=probes).items()}
     inputs, vocabularies = [], feature_vocabularies(tft_output)
     for name, feature in sorted(full_spec.items()):
@@ -149,17 +178,42 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
                            "vocabulary": vocabulary, "oov_index": len(vocabulary) if OOV_BUCKETS else -1,
                            **({"normalize": "boolean"} if kind == "boolean" else {})})
             continue
-        z0, z1, z2 = (float(np.reshape(out[i], [-1])[0]) for i in range(3))
-        scale, offset = z1 - z0, z0
-        if abs(scale) < 1e-12 or not math.isclose(z2, z0 + 2 * scale, rel_tol=1e-4, abs_tol=1e-5):
-            raise EdgeExportError(f"feature '{name}': the Transform is not an affine map of the raw value; it "
-                                  "cannot be folded into the edge model")
+        scale, offset = affine_map(name, np.reshape(out, [len(PROBE_VALUES), -1])[:, 0])
         shape = [int(d) for d in getattr(feature, "shape", [])]
         tensor = shape not in ([], [1])
         inputs.append({"name": name, "kind": "tensor" if tensor else "numeric", "dtype": "float32",
                        "shape": shape if tensor else [], "transformed_shape": list(out.shape[1:]),
                        "scale": scale, "offset": offset, "fill": -offset / scale})
+    _centre_maps(served, full_spec, [spec for spec in inputs if spec["kind"] in ("numeric", "tensor")])
     return inputs
+
+
+def _centre_maps(served: Any, full_spec: Mapping[str, Any], numeric: List[Dict[str, Any]]) -> None:
+    """Each numeric map measured again around the value the Transform sends to 0 (its mean), so
+    that the edge computes ``(raw - centre) * scale + shift`` as the Transform's ``(x - mean) / std``
+    does: measured from 0, a column of years (mean 2008, std 0.8) carried a z of -2,556 whose
+    float32 rounding moved its scale by 2e-4, half a z at the data."""
+    if not numeric:
+        return
+    fed: Dict[str, List[float]] = {}
+    for spec in numeric:
+        integer = full_spec[spec["name"]].dtype.is_integer
+        step = 10.0 ** math.ceil(math.log10(PROBE_MOVE / abs(spec["scale"])))
+        centre = float(round(spec["fill"])) if integer else spec["fill"]
+        step = max(1.0, step) if integer else step
+        fed[spec["name"]] = [int(centre + k * step) if integer else float(np.float32(centre + k * step))
+                             for k in range(3)]
+    probes = tf.constant([_probe_examples(full_spec, 0.0, {name: cells[k] for name, cells in fed.items()})
+                          for k in range(3)])
+    out = served.signatures["transform_features"](examples=probes)
+    for spec in numeric:
+        (v0, v1, v2), name = (float(v) for v in fed[spec["name"]]), spec["name"]
+        z0, z1, z2 = (float(z) for z in np.reshape(out[transformed_name(name)].numpy(), [3, -1])[:, 0])
+        scale = (z1 - z0) / (v1 - v0)
+        if not math.isclose(z2, z0 + scale * (v2 - v0), rel_tol=1e-4, abs_tol=1e-5):
+            raise EdgeExportError(f"feature '{name}': the Transform is not an affine map of the raw value near "
+                                  "its mean; it cannot be folded into the edge model")
+        spec.update(scale=scale, offset=z0 - scale * v0, fill=v0 - z0 / scale, centre=v0, shift=z0)
 
 
 def label_scaling(served: Any, tft_output: tft.TFTransformOutput) -> Optional[Tuple[float, float]]:
@@ -188,8 +242,11 @@ def edge_function(model: Any, inputs: List[Dict[str, Any]], task: str,
             if spec["kind"] == "string":
                 transformed[transformed_name(spec["name"])] = tf.reshape(tf.cast(value, tf.int64), [-1, 1])
             else:
+                # Centred first, as the Transform's (x - mean) / std is: raw * scale + offset cancels
+                # in float32 where the mean is many standard deviations from 0 (years, 10^9 counts).
+                centre, shift = spec.get("centre", 0.0), spec.get("shift", spec["offset"])
                 transformed[transformed_name(spec["name"])] = tf.reshape(
-                    value * spec["scale"] + spec["offset"], [-1, *spec["transformed_shape"]])
+                    (value - centre) * spec["scale"] + shift, [-1, *spec["transformed_shape"]])
         outputs = getattr(model, CALL_TRANSFORMED)(transformed)
         outputs = dict(outputs) if isinstance(outputs, dict) else {PREDICTIONS: outputs}
         if task == "forecast" and window is not None:  # back to the series' units
@@ -277,8 +334,39 @@ def task_metric(task: str, labels: Optional[np.ndarray], predictions: np.ndarray
     return name, metrics.value(name, labels, predictions)
 
 
+Head = Tuple[str, str, Optional[np.ndarray]]  # (output key, task, labels) of one target
+
+
+def _metric_check(head: Head, edge: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray],
+                  limit: Optional[float], prefix: str = "") -> Tuple[Dict[str, Any], str]:
+    """One head's gate metric on the edge outputs against the SavedModel's: the facts and, when
+    it dropped past ``limit``, the reason."""
+    key, task, labels = head
+    if labels is not None:  # rows without this head's label are not scored
+        known = ~np.isnan(labels) if labels.dtype.kind == "f" else labels >= 0
+        labels, edge, reference = labels[known], {key: edge[key][known]}, {key: reference[key][known]}
+    name, value = task_metric(task, labels, edge[key])
+    _, ref_value = task_metric(task, labels, reference[key])
+    if not name or value is None or ref_value is None or math.isnan(ref_value):
+        return {}, ""
+    drop = metrics.worsening(name, ref_value, value)
+    facts: Dict[str, Any] = {"metric": prefix + name, "value": value, "reference": ref_value, "metric_drop": drop}
+    if limit is not None and name.endswith("accuracy"):
+        # One row is the finest change an accuracy shows: on 66 eval rows a single row sitting on a
+        # decision boundary (top scores 0.002 apart) moves it 1.5 points, past a 1-point limit.
+        limit = max(limit, 1.0 / len(labels))
+        facts["metric_drop_limit"] = limit
+    if limit is not None and (math.isnan(value) or drop > limit + 1e-9):  # 1 - 0.98 is 0.020000000000000018
+        return facts, f"{prefix}{name} {value:.4f} vs {ref_value:.4f} (drop {drop:.4f} > {limit:g})"
+    return facts, ""
+
+
 def parity(edge: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], task: str,
-           labels: Optional[np.ndarray], tolerance: Mapping[str, Optional[float]]) -> Dict[str, Any]:
+           labels: Optional[np.ndarray], tolerance: Mapping[str, Optional[float]],
+           heads: Sequence[Head] = ()) -> Dict[str, Any]:
+    """The edge outputs against the SavedModel's: the largest difference and the gate metric's drop
+    (``heads``: one (output, task, labels) per target of a multitask model, each gated; else the
+    task's one output with ``labels``)."""
     shared = sorted(set(edge) & set(reference))
     if not shared:
         raise EdgeExportError(f"edge outputs {sorted(edge)} share no name with the SavedModel's {sorted(reference)}")
@@ -298,22 +386,17 @@ def parity(edge: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], 
     if verdicts and continuous is not shared:
         flipped = np.any(np.concatenate([rows(edge[k]) != rows(reference[k]) for k in verdicts], axis=1), axis=1)
         result["verdict_flips"] = float(flipped.mean())
-    key = get_task(task).prediction_key or PREDICTIONS
-    key = key if key in shared else shared[0]
-    name, value = task_metric(task, labels, edge[key])
-    _, ref_value = task_metric(task, labels, reference[key])
-    reasons = []
-    if name and value is not None and ref_value is not None and not math.isnan(ref_value):
-        drop = metrics.worsening(name, ref_value, value)
-        result.update(metric=name, value=value, reference=ref_value, metric_drop=drop)
-        limit = tolerance.get("metric_drop")
-        if limit is not None and name.endswith("accuracy"):
-            # One row is the finest change an accuracy shows: on 66 eval rows a single row sitting on a
-            # decision boundary (top scores 0.002 apart) moves it 1.5 points, past a 1-point limit.
-            limit = max(limit, 1.0 / len(labels))
-            result["metric_drop_limit"] = limit
-        if limit is not None and (math.isnan(value) or drop > limit + 1e-9):  # 1 - 0.98 is 0.020000000000000018
-            reasons.append(f"{name} {value:.4f} vs {ref_value:.4f} (drop {drop:.4f} > {limit:g})")
+    if not heads:
+        key = get_task(task).prediction_key or PREDICTIONS
+        heads = [(key if key in shared else shared[0], task, labels)]
+    checks = [_metric_check(head, edge, reference, tolerance.get("metric_drop"),
+                            f"{head[0]}/" if len(heads) > 1 else "") for head in heads if head[0] in shared]
+    checks = [(facts, reason) for facts, reason in checks if facts]
+    if checks:  # the worst head stands for the variant; each head's facts are kept
+        result.update(max(checks, key=lambda check: check[0]["metric_drop"])[0])
+        if len(heads) > 1:
+            result["heads"] = {facts["metric"]: facts for facts, _ in checks}
+    reasons = [reason for _, reason in checks if reason]
     limit = tolerance.get("max_abs_diff")
     if limit is not None and not diff <= limit * scale:
         relative = f" x {scale:.4g} (the largest output)" if scale > 1 else ""
@@ -361,7 +444,11 @@ def _labels(serialized_examples: Sequence[bytes], label: str, task: str,
         return None
     values = []
     for serialized in serialized_examples:
-        raw = (example_codec.decode(serialized, [label])[label] or [0])[0]
+        cells = example_codec.decode(serialized, [label])[label]
+        if not cells:  # a head whose label this row lacks (multitask): left out of its metric
+            values.append(float("nan") if task == "regression" else -1)
+            continue
+        raw = cells[0]
         if task == "regression":
             values.append(float(raw))
         else:
@@ -389,14 +476,15 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
                                **({"class_names": class_names} if class_names else {}),
                                **({"image": image.as_json()} if image else {}),
                                **({"columns": columns.as_json()} if columns.keys else {}),
-                               "normalization": "folded into the model: transformed = raw * scale + offset; "
-                                                "a missing number is replaced by 'fill' on the host; "
+                               "normalization": "folded into the model: transformed = (raw - centre) * scale + "
+                                                "shift (= raw * scale + offset); a missing number is replaced "
+                                                "by 'fill' on the host; "
                                                 "strings are looked up in 'vocabulary' (else 'oov_index')",
                                "variants": {}}
     try:
         concrete = edge_function(served, inputs, task, label_scaling(served, tft_output))
     except Exception as e:  # noqa: BLE001 - any tracing failure means: no edge model for this family
-        return {**sidecar, "error": f"cannot build the edge function: {type(e).__name__}: {e}"}
+        raise EdgeExportError(f"cannot build the edge function: {type(e).__name__}: {e}") from e
     rows_of = (lambda records: _image_rows(records, image)) if image else (lambda records: _raw_rows(records, names))
     rep_rows = representative_rows or rows_of(train_examples[:REPRESENTATIVE_ROWS])
 
@@ -415,6 +503,9 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
             pixels=tf.constant(eval_inputs[image.feature])).items()}
         sidecar["host_decoding"] = _host_agreement(from_graph, reference, get_task(task).prediction_key or PREDICTIONS)
     label_values = _labels(eval_examples[:PARITY_ROWS], labels[0], task, class_names) if len(labels) == 1 else None
+    heads = [(label, subtask, _labels(eval_examples[:PARITY_ROWS], label, subtask,
+                                      label_classes(tft_output, label, subtask)))
+             for label, subtask in targets] if len(labels) > 1 else []
 
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edge-function-") as saved_dir:
@@ -430,14 +521,31 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
             path = output_dir / entry["file"]
             path.write_bytes(flatbuffer)
             entry.update(size_bytes=len(flatbuffer), note=note)
-            edge_outputs = EdgeModel(path).predict({k: v for k, v in eval_inputs.items()})
-            entry.update(parity(edge_outputs, reference, task, label_values, tolerances[variant]))
+            try:
+                edge_outputs = EdgeModel(path).predict({k: v for k, v in eval_inputs.items()})
+                entry.update(parity(edge_outputs, reference, task, label_values, tolerances[variant], heads))
+            except Exception as e:  # noqa: BLE001 - one variant's failure leaves the others
+                entry.update(accepted=False, reason=f"the TF Lite interpreter could not run it: "
+                                                    f"{type(e).__name__}: {str(e).strip()[:200]}")
             if not entry["accepted"]:
                 path.unlink()
             sidecar["variants"][variant] = entry
     (output_dir / SIDECAR).write_text(json.dumps(
         {**sidecar, "variants": {k: v for k, v in sidecar["variants"].items() if v.get("accepted")}}, indent=1))
     return sidecar
+
+
+def left_out(output_dir: Path, error: Exception) -> Dict[str, Any]:
+    """The report of an export that failed as a whole: every variant left out with the reason, and
+    nothing half-written left for the Pusher."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if not isinstance(error, EdgeExportError):
+        reason = f"the export failed: {type(error).__name__}{': ' + reason if reason else ''}"
+    for path in output_dir.glob("*") if output_dir.is_dir() else ():
+        if path.suffix == ".tflite" or path.name == SIDECAR:
+            path.unlink()
+    return {"error": reason, "variants": {v: {"file": f"{v}.tflite", "accepted": False, "reason": reason}
+                                          for v in VARIANTS}}
 
 
 # --- the TFX component ------------------------------------------------------------------------------
@@ -455,9 +563,13 @@ class EdgeExportExecutor(base_executor.BaseExecutor):
         tft_output = tft.TFTransformOutput(artifact_utils.get_single_instance(input_dict["transform_graph"]).uri)
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         tolerances = {**DEFAULT_TOLERANCES, **json.loads(exec_properties.get("tolerances") or "{}")}
-        report = export_edge(model_dir, tft_output, exec_properties["task"], json.loads(exec_properties["targets"]),
-                             read_split(examples, "train", REPRESENTATIVE_ROWS),
-                             read_split(examples, "eval", PARITY_ROWS), Path(edge.uri), tolerances)
+        try:
+            report = export_edge(model_dir, tft_output, exec_properties["task"],
+                                 json.loads(exec_properties["targets"]),
+                                 read_split(examples, "train", REPRESENTATIVE_ROWS),
+                                 read_split(examples, "eval", PARITY_ROWS), Path(edge.uri), tolerances)
+        except Exception as e:  # noqa: BLE001 - the edge is optional: serving must never wait on it
+            report = left_out(Path(edge.uri), e)
         Path(edge.uri).mkdir(parents=True, exist_ok=True)
         (Path(edge.uri) / REPORT_FILE).write_text(json.dumps(
             {k: v for k, v in report.items() if k not in ("inputs", "example_rows")}, indent=1))

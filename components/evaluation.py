@@ -2,7 +2,13 @@
 absolute bound) and a change threshold against the baseline (the latest blessed model older than the
 candidate); on each slice of at least MIN_SLICE_ROWS eval rows a change threshold only: a slice is
 judged against the baseline model, never against an absolute bound (a good model can score low on a
-hard slice), and only when there is a baseline (TFX ignores change thresholds without one)."""
+hard slice), and only when there is a baseline (TFX ignores change thresholds without one).
+
+TFMA computes every slice (``min_slice_size`` 1, so a small slice still shows its rows and metrics);
+the executor then takes back the failures of slices under MIN_SLICE_ROWS eval rows (too few rows to
+judge: shown, never gated) before TFX's blessing stands. TFMA itself cannot leave them out: with
+``min_slice_size`` it drops a small slice's metrics and its validator then fails every threshold of
+that metric as "Metric not found", the overall bound included."""
 import os
 import tempfile
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
@@ -79,7 +85,7 @@ def eval_config(targets: Sequence[Tuple[str, str]], task_name: str, gates: Mappi
     # (TFMA's own BinaryCrossEntropy does not clip: nan on any saturated prediction). A multilabel
     # model's compile-time metrics could not be fed anyway (one stacked output).
     return tfma.EvalConfig(model_specs=[model_spec], slicing_specs=slicing, metrics_specs=metrics_specs,
-                           options=tfma.Options(min_slice_size={"value": MIN_SLICE_ROWS},
+                           options=tfma.Options(min_slice_size={"value": 1},
                                                 include_default_metrics={"value": False}))
 
 
@@ -108,11 +114,66 @@ def _sample(examples: Any, split: str, limit: int, target: str) -> Tuple[Any, in
     return sampled, rows, limit
 
 
+def _key(slice_key: Any) -> bytes:
+    return slice_key.SerializeToString(deterministic=True)
+
+
+def slice_rows(evaluation_uri: str) -> Dict[bytes, int]:
+    """serialized slice key -> the candidate's eval rows on that slice (TFMA's ExampleCount)."""
+    rows: Dict[bytes, int] = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation_uri):
+        for item in metrics_for_slice.metric_keys_and_values:
+            if item.key.name == "example_count" and item.key.model_name != "baseline" \
+                    and item.value.HasField("double_value"):
+                rows[_key(metrics_for_slice.slice_key)] = int(item.value.double_value.value)
+    return rows
+
+
+def drop_unjudged(result: Any, rows: Mapping[bytes, int], min_rows: int = MIN_SLICE_ROWS) -> Any:
+    """``result`` (a TFMA ValidationResult) without the failures of slices under ``min_rows`` eval
+    rows (the overall slice is always judged); valid when nothing else failed."""
+    from tensorflow_model_analysis.proto import validation_result_pb2
+
+    kept = validation_result_pb2.ValidationResult()
+    kept.CopyFrom(result)
+    del kept.metric_validations_per_slice[:]
+    for per_slice in result.metric_validations_per_slice:
+        small = per_slice.slice_key.single_slice_keys and rows.get(_key(per_slice.slice_key), 0) < min_rows
+        if not small:
+            kept.metric_validations_per_slice.add().CopyFrom(per_slice)
+    kept.validation_ok = result.validation_ok or not (
+        kept.metric_validations_per_slice or kept.missing_slices or kept.missing_cross_slices
+        or kept.missing_thresholds)
+    return kept
+
+
+def _judge_slices_by_size(evaluation_uri: str, blessing: Any) -> None:
+    """Rewrites TFMA's validation result without the small slices' failures and, where that
+    leaves nothing failed, blesses the model as TFX's executor would have (file and property)."""
+    from tfx.components.evaluator import constants
+
+    result = tfma.load_validation_result(evaluation_uri)
+    if result.validation_ok:
+        return
+    kept = drop_unjudged(result, slice_rows(evaluation_uri))
+    if len(kept.metric_validations_per_slice) == len(result.metric_validations_per_slice):
+        return
+    path, = tf.io.gfile.glob(os.path.join(evaluation_uri, "validations*"))
+    with tf.io.TFRecordWriter(path) as out:
+        out.write(kept.SerializeToString())
+    if kept.validation_ok and blessing is not None:
+        tf.io.gfile.remove(os.path.join(blessing.uri, constants.NOT_BLESSED_FILE_NAME))
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, constants.BLESSED_FILE_NAME), "w") as f:
+            f.write("")
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.BLESSED_VALUE)
+
+
 class SampledEvaluatorExecutor(tfx_evaluator_executor.Executor):
     """TFX's Evaluator on at most MAX_EVAL_ROWS rows of the eval split: TFMA's metrics cost a
     Python call per row, metric and slice (250,000 eval rows of a million-row table: 328 s with a
     baseline). Beyond the cap it reads a uniform sample; the evaluation says how many rows of how
-    many (properties ``eval_rows`` and ``eval_rows_used``), and the run summary prints it."""
+    many (properties ``eval_rows`` and ``eval_rows_used``), and the run summary prints it. Slices
+    under MIN_SLICE_ROWS eval rows are not gated (``_judge_slices_by_size``)."""
 
     def Do(self, input_dict: Dict[str, List[Any]], output_dict: Dict[str, List[Any]],
            exec_properties: Dict[str, Any]) -> None:
@@ -123,6 +184,8 @@ class SampledEvaluatorExecutor(tfx_evaluator_executor.Executor):
             evaluation.set_int_custom_property(EVAL_ROWS, rows)
             evaluation.set_int_custom_property(EVAL_ROWS_USED, used)
             super().Do({**input_dict, "examples": [sampled]}, output_dict, exec_properties)
+        if output_dict.get("blessing"):
+            _judge_slices_by_size(evaluation.uri, artifact_utils.get_single_instance(output_dict["blessing"]))
 
 
 class Evaluator(tfx_evaluator.Evaluator):

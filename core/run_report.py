@@ -8,7 +8,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from components.comparators import ACCEPTED_SPAN_TYPE, DRIFT_REPORT_FILE
-from components.metrics import EVAL_ROWS, EVAL_ROWS_USED, OVERALL
+from components.metrics import EVAL_ROWS, EVAL_ROWS_USED, MIN_SLICE_ROWS, OVERALL
 from core.config import (
     DRIFT_GATE_ID,
     EDGE_EXPORT_ID,
@@ -64,6 +64,18 @@ class RunReport:
     log_path: Optional[str] = None  # the libraries' output of this run (`mlops run` without --verbose)
     card_path: Optional[str] = None  # the pushed model's card (assets.extra/model_card.html)
     card_error: Optional[str] = None
+
+    def slice_rows(self, slice_name: str) -> Optional[int]:
+        """The eval rows TFMA counted on a slice (any output's count: every head sees the same rows)."""
+        values = self.metrics.get(slice_name, {})
+        count = next((v for k, v in values.items() if k == "example_count" or k.endswith("/example_count")), None)
+        return None if count is None else int(count)
+
+    @property
+    def unjudged_slices(self) -> Dict[str, int]:
+        """slice -> eval rows, for the slices too small to gate (shown, never judged)."""
+        rows = {name: self.slice_rows(name) for name in self.metrics if name != OVERALL}
+        return {name: count for name, count in sorted(rows.items()) if count is not None and count < MIN_SLICE_ROWS}
 
     @property
     def succeeded(self) -> bool:
@@ -302,10 +314,13 @@ def read_validation(evaluation_uri: str, metrics: Optional[Dict[str, Dict[str, f
                 change = threshold.change_threshold
                 higher = change.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
                 if change.HasField("absolute"):
-                    limit.append(f"{'>' if higher else '<'} {change.absolute.value:g}")
+                    limit.append(f"{'>=' if higher else '<='} {change.absolute.value:g}")
                 if change.HasField("relative"):
-                    limit.append(f"{'>' if higher else '<'} {change.relative.value:g} (relative)")
-            failures.append(f"{where}{name} = {value:.4f}, needs {' and '.join(limit)}")
+                    limit.append(f"{'>=' if higher else '<='} {change.relative.value:g} (relative)")
+            if failure.message.strip().startswith("Metric not found"):
+                failures.append(f"{where}{name} not computed (its threshold: {' and '.join(limit)})")
+            else:
+                failures.append(f"{where}{name} = {value:.4f}, needs {' and '.join(limit)}")
     if result.missing_thresholds:
         failures.append("a metric with a threshold was not computed")
     return "; ".join(failures) or "validation failed"

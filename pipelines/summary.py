@@ -2,7 +2,7 @@
 edge variants, what was pushed and registered."""
 from typing import List
 
-from components.metrics import OVERALL
+from components.metrics import MIN_SLICE_ROWS, OVERALL
 from core.config import PipelineConfig
 from core.run_report import RunReport
 
@@ -10,7 +10,8 @@ from core.run_report import RunReport
 def format_edge(edge: dict) -> List[str]:
     """One line per TF Lite variant: shipped with its size and parity, or left out and why."""
     if edge.get("error"):
-        return [f"edge (TF Lite): none ({edge['error']})"]
+        return [f"edge (TF Lite): no variant shipped, every one left out: {edge['error']} "
+                "(the served model does not depend on them)"]
     lines = ["edge (TF Lite) variants, parity with the SavedModel on the eval split:"]
     for variant, entry in edge.get("variants", {}).items():
         if not entry.get("size_bytes"):
@@ -135,6 +136,9 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
         lines.append(f"baseline on the same split, {b['model']}: {b['metric']} {b['value']:.4f}{versus}")
     if report.blessed is not None:
         lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
+    if report.unjudged_slices:
+        shown = ", ".join(f"{name} ({rows} rows)" for name, rows in report.unjudged_slices.items())
+        lines.append(f"slices not judged (fewer than {MIN_SLICE_ROWS} eval rows; shown, never gated): {shown}")
     if report.edge:
         lines.extend(format_edge(report.edge))
     if report.teacher:

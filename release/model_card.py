@@ -40,10 +40,10 @@ def _slices(report: RunReport, gates: Sequence[Mapping[str, Any]]) -> List[Dict[
         for gate in gates:
             if gate["metric"] not in values:
                 continue
-            count = values.get("example_count")
+            count = report.slice_rows(name)
             rows.append({"slice": name, "metric": gate["metric"], "value": values[gate["metric"]],
                          "change_vs_baseline": values.get(f"{gate['metric']}_change"), "rows": count,
-                         "gated": name == OVERALL or (count or 0) >= MIN_SLICE_ROWS})
+                         "gated": name == OVERALL or count is None or count >= MIN_SLICE_ROWS})
     return rows
 
 
@@ -71,7 +71,8 @@ def _caveats(config: PipelineConfig, report: RunReport, slices: Sequence[Mapping
                            "run went on (only a curated schema stops a run)")
     for row in slices:
         if not row["gated"]:
-            caveats.append(f"slice {row['slice']}: {row['rows']:.0f} eval rows (< {MIN_SLICE_ROWS}): shown, not gated")
+            caveats.append(f"slice {row['slice']}: not judged: {row['rows']:.0f} eval rows (< {MIN_SLICE_ROWS}); "
+                           "shown, not gated")
     baseline = report.baseline
     overall = report.metrics.get(OVERALL, {})
     if baseline.get("value") is not None and baseline["metric"] in overall:

@@ -1,6 +1,7 @@
 """The edge function is saved once, on its own, and every TF Lite variant is converted from that
 SavedModel (components.edge_export.save_edge_function / convert)."""
 import numpy as np
+import pytest
 import tensorflow as tf
 import tf_keras as keras
 
@@ -90,3 +91,43 @@ def test_a_model_saved_as_the_trainer_saves_it_gives_a_minimal_edge_model(tmp_pa
     rows = tf.constant(_rows())
     np.testing.assert_allclose(saved.signatures[SIGNATURE](x=rows)["predictions"].numpy(),
                                model({"x": rows}).numpy(), rtol=1e-6)
+
+
+def _z_scores(values, mean, std):
+    """What TFT's scale_to_z_score gives, in float32 as the Transform graph computes it."""
+    x = np.asarray(values, np.float32)
+    return (x - np.float32(mean)) / np.float32(std)
+
+
+def test_the_affine_map_of_a_billion_scale_column_is_read_without_float32_rounding():
+    """Probed from 0 with a step of 1, a column of ~3e9 (std 4e8) moved its float32 z-score by less
+    than its rounding: refused as "not affine". The step grows until the output moves."""
+    from components.edge_export import PROBE_VALUES, affine_map
+
+    scale, offset = affine_map("volume", _z_scores(PROBE_VALUES, 3.1e9, 4.2e8))
+    assert abs(scale * 4.2e8 - 1) < 1e-6 and abs(offset + 3.1e9 / 4.2e8) < 1e-5
+    scale, offset = affine_map("rate", _z_scores(PROBE_VALUES, 0.031, 0.0042))
+    assert abs(scale * 0.0042 - 1) < 1e-6
+
+
+def test_a_map_that_is_not_affine_is_refused_with_the_feature_named():
+    from components.edge_export import PROBE_VALUES, EdgeExportError, affine_map
+
+    logs = np.log1p(np.asarray(PROBE_VALUES, np.float32))
+    with pytest.raises(EdgeExportError, match="feature 'rooms': the Transform is not an affine map"):
+        affine_map("rooms", logs)
+    with pytest.raises(EdgeExportError, match="feature 'empty'"):
+        affine_map("empty", np.full(len(PROBE_VALUES), np.nan))
+
+
+def test_an_export_that_fails_leaves_every_variant_out_and_nothing_half_written(tmp_path):
+    from components.edge_export import VARIANTS, EdgeExportError, left_out
+    from serving.edge_runtime import SIDECAR
+
+    (tmp_path / "float32.tflite").write_bytes(b"half")
+    (tmp_path / SIDECAR).write_text("{}")
+    report = left_out(tmp_path, RuntimeError("converter crashed\nat line 3"))
+    assert report["error"] == "the export failed: RuntimeError: converter crashed"
+    assert {v: e["reason"] for v, e in report["variants"].items()} == {v: report["error"] for v in VARIANTS}
+    assert not any(e["accepted"] for e in report["variants"].values()) and list(tmp_path.iterdir()) == []
+    assert left_out(tmp_path, EdgeExportError("feature 'x': not affine"))["error"] == "feature 'x': not affine"
