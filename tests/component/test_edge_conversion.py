@@ -1,11 +1,11 @@
 """The edge function is saved once, on its own, and every TF Lite variant is converted from that
-SavedModel (components.edge_export.save_edge_function / convert)."""
+SavedModel (components.edge_conversion.save_edge_function / convert)."""
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components.edge_export import convert, save_edge_function
+from components.edge_conversion import convert, save_edge_function
 from serving.edge_runtime import SIGNATURE, EdgeModel
 
 
@@ -102,7 +102,7 @@ def _z_scores(values, mean, std):
 def test_the_affine_map_of_a_billion_scale_column_is_read_without_float32_rounding():
     """Probed from 0 with a step of 1, a column of ~3e9 (std 4e8) moved its float32 z-score by less
     than its rounding: refused as "not affine". The step grows until the output moves."""
-    from components.edge_export import PROBE_VALUES, affine_map
+    from components.edge_folding import PROBE_VALUES, affine_map
 
     scale, offset = affine_map("volume", _z_scores(PROBE_VALUES, 3.1e9, 4.2e8))
     assert abs(scale * 4.2e8 - 1) < 1e-6 and abs(offset + 3.1e9 / 4.2e8) < 1e-5
@@ -111,7 +111,7 @@ def test_the_affine_map_of_a_billion_scale_column_is_read_without_float32_roundi
 
 
 def test_a_map_that_is_not_affine_is_refused_with_the_feature_named():
-    from components.edge_export import PROBE_VALUES, EdgeExportError, affine_map
+    from components.edge_folding import PROBE_VALUES, EdgeExportError, affine_map
 
     logs = np.log1p(np.asarray(PROBE_VALUES, np.float32))
     with pytest.raises(EdgeExportError, match="feature 'rooms': the Transform is not an affine map"):

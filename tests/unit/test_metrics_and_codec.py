@@ -41,7 +41,7 @@ def test_worsening_is_points_for_scores_and_relative_for_errors():
 
 
 def test_edge_parity_accepts_within_tolerance_and_names_the_metric_drop():
-    from components.edge_export import parity
+    from components.edge_parity import parity
 
     labels = np.array([0, 1, 0, 1, 1, 0])
     reference = {"predictions": np.array([[.1], [.9], [.2], [.8], [.7], [.3]])}
@@ -54,7 +54,7 @@ def test_edge_parity_accepts_within_tolerance_and_names_the_metric_drop():
 
 
 def test_edge_parity_counts_a_verdict_flipped_at_its_threshold_apart_from_the_scores():
-    from components.edge_export import parity
+    from components.edge_parity import parity
 
     labels = np.array([0, 1, 0, 1])
     reference = {"anomaly_probability": np.array([[.1], [.9], [.5], [.8]]),
@@ -71,7 +71,7 @@ def test_edge_parity_counts_a_verdict_flipped_at_its_threshold_apart_from_the_sc
 
 def test_edge_parity_lets_an_accuracy_move_by_one_row_at_least():
     """On 50 rows one flipped row is 2 points of accuracy: a 1-point limit would allow no row at all."""
-    from components.edge_export import parity
+    from components.edge_parity import parity
 
     labels = np.arange(50) % 2
     reference = {"predictions": np.where(labels[:, None] == 1, [[0.2, 0.8]], [[0.8, 0.2]])}
@@ -87,7 +87,7 @@ def test_edge_parity_lets_an_accuracy_move_by_one_row_at_least():
 
 def test_edge_parity_holds_large_outputs_to_their_own_scale():
     """Prices near 180,000 differ by float32's rounding (~0.4): within 1e-4 of the outputs' size."""
-    from components.edge_export import parity
+    from components.edge_parity import parity
 
     labels = np.array([150_000.0, 182_000.0, 240_000.0, 99_000.0])
     reference = {"predictions": np.array([[151_000.0], [180_000.0], [238_500.0], [101_000.0]])}
