@@ -27,7 +27,7 @@ def cmd_skew(args: argparse.Namespace) -> int:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     """A cron entry for scheduled runs of `mlops run RUN_ARGS` (checked by the run parser first)."""
-    from cli.main import build_parser
+    from cli.run import run_parser
     from core.home import Home
     from ops.schedule import ScheduleError, entry, install
     from pipelines.inputs.datasets import DEFAULT_USE_CASE
@@ -37,7 +37,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         raise UserError("give --home to `mlops schedule`, not after --")
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            run = build_parser().parse_args(["run", *run_args])
+            run = run_parser().parse_args(run_args)
     except SystemExit:
         raise UserError(f"`mlops run {' '.join(run_args)}` would not parse (see mlops run --help)") from None
     name = run.name or run.usecase or (Path(run.data).stem if run.data else DEFAULT_USE_CASE)

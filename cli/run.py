@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from cli.errors import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.options import HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
+from cli.options import COMMON, HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
 from pipelines.configure import ConfigError, RunRequest, build_config, parse_hparams, prepare_inputs
 
 
@@ -101,11 +101,21 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         distill_from=args.distill_from)
 
 
+def _run_only(run: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """What `mlops run` takes beyond the pipeline's definition (`compile` shares the rest)."""
+    run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    return run
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """`mlops run`'s arguments on their own: what a DAG file or `mlops schedule` checks run
+    arguments with, without the whole command tree."""
+    return _run_only(argparse.ArgumentParser(prog="mlops run", parents=[COMMON, pipeline_options()]))
+
+
 def request_from_argv(argv) -> RunRequest:
     """The request `mlops run ARGV` would make (for entry points such as the Airflow DAG file)."""
-    from cli.main import build_parser
-
-    return run_request(build_parser().parse_args(["run", *argv]))
+    return run_request(run_parser().parse_args(list(argv)))
 
 
 def configured(args: argparse.Namespace):
@@ -200,8 +210,7 @@ def register(sub) -> None:
     from pipelines.runners.kubeflow import DEFAULT_IMAGE
 
     pipeline = pipeline_options()
-    run = add_command(sub, "run", cmd_run, "run a pipeline end to end (default: the 'fraud' use case)", pipeline)
-    run.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    _run_only(add_command(sub, "run", cmd_run, "run a pipeline end to end (default: the 'fraud' use case)", pipeline))
 
     compile_ = add_command(sub, "compile", cmd_compile,
                            "compile the pipeline for an orchestrator (Kubeflow v2 / Vertex)", pipeline)

@@ -25,7 +25,8 @@ RARE = "kiosk"
 
 def write_listings_csv(path: Path, rows: int = 420, seed: int = 4) -> Path:
     """Orders: an amount with NA cells, a turnover near 10^9, a year (a mean ~1,400 standard
-    deviations from 0), a segment with NA cells and a value on 3 rows only; labels: fraud (binary) and a tier (multiclass) that both follow the features."""
+    deviations from 0), a segment with NA cells and a value on 3 rows only; labels: fraud (binary)
+    and a tier (multiclass) that both follow the features."""
     rng = random.Random(seed)
     rare_rows = set(rng.sample(range(rows), 3))
     with path.open("w", newline="") as f:
