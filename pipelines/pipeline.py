@@ -7,7 +7,8 @@ CsvExampleGen (pyarrow) -> StatisticsGen -> SchemaGen | ImportSchemaGen -> Examp
 version dirs, warmup records, the accepted TF Lite variants, models.config).
 Components are imported directly, not through ``tfx.v1`` (which also imports Vertex AI, ~15 s).
 """
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.components import (
@@ -131,11 +132,18 @@ def _sqlite_metadata(path: str) -> metadata_store_pb2.ConnectionConfig:
     return config
 
 
-def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = None,
-                    baseline_resolver: Callable[[Channel], Resolver] = blessed_baseline_before_candidate
-                    ) -> pipeline.Pipeline:
-    """The DAG for ``config``; paths from ``locations`` (default: the local home)."""
-    where = locations or Locations.local(config)
+@dataclass
+class DataStages:
+    """ExampleGen through the anomalies gate (and, with spans, the drift gate and window): what
+    Transform and the Evaluator read."""
+    nodes: List[Any]
+    examples: Channel  # every split, as ExampleGen wrote them (the Evaluator's and the edge's input)
+    training_examples: Channel  # what Transform reads: the examples, or the window of accepted spans
+    schema: Channel
+    gate: Any  # the last gate before Transform
+
+
+def _data_stages(config: PipelineConfig, where: Locations) -> DataStages:
     example_gen = _example_gen(config, where)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     if config.schema_path:
@@ -145,31 +153,42 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
     schema = schema_gen.outputs["schema"]
     example_validator = ExampleValidator(statistics=statistics_gen.outputs["statistics"], schema=schema)
     anomalies_gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"])
+    nodes = [example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate]
+    examples = example_gen.outputs["examples"]
+    if not config.span_pattern:
+        return DataStages(nodes, examples, examples, schema, anomalies_gate)
+    previous, drift_gate, window = _span_gate_and_window(config, example_gen, statistics_gen, schema, anomalies_gate)
+    return DataStages([*nodes, previous, drift_gate, window], examples, window.outputs[drift.EXAMPLES], schema,
+                      drift_gate)
 
-    span_nodes, training_examples = [], example_gen.outputs["examples"]
-    if config.span_pattern:
-        span_nodes = _span_gate_and_window(config, example_gen, statistics_gen, schema, anomalies_gate)
-        training_examples = span_nodes[-1].outputs[drift.EXAMPLES]
+
+def _transform(config: PipelineConfig, data: DataStages) -> Transform:
     transform = Transform(
-        examples=training_examples, schema=schema, preprocessing_fn=PREPROCESSING_FN,
+        examples=data.training_examples, schema=data.schema, preprocessing_fn=PREPROCESSING_FN,
         custom_config=config.transform_config(),
         disable_analyzer_cache=True,  # no run reads it back (no analyzer_cache input); writing it cost 40% of Transform
         disable_statistics=True,  # its pre/post-transform TFDV passes feed nothing here; StatisticsGen has the data's
     )
-    transform.add_upstream_node(span_nodes[1] if span_nodes else anomalies_gate)
+    transform.add_upstream_node(data.gate)
+    return transform
+
+
+def _training_stages(config: PipelineConfig, where: Locations, transform: Transform,
+                     schema: Channel) -> List[Any]:
+    """[Tuner], [warm-start resolver], Trainer: the Trainer last."""
     training_inputs = {"examples": transform.outputs["transformed_examples"],
                        "transform_graph": transform.outputs["transform_graph"], "schema": schema}
     training_config = {**config.transform_config(), "family": config.family, "hparams": dict(config.hparams),
                        "rows": config.rows, "pretrained": dict(config.pretrained),
                        "distill_from": config.distill_from.get("model_dir", "")}
-    optional = []
+    nodes: List[Any] = []
     if config.tuner:
         tuner = Tuner(tuner_fn=TUNER_FN, train_args=trainer_pb2.TrainArgs(splits=["train"]),
                       eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
                       custom_config={**training_config, "tuner": config.tuner, "max_trials": config.max_trials},
                       **training_inputs)
         training_inputs["hyperparameters"] = tuner.outputs["best_hyperparameters"]
-        optional.append(tuner)
+        nodes.append(tuner)
     if config.warm_start:
         warm_start_resolver = Resolver(
             strategy_class=LatestBlessedModelStrategy,
@@ -177,42 +196,46 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
             model_blessing=Channel(type=standard_artifacts.ModelBlessing),
         ).with_id(WARM_START_RESOLVER_ID)
         training_inputs["base_model"] = warm_start_resolver.outputs["model"]
-        optional.append(warm_start_resolver)
-    trainer = Trainer(
-        run_fn=RUN_FN,
-        custom_config={**training_config, "backup_root": where.training_backups},
-        **training_inputs,
-    )
-    baseline_node = baseline_resolver(trainer.outputs["model"])
+        nodes.append(warm_start_resolver)
+    trainer = Trainer(run_fn=RUN_FN, custom_config={**training_config, "backup_root": where.training_backups},
+                      **training_inputs)
+    return [*nodes, trainer]
+
+
+def _release_stages(config: PipelineConfig, where: Locations, examples: Channel, transform: Transform,
+                    model: Channel, baseline_resolver: Callable[[Channel], Resolver]) -> List[Any]:
+    """Baseline resolver, Evaluator, [EdgeExport], Pusher."""
+    baseline_node = baseline_resolver(model)
     evaluator = Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=baseline_node.outputs[baseline.MODEL],
+        examples=examples, model=model, baseline_model=baseline_node.outputs[baseline.MODEL],
         eval_config=eval_config(config.targets, config.task_name, config.gate_thresholds,
                                 config.max_metric_drop, config.slice_features),
     )
-    edge = []
-    if config.edge:
-        edge_export = EdgeExport(
-            model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-            transform_graph=transform.outputs["transform_graph"], examples=example_gen.outputs["examples"],
-            task=config.task_name, targets=config.targets,
-        ).with_id(EDGE_EXPORT_ID)
-        edge.append(edge_export)
+    edge = [EdgeExport(model=model, model_blessing=evaluator.outputs["blessing"],
+                       transform_graph=transform.outputs["transform_graph"], examples=examples,
+                       task=config.task_name, targets=config.targets).with_id(EDGE_EXPORT_ID)] if config.edge else []
     pusher = ServingPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        examples=example_gen.outputs["examples"],
-        base_directory=where.serving_base,
-        model_name=config.name,
+        model=model, model_blessing=evaluator.outputs["blessing"], examples=examples,
+        base_directory=where.serving_base, model_name=config.name,
         edge_model=edge[0].outputs["edge_model"] if edge else None,
     ).with_id(PUSHER_ID)
+    return [baseline_node, evaluator, *edge, pusher]
+
+
+def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = None,
+                    baseline_resolver: Callable[[Channel], Resolver] = blessed_baseline_before_candidate
+                    ) -> pipeline.Pipeline:
+    """The DAG for ``config``; paths from ``locations`` (default: the local home)."""
+    where = locations or Locations.local(config)
+    data = _data_stages(config, where)
+    transform = _transform(config, data)
+    training = _training_stages(config, where, transform, data.schema)
+    release = _release_stages(config, where, data.examples, transform, training[-1].outputs["model"],
+                              baseline_resolver)
     return pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=where.pipeline_root,
-        components=[example_gen, statistics_gen, schema_gen, example_validator, anomalies_gate, *span_nodes,
-                    transform,
-                    *optional, trainer, baseline_node, evaluator, *edge, pusher],
+        components=[*data.nodes, transform, *training, *release],
         enable_cache=config.enable_cache,
         metadata_connection_config=_sqlite_metadata(where.metadata_path) if where.metadata_path else None,
         beam_pipeline_args=list(config.beam_args),
