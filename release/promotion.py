@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from components.metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS, OVERALL
 from core.home import Home
@@ -253,6 +253,44 @@ def _summary(version, scores: Optional[Mapping]) -> dict:
     return entry
 
 
+def _evaluate_both(home: Home, name: str, challenger: Any, champion: Any, examples: Optional[str],
+                   evaluate: Callable) -> Tuple[List[Tuple[str, str]], Any, Any, str, int]:
+    """Challenger and champion evaluated afresh on the same rows: (targets, challenger's scores,
+    champion's or None, the rows' path, their count)."""
+    from release import model_eval
+
+    targets = [tuple(t) for t in _tags_json(challenger, mlflow_registry.TARGETS_TAG, [])]
+    task_name = challenger.tags.get(mlflow_registry.TASK_TAG, "")
+    slices = _tags_json(challenger, mlflow_registry.SLICES_TAG, [])
+    rows_path = examples or challenger.tags.get(mlflow_registry.EVAL_EXAMPLES_TAG)
+    if not targets or not rows_path:
+        raise PromotionError(f"registered version {challenger.version} of '{name}' has no "
+                             f"'{mlflow_registry.TARGETS_TAG}'/'{mlflow_registry.EVAL_EXAMPLES_TAG}' tags; "
+                             "give --examples")
+    rows = model_eval.read_examples(rows_path)
+    mine = evaluate(_model_dir(home, name, challenger), rows, targets, task_name, slices)
+    theirs = evaluate(_model_dir(home, name, champion), rows, targets, task_name, slices) if champion else None
+    return targets, mine, theirs, rows_path, len(rows)
+
+
+def _move_aliases(client: Any, home: Home, name: str, challenger: Any, canary: bool, canary_percent: float) -> str:
+    """The registry's aliases and the serving labels moved to the challenger: as champion and
+    ``stable`` (any canary and shadow ended), or as the canary with its share of traffic."""
+    served = _serving_version(challenger)
+    split = traffic_file(home)
+    if canary:
+        mlflow_registry.set_alias(client, name, CANARY, int(challenger.version))
+        route(home, name, {CANARY_LABEL: served})
+        traffic.set_split(split, name, canary_percent=canary_percent)
+        return "canary"
+    mlflow_registry.set_alias(client, name, CHAMPION, int(challenger.version))
+    mlflow_registry.set_alias(client, name, CHALLENGER, None)
+    mlflow_registry.set_alias(client, name, CANARY, None)
+    traffic.set_split(split, name, canary_percent=0, shadow=False)
+    route(home, name, {STABLE_LABEL: served, CANARY_LABEL: None, SHADOW_LABEL: None})
+    return "promoted"
+
+
 def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, canary: bool = False,
             examples: Optional[str] = None, by: Optional[str] = None,
             evaluate: Optional[Callable] = None, canary_percent: float = 0.0) -> Outcome:
@@ -261,7 +299,6 @@ def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, can
     that name no version go to it (traffic.json)."""
     from release import model_eval
 
-    evaluate = evaluate or model_eval.evaluate
     with exclusive(home, name):
         client = mlflow_registry.client_for(tracking_uri)
         before = mlflow_registry.aliases(client, name)
@@ -276,45 +313,22 @@ def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, can
             outcome.action, outcome.message = "nothing", "the challenger is already the champion"
             return outcome
         _check_served(home, name, [challenger] + ([champion] if champion else []))
-        targets = [tuple(t) for t in _tags_json(challenger, mlflow_registry.TARGETS_TAG, [])]
-        task_name = challenger.tags.get(mlflow_registry.TASK_TAG, "")
-        slices = _tags_json(challenger, mlflow_registry.SLICES_TAG, [])
-        rows_path = examples or challenger.tags.get(mlflow_registry.EVAL_EXAMPLES_TAG)
-        if not targets or not rows_path:
-            raise PromotionError(f"registered version {challenger.version} of '{name}' has no "
-                                 f"'{mlflow_registry.TARGETS_TAG}'/'{mlflow_registry.EVAL_EXAMPLES_TAG}' tags; "
-                                 "give --examples")
-        rows = model_eval.read_examples(rows_path)
-        mine = evaluate(_model_dir(home, name, challenger), rows, targets, task_name, slices)
-        theirs = evaluate(_model_dir(home, name, champion), rows, targets, task_name, slices) if champion else None
+        targets, mine, theirs, rows_path, rows = _evaluate_both(home, name, challenger, champion, examples,
+                                                                evaluate or model_eval.evaluate)
         outcome.checks = decide(targets, mine, theirs, _tags_json(challenger, mlflow_registry.GATES_TAG, {}), rules)
-        if not all(c.passed for c in outcome.checks):
-            failed = [c for c in outcome.checks if not c.passed]
+        failed = [c for c in outcome.checks if not c.passed]
+        if failed:
             outcome.message = "; ".join(f"{c.target} {c.slice} {c.metric} {_fmt(c.challenger)} fails '{c.rule}'"
                                         for c in failed[:5])
             return outcome
         if mlflow_registry.aliases(client, name) != before:
             raise PromotionError(f"the aliases of '{name}' changed while it was evaluated (another promotion?); "
                                  "nothing changed")
-        served = _serving_version(challenger)
-        split = traffic_file(home)
-        if canary:
-            mlflow_registry.set_alias(client, name, CANARY, int(challenger.version))
-            route(home, name, {CANARY_LABEL: served})
-            traffic.set_split(split, name, canary_percent=canary_percent)
-            outcome.action = "canary"
-        else:
-            mlflow_registry.set_alias(client, name, CHAMPION, int(challenger.version))
-            mlflow_registry.set_alias(client, name, CHALLENGER, None)
-            mlflow_registry.set_alias(client, name, CANARY, None)
-            traffic.set_split(split, name, canary_percent=0, shadow=False)
-            route(home, name, {STABLE_LABEL: served, CANARY_LABEL: None, SHADOW_LABEL: None})
-            outcome.action = "promoted"
+        outcome.action = _move_aliases(client, home, name, challenger, canary, canary_percent)
         event = {"kind": outcome.action, "by": by or actor(), "at": _now(),
                  "from": _summary(champion, theirs) if champion else None, "to": _summary(challenger, mine),
-                 "rules": rules.as_dict(), "examples": rows_path, "rows": len(rows)}
-        if canary:
-            event["canary_percent"] = canary_percent
+                 "rules": rules.as_dict(), "examples": rows_path, "rows": rows,
+                 **({"canary_percent": canary_percent} if canary else {})}
         outcome.event = _record(client, home, name, event)
         client.set_model_version_tag(name, challenger.version, f"{outcome.action}_at", event["at"])
         client.set_model_version_tag(name, challenger.version, f"{outcome.action}_by", event["by"])
