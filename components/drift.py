@@ -14,13 +14,11 @@ which the two resolvers below read:
 """
 import json
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
-import ml_metadata as mlmd
 from tfx import types
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact
 from tfx.dsl.component.experimental.decorators import component
-from tfx.dsl.components.common import resolver
 from tfx.types import artifact
 from tfx.types.standard_artifacts import Examples, ExampleStatistics, Schema
 
@@ -34,11 +32,11 @@ from components.comparators import (
     format_distances,
     set_comparators,
 )
-from components.resolver import this_runs
+from components.resolver import ThisRunStrategy
 
 SPAN, EXAMPLES_ID, STATISTICS_ID = "span", "examples_id", "statistics_id"
 # resolver input/output keys
-CURRENT, ACCEPTED, STATISTICS, EXAMPLES = "current", "accepted", "statistics", "examples"
+CURRENT, ACCEPTED, STATISTICS, EXAMPLES = ThisRunStrategy.CURRENT, "accepted", "statistics", "examples"
 DRIFT_SPLIT = "train"
 
 
@@ -117,41 +115,36 @@ def _newest_per_span(accepted: List[types.Artifact]) -> Dict[int, types.Artifact
     return newest
 
 
-class PreviousAcceptedStatistics(resolver.ResolverStrategy):
+class PreviousAcceptedStatistics(ThisRunStrategy):
     """Inputs ``current`` (this run's Examples), ``accepted`` and ``statistics`` (all of them)."""
 
-    def resolve_artifacts(self, store: mlmd.MetadataStore,
-                          input_dict: Dict[str, List[types.Artifact]]) -> Optional[Dict[str, List[types.Artifact]]]:
-        current = input_dict[CURRENT]
-        result = {CURRENT: current, ACCEPTED: [], STATISTICS: []}
-        if not current:
-            return result
-        this_span = span_of(this_runs(current))
-        earlier = {span: a for span, a in _newest_per_span(input_dict[ACCEPTED]).items() if span < this_span}
+    def absent(self, inputs: Dict[str, List[types.Artifact]]) -> Dict[str, List[types.Artifact]]:
+        return {CURRENT: inputs[CURRENT], ACCEPTED: [], STATISTICS: []}
+
+    def resolve(self, this: types.Artifact, inputs: Dict[str, List[types.Artifact]]
+                ) -> Dict[str, List[types.Artifact]]:
+        result = self.absent(inputs)
+        earlier = {span: a for span, a in _newest_per_span(inputs[ACCEPTED]).items() if span < span_of(this)}
         if earlier:
             reference = earlier[max(earlier)]
             wanted = reference.get_int_custom_property(STATISTICS_ID)
             result[ACCEPTED] = [reference]
-            result[STATISTICS] = [s for s in input_dict[STATISTICS] if s.id == wanted]
+            result[STATISTICS] = [s for s in inputs[STATISTICS] if s.id == wanted]
         return result
 
 
-class AcceptedSpanWindow(resolver.ResolverStrategy):
+class AcceptedSpanWindow(ThisRunStrategy):
     """Inputs ``current`` (this run's acceptance), ``accepted`` and ``examples`` (all of them);
     resolves ``examples`` to the newest ``num_spans`` accepted spans up to the current one, oldest first."""
 
     def __init__(self, num_spans: int):
         self._num_spans = num_spans
 
-    def resolve_artifacts(self, store: mlmd.MetadataStore,
-                          input_dict: Dict[str, List[types.Artifact]]) -> Optional[Dict[str, List[types.Artifact]]]:
-        current = input_dict[CURRENT]
-        if not current:
-            return None
-        newest = _newest_per_span(input_dict[ACCEPTED] + current)
-        this_span = span_of(this_runs(current))
-        spans = sorted(span for span in newest if span <= this_span)[-self._num_spans:]
-        by_id = {e.id: e for e in input_dict[EXAMPLES]}
+    def resolve(self, this: types.Artifact, inputs: Dict[str, List[types.Artifact]]
+                ) -> Dict[str, List[types.Artifact]]:
+        newest = _newest_per_span(inputs[ACCEPTED] + inputs[CURRENT])
+        spans = sorted(span for span in newest if span <= span_of(this))[-self._num_spans:]
+        by_id = {e.id: e for e in inputs[EXAMPLES]}
         wanted = [newest[span].get_int_custom_property(EXAMPLES_ID) for span in spans]
         window = [by_id[examples_id] for examples_id in wanted if examples_id in by_id]
-        return {CURRENT: current, ACCEPTED: [newest[span] for span in spans], EXAMPLES: window}
+        return {CURRENT: inputs[CURRENT], ACCEPTED: [newest[span] for span in spans], EXAMPLES: window}

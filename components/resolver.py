@@ -23,23 +23,40 @@ def this_runs(artifacts: List[types.Artifact]) -> types.Artifact:
     return max(artifacts, key=lambda a: a.id)
 
 
-class BlessedBaselineStrategy(resolver.ResolverStrategy):
-    """Inputs ``candidate`` (this run's model), ``model`` and ``model_blessing`` (all of them)."""
+class ThisRunStrategy(resolver.ResolverStrategy):
+    """A strategy keyed on this run's artifact of input ``CURRENT``: ``resolve(this, inputs)``,
+    or ``absent(inputs)`` when that channel is empty."""
+    CURRENT = "current"
 
     def resolve_artifacts(self, store: mlmd.MetadataStore,
                           input_dict: Dict[str, List[types.Artifact]]) -> Optional[Dict[str, List[types.Artifact]]]:
-        candidates = input_dict[CANDIDATE]
-        empty = {CANDIDATE: candidates, MODEL: [], MODEL_BLESSING: []}
-        if not candidates:
-            return empty
-        candidate_id = this_runs(candidates).id
+        current = input_dict[self.CURRENT]
+        return self.resolve(this_runs(current), input_dict) if current else self.absent(input_dict)
+
+    def resolve(self, this: types.Artifact, inputs: Dict[str, List[types.Artifact]]
+                ) -> Optional[Dict[str, List[types.Artifact]]]:
+        raise NotImplementedError
+
+    def absent(self, inputs: Dict[str, List[types.Artifact]]) -> Optional[Dict[str, List[types.Artifact]]]:
+        return None
+
+
+class BlessedBaselineStrategy(ThisRunStrategy):
+    """Inputs ``candidate`` (this run's model), ``model`` and ``model_blessing`` (all of them)."""
+    CURRENT = CANDIDATE
+
+    def absent(self, inputs: Dict[str, List[types.Artifact]]) -> Dict[str, List[types.Artifact]]:
+        return {CANDIDATE: inputs[CANDIDATE], MODEL: [], MODEL_BLESSING: []}
+
+    def resolve(self, this: types.Artifact, inputs: Dict[str, List[types.Artifact]]
+                ) -> Dict[str, List[types.Artifact]]:
         blessing_by_model = {
             b.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY): b
-            for b in input_dict[MODEL_BLESSING]
+            for b in inputs[MODEL_BLESSING]
             if b.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
         }
-        older_blessed = [m for m in input_dict[MODEL] if m.id < candidate_id and m.id in blessing_by_model]
+        older_blessed = [m for m in inputs[MODEL] if m.id < this.id and m.id in blessing_by_model]
         if not older_blessed:
-            return empty
+            return self.absent(inputs)
         baseline = max(older_blessed, key=lambda m: m.id)
-        return {CANDIDATE: candidates, MODEL: [baseline], MODEL_BLESSING: [blessing_by_model[baseline.id]]}
+        return {CANDIDATE: inputs[CANDIDATE], MODEL: [baseline], MODEL_BLESSING: [blessing_by_model[baseline.id]]}
