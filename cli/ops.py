@@ -67,7 +67,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         model = resolve_model(home, args.name, home.tracking_uri(args.tracking_uri), args.alias, args.version,
                               args.model_dir)
         written = score(model, args.data, Path(args.output),
-                        beam_args(args.beam_mode, args.beam_workers, tuple(args.beam_arg)))
+                        beam_args(args.beam_mode, args.beam_workers, tuple(args.beam_args)))
     print(f"scored {written['rows']} rows with '{model.name}' version {model.version or '-'} "
           f"(serving version {model.serving_version}): {', '.join(written['csv'] + written['tfrecord'])}")
     return EXIT_OK

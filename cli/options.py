@@ -30,7 +30,7 @@ def beam_options() -> argparse.ArgumentParser:
     beam.add_argument("--beam-mode", choices=BEAM_MODES, default="in_memory",
                       help="DirectRunner mode (default in_memory: fastest on small data)")
     beam.add_argument("--beam-workers", type=int, default=1, help="DirectRunner workers (multi_processing: processes)")
-    beam.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+    beam.add_argument("--beam-arg", dest="beam_args", action="append", default=[], metavar="ARG",
                       help="passed to Beam as is, e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P")
     return beam
 

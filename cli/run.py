@@ -2,11 +2,24 @@
 Input is checked before TensorFlow or TFX is imported, so a bad argument or file fails in about a
 second with one line naming the problem."""
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from cli.errors import EXIT_OK, EXIT_REFUSED, UserError, translated
 from cli.options import COMMON, HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
-from pipelines.configure import ConfigError, RunRequest, build_config, parse_hparams, prepare_inputs
+from pipelines.configure import (
+    BeamOptions,
+    ConfigError,
+    ImageOptions,
+    ReadingOptions,
+    RunRequest,
+    TransferOptions,
+    TuningOptions,
+    build_config,
+    parse_hparams,
+    prepare_inputs,
+)
 
 
 def _names(text: str) -> tuple:
@@ -49,7 +62,7 @@ def pipeline_options() -> argparse.ArgumentParser:
                               "Unix seconds need it)")
     from pipelines.inputs.preflight import DEFAULT_SLICE_COLUMNS, SLICE_MAX_VALUES
 
-    command.add_argument("--slice", type=_names_or_none, metavar="COL,...|none",
+    command.add_argument("--slice", dest="slices", type=_names_or_none, metavar="COL,...|none",
                          help=f"the columns the evaluation is sliced on (categories of at most {SLICE_MAX_VALUES} "
                               f"values; default: the {DEFAULT_SLICE_COLUMNS} categorical features with the fewest "
                               "values)")
@@ -84,21 +97,21 @@ def pipeline_options() -> argparse.ArgumentParser:
     return command
 
 
+def _group(options: Any, args: argparse.Namespace) -> Any:
+    """An option group of the request, filled from the arguments of the same names."""
+    return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options)})
+
+
 def run_request(args: argparse.Namespace) -> RunRequest:
-    """The parsed `run`/`compile` arguments as the config factory's request."""
+    """The parsed `run`/`compile` arguments as the config factory's request, group by group."""
     with translated(user=(ConfigError,)):
         hparams = parse_hparams(args.hparam)
     return RunRequest(
         use_case=args.usecase, data=args.data, label=args.label, task=args.task, name=args.name, home=args.home,
         family=args.family, hparams=hparams, threshold=args.threshold, max_drop=args.max_drop,
-        schemas_dir=args.schemas_dir, tune=args.tune, max_trials=args.max_trials, warm_start=args.warm_start,
-        edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri, beam_mode=args.beam_mode,
-        beam_workers=args.beam_workers, beam_args=tuple(args.beam_arg), span=args.span, window=args.window,
-        delimiter=args.delimiter, encoding=args.encoding, na_values=args.na_values, drop=args.drop,
-        features=args.features, categorical=args.categorical, datetime=args.datetime, slices=args.slice,
-        image_column=args.image_column, image_size=args.image_size, augment=args.augment,
-        pretrained=args.pretrained, weights=args.weights, fine_tune_layers=args.fine_tune_layers,
-        distill_from=args.distill_from)
+        schemas_dir=args.schemas_dir, edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri,
+        reading=_group(ReadingOptions, args), images=_group(ImageOptions, args),
+        transfer=_group(TransferOptions, args), tuning=_group(TuningOptions, args), beam=_group(BeamOptions, args))
 
 
 def _run_only(run: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -1,6 +1,12 @@
 """The one config factory: ``build_config(RunRequest) -> PipelineConfig``, used by the CLI, the
 Airflow DAG, the Kubeflow compile and the tests alike.
 
+One resolver per kind of input (``_builtin_input``, ``_table_input``, ``_image_input``) turns the
+request into the same small value, ``ResolvedInput`` (the use case it amounts to, what ExampleGen
+reads, gates, slices, the table or image spec); then one model resolver (``_model``: family,
+hyperparameters, pretrained base, teacher, image size) and the gates. A new kind of input is a
+new resolver chosen in ``_input_kind``.
+
 It reads what it must check (the CSV, a curated schema) and writes nothing: writing a built-in
 use case's data and pinning the curated schema's copy are ``prepare_inputs``, a step the caller
 runs before the pipeline does (so an Airflow scheduler parsing the DAG file writes nothing).
@@ -8,7 +14,7 @@ runs before the pipeline does (so an Airflow scheduler parsing the DAG file writ
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from components.models.families import TRANSFER_FAMILY
 from components.tasks import SINGLE_TARGET_TASKS, TaskSpec
@@ -26,10 +32,56 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ReadingOptions:
+    """How to read --data, and which columns are what (original names or feature keys)."""
+    delimiter: Optional[str] = None  # sniffed when not given
+    encoding: str = "utf-8"
+    na_values: Tuple[str, ...] = ()  # missing-value tokens beyond the usual ones
+    drop: Tuple[str, ...] = ()
+    features: Tuple[str, ...] = ()
+    categorical: Tuple[str, ...] = ()
+    datetime: Tuple[str, ...] = ()
+    slices: Optional[Tuple[str, ...]] = None  # the Evaluator's slice columns; None: a default choice; () none
+    span: Optional[str] = None  # span folders: this span instead of the newest
+    window: Optional[int] = None  # span folders: train on the newest N accepted spans
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """Images: --data DIR of class folders, or --data FILE.csv with --image-column."""
+    image_column: Optional[str] = None
+    image_size: Optional[int] = None  # default: from the data's median size and the family
+    augment: Optional[Tuple[str, ...]] = None  # default: flip, rotate, zoom; () for none
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """Transfer learning and distillation."""
+    pretrained: Optional[str] = None  # keras:NAME, or models:/NAME@ALIAS | models:/NAME/VERSION
+    weights: Optional[str] = None  # the Keras application's ImageNet weights file
+    fine_tune_layers: Optional[int] = None
+    distill_from: Optional[str] = None  # models:/NAME@ALIAS | models:/NAME/VERSION (the teacher)
+
+
+@dataclass(frozen=True)
+class TuningOptions:
+    tune: Optional[str] = None  # a KerasTuner oracle
+    max_trials: int = 6
+    warm_start: bool = False
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    beam_mode: str = "in_memory"
+    beam_workers: int = 1
+    beam_args: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """What a user asks of one pipeline, as given (names, flags); ``build_config`` checks it."""
     use_case: Optional[str] = None  # a built-in use case (default: the default job) ...
-    data: Optional[str] = None  # ... or the user's CSV / span folder
+    data: Optional[str] = None  # ... or the user's CSV / span folder / images
     label: Optional[str] = None  # COLUMN; multilabel A,B,C; multitask A:TASK,B:TASK
     task: Optional[str] = None
     name: Optional[str] = None
@@ -39,35 +91,14 @@ class RunRequest:
     threshold: Optional[float] = None
     max_drop: float = DEFAULT_MAX_METRIC_DROP
     schemas_dir: Optional[str] = None
-    tune: Optional[str] = None
-    max_trials: int = 6
-    warm_start: bool = False
     edge: bool = True
     cache: bool = True
     tracking_uri: Optional[str] = None
-    beam_mode: str = "in_memory"
-    beam_workers: int = 1
-    beam_args: Tuple[str, ...] = ()
-    span: Optional[str] = None
-    window: Optional[int] = None
-    # how to read --data, and which columns are what (original names or feature keys)
-    delimiter: Optional[str] = None  # sniffed when not given
-    encoding: str = "utf-8"
-    na_values: Tuple[str, ...] = ()  # missing-value tokens beyond the usual ones
-    drop: Tuple[str, ...] = ()
-    features: Tuple[str, ...] = ()
-    categorical: Tuple[str, ...] = ()
-    slices: Optional[Tuple[str, ...]] = None  # the Evaluator's slice columns; None: a default choice; () none
-    datetime: Tuple[str, ...] = ()
-    # images: --data DIR of class folders, or --data FILE.csv with --image-column
-    image_column: Optional[str] = None
-    image_size: Optional[int] = None  # default: from the data's median size and the family
-    augment: Optional[Tuple[str, ...]] = None  # default: flip, rotate, zoom; () for none
-    # transfer learning and distillation
-    pretrained: Optional[str] = None  # keras:NAME, or models:/NAME@ALIAS | models:/NAME/VERSION
-    weights: Optional[str] = None  # the Keras application's ImageNet weights file
-    fine_tune_layers: Optional[int] = None
-    distill_from: Optional[str] = None  # models:/NAME@ALIAS | models:/NAME/VERSION (the teacher)
+    reading: ReadingOptions = ReadingOptions()
+    images: ImageOptions = ImageOptions()
+    transfer: TransferOptions = TransferOptions()
+    tuning: TuningOptions = TuningOptions()
+    beam: BeamOptions = BeamOptions()
 
 
 def parse_hparams(pairs) -> dict:
@@ -115,130 +146,226 @@ def default_gate_threshold(task: TaskSpec, target: TargetProfile) -> float:
     return round(target.std, 6)
 
 
+@dataclass(frozen=True)
+class ResolvedInput:
+    """What every kind of input resolves to (a built-in use case, a table, images; the resolvers
+    below): the use case it amounts to, what ExampleGen reads, the data's gates and slices."""
+    usecase: Any  # pipelines.inputs.datasets.UseCase: task, targets, default family, format, shapes
+    data_path: Path  # what ExampleGen reads (a staged copy, or the built-in use case's files)
+    gates: Mapping[str, float]  # the data's bounds per label (the use case's own override them)
+    slices: Tuple[str, ...]
+    rows: int = 0
+    builtin: bool = False
+    table: Any = None  # core.config.TableSpec of a user's table
+    images: Any = None  # core.config.ImageSpec, not sized yet (the family decides)
+    layout: Any = None  # pipelines.inputs.spans.SpanLayout of span folders
+    span: Optional[int] = None
+    window: int = 1
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model resolver's answer: family, hyperparameters, pretrained base, teacher, and the
+    image spec sized for the family."""
+    family: str
+    hparams: Mapping[str, str]
+    pretrained: Mapping[str, Any]
+    teacher: Mapping[str, Any]
+    images: Any = None
+
+
+class CuratedSchema(NamedTuple):
+    source: Optional[Path]  # the curated schema a run validates against, if any
+    kinds: Optional[Mapping[str, str]]  # its feature kinds, which override the preflight's
+    pinned: Optional[Path]  # the content-addressed copy the pipeline reads
+
+
 def build_config(request: RunRequest) -> PipelineConfig:
-    """Checks the request and its data (no TensorFlow import for tables) and returns the config.
-    Every user error is a ``ConfigError`` of one line."""
-    from components.models.families import UnsupportedModelError, default_family, get_family, resolve_hparams
-    from components.tasks import UnknownTaskError, get_task
-    from pipelines.inputs import datasets
-    from pipelines.inputs.preflight import profile_table
-    from pipelines.inputs.schema import curated_schema, feature_kinds, pinned_path
+    """Checks the request and its data (no TensorFlow import for tables) and returns the config:
+    the input's resolver by kind, then the model resolver. Every user error is a ``ConfigError``
+    of one line."""
+    from components.models.families import UnsupportedModelError
+    from components.tasks import UnknownTaskError
 
     home = Home.resolve(request.home)
     try:
-        table = None
-        if request.data:
-            if request.use_case:
-                raise ConfigError("give either a use case or --data, not both")
-            if request.task:
-                get_task(request.task)
-            data_path = Path(request.data).expanduser().resolve()
-            name = request.name or default_name(data_path)
-            if not request.label and not _is_images(request, data_path):
-                raise ConfigError("--data needs --label (the column to predict)")
-        else:
-            usecase_name = request.use_case or datasets.DEFAULT_USE_CASE
-            if usecase_name not in datasets.USE_CASES:
-                raise ConfigError(f"unknown use case '{usecase_name}'; use cases: "
-                                  f"{', '.join(sorted(datasets.USE_CASES))}")
-            usecase = datasets.USE_CASES[usecase_name]
-            name = request.name or usecase.name
-        if not is_valid_name(name):
-            raise ConfigError(f"--name {name!r}: a pipeline (and model) name is letters, digits, '_', '.' and '-', "
-                              "starting with a letter or digit")
-        schema_source = curated_schema(name, Path(request.schemas_dir) if request.schemas_dir else None)
-        schema_kinds = feature_kinds(schema_source) if schema_source else None  # a broken one is refused, named
-        schema_path = pinned_path(schema_source, home.curated_schemas(name)) if schema_source else None
-        span, layout, window, profile, images = None, None, 1, None, None
-        if request.data and _is_images(request, data_path):
-            images, targets_found, gates = _user_images(request, data_path, home.data_dir(name))
-            data_path = images.staged
-            task_name = targets_found[0][1] if len(targets_found) == 1 else (request.task or "multitask")
-            usecase = datasets.UseCase(name, task_name, targets_found, "", list, input_format="tfrecord",
-                                       family=ANOMALY_FAMILY if task_name == "anomaly" else IMAGE_FAMILY,
-                                       gate_thresholds=gates)
-        elif request.data:
-            user = _user_table(request, data_path, home.data_dir(name), schema_kinds)
-            table, layout, span, window, data_path, profile = (user.table, user.layout, user.span, user.window,
-                                                                user.read_path, user.profile)
-            usecase = datasets.UseCase(name, profile.task, user.targets, "", list,
-                                       family=default_family(profile.task))
-        elif request.span or request.window:
-            raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
-        else:
-            data_path = datasets.data_path(usecase, home.data_dir(name))
-            if usecase.input_format == "images":
-                from pipelines.inputs.images import scan_files
-
-                images, _, gates = _image_spec(scan_files(data_path, usecase.make()), "folder", usecase.targets,
-                                               request, data_path, home.data_dir(name))
-                data_path = images.staged
-                usecase = replace(usecase, input_format="tfrecord", gate_thresholds=gates)
-        task = get_task(usecase.task)
-        family = request.family or usecase.family
-        if request.pretrained:
-            if request.family and request.family != TRANSFER_FAMILY:
-                raise ConfigError(f"--pretrained builds its own model; leave out --family {request.family}")
-            family = TRANSFER_FAMILY
-        elif request.family == TRANSFER_FAMILY:
-            raise ConfigError(f"family '{TRANSFER_FAMILY}' needs --pretrained SOURCE")
-        if request.pretrained and request.tune:
-            raise ConfigError("--tune searches a family's own space; leave it out with --pretrained")
-        get_family(family, task.name)
-        hparams = {**(usecase.hparams if family == usecase.family else {}), **request.hparams}
-        if request.fine_tune_layers is not None:
-            hparams["fine_tune_layers"] = str(request.fine_tune_layers)
-        pretrained, teacher = _pretrained(request, home, images, task.name)
-        base_size = pretrained.get("image_size") or teacher.get("image_size") or None
-        resolve_hparams(family, hparams)
-        if request.threshold is not None and len(usecase.targets) > 1:
-            raise ConfigError("--threshold sets a single-target gate; multilabel and multitask gates come from "
-                              "the data")
-        beam = beam_args(request.beam_mode, request.beam_workers, tuple(request.beam_args))
-        targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
-        if images is not None:
-            gates, slices = {}, ()
-            images = _sized(images, request, family, usecase.hparams if family == usecase.family else {},
-                            pretrained="weights" in pretrained, base_size=base_size)
-            for source in (pretrained, teacher):
-                if source.get("image_size") and source["image_size"] != images.size:
-                    raise ConfigError(f"{source['source']} takes {source['image_size']}x{source['image_size']} images; "
-                                      f"this run resizes to {images.size} (leave out --image-size)")
-        elif table is not None:
-            gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
-            slices = profile.slices(request.slices)
-        elif usecase.input_format == "csv":  # the project's own table, profiled where it is made
-            header, rows = usecase.make()
-            profile = profile_table(data_path, list(header), [[str(v) for v in row] for row in rows], targets,
-                                    schema_kinds)
-            gates = {label: default_gate_threshold(subtask, profile.targets[label]) for label, subtask in targets}
-            slices = profile.strings if request.slices is None else profile.slices(request.slices)
-        elif usecase.input_format == "series":  # beat repeating the last value
-            gates = {usecase.targets[0][0]: round(datasets.naive_forecast_mae(usecase.make(), **usecase.series), 6)}
-            slices = ()
-        else:  # project-written TFRecords: the use case states its gates (applied just below)
-            gates, slices = {}, ()
-        if request.slices and not slices:
-            raise ConfigError("--slice names columns of a table; this run's data has none to slice on")
-        gates.update(usecase.gate_thresholds or {})
-        if request.threshold is not None:
-            gates = {usecase.targets[0][0]: request.threshold}
+        name, data_path, resolve = _input_kind(request)
+        schema = _curated_schema(request, name, home)
+        resolved = resolve(request, name, data_path, home, schema.kinds)
+        model = _model(request, home, resolved)
+        gates = _gates(request, resolved)
+        beam = beam_args(request.beam.beam_mode, request.beam.beam_workers, tuple(request.beam.beam_args))
     except (UnknownTaskError, UnsupportedModelError, InputDataError) as e:
         raise ConfigError(str(e)) from None
     except ValueError as e:  # a bad hyperparameter, Beam mode or span: already one line
         raise ConfigError(str(e)) from None
+    return _pipeline_config(request, home, name, schema, resolved, model, gates, beam)
+
+
+def _input_kind(request: RunRequest) -> Tuple[str, Optional[Path], Callable[..., ResolvedInput]]:
+    """(pipeline name, the user's data path or None, the resolver of this kind of input)."""
+    from components.tasks import get_task
+    from pipelines.inputs import datasets
+
+    if request.data:
+        if request.use_case:
+            raise ConfigError("give either a use case or --data, not both")
+        if request.task:
+            get_task(request.task)
+        data_path = Path(request.data).expanduser().resolve()
+        images = _is_images(request, data_path)
+        if not request.label and not images:
+            raise ConfigError("--data needs --label (the column to predict)")
+        name, resolve = request.name or default_name(data_path), _image_input if images else _table_input
+    else:
+        usecase_name = request.use_case or datasets.DEFAULT_USE_CASE
+        if usecase_name not in datasets.USE_CASES:
+            raise ConfigError(f"unknown use case '{usecase_name}'; use cases: {', '.join(sorted(datasets.USE_CASES))}")
+        data_path, name, resolve = None, request.name or datasets.USE_CASES[usecase_name].name, _builtin_input
+    if not is_valid_name(name):
+        raise ConfigError(f"--name {name!r}: a pipeline (and model) name is letters, digits, '_', '.' and '-', "
+                          "starting with a letter or digit")
+    return name, data_path, resolve
+
+
+def _curated_schema(request: RunRequest, name: str, home: Home) -> CuratedSchema:
+    from pipelines.inputs.schema import curated_schema, feature_kinds, pinned_path
+
+    source = curated_schema(name, Path(request.schemas_dir) if request.schemas_dir else None)
+    if source is None:
+        return CuratedSchema(None, None, None)
+    return CuratedSchema(source, feature_kinds(source), pinned_path(source, home.curated_schemas(name)))
+
+
+def _data_gates(usecase: Any, profile: Any) -> Dict[str, float]:
+    from components.tasks import get_task
+
+    return {label: default_gate_threshold(get_task(subtask), profile.targets[label])
+            for label, subtask in usecase.targets}
+
+
+def _table_input(request: RunRequest, name: str, data_path: Path, home: Home, schema_kinds) -> ResolvedInput:
+    """A user's table: a file, a folder of parts or span folders, read, profiled and keyed."""
+    from components.models.families import default_family
+    from pipelines.inputs import datasets
+
+    user = _user_table(request, data_path, home.data_dir(name), schema_kinds)
+    task_name = user.profile.task
+    usecase = datasets.UseCase(name, task_name, user.targets, "", list, family=default_family(task_name))
+    return ResolvedInput(usecase, user.read_path, _data_gates(usecase, user.profile),
+                         user.profile.slices(request.reading.slices), rows=user.profile.rows, table=user.table,
+                         layout=user.layout, span=user.span, window=user.window)
+
+
+def _image_input(request: RunRequest, name: str, data_path: Path, home: Home, schema_kinds) -> ResolvedInput:
+    """A user's images: a folder of class folders, or a CSV of paths."""
+    from pipelines.inputs import datasets
+
+    images, targets, gates = _user_images(request, data_path, home.data_dir(name))
+    task_name = targets[0][1] if len(targets) == 1 else (request.task or "multitask")
+    usecase = datasets.UseCase(name, task_name, targets, "", list, input_format="tfrecord",
+                               family=ANOMALY_FAMILY if task_name == "anomaly" else IMAGE_FAMILY, gate_thresholds=gates)
+    return ResolvedInput(usecase, images.staged, {}, (), rows=images.images, images=images)
+
+
+def _builtin_input(request: RunRequest, name: str, data_path: Optional[Path], home: Home,
+                   schema_kinds) -> ResolvedInput:
+    """A built-in use case: its own data, profiled where it is made (tables), its gates stated
+    (TFRecords), or beating the last value (series)."""
+    from pipelines.inputs import datasets
+    from pipelines.inputs.preflight import profile_table
+
+    if request.reading.span or request.reading.window:
+        raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
+    usecase = datasets.USE_CASES[request.use_case or datasets.DEFAULT_USE_CASE]
+    data_path = datasets.data_path(usecase, home.data_dir(name))
+    if usecase.input_format == "images":
+        from pipelines.inputs.images import scan_files
+
+        images, _, gates = _image_spec(scan_files(data_path, usecase.make()), "folder", usecase.targets, request,
+                                       data_path, home.data_dir(name))
+        return ResolvedInput(replace(usecase, input_format="tfrecord", gate_thresholds=gates), images.staged, {}, (),
+                             rows=images.images, builtin=True, images=images)
+    if usecase.input_format == "csv":
+        from components.tasks import get_task
+
+        header, rows = usecase.make()
+        targets = [(label, get_task(subtask)) for label, subtask in usecase.targets]
+        profile = profile_table(data_path, list(header), [[str(v) for v in row] for row in rows], targets, schema_kinds)
+        slices = profile.strings if request.reading.slices is None else profile.slices(request.reading.slices)
+        return ResolvedInput(usecase, data_path, _data_gates(usecase, profile), slices, rows=profile.rows, builtin=True)
+    if usecase.input_format == "series":  # beat repeating the last value
+        gates = {usecase.targets[0][0]: round(datasets.naive_forecast_mae(usecase.make(), **usecase.series), 6)}
+        return ResolvedInput(usecase, data_path, gates, (), builtin=True)
+    return ResolvedInput(usecase, data_path, {}, (), builtin=True)  # TFRecords: the use case states its gates
+
+
+def _family(request: RunRequest, usecase: Any) -> str:
+    family = request.family or usecase.family
+    if request.transfer.pretrained:
+        if request.family and request.family != TRANSFER_FAMILY:
+            raise ConfigError(f"--pretrained builds its own model; leave out --family {request.family}")
+        family = TRANSFER_FAMILY
+    elif request.family == TRANSFER_FAMILY:
+        raise ConfigError(f"family '{TRANSFER_FAMILY}' needs --pretrained SOURCE")
+    if request.transfer.pretrained and request.tuning.tune:
+        raise ConfigError("--tune searches a family's own space; leave it out with --pretrained")
+    return family
+
+
+def _model(request: RunRequest, home: Home, resolved: ResolvedInput) -> ModelChoice:
+    """Family, hyperparameters, pretrained base and teacher, checked against the task; images sized."""
+    from components.models.families import get_family, resolve_hparams
+    from components.tasks import get_task
+
+    usecase = resolved.usecase
+    task = get_task(usecase.task)
+    family = _family(request, usecase)
+    get_family(family, task.name)
+    own = usecase.hparams if family == usecase.family else {}
+    hparams = {**own, **request.hparams}
+    if request.transfer.fine_tune_layers is not None:
+        hparams["fine_tune_layers"] = str(request.transfer.fine_tune_layers)
+    pretrained, teacher = _pretrained(request, home, resolved.images, task.name)
+    resolve_hparams(family, hparams)
+    images = resolved.images
+    if images is not None:
+        base_size = pretrained.get("image_size") or teacher.get("image_size") or None
+        images = _sized(images, request, family, own, pretrained="weights" in pretrained, base_size=base_size)
+        for source in (pretrained, teacher):
+            if source.get("image_size") and source["image_size"] != images.size:
+                raise ConfigError(f"{source['source']} takes {source['image_size']}x{source['image_size']} images; "
+                                  f"this run resizes to {images.size} (leave out --image-size)")
+    return ModelChoice(family, hparams, pretrained, teacher, images)
+
+
+def _gates(request: RunRequest, resolved: ResolvedInput) -> Dict[str, float]:
+    """The gate bound per label: the data's, the use case's own, or --threshold (one target)."""
+    targets = resolved.usecase.targets
+    if request.threshold is not None and len(targets) > 1:
+        raise ConfigError("--threshold sets a single-target gate; multilabel and multitask gates come from the data")
+    if request.reading.slices and not resolved.slices:
+        raise ConfigError("--slice names columns of a table; this run's data has none to slice on")
+    if request.threshold is not None:
+        return {targets[0][0]: request.threshold}
+    return {**resolved.gates, **(resolved.usecase.gate_thresholds or {})}
+
+
+def _pipeline_config(request: RunRequest, home: Home, name: str, schema: CuratedSchema, resolved: ResolvedInput,
+                     model: ModelChoice, gates: Mapping[str, float], beam: Tuple[str, ...]) -> PipelineConfig:
+    usecase = resolved.usecase
     return PipelineConfig(
-        name=name, data_path=data_path, task_name=task.name, targets=usecase.targets, home=home, family=family,
-        hparams=hparams, schema_path=schema_path, gate_thresholds=gates, max_metric_drop=request.max_drop,
-        enable_cache=request.cache, slice_features=slices, input_format=usecase.input_format,
-        tensors=usecase.tensors, series=usecase.series, tuner=request.tune, max_trials=request.max_trials,
-        warm_start=request.warm_start, edge=request.edge, tracking_uri=home.tracking_uri(request.tracking_uri),
-        beam_args=beam, span_pattern=layout.pattern if layout else "", span=span,
-        window_spans=window, use_case="" if request.data else usecase.name,
-        pretrained={k: v for k, v in pretrained.items() if k != "image_size"},
-        distill_from={k: v for k, v in teacher.items() if k != "image_size"},
-        schema_source=schema_source, table=table, rows=profile.rows if profile is not None else images.images
-        if images is not None else 0, images=images,
+        name=name, data_path=resolved.data_path, task_name=usecase.task, targets=usecase.targets, home=home,
+        family=model.family, hparams=dict(model.hparams), schema_path=schema.pinned, gate_thresholds=dict(gates),
+        max_metric_drop=request.max_drop, enable_cache=request.cache, slice_features=resolved.slices,
+        input_format=usecase.input_format, tensors=usecase.tensors, series=usecase.series, tuner=request.tuning.tune,
+        max_trials=request.tuning.max_trials, warm_start=request.tuning.warm_start, edge=request.edge,
+        tracking_uri=home.tracking_uri(request.tracking_uri), beam_args=beam,
+        span_pattern=resolved.layout.pattern if resolved.layout else "", span=resolved.span,
+        window_spans=resolved.window, use_case=usecase.name if resolved.builtin else "",
+        pretrained={k: v for k, v in model.pretrained.items() if k != "image_size"},
+        distill_from={k: v for k, v in model.teacher.items() if k != "image_size"},
+        schema_source=schema.source, table=resolved.table, rows=resolved.rows, images=model.images,
     )
 
 
@@ -249,19 +376,19 @@ ANOMALY_FAMILY = "autoencoder"  # for --task anomaly: the convolutional autoenco
 def _is_images(request: RunRequest, data_path: Path) -> bool:
     from pipelines.inputs.images import is_image_folder
 
-    return bool(request.image_column) or is_image_folder(data_path)
+    return bool(request.images.image_column) or is_image_folder(data_path)
 
 
 def _user_images(request: RunRequest, data_path: Path, data_dir: Path):
     """(ImageSpec without its size, targets, gate bounds) of a folder of class folders or a CSV of paths."""
     from pipelines.inputs import images as img
 
-    if request.image_column:
+    if request.images.image_column:
         if not request.label:
             raise ConfigError("--image-column needs --label (the label column(s) of the CSV)")
         requested = parse_targets(request.label, request.task)
-        scan = img.scan_csv(data_path, request.image_column, [label for label, _ in requested], request.delimiter,
-                            request.encoding)
+        scan = img.scan_csv(data_path, request.images.image_column, [label for label, _ in requested],
+                            request.reading.delimiter, request.reading.encoding)
         layout = "csv"
     else:
         if request.label and request.label != "label":
@@ -302,10 +429,10 @@ def _image_spec(scan, layout: str, requested, request: RunRequest, data_path: Pa
         profile = TargetProfile(tuple(counts), max(counts.values()) / len(scan.items), std)
         gates[label] = default_gate_threshold(get_task(subtask), profile)
     spec = ImageSpec(source=data_path, staged=data_dir / "input" / img.STAGED_NAME, layout=layout,
-                     image_column=request.image_column or "", label_kinds=tuple(kinds),
+                     image_column=request.images.image_column or "", label_kinds=tuple(kinds),
                      classes=img.class_counts(scan, 0) if kinds[0] != "numeric" else {}, images=len(scan.items),
                      skipped=tuple(scan.skipped), median_side=scan.median_side,
-                     delimiter=request.delimiter, encoding=request.encoding)
+                     delimiter=request.reading.delimiter, encoding=request.reading.encoding)
     return spec, tuple(targets), gates
 
 
@@ -329,7 +456,7 @@ def _pretrained(request: RunRequest, home: Home, images, task_name: str) -> Tupl
     from components.models.families import KERAS_BASES, KERAS_PREFIX, MODELS_PREFIX, imagenet_weights_name
 
     pretrained, teacher = {}, {}
-    source = request.pretrained
+    source = request.transfer.pretrained
     if source:
         if source.startswith(KERAS_PREFIX):
             name = source[len(KERAS_PREFIX):]
@@ -339,28 +466,28 @@ def _pretrained(request: RunRequest, home: Home, images, task_name: str) -> Tupl
             if images is None:
                 raise ConfigError(f"--pretrained {source} needs images (--data DIR of class folders, or "
                                   "--image-column)")
-            if request.weights:
-                weights = Path(request.weights).expanduser().resolve()
+            if request.transfer.weights:
+                weights = Path(request.transfer.weights).expanduser().resolve()
                 if not weights.is_file():
-                    raise ConfigError(f"--weights {request.weights}: no such file")
+                    raise ConfigError(f"--weights {request.transfer.weights}: no such file")
             else:
                 weights = home.root / WEIGHTS_DIR / imagenet_weights_name(name)  # fetched by prepare_inputs
-            pretrained = {"source": source, "weights": str(weights), "fetch": not request.weights}
+            pretrained = {"source": source, "weights": str(weights), "fetch": not request.transfer.weights}
         elif source.startswith(MODELS_PREFIX):
             pretrained = _registered(source, home, request.tracking_uri)
         else:
             raise ConfigError(f"--pretrained {source!r}: give {KERAS_PREFIX}NAME or {MODELS_PREFIX}NAME@ALIAS")
-    elif request.weights:
+    elif request.transfer.weights:
         raise ConfigError("--weights goes with --pretrained keras:NAME")
-    if request.distill_from:
-        if not request.distill_from.startswith(MODELS_PREFIX):
-            raise ConfigError(f"--distill-from {request.distill_from!r}: give {MODELS_PREFIX}NAME@ALIAS or "
+    if request.transfer.distill_from:
+        if not request.transfer.distill_from.startswith(MODELS_PREFIX):
+            raise ConfigError(f"--distill-from {request.transfer.distill_from!r}: give {MODELS_PREFIX}NAME@ALIAS or "
                               f"{MODELS_PREFIX}NAME/VERSION")
         if task_name not in ("binary", "multiclass"):
             raise ConfigError(f"--distill-from: distillation needs a binary or multiclass task, not {task_name}")
         if pretrained:
             raise ConfigError("give --pretrained or --distill-from, not both")
-        teacher = _registered(request.distill_from, home, request.tracking_uri)
+        teacher = _registered(request.transfer.distill_from, home, request.tracking_uri)
     return pretrained, teacher
 
 
@@ -371,17 +498,17 @@ def _sized(images, request: RunRequest, family: str, hparams: Mapping[str, Any],
     from pipelines.inputs.images import IMAGE_SIZES, default_image_size
 
     smallest = min_image_size(family, hparams)
-    if request.image_size is not None:
-        if request.image_size < smallest:
-            raise ConfigError(f"--image-size {request.image_size}: family '{family}' needs at least {smallest}")
-        size, reason = request.image_size, "--image-size"
+    if request.images.image_size is not None:
+        if request.images.image_size < smallest:
+            raise ConfigError(f"--image-size {request.images.image_size}: family '{family}' needs at least {smallest}")
+        size, reason = request.images.image_size, "--image-size"
     elif base_size:
         size, reason = base_size, "the size the pretrained model or teacher takes"
     else:
         size = default_image_size(images.median_side, smallest, pretrained)
         reason = (f"the smallest of {', '.join(map(str, IMAGE_SIZES))} at or above the images' median side "
                   f"{images.median_side} px and family {family}'s minimum {smallest}, at most 128")
-    augment = DEFAULT_AUGMENT if request.augment is None else tuple(request.augment)
+    augment = DEFAULT_AUGMENT if request.images.augment is None else tuple(request.images.augment)
     if family == ANOMALY_FAMILY:  # the autoencoder reconstructs what it sees: no augmentation
         augment = ()
     unknown = sorted(set(augment) - set(AUGMENTATIONS))
@@ -409,18 +536,18 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
     from pipelines.inputs.tables import open_table
 
     layout = detect(data_path)  # span-N/ or YYYYMMDD/ folders, else a file or a folder of parts
-    span = layout.parse(request.span) if layout and request.span else None
-    if layout is None and (request.span or request.window):
+    span = layout.parse(request.reading.span) if layout and request.reading.span else None
+    if layout is None and (request.reading.span or request.reading.window):
         raise ConfigError("--span and --window need --data DIR with span folders (span-N/*.csv or YYYYMMDD/*.csv)")
-    window = DEFAULT_WINDOW if request.window is None else request.window
+    window = DEFAULT_WINDOW if request.reading.window is None else request.reading.window
     if window < 1:
         raise ConfigError(f"--window {window}: need at least 1 span")
     source_path = layout.folders[layout.newest if span is None else span] if layout else data_path
-    source = open_table(source_path, request.delimiter, request.encoding)
+    source = open_table(source_path, request.reading.delimiter, request.reading.encoding)
     requested = parse_targets(request.label, request.task)
-    options = ProfileOptions(na_values=tuple(request.na_values), drop=tuple(request.drop),
-                             features=tuple(request.features), categorical=tuple(request.categorical),
-                             datetime=tuple(request.datetime), schema_kinds=schema_kinds or {})
+    options = ProfileOptions(na_values=tuple(request.reading.na_values), drop=tuple(request.reading.drop),
+                             features=tuple(request.reading.features), categorical=tuple(request.reading.categorical),
+                             datetime=tuple(request.reading.datetime), schema_kinds=schema_kinds or {})
     profile = profile_source(source, [label for label, _ in requested], request.task, options)
     task_name = profile.task
     keys = [source.columns.key(label) for label, _ in requested]
@@ -441,8 +568,9 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
         source=source_path, staged=staged, format=source.format, delimiter=source.delimiter, encoding=source.encoding,
         columns=tuple(zip(source.columns.names, source.columns.keys)), kinds=kept,
         date_formats={c.key: c.kind.date_format for c in profile.columns if c.key in kept and c.kind.date_format},
-        left_out={c.key: c.reason for c in profile.left_out}, na_values=tuple(request.na_values), rows=profile.rows,
-        label_missing=profile.label_missing, task_reason=profile.task_reason, description=source.describe)
+        left_out={c.key: c.reason for c in profile.left_out}, na_values=tuple(request.reading.na_values),
+        rows=profile.rows, label_missing=profile.label_missing, task_reason=profile.task_reason,
+        description=source.describe)
     return _UserTable(table, layout, span, window if layout else 1, read_path, targets, profile)
 
 

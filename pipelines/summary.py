@@ -97,27 +97,36 @@ def format_teacher(comparison: dict) -> List[str]:
     return lines
 
 
-def format_summary(config: PipelineConfig, report: RunReport) -> str:
-    lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
-                        f" ({config.task_name}, family {config.family}, home {config.home.root})"]
-    lines.extend(format_input(config))
-    if config.span_pattern and "span" in report.input_properties:
-        from pipelines.inputs.spans import span_name
+def format_spans(config: PipelineConfig, report: RunReport) -> List[str]:
+    """The span a span-folder run read, its training window and the drift check."""
+    if not (config.span_pattern and "span" in report.input_properties):
+        return []
+    from pipelines.inputs.spans import span_name
 
-        names = [span_name(config.span_pattern, span) for span in report.training_spans]
-        root = config.table.source.parent if config.table else config.data_path  # the user's folder, not the staged one
-        lines.append(f"input: {root}/{span_name(config.span_pattern, report.input_properties['span'])}"
-                     + (f"; training window: {', '.join(names)}" if names else ""))
-        if report.drift:
-            lines.append(format_drift_check(report.drift, lambda span: span_name(config.span_pattern, span)))
-    lines.append(f"  {'component':<24} {'status':<9} {'seconds':>8}")
-    for c in report.components:
-        lines.append(f"  {c.node:<24} {c.state:<9} {c.seconds:>8.1f}")
+    names = [span_name(config.span_pattern, span) for span in report.training_spans]
+    root = config.table.source.parent if config.table else config.data_path  # the user's folder, not the staged one
+    lines = [f"input: {root}/{span_name(config.span_pattern, report.input_properties['span'])}"
+             + (f"; training window: {', '.join(names)}" if names else "")]
+    if report.drift:
+        lines.append(format_drift_check(report.drift, lambda span: span_name(config.span_pattern, span)))
+    return lines
+
+
+def format_components(report: RunReport) -> List[str]:
+    lines = [f"  {'component':<24} {'status':<9} {'seconds':>8}"]
+    lines += [f"  {c.node:<24} {c.state:<9} {c.seconds:>8.1f}" for c in report.components]
     lines.append(f"  {'total':<34} {sum(c.seconds for c in report.components):>8.1f}")
     if report.anomalies:
         lines.append(report.anomalies)
     elif report.error:
         lines.append(f"FAILED: {report.error.splitlines()[0] if report.error else ''}")
+    return lines
+
+
+def format_evaluation(report: RunReport) -> List[str]:
+    """The eval metrics and their change vs the baseline model, the scikit-learn baseline, the
+    blessing and why, and the slices too small to judge."""
+    lines = []
     overall = report.metrics.get(OVERALL, {})
     if overall:
         sample = report.eval_rows
@@ -139,10 +148,12 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
     if report.unjudged_slices:
         shown = ", ".join(f"{name} ({rows} rows)" for name, rows in report.unjudged_slices.items())
         lines.append(f"slices not judged (fewer than {MIN_SLICE_ROWS} eval rows; shown, never gated): {shown}")
-    if report.edge:
-        lines.extend(format_edge(report.edge))
-    if report.teacher:
-        lines.extend(format_teacher(report.teacher))
+    return lines
+
+
+def format_release(config: PipelineConfig, report: RunReport) -> List[str]:
+    """What was pushed, tracked, registered and written, and where the libraries' output went."""
+    lines = []
     if report.pushed_path:
         state = "pushed" if report.pushed_now else "unchanged (cached run, nothing new pushed)"
         lines.append(f"serving version: {report.pushed_path} [{state}]")
@@ -161,4 +172,16 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
         lines.append(f"model card: not written ({report.card_error})")
     if report.log_path:
         lines.append(f"log: {report.log_path} (TensorFlow, Beam and absl output; --verbose shows it as it comes)")
-    return "\n".join(lines)
+    return lines
+
+
+def format_summary(config: PipelineConfig, report: RunReport) -> str:
+    lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
+                        f" ({config.task_name}, family {config.family}, home {config.home.root})"]
+    lines += format_input(config) + format_spans(config, report) + format_components(report)
+    lines += format_evaluation(report)
+    if report.edge:
+        lines += format_edge(report.edge)
+    if report.teacher:
+        lines += format_teacher(report.teacher)
+    return "\n".join(lines + format_release(config, report))

@@ -1,4 +1,5 @@
-"""DNN family: a stack of dense blocks over the tabular stem (defaults: ``registry.FAMILIES``)."""
+"""DNN family: a stack of dense blocks over the tabular stem, wide & deep by default (defaults:
+``components.models.families.FAMILIES["dnn"]``)."""
 from typing import Any, Dict, Mapping
 
 import tf_keras as keras

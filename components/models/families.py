@@ -1,7 +1,8 @@
 """The model-family registry as data: each family's tasks and meta-parameter defaults.
 
 Pure Python (no TensorFlow), so the CLI validates a family, task and ``--hparam`` in a second.
-Adding a family is one module with ``build(inputs, feature_spec, hparams)`` and one line here.
+Adding a family is one module with ``build(inputs, feature_spec, hparams, head)`` (the learner between
+the stem it builds and the task head the builder adds) and one line here.
 """
 import math
 from dataclasses import dataclass

@@ -6,7 +6,16 @@ import pytest
 
 from components.metrics import OVERALL
 from core.run_report import ComponentRun, RunReport
-from pipelines.configure import ConfigError, RunRequest, build_config, parse_hparams, parse_targets, prepare_inputs
+from pipelines.configure import (
+    BeamOptions,
+    ConfigError,
+    ReadingOptions,
+    RunRequest,
+    build_config,
+    parse_hparams,
+    parse_targets,
+    prepare_inputs,
+)
 from tests.helpers import write_transactions_csv
 
 
@@ -47,11 +56,12 @@ def test_a_curated_schema_is_pinned_by_content_only_when_prepared(tmp_path):
     (RunRequest(data="x.csv", task="binary"), "--data needs --label"),
     (RunRequest(use_case="nope"), "unknown use case 'nope'"),
     (RunRequest(use_case="fraud", family="gbdt"), "unknown model family 'gbdt'"),
-    (RunRequest(use_case="fraud", beam_mode="fast"), "Beam mode 'fast'"),
+    (RunRequest(use_case="fraud", beam=BeamOptions(beam_mode="fast")), "Beam mode 'fast'"),
     (RunRequest(use_case="age_gender", threshold=0.5), "--threshold sets a single-target gate"),
-    (RunRequest(use_case="fraud", window=2), "--span and --window need --data DIR"),
-    (RunRequest(use_case="sunspots", slices=("year",)), "--slice names columns of a table"),
-    (RunRequest(use_case="fraud", slices=("mean_area",)), "--slice column 'mean_area' has more than 20 distinct"),
+    (RunRequest(use_case="fraud", reading=ReadingOptions(window=2)), "--span and --window need --data DIR"),
+    (RunRequest(use_case="sunspots", reading=ReadingOptions(slices=("year",))), "--slice names columns of a table"),
+    (RunRequest(use_case="fraud", reading=ReadingOptions(slices=("mean_area",))),
+     "--slice column 'mean_area' has more than 20 distinct"),
 ])
 def test_bad_requests_are_one_line_config_errors(tmp_path, request_, message):
     from dataclasses import replace
