@@ -218,34 +218,37 @@ def profile_csv(path: Path, targets: Sequence[Tuple[str, TaskSpec]],
                           ProfileOptions(schema_kinds=schema_kinds or {}))
 
 
-def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, pa.RecordBatch]],
-                    labels: Sequence[str], task_name: Optional[str], options: ProfileOptions,
-                    source: str = "") -> DataProfile:
-    """The one pass: ``stream`` yields (first line number, batch of text columns under their keys)."""
-    label_keys = _resolve(path, labels, columns, "label")
-    if len(set(label_keys)) != len(label_keys):
-        raise InputDataError(f"{path}: a label column is named twice: {', '.join(labels)}")
-    na_set = pa.array(sorted(set(col.NA_TOKENS) | set(options.na_values)), pa.string())
-    stats = {key: _ColumnStats(LABEL_DISTINCT_CAP if key in label_keys else DISTINCT_CAP) for key in columns.keys}
-    label_missing, first_missing = {key: 0 for key in label_keys}, {}
-    any_label_missing = 0
-    sample: Dict[str, List[Tuple[pa.Array, pa.Array]]] = {key: [] for key in columns.keys}  # (lines, values)
-    rng = random.Random(0)
-    seen, rows = 0, 0
+@dataclass
+class _Scan:
+    """What the one pass over the rows gathered."""
+    stats: Dict[str, "_ColumnStats"]
+    sample: Dict[str, List[Tuple[pa.Array, pa.Array]]]  # key -> (lines, values) of the sampled present cells
+    label_missing: Dict[str, int]
+    first_missing: Dict[str, int]  # label key -> the first line it is missing on
+    any_label_missing: int = 0  # rows missing any label
+    rows: int = 0
+
+
+def _scan(stream: Iterator[Tuple[int, pa.RecordBatch]], columns: ColumnMap, label_keys: Sequence[str],
+          na_values: Sequence[str]) -> _Scan:
+    na_set = pa.array(sorted(set(col.NA_TOKENS) | set(na_values)), pa.string())
+    scan = _Scan({key: _ColumnStats(LABEL_DISTINCT_CAP if key in label_keys else DISTINCT_CAP) for key in columns.keys},
+                 {key: [] for key in columns.keys}, {key: 0 for key in label_keys}, {})
+    rng, seen = random.Random(0), 0
     for line, batch in stream:
         trimmed = {key: pc.utf8_trim_whitespace(batch.column(key)) for key in columns.keys}
         missing = {key: pc.is_in(trimmed[key], value_set=na_set) for key in columns.keys}
         for key in columns.keys:
-            stats[key].add(line, trimmed[key], missing[key])
+            scan.stats[key].add(line, trimmed[key], missing[key])
         row_missing = None
         for key in label_keys:
             count = int(pc.sum(missing[key]).as_py() or 0)
             if count:
-                label_missing[key] += count
-                first_missing.setdefault(key, line + pc.index(missing[key], True).as_py())
+                scan.label_missing[key] += count
+                scan.first_missing.setdefault(key, line + pc.index(missing[key], True).as_py())
             row_missing = missing[key] if row_missing is None else pc.or_(row_missing, missing[key])
-        any_label_missing += int(pc.sum(row_missing).as_py() or 0) if row_missing is not None else 0
-        rows += batch.num_rows
+        scan.any_label_missing += int(pc.sum(row_missing).as_py() or 0) if row_missing is not None else 0
+        scan.rows += batch.num_rows
         picks = _sample_rows(batch.num_rows, seen, rng)
         seen += batch.num_rows
         if picks:  # kept as Arrow arrays (compact); Python strings only for the columns inference reads
@@ -253,43 +256,67 @@ def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, 
             lines = pc.add(indices, line)
             for key in columns.keys:
                 present = pc.invert(pc.take(missing[key], indices))
-                sample[key].append((pc.filter(lines, present), pc.filter(pc.take(trimmed[key], indices), present)))
-    if rows == 0:
+                scan.sample[key].append((pc.filter(lines, present),
+                                         pc.filter(pc.take(trimmed[key], indices), present)))
+    return scan
+
+
+def _check_rows(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Sequence[str]) -> None:
+    if scan.rows == 0:
         raise InputDataError(f"{path}: the CSV has a header but no data rows")
     for key in label_keys:
-        if label_missing[key] * 2 > rows:
-            raise InputDataError(f"{path}: label column '{columns.name(key)}' is empty on {label_missing[key]} of "
-                                 f"{rows} rows (first on line {first_missing[key]}); more than half have no label")
-    kept = rows - any_label_missing
+        if scan.label_missing[key] * 2 > scan.rows:
+            raise InputDataError(f"{path}: label column '{columns.name(key)}' is empty on {scan.label_missing[key]} "
+                                 f"of {scan.rows} rows (first on line {scan.first_missing[key]}); more than half have "
+                                 "no label")
+    kept = scan.rows - scan.any_label_missing
     if kept < MIN_ROWS:
-        raise InputDataError(f"{path}: {kept} data rows{' with a label' if any_label_missing else ''}; at least "
-                             f"{MIN_ROWS} are needed to train and evaluate")
+        raise InputDataError(f"{path}: {kept} data rows{' with a label' if scan.any_label_missing else ''}; at "
+                             f"least {MIN_ROWS} are needed to train and evaluate")
+
+
+def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Sequence[str],
+                     options: ProfileOptions) -> List[ColumnProfile]:
+    """Each column's kind and role, from its statistics, its sample and the user's options."""
     forced_datetime = set(_resolve(path, options.datetime, columns, "--datetime"))
     categorical = set(_resolve(path, options.categorical, columns, "--categorical"))
     dropped = set(_resolve(path, options.drop, columns, "--drop"))
     chosen = set(_resolve(path, options.features, columns, "--features"))
     profiles = []
     for key, name in zip(columns.keys, columns.names):
-        cells = _Sample(sample.pop(key))
-        kind = _kind(path, name, key, stats[key], cells, key in forced_datetime, options.schema_kinds.get(key))
+        cells, stats = _Sample(scan.sample.pop(key)), scan.stats[key]
+        kind = _kind(path, name, key, stats, cells, key in forced_datetime, options.schema_kinds.get(key))
         if key in categorical:
             kind = ColumnKind(col.STRING)
-        role, reason = _role(key, kind, stats[key], cells, label_keys, dropped, chosen, key in forced_datetime,
+        role, reason = _role(key, kind, stats, cells, label_keys, dropped, chosen, key in forced_datetime,
                              key in categorical)
-        profiles.append(ColumnProfile(key, name, kind, role, reason, stats[key].present, stats[key].distinct))
+        profiles.append(ColumnProfile(key, name, kind, role, reason, stats.present, stats.distinct))
     if not any(p.role == FEATURE for p in profiles):
         raise InputDataError(f"{path}: no feature columns besides the label(s) "
                              f"{', '.join(columns.name(k) for k in label_keys)}")
+    return profiles
+
+
+def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, pa.RecordBatch]],
+                    labels: Sequence[str], task_name: Optional[str], options: ProfileOptions,
+                    source: str = "") -> DataProfile:
+    """The one pass: ``stream`` yields (first line number, batch of text columns under their keys)."""
+    label_keys = _resolve(path, labels, columns, "label")
+    if len(set(label_keys)) != len(label_keys):
+        raise InputDataError(f"{path}: a label column is named twice: {', '.join(labels)}")
+    scan = _scan(stream, columns, label_keys, options.na_values)
+    _check_rows(path, columns, scan, label_keys)
+    profiles = _column_profiles(path, columns, scan, label_keys, options)
     kinds = {p.key: p.kind for p in profiles}
-    task, why = _task(path, columns, label_keys, kinds, stats, task_name)
+    task, why = _task(path, columns, label_keys, kinds, scan.stats, task_name)
     subtasks = [task] if len(label_keys) == 1 else (["binary"] * len(label_keys) if task == "multilabel" else [])
     targets = {}
     for i, key in enumerate(label_keys):
         subtask = subtasks[i] if subtasks else None
         targets[key] = _profile_target(path, columns.name(key), get_task(subtask) if subtask else None, kinds[key],
-                                       stats[key])
-    return DataProfile(path=path, rows=rows, targets=targets, columns=tuple(profiles), column_map=columns,
-                       label_missing=any_label_missing, task=task, task_reason=why, source=source)
+                                       scan.stats[key])
+    return DataProfile(path=path, rows=scan.rows, targets=targets, columns=tuple(profiles), column_map=columns,
+                       label_missing=scan.any_label_missing, task=task, task_reason=why, source=source)
 
 
 def _sample_rows(count: int, seen: int, rng: random.Random) -> List[int]:
