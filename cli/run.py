@@ -32,55 +32,77 @@ def _names_or_none(text: str) -> tuple:
     return () if text.strip().lower() == "none" else _names(text)
 
 
-def pipeline_options() -> argparse.ArgumentParser:
-    """What defines a pipeline: shared by `run`, `compile` and the Airflow/scheduled runs."""
-    from components.models.families import TUNERS
-    from core.config import DEFAULT_MAX_METRIC_DROP
+def _reading_options(group: Any) -> None:
+    """How to read --data and which columns are what: ReadingOptions."""
+    from pipelines.inputs.preflight import DEFAULT_SLICE_COLUMNS, SLICE_MAX_VALUES
     from pipelines.inputs.spans import DEFAULT_WINDOW
+
+    group.add_argument("--span", help="with span folders: run this span (N, or YYYYMMDD) instead of the newest")
+    group.add_argument("--window", type=int, help=f"with span folders: train on the newest N accepted spans "
+                                                     f"(default {DEFAULT_WINDOW})")
+    group.add_argument("--delimiter", help="the CSV's delimiter (default: sniffed among , ; tab |)")
+    group.add_argument("--encoding", default="utf-8", help="the CSV's text encoding (default utf-8, BOM or not)")
+    group.add_argument("--na-values", type=_names, default=(), metavar="TOKEN,...",
+                         help="more missing-value tokens (always: empty, NA, N/A, NaN, nan, null, NULL, None, ?, -)")
+    group.add_argument("--drop", type=_names, default=(), metavar="COL,...", help="columns that are not features")
+    group.add_argument("--features", type=_names, default=(), metavar="COL,...", help="only these are features")
+    group.add_argument("--categorical", type=_names, default=(), metavar="COL,...",
+                         help="integer columns to read as categories")
+    group.add_argument("--datetime", type=_names, default=(), metavar="COL,...",
+                         help="date-time columns (found on their own when ISO 8601 or YYYY/MM/DD; "
+                              "Unix seconds need it)")
+    group.add_argument("--slice", dest="slices", type=_names_or_none, metavar="COL,...|none",
+                         help=f"the columns the evaluation is sliced on (categories of at most {SLICE_MAX_VALUES} "
+                              f"values; default: the {DEFAULT_SLICE_COLUMNS} categorical features with the fewest "
+                              "values)")
+
+
+def _image_options(group: Any) -> None:
+    """Images from a folder or a CSV of paths: ImageOptions."""
+    group.add_argument("--image-column", help="images from a CSV: the column of image paths (relative to the CSV)")
+    group.add_argument("--image-size", type=int, help="the side images are resized to (default: from the images' "
+                                                         "median size and the family, at most 128)")
+    group.add_argument("--augment", type=_names_or_none, metavar="flip,rotate,zoom,contrast|none",
+                         help="training-only image augmentation (default: flip,rotate,zoom)")
+
+
+def _transfer_options(group: Any) -> None:
+    """Transfer learning and distillation: TransferOptions."""
+    group.add_argument("--pretrained", metavar="SOURCE",
+                         help="transfer learning from keras:mobilenet_v2|resnet50|efficientnet_b0 (ImageNet) or "
+                              "models:/NAME@ALIAS|models:/NAME/VERSION (a model of ours): frozen base, new head, "
+                              "then fine-tuning")
+    group.add_argument("--weights", metavar="FILE", help="the Keras application's ImageNet weights (default: "
+                                                          "fetched once into <home>/weights)")
+    group.add_argument("--fine-tune-layers", type=int, metavar="N",
+                         help="base layers unfrozen in the second phase (default 20; 0: head only)")
+    group.add_argument("--distill-from", metavar="models:/NAME@ALIAS",
+                         help="train the model as a student of this teacher (--hparam temperature=T, distill_alpha=A)")
+
+
+def _tuning_options(group: Any) -> None:
+    """TuningOptions."""
+    from components.models.families import TUNERS
+
+    group.add_argument("--tune", choices=TUNERS, help="tune the family's search space first (KerasTuner oracle)")
+    group.add_argument("--max-trials", type=int, default=6, help="tuning trials (random, bayesian)")
+    group.add_argument("--warm-start", action="store_true",
+                         help="start from the last blessed model of the same family and inputs")
+
+
+def pipeline_options() -> argparse.ArgumentParser:
+    """What defines a pipeline: shared by `run`, `compile` and the Airflow/scheduled runs; one
+    argument group per option group of the request."""
+    from core.config import DEFAULT_MAX_METRIC_DROP
 
     command = argparse.ArgumentParser(add_help=False, parents=[HOME, TRACKING, beam_options()])
     command.add_argument("usecase", nargs="?", help="a built-in use case (default: fraud)")
     command.add_argument("--data", help="your table: a CSV (any delimiter, .gz too), Parquet, a folder of parts, or "
                                         "a folder of spans span-N/ or YYYYMMDD/ (needs --label); or your images: a "
                                         "folder of class folders, or a CSV of paths (with --image-column)")
-    command.add_argument("--span", help="with span folders: run this span (N, or YYYYMMDD) instead of the newest")
-    command.add_argument("--window", type=int, help=f"with span folders: train on the newest N accepted spans "
-                                                     f"(default {DEFAULT_WINDOW})")
     command.add_argument("--label", help="the label column of --data (multilabel: A,B,C; multitask: A:TASK,B:TASK)")
     command.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask "
                                         "(default: inferred from the label)")
-    command.add_argument("--delimiter", help="the CSV's delimiter (default: sniffed among , ; tab |)")
-    command.add_argument("--encoding", default="utf-8", help="the CSV's text encoding (default utf-8, BOM or not)")
-    command.add_argument("--na-values", type=_names, default=(), metavar="TOKEN,...",
-                         help="more missing-value tokens (always: empty, NA, N/A, NaN, nan, null, NULL, None, ?, -)")
-    command.add_argument("--drop", type=_names, default=(), metavar="COL,...", help="columns that are not features")
-    command.add_argument("--features", type=_names, default=(), metavar="COL,...", help="only these are features")
-    command.add_argument("--categorical", type=_names, default=(), metavar="COL,...",
-                         help="integer columns to read as categories")
-    command.add_argument("--datetime", type=_names, default=(), metavar="COL,...",
-                         help="date-time columns (found on their own when ISO 8601 or YYYY/MM/DD; "
-                              "Unix seconds need it)")
-    from pipelines.inputs.preflight import DEFAULT_SLICE_COLUMNS, SLICE_MAX_VALUES
-
-    command.add_argument("--slice", dest="slices", type=_names_or_none, metavar="COL,...|none",
-                         help=f"the columns the evaluation is sliced on (categories of at most {SLICE_MAX_VALUES} "
-                              f"values; default: the {DEFAULT_SLICE_COLUMNS} categorical features with the fewest "
-                              "values)")
-    command.add_argument("--image-column", help="images from a CSV: the column of image paths (relative to the CSV)")
-    command.add_argument("--image-size", type=int, help="the side images are resized to (default: from the images' "
-                                                         "median size and the family, at most 128)")
-    command.add_argument("--augment", type=_names_or_none, metavar="flip,rotate,zoom,contrast|none",
-                         help="training-only image augmentation (default: flip,rotate,zoom)")
-    command.add_argument("--pretrained", metavar="SOURCE",
-                         help="transfer learning from keras:mobilenet_v2|resnet50|efficientnet_b0 (ImageNet) or "
-                              "models:/NAME@ALIAS|models:/NAME/VERSION (a model of ours): frozen base, new head, "
-                              "then fine-tuning")
-    command.add_argument("--weights", metavar="FILE", help="the Keras application's ImageNet weights (default: "
-                                                          "fetched once into <home>/weights)")
-    command.add_argument("--fine-tune-layers", type=int, metavar="N",
-                         help="base layers unfrozen in the second phase (default 20; 0: head only)")
-    command.add_argument("--distill-from", metavar="models:/NAME@ALIAS",
-                         help="train the model as a student of this teacher (--hparam temperature=T, distill_alpha=A)")
     command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
     command.add_argument("--family", help="model family (default: the use case's, else dnn)")
     command.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
@@ -88,12 +110,12 @@ def pipeline_options() -> argparse.ArgumentParser:
     command.add_argument("--max-drop", type=float, default=DEFAULT_MAX_METRIC_DROP,
                          help="allowed worsening of the gate metric vs the baseline model")
     command.add_argument("--schemas-dir", help="curated schemas (default: the repo's schemas/)")
-    command.add_argument("--tune", choices=TUNERS, help="tune the family's search space first (KerasTuner oracle)")
-    command.add_argument("--max-trials", type=int, default=6, help="tuning trials (random, bayesian)")
-    command.add_argument("--warm-start", action="store_true",
-                         help="start from the last blessed model of the same family and inputs")
     command.add_argument("--no-edge", action="store_true", help="skip the TF Lite export (EdgeExport)")
     command.add_argument("--no-cache", action="store_true", help="rerun every component")
+    _reading_options(command.add_argument_group("reading --data"))
+    _image_options(command.add_argument_group("images"))
+    _transfer_options(command.add_argument_group("transfer learning and distillation"))
+    _tuning_options(command.add_argument_group("tuning"))
     return command
 
 
