@@ -42,7 +42,7 @@ def measure(home: Path) -> dict:
     config = build_config(RunRequest(home=str(home)))
     uris = collect(SimpleNamespace(name=config.name, home=Home(home)), 0).artifact_uris
     model_info = json.loads((Path(uris["Trainer"]["ModelRun"]) / MODEL_FILE).read_text())
-    training = {**config.transform_config(), "family": config.family}
+    training = config.train_spec()
     tft_output = tft.TFTransformOutput(uris["Transform"]["TransformGraph"])
     x, y = _in_memory(uris["Transform"]["Examples"], "train", tft_output, training)
     x_eval, y_eval = _in_memory(uris["Transform"]["Examples"], "eval", tft_output, training)

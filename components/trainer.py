@@ -1,11 +1,11 @@
 """The Trainer's run_fn: build the configured family, fit with the training foundation, export
 with serving signatures.
 
-Referenced by TFX as ``components.trainer.run_fn``. ``custom_config`` is
-``PipelineConfig.transform_config()`` plus family, hyperparameter overrides and ``backup_root``
-(where an interrupted training resumes from). Besides the SavedModel, the run writes
-``history.json`` (per-epoch metrics) and ``model.json`` (what was built) into the model-run dir,
-for tracking after the run.
+Referenced by TFX as ``components.trainer.run_fn``. ``custom_config`` is a
+``components.specs.TrainSpec``: the Transform's spec plus family, hyperparameter overrides and
+``backup_root`` (where an interrupted training resumes from), parsed once at the top. Besides the
+SavedModel, the run writes ``history.json`` (per-epoch metrics) and ``model.json`` (what was
+built) into the model-run dir, for tracking after the run.
 """
 import json
 import os
@@ -34,6 +34,7 @@ from components.models import autoencoder, distillation, transfer
 from components.models.base import LOSSES, FeatureSpec, HeadSpec, task_metrics
 from components.models.builder import build_model
 from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small_data_defaults, tuned_values
+from components.specs import TrainSpec, TransformSpec
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
 from serving.columns import write_columns
@@ -75,25 +76,24 @@ def class_names(tft_output: tft.TFTransformOutput, label: str, task_name: str) -
         return ["0", "1"]  # a 0/1 label is used as it is, without a vocabulary
 
 
-def head_spec(config: Mapping[str, Any], classes: Mapping[str, List[str]],
+def head_spec(config: TransformSpec, classes: Mapping[str, List[str]],
               tft_output: tft.TFTransformOutput) -> HeadSpec:
-    if config["task"] == "forecast":
-        label = transformed_name(config["targets"][0][0])
+    if config.task == "forecast":
+        label = transformed_name(config.targets[0][0])
         return HeadSpec("forecast", units=int(tft_output.transformed_feature_spec()[label].shape[0]))
-    if config["task"] == "multilabel":
-        return HeadSpec("multilabel", units=len(config["targets"]))
-    if config["task"] == "multitask":
+    if config.task == "multilabel":
+        return HeadSpec("multilabel", units=len(config.targets))
+    if config.task == "multitask":
         return HeadSpec("multitask", subheads=tuple((label, subtask, max(2, len(classes[label])))
-                                                    for label, subtask in config["targets"]))
-    label = config["targets"][0][0]
-    return HeadSpec(config["task"], units=max(2, len(classes[label])))
+                                                    for label, subtask in config.targets))
+    label = config.targets[0][0]
+    return HeadSpec(config.task, units=max(2, len(classes[label])))
 
 
-def spec_classes_head(tft_output: tft.TFTransformOutput, config: Mapping[str, Any]):
+def spec_classes_head(tft_output: tft.TFTransformOutput, config: TransformSpec):
     """Model inputs, class names per label and the head, all read from the Transform's output."""
-    labels = tuple(label for label, _ in config["targets"])
-    spec = feature_spec_from_transform(tft_output, labels)
-    classes = {label: class_names(tft_output, label, subtask) for label, subtask in config["targets"]}
+    spec = feature_spec_from_transform(tft_output, config.labels)
+    classes = {label: class_names(tft_output, label, subtask) for label, subtask in config.targets}
     return spec, classes, head_spec(config, classes, tft_output)
 
 
@@ -103,7 +103,7 @@ def files_bytes(patterns: Any) -> int:
     return sum(tf.io.gfile.stat(path).length for pattern in patterns for path in tf.io.gfile.glob(pattern))
 
 
-def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, config: Mapping[str, Any],
+def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, config: TransformSpec,
              batch_size: int, shuffle: bool) -> tf.data.Dataset:
     """(model inputs, label) batches read by TFX's data accessor. A split of at most CACHE_BYTES on
     disk is read and parsed once and kept in memory, its rows shuffled each epoch from there (with
@@ -125,22 +125,21 @@ def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, con
     return data
 
 
-def inputs_and_label(features: Mapping[str, tf.Tensor], config: Mapping[str, Any]) -> Tuple[Dict[str, tf.Tensor], Any]:
+def inputs_and_label(features: Mapping[str, tf.Tensor], config: TransformSpec) -> Tuple[Dict[str, tf.Tensor], Any]:
     """A batch of transformed features as (model inputs, label): the label is a dict by head name
     for multitask, a [batch, labels] matrix for multilabel."""
-    labels = [label for label, _ in config["targets"]]
+    labels = config.labels
     keys = {transformed_name(label) for label in labels}
     x = {k: v for k, v in features.items() if is_model_input(k, keys)}
-    if config["task"] == "multitask":
+    if config.task == "multitask":
         return x, {label: features[transformed_name(label)] for label in labels}
-    if config["task"] == "multilabel":  # [batch, labels] of 0/1
+    if config.task == "multilabel":  # [batch, labels] of 0/1
         return x, tf.concat([tf.cast(features[transformed_name(label)], tf.float32) for label in labels], axis=1)
     if LABEL_SCALE in features:  # regression: the model learns the standardized label
         return x, (features[transformed_name(labels[0])] - features[LABEL_OFFSET]) / features[LABEL_SCALE]
     return x, features[transformed_name(labels[0])]
 
 
-@tf.autograph.experimental.do_not_convert
 def _is_normal(features, label):
     return tf.reduce_all(tf.equal(label, 0))
 
@@ -170,7 +169,7 @@ def load_transform_output(fn_args: FnArgs) -> tft.TFTransformOutput:
     return tft.TFTransformOutput(fn_args.transform_graph_path)
 
 
-def make_datasets(fn_args: FnArgs, tft_output: tft.TFTransformOutput, config: Mapping[str, Any],
+def make_datasets(fn_args: FnArgs, tft_output: tft.TFTransformOutput, config: TransformSpec,
                   hp: Mapping[str, Any]) -> Tuple[tf.data.Dataset, tf.data.Dataset]:
     train = _dataset(fn_args, fn_args.train_files, tft_output, config, hp["batch_size"], shuffle=True)
     evaluation = _dataset(fn_args, fn_args.eval_files, tft_output, config, hp["batch_size"], shuffle=False)
@@ -249,66 +248,60 @@ def _distill(student, teacher_dir: str, train, evaluation, hp: Mapping[str, Any]
     return history
 
 
-def image_info(config: Mapping[str, Any], class_names: List[str]) -> Optional[ImageInfo]:
-    image = config.get("image")
-    return ImageInfo(feature=image["feature"], size=int(image["size"]), class_names=tuple(class_names)) \
-        if image else None
+def image_info(config: TransformSpec, class_names: List[str]) -> Optional[ImageInfo]:
+    image = config.image
+    return ImageInfo(feature=image.feature, size=image.size, class_names=tuple(class_names)) if image else None
 
 
-def run_fn(fn_args: FnArgs) -> None:
-    config: Dict[str, Any] = fn_args.custom_config
-    task_name, family = config["task"], config["family"]
-    labels = tuple(label for label, _ in config["targets"])
-    overrides = {**small_data_defaults(config.get("rows", 0)), **config.get("hparams", {})}
+def _hparams(config: TrainSpec, fn_args: FnArgs) -> Dict[str, Any]:
+    """The family's defaults, then the data's size, then --hparam, then the Tuner's best values."""
+    overrides = {**small_data_defaults(config.rows), **config.hparams}
     if fn_args.hyperparameters:  # the Tuner's best values (--tune)
         overrides.update(tuned_values(fn_args.hyperparameters))
-    hp = resolve_hparams(family, overrides)
-    keras.utils.set_random_seed(hp["seed"])
+    return resolve_hparams(config.family, overrides)
 
-    tft_output = load_transform_output(fn_args)
-    spec, classes, head = spec_classes_head(tft_output, config)
-    description = model_description(family, task_name, hp, spec, head)
-    augment = (config.get("image") or {}).get("augment", ())
-    base = None
+
+def _build(config: TrainSpec, spec: FeatureSpec, head: HeadSpec, hp: Mapping[str, Any],
+           description: Dict[str, Any]) -> Tuple[keras.Model, Any]:
+    """(model, pretrained base or None) under the training strategy."""
+    augment = config.image.augment if config.image else ()
     with training_loop.strategy().scope():
-        if config.get("pretrained"):
-            model, base = transfer.build_model(spec, head, hp, config["pretrained"], augment)
-            description["pretrained"] = transfer.describe(config["pretrained"])
-        else:  # a student gets its augmentation from the distiller (the teacher sees the same images)
-            model = build_model(family, head, spec, hp, () if config.get("distill_from") else augment)
-    info: Dict[str, Any] = {}
-    if fn_args.base_model:
-        info["warm_start"] = warm_start(model, fn_args.base_model, description)
+        if config.pretrained:
+            model, base = transfer.build_model(spec, head, hp, dict(config.pretrained), augment)
+            description["pretrained"] = transfer.describe(dict(config.pretrained))
+            return model, base
+        # a student gets its augmentation from the distiller (the teacher sees the same images)
+        return build_model(config.family, head, spec, hp, () if config.distill_from else augment), None
 
-    train, evaluation = make_datasets(fn_args, tft_output, config, hp)
-    backup_dir = os.path.join(config["backup_root"], training_loop.resume_key(
-        fn_args.train_files, fn_args.transform_graph_path, family, task_name, hp, fn_args.base_model))
+
+def _fit(config: TrainSpec, fn_args: FnArgs, model: keras.Model, base: Any, head: HeadSpec, train: Any,
+         evaluation: Any, hp: Mapping[str, Any], info: Dict[str, Any]) -> Any:
+    """The training the task and the model's origin call for; its history."""
+    backup_dir = os.path.join(config.backup_root, training_loop.resume_key(
+        fn_args.train_files, fn_args.transform_graph_path, config.family, config.task, hp, fn_args.base_model))
+    run_dir, task_name = fn_args.model_run_dir, config.task
     if task_name == "anomaly":
         normal_eval = _normal_rows_only(evaluation, hp["batch_size"])
-        history = training_loop.fit(model, _normal_rows_only(train, hp["batch_size"]), normal_eval, hp,
-                               fn_args.model_run_dir, backup_dir, task_name)
+        history = training_loop.fit(model, _normal_rows_only(train, hp["batch_size"]), normal_eval, hp, run_dir,
+                                    backup_dir, task_name)
         info["anomaly_threshold"] = _fit_anomaly_threshold(model, evaluation, hp)
-    elif base is not None:
-        history = _transfer(model, base, head, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name,
-                            info)
-    elif config.get("distill_from"):
-        history = _distill(model, config["distill_from"], train, evaluation, hp, fn_args.model_run_dir, backup_dir,
-                           task_name, info, augment)
-    else:
-        history = training_loop.fit(model, train, evaluation, hp, fn_args.model_run_dir, backup_dir, task_name)
+        return history
+    if base is not None:
+        return _transfer(model, base, head, train, evaluation, hp, run_dir, backup_dir, task_name, info)
+    if config.distill_from:
+        return _distill(model, config.distill_from, train, evaluation, hp, run_dir, backup_dir, task_name, info,
+                        config.image.augment if config.image else ())
+    return training_loop.fit(model, train, evaluation, hp, run_dir, backup_dir, task_name)
 
-    os.makedirs(fn_args.model_run_dir, exist_ok=True)
-    with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
-        json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)
-    with open(os.path.join(fn_args.model_run_dir, MODEL_FILE), "w") as f:
-        json.dump({**description, "class_names": classes, "parameters": int(model.count_params()),
-                   "epochs_run": len(history.epoch), "best_epoch": int(history.best_epoch),
-                   "epoch_seconds": list(getattr(history, "epoch_seconds", [])), **info}, f, indent=1)
 
+def _export(config: TrainSpec, fn_args: FnArgs, model: keras.Model, tft_output: tft.TFTransformOutput,
+            classes: Mapping[str, List[str]], description: Dict[str, Any]) -> None:
+    """The SavedModel with its serving signatures, and what servers and clients read beside it."""
+    labels = config.labels
     image = image_info(config, classes.get(labels[0], []))
     save_model(model, fn_args.serving_model_dir, serving_signatures(
-        model, tft_output, labels, task_name, classes.get(labels[0], []) if len(labels) == 1 else (),
-        ignored=(config.get("image") or {}).get("ignore", ()), image=image))
+        model, tft_output, labels, config.task, classes.get(labels[0], []) if len(labels) == 1 else (),
+        ignored=config.image.ignore if config.image else (), image=image))
     mark_signature_methods(fn_args.serving_model_dir)
     extra = os.path.join(fn_args.serving_model_dir, "assets.extra")
     os.makedirs(extra, exist_ok=True)
@@ -316,6 +309,29 @@ def run_fn(fn_args: FnArgs) -> None:
         json.dump(description, f, indent=1)
     if image is not None:  # clients and the edge host decode and resize as the graph does
         write_image_info(fn_args.serving_model_dir, image)
-    if config.get("names"):  # a user's table: servers and clients accept its original column names
-        write_columns(fn_args.serving_model_dir, config["names"], config.get("left_out", {}), labels,
-                      config.get("columns", {}))
+    if config.names:  # a user's table: servers and clients accept its original column names
+        write_columns(fn_args.serving_model_dir, [list(pair) for pair in config.names], dict(config.left_out), labels,
+                      {key: vars(column) for key, column in (config.columns or {}).items()})
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    config = TrainSpec.from_dict(fn_args.custom_config)
+    hp = _hparams(config, fn_args)
+    keras.utils.set_random_seed(hp["seed"])
+    tft_output = load_transform_output(fn_args)
+    spec, classes, head = spec_classes_head(tft_output, config)
+    description = model_description(config.family, config.task, hp, spec, head)
+    model, base = _build(config, spec, head, hp, description)
+    info: Dict[str, Any] = {}
+    if fn_args.base_model:
+        info["warm_start"] = warm_start(model, fn_args.base_model, description)
+    train, evaluation = make_datasets(fn_args, tft_output, config, hp)
+    history = _fit(config, fn_args, model, base, head, train, evaluation, hp, info)
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
+        json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)
+    with open(os.path.join(fn_args.model_run_dir, MODEL_FILE), "w") as f:
+        json.dump({**description, "class_names": classes, "parameters": int(model.count_params()),
+                   "epochs_run": len(history.epoch), "best_epoch": int(history.best_epoch),
+                   "epoch_seconds": list(getattr(history, "epoch_seconds", [])), **info}, f, indent=1)
+    _export(config, fn_args, model, tft_output, classes, description)

@@ -1,8 +1,8 @@
 """The Transform step's preprocessing_fn: z-score numerics, vocabularies for strings, fill missing,
 images and sequences scaled to [0, 1] and shaped, labels encoded per target task.
 
-Referenced by TFX as ``components.transform.preprocessing_fn``; ``custom_config`` comes from
-``PipelineConfig.transform_config()``: task, targets ((label, task) pairs) and tensor shapes.
+Referenced by TFX as ``components.transform.preprocessing_fn``; ``custom_config`` is a
+``components.specs.TransformSpec`` (``PipelineConfig.transform_spec()``), parsed once at the top.
 """
 import functools
 from typing import Any, Dict, Mapping, Tuple, Union
@@ -24,6 +24,7 @@ from components.features import (
     vocabulary_column,
     vocabulary_key,
 )
+from components.specs import ColumnSpec, TransformSpec
 from components.tasks import get_task
 from serving.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
 from serving.images import ImageInfo
@@ -204,17 +205,17 @@ def as_float(x: Tensorish) -> tf.Tensor:
     return fill_missing(tf.cast(x, tf.float32), float("nan"))
 
 
-def table_features(name: str, tensor: Tensorish, column: Mapping[str, str], na_tokens
+def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
                    ) -> Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor]]:
-    """A user's column by its kind (``custom_config["columns"]``), as (texts by column, numbers by
+    """A user's column by its kind (``TransformSpec.columns``), as (texts by column, numbers by
     output name): booleans and categories are texts for vocabularies, date-times their parts and
     numbers floats to z-score."""
-    kind = column.get("kind", "")
+    kind = column.kind
     if kind == "datetime":
         raw = fill_missing(tensor, "" if tensor.dtype == tf.string else float("nan"))
         if raw.dtype == tf.string:
             raw = clean_text(raw, na_tokens)
-        parts = date_parts(raw, column.get("format", "iso"))
+        parts = date_parts(raw, column.format or "iso")
         return {}, {transformed_name(f"{name}__{part}"): value for part, value in parts.items()}
     if kind in ("boolean", "string") or tensor.dtype == tf.string:
         text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
@@ -226,31 +227,30 @@ def table_features(name: str, tensor: Tensorish, column: Mapping[str, str], na_t
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
-    targets = {label: subtask for label, subtask in custom_config["targets"]}
-    tensors = custom_config.get("tensors", {})
-    columns = custom_config.get("columns")
-    na_tokens = tuple(NA_TOKENS) + tuple(custom_config.get("na_values", ()))
-    if custom_config["task"] == "forecast":
-        (window, shape), = tensors.items()
+    config = TransformSpec.from_dict(custom_config)
+    targets = dict(config.targets)
+    na_tokens = tuple(NA_TOKENS) + config.na_values
+    if config.task == "forecast":
+        (window, shape), = config.tensors.items()
         (target, _), = targets.items()
-        return forecast_features(inputs, window, shape, target)
+        return forecast_features(inputs, window, list(shape), target)
     outputs, texts, numbers = {}, {}, {}
-    image = custom_config.get("image")
-    ignored = set(image.get("ignore", ())) if image else set()
+    image = config.image
+    ignored = set(image.ignore) if image else set()
     for name, tensor in inputs.items():
         if name in targets or name in ignored:
             continue
-        if image and name == image["feature"]:
-            outputs[transformed_name(name)] = image_features(tensor, image["size"])
+        if image and name == image.feature:
+            outputs[transformed_name(name)] = image_features(tensor, image.size)
             continue
-        if columns is not None:  # a user's table: kinds decided by the preflight
-            if name in columns:
-                column_texts, column_numbers = table_features(name, tensor, columns[name], na_tokens)
+        if config.columns is not None:  # a user's table: kinds decided by the preflight
+            if name in config.columns:
+                column_texts, column_numbers = table_features(name, tensor, config.columns[name], na_tokens)
                 texts.update(column_texts)
                 numbers.update(column_numbers)
             continue
-        if name in tensors:
-            outputs[transformed_name(name)] = scale_tensor(tensor, tensors[name], name)
+        if name in config.tensors:
+            outputs[transformed_name(name)] = scale_tensor(tensor, list(config.tensors[name]), name)
         elif tensor.dtype == tf.string:
             texts[name] = fill_missing(tensor, "")
         else:  # statistics over present values only; a missing value becomes the mean (z = 0)
@@ -259,7 +259,7 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
     outputs.update(z_scores(numbers))
     for label, subtask in targets.items():
         outputs[transformed_name(label)] = encode_label(inputs[label], get_task(subtask).label_encoding, label)
-    if custom_config["task"] == "regression":
+    if config.task == "regression":
         outputs.update(label_scaling(inputs, next(iter(targets))))
     return outputs
 

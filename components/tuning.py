@@ -5,7 +5,7 @@ KerasTuner's oracles (random, Bayesian, Hyperband) search a family's space from
 ``FamilyTuner.run_trial``, which builds our tf_keras model and reports its best eval loss; the
 oracle, trial bookkeeping and TFX's best-hyperparameters output are KerasTuner's and TFX's own.
 """
-from typing import Any, Dict, Mapping
+from typing import Any, Mapping
 
 import keras_tuner
 import tf_keras as keras
@@ -14,8 +14,11 @@ from tfx.components.tuner.component import TunerFnResult
 
 from components.models.builder import build_model
 from components.models.families import SEARCH_SPACES, TUNER_KEYS_PREFIX, TUNERS, resolve_hparams, tuned_values
+from components.specs import TuneSpec
 from components.trainer import load_transform_output, make_datasets, spec_classes_head
 from components.training_loop import EpochProgress
+
+TUNE_EPOCHS = 10  # the epochs of each trial
 
 
 def search_space(family: str, fixed: Mapping[str, Any]) -> keras_tuner.HyperParameters:
@@ -57,16 +60,14 @@ def _oracle(name: str, space: keras_tuner.HyperParameters, max_trials: int, epoc
 
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
-    config: Dict[str, Any] = fn_args.custom_config
-    family, fixed = config["family"], dict(config.get("hparams", {}))
+    config = TuneSpec.from_dict(fn_args.custom_config)
+    family, fixed = config.family, dict(config.hparams)
     base = resolve_hparams(family, fixed)
     tft_output = load_transform_output(fn_args)
     spec, _, head = spec_classes_head(tft_output, config)
     train, evaluation = make_datasets(fn_args, tft_output, config, base)
-    epochs = config.get("tune_epochs", 10)
     tuner = FamilyTuner(
-        build=lambda values: build_model(family, head, spec, values), fixed=fixed, epochs=epochs,
-        oracle=_oracle(config["tuner"], search_space(family, fixed), config.get("max_trials", 6), epochs,
-                       base["seed"]),
+        build=lambda values: build_model(family, head, spec, values), fixed=fixed, epochs=TUNE_EPOCHS,
+        oracle=_oracle(config.tuner, search_space(family, fixed), config.max_trials, TUNE_EPOCHS, base["seed"]),
         directory=fn_args.working_dir, project_name="tuning", overwrite=True)
     return TunerFnResult(tuner=tuner, fit_kwargs={"train": train, "evaluation": evaluation})

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from components.specs import ColumnSpec, ImageInput, TrainSpec, TransformSpec, TuneSpec
 from components.tasks import TaskSpec, get_task
 from core.home import Home
 from serving.images import FILE_FEATURE, IMAGE_FEATURE
@@ -157,20 +158,27 @@ class PipelineConfig:
     def label_names(self) -> Tuple[str, ...]:
         return tuple(name for name, _ in self.targets)
 
-    def transform_config(self) -> Dict[str, Any]:
-        """What the preprocessing_fn and the run_fn need to know (JSON, part of the cache key)."""
-        config: Dict[str, Any] = {"task": self.task_name, "targets": [list(t) for t in self.targets],
-                                  "tensors": {name: list(shape) for name, shape in self.tensors.items()}}
-        if self.table:
-            config["columns"] = {key: {"kind": kind, "format": self.table.date_formats.get(key, "")}
-                                 for key, kind in self.table.kinds.items()}
-            config["names"] = [list(pair) for pair in self.table.columns]
-            config["left_out"] = dict(self.table.left_out)
-            config["na_values"] = list(self.table.na_values)
-        if self.images:
-            config["image"] = {"feature": IMAGE_FEATURE, "size": self.images.size, "augment": list(self.images.augment),
-                               "ignore": [FILE_FEATURE]}
-        return config
+    def transform_spec(self) -> TransformSpec:
+        """What the preprocessing_fn needs to know (its JSON is part of the cache key)."""
+        table = self.table
+        columns = {key: ColumnSpec(kind, table.date_formats.get(key, "")) for key, kind in table.kinds.items()} \
+            if table else None
+        image = ImageInput(IMAGE_FEATURE, self.images.size, tuple(self.images.augment), (FILE_FEATURE,)) \
+            if self.images else None
+        return TransformSpec(task=self.task_name, targets=tuple(tuple(t) for t in self.targets),
+                             tensors={name: tuple(shape) for name, shape in self.tensors.items()}, columns=columns,
+                             names=tuple(tuple(pair) for pair in table.columns) if table else (),
+                             left_out=dict(table.left_out) if table else {},
+                             na_values=tuple(table.na_values) if table else (), image=image)
+
+    def train_spec(self, backup_root: str = "") -> TrainSpec:
+        """What run_fn needs: the Transform's spec, the family, overrides, the data's size, transfer."""
+        return TrainSpec(**vars(self.transform_spec()), family=self.family, hparams=dict(self.hparams), rows=self.rows,
+                         pretrained=dict(self.pretrained), distill_from=self.distill_from.get("model_dir", ""),
+                         backup_root=backup_root)
+
+    def tune_spec(self) -> TuneSpec:
+        return TuneSpec(**vars(self.train_spec()), tuner=self.tuner or "", max_trials=self.max_trials)
 
     def as_params(self) -> Dict[str, Any]:
         """Flat config for tracking (MLflow params)."""

@@ -165,7 +165,7 @@ def _data_stages(config: PipelineConfig, where: Locations) -> DataStages:
 def _transform(config: PipelineConfig, data: DataStages) -> Transform:
     transform = Transform(
         examples=data.training_examples, schema=data.schema, preprocessing_fn=PREPROCESSING_FN,
-        custom_config=config.transform_config(),
+        custom_config=config.transform_spec().to_dict(),
         disable_analyzer_cache=True,  # no run reads it back (no analyzer_cache input); writing it cost 40% of Transform
         disable_statistics=True,  # its pre/post-transform TFDV passes feed nothing here; StatisticsGen has the data's
     )
@@ -178,14 +178,10 @@ def _training_stages(config: PipelineConfig, where: Locations, transform: Transf
     """[Tuner], [warm-start resolver], Trainer: the Trainer last."""
     training_inputs = {"examples": transform.outputs["transformed_examples"],
                        "transform_graph": transform.outputs["transform_graph"], "schema": schema}
-    training_config = {**config.transform_config(), "family": config.family, "hparams": dict(config.hparams),
-                       "rows": config.rows, "pretrained": dict(config.pretrained),
-                       "distill_from": config.distill_from.get("model_dir", "")}
     nodes: List[Any] = []
     if config.tuner:
         tuner = Tuner(tuner_fn=TUNER_FN, train_args=trainer_pb2.TrainArgs(splits=["train"]),
-                      eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
-                      custom_config={**training_config, "tuner": config.tuner, "max_trials": config.max_trials},
+                      eval_args=trainer_pb2.EvalArgs(splits=["eval"]), custom_config=config.tune_spec().to_dict(),
                       **training_inputs)
         training_inputs["hyperparameters"] = tuner.outputs["best_hyperparameters"]
         nodes.append(tuner)
@@ -197,7 +193,7 @@ def _training_stages(config: PipelineConfig, where: Locations, transform: Transf
         ).with_id(WARM_START_RESOLVER_ID)
         training_inputs["base_model"] = warm_start_resolver.outputs["model"]
         nodes.append(warm_start_resolver)
-    trainer = Trainer(run_fn=RUN_FN, custom_config={**training_config, "backup_root": where.training_backups},
+    trainer = Trainer(run_fn=RUN_FN, custom_config=config.train_spec(where.training_backups).to_dict(),
                       **training_inputs)
     return [*nodes, trainer]
 

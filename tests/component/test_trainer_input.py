@@ -9,6 +9,7 @@ from tensorflow_transform.tf_metadata import schema_utils
 from tfx_bsl.public import tfxio
 
 from components import trainer
+from components.specs import TransformSpec
 
 ROWS = 300
 
@@ -39,7 +40,7 @@ def _epoch(data):
 def test_every_row_once_an_epoch_shuffled_for_training_in_order_for_evaluation(tmp_path, monkeypatch, cache_bytes):
     monkeypatch.setattr(trainer, "CACHE_BYTES", cache_bytes)
     fn_args, files, tft_output = _split(tmp_path)
-    config = {"task": "binary", "targets": [["y", "binary"]]}
+    config = TransformSpec.from_dict({"task": "binary", "targets": [["y", "binary"]]})
     train = trainer._dataset(fn_args, files, tft_output, config, 32, shuffle=True)
     first, second = _epoch(train), _epoch(train)
     assert sorted(first) == sorted(second) == list(range(ROWS))
