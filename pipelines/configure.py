@@ -547,7 +547,9 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
     requested = parse_targets(request.label, request.task)
     options = ProfileOptions(na_values=tuple(request.reading.na_values), drop=tuple(request.reading.drop),
                              features=tuple(request.reading.features), categorical=tuple(request.reading.categorical),
-                             datetime=tuple(request.reading.datetime), schema_kinds=schema_kinds or {})
+                             datetime=tuple(request.reading.datetime), schema_kinds=schema_kinds or {},
+                             head_tasks=tuple(subtask for _, subtask in requested) if request.task == "multitask"
+                             else ())
     profile = profile_source(source, [label for label, _ in requested], request.task, options)
     task_name = profile.task
     keys = [source.columns.key(label) for label, _ in requested]

@@ -22,6 +22,7 @@ __all__ = ["InputDataError", "MIN_ROWS", "ProfileOptions", "TargetProfile", "Col
            "profile_csv", "profile_source", "profile_table"]
 
 MIN_ROWS = 20  # fewer leave the hash-split eval set empty or meaningless
+MAX_CLASS_SHARE = 5  # a multiclass label has at most one class per this many rows
 HEAD_SAMPLE = 20_000  # rows kept whole for kind and role inference ...
 RANDOM_SAMPLE = 20_000  # ... plus a uniform sample of the rest
 DISTINCT_CAP = 1_000  # distinct values tracked exactly per column (labels: LABEL_DISTINCT_CAP)
@@ -44,6 +45,7 @@ class ProfileOptions:
     categorical: Tuple[str, ...] = ()  # integer columns read as categories
     datetime: Tuple[str, ...] = ()  # forced date-time columns (including Unix seconds)
     schema_kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric | string (curated schema)
+    head_tasks: Tuple[str, ...] = ()  # multitask: each label's task (--label A:TASK,B:TASK), checked as such
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,8 @@ def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, 
     profiles = _column_profiles(path, columns, scan, label_keys, options)
     kinds = {p.key: p.kind for p in profiles}
     task, why = _task(path, columns, label_keys, kinds, scan.stats, task_name)
-    subtasks = [task] if len(label_keys) == 1 else (["binary"] * len(label_keys) if task == "multilabel" else [])
+    subtasks = [task] if len(label_keys) == 1 else (["binary"] * len(label_keys) if task == "multilabel" else
+                                                    list(options.head_tasks))
     targets = {}
     for i, key in enumerate(label_keys):
         subtask = subtasks[i] if subtasks else None
@@ -391,6 +394,13 @@ def _role(key: str, kind: ColumnKind, stats: _ColumnStats, sample: _Sample, labe
 
 def _task(path, columns: ColumnMap, label_keys: Sequence[str], kinds: Mapping[str, ColumnKind],
           stats: Mapping[str, _ColumnStats], task_name: Optional[str]) -> Tuple[str, str]:
+    if task_name == "forecast":
+        raise InputDataError(f"{path}: --task forecast runs on the built-in 'sunspots' use case; a CSV of your own "
+                             f"is not forecast yet (--task regression predicts '{columns.name(label_keys[0])}' from "
+                             "the other columns)")
+    if task_name == "multilabel" and len(label_keys) < 2:
+        raise InputDataError(f"{path}: --task multilabel needs two or more 0/1 label columns (--label A,B,...); "
+                             f"one label is --task binary")
     if task_name:
         return task_name, "--task"
     if len(label_keys) > 1:
@@ -398,6 +408,20 @@ def _task(path, columns: ColumnMap, label_keys: Sequence[str], kinds: Mapping[st
     key = label_keys[0]
     task, why = col.infer_task(kinds[key].kind, list(stats[key].values), stats[key].distinct)
     return task, f"{why} in '{columns.name(key)}'"
+
+
+def _check_classes(path, label: str, task_name: str, counts: Mapping[str, int], rows: int, numeric: bool) -> None:
+    """Classes a model can learn and be judged on: not nearly one per row (a continuous label), and
+    none on a single row (in the eval split alone it is a class the Transform never saw)."""
+    if len(counts) * MAX_CLASS_SHARE > rows:
+        hint = "; a numeric label with many values is --task regression" if numeric else ""
+        raise InputDataError(f"{path}: task '{task_name}' on '{label}': {len(counts)} classes in {rows} rows, "
+                             f"more than one per {MAX_CLASS_SHARE} rows{hint}")
+    single = sorted(value for value, count in counts.items() if count == 1)
+    if single:
+        more = f" and {len(single) - 1} more" if len(single) > 1 else ""
+        raise InputDataError(f"{path}: task '{task_name}': class {single[0]!r}{more} of '{label}' has a single row; "
+                             "each class needs rows for training and for evaluation (drop or merge such rows)")
 
 
 def _profile_target(path, label: str, task: Optional[TaskSpec], kind: ColumnKind, stats: _ColumnStats) -> TargetProfile:
@@ -431,5 +455,7 @@ def _profile_target(path, label: str, task: Optional[TaskSpec], kind: ColumnKind
     if numeric and task.label_encoding == "vocabulary":
         if not all(float(v).is_integer() for v in ordered):
             raise InputDataError(f"{path}: task '{task.name}' needs integer or text class labels in '{label}'")
+    if task.label_encoding == "vocabulary":
+        _check_classes(path, label, task.name, counts, total, numeric)
     return TargetProfile(values=ordered if task.label_encoding != "float" else (),
                          majority_share=counts[ordered[0]] / total, std=std, kind=kind.kind, distinct=len(ordered))

@@ -10,6 +10,15 @@ from pipelines.runners.progress import ProgressLines
 GATE_NODES = ("AnomaliesGate", DRIFT_GATE_ID)  # data gates: their failure message is the report
 
 
+def failure_line(report: RunReport, error: str) -> str:
+    """One line for an unexpected failure: which step stopped, on what, and where the rest is.
+    (What preflight can check on the data is refused before the pipeline starts, exit 2.)"""
+    failed = next((c.node for c in report.components if c.state == "FAILED"), None)
+    first = next((line.strip() for line in error.splitlines() if line.strip()), error)
+    where = f"{failed} stopped on this run's data" if failed else "the pipeline stopped"
+    return f"{where}: {first[:300]} (the run's log has the traceback; --verbose shows it as it comes)"
+
+
 def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[ProgressLines] = None) -> RunReport:
     """One run, read back from ML Metadata, with its baseline and MLflow tracking; ``progress``
     (`mlops run`'s watcher) gets the component order and a line for each step after the pipeline."""
@@ -32,6 +41,8 @@ def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[
     report.error = error
     if error and any(report.state_of(node) == "FAILED" for node in GATE_NODES):
         report.anomalies = error.split(": ", 1)[-1]
+    elif error:
+        report.error = failure_line(report, error)
     steps = []
     if report.metrics:
         steps.append(("baseline (scikit-learn)", lambda: add_baseline(config, report)))

@@ -73,6 +73,24 @@ BAD_INPUTS = [
     ("hparam without =", _good, [*BINARY, "--hparam", "depth"], "--hparam 'depth': expected KEY=VALUE"),
     ("unknown use case", None, ["nosuchcase"], "unknown use case 'nosuchcase'"),
 ]
+# Every --task against a table that does not fit it: refused by the preflight, never by a library
+# halfway through the pipeline ('amount' is a continuous number, 'segment' text).
+MISFITS = [
+    ("binary", ["--label", "amount"], "task 'binary' needs exactly 2 label values in 'amount'"),
+    ("multiclass", ["--label", "amount"], "task 'multiclass' needs integer or text class labels in 'amount'"),
+    ("multiclass", ["--label", "age_days"], "more than one per 5 rows; a numeric label with many values is --task "
+                                            "regression"),
+    ("regression", ["--label", "segment"], "task 'regression' needs a numeric label; 'segment' holds text"),
+    ("anomaly", ["--label", "amount"], "task 'anomaly' needs exactly 2 label values in 'amount'"),
+    ("multilabel", ["--label", "is_fraud"], "--task multilabel needs two or more 0/1 label columns"),
+    ("multilabel", ["--label", "is_fraud,amount"], "task 'binary' needs exactly 2 label values in 'amount'"),
+    ("multitask", ["--label", "is_fraud,segment"], "multitask needs COLUMN:TASK pairs"),
+    ("multitask", ["--label", "is_fraud:binary,segment:regression"],
+     "task 'regression' needs a numeric label; 'segment' holds text"),
+    ("forecast", ["--label", "amount"], "--task forecast runs on the built-in 'sunspots' use case"),
+]
+BAD_INPUTS += [(f"--task {task} on {' '.join(args)}", _good, [*args, "--task", task], message)
+               for task, args, message in MISFITS]
 
 
 @pytest.mark.parametrize("make_data, args, message", [case[1:] for case in BAD_INPUTS],
