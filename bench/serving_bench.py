@@ -11,9 +11,7 @@ clients with 2 calls in flight each are measured beside them); 16 gRPC clients a
 on 2 client processes (16 processes on 2 cores would measure the clients). Every load is a fixed number
 of requests; the loads the goals compare (1 and 4 clients, and `mlflow models serve`'s, which runs beside
 ours while they are measured) run three rounds each, alternated round by round, and report their median
-round, every round's req/s beside it. The server runs with its defaults (busy polling, 300 us); one
-started with `--busy-poll-us 0` takes part in the 1-client rounds, to show what the poll gives.
-Beside the loads: where one
+round, every round's req/s beside it. The server runs with its defaults. Beside the loads: where one
 request's time goes (each server step in a loop, the session call alone being the physical limit)
 and the transport's own floor (servers answering fixed bytes to the same clients). Writes
 bench/results/serving.json and serving.md; numbers are reported, never asserted.
@@ -668,20 +666,12 @@ def main() -> int:
             rest = (rest_port, "/v1/models/fraud:predict", rest_body)
             grpc = (grpc_port, grpc_request)
             mlflow_process, mlflow_port = _mlflow_serve(model_dir, workdir)
-            try:  # the ratios to mlflow's (and to the server without busy polling) with every server up, round by round
+            try:  # the ratios to mlflow's with both servers up, round by round
                 mlflow, few = (mlflow_port, "/invocations", mlflow_body), max(100, n // 8)
-                unpolled, unpolled_rest, unpolled_grpc = _mlops_serve(serving_dir, False, "--busy-poll-us", "0")
-                try:
-                    results.update(_alternated(pool, {
-                        "mlops REST, 1 client": (_http_worker, (*rest, n), 1),
-                        "mlops gRPC, 1 client": (_grpc_worker, (*grpc, n, "lean"), 1),
-                        "mlflow models serve, 1 client": (_http_worker, (*mlflow, few), 1),
-                        "mlops REST, 1 client, --busy-poll-us 0": (
-                            _http_worker, (unpolled_rest, "/v1/models/fraud:predict", rest_body, n), 1),
-                        "mlops gRPC, 1 client, --busy-poll-us 0": (
-                            _grpc_worker, (unpolled_grpc, grpc_request, n, "lean"), 1)}))
-                finally:
-                    _stop(unpolled)
+                results.update(_alternated(pool, {
+                    "mlops REST, 1 client": (_http_worker, (*rest, n), 1),
+                    "mlops gRPC, 1 client": (_grpc_worker, (*grpc, n, "lean"), 1),
+                    "mlflow models serve, 1 client": (_http_worker, (*mlflow, few), 1)}))
                 results.update(_alternated(pool, {
                     "mlops REST, 1 client, Python http.client": (_http_worker, (*rest, n, "http.client"), 1),
                     "mlops gRPC, 1 client, grpcio client": (_grpc_worker, (*grpc, n, "grpcio"), 1),
@@ -725,9 +715,6 @@ def main() -> int:
                                 / results["mlops REST, 1 client"]["req_per_s"], 2),
         "grpc_vs_rest_x_library_clients": round(results["mlops gRPC, 1 client, grpcio client"]["req_per_s"]
                                                 / results["mlops REST, 1 client, Python http.client"]["req_per_s"], 2),
-        "busy_poll_gain_x": {api: round(results[f"mlops {api}, 1 client"]["req_per_s"]
-                                        / results[f"mlops {api}, 1 client, --busy-poll-us 0"]["req_per_s"], 2)
-                             for api in ("REST", "gRPC")},
         "grpc_at_least_rest": (results["mlops gRPC, 1 client"]["req_per_s"]
                                >= results["mlops REST, 1 client"]["req_per_s"]),
         "batching_throughput_by_clients": {c: results[f"mlops gRPC batching, {c} clients"]["req_per_s"]
@@ -758,8 +745,6 @@ def main() -> int:
                   f"of both: {summary['rest_vs_mlflow_throughput_x_python_http_client']}x.",
               f"gRPC vs REST (1 client): {summary['grpc_vs_rest_x']}x with the lean clients of both; "
               f"{summary['grpc_vs_rest_x_library_clients']}x with grpcio's client against Python's http.client.",
-              f"Busy polling (the default 300 us against --busy-poll-us 0, 1 client, alternated rounds): REST "
-              f"{summary['busy_poll_gain_x']['REST']}x, gRPC {summary['busy_poll_gain_x']['gRPC']}x.",
               f"Batching, gRPC req/s at 1/4/16 clients: {summary['batching_throughput_by_clients']}.",
               f"p99 at 4 clients: REST {summary['p99_4_clients_ms']['rest']} ms, gRPC "
               f"{summary['p99_4_clients_ms']['grpc']} ms. With {IDLE_CONNECTIONS} idle connections open, the "

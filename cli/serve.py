@@ -19,8 +19,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError(f"{serving_dir}: no serving directory (run a pipeline first, or give --serving-dir)")
     if not 0.0 <= args.log_requests <= 1.0:
         raise UserError(f"--log-requests {args.log_requests}: a sampling rate between 0 and 1")
-    if not 0.0 <= args.busy_poll_us <= 1e6:
-        raise UserError(f"--busy-poll-us {args.busy_poll_us:g}: microseconds between 0 (off) and 1000000")
     quiet_runtime(args.verbose)
     import logging
 
@@ -36,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         request_log_dir=Path(args.request_log_dir) if args.request_log_dir else home.request_logs,
         request_log_rate=args.log_requests, shadow_log_dir=home.shadow_logs, tls=_server_tls(args),
         idle_timeout_s=args.idle_timeout, max_connections=args.max_connections,
-        max_concurrent_rpcs=args.max_concurrent_rpcs, busy_poll_us=args.busy_poll_us)
+        max_concurrent_rpcs=args.max_concurrent_rpcs)
     from serving.options import is_loopback
 
     if options.tls is None and not is_loopback(args.host):
@@ -238,9 +236,6 @@ def register(sub) -> None:
                        help="open REST connections; a new one beyond gets 503")
     serve.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs,
                        help="gRPC calls in flight; beyond: RESOURCE_EXHAUSTED")
-    serve.add_argument("--busy-poll-us", type=float, default=defaults.busy_poll_us, metavar="US",
-                       help="a connection's thread polls this long for its next request before it sleeps, one "
-                            "thread at a time and only while no other request runs (0: off)")
     serve.add_argument("--ssl-cert", metavar="PEM", help="HTTPS and gRPC over TLS: the server's certificate chain")
     serve.add_argument("--ssl-key", metavar="PEM", help="the certificate's private key")
     serve.add_argument("--ssl-client-ca", metavar="PEM",

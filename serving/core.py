@@ -11,7 +11,6 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from serving.batching import Batcher
-from serving.busy_poll import BusyPoll
 from serving.errors import ServingError
 from serving.manager import ModelManager
 from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, SHADOW_COUNT, Metrics
@@ -79,8 +78,7 @@ class ServingCore:
         self.metrics = Metrics()
         self.manager = ModelManager(Path(serving_dir), self._load, options.poll_seconds)
         self.manager.on_unload = self._unloaded
-        self.busy_poll = BusyPoll(options.busy_poll_us / 1e6)  # shared by both APIs' threads and the workers below
-        self.request_log = (RequestLogger(options.request_log_dir, options.request_log_rate, busy=self.busy_poll)
+        self.request_log = (RequestLogger(options.request_log_dir, options.request_log_rate)
                             if options.request_log_dir and options.request_log_rate > 0 else None)
         self.traffic = TrafficTable(traffic_path(serving_dir))
         self.shadow_log_dir = options.shadow_log_dir or Path(serving_dir).resolve().parent / "shadow-logs"
@@ -103,7 +101,6 @@ class ServingCore:
         self.manager.start()
 
     def stop(self) -> None:
-        self.busy_poll.close()
         self.manager.stop()
         if self.request_log:
             self.request_log.close()
@@ -142,7 +139,7 @@ class ServingCore:
             return
         with self._shadow_lock:
             if self._shadow is None:
-                self._shadow = ShadowRunner(self.shadow_log_dir, self.busy_poll)
+                self._shadow = ShadowRunner(self.shadow_log_dir)
         queued = self._shadow.submit(model, shadow, key, inputs, outputs, seconds)
         self.metrics.count(SHADOW_COUNT, (("model_name", model.name), ("version", str(shadow.version)),
                                           ("outcome", "queued" if queued else "dropped")))

@@ -28,7 +28,6 @@ import grpc
 import hpack
 from hpack.table import HeaderTable
 
-from serving.busy_poll import BusyPoll
 from serving.options import TLS_HANDSHAKE_SECONDS
 
 log = logging.getLogger("mlops.serving")
@@ -189,17 +188,17 @@ class ConnectionClosed(Exception):
 
 
 class _PlainIo:
-    """A plain socket: one thread reads (through the busy poll) while others write, as the kernel allows."""
+    """A plain socket: one thread reads while others write, as the kernel allows."""
 
-    def __init__(self, sock: socket.socket, poll: BusyPoll):
-        self.sock, self.poll = sock, poll
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
         self._timeout: Optional[float] = None
 
     def recv(self, size: int, timeout: float) -> bytes:
         if timeout != self._timeout:  # settimeout is two fcntl calls: only when it changes
             self.sock.settimeout(timeout)
             self._timeout = timeout
-        return self.poll.idle(self.sock.recv, size)
+        return self.sock.recv(size)
 
     def sendall(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -209,8 +208,8 @@ class _TlsIo(_PlainIo):
     """A TLS socket shared by the reading thread and the pool's writers. OpenSSL must not read and write
     one connection at once, so both hold a lock; the reader waits for bytes (select) outside it."""
 
-    def __init__(self, sock: ssl.SSLSocket, poll: BusyPoll):
-        super().__init__(sock, poll)
+    def __init__(self, sock: ssl.SSLSocket):
+        super().__init__(sock)
         sock.setblocking(False)
         self.lock = threading.Lock()
 
@@ -225,7 +224,7 @@ class _TlsIo(_PlainIo):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise socket.timeout("timed out")
-            self.poll.idle(select.select, [self.sock], [], [], remaining, spin=False)
+            select.select([self.sock], [], [], remaining)
 
     def sendall(self, data: bytes) -> None:
         view = memoryview(data)
@@ -244,8 +243,7 @@ class _Connection:
 
     def __init__(self, server: "Http2GrpcServer", sock: socket.socket, peer: str):
         self.server, self.sock, self.peer = server, sock, peer
-        poll = server.busy_poll
-        self.io = _TlsIo(sock, poll) if isinstance(sock, ssl.SSLSocket) else _PlainIo(sock, poll)
+        self.io = _TlsIo(sock) if isinstance(sock, ssl.SSLSocket) else _PlainIo(sock)
         self.buffer = bytearray()
         self.decoder = HeaderDecoder()
         self.streams: Dict[int, _Stream] = {}
@@ -469,11 +467,9 @@ class _Connection:
             self.server.pool.submit(self._run_on_pool, stream_id, stream)
 
     def _run_on_pool(self, stream_id: int, stream: _Stream) -> None:
-        self.server.busy_poll.enter()
         try:
             self._run(stream_id, stream)
         finally:
-            self.server.busy_poll.leave()
             with self.write_lock:
                 self.on_pool -= 1
 
@@ -629,9 +625,8 @@ class Http2GrpcServer:
 
     def __init__(self, host: str, port: int, *, max_workers: int = 16, max_concurrent_rpcs: int = 256,
                  max_receive: int = 4 * 1024 * 1024, max_connections: int = 1024, idle_timeout: float = 30.0,
-                 tls: Optional[ssl.SSLContext] = None, busy_poll: Optional[BusyPoll] = None):
+                 tls: Optional[ssl.SSLContext] = None):
         self.max_concurrent_rpcs, self.max_receive = max_concurrent_rpcs, max_receive
-        self.busy_poll = busy_poll or BusyPoll(0)
         self.max_connections, self.idle_timeout, self.tls = max_connections, idle_timeout, tls
         if tls is not None:
             tls.set_alpn_protocols(["h2"])
@@ -646,7 +641,6 @@ class Http2GrpcServer:
         self._listener = socket.create_server((host, port), backlog=1024,
                                               family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.bound_port: int = self._listener.getsockname()[1]
-        self.busy_poll.watch(self._listener)  # a new connection stops a spin
 
     # grpc.Server's registration surface
     def add_generic_rpc_handlers(self, handlers: Iterable[Any]) -> None:
@@ -711,12 +705,9 @@ class Http2GrpcServer:
                               .encode())
             sock.close()
             return
-        self.busy_poll.watch(sock)
-        self.busy_poll.enter()
         try:
             connection.serve()
         finally:
-            self.busy_poll.leave()
             with self._lock:
                 self._connections.pop(connection, None)
 

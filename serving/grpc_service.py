@@ -414,8 +414,7 @@ def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int =
     server = Http2GrpcServer(host, port, max_workers=max_workers, max_concurrent_rpcs=options.max_concurrent_rpcs,
                              max_receive=options.max_request_bytes, max_connections=options.max_connections,
                              idle_timeout=options.idle_timeout_s,
-                             tls=options.tls.server_context() if options.tls is not None else None,
-                             busy_poll=core.busy_poll)
+                             tls=options.tls.server_context() if options.tls is not None else None)
     server.add_generic_rpc_handlers((_prediction_handlers(PredictionService(core)),))
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     open_inference_grpc.add_to_server(core, server)  # KServe V2's GRPCInferenceService on the same port

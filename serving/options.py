@@ -24,7 +24,6 @@ class ServerOptions:
     idle_timeout_s: float = 30.0  # a REST connection silent this long (idle, or mid-request) is closed
     max_connections: int = 1024  # open REST connections; beyond them a new one gets 503 and is closed
     max_concurrent_rpcs: int = 256  # gRPC calls in flight; beyond them RESOURCE_EXHAUSTED
-    busy_poll_us: float = 300.0  # a connection's thread polls this long for its next request before sleeping (0: off)
 
 
 @dataclass(frozen=True)

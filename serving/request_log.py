@@ -19,7 +19,6 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from serving.busy_poll import BusyPoll
 from serving.examples import encode
 
 log = logging.getLogger("mlops.serving")
@@ -52,15 +51,13 @@ def rows_to_examples(inputs: Mapping[str, np.ndarray]) -> list:
 
 
 class RequestLogger:
-    def __init__(self, root: Path, sample_rate: float, max_queue: int = 10000, seed: Optional[int] = None,
-                 busy: Optional[BusyPoll] = None):
+    def __init__(self, root: Path, sample_rate: float, max_queue: int = 10000, seed: Optional[int] = None):
         if not 0.0 < sample_rate <= 1.0:
             raise ValueError(f"request log sample rate must be in (0, 1], got {sample_rate}")
         self.root = Path(root)
         self.sample_rate = sample_rate
         self.dropped = 0
         self.written = 0
-        self._busy = busy or BusyPoll(0)  # a queued sample counts as work: no busy poll holds the GIL from it
         self._random = random.Random(seed)
         self._queue: "queue.Queue[Optional[Tuple[str, int, Sequence[bytes]]]]" = queue.Queue(max_queue)
         self._writers: Dict[Tuple[str, int], tf.io.TFRecordWriter] = {}
@@ -78,11 +75,9 @@ class RequestLogger:
         self._put(model, version, list(examples), None)
 
     def _put(self, model, version, examples, inputs) -> None:
-        self._busy.enter()  # before the put: the writer may take it at once
         try:
             self._queue.put_nowait((model, version, examples, inputs))
         except queue.Full:
-            self._busy.leave()
             self.dropped += 1
 
     def path(self, model: str, version: int) -> Path:
@@ -111,8 +106,6 @@ class RequestLogger:
                     self.written += len(records)
                 except (OSError, tf.errors.OpError, ValueError) as e:
                     log.error("request log: %s", e)
-                finally:
-                    self._busy.leave()
             if time.monotonic() - last_flush >= FLUSH_SECONDS:
                 for writer in self._writers.values():
                     writer.flush()

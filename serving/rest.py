@@ -5,7 +5,6 @@ Paths, JSON formats, error bodies (``{"error": "..."}``) and status codes follow
 algorithm is off: with it, each small response waited on the client's delayed ACK (measured: 21
 req/s at 48 ms instead of 165-336 req/s at 3-6 ms).
 """
-import io
 import json
 import logging
 import re
@@ -21,7 +20,6 @@ from urllib.parse import unquote, urlsplit
 from google.protobuf import json_format
 
 from serving import open_inference, tensors
-from serving.busy_poll import PolledSocketIO
 from serving.core import ModelSpec, ServingCore, status_list
 from serving.errors import ServingError, invalid, not_found
 from serving.options import TLS_HANDSHAKE_SECONDS
@@ -124,25 +122,12 @@ class RestHandler(BaseHTTPRequestHandler):
     core: ServingCore  # set on the subclass made by make_rest_server
 
     def setup(self) -> None:
-        """HTTPS: the TLS handshake, in this connection's thread and bounded in time. The request's
-        bytes are read through the busy poll (``serving.busy_poll``); the thread counts as working
-        from here to ``finish`` (which runs only when this returns)."""
+        """HTTPS: the TLS handshake, in this connection's thread and bounded in time."""
         if isinstance(self.request, ssl.SSLSocket):
             self.request.settimeout(TLS_HANDSHAKE_SECONDS)
             self.request.do_handshake()
             self.request.settimeout(None)
         super().setup()
-        poll = self.core.busy_poll
-        poll.watch(self.connection)
-        self.rfile.close()
-        self.rfile = io.BufferedReader(PolledSocketIO(self.connection, poll), io.DEFAULT_BUFFER_SIZE)
-        poll.enter()
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.core.busy_poll.leave()
 
     def parse_request(self) -> bool:
         """The request line and header fields, with http.server's checks and answers (400, 431, 505,
@@ -490,7 +475,6 @@ def make_rest_server(core: ServingCore, host: str, port: int) -> RestServer:
     handler = type("BoundRestHandler", (RestHandler,), {"core": core, "timeout": core.options.idle_timeout_s})
     server = RestServer((host, port), handler)
     server.max_connections = core.options.max_connections
-    core.busy_poll.watch(server.socket)  # a new connection stops a spin
     if core.options.tls is not None:
         server.socket = core.options.tls.server_context().wrap_socket(server.socket, server_side=True,
                                                                       do_handshake_on_connect=False)

@@ -13,8 +13,6 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
-from serving.busy_poll import BusyPoll
-
 log = logging.getLogger("mlops.serving")
 
 SHADOW_QUEUE = 256  # copies waiting for the shadow model; beyond it they are dropped (and counted)
@@ -28,9 +26,8 @@ def compared_output(names) -> Optional[str]:
 
 
 class ShadowRunner:
-    def __init__(self, log_dir: Path, busy: Optional[BusyPoll] = None):
+    def __init__(self, log_dir: Path):
         self.log_dir = Path(log_dir)
-        self._busy = busy or BusyPoll(0)  # a queued copy counts as work: no busy poll holds the GIL from it
         self.dropped = 0
         self.queued = 0
         self.done = 0
@@ -43,13 +40,11 @@ class ShadowRunner:
                outputs: Mapping[str, np.ndarray], primary_seconds: float) -> bool:
         """Queues a copy of an answered request (False: the queue was full and it was dropped)."""
         with self._counts:
-            self._busy.enter()  # before the put: the worker may take it at once
             try:
                 self._queue.put_nowait((primary, shadow, key, dict(inputs), dict(outputs), primary_seconds))
                 self.queued += 1
                 return True
             except queue.Full:
-                self._busy.leave()
                 self.dropped += 1
                 return False
 
@@ -58,10 +53,7 @@ class ShadowRunner:
             item = self._queue.get()
             if item is None:
                 return
-            try:
-                self._compare(*item)
-            finally:
-                self._busy.leave()
+            self._compare(*item)
             self.done += 1
 
     def _compare(self, primary, shadow, key: str, inputs: Mapping[str, np.ndarray],

@@ -674,11 +674,10 @@ def test_a_client_that_expects_100_continue_gets_it_at_once():
     import socket
     from types import SimpleNamespace
 
-    from serving.busy_poll import BusyPoll
     from serving.options import ServerOptions
     from serving.rest import make_rest_server, serve_in_thread
 
-    server = make_rest_server(SimpleNamespace(options=ServerOptions(), busy_poll=BusyPoll(0.0003)), "127.0.0.1", 0)
+    server = make_rest_server(SimpleNamespace(options=ServerOptions()), "127.0.0.1", 0)
     serve_in_thread(server)
     try:
         with socket.create_connection(server.server_address, timeout=5) as client:
@@ -691,33 +690,6 @@ def test_a_client_that_expects_100_continue_gets_it_at_once():
         server.server_close()
 
 
-def test_pipelined_requests_are_read_from_the_buffer_not_after_a_busy_poll():
-    """A second request already in the connection's buffer is answered at once: the busy poll runs
-    only where the thread would sleep in recv (here a 3 s window, far beyond the 1 s allowed)."""
-    import socket
-    from types import SimpleNamespace
-
-    from serving.busy_poll import BusyPoll
-    from serving.options import ServerOptions
-    from serving.rest import make_rest_server, serve_in_thread
-
-    poll = BusyPoll(3.0)
-    server = make_rest_server(SimpleNamespace(options=ServerOptions(), busy_poll=poll), "127.0.0.1", 0)
-    serve_in_thread(server)
-    one = b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
-    try:
-        with socket.create_connection(server.server_address, timeout=5) as client:
-            started, answer = time.perf_counter(), b""
-            client.sendall(one + one)
-            while answer.count(b"HTTP/1.1 400") < 2:
-                answer += client.recv(65536)
-            assert time.perf_counter() - started < 1.0
-    finally:
-        server.shutdown()
-        server.server_close()
-        poll.close()
-
-
 # --- the REST front's own request parser --------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -725,11 +697,10 @@ def bare_rest_server():
     """The REST server without models: enough to parse requests and answer 400 for unknown paths."""
     from types import SimpleNamespace
 
-    from serving.busy_poll import BusyPoll
     from serving.options import ServerOptions
     from serving.rest import make_rest_server, serve_in_thread
 
-    server = make_rest_server(SimpleNamespace(options=ServerOptions(), busy_poll=BusyPoll(0.0003)), "127.0.0.1", 0)
+    server = make_rest_server(SimpleNamespace(options=ServerOptions()), "127.0.0.1", 0)
     serve_in_thread(server)
     yield server.server_address
     server.shutdown()
@@ -858,7 +829,6 @@ def test_a_batch_proven_cheap_runs_in_the_callers_thread_and_a_larger_one_is_mea
 
 
 def test_a_graph_with_a_loop_never_leaves_the_pool_and_keeps_its_deadline(tmp_path):
-    import time
 
     from serving.servable import Servable
 
