@@ -527,51 +527,121 @@ def test_idle_and_half_sent_connections_are_closed_and_a_full_server_says_503(lo
     np.testing.assert_allclose(body["predictions"], expected, atol=1e-6)
 
 
-def test_hot_swap_under_load_fails_no_request(local_server, pushed, rows, expected):
+def _shifted_copy(model_dir: Path, target: Path) -> Path:
+    """A copy of the SavedModel whose output bias is 3.0 higher: the same graph and signatures, other
+    weights (every answer differs from the original's). The variables are rewritten key for key,
+    the checkpoint's object graph included, so the copy loads as the original does."""
+    shutil.copytree(model_dir, target)
+    prefix = str(target / "variables" / "variables")
+    reader = tf.train.load_checkpoint(prefix)
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    biases = [k for k in shapes if k.endswith("bias/.ATTRIBUTES/VARIABLE_VALUE") and shapes[k] == [1]]
+    assert biases, "no output bias of one unit in the checkpoint"
+    names = sorted(shapes)
+    values = [reader.get_tensor(k) + 3.0 if k in biases else reader.get_tensor(k) for k in names]
+    for path in (target / "variables").glob("variables.*"):
+        path.unlink()
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(v, dtype=dtypes[k]) for k, v in zip(names, values)])
+    return target
+
+
+def _saved_model_predictions(model_dir: Path, rows) -> np.ndarray:
+    model = tf.saved_model.load(str(model_dir))
+    columns = {"amount": tf.constant([r["amount"] for r in rows], tf.float32),
+               "age_days": tf.constant([r["age_days"] for r in rows], tf.float64),
+               "risk_score": tf.constant([r["risk_score"] for r in rows], tf.float32),
+               "segment": tf.constant([r["segment"] for r in rows])}
+    return model.signatures["serving_default"](**columns)["predictions"].numpy().reshape(-1)
+
+
+def _which(values, by_version) -> str:
+    """The version ("old", "new") whose SavedModel gives exactly these values for the request's rows
+    ("": neither, e.g. rows served by different versions)."""
+    return next((version for version, expected in by_version.items()
+                 if np.allclose(np.reshape(values, -1), expected, atol=1e-6)), "")
+
+
+def test_hot_swap_under_load_fails_no_request(local_server, pushed, rows, tmp_path):
+    """Four clients (two REST, two gRPC) on the label `stable` while it moves to a version with other
+    weights: every call is answered, every answer is one version's values for all its rows (gRPC's
+    equal to the version it names), each client's answers move once from old to new and never back."""
     server, serving_dir = local_server()
     old = _version(pushed)
     config = model_config.config_path(serving_dir)
     model_config.set_labels(config, NAME, {"stable": old})
     server.core.manager.poll()
-    failures, versions, lock = [], [], threading.Lock()
-    per_thread, swapped_at = 500, threading.Event()
+    shifted = _shifted_copy(pushed[1], tmp_path / "shifted")
+    batches = [rows[i:i + 3] for i in range(0, 12, 3)]  # 3 rows a request: a split answer would show
+    old_values = [_saved_model_predictions(pushed[1], batch) for batch in batches]
+    new_values = [_saved_model_predictions(shifted, batch) for batch in batches]
+    assert all(np.abs(o - n).max() > 1e-4 for o, n in zip(old_values, new_values))  # far beyond atol 1e-6
+    answers, failures, lock = {}, [], threading.Lock()
+    # each client: 100 requests before the swap starts, then on until 100 answers came from the new
+    # version (at most MAX_CALLS in all: bounded however slowly it loads)
+    before, after, most, swapped_at = 100, 100, 3000, threading.Event()
 
-    def rest_client():
-        connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
-        for i in range(per_thread):
-            connection.request("POST", f"/v1/models/{NAME}/labels/stable:predict",
-                               body=json.dumps({"instances": rows[i % 12:i % 12 + 1]}))
-            response = connection.getresponse()
-            body = json.loads(response.read())
-            if response.status != 200 or not np.allclose(body["predictions"], expected[i % 12:i % 12 + 1], atol=1e-6):
-                with lock:
-                    failures.append(body)
-            if i == per_thread // 4:
+    def record(client, i, served, version_named=None) -> bool:
+        """Records an answer; False once this client has had enough of the new version."""
+        with lock:
+            served_so_far = answers.setdefault(client, [])
+            served_so_far.append((served, version_named))
+            if i == before:
                 swapped_at.set()
-        connection.close()
+            return sum(1 for version, _ in served_so_far if version == "new") < after
 
-    def grpc_client():
-        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
-            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-            for i in range(per_thread):
-                try:
-                    response = stub.Predict(_predict_request(rows[i % 12:i % 12 + 1], label="stable"), timeout=30)
-                    with lock:
-                        versions.append(response.model_spec.version.value)
-                except grpc.RpcError as e:
-                    with lock:
-                        failures.append(e.details())
+    def rest_client(client):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+            for i in range(most):
+                batch = i % len(batches)
+                connection.request("POST", f"/v1/models/{NAME}/labels/stable:predict",
+                                   body=json.dumps({"instances": batches[batch]}))
+                response = connection.getresponse()
+                body = json.loads(response.read())
+                assert response.status == 200, body
+                if not record(client, i, _which(body["predictions"], {"old": old_values[batch],
+                                                                      "new": new_values[batch]})):
+                    break
+            connection.close()
+        except Exception as e:  # noqa: BLE001 - any failure of a client thread fails the test below
+            with lock:
+                failures.append(f"{client}: {type(e).__name__}: {e}")
 
-    threads = [threading.Thread(target=f) for f in (rest_client, rest_client, grpc_client, grpc_client)]
+    def grpc_client(client):
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                for i in range(most):
+                    batch = i % len(batches)
+                    response = stub.Predict(_predict_request(batches[batch], label="stable"), timeout=30)
+                    values = tf.make_ndarray(response.outputs["predictions"])
+                    if not record(client, i, _which(values, {"old": old_values[batch], "new": new_values[batch]}),
+                                  response.model_spec.version.value):
+                        break
+        except Exception as e:  # noqa: BLE001
+            with lock:
+                failures.append(f"{client}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=rest_client, args=(f"rest{i}",)) for i in range(2)] + \
+        [threading.Thread(target=grpc_client, args=(f"grpc{i}",)) for i in range(2)]
     [t.start() for t in threads]
     assert swapped_at.wait(timeout=120)
-    new = int(push_version(pushed[1], serving_dir / NAME, NAME,
-                                   [_tf_example(r).SerializeToString() for r in rows[:4]]).name)
+    new = int(push_version(shifted, serving_dir / NAME, NAME, [_tf_example(r).SerializeToString() for r in rows[:4]])
+              .name)
     model_config.set_labels(config, NAME, {"stable": new})  # moved before the new version is loaded
     [t.join(timeout=600) for t in threads]
-    assert failures == [] and len(versions) == 2 * per_thread
-    assert set(versions) == {old, new}
-    assert versions[-1] == new, "the label never moved to the new version"
+    assert failures == [] and sorted(answers) == ["grpc0", "grpc1", "rest0", "rest1"]
+    for client, served in answers.items():
+        assert before < len(served) < most, f"{client}: {len(served)} answers"
+        versions = [version for version, _ in served]
+        assert "" not in versions, f"{client}: an answer matching neither version (split or wrong)"
+        assert versions[0] == "old" and versions[-1] == "new", client
+        moves = sum(1 for a, b in zip(versions, versions[1:]) if a != b)
+        assert moves == 1, f"{client}: {moves} moves between versions"
+        if client.startswith("grpc"):
+            assert all(named == {"old": old, "new": new}[version] for version, named in served), \
+                f"{client}: an answer names another version than the one whose values it holds"
     assert server.core.manager.resolve(NAME, label="stable").version == new
     assert {s.version: s.state for s in server.core.manager.status(NAME)} == {new: "AVAILABLE", old: "AVAILABLE"}
 
