@@ -10,6 +10,7 @@ import base64
 import csv
 import json
 import math
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -71,8 +72,14 @@ def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0, context
         except ValueError:
             message = ""
         raise ClientError(f"{url}: HTTP {e.code}: {message or e.reason}") from None
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+    except (urllib.error.URLError, ssl.SSLError, ConnectionError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise ClientError(f"{url}: the server's certificate is not trusted ({reason.verify_message}); --ssl-ca "
+                              "names the CA that signed it") from None
+        if isinstance(e, ssl.SSLError) or isinstance(reason, ssl.SSLError):  # the server refused this client
+            raise ClientError(f"{url}: the server refused the TLS connection ({reason}); a server with a client "
+                              "CA needs --ssl-cert and --ssl-key") from None
         raise ClientError(f"cannot reach {url} ({reason}); is `mlops serve` running?") from None
 
 

@@ -455,7 +455,7 @@ def test_tls_and_mutual_tls_over_rest_and_grpc(local_server, pushed, rows, expec
     import urllib.request
 
     from cli.main import main
-    from serving.client import Target, predict_grpc, predict_rest
+    from serving.client import ClientError, Target, predict_grpc, predict_rest
     from serving.options import TlsFiles
     from tests.helpers import write_tls_files
 
@@ -469,16 +469,17 @@ def test_tls_and_mutual_tls_over_rest_and_grpc(local_server, pushed, rows, expec
     grpc_answer = predict_grpc("127.0.0.1", server.grpc_port, verified, body, inputs)["predictions"]
     np.testing.assert_allclose(rest, expected, atol=1e-6)
     np.testing.assert_allclose(grpc_answer, expected, atol=1e-6)
-    with pytest.raises(Exception):  # plain HTTP to the HTTPS port: no answer in the clear
+    with pytest.raises(http.client.RemoteDisconnected):  # plain HTTP to the HTTPS port: no answer in the clear
         urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/v1/models/{NAME}", timeout=10)
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # a client that trusts another CA
         urllib.request.urlopen(f"https://127.0.0.1:{server.rest_port}/v1/models/{NAME}", timeout=10,
                                context=ssl.create_default_context())
 
     mutual, _ = local_server(tls=TlsFiles(files["server_cert"], files["server_key"], files["ca"]))
-    with pytest.raises(Exception):
+    # TLS 1.3 refuses after the handshake: the alert, or EOF when the server closes first
+    with pytest.raises(ClientError, match=r"refused the TLS connection \(.*(CERTIFICATE_REQUIRED|EOF occurred)"):
         predict_rest("127.0.0.1", mutual.rest_port, verified, body)
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError, match=r"gRPC 127\.0\.0\.1:\d+: UNAVAILABLE"):
         predict_grpc("127.0.0.1", mutual.grpc_port, verified, body, inputs, timeout=10)
     client = Target("127.0.0.1", NAME, tls=TlsFiles(files["client_cert"], files["client_key"], files["ca"]))
     np.testing.assert_allclose(predict_rest("127.0.0.1", mutual.rest_port, client, body)["predictions"], expected,
@@ -495,6 +496,85 @@ def test_tls_and_mutual_tls_over_rest_and_grpc(local_server, pushed, rows, expec
     answered = [line for line in capsys.readouterr().out.splitlines() if re.match(r"^\d+\t", line)]
     assert len(answered) == 2 * len(rows)
     assert main(["predict", "--model", NAME, "--ssl-ca", str(tmp_path / "none.pem"), str(rows_file)]) == 2
+
+
+def _closed_by_server(sock, within: float) -> bool:
+    """True when the server closes ``sock`` (EOF or a reset) within ``within`` seconds."""
+    import socket
+
+    sock.settimeout(within)
+    try:
+        while sock.recv(4096):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_a_stalled_tls_handshake_is_dropped_while_others_are_served(local_server, rows, expected, tmp_path,
+                                                                     monkeypatch):
+    """A client that opens a TLS port and never says hello is dropped after the handshake bound
+    (TLS_HANDSHAKE_SECONDS, 10 s, injected here as 0.5 s) on both APIs, and a client with a handshake
+    is answered meanwhile. The check allows 20x the bound, so a loaded machine cannot make it flake;
+    without a bound the connection would stay open for good and fail it."""
+    import socket
+
+    import serving.grpc_http2
+    import serving.rest
+    from serving.client import Target, predict_grpc, predict_rest
+    from serving.options import TlsFiles
+    from tests.helpers import write_tls_files
+
+    for module in (serving.rest, serving.grpc_http2):
+        monkeypatch.setattr(module, "TLS_HANDSHAKE_SECONDS", 0.5)
+    files = write_tls_files(tmp_path / "tls")
+    server, _ = local_server(tls=TlsFiles(files["server_cert"], files["server_key"]))
+    verified = Target("127.0.0.1", NAME, tls=TlsFiles(ca=files["ca"]))
+    inputs = {"amount": {"dtype": "DT_FLOAT"}, "age_days": {"dtype": "DT_DOUBLE"},
+              "risk_score": {"dtype": "DT_FLOAT"}, "segment": {"dtype": "DT_STRING"}}
+    for port in (server.rest_port, server.grpc_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            rest = predict_rest("127.0.0.1", server.rest_port, verified, {"instances": rows})["predictions"]
+            grpc_answer = predict_grpc("127.0.0.1", server.grpc_port, verified, {"instances": rows},
+                                       inputs)["predictions"]
+            np.testing.assert_allclose(rest, expected, atol=1e-6)
+            np.testing.assert_allclose(grpc_answer, expected, atol=1e-6)
+            assert _closed_by_server(stalled, within=10.0), f"port {port} kept a silent TLS client"
+
+
+def test_grpc_calls_in_flight_finish_when_the_server_stops(local_server, pushed, rows, expected, monkeypatch):
+    """A call the model is still running when the server stops is answered in full (the stop waits
+    up to its grace for calls in flight); a call after the stop is refused. The model is made slow
+    here (each run waits 1 s: fault injection) so that a call is surely in flight at the stop."""
+    from serving.servable import Servable
+
+    entered, run = threading.Event(), Servable.run
+
+    def slow_run(self, *args, **kwargs):
+        entered.set()
+        time.sleep(1.0)
+        return run(self, *args, **kwargs)
+
+    server, _ = local_server()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    monkeypatch.setattr(Servable, "run", slow_run)
+    answer = {}
+    caller = threading.Thread(target=lambda: answer.update(response=stub.Predict(_predict_request(rows), timeout=60)))
+    caller.start()
+    assert entered.wait(timeout=60)
+    server.stop()
+    caller.join(timeout=60)
+    response = answer.get("response")
+    assert response is not None, "the call in flight was not answered"
+    np.testing.assert_allclose(tf.make_ndarray(response.outputs["predictions"]).reshape(-1),
+                               np.reshape(expected, -1), atol=1e-6)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.Predict(_predict_request(rows), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    channel.close()
 
 
 def test_idle_and_half_sent_connections_are_closed_and_a_full_server_says_503(local_server, rows, expected):
