@@ -106,6 +106,16 @@ def server(pushed, tmp_path_factory):
     assert process.wait(timeout=60) == 0
 
 
+def _wait_for(condition, what: str, seconds: float = 60.0) -> None:
+    """Waits for an event the server signals on its own time (a label picked up, a slot given back):
+    not a speed check, so the cap is far beyond what it takes; only an event that never comes fails."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {seconds:g} s for {what}")
+        time.sleep(0.02)
+
+
 def _request(port: int, method: str, path: str, body=None, raw: bytes = None):
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -193,10 +203,8 @@ def test_rest_classify_on_examples(server, rows, expected):
 def test_labels_from_models_config(server, pushed, rows, expected):
     version = _version(pushed)
     model_config.set_labels(model_config.config_path(server["dir"]), NAME, {"stable": version})
-    deadline = time.monotonic() + 30
-    while _request(server["rest"], "GET", f"/v1/models/{NAME}/labels/stable")[0] != 200:
-        assert time.monotonic() < deadline, "label not picked up"
-        time.sleep(0.2)
+    _wait_for(lambda: _request(server["rest"], "GET", f"/v1/models/{NAME}/labels/stable")[0] == 200,
+              "the label to be picked up")
     status, body = _request(server["rest"], "POST", f"/v1/models/{NAME}/labels/stable:predict", {"instances": rows})
     assert status == 200
     np.testing.assert_allclose(body["predictions"], expected, atol=1e-6)
@@ -319,10 +327,7 @@ def test_v2_rest_and_grpc_clients_get_the_tf_serving_predictions(server, pushed,
             np.testing.assert_allclose(result.as_numpy("predictions"), expected, atol=1e-6)
         # JSON output on request, and the model addressed by a label as its version's alias
         model_config.set_labels(model_config.config_path(server["dir"]), NAME, {"stable": int(version)})
-        deadline = time.monotonic() + 30
-        while not rest.is_model_ready(NAME, "stable"):
-            assert time.monotonic() < deadline, "label not picked up"
-            time.sleep(0.2)
+        _wait_for(lambda: rest.is_model_ready(NAME, "stable"), "the label to be picked up")
         result = rest.infer(NAME, _v2_inputs(v2_http, metadata["inputs"], rows), model_version="stable",
                             outputs=[v2_http.InferRequestedOutput("predictions", binary_data=False)])
         assert result.get_response()["outputs"][0]["data"] and result.get_response()["model_version"] == version
@@ -586,22 +591,13 @@ def test_idle_and_half_sent_connections_are_closed_and_a_full_server_says_503(lo
     idle = [socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) for _ in range(7)]
     half = socket.create_connection(("127.0.0.1", server.rest_port), timeout=10)
     half.sendall(f"POST /v1/models/{NAME}:predict HTTP/1.1\r\nContent-Length: 500\r\n\r\n{{\"inst".encode())
-    deadline = time.monotonic() + 10
-    while server._rest.open_connections < 8:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    started = time.monotonic()
+    _wait_for(lambda: server._rest.open_connections == 8, "the 8 connections to be open")
     status, body = _request(server.rest_port, "GET", f"/v1/models/{NAME}")
-    assert status == 503 and "Too many connections" in body["error"] and time.monotonic() - started < 5
-    for connection in idle + [half]:  # each is closed by the server after ~1 s of silence: EOF
-        connection.settimeout(10)
-        assert connection.recv(1024) == b""
+    assert status == 503 and "Too many connections" in body["error"]
+    for connection in idle + [half]:  # each closed by the server after its 1 s of silence: EOF
+        assert _closed_by_server(connection, within=10.0)  # 10x the idle timeout: a slow machine is not a failure
         connection.close()
-    assert time.monotonic() - started < 10
-    deadline = time.monotonic() + 10
-    while server._rest.open_connections:  # every slot given back
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    _wait_for(lambda: server._rest.open_connections == 0, "every slot to be given back")
     status, body = _request(server.rest_port, "POST", f"/v1/models/{NAME}:predict", {"instances": rows})
     assert status == 200
     np.testing.assert_allclose(body["predictions"], expected, atol=1e-6)
@@ -731,10 +727,7 @@ def test_version_that_fails_to_load_never_takes_traffic(local_server, pushed, ro
     broken = serving_dir / NAME / str(_version(pushed) + 10)
     shutil.copytree(pushed[1], broken)
     (broken / "saved_model.pb").write_bytes(b"not a saved model")
-    deadline = time.monotonic() + 30
-    while broken.name not in server.core.manager.models()[NAME]["errors"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    _wait_for(lambda: broken.name in server.core.manager.models()[NAME]["errors"], "the broken version's error")
     status = {s.version: s for s in server.core.manager.status(NAME)}
     assert status[int(broken.name)].state == "END" and status[int(broken.name)].error_message
     assert status[_version(pushed)].state == "AVAILABLE"

