@@ -23,11 +23,11 @@ from serving.servable import (
     Servable,
     check_rows,
     classification_results,
-    read_warmup_records,
     regression_results,
 )
 from serving.shadow import ShadowRunner
 from serving.traffic import CANARY_LABEL, SHADOW_LABEL, STABLE_LABEL, TrafficTable, to_canary, traffic_path
+from serving.warmup import read_warmup_records, replay
 
 log = logging.getLogger("mlops.serving")
 
@@ -88,7 +88,7 @@ class ServingCore:
     # --- lifecycle -------------------------------------------------------------------------------
     def _load(self, name: str, version: int, path: Path) -> LoadedModel:
         servable = Servable(name, version, path, self.options.request_timeout_s)
-        warmed = servable.warmup(read_warmup_records(path))
+        warmed = replay(servable, read_warmup_records(path))
         log.info("model %s version %d loaded (%d warmup requests)", name, version, warmed)
         self.metrics.set_gauge(LOADED_VERSIONS, (("model_name", name), ("version", str(version))), 1)
         return LoadedModel(servable, self.options)

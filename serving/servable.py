@@ -21,7 +21,6 @@ from tensorflow.python.saved_model import loader_impl
 
 from serving.columns import read_columns
 from serving.errors import ServingError, invalid
-from serving.examples import read_records
 from serving.images import read_image_info
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -292,36 +291,6 @@ class Servable:
 
     def run_examples(self, key: str, method: str, examples: Sequence[bytes]) -> Dict[str, np.ndarray]:
         return self.run(key, {self.examples_input(key, method): np.asarray(list(examples), dtype=object)})
-
-    def warmup(self, records: Sequence[bytes]) -> int:
-        """Replays TF Serving warmup records (PredictionLog); any failure fails the load."""
-        from tensorflow_serving.apis import prediction_log_pb2
-
-        from serving.tensors import examples_from_input, proto_to_array
-
-        count = 0
-        for raw in records[:MAX_WARMUP_RECORDS]:
-            log = prediction_log_pb2.PredictionLog.FromString(raw)
-            kind = log.WhichOneof("log_type")
-            if kind == "predict_log":
-                request = log.predict_log.request
-                self.run(request.model_spec.signature_name,
-                         {k: proto_to_array(v) for k, v in request.inputs.items()}, list(request.output_filter))
-            elif kind in ("classify_log", "regress_log"):
-                request = getattr(log, kind).request
-                method = CLASSIFY_METHOD if kind == "classify_log" else REGRESS_METHOD
-                self.run_examples(request.model_spec.signature_name, method, examples_from_input(request.input))
-            else:
-                raise ValueError(f"warmup record {count}: unsupported log type {kind}")
-            count += 1
-        return count
-
-
-def read_warmup_records(model_dir: Path) -> List[bytes]:
-    path = Path(model_dir) / WARMUP_FILE
-    if not path.exists():
-        return []
-    return read_records([path], MAX_WARMUP_RECORDS, compression="")
 
 
 def classification_results(outputs: Mapping[str, np.ndarray]) -> List[List[Tuple[str, float]]]:

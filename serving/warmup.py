@@ -12,16 +12,19 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving.examples import decode
+from serving.examples import decode, read_records
 from serving.servable import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
+    MAX_WARMUP_RECORDS,
     REGRESS_METHOD,
     WARMUP_FILE,
+    Servable,
     TensorSpecInfo,
     read_signature_defs,
     tensor_spec,
 )
+from serving.tensors import examples_from_input, proto_to_array
 
 
 def _value(values: List[Any], spec: TensorSpecInfo) -> Optional[np.ndarray]:
@@ -86,3 +89,30 @@ def write_warmup(model_dir: Path, records: Sequence[bytes]) -> Path:
         for record in records:
             writer.write(record)
     return path
+
+
+def read_warmup_records(model_dir: Path) -> List[bytes]:
+    path = Path(model_dir) / WARMUP_FILE
+    if not path.exists():
+        return []
+    return read_records([path], MAX_WARMUP_RECORDS, compression="")
+
+
+def replay(servable: Servable, records: Sequence[bytes]) -> int:
+    """Replays TF Serving warmup records (PredictionLog) on a loaded version; any failure fails the load."""
+    count = 0
+    for raw in records[:MAX_WARMUP_RECORDS]:
+        log = prediction_log_pb2.PredictionLog.FromString(raw)
+        kind = log.WhichOneof("log_type")
+        if kind == "predict_log":
+            request = log.predict_log.request
+            servable.run(request.model_spec.signature_name,
+                         {k: proto_to_array(v) for k, v in request.inputs.items()}, list(request.output_filter))
+        elif kind in ("classify_log", "regress_log"):
+            request = getattr(log, kind).request
+            method = CLASSIFY_METHOD if kind == "classify_log" else REGRESS_METHOD
+            servable.run_examples(request.model_spec.signature_name, method, examples_from_input(request.input))
+        else:
+            raise ValueError(f"warmup record {count}: unsupported log type {kind}")
+        count += 1
+    return count
