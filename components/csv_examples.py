@@ -35,6 +35,8 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from serving.examples import varint
+
 UNKNOWN, INT, FLOAT, STRING = -1, 0, 1, 2  # TFX's ColumnType order: a column takes the highest seen
 BLOCK_BYTES = 16 << 20  # pyarrow's parse block: rows arrive in batches of about this much CSV
 SHARD_BYTES = 64 << 20  # CSV bytes per output shard: bounds the records held in memory at once
@@ -166,14 +168,11 @@ def examples(batch: pa.RecordBatch, kinds: Dict[str, int]) -> pa.Array:
     for name in sorted(kinds):
         key = name.encode()
         feature = feature_column(batch.column(name), kinds[name])
-        key_field = pa.scalar(b"\x0a" + _varint(len(key)) + key, pa.binary())  # map entry: key=1, value=2
+        key_field = pa.scalar(b"\x0a" + varint(len(key)) + key, pa.binary())  # map entry: key=1, value=2
         entries.append(_framed(b"\x0a", pc.binary_join_element_wise(key_field, _framed(b"\x12", feature), b"")))
     features = pc.binary_join_element_wise(*entries, b"") if len(entries) > 1 else entries[0]
     return _framed(b"\x0a", features)
 
-
-def _varint(number: int) -> bytes:
-    return varints(np.array([number], np.uint64))[0].as_py()
 
 
 # --- reading ------------------------------------------------------------------------------------

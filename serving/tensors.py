@@ -19,7 +19,7 @@ from google.protobuf import message
 from tensorflow.core.framework import tensor_pb2
 
 from serving.errors import invalid
-from serving.examples import feature
+from serving.examples import feature, varint
 from serving.servable import Signature, TensorSpecInfo
 
 B64 = "b64"
@@ -526,19 +526,9 @@ def arrays_of_layout(names: Sequence[str], layout: Tuple[Any, Tuple[int, ...]], 
     return dict(zip(names, np.frombuffer(bytearray(values), dtype).reshape((len(names),) + shape)))
 
 
-def _varint_bytes(value: int) -> bytes:
-    value &= (1 << 64) - 1  # a negative int32 or int64: ten bytes, two's complement, as protobuf writes it
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def delimited(tag: int, payload: bytes) -> bytes:
     """A length-delimited protobuf field of a one-byte tag (field numbers 1-15)."""
-    return bytes((tag,)) + _varint_bytes(len(payload)) + payload
+    return bytes((tag,)) + varint(len(payload)) + payload
 
 
 _FIELD_TAGS = {"float_val": (0x2A, True), "double_val": (0x32, True), "int_val": (0x3A, False),
@@ -552,13 +542,13 @@ def _tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[bytes, bool]:
     """(dtype and shape fields, then the values' tag and length when the values are written as they sit
     in memory), and whether that is the case: the same bytes for every array of this dtype and shape."""
     enum, tag, fixed = _WRITTEN[dtype]
-    dims = b"".join(delimited(_DIM, bytes((_DIM_SIZE,)) + _varint_bytes(size) if size else b"")
+    dims = b"".join(delimited(_DIM, bytes((_DIM_SIZE,)) + varint(size) if size else b"")
                     for size in shape)  # a size of 0 is proto3's default: an empty dim
     head, size = bytes((_DTYPE, enum)) + delimited(_SHAPE, dims), math.prod(shape)
     if size > 1 and dtype != np.bool_:
-        return head + bytes((_TENSOR_CONTENT,)) + _varint_bytes(size * dtype.itemsize), True
+        return head + bytes((_TENSOR_CONTENT,)) + varint(size * dtype.itemsize), True
     if size == 1 and fixed:
-        return head + bytes((tag,)) + _varint_bytes(dtype.itemsize), True
+        return head + bytes((tag,)) + varint(dtype.itemsize), True
     return head, False
 
 
@@ -574,7 +564,7 @@ def tensor_bytes(array: np.ndarray) -> bytes:
     if not array.size:
         return head
     tag = _WRITTEN[array.dtype][1]
-    return head + delimited(tag, b"".join(map(_varint_bytes, array.reshape(-1).tolist())))
+    return head + delimited(tag, b"".join(map(varint, array.reshape(-1).tolist())))
 
 
 def fixed_tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Optional[bytes]:
