@@ -59,8 +59,8 @@ class MlflowServer:
             stdout=self._log, stderr=subprocess.STDOUT, cwd=root)
 
     def wait_ready(self, timeout_s: float = 180) -> str:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout_s  # a wait for the server, not a measurement
+        while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.root / "server.log").read_text()[-3000:]
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
