@@ -161,22 +161,29 @@ def image_pixels(encoded, size: int):
                      .reshape(-1) / 255.0 for data in encoded])
 
 
-def pixel_baseline_accuracy(report, size: int, label: str = "label"):
-    """(the served model's accuracy, logistic regression's on the same pixels) on the eval split
-    ExampleGen wrote, the regression fitted here on its train split."""
+def served_accuracy(report, label: str = "label") -> float:
+    """The pushed model's accuracy on the eval split ExampleGen wrote, computed here through its
+    tf.Example signature (class index = rank in the run's label vocabulary, `class_names`)."""
     import numpy as np
     import tensorflow as tf
+
+    serialized, evaluation = split_frame(report, "eval")
+    served = tf.saved_model.load(report.pushed_path)
+    scores = served.signatures["serving_tf_example"](examples=tf.constant(serialized))["predictions"].numpy()
+    names = np.asarray(report.model_info["class_names"][label])
+    return float(np.mean(names[scores.argmax(-1)] == evaluation[label].astype(str)))
+
+
+def pixel_baseline_accuracy(report, size: int, label: str = "label") -> float:
+    """Logistic regression on the pixels, fitted here on the train split ExampleGen wrote, scored on
+    its eval split."""
     from sklearn.linear_model import LogisticRegression
 
     _, train = split_frame(report, "train")
-    serialized, evaluation = split_frame(report, "eval")
+    _, evaluation = split_frame(report, "eval")
     image = next(c for c in train.columns if isinstance(train[c].iloc[0], bytes))
     baseline = LogisticRegression(max_iter=3000, C=0.1).fit(image_pixels(train[image], size), train[label])
-    baseline_accuracy = baseline.score(image_pixels(evaluation[image], size), evaluation[label])
-    served = tf.saved_model.load(report.pushed_path)
-    scores = served.signatures["serving_tf_example"](examples=tf.constant(serialized))["predictions"].numpy()
-    names = np.asarray(report.model_info["class_names"][label])  # class index = the vocabulary's rank
-    return float(np.mean(names[scores.argmax(-1)] == evaluation[label].astype(str))), baseline_accuracy
+    return baseline.score(image_pixels(evaluation[image], size), evaluation[label])
 
 
 def fit_table_baseline(train, evaluation, label: str, task: str):
