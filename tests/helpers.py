@@ -115,6 +115,103 @@ def split_rows(report, split: str):
     return serialized, {k: np.array(v) for k, v in columns.items()}
 
 
+def split_frame(report, split: str):
+    """The rows ExampleGen wrote for a split as (serialized examples, DataFrame of each feature's
+    first value): NaN or None where a row has no value, so the columns stay aligned row by row."""
+    import glob
+    import os
+
+    import pandas as pd
+    import tensorflow as tf
+
+    from serving.examples import read_records
+
+    uri = next(outputs["Examples"] for node, outputs in report.artifact_uris.items() if node.endswith("ExampleGen"))
+    serialized = read_records(sorted(glob.glob(os.path.join(uri, f"Split-{split}", "*"))))
+    rows = []
+    for record in serialized:
+        row = {}
+        for key, feature in tf.train.Example.FromString(record).features.feature.items():
+            values = list(getattr(feature, feature.WhichOneof("kind") or "float_list").value)
+            value = values[0] if values else None
+            row[key] = _text_or_bytes(value)
+        rows.append(row)
+    return serialized, pd.DataFrame(rows)
+
+
+def _text_or_bytes(value):
+    """Text features as str; bytes that are not UTF-8 (encoded images) stay bytes."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def image_pixels(encoded, size: int):
+    """Encoded images (JPEG, PNG) -> [rows, size * size * 3] floats in [0, 1], by Pillow (not the
+    pipeline's own decoder): what a linear baseline on pixels sees."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize((size, size)), dtype=np.float32)
+                     .reshape(-1) / 255.0 for data in encoded])
+
+
+def served_accuracy(report, label: str = "label") -> float:
+    """The pushed model's accuracy on the eval split ExampleGen wrote, computed here through its
+    tf.Example signature (class index = rank in the run's label vocabulary, `class_names`)."""
+    import numpy as np
+    import tensorflow as tf
+
+    serialized, evaluation = split_frame(report, "eval")
+    served = tf.saved_model.load(report.pushed_path)
+    scores = served.signatures["serving_tf_example"](examples=tf.constant(serialized))["predictions"].numpy()
+    names = np.asarray(report.model_info["class_names"][label])
+    return float(np.mean(names[scores.argmax(-1)] == evaluation[label].astype(str)))
+
+
+def pixel_baseline_accuracy(report, size: int, label: str = "label") -> float:
+    """Logistic regression on the pixels, fitted here on the train split ExampleGen wrote, scored on
+    its eval split."""
+    from sklearn.linear_model import LogisticRegression
+
+    _, train = split_frame(report, "train")
+    _, evaluation = split_frame(report, "eval")
+    image = next(c for c in train.columns if isinstance(train[c].iloc[0], bytes))
+    baseline = LogisticRegression(max_iter=3000, C=0.1).fit(image_pixels(train[image], size), train[label])
+    return baseline.score(image_pixels(evaluation[image], size), evaluation[label])
+
+
+def fit_table_baseline(train, evaluation, label: str, task: str):
+    """The test's own yardstick on the same split: scikit-learn's logistic regression (binary,
+    multiclass) or ridge (regression) on imputed, standardized numbers and one-hot text columns of
+    few values (an identifier or a date as text says nothing to a linear model). Returns
+    (the fitted pipeline, the eval features, the eval labels)."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    train, evaluation = train[train[label].notna()], evaluation[evaluation[label].notna()]
+    features = [c for c in train.columns if c != label]
+    numbers = [c for c in features if train[c].dtype.kind in "fiu"]
+    texts = [c for c in features if c not in numbers and train[c].nunique() <= 20]
+    columns = ColumnTransformer([
+        ("numbers", make_pipeline(SimpleImputer(strategy="mean"), StandardScaler()), numbers),
+        ("texts", make_pipeline(SimpleImputer(strategy="constant", fill_value=""),
+                                OneHotEncoder(handle_unknown="ignore")), texts)])
+    model = (RidgeCV(alphas=np.logspace(-3, 3, 13)) if task == "regression"
+             else LogisticRegression(max_iter=2000))
+    fitted = make_pipeline(columns, model).fit(train[numbers + texts], train[label])
+    return fitted, evaluation[numbers + texts], evaluation[label]
+
+
 # What a TF Lite file holds beside its weights (tensor names, the graph, quantization parameters):
 # ~11-12 KB for the small image CNNs, the same in float32 and int8, so their sizes' ratio stays under
 # 4x however well int8 packs the weights.

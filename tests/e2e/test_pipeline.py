@@ -179,8 +179,18 @@ def test_mlflow_run_holds_data_facts_slices_files_model_and_lineage(runs, home):
     assert params["meta.width"] == "64" and params["hparam.learning_rate"] and "meta.learning_rate" not in params
     assert params["data.span"] == "0" and len(params["data.schema_sha256"]) == 64
     assert metrics["data.rows_train"] + metrics["data.rows_eval"] == 240 and metrics["data.anomalies_eval"] == 0
-    for segment in SEGMENTS:  # TFMA per slice
-        assert 0.0 <= metrics[f"eval/segment:{segment}/auc"] <= 1.0
+    from sklearn.metrics import roc_auc_score
+
+    from tests.helpers import split_frame
+
+    serialized, evaluation = split_frame(first, "eval")
+    served = tf.saved_model.load(first.pushed_path)
+    scores = served.signatures["serving_tf_example"](examples=tf.constant(serialized))["predictions"].numpy()
+    for segment in SEGMENTS:  # TFMA per slice, against the AUC of the served scores computed here
+        rows = (evaluation["segment"] == segment).to_numpy()
+        assert rows.sum() >= 5 and len(set(evaluation["is_fraud"][rows])) == 2, segment
+        expected = roc_auc_score(evaluation["is_fraud"][rows], scores.reshape(-1)[rows])
+        assert metrics[f"eval/segment:{segment}/auc"] == pytest.approx(expected, abs=0.01), segment
     artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
     for name in ("data/schema.pbtxt", "data/statistics.html", "data/anomalies.json", "plots/learning_curve.png",
                  "plots/evaluation.png", "evaluation/metrics_by_slice.json", "lineage.json", "model/MLmodel",

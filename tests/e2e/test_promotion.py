@@ -4,16 +4,21 @@ loopback: real pipeline runs register challengers; `mlops promote` gates them on
 
 The models: a weak one (1 epoch at a tiny learning rate), a strong one (40 epochs) and a second
 weak one, all on the session's transactions CSV, in this module's own home (the pipeline's own
-gate is opened wide so that the promotion gate is what refuses)."""
+gate is opened wide so that the promotion gate is what refuses). Between the strong and the second
+weak one, the weak hyperparameters run once with the pipeline's default change threshold: the
+Evaluator refuses them against the strong model, the last blessed one."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli.main import main
@@ -26,7 +31,11 @@ NAME = "promo"
 WEAK = ("epochs=1", "learning_rate=0.00001")
 WEAK_AGAIN = ("epochs=1", "learning_rate=0.00002")
 STRONG = ("epochs=40",)
-SLOW_SHADOW_S = 0.025  # a shadow this much slower than the served model must not slow the caller
+# weak again, trained anew: hyperparameters a run already used would reuse its cached model, which
+# is older than the strong one and so is judged against no baseline (components/resolver.py)
+WEAKER = ("epochs=1", "learning_rate=0.00003")
+OPEN_GATE = ("--threshold", "0.0", "--max-drop", "1.0")  # the promotion gate is what refuses
+SLOW_SHADOW_S = 0.025  # the delay put in the shadow model: its own latency is at least this
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 
@@ -50,8 +59,8 @@ class MlflowServer:
             stdout=self._log, stderr=subprocess.STDOUT, cwd=root)
 
     def wait_ready(self, timeout_s: float = 180) -> str:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout_s  # a wait for the server, not a measurement
+        while time.monotonic() < deadline:
             assert self.process.poll() is None, (self.root / "server.log").read_text()[-3000:]
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
@@ -90,10 +99,9 @@ def pipeline(mlflow_server, home, transactions_csv):
     same step `mlops run` takes) once the tracking server answers."""
     from pipelines.runners.local import run_pipeline, track_run
 
-    def run(hparams, tracking_uri=None):
+    def run(hparams, tracking_uri=None, gate=OPEN_GATE, with_config=False):
         args = ["--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
-                "--no-edge", "--threshold", "0.0", "--max-drop", "1.0", "--tracking-uri",
-                tracking_uri or mlflow_server.uri]
+                "--no-edge", *gate, "--tracking-uri", tracking_uri or mlflow_server.uri]
         for hparam in hparams:
             args += ["--hparam", hparam]
         config = run_cli_config(*args, home=home)
@@ -101,7 +109,7 @@ def pipeline(mlflow_server, home, transactions_csv):
         if tracking_uri is None:
             mlflow_server.wait_ready()
         track_run(config, report)
-        return report
+        return (config, report) if with_config else report
     return run
 
 
@@ -158,18 +166,47 @@ def test_a_pushed_model_is_tracked_and_registered_as_challenger(pipeline, home, 
     assert {"model", "data", "plots/learning_curve.png", "plots/evaluation.png", "lineage.json"} <= listed
 
 
-def test_registered_model_loads_by_alias(server, monkeypatch):
+def _examples(rows, signature) -> list:
+    """Serialized tf.Examples of raw CSV rows, each value typed as the CSV reader infers it (whole
+    numbers int64, other numbers float, text bytes), for the raw signature's columns."""
+    import tensorflow as tf
+
+    def feature(text: str, spec) -> tf.train.Feature:
+        if spec.dtype == tf.string:
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+        if text.lstrip("-").isdigit():
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(text)]))
+        return tf.train.Feature(float_list=tf.train.FloatList(value=[float(text)]))
+    inputs = signature.structured_input_signature[1]
+    return [tf.train.Example(features=tf.train.Features(feature={
+        name: feature(row[name], spec) for name, spec in inputs.items()})).SerializeToString() for row in rows]
+
+
+def test_registered_model_loads_by_alias(server, client, transactions_csv, monkeypatch):
     """`models:/NAME@challenger` through the server: the pyfunc model runs its own code
-    (serving/pyfunc_model.py, which imports nothing of this project)."""
+    (serving/pyfunc_model.py, which imports nothing of this project) and answers what the pushed
+    SavedModel answers on the same rows through its other signature (serialized tf.Examples)."""
+    import csv
+
     import mlflow.pyfunc
+    import numpy as np
     import pandas as pd
+    import tensorflow as tf
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@challenger")
-    rows = pd.DataFrame({"amount": [12.5, 300.0], "age_days": [float("nan"), 40.0], "risk_score": [2.0, -1.0],
-                         "segment": ["online", ""]})
-    predictions = model.predict(rows).reshape(-1)
-    assert predictions.shape == (2,) and all(0.0 <= p <= 1.0 for p in predictions)
+    with open(transactions_csv, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if all(r.values())][:40]  # rows with every value present
+    assert len(rows) == 40
+    saved = tf.saved_model.load(client.get_model_version(NAME, "1").tags["serving_path"])
+    raw = saved.signatures["serving_default"]
+    frame = pd.DataFrame({name: [row[name] for row in rows] if spec.dtype == tf.string else
+                          np.array([float(row[name]) for row in rows], dtype=spec.dtype.as_numpy_dtype)
+                          for name, spec in raw.structured_input_signature[1].items()})
+    predictions = np.asarray(model.predict(frame)).reshape(-1)
+    expected = saved.signatures["serving_tf_example"](examples=tf.constant(_examples(rows, raw)))["predictions"]
+    np.testing.assert_allclose(predictions, expected.numpy().reshape(-1), rtol=1e-5, atol=1e-6)
+    assert np.ptp(predictions) > 0  # the rows are told apart: a constant answer would not pass above
 
 
 def test_first_promotion_needs_only_the_absolute_rules(capsys, server, home, client):
@@ -204,6 +241,30 @@ def test_a_better_challenger_is_promoted_and_served_as_stable(pipeline, capsys, 
     assert event["to"]["metrics"]["is_fraud"] > event["from"]["metrics"]["is_fraud"]
 
 
+def test_a_weaker_run_is_not_blessed_against_the_last_blessed_model(pipeline, home, client):
+    """The pipeline's own change threshold (default `--max-drop`, absolute bound opened): weak
+    hyperparameters after the strong model was blessed lose far more than 0.01 AUC against it,
+    so the Evaluator refuses them, nothing is pushed or registered, and the summary says why."""
+    from core.config import DEFAULT_MAX_METRIC_DROP
+    from pipelines.summary import format_summary
+
+    served_before, aliases_before = _served_versions(home), _aliases(client)
+    config, report = pipeline(WEAKER, gate=("--threshold", "0.0"), with_config=True)
+    assert config.max_metric_drop == DEFAULT_MAX_METRIC_DROP == 0.01
+    assert report.succeeded and report.blessed is False, (report.error, report.blessing_reason)
+    assert report.metrics["overall"]["auc_change"] < -DEFAULT_MAX_METRIC_DROP, report.metrics["overall"]
+    overall = re.search(r"(?:^|; )overall \(\d+ rows\): auc change vs baseline = (-\d\.\d{4}), needs > -0\.01(?:;|$)",
+                        report.blessing_reason)
+    assert overall, report.blessing_reason
+    assert float(overall.group(1)) == pytest.approx(report.metrics["overall"]["auc_change"], abs=1e-4)
+    assert "auc = " not in report.blessing_reason  # the absolute bound (>= 0) passed: the change refused it
+    assert not report.pushed_path and report.model_version is None
+    assert _served_versions(home) == served_before and _aliases(client) == aliases_before
+    text = format_summary(config, report)
+    assert f"blessed: no ({report.blessing_reason})" in text
+    assert "serving version: nothing pushed (not blessed)" in text
+
+
 def test_a_worse_challenger_is_refused_and_nothing_changes(pipeline, capsys, server, home, client):
     report = pipeline(WEAK_AGAIN)
     assert report.model_version == 3, (report.error, report.tracking_error)
@@ -213,7 +274,11 @@ def test_a_worse_challenger_is_refused_and_nothing_changes(pipeline, capsys, ser
     summary = home / "summary.md"
     code = main(["promote", NAME, "--home", str(home), "--tracking-uri", server, "--summary-md", str(summary)])
     out = capsys.readouterr().out
-    assert code == 1 and "verdict: refused" in out and "NO" in out
+    assert code == 1, out
+    row = re.search(r"^  is_fraud +overall +auc +(\d\.\d{4}) +(\d\.\d{4}) +\d+ +improves by >= 0 +NO *$", out, re.M)
+    assert row and float(row.group(2)) < float(row.group(1)), out  # the challenger's AUC under the champion's
+    assert re.search(r"^verdict: refused \(.*is_fraud overall auc %s fails 'improves by >= 0'" % row.group(2),
+                     out, re.M), out
     assert _aliases(client) == {"champion": 2, "challenger": 3}
     assert config_file.read_bytes() == before and _history(client) == history_before
     assert "| is_fraud | overall | auc |" in summary.read_text() and "**verdict: refused" in summary.read_text()
@@ -240,17 +305,22 @@ def test_a_canary_is_served_beside_stable_and_the_champion_stays(capsys, server,
     assert _history(client)[-1]["kind"] == "canary"
 
 
-V2_ROW = json.dumps({"inputs": [
-    {"name": "amount", "datatype": "FP32", "shape": [1], "data": [42.0]},
-    {"name": "age_days", "datatype": "FP64", "shape": [1], "data": [300.0]},
-    {"name": "risk_score", "datatype": "FP32", "shape": [1], "data": [0.3]},
-    {"name": "segment", "datatype": "BYTES", "shape": [1], "data": ["online"]}]}).encode()
+def _v2_row(risk_score: float = 0.3) -> bytes:
+    return json.dumps({"inputs": [
+        {"name": "amount", "datatype": "FP32", "shape": [1], "data": [42.0]},
+        {"name": "age_days", "datatype": "FP64", "shape": [1], "data": [300.0]},
+        {"name": "risk_score", "datatype": "FP32", "shape": [1], "data": [risk_score]},
+        {"name": "segment", "datatype": "BYTES", "shape": [1], "data": ["online"]}]}).encode()
 
 
-def _v2_version(connection, key=None) -> str:
+V2_ROW = _v2_row()
+SHADOWED = 150  # requests mirrored to a held shadow: fewer than its queue holds (serving/shadow.py)
+
+
+def _v2_version(connection, key=None, body=V2_ROW) -> str:
     """One V2 inference naming no version; the version that answered."""
     headers = {"Content-Type": "application/json", **({"X-Client-Key": key} if key else {})}
-    connection.request("POST", f"/v2/models/{NAME}/infer", body=V2_ROW, headers=headers)
+    connection.request("POST", f"/v2/models/{NAME}/infer", body=body, headers=headers)
     response = connection.getresponse()
     body = json.loads(response.read())
     assert response.status == 200, body
@@ -266,7 +336,7 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
 
     from serving.options import ServerOptions
     from serving.server import start_server
-    from serving.traffic import read, set_split, traffic_path
+    from serving.traffic import read, traffic_path
 
     code, out = _promote(capsys, server, home, "--canary", "20", "--min-improvement", "-1", "--max-slice-drop", "1")
     assert code == 0 and "verdict: canary" in out and "20% of the requests" in out, out
@@ -295,14 +365,6 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
         time.sleep(1.0)  # the server re-reads traffic.json and models.config
         assert {_v2_version(connection) for _ in range(200)} == {stable}  # not the newest push: it is unpromoted
 
-        def median_ms(count=150):
-            times = []
-            for _ in range(count):
-                started = time.perf_counter()
-                _v2_version(connection)
-                times.append(time.perf_counter() - started)
-            return sorted(times)[count // 2] * 1000
-
         code, out = _promote(capsys, server, home, "--shadow")
         assert code == 0 and "shadow on" in out and _labels(home)["shadow"] == int(canary)
         assert read(traffic_path(serving))[NAME].shadow
@@ -311,28 +373,45 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
             time.sleep(0.1)  # the server re-reads models.config on its own
         servables, labels = running.core.manager.routing(NAME)
         shadow_model = servables[labels["shadow"]].servable
-        real_run = shadow_model.run
+        shadow, probes = running.core._shadow, 0
+        while (shadow is None or shadow.queued == 0) and probes < 100:  # until the server re-read traffic.json
+            time.sleep(0.1)
+            assert _v2_version(connection) == stable
+            probes, shadow = probes + 1, running.core._shadow
+        assert shadow is not None and shadow.queued > 0, probes
+        shadow.drain(timeout_s=60)
+        real_run, release = shadow_model.run, threading.Event()
 
-        def slow(*args, **kwargs):  # a shadow 25 ms slower than the caller's whole request
+        def held(*args, **kwargs):  # the shadow cannot finish a request until the test releases it
+            release.wait(120)
             time.sleep(SLOW_SHADOW_S)
             return real_run(*args, **kwargs)
-        shadow_model.run = slow
-        off, on, sent = [], [], 0
-        for shadow_on in (False, True, False, True):  # alternate blocks: the machine's noise falls on both sides
-            set_split(traffic_path(serving), NAME, shadow=shadow_on)
-            time.sleep(1.0)  # the server re-reads traffic.json
-            (on if shadow_on else off).append(median_ms())
-            sent += 150 if shadow_on else 0
-        running.core._shadow.drain(timeout_s=30)
-        # the caller never waits for the shadow: its median stays far under the shadow's own 25 ms
-        # (the cost of sharing two cores with a shadow is a figure of bench/traffic_bench.py)
-        assert min(on) < min(off) + SLOW_SHADOW_S * 1000 / 2, (on, off)
+        shadow_model.run = held
+        queued, done = shadow.queued, shadow.done
+        # no clock: while the shadow is held, every request is answered (a caller that waited for its
+        # shadow would time out on the connection's 30 s); 150 copies fit the shadow's queue
+        rows = [_v2_row(risk) for risk in np.linspace(-3, 3, SHADOWED)]
+        assert {_v2_version(connection, body=row) for row in rows} == {stable}
+        assert shadow.queued - queued == SHADOWED and shadow.done == done, (shadow.queued, shadow.done)
+        release.set()
+        shadow.drain(timeout_s=60)
+        sent = shadow.queued
         capsys.readouterr()
         assert main(["shadow", NAME, "--home", str(home), "--json"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["requests"] == report["compared"] == sent and report["shadow_errors"] == 0
-        assert report["versions"] == [[int(stable), int(canary)]] and 0.0 <= report["agreement"] <= 1.0
-        assert sum(sum(row.values()) for row in report["confusion"].values()) == sent
+        assert report["versions"] == [[int(stable), int(canary)]]
+        logged = [json.loads(line) for line in (home / "shadow-logs" / f"{NAME}.jsonl").read_text().splitlines()]
+        assert len(logged) == sent
+        pairs = [(np.asarray(r["primary"]).reshape(-1)[-1] >= 0.5, np.asarray(r["shadow"]).reshape(-1)[-1] >= 0.5)
+                 for r in logged]
+        assert report["agreement"] == sum(a == b for a, b in pairs) / sent
+        confusion = {}
+        for a, b in pairs:
+            confusion.setdefault(str(int(a)), {}).setdefault(str(int(b)), 0)
+            confusion[str(int(a))][str(int(b))] += 1
+        assert report["confusion"] == confusion
+        # the shadow's latency is its own: at least the delay the test put in it (a sleep never ends early)
         assert report["shadow_ms_p50"] >= SLOW_SHADOW_S * 1000
 
         def broken(*_, **__):

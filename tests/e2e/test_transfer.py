@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_cli_config
+from tests.helpers import run_cli_config, served_accuracy
 from tests.messy_images import photo_folder
 
 pytestmark = pytest.mark.pipeline
@@ -49,9 +49,16 @@ def test_a_registered_model_is_the_base_of_the_next_run(home, folder):
     assert info["transfer"]["base_unchanged_in_head_phase"] is True
     assert info["transfer"]["fine_tune_epochs"] >= 1 and info["transfer"]["unfrozen_layers"] > 0
     assert len(report.history["loss"]) == info["transfer"]["head_epochs"] + info["transfer"]["fine_tune_epochs"]
-    assert report.blessed and report.metrics["overall"]["sparse_categorical_accuracy"] >= 0.9
+    assert report.blessed
     description = json.loads((Path(report.pushed_path) / "assets.extra" / "mlops_model.json").read_text())
     assert description["pretrained"]["source"] == "models:/photos@challenger"
+    # the yardstick: the base's own family (the CNN) from scratch on the same folder (so the same
+    # split: ExampleGen hashes each file's path), as many epochs in all, scored here on the eval rows
+    _, scratch = _run(home, "--data", str(folder), "--name", "garden_scratch", "--family", "cnn",
+                      "--image-size", SIZE, "--hparam", "epochs=7", "--no-edge")
+    transferred, alone = served_accuracy(report), served_accuracy(scratch)
+    print("transfer", transferred, "scratch", alone)
+    assert transferred >= alone, f"transfer {transferred:.4f} vs the same family from scratch {alone:.4f}"
 
 
 def test_a_keras_application_from_a_weights_file(home, folder, tmp_path):
@@ -98,10 +105,10 @@ def test_a_student_learns_from_the_teacher(home):
     assert name.startswith("photos_student cnn student of models:/photos@challenger"), name  # what it is
     text = format_summary(config, student)
     assert "distilled (temperature 2, alpha 0.5)" in text and "teacher   accuracy" in text
-    with_teacher = student.metrics["overall"]["sparse_categorical_accuracy"]
-    without = plain.metrics["overall"]["sparse_categorical_accuracy"]
-    # the claim under test; if it ever fails, the message says by how much
-    assert with_teacher >= without - 0.05, f"student {with_teacher:.4f} vs the same student alone {without:.4f}"
+    with_teacher, without = served_accuracy(student), served_accuracy(plain)  # on the same eval rows, here
+    print("student", with_teacher, "alone", without)
+    # the claim under test (fixed seeds: the same student, the same split, the teacher the only change)
+    assert with_teacher >= without, f"student {with_teacher:.4f} vs the same student alone {without:.4f}"
 
 
 def test_status_shows_last_runs_aliases_serving_and_alarms(home, capsys):

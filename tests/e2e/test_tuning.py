@@ -33,6 +33,7 @@ def test_tuning_feeds_the_trainer_and_logs_trials(home, transactions_csv):
                                   filter_string=f"tags.mlflow.parentRunId = '{report.mlflow_run_id}'")
     assert len(children) == 2
     best = min(children, key=lambda run: run.data.metrics["val_loss"])
+    assert best.data.params and set(best.data.params) <= set(report.model_info["hparams"]), best.data.params
     for key, value in best.data.params.items():
         assert str(report.model_info["hparams"][key]) == value, key  # the Trainer used the best values
 

@@ -1,8 +1,9 @@
 """The promotion gate's rules, the rollback target, serving label routing, the promotion lock and
 the registry helpers on a SQLite MLflow store (no TensorFlow, no pipeline)."""
 import json
+import re
 import socket
-import time
+import threading
 
 import pytest
 
@@ -77,7 +78,8 @@ def test_format_table_text_and_markdown():
                       checks=decide(BINARY, _scores(0.8), _scores(0.9), {"is_fraud": 0.7}, PromotionRules()),
                       message="is_fraud overall auc 0.8000 fails 'improves by >= 0'")
     text = format_table(outcome)
-    assert "challenger v3 vs champion v2" in text and "0.9000" in text and "NO" in text
+    assert text.splitlines()[0] == "promotion of 'm': challenger v3 vs champion v2"
+    assert re.search(r"^  is_fraud +overall +auc +0\.9000 +0\.8000 +100 +improves by >= 0 +NO *$", text, re.M), text
     assert text.splitlines()[-1].startswith("verdict: refused")
     markdown = format_table(outcome, markdown=True)
     assert "| is_fraud | overall | auc | 0.9000 | 0.8000 | 100 | improves by >= 0 | NO |" in markdown
@@ -115,29 +117,51 @@ def test_a_push_after_promotion_is_served_and_unlabelled_versions_are_released(t
 
 
 def test_a_second_promotion_of_the_same_model_fails_at_once(tmp_path):
+    """No clock: the second attempt runs in a thread while the first still holds the lock, so it can
+    only finish (with the error) if it does not wait for the lock; the join's 60 s only bounds a
+    broken build, a lock that waits would never be released before it."""
     home = Home(tmp_path)
-    with promotion.exclusive(home, "m"):
-        started = time.monotonic()
+    raised = []
+
+    def second():
         with pytest.raises(PromotionError, match=r"another promotion or rollback of 'm' is in progress \(pid \d+"):
             with promotion.exclusive(home, "m"):
                 pass
-        assert time.monotonic() - started < 1
+        raised.append(True)
+
+    with promotion.exclusive(home, "m"):
+        attempt = threading.Thread(target=second, daemon=True)
+        attempt.start()
+        attempt.join(timeout=60)
+        finished_while_held = not attempt.is_alive()
         with promotion.exclusive(home, "other"):  # another model is independent
             pass
+    attempt.join(timeout=60)
+    assert finished_while_held and raised == [True]
     with promotion.exclusive(home, "m"):  # released
         pass
 
 
-def test_unreachable_tracking_server_is_one_clear_line():
+def test_unreachable_tracking_server_is_one_clear_line(monkeypatch):
+    """Fails fast: one connection attempt with a 5 s timeout (MLflow's own client would retry for
+    minutes); the attempts are counted, not timed."""
+    import urllib.request
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    started = time.monotonic()
+    attempts, real_urlopen = [], urllib.request.urlopen
+
+    def counted(url, *args, **kwargs):
+        attempts.append((url, kwargs.get("timeout")))
+        return real_urlopen(url, *args, **kwargs)
+    monkeypatch.setattr(urllib.request, "urlopen", counted)
     unreachable = f"MLflow tracking server http://127.0.0.1:{port} is unreachable"
     with pytest.raises(mlflow_registry.RegistryError, match=unreachable):
         mlflow_registry.check_reachable(f"http://127.0.0.1:{port}")
-    assert time.monotonic() - started < 6
+    assert attempts == [(f"http://127.0.0.1:{port}/health", 5.0)]
     mlflow_registry.check_reachable("sqlite:///x.db")  # a local store needs no check
+    assert len(attempts) == 1
 
 
 @pytest.fixture(scope="module")
