@@ -4,17 +4,8 @@ from typing import Any, Dict, Mapping
 
 import tf_keras as keras
 
-from components.models.base import (
-    KERNEL_INITIALIZER,
-    FeatureSpec,
-    HeadSpec,
-    batch_norm,
-    conv_bn_act,
-    downsample_stride,
-    image_stem,
-    regularizer,
-    scaled,
-)
+from components.models import base
+from components.models.base import KERNEL_INITIALIZER, FeatureSpec, HeadSpec
 
 # depth -> (block kind, blocks per group); the groups' filters are FILTERS.
 TABLES = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3))}
@@ -24,12 +15,12 @@ BOTTLENECK_EXPANSION = 4
 
 def _conv(x: Any, filters: int, kernel: int, strides: int, hp: Mapping[str, Any], name: str) -> Any:
     return keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                               kernel_initializer=KERNEL_INITIALIZER, kernel_regularizer=regularizer(hp),
+                               kernel_initializer=KERNEL_INITIALIZER, kernel_regularizer=base.regularizer(hp),
                                name=name)(x)
 
 
 def _bn_relu(x: Any, name: str) -> Any:
-    return keras.layers.Activation("relu", name=f"{name}_relu")(batch_norm(f"{name}_bn")(x))
+    return keras.layers.Activation("relu", name=f"{name}_relu")(base.batch_norm(f"{name}_bn")(x))
 
 
 def _block(x: Any, filters: int, strides: int, kind: str, version: int, hp: Mapping[str, Any], name: str) -> Any:
@@ -48,12 +39,12 @@ def _block(x: Any, filters: int, strides: int, kind: str, version: int, hp: Mapp
         return keras.layers.Add(name=f"{name}_add")([shortcut, y])
     shortcut = x
     if needs_projection:
-        shortcut = conv_bn_act(x, out_filters, 1, strides, hp, f"{name}_proj", activation=None)
+        shortcut = base.conv_bn_act(x, out_filters, 1, strides, hp, f"{name}_proj", activation=None)
     y = x
     for index, (kernel, f) in enumerate(kernels):
         last = index == len(kernels) - 1
         stride = strides if index == (1 if kind == "bottleneck" else 0) else 1
-        y = conv_bn_act(y, f, kernel, stride, hp, f"{name}_{index}", activation=None if last else "relu")
+        y = base.conv_bn_act(y, f, kernel, stride, hp, f"{name}_{index}", activation=None if last else "relu")
     return keras.layers.Activation("relu", name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
@@ -64,12 +55,12 @@ def build(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any], head
         raise ValueError(f"resnet version {hp['version']}: choose 1 or 2")
     name, shape = spec.single_tensor(3, "resnet")
     kind, blocks = TABLES[hp["depth"]]
-    x, side = image_stem(inputs[name], scaled(FILTERS[0], hp["width"]), hp, shape[0])
+    x, side = base.image_stem(inputs[name], base.scaled(FILTERS[0], hp["width"]), hp, shape[0])
     for group, (count, filters) in enumerate(zip(blocks, FILTERS)):
         for index in range(count):
-            strides = downsample_stride(side) if (group > 0 and index == 0) else 1
+            strides = base.downsample_stride(side) if (group > 0 and index == 0) else 1
             side = (side + 1) // 2 if strides == 2 else side
-            x = _block(x, scaled(filters, hp["width"]), strides, kind, hp["version"], hp, f"g{group}b{index}")
+            x = _block(x, base.scaled(filters, hp["width"]), strides, kind, hp["version"], hp, f"g{group}b{index}")
     if hp["version"] == 2:
         x = _bn_relu(x, "post")
     return x
