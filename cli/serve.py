@@ -206,7 +206,29 @@ def cmd_edge_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub) -> None:
+def _serve_limits(group, defaults) -> None:
+    """What one request, one connection and the whole server may take."""
+    group.add_argument("--max-request-rows", type=int, default=defaults.max_request_rows,
+                       help="rows allowed in one request")
+    group.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes, help="request body limit")
+    group.add_argument("--request-timeout", type=float, default=defaults.request_timeout_s,
+                       help="seconds a model call may take")
+    group.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="SECONDS",
+                       help="close a REST connection that sends nothing (or half a request) this long")
+    group.add_argument("--max-connections", type=int, default=defaults.max_connections,
+                       help="open REST connections; a new one beyond gets 503")
+    group.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs,
+                       help="gRPC calls in flight; beyond: RESOURCE_EXHAUSTED")
+
+
+def _serve_tls(group) -> None:
+    group.add_argument("--ssl-cert", metavar="PEM", help="HTTPS and gRPC over TLS: the server's certificate chain")
+    group.add_argument("--ssl-key", metavar="PEM", help="the certificate's private key")
+    group.add_argument("--ssl-client-ca", metavar="PEM",
+                       help="mutual TLS: require client certificates signed by this CA (REST and gRPC)")
+
+
+def _register_serve(sub) -> None:
     from serving.options import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_REST_PORT, ServerOptions
 
     defaults = ServerOptions()
@@ -222,25 +244,17 @@ def register(sub) -> None:
                        help="rows per batched model call")
     serve.add_argument("--batch-timeout-ms", type=float, default=defaults.batch_timeout_ms,
                        help="how long a batch waits to fill")
-    serve.add_argument("--max-request-rows", type=int, default=defaults.max_request_rows,
-                       help="rows allowed in one request")
-    serve.add_argument("--max-request-bytes", type=int, default=defaults.max_request_bytes, help="request body limit")
-    serve.add_argument("--request-timeout", type=float, default=defaults.request_timeout_s,
-                       help="seconds a model call may take")
     serve.add_argument("--log-requests", type=float, default=defaults.request_log_rate, metavar="RATE",
                        help="log this fraction of requests as tf.Examples (0: off)")
     serve.add_argument("--request-log-dir", help="default: <home>/request-logs")
-    serve.add_argument("--idle-timeout", type=float, default=defaults.idle_timeout_s, metavar="SECONDS",
-                       help="close a REST connection that sends nothing (or half a request) this long")
-    serve.add_argument("--max-connections", type=int, default=defaults.max_connections,
-                       help="open REST connections; a new one beyond gets 503")
-    serve.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs,
-                       help="gRPC calls in flight; beyond: RESOURCE_EXHAUSTED")
-    serve.add_argument("--ssl-cert", metavar="PEM", help="HTTPS and gRPC over TLS: the server's certificate chain")
-    serve.add_argument("--ssl-key", metavar="PEM", help="the certificate's private key")
-    serve.add_argument("--ssl-client-ca", metavar="PEM",
-                       help="mutual TLS: require client certificates signed by this CA (REST and gRPC)")
+    _serve_limits(serve.add_argument_group("limits"), defaults)
+    _serve_tls(serve.add_argument_group("TLS"))
 
+
+def register(sub) -> None:
+    from serving.options import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_REST_PORT
+
+    _register_serve(sub)
     predict = add_command(sub, "predict", cmd_predict, "send rows (a JSON or CSV file) or image files to a server")
     predict.add_argument("files", nargs="+", metavar="FILE",
                          help="FILE.json (TF Serving request or list of rows), FILE.csv, or image files")
