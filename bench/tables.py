@@ -202,7 +202,8 @@ TABLES = [
     Table("digits", "digit", "scikit-learn digits", _digits, "64 pixel columns, 10 classes"),
     Table("anes_vote_small", "vote", "statsmodels anes96 (first 380 rows)", lambda: _anes_vote().iloc[:380],
           "under 400 rows"),
-    Table("fair_small", "had affair", "statsmodels fair (first 390 rows)", lambda: _fair_affair().iloc[:390],
+    Table("fair_small", "had affair", "statsmodels fair (390 rows drawn at random)",
+          lambda: _fair_affair().sample(390, random_state=0).reset_index(drop=True),
           "under 400 rows, yes/no"),
 ]
 

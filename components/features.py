@@ -80,5 +80,10 @@ FORECAST_OFFSET, FORECAST_SCALE = "_forecast_offset", "_forecast_scale"
 LABEL_OFFSET, LABEL_SCALE = "_label_offset", "_label_scale"
 
 
+INTERNAL_OUTPUTS = frozenset({LABEL_OFFSET, LABEL_SCALE, FORECAST_OFFSET, FORECAST_SCALE})  # not features
+
+
 def is_model_input(transformed: str, label_keys) -> bool:
-    return transformed not in label_keys and not transformed.startswith("_")
+    """A Transform output the model reads: not a label, not one of the Transform's own constants.
+    (A column named ``1960`` has the key ``_1960``: a feature like any other.)"""
+    return transformed not in label_keys and transformed not in INTERNAL_OUTPUTS

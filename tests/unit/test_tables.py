@@ -136,3 +136,12 @@ def test_request_rows_with_original_names(tmp_path):
     assert names.rename_document(document) == {"instances": [{"mean_radius": 1.0}], "signature_name": "s"}
     assert names.rename_document({"inputs": {"Mean Radius": [1.0]}}) == {"inputs": {"mean_radius": [1.0]}}
     assert ColumnNames().rename({"Any Name": 1}) == {"Any Name": 1}
+
+
+def test_a_column_named_by_a_number_is_a_model_input():
+    """Years as column names ('1960' -> key '_1960') were left out of the model as if internal."""
+    from components.features import FORECAST_SCALE, LABEL_OFFSET, is_model_input, transformed_name
+
+    assert is_model_input(transformed_name("_1960"), {transformed_name("_2011")})
+    assert not is_model_input(transformed_name("_2011"), {transformed_name("_2011")})
+    assert not is_model_input(LABEL_OFFSET, set()) and not is_model_input(FORECAST_SCALE, set())
