@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional
 
 from cli import ops, release, run, serve
-from cli.errors import EXIT_BAD_INPUT, EXIT_REFUSED, Refused, UserError
+from cli.exit_codes import EXIT_BAD_INPUT, EXIT_REFUSED, Refused, UserError
 
 GROUPS = (run, serve, release, ops)
 

@@ -5,8 +5,8 @@ import contextlib
 import io
 from pathlib import Path
 
-from cli.errors import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.options import HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
+from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
+from cli.shared_options import HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
 
 
 def cmd_skew(args: argparse.Namespace) -> int:

@@ -3,8 +3,8 @@ or an unreachable registry is one line and exit 1; nothing changes."""
 import argparse
 from typing import Dict, List
 
-from cli.errors import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.options import HOME, TRACKING, add_command, quiet_runtime
+from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
+from cli.shared_options import HOME, TRACKING, add_command, quiet_runtime
 
 
 def registry_errors():

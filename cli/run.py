@@ -6,8 +6,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from cli.errors import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.options import COMMON, HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
+from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
+from cli.shared_options import COMMON, HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
 from pipelines.configure import (
     BeamOptions,
     ConfigError,

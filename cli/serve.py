@@ -5,8 +5,8 @@ import json
 import sys
 from pathlib import Path
 
-from cli.errors import EXIT_OK, UserError, translated
-from cli.options import HOME, add_command, quiet_runtime
+from cli.exit_codes import EXIT_OK, UserError, translated
+from cli.shared_options import HOME, add_command, quiet_runtime
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

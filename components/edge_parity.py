@@ -5,7 +5,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components import metrics
+from components import gate_metrics as metrics
 from components.features import PREDICTIONS
 from components.tasks import get_task
 

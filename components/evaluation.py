@@ -21,7 +21,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.features import transformed_name
-from components.metrics import EVAL_ROWS, EVAL_ROWS_USED, MAX_SLICE_DROP, MIN_SLICE_ROWS
+from components.gate_metrics import EVAL_ROWS, EVAL_ROWS_USED, MAX_SLICE_DROP, MIN_SLICE_ROWS
 from components.tasks import MULTI_TARGET_TASKS, TaskSpec, get_task
 
 MAX_EVAL_ROWS = 100_000  # TFMA's per-example metrics cost a Python call per row, metric and slice

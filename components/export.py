@@ -29,7 +29,7 @@ from components.features import (
     PREDICTIONS,
     transformed_name,
 )
-from components.images import scale_pixels
+from components.image_layers import scale_pixels
 from serving.images import PIXELS_SIGNATURE, ImageInfo
 
 libraries_are_not_autographed()  # the signatures trace the model's tf_keras code and TFT's layer

@@ -29,7 +29,7 @@ from components.features import (
     raw_name,
     transformed_name,
 )
-from components.images import augmentation
+from components.image_layers import augmentation
 from components.models import autoencoder, distillation, transfer
 from components.models.base import LOSSES, FeatureSpec, HeadSpec, task_metrics
 from components.models.builder import build_model

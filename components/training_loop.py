@@ -12,7 +12,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import libraries_are_not_autographed
-from components.progress import log_epoch
+from components.progress_records import log_epoch
 
 libraries_are_not_autographed()
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -21,7 +21,7 @@ CHECKPOINTS = "checkpoints"  # in the model-run dir: the weights after each epoc
 
 
 class EpochProgress(keras.callbacks.Callback):
-    """Reports each finished epoch (number, planned epochs, losses) through ``components.progress``,
+    """Reports each finished epoch (number, planned epochs, losses) through ``components.progress_records``,
     so `mlops run` can show a live counter; ``stage`` names a part such as a tuning trial."""
 
     def __init__(self, epochs: int, stage: str = ""):

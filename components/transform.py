@@ -10,7 +10,7 @@ from typing import Any, Dict, Mapping, Tuple, Union
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import images
+from components import image_layers
 from components.features import (
     FEATURE_VOCABULARY,
     FORECAST_OFFSET,
@@ -97,8 +97,8 @@ def boolean_text(x: tf.Tensor) -> tf.Tensor:
 def image_features(encoded: Tensorish, size: int) -> tf.Tensor:
     """Encoded image bytes -> [batch, size, size, 3] floats as the model takes them (in the served
     graph too, so TF Serving's clients send JPEG/PNG bytes)."""
-    pixels = images.decode_batch(tf.reshape(fill_missing(encoded, ""), [-1]), size)
-    return images.scale_pixels(pixels, ImageInfo(size=size))
+    pixels = image_layers.decode_batch(tf.reshape(fill_missing(encoded, ""), [-1]), size)
+    return image_layers.scale_pixels(pixels, ImageInfo(size=size))
 
 
 def _days_from_civil(year: tf.Tensor, month: tf.Tensor, day: tf.Tensor) -> tf.Tensor:

@@ -8,7 +8,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from components.comparators import ACCEPTED_SPAN_TYPE, DRIFT_REPORT_FILE
-from components.metrics import EVAL_ROWS, EVAL_ROWS_USED, MIN_SLICE_ROWS, OVERALL
+from components.gate_metrics import EVAL_ROWS, EVAL_ROWS_USED, MIN_SLICE_ROWS, OVERALL
 from core.config import (
     DRIFT_GATE_ID,
     EDGE_EXPORT_ID,

@@ -280,7 +280,7 @@ def _builtin_input(request: RunRequest, name: str, data_path: Optional[Path], ho
     usecase = datasets.USE_CASES[request.use_case or datasets.DEFAULT_USE_CASE]
     data_path = datasets.data_path(usecase, home.data_dir(name))
     if usecase.input_format == "images":
-        from pipelines.inputs.images import scan_files
+        from pipelines.inputs.image_folders import scan_files
 
         images, _, gates = _image_spec(scan_files(data_path, usecase.make()), "folder", usecase.targets, request,
                                        data_path, home.data_dir(name))
@@ -374,14 +374,14 @@ ANOMALY_FAMILY = "autoencoder"  # for --task anomaly: the convolutional autoenco
 
 
 def _is_images(request: RunRequest, data_path: Path) -> bool:
-    from pipelines.inputs.images import is_image_folder
+    from pipelines.inputs.image_folders import is_image_folder
 
     return bool(request.images.image_column) or is_image_folder(data_path)
 
 
 def _user_images(request: RunRequest, data_path: Path, data_dir: Path):
     """(ImageSpec without its size, targets, gate bounds) of a folder of class folders or a CSV of paths."""
-    from pipelines.inputs import images as img
+    from pipelines.inputs import image_folders as img
 
     if request.images.image_column:
         if not request.label:
@@ -403,7 +403,7 @@ def _user_images(request: RunRequest, data_path: Path, data_dir: Path):
 def _image_spec(scan, layout: str, requested, request: RunRequest, data_path: Path, data_dir: Path):
     from components.tasks import get_task
     from core.config import ImageSpec
-    from pipelines.inputs import images as img
+    from pipelines.inputs import image_folders as img
     from pipelines.inputs.preflight import TargetProfile
 
     targets = []
@@ -495,7 +495,7 @@ def _sized(images, request: RunRequest, family: str, hparams: Mapping[str, Any],
            base_size: Optional[int] = None):
     """The ImageSpec with its size and augmentation: --image-size, else from the data and the family."""
     from components.models.families import AUGMENTATIONS, DEFAULT_AUGMENT, min_image_size
-    from pipelines.inputs.images import IMAGE_SIZES, default_image_size
+    from pipelines.inputs.image_folders import IMAGE_SIZES, default_image_size
 
     smallest = min_image_size(family, hparams)
     if request.images.image_size is not None:
@@ -593,7 +593,7 @@ def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
         stage(open_table(table.source, table.delimiter if table.format == "csv" else None, table.encoding or "utf-8"),
               table.staged, table.keep, table.kinds, [key for key, _ in config.targets], table.na_values)
     if config.images:
-        from pipelines.inputs import images as img
+        from pipelines.inputs import image_folders as img
 
         spec = config.images
         if spec.layout == "csv":

@@ -2,7 +2,7 @@
 edge variants, what was pushed and registered."""
 from typing import List
 
-from components.metrics import MIN_SLICE_ROWS, OVERALL
+from components.gate_metrics import MIN_SLICE_ROWS, OVERALL
 from core.config import PipelineConfig
 from core.run_report import RunReport
 
@@ -67,7 +67,7 @@ def format_input(config: PipelineConfig) -> List[str]:
 
 
 def format_images(config: PipelineConfig) -> List[str]:
-    from pipelines.inputs.images import classes_line, describe_skipped
+    from pipelines.inputs.image_folders import classes_line, describe_skipped
 
     images = config.images
     where = f"CSV of paths, column '{images.image_column}'" if images.layout == "csv" else "class folders"

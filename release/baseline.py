@@ -9,7 +9,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from components import metrics
+from components import gate_metrics as metrics
 from components.tasks import get_task
 from core.config import PipelineConfig
 from core.run_report import RunReport

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from components.metrics import HIGHER_IS_BETTER, MIN_SLICE_ROWS, OVERALL
+from components.gate_metrics import HIGHER_IS_BETTER, MIN_SLICE_ROWS, OVERALL
 from core.config import PipelineConfig
 from core.run_report import RunReport
 

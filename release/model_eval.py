@@ -12,9 +12,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from components import metrics
+from components import gate_metrics as metrics
 from components.features import PREDICTIONS
-from components.metrics import OVERALL
+from components.gate_metrics import OVERALL
 from components.tasks import MULTI_TARGET_TASKS, get_task
 
 MAX_ROWS = 100_000

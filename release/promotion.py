@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from components.metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS, OVERALL
+from components.gate_metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS, OVERALL
 from core.home import Home
 from release import mlflow_registry
 from release.mlflow_registry import CANARY, CHALLENGER, CHAMPION

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from components.metrics import OVERALL
+from components.gate_metrics import OVERALL
 from core.config import PipelineConfig
 from core.run_report import RunReport
 

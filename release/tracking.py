@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from components.metrics import EVAL_ROWS, EVAL_ROWS_USED, OVERALL
+from components.gate_metrics import EVAL_ROWS, EVAL_ROWS_USED, OVERALL
 from core.config import EDGE_EXPORT_ID, PipelineConfig
 from core.run_report import RunReport
 from release import mlflow_registry

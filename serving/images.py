@@ -2,7 +2,7 @@
 decoding and resizing that the served graph does, done the same way where there is no graph (the
 edge device, a client, the staging of a folder).
 
-The graph (``components.images``) decodes any JPEG/PNG/GIF/BMP, converts it to RGB, resizes it to
+The graph (``components.image_layers``) decodes any JPEG/PNG/GIF/BMP, converts it to RGB, resizes it to
 ``size`` x ``size`` with TF's antialiased bilinear filter and scales it for the model. Pillow's
 bilinear resize is the same triangle filter, so host and graph agree to a grey level or two.
 """

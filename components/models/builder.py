@@ -5,14 +5,14 @@ from typing import Any, Mapping, Sequence
 
 import tf_keras as keras
 
-from components.images import augmentation
+from components.image_layers import augmentation
 from components.models.base import FeatureSpec, HeadSpec, compile_for_task, model_inputs, task_head
 from components.models.families import TRANSFER_FAMILY, UnsupportedModelError, get_family, resolve_hparams
 
 
 def build_model(family_name: str, head: HeadSpec, spec: FeatureSpec, hparams: Mapping[str, Any],
                 augment: Sequence[str] = ()) -> keras.Model:
-    """``augment``: training-only augmentation layers in front of the image input (``components.images``)."""
+    """``augment``: training-only augmentation layers in front of the image input (``components.image_layers``)."""
     family = get_family(family_name, head.task)
     if family.name == TRANSFER_FAMILY:
         raise UnsupportedModelError(f"family '{TRANSFER_FAMILY}' is built from a pretrained base "

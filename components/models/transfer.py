@@ -102,7 +102,7 @@ def _preprocess(x: Any, name: str) -> Any:
 def build_model(spec: FeatureSpec, head: HeadSpec, hparams: Mapping[str, Any], pretrained: Mapping[str, Any],
                 augment: Sequence[str] = ()) -> Tuple[keras.Model, keras.Model]:
     """(model, base): inputs -> augmentation -> (preprocessing) -> frozen base -> dropout -> head."""
-    from components.images import augmentation
+    from components.image_layers import augmentation
 
     hp = resolve_hparams("transfer", hparams)
     inputs = model_inputs(spec)

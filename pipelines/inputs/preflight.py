@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from components.tasks import TaskSpec, get_task
-from pipelines.inputs import columns as col
-from pipelines.inputs.columns import ColumnKind, ColumnMap, InputDataError
+from pipelines.inputs import column_kinds as col
+from pipelines.inputs.column_kinds import ColumnKind, ColumnMap, InputDataError
 
 __all__ = ["InputDataError", "MIN_ROWS", "ProfileOptions", "TargetProfile", "ColumnProfile", "DataProfile",
            "profile_csv", "profile_source", "profile_table"]

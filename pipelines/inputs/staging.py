@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from pipelines.inputs import columns as col
+from pipelines.inputs import column_kinds as col
 
 
 def _digest(path: Path) -> str:

@@ -12,7 +12,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import pyarrow as pa
 
-from pipelines.inputs.columns import ColumnMap, InputDataError
+from pipelines.inputs.column_kinds import ColumnMap, InputDataError
 from serving.columns import sniff_delimiter
 
 BLOCK_BYTES = 2 << 20  # Arrow's CSV block: the unit of streaming and of memory (a row must fit in one)

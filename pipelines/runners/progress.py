@@ -3,7 +3,7 @@
 TensorFlow's, Beam's or absl's own output, which goes to ``<home>/logs/<name>/<run>.log``.
 
 The component boundaries come from LocalDagRunner's own log records ("Component X is running." /
-"is finished."), the epochs from ``components.progress.log_epoch``; both are read by a
+"is finished."), the epochs from ``components.progress_records.log_epoch``; both are read by a
 logging handler in this process. A terminal gets a line rewritten in place; a pipe or a CI log
 gets plain lines (epochs at most every EPOCH_LINE_SECONDS)."""
 import contextlib
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO
 
-from components.metrics import OVERALL
-from components.progress import PROGRESS_LOGGER
+from components.gate_metrics import OVERALL
+from components.progress_records import PROGRESS_LOGGER
 from core.config import RESOLVER_IDS, PipelineConfig
 from core.run_report import RunReport
 

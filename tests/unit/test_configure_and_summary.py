@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from components.metrics import OVERALL
+from components.gate_metrics import OVERALL
 from core.run_report import ComponentRun, RunReport
 from pipelines.configure import (
     BeamOptions,

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.inputs import images as img
-from pipelines.inputs.columns import InputDataError
+from pipelines.inputs import image_folders as img
+from pipelines.inputs.column_kinds import InputDataError
 from tests.messy_images import labels_csv, photo_folder
 
 
@@ -104,7 +104,7 @@ def test_host_decoding_matches_the_graph_on_every_format_and_mode():
     from PIL import Image
     from sklearn.datasets import load_sample_image
 
-    from components.images import decode_batch
+    from components.image_layers import decode_batch
     from serving.images import load_pixels
 
     photo = Image.fromarray(load_sample_image("flower.jpg")).crop((200, 100, 290, 170))

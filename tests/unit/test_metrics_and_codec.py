@@ -1,4 +1,4 @@
-"""The gate metrics (components.metrics) against scikit-learn, the edge parity gate built on
+"""The gate metrics (components.gate_metrics) against scikit-learn, the edge parity gate built on
 them, and the one tf.Example codec (serving.examples) in both directions."""
 import gzip
 
@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
-from components import metrics
+from components import gate_metrics as metrics
 from serving import examples
 
 

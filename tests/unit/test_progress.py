@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from components.progress import PROGRESS_LOGGER, log_epoch
+from components.progress_records import PROGRESS_LOGGER, log_epoch
 from core.run_report import ComponentRun, RunReport
 from pipelines.runners.progress import EPOCH_LINE_SECONDS, ProgressLines, component_result
 

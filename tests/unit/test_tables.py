@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pipelines.inputs.columns import InputDataError, feature_key, feature_keys
+from pipelines.inputs.column_kinds import InputDataError, feature_key, feature_keys
 from pipelines.inputs.preflight import profile_source
 from pipelines.inputs.staging import stage
 from pipelines.inputs.tables import batches, open_table

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from pipelines.inputs.columns import InputDataError, infer_task
+from pipelines.inputs.column_kinds import InputDataError, infer_task
 from serving.images import FILE_FEATURE, IMAGE_FEATURE, ImageError, is_image_name, open_rgb
 
 MIN_CLASS_IMAGES = 2
