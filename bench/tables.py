@@ -179,6 +179,26 @@ def _digits() -> pd.DataFrame:
     return d
 
 
+def _statecrime() -> pd.DataFrame:
+    return _sm("statecrime").reset_index().rename(columns={"state": "State"})
+
+
+def _strikes() -> pd.DataFrame:
+    return _sm("strikes")
+
+
+def _heart() -> pd.DataFrame:
+    d = _sm("heart")
+    d["censors"] = d["censors"].map({1.0: "TRUE", 0.0: "FALSE"})
+    return d
+
+
+def _ccard() -> pd.DataFrame:
+    d = _sm("ccard")
+    d["OWNRENT"] = d["OWNRENT"].map({1.0: "own", 0.0: "rent"})
+    return d
+
+
 TABLES = [
     Table("fair_affair", "had affair", "statsmodels fair", _fair_affair, "yes/no label; text category"),
     Table("fair_marriage", "rate_marriage", "statsmodels fair", _fair_marriage, "5 text classes"),
@@ -202,6 +222,10 @@ TABLES = [
     Table("digits", "digit", "scikit-learn digits", _digits, "64 pixel columns, 10 classes"),
     Table("anes_vote_small", "vote", "statsmodels anes96 (first 380 rows)", lambda: _anes_vote().iloc[:380],
           "under 400 rows"),
+    Table("statecrime", "violent", "statsmodels statecrime", _statecrime, "51 rows"),
+    Table("strikes", "duration", "statsmodels strikes", _strikes, "62 rows, one feature"),
+    Table("heart", "censors", "statsmodels heart", _heart, "69 rows; TRUE/FALSE label"),
+    Table("ccard", "AVGEXP", "statsmodels ccard", _ccard, "72 rows; own/rent category"),
     Table("fair_small", "had affair", "statsmodels fair (390 rows drawn at random)",
           lambda: _fair_affair().sample(390, random_state=0).reset_index(drop=True),
           "under 400 rows, yes/no"),

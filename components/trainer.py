@@ -314,6 +314,56 @@ def _export(config: TrainSpec, fn_args: FnArgs, model: keras.Model, tft_output: 
                       {key: vars(column) for key, column in (config.columns or {}).items()})
 
 
+AUTO_LINEAR_ROWS = 5000  # tables up to this size also fit the linear model and keep the better on the eval split
+CANDIDATE_TASKS = ("binary", "multiclass", "regression")
+
+
+def _tries_linear(config: TrainSpec, fn_args: FnArgs) -> bool:
+    """A small table's dnn has a linear rival (the same family at depth 0: the head on the stem),
+    unless the user or the Tuner chose the depth, or the model starts from another."""
+    return (config.family == "dnn" and 0 < config.rows <= AUTO_LINEAR_ROWS and config.task in CANDIDATE_TASKS
+            and "depth" not in config.hparams and not fn_args.hyperparameters and not fn_args.base_model
+            and not config.pretrained and not config.distill_from)
+
+
+def eval_score(model: keras.Model, evaluation: Any, task_name: str) -> Tuple[str, float]:
+    """The task's gate metric of ``model`` on the eval split (what the Evaluator will judge), in
+    the units the model learns (a regression's standardized label)."""
+    from components.gate_metrics import HIGHER_IS_BETTER, value
+
+    labels, predictions = [], []
+    for x, y in evaluation:
+        labels.append(np.reshape(y.numpy(), (len(y), -1)))
+        predictions.append(np.reshape(model(x, training=False).numpy(), (len(y), -1)))
+    name = get_task(task_name).gate_metric
+    score = value(name, np.concatenate(labels).reshape(-1), np.concatenate(predictions))
+    worst = -np.inf if HIGHER_IS_BETTER[name] else np.inf
+    return name, float(worst if score is None else score)
+
+
+def _better_of_linear(config: TrainSpec, fn_args: FnArgs, dnn: Tuple[keras.Model, Any, Dict[str, Any]],
+                      spec: FeatureSpec, head: HeadSpec, train: Any, evaluation: Any,
+                      info: Dict[str, Any]) -> Tuple[keras.Model, Any, Dict[str, Any]]:
+    """(model, history, hyperparameters) of the better of the dnn and its linear rival by the gate
+    metric on the eval split; both scores go into model.json (MLflow and the card read them)."""
+    from components.gate_metrics import HIGHER_IS_BETTER
+
+    model, history, hp = dnn
+    linear_hp = {**hp, "depth": 0}
+    with training_loop.strategy().scope():
+        linear = build_model(config.family, head, spec, linear_hp, ())
+    backup_dir = os.path.join(config.backup_root, training_loop.resume_key(
+        fn_args.train_files, fn_args.transform_graph_path, config.family, config.task, linear_hp, None))
+    linear_history = training_loop.fit(linear, train, evaluation, linear_hp,
+                                       os.path.join(fn_args.model_run_dir, "linear"), backup_dir, config.task)
+    name, deep_score = eval_score(model, evaluation, config.task)
+    _, linear_score = eval_score(linear, evaluation, config.task)
+    linear_wins = linear_score > deep_score if HIGHER_IS_BETTER[name] else linear_score < deep_score
+    info["candidates"] = {"metric": name, "dnn": deep_score, "linear": linear_score,
+                          "chosen": "linear" if linear_wins else "dnn"}
+    return (linear, linear_history, linear_hp) if linear_wins else dnn
+
+
 def run_fn(fn_args: FnArgs) -> None:
     config = TrainSpec.from_dict(fn_args.custom_config)
     hp = _hparams(config, fn_args)
@@ -327,6 +377,10 @@ def run_fn(fn_args: FnArgs) -> None:
         info["warm_start"] = warm_start(model, fn_args.base_model, description)
     train, evaluation = make_datasets(fn_args, tft_output, config, hp)
     history = _fit(config, fn_args, model, base, head, train, evaluation, hp, info)
+    if _tries_linear(config, fn_args):
+        model, history, hp = _better_of_linear(config, fn_args, (model, history, hp), spec, head, train, evaluation,
+                                               info)
+        description = model_description(config.family, config.task, hp, spec, head)
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)

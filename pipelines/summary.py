@@ -143,6 +143,10 @@ def format_evaluation(report: RunReport) -> List[str]:
         mine = overall.get(b["metric"])
         versus = f" (the model: {mine:.4f})" if mine is not None else ""
         lines.append(f"baseline on the same split, {b['model']}: {b['metric']} {b['value']:.4f}{versus}")
+    candidates = report.model_info.get("candidates")
+    if candidates:
+        lines.append(f"model candidates on the eval split ({candidates['metric']}): dnn {candidates['dnn']:.4f}, "
+                     f"linear {candidates['linear']:.4f}; kept: {candidates['chosen']}")
     if report.blessed is not None:
         lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
     if report.unjudged_slices:

@@ -84,6 +84,10 @@ def test_a_three_row_category_never_refuses_a_good_model(runs, name):
         in format_summary(config, report)
     if name == "second":  # judged against the first run's model
         assert "auc_change" in report.metrics["overall"]
+    candidates = report.model_info["candidates"]  # a small table: the dnn and its linear rival, the better kept
+    better = max(("dnn", "linear"), key=lambda c: candidates[c])
+    assert candidates["metric"] == "auc" and candidates["chosen"] == better
+    assert f"model candidates on the eval split (auc): dnn {candidates['dnn']:.4f}" in format_summary(config, report)
 
 
 def test_an_edge_export_that_fails_still_pushes_and_names_what_was_left_out(runs):
