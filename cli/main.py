@@ -41,8 +41,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def entry() -> None:
     """The console script: ``main``, then the exit handlers, then the process ends without tearing
-    down the interpreter module by module, which took ~3 s after TensorFlow, Beam, TFX and MLflow
-    were loaded (a cached `mlops run`: 13.7 s -> ~10.7 s). Output is flushed first; ``main`` stays
+    down the interpreter module by module, which takes seconds once TensorFlow, Beam, TFX and
+    MLflow are loaded. Output is flushed first; ``main`` stays
     usable in-process (tests)."""
     code = main()
     sys.stdout.flush()

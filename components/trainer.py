@@ -107,7 +107,7 @@ def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, con
              batch_size: int, shuffle: bool) -> tf.data.Dataset:
     """(model inputs, label) batches read by TFX's data accessor. A split of at most CACHE_BYTES on
     disk is read and parsed once and kept in memory, its rows shuffled each epoch from there (with
-    the buffer TFX's reader uses): re-reading took 40-50 ms of each 0.2 s epoch of the default job.
+    the buffer TFX's reader uses): re-reading was a fifth of a small table's epoch.
     Larger splits are read each epoch, shuffled by the reader (per-row work in tf.data would cost
     more than the parsing it saves: 8.8 s an epoch at 800,000 rows of 30 features)."""
     cached = files_bytes(files) <= CACHE_BYTES

@@ -41,8 +41,8 @@ class EpochProgress(keras.callbacks.Callback):
 
 class PeriodicBackup(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore, writing its backup at an epoch's end only once ``seconds`` passed
-    since the last one (0: every epoch). A small model's epoch takes 0.1-0.2 s and each backup
-    (model and optimizer) 24 ms of it; slow epochs are still backed up every time."""
+    since the last one (0: every epoch): a small model's backup (model and optimizer) costs a good
+    share of its short epoch; slow epochs are still backed up every time."""
 
     def __init__(self, backup_dir: str, seconds: float, clock: Callable[[], float] = time.monotonic):
         super().__init__(backup_dir)
@@ -109,8 +109,8 @@ def fit(model: keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset,
                                                restore_best_weights=True)
     callbacks = [
         PeriodicBackup(backup_dir, hp["backup_seconds"]),
-        # TF checkpoint format (``model.load_weights(<run>/checkpoints/epoch-007)``): 18 ms an epoch
-        # where .weights.h5 took 45 ms on the default model (tf_keras walks every layer in Python)
+        # TF checkpoint format (``model.load_weights(<run>/checkpoints/epoch-007)``): faster than
+        # .weights.h5, for which tf_keras walks every layer in Python
         keras.callbacks.ModelCheckpoint(os.path.join(run_dir, CHECKPOINTS, "epoch-{epoch:03d}"),
                                         save_weights_only=True),
         keras.callbacks.LearningRateScheduler(lambda epoch, _: learning_rate_at(epoch, hp)),

@@ -91,5 +91,5 @@ def read_records(files: Sequence[str], limit: Optional[int] = None, compression:
     dataset = record_dataset(files, compression)
     if limit is not None:
         dataset = dataset.take(limit)
-    # In batches: one eager step per record costs ~0.1 ms (23 s for 200,000 records).
+    # In batches: an eager step per record would cost more than the reading.
     return [record for batch in dataset.batch(4096) for record in batch.numpy().tolist()]

@@ -36,7 +36,7 @@ def _lean_predict_request() -> type:
     """PredictRequest as the server parses it when ``PredictReader``'s walk cannot read it: the same
     fields and numbers, but each tensor's TensorProto as bytes (``tensors.tensors_from_bytes`` reads
     them) and the tensor map as the repeated key/value entries a map is on the wire (a map's Python
-    iteration costs ~2 us per entry, a repeated field's ~0.1 us). Request fields the server does not
+    iteration costs far more per entry than a repeated field's). Request fields the server does not
     use (predict_streamed_options, client_id) are kept as unknown fields."""
     field = descriptor_pb2.FieldDescriptorProto
     file = descriptor_pb2.FileDescriptorProto(name="mlops/serving/lean_predict.proto", package="mlops.serving",
@@ -94,8 +94,8 @@ class PredictReader:
     before them name the input and its layout. Learned once, they let a request be read in any entry
     order (Python's and Go's protobuf write a map in a new order every time) with one np.frombuffer per
     layout: split at the bytes its entries share when all inputs have one layout (``_split``, C-level
-    steps: ~27 us for 30 inputs on 2026-12-02's machine), else walked, one dict lookup an entry (~37;
-    a parse and a read took ~36 on an earlier machine where the walk took ~15). A request with anything
+    steps), else walked, one dict lookup an entry (bench/results/serving.md has what each costs). A
+    request with anything
     else (strings, an input named twice, a field the server does not read, no model spec) is parsed: a
     LeanPredictRequest."""
 
@@ -159,7 +159,7 @@ class PredictReader:
         return self._learn(entry)
 
     def _split(self, message: bytes) -> Optional[ReadPredict]:
-        """The usual request, read with C-level steps where the walk takes ~0.8 us per entry: a model spec,
+        """The usual request, read with C-level steps where the walk takes a Python step per entry: a model spec,
         then inputs that all share one learned tail (their value tag, length and TensorProto head, e.g.
         every input a float32 of shape [1]), nothing after. Split at that tail, the message is its spec,
         then each entry's key part (tag, entry length, key), then for each input its values and the next

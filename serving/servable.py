@@ -30,16 +30,15 @@ REGRESS_METHOD = "tensorflow/serving/regress"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 # A batch whose call through TF's thread pool (where the deadline is enforced) answered within this
-# runs in the caller's thread afterwards: no hand-off to the pool and back (default model at batch 1:
-# ~300 -> ~100 us), and TF's own advice for small graphs (RunOptions.inter_op_thread_pool = -1). No
+# runs in the caller's thread afterwards: no hand-off to the pool and back (for a small graph, most
+# of a call's time), and TF's own advice for small graphs (RunOptions.inter_op_thread_pool = -1). No
 # deadline can fire there, so only batches no larger than one measured this fast, and only graphs
 # without loops, whose cost is set by the batch's shape rather than by its values.
 INLINE_SECONDS = 0.002
 LOOP_OPS = frozenset({"While", "StatelessWhile", "Enter"})
 # Grappler's remapper fuses MatMul + BiasAdd + activation into oneDNN's _MklNativeFusedMatMul, which at a
-# request's small shapes costs more than the three ops it replaces (default model, batch 1, A/B in one
-# process: ~108 -> ~90 us a call; the server's CPU a request ~386 -> ~363 us), while its convolution
-# fusions pay (MobileNetV2, batch 1: ~25 -> ~31 ms without them). So only a graph with no convolution
+# request's small shapes costs more than the three ops it replaces, while its convolution fusions
+# pay (measured A/B in one process: bench/results/serving.md). So only a graph with no convolution
 # is optimized without the remapper.
 CONV_OPS = frozenset({"Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "Conv3DBackpropInputV2"})
 
@@ -218,7 +217,7 @@ class Servable:
             if self._timeout_ms:
                 options.run_options.timeout_in_ms = self._timeout_ms
             # Session's callable made from options: numpy straight into TF_SessionRunCallable, without
-            # the per-call feed checks of Session.run (3x faster on a 30-input model).
+            # the per-call feed checks of Session.run.
             pooled = self._session._make_callable_from_options(options)
             options.run_options.inter_op_thread_pool = -1  # the caller's thread
             call = self._callables.setdefault(key, SignatureCall(

@@ -27,7 +27,7 @@ BYTES_SUFFIX = "_bytes"
 
 
 def parse_json(body: bytes) -> Dict[str, Any]:
-    """orjson first (a 30-number row: 20 -> 2.5 us); what it refuses (NaN and Infinity, which TF Serving
+    """orjson first (several times faster on a row of numbers); what it refuses (NaN and Infinity, which TF Serving
     accepts; integers beyond 64 bits; bad input) goes to the standard parser, whose answer stands."""
     try:
         document = orjson.loads(body)
@@ -166,7 +166,7 @@ _SCALAR_TYPES = {**_NUMBER_TYPES, "string": frozenset({str})}
 
 def _scalar_rows(rows: List[Any], signature: Signature) -> Optional[Dict[str, np.ndarray]]:
     """The row format's common case, each instance an object of one plain value per input: each
-    dtype's values converted and checked at once (a 30-number row: ~70 -> ~15 us). None on anything
+    dtype's values converted and checked at once, not one value at a time. None on anything
     else, or anything wrong, which the general path converts or names."""
     groups = signature.scalar_inputs
     if groups is None or any(type(row) is not dict or len(row) != len(signature.inputs) for row in rows):
@@ -204,7 +204,7 @@ def _numbers_at_once(values: List[Any], dtype: Any) -> Optional[np.ndarray]:
     if integer:
         low, high = _int_range(dtype)
         return array.astype(dtype, copy=False) if low <= array.min() and array.max() <= high else None
-    return None if np.count_nonzero(np.isinf(array)) else array  # not .any(): its Python wrapper is ~2 us
+    return None if np.count_nonzero(np.isinf(array)) else array  # not .any(): its Python wrapper costs more
 
 
 def _is_named(value: Mapping[str, Any], names: Sequence[str]) -> bool:
@@ -223,7 +223,7 @@ def _named_arrays(columns: Mapping[str, Any], signature: Signature) -> Dict[str,
 
 def _stacked_numbers(columns: Mapping[str, Any], signature: Signature) -> Dict[str, np.ndarray]:
     """Flat lists of plain numbers, converted together per dtype: one numpy call and one overflow
-    check for all such inputs of a request, not one each (a 30-input row: ~150 -> ~75 us). Anything
+    check for all such inputs of a request, not one each. Anything
     else, or anything this finds wrong, is left to ``to_array`` (and its error messages)."""
     groups: Dict[Any, List[str]] = {}
     for name, values in columns.items():
@@ -270,7 +270,7 @@ def response_json(outputs: Mapping[str, np.ndarray], row_format: bool) -> Dict[s
 
 
 def dumps(document: Any) -> bytes:
-    """Compact JSON. orjson first (a one-row answer: ~12 -> ~1 us); an answer it would write
+    """Compact JSON. orjson first (far faster on a small answer); an answer it would write
     differently goes to the standard encoder, whose text stands: NaN and Infinity (TF Serving writes
     them as such, orjson as null), and what orjson refuses (integers beyond 64 bits)."""
     try:
@@ -323,8 +323,8 @@ def json_examples(document: Mapping[str, Any]) -> List[bytes]:
 # --- gRPC: TensorProto <-> numpy ---------------------------------------------------------------
 
 # DataType enum -> (numpy dtype, TensorProto field): the common dtypes read and written without
-# tf.make_ndarray / tf.make_tensor_proto, which cost ~25 / ~50 us per tensor (0.7 ms for the 30
-# inputs of a request). Writing (``tensor_bytes``) needs each field's wire tag, and whether its
+# tf.make_ndarray / tf.make_tensor_proto, whose per-tensor cost adds up over a request's many
+# inputs. Writing (``tensor_bytes``) needs each field's wire tag, and whether its
 # values are fixed-width or varints.
 _PROTO_FIELDS = {1: (np.float32, "float_val"), 2: (np.float64, "double_val"), 3: (np.int32, "int_val"),
                  9: (np.int64, "int64_val"), 7: (object, "string_val"), 10: (np.bool_, "bool_val")}
@@ -340,7 +340,7 @@ def proto_to_array(proto: Any) -> np.ndarray:
             flat = np.frombuffer(proto.tensor_content, dtype=dtype)
         else:
             values = getattr(proto, field)
-            if len(values) == count:  # numpy reads a list 3x faster than the protobuf container
+            if len(values) == count:  # numpy reads a list faster than the protobuf container
                 flat = np.array(list(values), dtype=dtype)
             elif len(values) == 0:  # all default values
                 flat = np.full(count, b"" if dtype is object else 0, dtype=dtype)
@@ -358,12 +358,12 @@ def proto_to_array(proto: Any) -> np.ndarray:
 
 
 # --- TensorProto bytes read without protobuf objects ---------------------------------------------
-# A PredictRequest's inputs arrive as each TensorProto's bytes (``serving.grpc_service``): building 30
-# TensorProto objects and their shape wrappers cost ~300 us of a request. A tensor of a fixed-width
+# A PredictRequest's inputs arrive as each TensorProto's bytes (``serving.grpc_service``): building a
+# TensorProto object and its shape wrapper per input was most of a request's reading. A tensor of a fixed-width
 # dtype whose values are its last field (tensor_content, or packed float_val / double_val) is a layout
 # (dtype, shape, the values field's tag and length: all the bytes before the values) and then the
 # values. A layout is parsed once and kept, so the next tensor laid out the same way is one
-# ``startswith`` and one ``np.frombuffer``. Anything else is read by protobuf, as before.
+# ``startswith`` and one ``np.frombuffer``. Anything else is read by protobuf.
 
 _CONTENT_DTYPES = {dtype.as_datatype_enum: np.dtype(dtype.as_numpy_dtype) for dtype in (  # the fixed-width ones
     tf.float32, tf.float64, tf.float16, tf.int8, tf.int16, tf.int32, tf.int64, tf.uint8, tf.uint16, tf.uint32,
@@ -555,7 +555,7 @@ def _tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[bytes, bool]:
 def tensor_bytes(array: np.ndarray) -> bytes:
     """A serialized TensorProto of ``array``, byte for byte what tf.make_tensor_proto(array) serializes to
     (tensor_content for more than one value, else the typed field; bools always bool_val), written
-    straight to the wire: a protobuf TensorProto, filled and serialized, costs ~10 us per output."""
+    straight to the wire, without a protobuf TensorProto filled and serialized per output."""
     if array.dtype not in _WRITTEN:  # strings and the rarer dtypes
         return tf.make_tensor_proto(array).SerializeToString()
     head, as_in_memory = _tensor_head(array.dtype, array.shape)
