@@ -13,8 +13,8 @@ def libraries_are_not_autographed() -> None:
     ``tensorflow_transform``, so it rewrote tf_keras's whole train step, losses, metrics and
     optimizers on every first ``fit`` and every traced signature (seconds of AST work before the
     first epoch), and TFT's transform layer in every exported signature. Both are graph code,
-    written to run in TF1 graphs, and were never meant to be converted; our own models still are. Called where tf_keras is imported
-    for training or export (idempotent)."""
+    written to run in TF1 graphs, and were never meant to be converted; our own models still are.
+    Called where tf_keras is imported for training or export (idempotent)."""
     from tensorflow.python.autograph.core import config
 
     for package in ("tf_keras", "tensorflow_transform"):
