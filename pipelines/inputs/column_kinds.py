@@ -30,14 +30,15 @@ UNIX_SECONDS = "unix"
 
 
 def feature_key(name: str) -> str:
-    """snake_case, ASCII-folded, never empty, not starting with a digit: ``Malic Acid`` ->
-    ``malic_acid``, ``Sepal.Length`` -> ``sepal_length``, ``2nd gear`` -> ``_2nd_gear``."""
+    """snake_case, ASCII-folded, never empty, starting with a letter: ``Malic Acid`` ->
+    ``malic_acid``, ``Sepal.Length`` -> ``sepal_length``, ``2nd gear`` -> ``col_2nd_gear``, ``1960`` ->
+    ``col_1960`` (TensorFlow renames a signature input that starts with '_' or a digit)."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     folded = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", folded.strip())  # camelCase -> camel_Case
     key = re.sub(r"[^0-9a-zA-Z]+", "_", folded).strip("_").lower()
     if not key:
         key = "column"
-    return f"_{key}" if key[0].isdigit() else key
+    return f"col_{key}" if key[0].isdigit() else key
 
 
 def feature_keys(names: Sequence[str]) -> List[str]:

@@ -84,8 +84,8 @@ def test_any_header_gets_a_feature_key_and_the_label_may_be_named_either_way(tmp
     path = _csv(tmp_path, _rows("Mean Radius,Sepal.Length,2nd gear,Malignant?", [f"{i},{i % 7},{i % 3},{i % 2}"
                                                                                for i in range(40)]))
     profile = profile_csv(path, [("Malignant?", get_task("binary"))])
-    assert profile.column_map.keys == ("mean_radius", "sepal_length", "_2nd_gear", "malignant")
-    assert set(profile.targets) == {"malignant"} and profile.numeric == ("mean_radius", "sepal_length", "_2nd_gear")
+    assert profile.column_map.keys == ("mean_radius", "sepal_length", "col_2nd_gear", "malignant")
+    assert set(profile.targets) == {"malignant"} and profile.numeric == ("mean_radius", "sepal_length", "col_2nd_gear")
     assert profile_csv(path, [("malignant", get_task("binary"))]).targets["malignant"].values == ("0", "1")
 
 

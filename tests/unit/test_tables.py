@@ -14,7 +14,7 @@ from tests.messy_tables import clinic_visits_csv, diabetes_parquet, r_iris_csv_g
 
 
 @pytest.mark.parametrize("name, key", [
-    ("Malic Acid", "malic_acid"), ("Sepal.Length", "sepal_length"), ("2nd gear", "_2nd_gear"),
+    ("Malic Acid", "malic_acid"), ("Sepal.Length", "sepal_length"), ("2nd gear", "col_2nd_gear"), ("1960", "col_1960"),
     ("Sale-Price", "sale_price"), ("mean radius", "mean_radius"), ("Café Crème", "cafe_creme"),
     ("", "column"), ("???", "column"), ("camelCaseName", "camel_case_name"), ("  x  ", "x"),
 ])
@@ -139,7 +139,7 @@ def test_request_rows_with_original_names(tmp_path):
 
 
 def test_a_column_named_by_a_number_is_a_model_input():
-    """Years as column names ('1960' -> key '_1960') were left out of the model as if internal."""
+    """Only the Transform's own constants are not model inputs, not every name that starts with '_'."""
     from components.features import FORECAST_SCALE, LABEL_OFFSET, is_model_input, transformed_name
 
     assert is_model_input(transformed_name("_1960"), {transformed_name("_2011")})

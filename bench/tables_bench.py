@@ -13,7 +13,7 @@ NA rows (fertility in 2011) and boolean-looking labels (yes/no).
 
 Writes bench/results/tables.json and tables.md.
 
-    python bench/tables.py [--only NAME,...] [--budget-seconds S]
+    python bench/tables_bench.py [--only NAME,...] [--budget-seconds S]
 """
 import argparse
 import json
@@ -318,9 +318,14 @@ def main() -> None:
     head = {"at": time.strftime("%Y-%m-%d %H:%M"), "commit": commit,
             "host": f"{os.cpu_count()} CPUs, {os.uname().machine}, Python {sys.version.split()[0]}"}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    name = "tables" if not args.only else "tables-subset"
-    (RESULTS / f"{name}.json").write_text(json.dumps({**head, "tables": results}, indent=1) + "\n")
-    (RESULTS / f"{name}.md").write_text(_markdown(results, head))
+    if args.only and (RESULTS / "tables.json").exists():  # rerun rows replace theirs in the last whole run
+        earlier = json.loads((RESULTS / "tables.json").read_text())
+        rerun = {r["table"]: r for r in results}
+        results = [rerun.pop(r["table"], r) for r in earlier["tables"]] + list(rerun.values())
+        head["at"] = f"{earlier['at']}; rerun {head['at']} at {head['commit']}: {args.only}"
+        head["commit"] = earlier["commit"]
+    (RESULTS / "tables.json").write_text(json.dumps({**head, "tables": results}, indent=1) + "\n")
+    (RESULTS / "tables.md").write_text(_markdown(results, head))
     print(_markdown(results, head))
 
 
