@@ -253,7 +253,7 @@ def test_a_weaker_run_is_not_blessed_against_the_last_blessed_model(pipeline, ho
     assert config.max_metric_drop == DEFAULT_MAX_METRIC_DROP == 0.01
     assert report.succeeded and report.blessed is False, (report.error, report.blessing_reason)
     assert report.metrics["overall"]["auc_change"] < -DEFAULT_MAX_METRIC_DROP, report.metrics["overall"]
-    overall = re.search(r"(?:^|; )overall \(\d+ rows\): auc change vs baseline = (-\d\.\d{4}), needs > -0\.01(?:;|$)",
+    overall = re.search(r"(?:^|; )overall \(\d+ rows\): auc change vs baseline = (-\d\.\d{4}), needs >= -0\.01(?:;|$)",
                         report.blessing_reason)
     assert overall, report.blessing_reason
     assert float(overall.group(1)) == pytest.approx(report.metrics["overall"]["auc_change"], abs=1e-4)

@@ -5,6 +5,7 @@ import gzip
 import socket
 import threading
 import time
+from typing import Optional
 
 import grpc
 import hpack
@@ -15,8 +16,9 @@ from serving.grpc_http2 import HeaderDecoder, Http2GrpcServer, literal, parse_ti
 SERVICE = "test.Echo"
 
 
-def _handlers(calls: list):
-    barriers: dict = {}
+def _handlers(calls: list, in_flight: Optional[dict] = None):
+    in_flight = {"now": 0, "most": 0} if in_flight is None else in_flight
+    counting = threading.Lock()
 
     def echo(request: bytes, context) -> bytes:
         calls.append(dict(context.invocation_metadata()))
@@ -24,9 +26,13 @@ def _handlers(calls: list):
             context.abort(grpc.StatusCode.NOT_FOUND, request[6:].decode())
         if request.startswith(b"sleep:"):
             time.sleep(float(request[6:]))
-        if request.startswith(b"barrier:"):  # returns only once N calls wait here together
-            parties = int(request[8:])
-            barriers.setdefault(parties, threading.Barrier(parties)).wait(timeout=20)
+        if request.startswith(b"overlap:"):  # counts the calls running here at once
+            with counting:
+                in_flight["now"] += 1
+                in_flight["most"] = max(in_flight["most"], in_flight["now"])
+            time.sleep(float(request[8:]))
+            with counting:
+                in_flight["now"] -= 1
         if request.startswith(b"big:"):
             return b"x" * int(request[4:])
         if request == b"crash":
@@ -116,13 +122,22 @@ def test_answers_larger_than_the_clients_window_and_frame(served):
         assert _side_by_side(lambda: len(echo(b"big:1000000")), 4) == [1_000_000] * 4
 
 
-def test_many_calls_at_once_on_one_channel_run_side_by_side(served):
-    """16 calls on one channel, each waiting for 8 to be running at once: answered only if the server
-    runs them side by side (one at a time, the first would wait its 20 s and fail). No clock: the
-    barrier counts the calls in flight."""
-    _, channel, _ = served
-    echo = _echo(channel)
-    assert _side_by_side(lambda: echo(b"barrier:8", timeout=30), 16, timeout=60) == [b"echo:barrier:8"] * 16
+def test_many_calls_at_once_on_one_channel_run_side_by_side():
+    """16 calls at once on one channel, each holding its handler 0.2 s: the server counts how many
+    run at the same moment, and more than one must (the pool; a server that ran one call at a time
+    would count 1). The sleep only makes the overlap possible; no clock is asserted."""
+    in_flight: dict = {"now": 0, "most": 0}
+    server = Http2GrpcServer("127.0.0.1", 0, max_concurrent_rpcs=64, max_receive=1024 * 1024, idle_timeout=5)
+    server.add_generic_rpc_handlers((_handlers([], in_flight),))
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.bound_port}") as channel:
+            echo = _echo(channel)
+            echo(b"warm")
+            assert _side_by_side(lambda: echo(b"overlap:0.2", timeout=30), 16, timeout=60) == [b"echo:overlap:0.2"] * 16
+    finally:
+        server.stop(1).wait(5)
+    assert in_flight["most"] >= 2, in_flight
 
 
 def test_concurrent_call_limit_is_resource_exhausted():
