@@ -140,6 +140,7 @@ def inputs_and_label(features: Mapping[str, tf.Tensor], config: TransformSpec) -
     return x, features[transformed_name(labels[0])]
 
 
+@tf.autograph.experimental.do_not_convert
 def _is_normal(features, label):
     return tf.reduce_all(tf.equal(label, 0))
 
