@@ -108,7 +108,7 @@ def image_input(info: ImageInfo) -> Dict[str, Any]:
     resizes, ``serving.images``), scaled in the model as the Transform does."""
     shape = [info.size, info.size, info.channels]
     return {"name": info.feature, "kind": "image", "dtype": "float32", "shape": shape, "transformed_shape": shape,
-            "scale": info.scale, "offset": info.offset, "fill": 0.0}
+            "scale": info.scale, "offset": info.offset, "fill": 0.0, "centre": 0.0, "shift": info.offset}
 
 
 def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
@@ -150,8 +150,8 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
 def _centre_maps(served: Any, full_spec: Mapping[str, Any], numeric: List[Dict[str, Any]]) -> None:
     """Each numeric map measured again around the value the Transform sends to 0 (its mean), so
     that the edge computes ``(raw - centre) * scale + shift`` as the Transform's ``(x - mean) / std``
-    does: measured from 0, a column of years (mean 2008, std 0.8) carried a z of -2,556 whose
-    float32 rounding moved its scale by 2e-4, half a z at the data."""
+    does: measured from 0, a column whose mean is far from 0 in standard deviations (years) has a
+    z there whose float32 rounding misplaces the scale, and with it every value at the data."""
     if not numeric:
         return
     fed: Dict[str, List[float]] = {}
@@ -203,9 +203,8 @@ def edge_function(model: Any, inputs: List[Dict[str, Any]], task: str,
             else:
                 # Centred first, as the Transform's (x - mean) / std is: raw * scale + offset cancels
                 # in float32 where the mean is many standard deviations from 0 (years, 10^9 counts).
-                centre, shift = spec.get("centre", 0.0), spec.get("shift", spec["offset"])
                 transformed[transformed_name(spec["name"])] = tf.reshape(
-                    (value - centre) * spec["scale"] + shift, [-1, *spec["transformed_shape"]])
+                    (value - spec["centre"]) * spec["scale"] + spec["shift"], [-1, *spec["transformed_shape"]])
         outputs = getattr(model, CALL_TRANSFORMED)(transformed)
         outputs = dict(outputs) if isinstance(outputs, dict) else {PREDICTIONS: outputs}
         if task == "forecast" and window is not None:  # back to the series' units

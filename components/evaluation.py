@@ -118,7 +118,7 @@ def _key(slice_key: Any) -> bytes:
     return slice_key.SerializeToString(deterministic=True)
 
 
-def slice_rows(evaluation_uri: str) -> Dict[bytes, int]:
+def _rows_by_slice_key(evaluation_uri: str) -> Dict[bytes, int]:
     """serialized slice key -> the candidate's eval rows on that slice (TFMA's ExampleCount)."""
     rows: Dict[bytes, int] = {}
     for metrics_for_slice in tfma.load_metrics(evaluation_uri):
@@ -155,7 +155,7 @@ def _judge_slices_by_size(evaluation_uri: str, blessing: Any) -> None:
     result = tfma.load_validation_result(evaluation_uri)
     if result.validation_ok:
         return
-    kept = drop_unjudged(result, slice_rows(evaluation_uri))
+    kept = drop_unjudged(result, _rows_by_slice_key(evaluation_uri))
     if len(kept.metric_validations_per_slice) == len(result.metric_validations_per_slice):
         return
     path, = tf.io.gfile.glob(os.path.join(evaluation_uri, "validations*"))

@@ -29,6 +29,8 @@ from components.features import (
     raw_name,
     transformed_name,
 )
+from components.gate_metrics import HIGHER_IS_BETTER
+from components.gate_metrics import value as gate_metric_value
 from components.image_layers import augmentation
 from components.models import autoencoder, distillation, transfer
 from components.models.base import LOSSES, FeatureSpec, HeadSpec, task_metrics
@@ -330,14 +332,12 @@ def _tries_linear(config: TrainSpec, fn_args: FnArgs) -> bool:
 def eval_score(model: keras.Model, evaluation: Any, task_name: str) -> Tuple[str, float]:
     """The task's gate metric of ``model`` on the eval split (what the Evaluator will judge), in
     the units the model learns (a regression's standardized label)."""
-    from components.gate_metrics import HIGHER_IS_BETTER, value
-
     labels, predictions = [], []
     for x, y in evaluation:
         labels.append(np.reshape(y.numpy(), (len(y), -1)))
         predictions.append(np.reshape(model(x, training=False).numpy(), (len(y), -1)))
     name = get_task(task_name).gate_metric
-    score = value(name, np.concatenate(labels).reshape(-1), np.concatenate(predictions))
+    score = gate_metric_value(name, np.concatenate(labels).reshape(-1), np.concatenate(predictions))
     worst = -np.inf if HIGHER_IS_BETTER[name] else np.inf
     return name, float(worst if score is None else score)
 
@@ -347,8 +347,6 @@ def _better_of_linear(config: TrainSpec, fn_args: FnArgs, dnn: Tuple[keras.Model
                       info: Dict[str, Any]) -> Tuple[keras.Model, Any, Dict[str, Any]]:
     """(model, history, hyperparameters) of the better of the dnn and its linear rival by the gate
     metric on the eval split; both scores go into model.json (MLflow and the card read them)."""
-    from components.gate_metrics import HIGHER_IS_BETTER
-
     model, history, hp = dnn
     linear_hp = {**hp, "depth": 0}
     with training_loop.strategy().scope():

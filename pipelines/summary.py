@@ -149,8 +149,9 @@ def format_evaluation(report: RunReport) -> List[str]:
                      f"linear {candidates['linear']:.4f}; kept: {candidates['chosen']}")
     if report.blessed is not None:
         lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
-    if report.unjudged_slices:
-        shown = ", ".join(f"{name} ({rows} rows)" for name, rows in report.unjudged_slices.items())
+    unjudged = report.unjudged_slices
+    if unjudged:
+        shown = ", ".join(f"{name} ({rows} rows)" for name, rows in unjudged.items())
         lines.append(f"slices not judged (fewer than {MIN_SLICE_ROWS} eval rows; shown, never gated): {shown}")
     return lines
 

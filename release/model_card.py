@@ -35,7 +35,7 @@ def _gate(config: PipelineConfig) -> List[Dict[str, Any]]:
 
 
 def _slices(report: RunReport, gates: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    rows = []
+    rows, unjudged = [], report.unjudged_slices
     for name, values in sorted(report.metrics.items(), key=lambda item: (item[0] != OVERALL, item[0])):
         for gate in gates:
             if gate["metric"] not in values:
@@ -43,7 +43,7 @@ def _slices(report: RunReport, gates: Sequence[Mapping[str, Any]]) -> List[Dict[
             count = report.slice_rows(name)
             rows.append({"slice": name, "metric": gate["metric"], "value": values[gate["metric"]],
                          "change_vs_baseline": values.get(f"{gate['metric']}_change"), "rows": count,
-                         "gated": name == OVERALL or count is None or count >= MIN_SLICE_ROWS})
+                         "gated": name not in unjudged})
     return rows
 
 
