@@ -27,8 +27,6 @@ DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
-MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 # A batch whose call through TF's thread pool (where the deadline is enforced) answered within this
 # runs in the caller's thread afterwards: no hand-off to the pool and back (for a small graph, most
 # of a call's time), and TF's own advice for small graphs (RunOptions.inter_op_thread_pool = -1). No

@@ -16,15 +16,16 @@ from serving.examples import decode, read_records
 from serving.servable import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
-    MAX_WARMUP_RECORDS,
     REGRESS_METHOD,
-    WARMUP_FILE,
     Servable,
     TensorSpecInfo,
     read_signature_defs,
     tensor_spec,
 )
 from serving.tensors import examples_from_input, proto_to_array
+
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 
 
 def _value(values: List[Any], spec: TensorSpecInfo) -> Optional[np.ndarray]:
