@@ -502,9 +502,9 @@ def _per_call_us(function, calls: int = 1000, rounds: int = 3) -> float:
 def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str, float]:
     """The server's steps for one request, each in a loop in this process: the session call alone is
     the physical limit; the rest is what the server adds around it."""
-    from serving import tensors
-    from serving.grpc_service import PredictReader, predict_response
-    from serving.servable import DEFAULT_SIGNATURE, Servable
+    from serving.api.tfserving_grpc import PredictReader, predict_response
+    from serving.codec import tensors
+    from serving.runtime.servable import DEFAULT_SIGNATURE, Servable
 
     servable = Servable("fraud", int(model_dir.name), model_dir, timeout_s=30)
     signature = servable.signature(DEFAULT_SIGNATURE)
@@ -622,7 +622,7 @@ def _requests(model_dir: Path, data_csv: Path):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.servable import read_signature_defs, tensor_spec
+    from serving.runtime.servable import read_signature_defs, tensor_spec
 
     inputs = {n: tensor_spec(n, i) for n, i in read_signature_defs(model_dir)["serving_default"].inputs.items()}
     with data_csv.open() as f:

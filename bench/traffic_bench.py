@@ -37,8 +37,8 @@ def _bodies(model_dir: Path, data_csv: Path, count: int = 500) -> list:
     import csv
     import math
 
-    from serving.open_inference import datatype_of
-    from serving.servable import read_signature_defs, tensor_spec
+    from serving.api.open_inference import datatype_of
+    from serving.runtime.servable import read_signature_defs, tensor_spec
 
     signature = read_signature_defs(model_dir)["serving_default"]
     specs = {name: datatype_of(tensor_spec(name, info)) for name, info in sorted(signature.inputs.items())}
@@ -84,8 +84,8 @@ def main() -> int:
 
     import components  # noqa: F401 (the legacy-Keras switch before TensorFlow loads)
     from serving.options import ServerOptions
+    from serving.runtime.traffic import set_split, traffic_path
     from serving.server import start_server
-    from serving.traffic import set_split, traffic_path
 
     serving = home / "serving"
     versions = sorted(int(p.name) for p in (serving / NAME).iterdir() if p.name.isdigit())

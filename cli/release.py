@@ -12,7 +12,7 @@ def registry_errors():
     from release.mlflow_registry import RegistryError
     from release.model_eval import EvaluationError
     from release.promotion import PromotionError
-    from serving.model_config import ModelConfigError
+    from serving.runtime.model_config import ModelConfigError
 
     return translated(refused=(PromotionError, RegistryError, EvaluationError, ModelConfigError))
 
@@ -53,7 +53,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         raise UserError("--shadow and --canary: one at a time (a shadow is never served, a canary is)")
     quiet_runtime(args.verbose)
     from release.promotion import PromotionRules, end_canary, format_table, promote, set_shadow
-    from serving.traffic import CLIENT_KEY_HEADER
+    from serving.runtime.traffic import CLIENT_KEY_HEADER
 
     tracking = home.tracking_uri(args.tracking_uri)
     if args.shadow or args.canary == 0:
@@ -146,7 +146,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     import json
 
     from core.home import Home
-    from serving.shadow import shadow_report
+    from serving.runtime.shadow import shadow_report
 
     home = Home.resolve(args.home)
     path = home.shadow_logs / f"{args.name}.jsonl"

@@ -23,8 +23,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from serving.model_config import ModelConfigError
     from serving.options import ServerOptions
+    from serving.runtime.model_config import ModelConfigError
     from serving.server import serve_forever
 
     options = ServerOptions(
@@ -105,7 +105,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             fetched["inputs"] = model_inputs(args.host, args.rest_port, target)
         return fetched["inputs"]
 
-    from serving.images import is_image_name
+    from serving.codec.images import is_image_name
 
     paths = [Path(f) for f in args.files]
     if all(is_image_name(p) for p in paths):
@@ -161,6 +161,7 @@ def _existing(path: str) -> Path:
 
 def cmd_edge_predict(args: argparse.Namespace) -> int:
     """Runs a .tflite model on raw rows with the LiteRT interpreter (no TFX, no TensorFlow)."""
+    from serving.codec.images import ImageError
     from serving.edge_runtime import (
         PREDICTIONS,
         EdgeInputError,
@@ -170,7 +171,6 @@ def cmd_edge_predict(args: argparse.Namespace) -> int:
         read_sidecar,
         rows_to_inputs,
     )
-    from serving.images import ImageError
 
     model_path = _existing(args.model)
     paths = [Path(f) for f in args.files]

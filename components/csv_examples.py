@@ -35,7 +35,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from serving.examples import varint
+from serving.codec.examples import varint
 
 UNKNOWN, INT, FLOAT, STRING = -1, 0, 1, 2  # TFX's ColumnType order: a column takes the highest seen
 BLOCK_BYTES = 16 << 20  # pyarrow's parse block: rows arrive in batches of about this much CSV

@@ -28,10 +28,10 @@ from components.edge_parity import DEFAULT_TOLERANCES, EdgeExportError, Head, pa
 from components.features import PREDICTIONS
 from components.splits import read_split
 from components.tasks import get_task
-from serving import examples as example_codec
-from serving.columns import read_columns
+from serving.codec import examples as example_codec
+from serving.codec.columns import read_columns
+from serving.codec.images import PIXELS_SIGNATURE, ImageInfo, load_pixels, read_image_info
 from serving.edge_runtime import ARTIFACT_TYPE, REPORT_FILE, SIDECAR, EdgeModel, rows_to_inputs
-from serving.images import PIXELS_SIGNATURE, ImageInfo, load_pixels, read_image_info
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 REPRESENTATIVE_ROWS = 200

@@ -23,9 +23,9 @@ from components.edge_parity import EdgeExportError
 from components.export import CALL_TRANSFORMED
 from components.features import LABEL_OFFSET, LABEL_SCALE, PREDICTIONS, feature_vocabularies, transformed_name
 from components.transform import OOV_BUCKETS
-from serving import examples as example_codec
-from serving.columns import date_parts, days_from_civil, read_columns
-from serving.images import ImageInfo, read_image_info
+from serving.codec import examples as example_codec
+from serving.codec.columns import date_parts, days_from_civil, read_columns
+from serving.codec.images import ImageInfo, read_image_info
 
 
 def _probe_examples(raw_spec: Mapping[str, Any], value: float, overrides: Mapping[str, Any] = {}) -> bytes:
@@ -61,7 +61,7 @@ def _date_cell(moment: Tuple[int, int, int, int], date_format: str, dtype: Any) 
 
 def _date_part_inputs(served: Any, raw_spec: Mapping[str, Any], name: str, date_format: str) -> List[Dict[str, Any]]:
     """Edge inputs for a date-time column: one float per part, which the host computes from the raw
-    cell (``serving.columns.date_parts``), with the Transform's affine map of each part."""
+    cell (``serving.codec.columns.date_parts``), with the Transform's affine map of each part."""
     inputs = []
     for part, moments in _DATE_PROBES.items():
         cells = [_date_cell(m, date_format, raw_spec[name].dtype) for m in moments]
@@ -105,7 +105,7 @@ def affine_map(name: str, outputs: Sequence[float]) -> Tuple[float, float]:
 
 def image_input(info: ImageInfo) -> Dict[str, Any]:
     """An image model's one edge input: the decoded, resized RGB pixels (0-255; the host decodes and
-    resizes, ``serving.images``), scaled in the model as the Transform does."""
+    resizes, ``serving.codec.images``), scaled in the model as the Transform does."""
     shape = [info.size, info.size, info.channels]
     return {"name": info.feature, "kind": "image", "dtype": "float32", "shape": shape, "transformed_shape": shape,
             "scale": info.scale, "offset": info.offset, "fill": 0.0, "centre": 0.0, "shift": info.offset}

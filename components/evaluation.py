@@ -93,7 +93,7 @@ def _sample(examples: Any, split: str, limit: int, target: str) -> Tuple[Any, in
     """The split's first ``limit`` records (ExampleGen leaves a split shuffled, so a uniform
     sample; the same one for candidate and baseline) as a new Examples artifact under ``target``;
     the artifact itself when the split is no larger. Returns (artifact, rows, rows used)."""
-    from serving.examples import read_records, record_dataset
+    from serving.codec.examples import read_records, record_dataset
 
     files = sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
     records = read_records(files, limit + 1)

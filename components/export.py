@@ -30,7 +30,7 @@ from components.features import (
     transformed_name,
 )
 from components.image_layers import scale_pixels
-from serving.images import PIXELS_SIGNATURE, ImageInfo
+from serving.codec.images import PIXELS_SIGNATURE, ImageInfo
 
 libraries_are_not_autographed()  # the signatures trace the model's tf_keras code and TFT's layer
 FORECAST = "forecast"

@@ -2,7 +2,7 @@
 
 The Transform decodes and resizes (so the served graph takes JPEG/PNG bytes); the exported pixel
 signature and the TF Lite variants start from the decoded, resized pixels (0-255) and apply the
-same affine scaling (``serving.images.ImageInfo``). ``serving.images`` does the host's half.
+same affine scaling (``serving.codec.images.ImageInfo``). ``serving.codec.images`` does the host's half.
 """
 from typing import Any, Sequence
 
@@ -10,7 +10,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components.models.families import AUGMENTATIONS
-from serving.images import CHANNELS, ImageInfo
+from serving.codec.images import CHANNELS, ImageInfo
 
 
 def decode_one(data: tf.Tensor, size: int) -> tf.Tensor:

@@ -23,7 +23,7 @@ from tfx.utils import io_utils
 from components.edge_export import EdgeModelArtifact
 from components.splits import read_split
 from serving.edge_runtime import EDGE_DIR
-from serving.publish import push_version
+from serving.runtime.publish import push_version
 
 WARMUP_EXAMPLES = 8
 

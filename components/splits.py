@@ -4,7 +4,7 @@ from typing import Any, List
 
 from tfx.types import artifact_utils
 
-from serving.examples import read_records
+from serving.codec.examples import read_records
 
 
 def read_split(examples_artifact: Any, split: str, limit: int) -> List[bytes]:

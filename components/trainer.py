@@ -39,8 +39,8 @@ from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small
 from components.specs import TrainSpec, TransformSpec
 from components.tasks import get_task
 from components.transform import OOV_BUCKETS
-from serving.columns import write_columns
-from serving.images import ImageInfo, write_image_info
+from serving.codec.columns import write_columns
+from serving.codec.images import ImageInfo, write_image_info
 
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.json"

@@ -26,8 +26,8 @@ from components.features import (
 )
 from components.specs import ColumnSpec, TransformSpec
 from components.tasks import get_task
-from serving.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
-from serving.images import ImageInfo
+from serving.codec.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
+from serving.codec.images import ImageInfo
 
 OOV_BUCKETS = 1
 VOCABULARY_TOP_K = 10_000  # the most frequent values of each text column; the rest share the OOV bucket

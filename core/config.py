@@ -7,7 +7,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from components.specs import ColumnSpec, ImageInput, TrainSpec, TransformSpec, TuneSpec
 from components.tasks import TaskSpec, get_task
 from core.home import Home
-from serving.images import FILE_FEATURE, IMAGE_FEATURE
+from serving.codec.images import FILE_FEATURE, IMAGE_FEATURE
 
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")  # DirectRunner's running modes
 DIRECT_RUNNER_DEFAULTS = ("in_memory", 1)  # Beam's own defaults for DirectRunner's mode and workers

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 
-from serving.columns import is_missing_text, read_columns, sniff_delimiter
+from serving.codec.columns import is_missing_text, read_columns, sniff_delimiter
 
 OUTPUT_PREFIX = "predictions"  # predictions-*.csv and predictions-*.tfrecord.gz
 MODEL_COLUMNS = ("model_name", "model_version", "serving_version")
@@ -37,7 +37,7 @@ class ScoringModel:
 
 def _signature(model_dir: str):
     """serving_default's inputs (name -> numpy dtype name) and output names, from saved_model.pb."""
-    from serving.servable import read_signature_defs, tensor_spec
+    from serving.runtime.servable import read_signature_defs, tensor_spec
 
     signature = read_signature_defs(Path(model_dir))["serving_default"]
     specs = {name: tensor_spec(name, info) for name, info in signature.inputs.items()}
@@ -62,7 +62,7 @@ def _csv_rows(header: Sequence[str], delimiter: str):
 
 
 def _example_row(record: bytes) -> Dict[str, Any]:
-    from serving.examples import decode, scalar_or_list
+    from serving.codec.examples import decode, scalar_or_list
 
     return {name: scalar_or_list(values) for name, values in decode(record).items() if values}
 
@@ -139,7 +139,7 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
             raise ScoringError(f"{data}: no TFRecord files")
         inputs = sorted(specs)
     columns = [*inputs, *MODEL_COLUMNS, *outputs]
-    from serving.examples import encode
+    from serving.codec.examples import encode
 
     with beam.Pipeline(options=PipelineOptions(list(beam_args or LOCAL_BEAM_ARGS))) as pipeline:
         if is_csv:

@@ -41,7 +41,7 @@ def _last_run(client, name: str) -> Optional[dict]:
 
 
 def _served(home: Home) -> Dict[str, dict]:
-    from serving import model_config, traffic
+    from serving.runtime import model_config, traffic
 
     config = model_config.read(model_config.config_path(home.serving_dir))
     served: Dict[str, dict] = {}

@@ -21,7 +21,7 @@ from components.tasks import SINGLE_TARGET_TASKS, TaskSpec
 from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig, beam_args
 from core.home import Home
 from pipelines.inputs.preflight import InputDataError, TargetProfile
-from serving.model_config import is_valid_name
+from serving.runtime.model_config import is_valid_name
 
 DEFAULT_MIN_AUC = 0.7
 WEIGHTS_DIR = "weights"  # <home>/weights: pretrained weights fetched once
@@ -439,7 +439,7 @@ def _image_spec(scan, layout: str, requested, request: RunRequest, data_path: Pa
 def _registered(uri: str, home: Home, tracking_uri: Optional[str]) -> dict:
     """A model of ours from the registry: its source, version, pushed dir and image size (if any)."""
     from release.mlflow_registry import RegistryError, resolve_model_uri
-    from serving.images import read_image_info
+    from serving.codec.images import read_image_info
 
     try:
         _, version, path = resolve_model_uri(uri, home.tracking_uri(tracking_uri))

@@ -47,7 +47,7 @@ from core.config import (
     Locations,
     PipelineConfig,
 )
-from serving.images import FILE_FEATURE
+from serving.codec.images import FILE_FEATURE
 
 PREPROCESSING_FN = "components.transform.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"

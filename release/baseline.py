@@ -32,7 +32,7 @@ def _columns(uri: str, split: str, keys: Sequence[str]) -> Dict[str, list]:
     import pyarrow as pa
     from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
-    from serving.examples import read_records
+    from serving.codec.examples import read_records
 
     records = read_records(sorted(glob.glob(os.path.join(uri, f"Split-{split}", "*"))), MAX_ROWS)
     if not records:

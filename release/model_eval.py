@@ -35,7 +35,7 @@ def read_examples(path: str, max_rows: int = MAX_ROWS) -> List[bytes]:
     """Serialized tf.Examples from a TFRecord file or a directory of them (gzip or not)."""
     import tensorflow as tf
 
-    from serving.examples import read_records
+    from serving.codec.examples import read_records
 
     files = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
     files = [f for f in files if os.path.isfile(f)]
@@ -58,7 +58,7 @@ def _metric(name: str, labels: np.ndarray, predictions: np.ndarray) -> Optional[
 
 
 def _slice_values(examples: Sequence[bytes], features: Sequence[str]) -> Dict[str, List[Optional[str]]]:
-    from serving.examples import decode
+    from serving.codec.examples import decode
 
     values: Dict[str, List[Optional[str]]] = {f: [] for f in features}
     for record in examples:

@@ -25,8 +25,12 @@ from components.gate_metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS, OVERALL
 from core.home import Home
 from release import mlflow_registry
 from release.mlflow_registry import CANARY, CHALLENGER, CHAMPION
-from serving import traffic
-from serving.traffic import CANARY_LABEL, SHADOW_LABEL, STABLE_LABEL  # TF Serving version labels in models.config
+from serving.runtime import traffic
+from serving.runtime.traffic import (  # TF Serving version labels in models.config
+    CANARY_LABEL,
+    SHADOW_LABEL,
+    STABLE_LABEL,
+)
 
 DEFAULT_MAX_SLICE_DROP = MAX_SLICE_DROP  # the pipeline's slice gate, the promotion's default
 DEFAULT_MIN_SLICE_ROWS = MIN_SLICE_ROWS
@@ -186,7 +190,7 @@ def _serving_version(version) -> int:
 
 def _check_served(home: Home, name: str, versions) -> Path:
     """models.config lists the model and each version's dir is there; raises before anything changes."""
-    from serving import model_config
+    from serving.runtime import model_config
 
     path = model_config.config_path(home.serving_dir)
     config = model_config.read(path)
@@ -203,7 +207,7 @@ def _check_served(home: Home, name: str, versions) -> Path:
 def route(home: Home, name: str, labels: Dict[str, Optional[int]]) -> None:
     """Sets the serving labels and serves exactly: each labelled version, the stable version being
     replaced (a roll back needs no load), and the newest pushed version (the next challenger)."""
-    from serving import model_config
+    from serving.runtime import model_config
 
     path = model_config.config_path(home.serving_dir)
     base = home.model_base_dir(name)

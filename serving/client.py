@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from serving.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse, sniff_delimiter
+from serving.codec.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse, sniff_delimiter
 from serving.options import TlsFiles
 
 STRING_DTYPE = "DT_STRING"

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from serving.columns import ColumnNames, boolean_text, date_parts, is_missing_text, parse, sniff_delimiter
+from serving.codec.columns import ColumnNames, boolean_text, date_parts, is_missing_text, parse, sniff_delimiter
 
 SIDECAR = "edge.json"
 REPORT_FILE = "edge_report.json"  # EdgeExport's full report (every variant, shipped or not)
@@ -101,7 +101,7 @@ def rows_to_inputs(sidecar: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
 
 def image_inputs(sidecar: Mapping[str, Any], paths: Sequence[Path]) -> Dict[str, np.ndarray]:
     """Image files decoded and resized on the host (Pillow) as the served graph does."""
-    from serving.images import load_batch
+    from serving.codec.images import load_batch
 
     spec = sidecar["inputs"][0]
     return {spec["name"]: load_batch(list(paths), int(sidecar["image"]["size"]))}

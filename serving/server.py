@@ -6,17 +6,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from serving.core import ServingCore
-from serving.grpc_service import make_grpc_server
+from serving.api.tfserving_grpc import make_grpc_server
+from serving.api.tfserving_rest import make_rest_server, serve_in_thread
+from serving.dataplane import DataPlane
 from serving.options import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_REST_PORT, ServerOptions
-from serving.rest import make_rest_server, serve_in_thread
 
 log = logging.getLogger("mlops.serving")
 
 
 @dataclass
 class RunningServer:
-    core: ServingCore
+    core: DataPlane
     rest_port: int
     grpc_port: int
     host: str
@@ -36,7 +36,7 @@ def start_server(serving_dir: Path, host: str = DEFAULT_HOST, rest_port: int = D
                  grpc_port: int = DEFAULT_GRPC_PORT, options: ServerOptions = ServerOptions()) -> RunningServer:
     """Loads what the config wants (before any port opens, so a client never sees an empty server),
     then serves both APIs. Port 0 picks a free port."""
-    core = ServingCore(serving_dir, options)
+    core = DataPlane(serving_dir, options)
     core.start()
     rest = make_rest_server(core, host, rest_port)
     grpc_server = make_grpc_server(core, host, grpc_port)

@@ -101,7 +101,7 @@ def split_rows(report, split: str):
     import numpy as np
     import tensorflow as tf
 
-    from serving.examples import read_records
+    from serving.codec.examples import read_records
 
     uri = next(outputs["Examples"] for node, outputs in report.artifact_uris.items() if node.endswith("ExampleGen"))
     serialized = read_records(sorted(glob.glob(os.path.join(uri, f"Split-{split}", "*"))))
@@ -124,7 +124,7 @@ def split_frame(report, split: str):
     import pandas as pd
     import tensorflow as tf
 
-    from serving.examples import read_records
+    from serving.codec.examples import read_records
 
     uri = next(outputs["Examples"] for node, outputs in report.artifact_uris.items() if node.endswith("ExampleGen"))
     serialized = read_records(sorted(glob.glob(os.path.join(uri, f"Split-{split}", "*"))))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import List, Optional, Sequence, Tuple
 
-from serving.columns import FALSE_TOKENS, NA_TOKENS, TRUE_TOKENS  # noqa: F401 (re-exported: one place)
+from serving.codec.columns import FALSE_TOKENS, NA_TOKENS, TRUE_TOKENS  # noqa: F401 (re-exported: one place)
 
 
 class InputDataError(ValueError):

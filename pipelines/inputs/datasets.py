@@ -235,7 +235,7 @@ def _tfrecord_bytes(records: List[Dict]) -> bytes:
 
     import tensorflow as tf
 
-    from serving.examples import encode
+    from serving.codec.examples import encode
 
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "records")

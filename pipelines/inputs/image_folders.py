@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from pipelines.inputs.column_kinds import InputDataError, infer_task
-from serving.images import FILE_FEATURE, IMAGE_FEATURE, ImageError, is_image_name, open_rgb
+from serving.codec.images import FILE_FEATURE, IMAGE_FEATURE, ImageError, is_image_name, open_rgb
 
 MIN_CLASS_IMAGES = 2
 STAGED_NAME = "images.tfrecord"
@@ -134,7 +134,7 @@ def scan_files(folder: Path, files: Mapping[str, bytes]) -> ImageScan:
 def scan_csv(path: Path, image_column: str, labels: Sequence[str], delimiter: Optional[str] = None,
              encoding: str = "utf-8") -> ImageScan:
     """A CSV with an image path column (relative to the CSV's folder, or absolute) and label column(s)."""
-    from serving.columns import is_missing_text, sniff_delimiter
+    from serving.codec.columns import is_missing_text, sniff_delimiter
 
     if not path.is_file():
         raise InputDataError(f"{path}: no such file")
@@ -246,7 +246,7 @@ def stage(scan: ImageScan, target: Path, labels: Sequence[str],
     import tensorflow as tf
 
     from core.files import write_if_changed
-    from serving.examples import encode
+    from serving.codec.examples import encode
 
     skipped = []
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")

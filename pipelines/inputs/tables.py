@@ -13,7 +13,7 @@ from typing import Iterator, List, Optional, Tuple
 import pyarrow as pa
 
 from pipelines.inputs.column_kinds import ColumnMap, InputDataError
-from serving.columns import sniff_delimiter
+from serving.codec.columns import sniff_delimiter
 
 BLOCK_BYTES = 2 << 20  # Arrow's CSV block: the unit of streaming and of memory (a row must fit in one)
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")

@@ -92,7 +92,7 @@ def test_sequence_family_exports_forecasts_in_series_units(tmp_path, windows, fa
 def test_classification_signature_has_tf_serving_classify_method(tmp_path, images):
     """TF Serving's Classify API needs a classify-method signature with ``classes`` and ``scores``."""
     from components.export import mark_signature_methods
-    from serving.servable import CLASSIFY_METHOD, read_signature_defs
+    from serving.runtime.servable import CLASSIFY_METHOD, read_signature_defs
 
     tft_output, rows = images
     spec = feature_spec_from_transform(tft_output, ("digit",))

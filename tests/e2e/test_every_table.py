@@ -114,8 +114,8 @@ def _edge_vs_saved_model(report):
     tf.Examples: (edge outputs, SavedModel outputs) by output name."""
     import tensorflow as tf
 
+    from serving.codec.examples import read_records
     from serving.edge_runtime import EdgeModel, read_sidecar, rows_to_inputs
-    from serving.examples import read_records
 
     uri = next(outputs["Examples"] for node, outputs in report.artifact_uris.items() if node.endswith("ExampleGen"))
     serialized = read_records(sorted(glob.glob(os.path.join(uri, "Split-eval", "*"))))

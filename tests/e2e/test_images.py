@@ -139,7 +139,7 @@ def _v2_predictions(server, name: str, images):
 
 
 def _class_names(report):
-    from serving.images import read_image_info
+    from serving.codec.images import read_image_info
 
     return list(read_image_info(report.pushed_path).class_names)
 
@@ -165,7 +165,7 @@ def test_edge_variants_pass_parity_and_int8_takes_uint8_pixels(runs):
 def test_the_pixels_signature_equals_the_bytes_signature_on_host_decoded_pixels(runs):
     import tensorflow as tf
 
-    from serving.images import load_batch
+    from serving.codec.images import load_batch
 
     _, report, _ = runs["folder"]
     patches = fresh_patches(4, seed=7)

@@ -23,7 +23,7 @@ import pytest
 
 from cli.main import main
 from core.home import Home
-from serving import model_config
+from serving.runtime import model_config
 from tests.helpers import run_cli_config
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.mlflow_server]
@@ -314,7 +314,7 @@ def _v2_row(risk_score: float = 0.3) -> bytes:
 
 
 V2_ROW = _v2_row()
-SHADOWED = 150  # requests mirrored to a held shadow: fewer than its queue holds (serving/shadow.py)
+SHADOWED = 150  # requests mirrored to a held shadow: fewer than its queue holds (serving/runtime/shadow.py)
 
 
 def _v2_version(connection, key=None, body=V2_ROW) -> str:
@@ -335,8 +335,8 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
     import http.client
 
     from serving.options import ServerOptions
+    from serving.runtime.traffic import read, traffic_path
     from serving.server import start_server
-    from serving.traffic import read, traffic_path
 
     code, out = _promote(capsys, server, home, "--canary", "20", "--min-improvement", "-1", "--max-slice-drop", "1")
     assert code == 0 and "verdict: canary" in out and "20% of the requests" in out, out

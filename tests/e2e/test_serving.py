@@ -30,9 +30,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import model_config
 from serving.options import ServerOptions
-from serving.publish import push_version
+from serving.runtime import model_config
+from serving.runtime.publish import push_version
 from serving.server import start_server
 from tests.helpers import TRANSACTIONS
 
@@ -526,13 +526,13 @@ def test_a_stalled_tls_handshake_is_dropped_while_others_are_served(local_server
     without a bound the connection would stay open for good and fail it."""
     import socket
 
+    import serving.api.tfserving_rest
     import serving.grpc_http2
-    import serving.rest
     from serving.client import Target, predict_grpc, predict_rest
     from serving.options import TlsFiles
     from tests.helpers import write_tls_files
 
-    for module in (serving.rest, serving.grpc_http2):
+    for module in (serving.api.tfserving_rest, serving.grpc_http2):
         monkeypatch.setattr(module, "TLS_HANDSHAKE_SECONDS", 0.5)
     files = write_tls_files(tmp_path / "tls")
     server, _ = local_server(tls=TlsFiles(files["server_cert"], files["server_key"]))
@@ -553,7 +553,7 @@ def test_grpc_calls_in_flight_finish_when_the_server_stops(local_server, pushed,
     """A call the model is still running when the server stops is answered in full (the stop waits
     up to its grace for calls in flight); a call after the stop is refused. The model is made slow
     here (each run waits 1 s: fault injection) so that a call is surely in flight at the stop."""
-    from serving.servable import Servable
+    from serving.runtime.servable import Servable
 
     entered, run = threading.Event(), Servable.run
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
-from serving.request_log import RequestLogger
+from serving.runtime.request_log import RequestLogger
 from tests.helpers import TRANSACTIONS
 
 pytestmark = pytest.mark.pipeline

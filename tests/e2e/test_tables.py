@@ -156,7 +156,7 @@ def test_the_served_model_answers_rows_keyed_by_the_original_header(tables, tmp_
 
 
 def test_regression_is_served_in_the_labels_own_units(tables):
-    from serving.servable import Servable
+    from serving.runtime.servable import Servable
 
     config, report, path, label = tables["diabetes"]
     import pandas as pd

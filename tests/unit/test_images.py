@@ -42,7 +42,7 @@ def test_staging_drops_what_does_not_decode_and_is_stable(folder, tmp_path):
     img.stage(scan, target, ["label"], ["string"])  # unchanged: file and mtime kept (TFX's cache holds)
     assert target.stat().st_mtime_ns == mtime
 
-    from serving.examples import decode, read_records
+    from serving.codec.examples import decode, read_records
 
     record = decode(read_records([str(target)], 1)[0], text=False)
     assert set(record) == {"image", "file", "label"} and record["label"] == [b"petal"]
@@ -105,7 +105,7 @@ def test_host_decoding_matches_the_graph_on_every_format_and_mode():
     from sklearn.datasets import load_sample_image
 
     from components.image_layers import decode_batch
-    from serving.images import load_pixels
+    from serving.codec.images import load_pixels
 
     photo = Image.fromarray(load_sample_image("flower.jpg")).crop((200, 100, 290, 170))
     rgba = photo.convert("RGBA")
@@ -124,7 +124,7 @@ def test_host_decoding_matches_the_graph_on_every_format_and_mode():
 
 
 def test_an_unreadable_file_is_one_line(tmp_path):
-    from serving.images import ImageError, load_pixels
+    from serving.codec.images import ImageError, load_pixels
 
     (tmp_path / "x.jpg").write_bytes(b"nope")
     with pytest.raises(ImageError, match="x.jpg: not a readable image"):

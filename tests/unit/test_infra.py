@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from serving import model_config
+from serving.api.tfserving_rest import METRICS_PATH
 from serving.options import ServerOptions
-from serving.rest import METRICS_PATH
+from serving.runtime import model_config
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 

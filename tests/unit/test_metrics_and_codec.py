@@ -1,5 +1,5 @@
 """The gate metrics (components.gate_metrics) against scikit-learn, the edge parity gate built on
-them, and the one tf.Example codec (serving.examples) in both directions."""
+them, and the one tf.Example codec (serving.codec.examples) in both directions."""
 import gzip
 
 import numpy as np
@@ -8,7 +8,7 @@ import tensorflow as tf
 from sklearn.metrics import roc_auc_score
 
 from components import gate_metrics as metrics
-from serving import examples
+from serving.codec import examples
 
 
 def test_rank_auc_equals_scikit_learn_with_ties_and_none_for_one_class():

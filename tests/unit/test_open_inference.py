@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import open_inference as v2
+from serving.api import open_inference as v2
 from serving.errors import ServingError
-from serving.servable import Signature, TensorSpecInfo
+from serving.runtime.servable import Signature, TensorSpecInfo
 
 
 def _spec(name, dtype, shape=(None,)):

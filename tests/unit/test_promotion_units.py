@@ -11,7 +11,7 @@ from core.home import Home
 from release import mlflow_registry, promotion
 from release.model_eval import SliceScore
 from release.promotion import Outcome, PromotionError, PromotionRules, decide, format_table, rollback_target
-from serving import model_config
+from serving.runtime import model_config
 
 BINARY = [("is_fraud", "binary")]
 

@@ -13,11 +13,11 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import model_config
-from serving.batching import Batcher
 from serving.errors import ServingError
-from serving.manager import AVAILABLE, END, ModelManager
-from serving.metrics import Metrics
+from serving.runtime import model_config
+from serving.runtime.batching import Batcher
+from serving.runtime.manager import AVAILABLE, END, ModelManager
+from serving.runtime.metrics import Metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def test_bad_config_names_the_file_and_field_and_is_not_overwritten(tmp_path):
 
 def test_concurrent_writers_lose_no_change(tmp_path):
     path = model_config.config_path(tmp_path)
-    code = ("import sys; from serving import model_config as m; p = m.config_path(sys.argv[1]); "
+    code = ("import sys; from serving.runtime import model_config as m; p = m.config_path(sys.argv[1]); "
             "[m.ensure_model(p, f'model{sys.argv[2]}_{i}') for i in range(15)]")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(k)]) for k in range(4)]
     assert [p.wait(timeout=120) for p in procs] == [0] * 4
@@ -208,7 +208,7 @@ def test_metrics_render_prometheus_text():
 
 
 def test_a_request_that_reached_a_version_counts_its_route_and_label_keys_are_bounded(monkeypatch):
-    import serving.metrics as metrics_module
+    import serving.runtime.metrics as metrics_module
 
     monkeypatch.setattr(metrics_module, "MAX_KEYED", 2)
     metrics = Metrics()
@@ -227,7 +227,7 @@ def test_a_request_that_reached_a_version_counts_its_route_and_label_keys_are_bo
 def signature():
     import tensorflow as tf
 
-    from serving.servable import Signature, TensorSpecInfo
+    from serving.runtime.servable import Signature, TensorSpecInfo
     return Signature("serving_default", "tensorflow/serving/predict", {
         "amount": TensorSpecInfo("amount", tf.float32, (None,), "serving_default_amount:0", "float"),
         "segment": TensorSpecInfo("segment", tf.string, (None,), "serving_default_segment:0", "string"),
@@ -236,7 +236,7 @@ def signature():
 
 
 def test_row_and_columnar_formats_give_the_same_arrays(signature):
-    from serving.tensors import request_inputs
+    from serving.codec.tensors import request_inputs
 
     rows = {"instances": [{"amount": 1, "segment": "a", "pixels": [1, 2]},
                           {"amount": float("nan"), "segment": {"b64": "YmluYXJ5"}, "pixels": [3, 4]}]}
@@ -262,7 +262,7 @@ def test_row_and_columnar_formats_give_the_same_arrays(signature):
     ({"instances": [{"amount": 1e300, "segment": "a", "pixels": [1, 2]}]}, "without loss of precision"),
 ])
 def test_bad_predict_bodies_are_invalid_argument(signature, document, message):
-    from serving.tensors import request_inputs
+    from serving.codec.tensors import request_inputs
 
     with pytest.raises(ServingError) as e:
         request_inputs(document, signature)
@@ -275,7 +275,7 @@ def numbers():
     """A signature of many scalar inputs, the case the stacked conversion speeds up."""
     import tensorflow as tf
 
-    from serving.servable import Signature, TensorSpecInfo
+    from serving.runtime.servable import Signature, TensorSpecInfo
     specs = {f"f{i}": TensorSpecInfo(f"f{i}", tf.float32, (None,), "", "float") for i in range(4)}
     specs.update({"d": TensorSpecInfo("d", tf.float64, (None,), "", "float"),
                   "i32": TensorSpecInfo("i32", tf.int32, (None,), "", "int"),
@@ -293,7 +293,7 @@ def numbers():
      "wide": [[1, 2]]},  # columns of different lengths: each converted alone
 ])
 def test_inputs_converted_together_equal_one_by_one(numbers, columns):
-    from serving.tensors import request_inputs, to_array
+    from serving.codec.tensors import request_inputs, to_array
 
     arrays, _ = request_inputs({"inputs": columns}, numbers)
     assert list(arrays) == list(columns)
@@ -305,7 +305,7 @@ def test_inputs_converted_together_equal_one_by_one(numbers, columns):
 
 @pytest.mark.parametrize("value", [2 ** 31, -2 ** 31 - 1, 2 ** 70, True])
 def test_an_int_out_of_its_range_is_refused_not_wrapped(numbers, value):
-    from serving.tensors import request_inputs
+    from serving.codec.tensors import request_inputs
 
     with pytest.raises(ServingError) as e:
         request_inputs({"instances": [{"f0": 1, "f1": 1, "f2": 1, "f3": 1, "d": 1, "i32": value, "i64": 1,
@@ -318,7 +318,7 @@ def scalars():
     """A signature whose inputs all take one value per row: the row format's fast path."""
     import tensorflow as tf
 
-    from serving.servable import Signature, TensorSpecInfo
+    from serving.runtime.servable import Signature, TensorSpecInfo
     kinds = {"f0": (tf.float32, "float"), "f1": (tf.float32, "float"), "d": (tf.float64, "float"),
              "i32": (tf.int32, "int"), "i64": (tf.int64, "int"), "s": (tf.string, "string")}
     return Signature("serving_default", "tensorflow/serving/predict",
@@ -345,7 +345,7 @@ SCALAR_ROW = {"f0": 1.5, "f1": -2, "d": 1e300, "i32": -7, "i64": 2 ** 40, "s": "
 def test_rows_of_scalars_convert_as_the_general_path_does(scalars, rows, monkeypatch):
     """The fast path for rows of one value per input answers exactly as the general row path: the
     same arrays and dtypes, or the same INVALID_ARGUMENT message."""
-    from serving import tensors
+    from serving.codec import tensors
 
     def outcome():
         try:
@@ -366,7 +366,7 @@ def test_rows_of_scalars_convert_as_the_general_path_does(scalars, rows, monkeyp
 
 
 def test_rows_of_plain_scalars_take_the_fast_path_and_anything_else_does_not(scalars):
-    from serving.tensors import _scalar_rows
+    from serving.codec.tensors import _scalar_rows
 
     arrays = _scalar_rows([SCALAR_ROW, SCALAR_ROW], scalars)
     assert sorted(arrays) == sorted(SCALAR_ROW) and arrays["s"].tolist() == ["é".encode()] * 2
@@ -376,7 +376,7 @@ def test_rows_of_plain_scalars_take_the_fast_path_and_anything_else_does_not(sca
 
 
 def test_json_bodies_orjson_refuses_are_read_by_the_standard_parser():
-    from serving.tensors import parse_json
+    from serving.codec.tensors import parse_json
 
     document = parse_json(b'{"instances": [[NaN, Infinity, -Infinity, 123456789012345678901234567890]]}')
     values = document["instances"][0]
@@ -399,7 +399,7 @@ def test_tensor_protos_are_written_as_tf_writes_them_and_read_back(array):
     import tensorflow as tf
     from tensorflow.core.framework import tensor_pb2
 
-    from serving.tensors import proto_to_array, tensor_bytes
+    from serving.codec.tensors import proto_to_array, tensor_bytes
     written = tensor_bytes(array)
     assert written == tf.make_tensor_proto(array).SerializeToString()
     np.testing.assert_array_equal(proto_to_array(tensor_pb2.TensorProto.FromString(written)), array)
@@ -436,7 +436,7 @@ def test_tensor_bytes_read_as_protobuf_reads_them(raw):
     reads the layout itself, learns it, or hands the tensor to protobuf; alone and in a request."""
     from tensorflow.core.framework import tensor_pb2
 
-    from serving.tensors import proto_to_array, tensor_from_bytes, tensors_from_bytes
+    from serving.codec.tensors import proto_to_array, tensor_from_bytes, tensors_from_bytes
 
     try:
         expected = proto_to_array(tensor_pb2.TensorProto.FromString(raw))
@@ -457,7 +457,7 @@ def test_tensor_bytes_read_as_protobuf_reads_them(raw):
 
 
 def test_malformed_tensor_bytes_are_invalid_argument_and_the_layout_table_is_bounded():
-    from serving import tensors
+    from serving.codec import tensors
 
     for raw in (b"\x08", b"\x12\x09\x12", b"\x08\x01\x2a\x08\x00\x00", b"\xff" * 11):
         with pytest.raises(ServingError, match="cannot read tensor") as e:
@@ -473,7 +473,7 @@ def test_malformed_tensor_bytes_are_invalid_argument_and_the_layout_table_is_bou
 def test_grpc_predict_reads_the_request_with_its_inputs_left_as_bytes():
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.grpc_service import LeanPredictRequest, lean_inputs
+    from serving.api.tfserving_grpc import LeanPredictRequest, lean_inputs
 
     request = predict_pb2.PredictRequest(output_filter=["p"], client_id=b"me")
     request.model_spec.name, request.model_spec.version.value = "m", 3
@@ -505,8 +505,8 @@ def _predict_wire(inputs, name="m", output_filter=(), version=None):
 def test_grpc_predict_reads_inputs_of_known_heads_in_any_order_as_the_parse_does():
     """Requests of learned entry heads are read by the walk (any entry order: protobuf writes a map in a
     new order each time) and give what the parse gives; anything else is parsed."""
-    from serving.core import ModelSpec
-    from serving.grpc_service import LeanPredictRequest, PredictReader, ReadPredict, lean_inputs
+    from serving.api.tfserving_grpc import LeanPredictRequest, PredictReader, ReadPredict, lean_inputs
+    from serving.dataplane import ModelSpec
 
     reader = PredictReader()
     rng = np.random.default_rng(0)
@@ -554,7 +554,7 @@ def test_grpc_predict_split_at_a_shared_tail_reads_what_the_parse_reads():
     """Inputs that all share one tail (e.g. float32 of shape [1]) are read by splitting the message at it;
     whatever that cannot vouch for (an output filter, a key that holds the tail's bytes, a new name, an
     input named twice) goes to the walk or the parse, and reads as they do."""
-    from serving.grpc_service import LeanPredictRequest, PredictReader, ReadPredict, lean_inputs
+    from serving.api.tfserving_grpc import LeanPredictRequest, PredictReader, ReadPredict, lean_inputs
 
     reader = PredictReader()
     rng = np.random.default_rng(1)
@@ -612,7 +612,7 @@ def test_grpc_predict_answers_what_a_predict_response_of_tfs_tensors_reads():
 
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.grpc_service import predict_response
+    from serving.api.tfserving_grpc import predict_response
 
     outputs = {"probabilities": np.array([[0.25, 0.75]], np.float32), "label": np.array([b"yes"], object),
                "score": np.array([1.5], np.float64)}
@@ -625,7 +625,7 @@ def test_grpc_predict_answers_what_a_predict_response_of_tfs_tensors_reads():
 
 
 def test_serve_predict_and_config_paths_import_no_tfx():
-    code = ("import sys; import cli.main, serving.server, serving.client, serving.model_config; "
+    code = ("import sys; import cli.main, serving.server, serving.client, serving.runtime.model_config; "
             "cli.main.build_parser().parse_args(['serve']); "
             "bad = sorted(m for m in sys.modules if m == 'tfx' or m.startswith('tfx.')); "
             "assert not bad, bad")
@@ -673,8 +673,8 @@ def test_a_client_that_expects_100_continue_gets_it_at_once():
     import socket
     from types import SimpleNamespace
 
+    from serving.api.tfserving_rest import make_rest_server, serve_in_thread
     from serving.options import ServerOptions
-    from serving.rest import make_rest_server, serve_in_thread
 
     server = make_rest_server(SimpleNamespace(options=ServerOptions()), "127.0.0.1", 0)
     serve_in_thread(server)
@@ -696,8 +696,8 @@ def bare_rest_server():
     """The REST server without models: enough to parse requests and answer 400 for unknown paths."""
     from types import SimpleNamespace
 
+    from serving.api.tfserving_rest import make_rest_server, serve_in_thread
     from serving.options import ServerOptions
-    from serving.rest import make_rest_server, serve_in_thread
 
     server = make_rest_server(SimpleNamespace(options=ServerOptions()), "127.0.0.1", 0)
     serve_in_thread(server)
@@ -737,7 +737,7 @@ def test_request_and_header_lines_read_again_answer_as_when_first_parsed(bare_re
     answers (keep-alive, Content-Length, Connection: close, a folded field) as when first parsed."""
     import re
 
-    from serving import rest
+    from serving.api import tfserving_rest as rest
 
     for table in ("_request_lines", "_field_lines"):
         monkeypatch.setattr(rest, table, {})
@@ -807,7 +807,7 @@ def _counted(call):
 
 
 def test_a_batch_proven_cheap_runs_in_the_callers_thread_and_a_larger_one_is_measured_first(tmp_path):
-    from serving.servable import Servable
+    from serving.runtime.servable import Servable
 
     servable = Servable("m", 1, _saved_model(tmp_path / "1", loop=False), timeout_s=30)
     one = {"a": np.array([1.0], np.float32), "b": np.array([0.5], np.float32)}
@@ -829,7 +829,7 @@ def test_a_batch_proven_cheap_runs_in_the_callers_thread_and_a_larger_one_is_mea
 
 def test_a_graph_with_a_loop_never_leaves_the_pool_and_keeps_its_deadline(tmp_path):
 
-    from serving.servable import Servable
+    from serving.runtime.servable import Servable
 
     servable = Servable("m", 1, _saved_model(tmp_path / "1", loop=True), timeout_s=0.3)
     quick = {"a": np.array([1.0], np.float32), "n": np.array([3], np.int32)}
@@ -859,7 +859,7 @@ def _executed_ops(servable, inputs):
 def test_dense_graphs_run_unfused_and_convolutions_keep_their_fusions(tmp_path):
     """Without a convolution the remapper is off (oneDNN's fused MatMul costs more than its parts at a
     request's shapes); a graph with one keeps the fused convolution. Answers equal the model's own."""
-    from serving.servable import Servable
+    from serving.runtime.servable import Servable
 
     weights = tf.constant([[1.0, -2.0], [0.5, 1.0], [-1.0, 0.25]])
 
@@ -886,7 +886,7 @@ def test_dense_graphs_run_unfused_and_convolutions_keep_their_fusions(tmp_path):
 
 
 def test_answers_are_compact_json_with_tf_servings_nan_and_big_integers():
-    from serving.tensors import dumps
+    from serving.codec.tensors import dumps
 
     for document in ({"predictions": [[0.25, 1e-05, 1e16]], "s": "é"}, {"n": None, "b": [True, False]}):
         assert json.loads(dumps(document)) == document and b" " not in dumps(document)
@@ -895,7 +895,7 @@ def test_answers_are_compact_json_with_tf_servings_nan_and_big_integers():
 
 
 def test_request_targets_are_routed_once_and_the_table_is_bounded(monkeypatch):
-    from serving import rest
+    from serving.api import tfserving_rest as rest
 
     monkeypatch.setattr(rest, "_routes", {})
     match, path = rest._target_route("/v1/models/m/versions/3:predict?x=1")
@@ -910,9 +910,9 @@ def test_request_targets_are_routed_once_and_the_table_is_bounded(monkeypatch):
 
 
 def test_grpc_inputs_of_the_signatures_one_dtype_pass_and_any_other_dtype_is_named():
+    from serving.codec.tensors import cast_inputs
     from serving.errors import ServingError
-    from serving.servable import Signature, TensorSpecInfo
-    from serving.tensors import cast_inputs
+    from serving.runtime.servable import Signature, TensorSpecInfo
 
     signature = Signature("serving_default", "tensorflow/serving/predict",
                           {n: TensorSpecInfo(n, tf.float32, (None,), kind="float") for n in ("a", "b")}, {})
@@ -932,7 +932,7 @@ def test_a_version_loads_from_one_parse_of_its_saved_model(tmp_path, monkeypatch
     a load parses it once, with variables and lookup tables restored as TF's loader restores them."""
     from tensorflow.python.saved_model import loader_impl
 
-    from serving.servable import Servable
+    from serving.runtime.servable import Servable
 
     module = tf.Module()
     module.scale = tf.Variable(2.0)

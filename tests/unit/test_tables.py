@@ -109,7 +109,7 @@ def test_host_date_parts_equal_the_transform_graphs():
     import tensorflow as tf
 
     from components.transform import date_parts as graph_parts
-    from serving.columns import DATE_PARTS, date_parts
+    from serving.codec.columns import DATE_PARTS, date_parts
 
     cells = {"iso": ["2021-03-04", "2000-02-29T13:05:00", "1999-12-31 23:59", "", "bad"],
              "mdy_slash": ["03/04/2021", "12/31/1999 10:00"], "ymd_slash": ["2021/03/04"]}
@@ -126,7 +126,7 @@ def test_host_date_parts_equal_the_transform_graphs():
 
 
 def test_request_rows_with_original_names(tmp_path):
-    from serving.columns import ColumnNames
+    from serving.codec.columns import ColumnNames
 
     names = ColumnNames({"Mean Radius": "mean_radius", "Patient ID": "patient_id", "Malignant?": "malignant"},
                         {"patient_id": "identifier"}, ("malignant",))

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from serving import traffic
-from serving.model_config import ModelConfigError
-from serving.shadow import shadow_report
+from serving.runtime import traffic
+from serving.runtime.model_config import ModelConfigError
+from serving.runtime.shadow import shadow_report
 
 
 def test_splits_are_edited_atomically_and_an_ended_split_leaves_no_entry(tmp_path):

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
-from serving.model_config import ModelConfigError, is_valid_name, locked, replace_text
+from serving.runtime.model_config import ModelConfigError, is_valid_name, locked, replace_text
 
 TRAFFIC_FILE = "traffic.json"
 STABLE_LABEL, CANARY_LABEL, SHADOW_LABEL = "stable", "canary", "shadow"

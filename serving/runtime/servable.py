@@ -19,9 +19,9 @@ import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2, saved_model_pb2
 from tensorflow.python.saved_model import loader_impl
 
-from serving.columns import read_columns
+from serving.codec.columns import read_columns
+from serving.codec.images import read_image_info
 from serving.errors import ServingError, invalid
-from serving.images import read_image_info
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"

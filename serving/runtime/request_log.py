@@ -19,7 +19,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from serving.examples import encode
+from serving.codec.examples import encode
 
 log = logging.getLogger("mlops.serving")
 FLUSH_SECONDS = 1.0

@@ -1,6 +1,6 @@
 """The Open Inference Protocol (KServe V2) over the models TF Serving's API serves: its tensors,
-datatypes and documents, shared by the REST routes (``serving.rest``, ``/v2/...``) and the gRPC
-``inference.GRPCInferenceService`` (``serving.open_inference_grpc``).
+datatypes and documents, shared by the REST routes (``serving.api.tfserving_rest``, ``/v2/...``) and the gRPC
+``inference.GRPCInferenceService`` (``serving.api.v2_grpc``).
 
 A version in a V2 path (``/v2/models/NAME/versions/V``, ``model_version``) is a number, or a label
 of ``models.config`` (``stable``, ``canary``): labels are the versions' aliases. Inputs are the
@@ -18,9 +18,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from serving.core import ModelSpec, ServingCore
+from serving.dataplane import DataPlane, ModelSpec
 from serving.errors import ServingError, invalid
-from serving.servable import Signature, TensorSpecInfo
+from serving.runtime.servable import Signature, TensorSpecInfo
 
 PLATFORM = "tensorflow_savedmodel"
 PACKAGE = "composable-mlops"
@@ -88,7 +88,7 @@ def server_metadata() -> Dict[str, Any]:
     return {"name": SERVER_NAME, "version": ours, "extensions": list(EXTENSIONS)}
 
 
-def describe(core: ServingCore, spec: ModelSpec) -> Dict[str, Any]:
+def describe(core: DataPlane, spec: ModelSpec) -> Dict[str, Any]:
     """A model's V2 metadata: its served versions and the signature's tensors."""
     model = core.manager.resolve(spec.name, spec.version, spec.label)
     states = core.manager.models().get(model.name, {}).get("versions", {})
@@ -96,7 +96,7 @@ def describe(core: ServingCore, spec: ModelSpec) -> Dict[str, Any]:
     return model_metadata(model.name, versions, model.servable.signature(spec.signature_name))
 
 
-def is_ready(core: ServingCore, spec: ModelSpec) -> bool:
+def is_ready(core: DataPlane, spec: ModelSpec) -> bool:
     """V2 model readiness: the version (or label, or latest) resolves to a loaded model."""
     try:
         core.manager.resolve(spec.name, spec.version, spec.label)

@@ -12,8 +12,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from serving.examples import decode, read_records
-from serving.servable import (
+from serving.codec.examples import decode, read_records
+from serving.codec.tensors import examples_from_input, proto_to_array
+from serving.runtime.servable import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
     REGRESS_METHOD,
@@ -22,7 +23,6 @@ from serving.servable import (
     read_signature_defs,
     tensor_spec,
 )
-from serving.tensors import examples_from_input, proto_to_array
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit

@@ -8,10 +8,10 @@ import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from serving import open_inference
-from serving.core import ServingCore
+from serving.api import open_inference
+from serving.dataplane import DataPlane
 from serving.errors import ServingError, invalid
-from serving.traffic import metadata_client_key
+from serving.runtime.traffic import metadata_client_key
 
 # V2 datatype -> the InferTensorContents field that carries it (FP16 and BF16 travel raw only)
 CONTENTS_FIELDS = {
@@ -62,7 +62,7 @@ def request_inputs(request: service_pb2.ModelInferRequest) -> Dict[str, Tuple[st
 
 
 class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, core: ServingCore):
+    def __init__(self, core: DataPlane):
         self.core = core
 
     @staticmethod
@@ -115,5 +115,5 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-def add_to_server(core: ServingCore, server: grpc.Server) -> None:
+def add_to_server(core: DataPlane, server: grpc.Server) -> None:
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(core), server)

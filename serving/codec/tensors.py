@@ -18,9 +18,9 @@ import tensorflow as tf
 from google.protobuf import message
 from tensorflow.core.framework import tensor_pb2
 
+from serving.codec.examples import feature, varint
 from serving.errors import invalid
-from serving.examples import feature, varint
-from serving.servable import Signature, TensorSpecInfo
+from serving.runtime.servable import Signature, TensorSpecInfo
 
 B64 = "b64"
 BYTES_SUFFIX = "_bytes"
@@ -358,7 +358,7 @@ def proto_to_array(proto: Any) -> np.ndarray:
 
 
 # --- TensorProto bytes read without protobuf objects ---------------------------------------------
-# A PredictRequest's inputs arrive as each TensorProto's bytes (``serving.grpc_service``): building a
+# A PredictRequest's inputs arrive as each TensorProto's bytes (``serving.api.tfserving_grpc``): building a
 # TensorProto object and its shape wrapper per input was most of a request's reading. A tensor of a fixed-width
 # dtype whose values are its last field (tensor_content, or packed float_val / double_val) is a layout
 # (dtype, shape, the values field's tag and length: all the bytes before the values) and then the

@@ -3,7 +3,7 @@ and ModelService (GetModelStatus), grpcio servicers served by ``serving.grpc_htt
 generated messages, except Predict's: it reads a request by splitting it, or walking its input entries,
 against entry heads learned from earlier requests (``PredictReader``), or else as a LeanPredictRequest (each input's
 TensorProto left as bytes), and writes its answer's bytes itself; the Open Inference Protocol's
-GRPCInferenceService beside them (``serving.open_inference_grpc``)."""
+GRPCInferenceService beside them (``serving.api.v2_grpc``)."""
 import functools
 import operator
 from types import SimpleNamespace
@@ -23,11 +23,12 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving import open_inference_grpc, tensors
-from serving.core import ModelSpec, ServingCore
+from serving.api import v2_grpc as open_inference_grpc
+from serving.codec import tensors
+from serving.dataplane import DataPlane, ModelSpec
 from serving.errors import ServingError, invalid
 from serving.grpc_http2 import Http2GrpcServer
-from serving.traffic import metadata_client_key
+from serving.runtime.traffic import metadata_client_key
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
 
@@ -304,7 +305,7 @@ def _fill_spec(target: Any, model: Any, signature_name: Optional[str]) -> None:
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, core: ServingCore):
+    def __init__(self, core: DataPlane):
         self.core = core
 
     def Predict(self, request: Any, context: grpc.ServicerContext):
@@ -373,7 +374,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, core: ServingCore):
+    def __init__(self, core: DataPlane):
         self.core = core
 
     def GetModelStatus(self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext):
@@ -408,7 +409,7 @@ def _prediction_handlers(service: PredictionService) -> grpc.GenericRpcHandler:
     })
 
 
-def make_grpc_server(core: ServingCore, host: str, port: int, max_workers: int = 16) -> Http2GrpcServer:
+def make_grpc_server(core: DataPlane, host: str, port: int, max_workers: int = 16) -> Http2GrpcServer:
     """The gRPC port's server (``serving.grpc_http2``: a thread per connection, grpcio's servicers)."""
     options = core.options
     server = Http2GrpcServer(host, port, max_workers=max_workers, max_concurrent_rpcs=options.max_concurrent_rpcs,

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from serving import model_config
 from serving.errors import invalid, not_found
+from serving.runtime import model_config
 
 log = logging.getLogger("mlops.serving")
 

@@ -1,5 +1,5 @@
 """TF Serving's REST API (port 8501) on the standard library's threading HTTP server, and beside it
-the Open Inference Protocol's (KServe V2) REST routes under ``/v2`` (``serving.open_inference``).
+the Open Inference Protocol's (KServe V2) REST routes under ``/v2`` (``serving.api.open_inference``).
 
 Paths, JSON formats, error bodies (``{"error": "..."}``) and status codes follow TF Serving. Nagle's
 algorithm is off: with it, each small response waits on the client's delayed ACK.
@@ -18,11 +18,12 @@ from urllib.parse import unquote, urlsplit
 
 from google.protobuf import json_format
 
-from serving import open_inference, tensors
-from serving.core import ModelSpec, ServingCore, status_list
+from serving.api import open_inference
+from serving.codec import tensors
+from serving.dataplane import DataPlane, ModelSpec, status_list
 from serving.errors import ServingError, invalid, not_found
 from serving.options import TLS_HANDSHAKE_SECONDS
-from serving.traffic import CLIENT_KEY_HEADER
+from serving.runtime.traffic import CLIENT_KEY_HEADER
 
 log = logging.getLogger("mlops.serving")
 
@@ -118,7 +119,7 @@ class RestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     wbufsize = 1 << 16  # an answer's head and body leave in one write, not two (two segments, two wakeups)
     server_version = "mlops-serving"
-    core: ServingCore  # set on the subclass made by make_rest_server
+    core: DataPlane  # set on the subclass made by make_rest_server
 
     def setup(self) -> None:
         """HTTPS: the TLS handshake, in this connection's thread and bounded in time."""
@@ -317,7 +318,7 @@ class RestHandler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up, or the time is over: the connection closes anyway
             pass
 
-    # --- the Open Inference Protocol (KServe V2), serving.open_inference -------------------------
+    # --- the Open Inference Protocol (KServe V2), serving.api.open_inference -------------------------
     def _v2_get(self, path: str) -> None:
         try:
             what = V2_PATHS.get(path.rstrip("/"))
@@ -468,7 +469,7 @@ class RestServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def make_rest_server(core: ServingCore, host: str, port: int) -> RestServer:
+def make_rest_server(core: DataPlane, host: str, port: int) -> RestServer:
     """Plain HTTP, or HTTPS with ``core.options.tls``: the handshake runs in the connection's own
     thread (not on accept), so a client that never finishes it holds no one else up."""
     handler = type("BoundRestHandler", (RestHandler,), {"core": core, "timeout": core.options.idle_timeout_s})

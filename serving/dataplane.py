@@ -10,13 +10,13 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from serving.batching import Batcher
 from serving.errors import ServingError
-from serving.manager import ModelManager
-from serving.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, SHADOW_COUNT, Metrics
 from serving.options import ServerOptions
-from serving.request_log import RequestLogger
-from serving.servable import (
+from serving.runtime.batching import Batcher
+from serving.runtime.manager import ModelManager
+from serving.runtime.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, SHADOW_COUNT, Metrics
+from serving.runtime.request_log import RequestLogger
+from serving.runtime.servable import (
     CLASSIFY_METHOD,
     DEFAULT_SIGNATURE,
     REGRESS_METHOD,
@@ -25,9 +25,9 @@ from serving.servable import (
     classification_results,
     regression_results,
 )
-from serving.shadow import ShadowRunner
-from serving.traffic import CANARY_LABEL, SHADOW_LABEL, STABLE_LABEL, TrafficTable, to_canary, traffic_path
-from serving.warmup import read_warmup_records, replay
+from serving.runtime.shadow import ShadowRunner
+from serving.runtime.traffic import CANARY_LABEL, SHADOW_LABEL, STABLE_LABEL, TrafficTable, to_canary, traffic_path
+from serving.runtime.warmup import read_warmup_records, replay
 
 log = logging.getLogger("mlops.serving")
 
@@ -72,7 +72,7 @@ class LoadedModel:
             batcher.close()
 
 
-class ServingCore:
+class DataPlane:
     def __init__(self, serving_dir: Path, options: ServerOptions = ServerOptions()):
         self.options = options
         self.metrics = Metrics()
@@ -107,7 +107,7 @@ class ServingCore:
         if self._shadow:
             self._shadow.close()
 
-    # --- traffic: canary split and shadow (serving.traffic) ----------------------------------------
+    # --- traffic: canary split and shadow (serving.runtime.traffic) ----------------------------------------
     def _route(self, spec: ModelSpec, client_key: Optional[str]) -> Tuple[LoadedModel, str]:
         """The version a request goes to and its route: ``direct`` (it names a version or label),
         ``canary`` or ``stable`` (the split of traffic.json, when the model has one)."""
@@ -182,7 +182,7 @@ class ServingCore:
     def predict(self, spec: ModelSpec, inputs_for, output_filter: Sequence[str] = (), entrypoint: str = "REST",
                 client_key: Optional[str] = None) -> Tuple[LoadedModel, str, Dict[str, np.ndarray]]:
         """``inputs_for(signature, columns)`` converts the request's inputs once the signature is known;
-        ``columns`` (``serving.columns.ColumnNames``) renames original column names to its keys."""
+        ``columns`` (``serving.codec.columns.ColumnNames``) renames original column names to its keys."""
         def work(model: LoadedModel, key: str) -> Dict[str, np.ndarray]:
             inputs = inputs_for(model.servable.signature(key), model.servable.columns)
             outputs = self._call(model, key, inputs, output_filter)

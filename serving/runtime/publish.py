@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from serving import model_config
 from serving.edge_runtime import SIDECAR
-from serving.warmup import build_warmup_records, write_warmup
+from serving.runtime import model_config
+from serving.runtime.warmup import build_warmup_records, write_warmup
 
 
 def next_version(base_dir: Path) -> int:
