@@ -34,7 +34,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         request_log_dir=Path(args.request_log_dir) if args.request_log_dir else home.request_logs,
         request_log_rate=args.log_requests, shadow_log_dir=home.shadow_logs, tls=_server_tls(args),
         idle_timeout_s=args.idle_timeout, max_connections=args.max_connections,
-        max_concurrent_rpcs=args.max_concurrent_rpcs)
+        max_concurrent_rpcs=args.max_concurrent_rpcs, max_concurrent_streams=args.max_concurrent_streams,
+        grpc_max_connection_idle_s=args.grpc_max_connection_idle,
+        grpc_max_connection_age_s=args.grpc_max_connection_age,
+        threads=args.threads, workers=args.workers)
+    if args.workers < 1 or args.threads < 1:
+        raise UserError("--workers and --threads: 1 or more")
     from serving.options import is_loopback
 
     if options.tls is None and not is_loopback(args.host):
@@ -218,7 +223,20 @@ def _serve_limits(group, defaults) -> None:
     group.add_argument("--max-connections", type=int, default=defaults.max_connections,
                        help="open REST connections; a new one beyond gets 503")
     group.add_argument("--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs,
-                       help="gRPC calls in flight; beyond: RESOURCE_EXHAUSTED")
+                       help="gRPC calls in flight or queued; beyond: RESOURCE_EXHAUSTED")
+    group.add_argument("--max-concurrent-streams", type=int, default=defaults.max_concurrent_streams,
+                       help="gRPC calls open on one connection; beyond: refused")
+    group.add_argument("--grpc-max-connection-idle", type=float, default=defaults.grpc_max_connection_idle_s,
+                       metavar="SECONDS", help="GOAWAY to a gRPC connection without calls this long (0: never)")
+    group.add_argument("--grpc-max-connection-age", type=float, default=defaults.grpc_max_connection_age_s,
+                       metavar="SECONDS", help="GOAWAY to a gRPC connection this old, to rebalance (0: never)")
+
+
+def _serve_scale(group, defaults) -> None:
+    group.add_argument("--workers", type=int, default=defaults.workers,
+                       help="server processes sharing the ports, each with the models loaded (default 1)")
+    group.add_argument("--threads", type=int, default=defaults.threads,
+                       help="threads running requests, per API and worker")
 
 
 def _serve_tls(group) -> None:
@@ -248,6 +266,7 @@ def _register_serve(sub) -> None:
                        help="log this fraction of requests as tf.Examples (0: off)")
     serve.add_argument("--request-log-dir", help="default: <home>/request-logs")
     _serve_limits(serve.add_argument_group("limits"), defaults)
+    _serve_scale(serve.add_argument_group("scale"), defaults)
     _serve_tls(serve.add_argument_group("TLS"))
 
 

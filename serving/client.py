@@ -77,7 +77,11 @@ def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0, context
         if isinstance(reason, ssl.SSLCertVerificationError):
             raise ClientError(f"{url}: the server's certificate is not trusted ({reason.verify_message}); --ssl-ca "
                               "names the CA that signed it") from None
-        if isinstance(e, ssl.SSLError) or isinstance(reason, ssl.SSLError):  # the server refused this client
+        # TLS 1.3: the server checks the client's certificate after the handshake, then closes
+        refused_after_handshake = url.startswith("https:") and isinstance(e, ConnectionError)
+        if refused_after_handshake:
+            reason = "it closed the connection after the handshake, without an answer"
+        if refused_after_handshake or isinstance(e, ssl.SSLError) or isinstance(reason, ssl.SSLError):
             raise ClientError(f"{url}: the server refused the TLS connection ({reason}); a server with a client "
                               "CA needs --ssl-cert and --ssl-key") from None
         raise ClientError(f"cannot reach {url} ({reason}); is `mlops serve` running?") from None

@@ -5,7 +5,6 @@ from typing import Optional
 
 DEFAULT_HOST = "127.0.0.1"  # loopback only unless --host says otherwise
 DEFAULT_REST_PORT, DEFAULT_GRPC_PORT = 8501, 8500  # TF Serving's ports
-TLS_HANDSHAKE_SECONDS = 10.0  # a client that does not finish its TLS handshake in time is dropped
 
 
 @dataclass(frozen=True)
@@ -23,7 +22,15 @@ class ServerOptions:
     tls: Optional["TlsFiles"] = None  # HTTPS and gRPC over TLS (TF Serving's ssl_config); None: plain
     idle_timeout_s: float = 30.0  # a REST connection silent this long (idle, or mid-request) is closed
     max_connections: int = 1024  # open REST connections; beyond them a new one gets 503 and is closed
-    max_concurrent_rpcs: int = 256  # gRPC calls in flight; beyond them RESOURCE_EXHAUSTED
+    handshake_timeout_s: float = 10.0  # a client that does not finish its TLS handshake in time is dropped
+    max_concurrent_rpcs: int = 256  # gRPC calls in flight or queued, all connections; beyond: RESOURCE_EXHAUSTED
+    max_concurrent_streams: int = 100  # gRPC calls open on one connection (HTTP/2 SETTINGS); beyond: refused
+    max_metadata_bytes: int = 16 * 1024  # a gRPC call's header block; beyond it the call is refused
+    grpc_keepalive_min_s: float = 60.0  # clients may ping no more often; more pings: GOAWAY
+    grpc_max_connection_idle_s: float = 0.0  # a gRPC connection with no call this long gets GOAWAY; 0: never
+    grpc_max_connection_age_s: float = 0.0  # a gRPC connection this old gets GOAWAY (rebalancing); 0: never
+    threads: int = 64  # threads running model calls, per API (batching needs a batch's worth in flight)
+    workers: int = 1  # server processes sharing the ports (each loads the models)
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,13 @@ import binascii
 import functools
 import json
 import math
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import orjson
 import tensorflow as tf
-from google.protobuf import message
-from tensorflow.core.framework import tensor_pb2
 
-from serving.codec.examples import feature, varint
+from serving.codec.examples import feature
 from serving.errors import invalid
 from serving.runtime.servable import Signature, TensorSpecInfo
 
@@ -322,12 +320,16 @@ def json_examples(document: Mapping[str, Any]) -> List[bytes]:
 
 # --- gRPC: TensorProto <-> numpy ---------------------------------------------------------------
 
-# DataType enum -> (numpy dtype, TensorProto field): the common dtypes read and written without
-# tf.make_ndarray / tf.make_tensor_proto, whose per-tensor cost adds up over a request's many
-# inputs. Writing (``tensor_bytes``) needs each field's wire tag, and whether its
-# values are fixed-width or varints.
+# DataType enum -> (numpy dtype, TensorProto field): the common dtypes read from a parsed TensorProto
+# without tf.make_ndarray, whose per-tensor cost adds up over a request's many inputs.
 _PROTO_FIELDS = {1: (np.float32, "float_val"), 2: (np.float64, "double_val"), 3: (np.int32, "int_val"),
                  9: (np.int64, "int64_val"), 7: (object, "string_val"), 10: (np.bool_, "bool_val")}
+
+
+# fixed-width DataType enums -> numpy dtypes: their values travel as tensor_content
+_CONTENT_DTYPES = {dtype.as_datatype_enum: np.dtype(dtype.as_numpy_dtype) for dtype in (
+    tf.float32, tf.float64, tf.float16, tf.int8, tf.int16, tf.int32, tf.int64, tf.uint8, tf.uint16, tf.uint32,
+    tf.uint64, tf.bool)}
 
 
 def proto_to_array(proto: Any) -> np.ndarray:
@@ -357,223 +359,24 @@ def proto_to_array(proto: Any) -> np.ndarray:
         raise invalid(f"cannot read tensor: {e}") from None
 
 
-# --- TensorProto bytes read without protobuf objects ---------------------------------------------
-# A PredictRequest's inputs arrive as each TensorProto's bytes (``serving.api.tfserving_grpc``): building a
-# TensorProto object and its shape wrapper per input was most of a request's reading. A tensor of a fixed-width
-# dtype whose values are its last field (tensor_content, or packed float_val / double_val) is a layout
-# (dtype, shape, the values field's tag and length: all the bytes before the values) and then the
-# values. A layout is parsed once and kept, so the next tensor laid out the same way is one
-# ``startswith`` and one ``np.frombuffer``. Anything else is read by protobuf.
-
-_CONTENT_DTYPES = {dtype.as_datatype_enum: np.dtype(dtype.as_numpy_dtype) for dtype in (  # the fixed-width ones
-    tf.float32, tf.float64, tf.float16, tf.int8, tf.int16, tf.int32, tf.int64, tf.uint8, tf.uint16, tf.uint32,
-    tf.uint64)}
-_PACKED_FIELDS = {0x2A: tf.float32.as_datatype_enum, 0x32: tf.float64.as_datatype_enum}  # float_val, double_val
-_TENSOR_CONTENT, _SHAPE, _VERSION, _DTYPE, _DIM, _DIM_SIZE, _DIM_NAME = 0x22, 0x12, 0x18, 0x08, 0x12, 0x08, 0x12
-_MAX_LAYOUTS = 256  # dtype x shape x field combinations kept; beyond, the table starts again
-_layouts: Dict[int, List[Tuple[bytes, Any, Tuple[int, ...]]]] = {}
-
-
-def read_varint(data: bytes, i: int) -> Tuple[int, int]:
-    """A protobuf varint at ``data[i]``: (value, the index after it)."""
-    value = shift = 0
-    while shift < 70:
-        byte = data[i]  # past the end: IndexError, a malformed message
-        value |= (byte & 0x7F) << shift
-        i += 1
-        if byte < 0x80:
-            return value, i
-        shift += 7
-    raise ValueError("varint too long")
-
-
-def _wire_shape(data: bytes) -> Optional[Tuple[int, ...]]:
-    """TensorShapeProto bytes -> dims; None for an unknown rank, a negative size or anything unusual."""
-    dims, i = [], 0
-    while i < len(data):
-        tag, i = read_varint(data, i)
-        if tag != _DIM:
-            return None
-        length, i = read_varint(data, i)
-        end, size = i + length, 0
-        while i < end:
-            tag, i = read_varint(data, i)
-            if tag == _DIM_SIZE:
-                size, i = read_varint(data, i)
-            elif tag == _DIM_NAME:
-                length, i = read_varint(data, i)
-                i += length
-            else:
-                return None
-        if i != end or size >= 1 << 63:  # a negative int64 size
-            return None
-        dims.append(size)
-    return tuple(dims)
-
-
-def _wire_layout(raw: bytes) -> Optional[Tuple[bytes, Any, Tuple[int, ...]]]:
-    """(the bytes before the values, numpy dtype, shape) when ``raw`` is dtype, one shape, optionally a
-    version number, and last the values field holding exactly one value per element; else None."""
-    dtype_enum, shape, i = 0, None, 0
-    while i < len(raw):
-        tag, i = read_varint(raw, i)
-        if tag == _DTYPE or tag == _VERSION:
-            value, i = read_varint(raw, i)
-            dtype_enum = value if tag == _DTYPE else dtype_enum
-        elif tag == _SHAPE and shape is None:  # a second shape would merge with the first: protobuf's job
-            length, i = read_varint(raw, i)
-            shape, i = _wire_shape(raw[i:i + length]), i + length
-            if shape is None:
-                return None
-        elif tag == _TENSOR_CONTENT or tag in _PACKED_FIELDS:
-            length, i = read_varint(raw, i)
-            dtype = _CONTENT_DTYPES.get(dtype_enum)
-            if (i + length != len(raw) or dtype is None
-                    or (tag != _TENSOR_CONTENT and _PACKED_FIELDS[tag] != dtype_enum)
-                    or length != math.prod(shape or ()) * dtype.itemsize):
-                return None
-            return raw[:i], dtype, shape or ()
-        else:
-            return None
-    return None
-
-
-def _known_layout(raw: bytes) -> Optional[Tuple[bytes, Any, Tuple[int, ...]]]:
-    for layout in _layouts.get(len(raw), ()):
-        if raw.startswith(layout[0]):
-            return layout
-    return None
-
-
-def fixed_layout(raw: bytes) -> Optional[Tuple[bytes, Any, Tuple[int, ...]]]:
-    """(the bytes before the values, numpy dtype, shape) of a TensorProto whose fixed-width values come
-    last, learned once per layout; None for any other TensorProto (protobuf reads those)."""
-    layout = _known_layout(raw)
-    if layout is None:
-        try:
-            layout = _wire_layout(raw)
-        except (IndexError, ValueError):
-            return None
-        if layout is None:
-            return None
-        if sum(map(len, _layouts.values())) >= _MAX_LAYOUTS:
-            _layouts.clear()
-        _layouts.setdefault(len(raw), []).append(layout)
-    return layout
-
-
-def tensor_from_bytes(raw: bytes) -> np.ndarray:
-    """A serialized TensorProto -> numpy, as ``proto_to_array`` reads it (the array may be read-only)."""
-    layout = fixed_layout(raw)
-    if layout is None:
-        try:
-            return proto_to_array(tensor_pb2.TensorProto.FromString(raw))
-        except message.DecodeError as e:
-            raise invalid(f"cannot read tensor: {e}") from None
-    head, dtype, shape = layout
-    return np.frombuffer(raw, dtype, offset=len(head)).reshape(shape)
-
-
-def tensors_from_bytes(entries: Iterable[Tuple[str, bytes]]) -> Dict[str, np.ndarray]:
-    """Serialized TensorProtos by name -> numpy arrays (``tensor_from_bytes`` each); the tensors of one
-    known layout (a request's 30 one-value floats) are read together (``arrays_by_layout``).
-    Consecutive tensors of one layout (the usual request) cost one ``startswith`` each."""
-    arrays: Dict[str, np.ndarray] = {}
-    names: List[str] = []
-    layouts: List[Tuple[Any, Tuple[int, ...]]] = []
-    values: List[bytes] = []
-    layout: Any = None
-    dtype_shape: Any = None  # layout[1:], made once per layout: arrays_by_layout then compares by identity
-    size = -1
-    for name, raw in entries:
-        if len(raw) != size or not raw.startswith(layout[0]):
-            layout, size = _known_layout(raw), len(raw)
-            if layout is None:
-                arrays[name], size = tensor_from_bytes(raw), -1
-                continue
-            dtype_shape = layout[1:]
-        names.append(name)
-        layouts.append(dtype_shape)
-        values.append(raw[len(layout[0]):])
-    arrays.update(arrays_by_layout(names, layouts, values))
-    return arrays
-
-
-def arrays_by_layout(names: Sequence[str], layouts: Sequence[Tuple[Any, Tuple[int, ...]]],
-                     values: Sequence[bytes]) -> Dict[str, np.ndarray]:
-    """Arrays by name from their values' bytes and their (dtype, shape): one join and one np.frombuffer
-    per layout; the arrays are writable and aligned (a fresh buffer)."""
-    if not names:
-        return {}
-    if layouts.count(layouts[0]) == len(layouts):  # the usual request: every input of one layout
-        groups = {layouts[0]: (names, values)}
+def fill_tensor_proto(proto: Any, array: np.ndarray) -> None:
+    """``array`` into a TensorProto (a response's output), as tf.make_tensor_proto lays it out: a
+    fixed-width array's bytes in tensor_content, strings in string_val; others through TensorFlow."""
+    dtype = _DTYPE_ENUMS.get(array.dtype)
+    if dtype is None:
+        proto.CopyFrom(tf.make_tensor_proto(array))
+        return
+    proto.dtype = dtype
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
+    if array.dtype == object:
+        proto.string_val.extend(value if isinstance(value, bytes) else str(value).encode()
+                                for value in array.reshape(-1))
     else:
-        groups = {}
-        for name, layout, value in zip(names, layouts, values):
-            group = groups.setdefault(layout, ([], []))
-            group[0].append(name)
-            group[1].append(value)
-    arrays: Dict[str, np.ndarray] = {}
-    for layout, (group_names, group_values) in groups.items():
-        arrays.update(arrays_of_layout(group_names, layout, b"".join(group_values)))
-    return arrays
+        proto.tensor_content = np.ascontiguousarray(array).tobytes()
 
 
-def arrays_of_layout(names: Sequence[str], layout: Tuple[Any, Tuple[int, ...]], values: bytes) -> Dict[str, np.ndarray]:
-    """Arrays by name from the joined values of inputs of one (dtype, shape), in ``names``' order: one
-    np.frombuffer, each array a row of it (writable and aligned: a fresh buffer)."""
-    dtype, shape = layout
-    return dict(zip(names, np.frombuffer(bytearray(values), dtype).reshape((len(names),) + shape)))
-
-
-def delimited(tag: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field of a one-byte tag (field numbers 1-15)."""
-    return bytes((tag,)) + varint(len(payload)) + payload
-
-
-_FIELD_TAGS = {"float_val": (0x2A, True), "double_val": (0x32, True), "int_val": (0x3A, False),
-               "int64_val": (0x52, False), "bool_val": (0x5A, False)}
-_WRITTEN = {np.dtype(dtype): (enum, *_FIELD_TAGS[field]) for enum, (dtype, field) in _PROTO_FIELDS.items()
-            if field in _FIELD_TAGS}  # numpy dtype -> (DataType enum, its field's tag, fixed-width)
-
-
-@functools.lru_cache(maxsize=1024)
-def _tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Tuple[bytes, bool]:
-    """(dtype and shape fields, then the values' tag and length when the values are written as they sit
-    in memory), and whether that is the case: the same bytes for every array of this dtype and shape."""
-    enum, tag, fixed = _WRITTEN[dtype]
-    dims = b"".join(delimited(_DIM, bytes((_DIM_SIZE,)) + varint(size) if size else b"")
-                    for size in shape)  # a size of 0 is proto3's default: an empty dim
-    head, size = bytes((_DTYPE, enum)) + delimited(_SHAPE, dims), math.prod(shape)
-    if size > 1 and dtype != np.bool_:
-        return head + bytes((_TENSOR_CONTENT,)) + varint(size * dtype.itemsize), True
-    if size == 1 and fixed:
-        return head + bytes((tag,)) + varint(dtype.itemsize), True
-    return head, False
-
-
-def tensor_bytes(array: np.ndarray) -> bytes:
-    """A serialized TensorProto of ``array``, byte for byte what tf.make_tensor_proto(array) serializes to
-    (tensor_content for more than one value, else the typed field; bools always bool_val), written
-    straight to the wire, without a protobuf TensorProto filled and serialized per output."""
-    if array.dtype not in _WRITTEN:  # strings and the rarer dtypes
-        return tf.make_tensor_proto(array).SerializeToString()
-    head, as_in_memory = _tensor_head(array.dtype, array.shape)
-    if as_in_memory:
-        return head + array.tobytes()
-    if not array.size:
-        return head
-    tag = _WRITTEN[array.dtype][1]
-    return head + delimited(tag, b"".join(map(varint, array.reshape(-1).tolist())))
-
-
-def fixed_tensor_head(dtype: np.dtype, shape: Tuple[int, ...]) -> Optional[bytes]:
-    """The bytes ``tensor_bytes`` writes before the values of an array of this dtype and shape, when it
-    writes them as they sit in memory (``head + array.tobytes()``); else None."""
-    if dtype not in _WRITTEN:
-        return None
-    head, as_in_memory = _tensor_head(dtype, shape)
-    return head if as_in_memory else None
+_DTYPE_ENUMS = {**{np.dtype(dtype): enum for enum, dtype in _CONTENT_DTYPES.items()}, np.dtype(object): 7}
 
 
 def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature,

@@ -103,6 +103,7 @@ class ModelManager:
         self._thread: Optional[threading.Thread] = None
         self.config_error: Optional[str] = None
         self.on_unload: Callable[[object], None] = lambda servable: None
+        self.on_publish: Callable[[], None] = lambda: None  # after every change of what takes traffic
 
     # --- polling ---------------------------------------------------------------------------------
     def _read_models(self) -> Dict[str, Tuple[Path, model_config.ModelConfig]]:
@@ -195,6 +196,7 @@ class ModelManager:
     def _publish(self) -> None:
         with self._lock:
             self._publish_locked()
+        self.on_publish()
 
     def _publish_locked(self) -> None:
         servables: Dict[str, Dict[int, object]] = {}
@@ -296,6 +298,12 @@ class ModelManager:
                            "labels": dict(e.labels),
                            "errors": {str(v): s.error_message for v, s in e.versions.items() if s.error_message}}
                     for name, e in self._models.items()}
+
+    def serving_models(self) -> Dict[str, bool]:
+        """Each configured model: whether a version of it takes traffic."""
+        routing = self._routing
+        with self._lock:
+            return {name: bool(routing.servables.get(name)) for name in self._models}
 
     def ready(self) -> bool:
         """Every configured model has a version taking traffic."""

@@ -1,10 +1,14 @@
-"""Prometheus metrics in the text exposition format, under TF Serving's metric names
-(``:tensorflow:serving:request_count``, ``:tensorflow:serving:request_latency``), with the
-model version as a label as well."""
-import bisect
+"""Prometheus metrics through ``prometheus_client``, under TF Serving's metric names
+(``:tensorflow:serving:request_count``, ``:tensorflow:serving:request_latency``) with the model
+version as a label as well. With ``--workers`` (PROMETHEUS_MULTIPROC_DIR set before the workers
+start) every worker writes its own files and any worker's scrape adds them all up."""
+import os
 import threading
-from collections import defaultdict
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # microseconds, as TF Serving's request_latency histogram
 LATENCY_BUCKETS_US: Tuple[float, ...] = (100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
@@ -15,81 +19,85 @@ LOADED_VERSIONS = ":tensorflow:serving:loaded_versions"
 REQUEST_LOG_DROPPED = "mlops_serving_request_log_dropped_total"
 ROUTE_COUNT = "mlops_serving_route_requests_total"  # per model, version and route (direct, stable, canary)
 SHADOW_COUNT = "mlops_serving_shadow_requests_total"  # per model, shadow version and outcome (queued, dropped)
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+MAX_KEYED = 4096  # label combinations whose series are kept at hand (client-chosen model names can be many)
+LATENCY_LABELS = ("model_name", "version", "API", "entrypoint")
+HELP = {LOADED_VERSIONS: "Model versions loaded (1) or unloaded (0)",
+        REQUEST_LOG_DROPPED: "Sampled request rows the request log dropped (its queue was full)",
+        ROUTE_COUNT: "Requests that reached a version, by route (direct, stable, canary)",
+        SHADOW_COUNT: "Requests mirrored to a shadow version, by outcome (queued, dropped)"}
+
+disable_created_metrics()  # TF Serving shows no *_created series
 
 
-def _labels(pairs: Tuple[Tuple[str, str], ...]) -> str:
-    escaped = (f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-               for k, v in pairs)
-    return "{" + ",".join(escaped) + "}"
+class _TfServingNames:
+    """prometheus_client writes a counter as ``<name>_total``; TF Serving's request_count has no
+    suffix, and dashboards built on TF Serving query it so: shown under its own name (untyped)."""
 
+    def __init__(self, source):
+        self.source = source
 
-MAX_KEYED = 4096  # label combinations whose series keys are kept (client-chosen model names can be many)
-
-
-def _request_keys(model: str, version: str, api: str, entrypoint: str, status: str,
-                  route: Optional[str]) -> Tuple[Tuple, Tuple, Optional[Tuple]]:
-    """A request's series: its count (with status), its latency histogram, its route counter."""
-    latency = (("model_name", model), ("version", version), ("API", api), ("entrypoint", entrypoint))
-    return ((*latency, ("status", status)), latency,
-            None if route is None else (ROUTE_COUNT, (("model_name", model), ("version", version), ("route", route))))
+    def collect(self) -> Iterator[Metric]:
+        for family in self.source.collect():
+            if family.name != REQUEST_COUNT:
+                yield family
+                continue
+            renamed = Metric(REQUEST_COUNT, family.documentation, "unknown")
+            for sample in family.samples:
+                if sample.name == REQUEST_COUNT + "_total":
+                    renamed.add_sample(REQUEST_COUNT, sample.labels, sample.value)
+            yield renamed
 
 
 class Metrics:
     def __init__(self):
+        self._registry = CollectorRegistry(auto_describe=True)
+        multiprocess = bool(os.environ.get(MULTIPROCESS_DIR))
+        self._requests = Counter(REQUEST_COUNT, "Requests, by model, version, API, entrypoint and status",
+                                 (*LATENCY_LABELS, "status"), registry=self._registry)
+        self._latency = Histogram(REQUEST_LATENCY, "Request latency in microseconds", LATENCY_LABELS,
+                                  buckets=LATENCY_BUCKETS_US, registry=self._registry)
+        self._made: Dict[str, object] = {}
         self._lock = threading.Lock()
-        self._counts: Dict[Tuple, int] = defaultdict(int)
-        self._latency: Dict[Tuple, List[float]] = {}
-        self._gauges: Dict[Tuple[str, Tuple], float] = {}
-        self._counters: Dict[Tuple[str, Tuple], int] = defaultdict(int)  # our own counters, by name and labels
-        self._keys: Dict[Tuple, Tuple] = {}  # a request's labels -> its series' keys (see _request_keys)
+        self._keys: Dict[Tuple, Tuple] = {}  # a request's labels -> its series (see observe)
+        self._gauge_mode = "livemax" if multiprocess else "all"
+        exposed = MultiProcessCollector(CollectorRegistry()) if multiprocess else self._registry
+        self._exposed = CollectorRegistry(auto_describe=False)
+        self._exposed.register(_TfServingNames(exposed))
+
+    def _metric(self, kind: type, name: str, label_names: Tuple[str, ...]):
+        with self._lock:
+            metric = self._made.get(name)
+            if metric is None:
+                extra = {"multiprocess_mode": self._gauge_mode} if kind is Gauge else {}
+                metric = self._made[name] = kind(name, HELP.get(name, name), label_names,
+                                                 registry=self._registry, **extra)
+            return metric
 
     def observe(self, model: str, version: str, api: str, entrypoint: str, status: str, seconds: float,
                 route: Optional[str] = None) -> None:
         """One request: its count by status, its latency, and (when it reached a version) its route."""
         labels = (model, version, api, entrypoint, status, route)
-        keys = self._keys.get(labels)
-        if keys is None:
-            keys = _request_keys(*labels)
+        series = self._keys.get(labels)
+        if series is None:
+            series = (self._requests.labels(model, version, api, entrypoint, status),
+                      self._latency.labels(model, version, api, entrypoint),
+                      None if route is None else self._metric(Counter, ROUTE_COUNT, ("model_name", "version", "route"))
+                      .labels(model, version, route))
             if len(self._keys) < MAX_KEYED:
-                self._keys[labels] = keys
-        count_key, latency_key, route_key = keys
-        micros = seconds * 1e6
-        with self._lock:
-            self._counts[count_key] += 1
-            state = self._latency.get(latency_key)
-            if state is None:
-                state = self._latency[latency_key] = [0.0] * (len(LATENCY_BUCKETS_US) + 2)  # buckets.., +Inf, sum
-            state[bisect.bisect_left(LATENCY_BUCKETS_US, micros)] += 1
-            state[-1] += micros
-            if route_key is not None:
-                self._counters[route_key] += 1
+                self._keys[labels] = series
+        count, latency, route_count = series
+        count.inc()
+        latency.observe(seconds * 1e6)
+        if route_count is not None:
+            route_count.inc()
 
     def count(self, name: str, labels: Tuple[Tuple[str, str], ...]) -> None:
-        with self._lock:
-            self._counters[(name, labels)] += 1
+        self._metric(Counter, name, tuple(k for k, _ in labels)).labels(*(v for _, v in labels)).inc()
 
     def set_gauge(self, name: str, labels: Tuple[Tuple[str, str], ...], value: float) -> None:
-        with self._lock:
-            self._gauges[(name, labels)] = value
+        gauge = self._metric(Gauge, name, tuple(k for k, _ in labels))
+        (gauge.labels(*(v for _, v in labels)) if labels else gauge).set(value)
 
     def render(self) -> str:
-        with self._lock:
-            lines = [f"# TYPE {REQUEST_COUNT} counter"]
-            lines += [f"{REQUEST_COUNT}{_labels(k)} {v}" for k, v in sorted(self._counts.items())]
-            lines.append(f"# TYPE {REQUEST_LATENCY} histogram")
-            for key, state in sorted(self._latency.items()):
-                cumulative = 0.0
-                for bound, count in zip((*LATENCY_BUCKETS_US, "+Inf"), state[:-1]):
-                    cumulative += count
-                    lines.append(f"{REQUEST_LATENCY}_bucket{_labels((*key, ('le', str(bound))))} {int(cumulative)}")
-                lines.append(f"{REQUEST_LATENCY}_sum{_labels(key)} {state[-1]:.0f}")
-                lines.append(f"{REQUEST_LATENCY}_count{_labels(key)} {int(cumulative)}")
-            for name in sorted({n for n, _ in self._counters}):
-                lines.append(f"# TYPE {name} counter")
-                lines += [f"{name}{_labels(labels)} {value}"
-                          for (n, labels), value in sorted(self._counters.items()) if n == name]
-            for name in sorted({n for n, _ in self._gauges}):
-                lines.append(f"# TYPE {name} gauge")
-                lines += [f"{name}{_labels(labels)} {value:g}"
-                          for (n, labels), value in sorted(self._gauges.items()) if n == name]
-            return "\n".join(lines) + "\n"
+        return generate_latest(self._exposed).decode()
