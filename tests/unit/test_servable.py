@@ -1,4 +1,5 @@
-"""A servable (serving.runtime.servable): calls in the caller's thread or TF's pool, graph options, one parse per load."""
+"""A servable (serving.runtime.servable): calls in the caller's thread or TF's pool, graph options, one parse
+per load."""
 from pathlib import Path
 
 import numpy as np
