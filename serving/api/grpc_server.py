@@ -11,11 +11,14 @@ from typing import List, Tuple
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 
 from serving.api import tfserving_grpc, v2_grpc
 from serving.dataplane import DataPlane
 from serving.options import ServerOptions
 
+# the services' descriptors, for reflection (the generated *_grpc modules import only their messages)
+DESCRIBED = (prediction_service_pb2.DESCRIPTOR, model_service_pb2.DESCRIPTOR)
 SERVICES = ("tensorflow.serving.PredictionService", "tensorflow.serving.ModelService",
             "inference.GRPCInferenceService", health.SERVICE_NAME, reflection.SERVICE_NAME)
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024  # an answer can exceed a request (outputs per row)

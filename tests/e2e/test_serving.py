@@ -783,3 +783,115 @@ def test_batching_merges_concurrent_requests_and_logs_sampled_rows(local_server,
     with_age = [e for e in examples if "age_days" in e.features.feature]
     assert with_age and with_age[0].features.feature["age_days"].WhichOneof("kind") == "int64_list"
     assert len(with_age) < len(examples)  # missing values (NaN) are left out, as in the training data
+
+
+# --- what grpcio gives operators: the health service and reflection --------------------------------
+
+def test_grpc_health_per_model_and_reflection_with_grpcios_own_clients(server):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{server['grpc']}")
+    try:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", NAME):
+            status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+            assert status == health_pb2.HealthCheckResponse.SERVING, service
+        with pytest.raises(grpc.RpcError) as unknown:
+            health.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=10)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        requests = [reflection_pb2.ServerReflectionRequest(list_services=""),
+                    reflection_pb2.ServerReflectionRequest(file_containing_symbol="tensorflow.serving.PredictionService")]
+        answers = list(reflection.ServerReflectionInfo(iter(requests), timeout=10))
+        services = {s.name for s in answers[0].list_services_response.service}
+        assert {"tensorflow.serving.PredictionService", "tensorflow.serving.ModelService",
+                "inference.GRPCInferenceService", "grpc.health.v1.Health"} <= services
+        from google.protobuf import descriptor_pb2
+
+        files = [descriptor_pb2.FileDescriptorProto.FromString(raw)
+                 for raw in answers[1].file_descriptor_response.file_descriptor_proto]
+        assert any(any(s.name == "PredictionService" for s in f.service) for f in files)
+    finally:
+        channel.close()
+
+
+def test_a_model_without_a_version_is_not_serving_until_one_loads(local_server, pushed, tmp_path):
+    """The health service follows the version manager: a model whose versions are all unloaded is
+    NOT_SERVING (and so is the server as a whole), SERVING again once a version is back."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    server, serving_dir = local_server()
+    version_dir = serving_dir / NAME / str(_version(pushed))
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def status(service):
+        return health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+    try:
+        assert status(NAME) == health_pb2.HealthCheckResponse.SERVING
+        version_dir.rename(tmp_path / "away")
+        _wait_for(lambda: status(NAME) == health_pb2.HealthCheckResponse.NOT_SERVING, "NOT_SERVING")
+        assert status("") == health_pb2.HealthCheckResponse.NOT_SERVING
+        (tmp_path / "away").rename(version_dir)
+        _wait_for(lambda: status(NAME) == health_pb2.HealthCheckResponse.SERVING, "SERVING again")
+    finally:
+        channel.close()
+
+
+# --- --workers: processes sharing the ports ------------------------------------------------------------
+
+def _workers(pid: int):
+    """The serving workers among a process's children (not multiprocessing's resource tracker)."""
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return [c for c in children if b"resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+def test_two_workers_share_the_ports_add_up_their_metrics_and_both_swap(pushed, rows, expected, tmp_path):
+    """`mlops serve --workers 2`: two processes behind the same ports (the kernel spreads connections);
+    every answer is the model's; the request count any worker shows is the sum over both; a new
+    version pushed to the base dir is served by both."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    home = tmp_path / "home"
+    serving_dir = _copy_serving_dir(pushed[0], home / "serving")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--home", str(home), "--rest-port", "0", "--grpc-port", "0",
+         "--poll-seconds", "0.2", "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = next(line for line in process.stdout if READY.search(line) or process.poll() is not None)
+        rest_port, grpc_port = map(int, READY.search(line).groups())
+        assert "(2 workers)" in line
+        workers = _workers(process.pid)
+        assert len(workers) == 2
+        calls = 40
+        for _ in range(calls):  # a connection each: the kernel hands them to either worker
+            status, body = _request(rest_port, "POST", f"/v1/models/{NAME}:predict", {"instances": rows})
+            assert status == 200
+            np.testing.assert_allclose(body["predictions"], expected, atol=1e-6)
+        for _ in range(4):  # whichever worker answers the scrape shows both workers' counts
+            text = _request(rest_port, "GET", "/monitoring/prometheus/metrics")[1]
+            counted = sum(sample.value for family in text_string_to_metric_families(text)
+                          for sample in family.samples
+                          if sample.name == ":tensorflow:serving:request_count" and sample.labels["status"] == "OK")
+            assert counted == calls
+        newer = _version(pushed) + 1
+        _shifted_copy(pushed[1], tmp_path / "shifted")
+        shutil.copytree(tmp_path / "shifted", serving_dir / NAME / str(newer))
+        shifted = _saved_model_predictions(tmp_path / "shifted", rows)
+
+        def all_new() -> bool:
+            answers = [_request(rest_port, "POST", f"/v1/models/{NAME}:predict", {"instances": rows})[1]
+                       for _ in range(12)]
+            return all(np.allclose(np.reshape(a["predictions"], -1), shifted, atol=1e-6) for a in answers)
+        _wait_for(all_new, "both workers to serve the new version")
+        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(_predict_request(rows),
+                                                                                      timeout=30)
+        assert response.model_spec.version.value == newer
+        channel.close()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
