@@ -35,8 +35,6 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from serving.codec.examples import varint
-
 UNKNOWN, INT, FLOAT, STRING = -1, 0, 1, 2  # TFX's ColumnType order: a column takes the highest seen
 BLOCK_BYTES = 16 << 20  # pyarrow's parse block: rows arrive in batches of about this much CSV
 SHARD_BYTES = 64 << 20  # CSV bytes per output shard: bounds the records held in memory at once
@@ -95,6 +93,17 @@ def column_kind(cells: pa.Array) -> int:
 
 
 # --- serialization: tf.train.Example, deterministic, a column at a time -----------------------
+
+def varint(value: int) -> bytes:
+    """A protobuf varint (a negative int32 or int64: ten bytes, two's complement, as protobuf writes it)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
 
 def varints(numbers: np.ndarray) -> pa.Array:
     """Protobuf varints of uint64 values (negative int64 as their two's complement), one binary

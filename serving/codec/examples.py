@@ -12,16 +12,6 @@ import numpy as np
 import tensorflow as tf
 
 
-def varint(value: int) -> bytes:
-    """A protobuf varint (a negative int32 or int64: ten bytes, two's complement, as protobuf writes it)."""
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
 def is_missing(value: Any) -> bool:
     """None, an empty string or a float NaN: left out of the example (TFX reads a missing cell so)."""
     return value is None or (isinstance(value, (str, bytes)) and value in ("", b"")) or \

@@ -379,13 +379,10 @@ def fill_tensor_proto(proto: Any, array: np.ndarray) -> None:
 _DTYPE_ENUMS = {**{np.dtype(dtype): enum for enum, dtype in _CONTENT_DTYPES.items()}, np.dtype(object): 7}
 
 
-def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature,
-                dtype: Optional[np.dtype] = None) -> Dict[str, np.ndarray]:
-    """gRPC tensors arrive typed: a dtype other than the signature's is INVALID_ARGUMENT, as in TF Serving.
-    ``dtype``: every input's dtype, when the caller knows they share one (no look at each)."""
+def cast_inputs(inputs: Mapping[str, np.ndarray], signature: Signature) -> Dict[str, np.ndarray]:
+    """gRPC tensors arrive typed: a dtype other than the signature's is INVALID_ARGUMENT, as in TF Serving."""
     uniform = signature.uniform_dtype
-    if uniform is not None and (dtype == uniform if dtype is not None and inputs
-                                else {array.dtype for array in inputs.values()} == {uniform}):
+    if uniform is not None and {array.dtype for array in inputs.values()} == {uniform}:
         return dict(inputs)  # the usual request: every input of the one dtype the signature takes
     cast = dict(inputs)
     expected = signature.input_dtypes
