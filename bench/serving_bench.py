@@ -622,7 +622,8 @@ def _requests(model_dir: Path, data_csv: Path):
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    from serving.runtime.servable import read_signature_defs, tensor_spec
+    from serving.codec.signature import tensor_spec
+    from serving.runtime.servable import read_signature_defs
 
     inputs = {n: tensor_spec(n, i) for n, i in read_signature_defs(model_dir)["serving_default"].inputs.items()}
     with data_csv.open() as f:

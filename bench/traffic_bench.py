@@ -38,7 +38,8 @@ def _bodies(model_dir: Path, data_csv: Path, count: int = 500) -> list:
     import math
 
     from serving.api.open_inference import datatype_of
-    from serving.runtime.servable import read_signature_defs, tensor_spec
+    from serving.codec.signature import tensor_spec
+    from serving.runtime.servable import read_signature_defs
 
     signature = read_signature_defs(model_dir)["serving_default"]
     specs = {name: datatype_of(tensor_spec(name, info)) for name, info in sorted(signature.inputs.items())}

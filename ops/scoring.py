@@ -37,7 +37,8 @@ class ScoringModel:
 
 def _signature(model_dir: str):
     """serving_default's inputs (name -> numpy dtype name) and output names, from saved_model.pb."""
-    from serving.runtime.servable import read_signature_defs, tensor_spec
+    from serving.codec.signature import tensor_spec
+    from serving.runtime.servable import read_signature_defs
 
     signature = read_signature_defs(Path(model_dir))["serving_default"]
     specs = {name: tensor_spec(name, info) for name, info in signature.inputs.items()}

@@ -18,9 +18,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from serving.codec.signature import Signature, TensorSpecInfo
 from serving.dataplane import DataPlane, ModelSpec
 from serving.errors import ServingError, invalid
-from serving.runtime.servable import Signature, TensorSpecInfo
 
 PLATFORM = "tensorflow_savedmodel"
 PACKAGE = "composable-mlops"

@@ -17,8 +17,8 @@ import orjson
 import tensorflow as tf
 
 from serving.codec.examples import feature
+from serving.codec.signature import Signature, TensorSpecInfo
 from serving.errors import invalid
-from serving.runtime.servable import Signature, TensorSpecInfo
 
 B64 = "b64"
 BYTES_SUFFIX = "_bytes"

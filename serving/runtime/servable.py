@@ -7,7 +7,6 @@ runs in the caller's thread instead (see ``INLINE_SECONDS``). The signature defs
 method names) come from ``saved_model.pb``, so ``metadata`` and input checks agree with the official
 server. Needs TensorFlow only (no TFX, no TFT: the Transform graph in the model is plain TF ops).
 """
-import functools
 import math
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from tensorflow.python.saved_model import loader_impl
 
 from serving.codec.columns import read_columns
 from serving.codec.images import read_image_info
+from serving.codec.signature import Signature, TensorSpecInfo, tensor_spec
 from serving.errors import ServingError, invalid
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -39,70 +39,6 @@ LOOP_OPS = frozenset({"While", "StatelessWhile", "Enter"})
 # pay (measured A/B in one process: bench/results/serving.md). So only a graph with no convolution
 # is optimized without the remapper.
 CONV_OPS = frozenset({"Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput", "Conv3DBackpropInputV2"})
-
-
-@dataclass(frozen=True)
-class TensorSpecInfo:
-    name: str
-    dtype: tf.DType
-    shape: Optional[Tuple[Optional[int], ...]]  # None: unknown rank; None dims: any size
-    tensor_name: str = ""  # in the graph, e.g. "serving_default_amount:0"
-    kind: str = ""  # "string", "bool", "int" or "float": checked per value, so not a DType compare
-
-    @functools.cached_property
-    def numpy_dtype(self) -> Any:
-        return object if self.kind == "string" else self.dtype.as_numpy_dtype
-
-
-def tensor_spec(name: str, info: meta_graph_pb2.TensorInfo) -> TensorSpecInfo:
-    shape = None
-    if not info.tensor_shape.unknown_rank:
-        shape = tuple(None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
-    if info.WhichOneof("encoding") != "name" or not info.dtype:  # a composite (e.g. sparse) tensor
-        return TensorSpecInfo(name, tf.variant, shape, "", "composite")
-    dtype = tf.dtypes.as_dtype(info.dtype)
-    kind = ("string" if dtype == tf.string else "bool" if dtype == tf.bool else "int" if dtype.is_integer
-            else "float" if dtype.is_floating else "other")
-    return TensorSpecInfo(name, dtype, shape, info.name, kind)
-
-
-@dataclass(frozen=True)
-class Signature:
-    key: str
-    method_name: str
-    inputs: Dict[str, TensorSpecInfo]
-    outputs: Dict[str, TensorSpecInfo]
-
-    @functools.cached_property
-    def input_names(self) -> Tuple[str, ...]:
-        return tuple(sorted(self.inputs))
-
-    @functools.cached_property
-    def output_names(self) -> Tuple[str, ...]:
-        return tuple(sorted(self.outputs))
-
-    @functools.cached_property
-    def input_dtypes(self) -> Dict[str, np.dtype]:
-        """Each input's numpy dtype (object for strings), compared per request by ``tensors.cast_inputs``."""
-        return {name: np.dtype(spec.numpy_dtype) for name, spec in self.inputs.items()}
-
-    @functools.cached_property
-    def uniform_dtype(self) -> Optional[np.dtype]:
-        """The numpy dtype of every input, when they all share one (a tabular model's usual case)."""
-        dtypes = set(self.input_dtypes.values())
-        return dtypes.pop() if len(dtypes) == 1 else None
-
-    @functools.cached_property
-    def scalar_inputs(self) -> Optional[Dict[Tuple[str, Any], Tuple[str, ...]]]:
-        """When every input takes one value per row (shape [-1]), the inputs by (kind, numpy dtype), so
-        a request's values of one dtype convert and check together; else None."""
-        if any(spec.shape != (None,) for spec in self.inputs.values()):
-            return None
-        groups: Dict[Tuple[str, Any], List[str]] = {}
-        for name in self.input_names:
-            spec = self.inputs[name]
-            groups.setdefault((spec.kind, spec.numpy_dtype), []).append(name)
-        return {group: tuple(names) for group, names in groups.items()}
 
 
 def serve_meta_graph(model_dir: Path) -> meta_graph_pb2.MetaGraphDef:

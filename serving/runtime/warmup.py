@@ -13,16 +13,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from serving.codec.examples import decode, read_records
+from serving.codec.signature import TensorSpecInfo, tensor_spec
 from serving.codec.tensors import examples_from_input, proto_to_array
-from serving.runtime.servable import (
-    CLASSIFY_METHOD,
-    DEFAULT_SIGNATURE,
-    REGRESS_METHOD,
-    Servable,
-    TensorSpecInfo,
-    read_signature_defs,
-    tensor_spec,
-)
+from serving.runtime.servable import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD, Servable, read_signature_defs
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit

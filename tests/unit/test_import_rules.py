@@ -21,6 +21,12 @@ FORBIDDEN: Dict[str, Set[str]] = {
 }
 # sub-packages that must not import third-party orchestration
 FORBIDDEN_THIRD_PARTY = {"components/models": {"tfx", "ml_metadata", "apache_beam"}}
+# serving's layers (docs/architecture.md): api -> dataplane -> runtime -> codec, never back up
+FORBIDDEN_LAYERS = {
+    "serving/codec": ("serving.runtime", "serving.dataplane", "serving.api", "serving.server"),
+    "serving/runtime": ("serving.dataplane", "serving.api", "serving.server"),
+    "serving/dataplane.py": ("serving.api", "serving.server"),
+}
 
 
 def _modules() -> Iterator[Path]:
@@ -44,9 +50,10 @@ def _violations() -> Iterator[str]:
         forbidden = FORBIDDEN.get(package, set())
         third_party = next((names for prefix, names in FORBIDDEN_THIRD_PARTY.items()
                             if relative.startswith(prefix + "/")), set())
+        layers = next((names for prefix, names in FORBIDDEN_LAYERS.items() if relative.startswith(prefix)), ())
         for line, module in _imports(path):
             top = module.split(".", 1)[0]
-            if top in forbidden or top in third_party:
+            if top in forbidden or top in third_party or any(module.startswith(layer) for layer in layers):
                 yield f"{relative}:{line} imports {module}"
             elif top == "cli" and package != "cli":
                 yield f"{relative}:{line} imports {module} (only the entry point imports cli)"
@@ -61,6 +68,8 @@ def test_no_package_imports_one_it_must_not():
     ("components/x.py", "import release.promotion"),
     ("components/models/x.py", "from tfx.components import Trainer"),
     ("pipelines/x.py", "from cli.main import main"),
+    ("serving/codec/x.py", "from serving.runtime.servable import Servable"),
+    ("serving/runtime/x.py", "from serving.api import rest_app"),
 ])
 def test_the_rules_catch_a_forbidden_import(tmp_path, monkeypatch, source, rule):
     """The checker itself: a planted forbidden import is reported."""

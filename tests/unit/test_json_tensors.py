@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def signature():
 
-    from serving.runtime.servable import Signature, TensorSpecInfo
+    from serving.codec.signature import Signature, TensorSpecInfo
     return Signature("serving_default", "tensorflow/serving/predict", {
         "amount": TensorSpecInfo("amount", tf.float32, (None,), "serving_default_amount:0", "float"),
         "segment": TensorSpecInfo("segment", tf.string, (None,), "serving_default_segment:0", "string"),
@@ -61,7 +61,7 @@ def test_bad_predict_bodies_are_invalid_argument(signature, document, message):
 def numbers():
     """A signature of many scalar inputs, the case the stacked conversion speeds up."""
 
-    from serving.runtime.servable import Signature, TensorSpecInfo
+    from serving.codec.signature import Signature, TensorSpecInfo
     specs = {f"f{i}": TensorSpecInfo(f"f{i}", tf.float32, (None,), "", "float") for i in range(4)}
     specs.update({"d": TensorSpecInfo("d", tf.float64, (None,), "", "float"),
                   "i32": TensorSpecInfo("i32", tf.int32, (None,), "", "int"),
@@ -106,7 +106,7 @@ SCALAR_ROW = {"f0": 1.5, "f1": -2, "d": 1e300, "i32": -7, "i64": 2 ** 40, "s": "
 def scalars():
     """A signature whose inputs all take one value per row: the row format's fast path."""
 
-    from serving.runtime.servable import Signature, TensorSpecInfo
+    from serving.codec.signature import Signature, TensorSpecInfo
     kinds = {"f0": (tf.float32, "float"), "f1": (tf.float32, "float"), "d": (tf.float64, "float"),
              "i32": (tf.int32, "int"), "i64": (tf.int64, "int"), "s": (tf.string, "string")}
     return Signature("serving_default", "tensorflow/serving/predict",

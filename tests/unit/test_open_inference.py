@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from serving.api import open_inference as v2
+from serving.codec.signature import Signature, TensorSpecInfo
 from serving.errors import ServingError
-from serving.runtime.servable import Signature, TensorSpecInfo
 
 
 def _spec(name, dtype, shape=(None,)):

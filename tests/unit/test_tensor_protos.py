@@ -11,9 +11,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_grpc_inputs_of_the_signatures_one_dtype_pass_and_any_other_dtype_is_named():
+    from serving.codec.signature import Signature, TensorSpecInfo
     from serving.codec.tensors import cast_inputs
     from serving.errors import ServingError
-    from serving.runtime.servable import Signature, TensorSpecInfo
 
     signature = Signature("serving_default", "tensorflow/serving/predict",
                           {n: TensorSpecInfo(n, tf.float32, (None,), kind="float") for n in ("a", "b")}, {})
