@@ -407,6 +407,11 @@ def _rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def _quantile_ms(latencies: List[float], q: float) -> Optional[float]:
+    """The ``q`` quantile of sorted latencies in seconds, in milliseconds."""
+    return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else None
+
+
 def _load(pool, target: Target, clients: int, count: int, seconds: float) -> Dict[str, object]:
     """``count`` requests (at most ``seconds``) from ``clients`` connections spread over the client
     processes; req/s and latency of the answered ones, and the CPU cores the server and the load
@@ -419,9 +424,9 @@ def _load(pool, target: Target, clients: int, count: int, seconds: float) -> Dic
     wall, server_cpu = time.perf_counter() - began, _cpu_s(target.pid) - server_cpu
     latencies = sorted(x for r in results for x in r["latencies"])
     timed = max(r["end"] for r in results) - min(r["start"] for r in results)
-    pick = lambda q: round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else None  # noqa: E731
     return {"requests": len(latencies), "errors": sum(r["errors"] for r in results),
-            "req_per_s": round(len(latencies) / timed, 1), "p50_ms": pick(0.50), "p99_ms": pick(0.99),
+            "req_per_s": round(len(latencies) / timed, 1), "p50_ms": _quantile_ms(latencies, 0.50),
+            "p99_ms": _quantile_ms(latencies, 0.99),
             "server_cpu_cores": round(server_cpu / wall, 2),
             "client_cpu_cores": round(sum(r["cpu_s"] for r in results) / wall, 2)}
 
