@@ -346,6 +346,10 @@ def _client_worker(args) -> Dict[str, object]:
 
 # --- loads ---------------------------------------------------------------------------------------
 
+def _clients(n: int) -> str:
+    return f"{n} client{'s' * (n > 1)}"
+
+
 @dataclass(frozen=True)
 class Load:
     """One row of the table: ``clients`` connections to ``server``'s ``api``, ``batch`` rows a request."""
@@ -353,10 +357,6 @@ class Load:
     api: str
     batch: int
     clients: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.server}, {self.api}, batch {self.batch}, {self.clients} client{'s' * (self.clients > 1)}"
 
 
 @dataclass(frozen=True)
@@ -561,7 +561,7 @@ def _transport_floor(pool, bodies: Dict[Tuple[str, int], bytes], count: int, sec
         try:
             port = ready.get(timeout=60)
             for clients in (1, 8):
-                floors[f"{name}, {clients} client{'s' * (clients > 1)}"] = _load(
+                floors[f"{name}, {_clients(clients)}"] = _load(
                     pool, Target(APIS[api][0], port, APIS[api][1], bodies[api, 1], process.pid), clients, count,
                     seconds)
         finally:
@@ -789,7 +789,7 @@ def _comparisons(results: Dict[Load, dict]) -> List[Comparison]:
                       ("gRPC V2", ">= 1.5x, p99 <= KServe's")):
         for batch in BATCHES:
             for clients in CLIENTS:
-                found.append(_compare(results, f"{MLOPS} / KServe, {api}, batch {batch}, {clients} clients",
+                found.append(_compare(results, f"{MLOPS} / KServe, {api}, batch {batch}, {_clients(clients)}",
                                       Load(MLOPS, api, batch, clients), Load(KSERVE, api, batch, clients), goal, p99s))
     for batch in BATCHES:
         found.append(_compare(results, f"{MLOPS} / {MLFLOW}, REST, batch {batch}, 1 client",
