@@ -7,7 +7,10 @@ BIN := $(VENV)/bin
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.setup-complete
 
-.PHONY: setup airflow-setup run serve promote rollback lint test test-fast bench profile lock clean
+KSERVE_VENV := .venv-kserve
+KSERVE_STAMP := $(KSERVE_VENV)/.setup-complete
+
+.PHONY: setup airflow-setup kserve-setup run serve promote rollback lint test test-fast bench profile lock clean
 
 setup: $(STAMP)
 
@@ -20,6 +23,13 @@ airflow-setup: $(AIRFLOW_STAMP)
 
 $(AIRFLOW_STAMP): infra/airflow/requirements.lock setup.py infra/setup-venv.sh
 	bash infra/setup-venv.sh $(AIRFLOW_VENV) infra/airflow/requirements.lock
+	touch $@
+
+# KServe's Python ModelServer (kserve 0.15.2 + TF 2.16.2), the serving bench's anchor: bench/kserve/
+kserve-setup: $(KSERVE_STAMP)
+
+$(KSERVE_STAMP): bench/kserve/requirements.lock setup.py infra/setup-venv.sh
+	bash infra/setup-venv.sh $(KSERVE_VENV) bench/kserve/requirements.lock
 	touch $@
 
 run: setup
@@ -56,7 +66,7 @@ test-fast: setup
 profile: setup
 	$(BIN)/python bench/profile_run.py
 
-bench: setup airflow-setup
+bench: setup airflow-setup kserve-setup
 	$(BIN)/python bench/profile_run.py
 	$(BIN)/python bench/penguin_bench.py
 	$(BIN)/python bench/pipeline_bench.py
@@ -75,6 +85,8 @@ lock: setup
 		infra/requirements.in -o requirements.lock
 	$(BIN)/uv pip compile --quiet --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
 		infra/airflow/requirements.in -o infra/airflow/requirements.lock
+	$(BIN)/uv pip compile --quiet --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
+		bench/kserve/requirements.in -o bench/kserve/requirements.lock
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) .mlops
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(KSERVE_VENV) .mlops

@@ -1,20 +1,22 @@
-"""`make bench` (serving part): batch-1 throughput and latency of `mlops serve` over REST and gRPC,
-side by side with `mlflow models serve` on the same SavedModel, and with server-side batching at
-1, 4 and 16 concurrent clients.
+"""`make bench` (serving part): `mlops serve` side by side with the servers a user would deploy instead,
+each serving the same default SavedModel on this machine, under the same load generator, in one run:
+KServe's Python ModelServer (bench/kserve/model_server.py, a `kserve.Model` calling the SavedModel, in
+.venv-kserve), `mlflow models serve`, `mlops serve --workers 2` (when the flag exists) and `mlops serve
+--enable-batching`; the session call alone is the floor.
 
-The model is the default job's (the home recorded in bench/results/pipeline.json, else a fresh
-run). Servers run as their own processes on loopback; clients are separate processes (persistent
-connections, pre-encoded requests) so client and server do not share a GIL. Clients are lean load
-generators, as wrk and ghz are (Python's http.client and grpcio's client are measured beside them);
-4 concurrent clients are 4 client processes over either API, as the goal's "4 clients" reads (2 gRPC
-clients with 2 calls in flight each are measured beside them); 16 gRPC clients are calls kept in flight
-on 2 client processes (16 processes on 2 cores would measure the clients). Every load is a fixed number
-of requests; the loads the goals compare (1 and 4 clients, and `mlflow models serve`'s, which runs beside
-ours while they are measured) run three rounds each, alternated round by round, and report their median
-round, every round's req/s beside it. The server runs with its defaults. Beside the loads: where one
-request's time goes (each server step in a loop, the session call alone being the physical limit)
-and the transport's own floor (servers answering fixed bytes to the same clients). Writes
-bench/results/serving.json and serving.md; numbers are reported, never asserted.
+The model is the default job's (the home recorded in bench/results/pipeline.json, else a fresh run).
+Every server runs as its own process on loopback, all of them up at once, each with its defaults (KServe
+without its per-request latency log line). Loads: batch 1 and batch 32 rows per request, at 1, 8 and
+32 concurrent clients; REST for every server (V1 `:predict` with TF Serving's `instances` body for
+`mlops serve` and KServe alike, V2 `/infer` for both, mlflow's `/invocations`), gRPC for `mlops serve`
+and KServe (V2 ModelInfer for both, and TF Serving's Predict for ours). A client is one connection with
+one request in flight; clients are spread over 2 processes, each multiplexing its connections, as wrk
+and ghz do, with lean clients (requests encoded once), so that the load generator's own CPU is small;
+it is measured (cores used) beside the server's. Every load is bounded in count and time; every load
+runs --rounds times, all loads in a round, the order reversed every other round so the host's drift
+falls on all servers alike; the median round is reported with every round's req/s. Then a soak at 8
+clients (the server's RSS after its first round and at its end). Writes bench/results/serving.json and
+serving.md; numbers are reported, never asserted.
 """
 import argparse
 import csv
@@ -24,6 +26,7 @@ import multiprocessing
 import os
 import platform
 import re
+import selectors
 import shutil
 import socket
 import struct
@@ -33,17 +36,40 @@ import tempfile
 import threading
 import time
 from collections import deque
-from itertools import starmap
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from components import LEGACY_KERAS_ENV
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+KSERVE_PYTHON = ROOT / ".venv-kserve" / "bin" / "python"
+KSERVE_SERVER = ROOT / "bench" / "kserve" / "model_server.py"
 READY = re.compile(r"REST http://127\.0\.0\.1:(\d+)\s+gRPC 127\.0\.0\.1:(\d+)")
-PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
-WARMUP_REQUESTS = 30
-IDLE_CONNECTIONS = 800
+MODEL = "fraud"
+WARMUP_REQUESTS = 30  # per client process, before each load's timed part
+ANSWER_TIMEOUT_S = 30.0  # no answer on any connection this long: the calls in flight failed
+CLIENT_PROCESSES = 2
+BATCHES = (1, 32)
+CLIENTS = (1, 8, 32)
+
+MLOPS, WORKERS, BATCHING = "mlops serve", "mlops serve --workers 2", "mlops serve --enable-batching"
+KSERVE, MLFLOW = "KServe ModelServer", "mlflow models serve"
+# API -> (transport, URL path or gRPC method)
+APIS = {"REST V1": ("http", f"/v1/models/{MODEL}:predict"), "REST V2": ("http", f"/v2/models/{MODEL}/infer"),
+        "gRPC V2": ("grpc", "/inference.GRPCInferenceService/ModelInfer"),
+        "gRPC Predict": ("grpc", "/tensorflow.serving.PredictionService/Predict"),
+        "REST /invocations": ("http", "/invocations")}
+# server -> the loads it takes: (API, batch sizes, concurrent clients)
+PLAN = {
+    MLOPS: [(api, BATCHES, CLIENTS) for api in ("REST V1", "REST V2", "gRPC V2", "gRPC Predict")],
+    WORKERS: [(api, BATCHES, (8, 32)) for api in ("REST V1", "gRPC V2")],
+    BATCHING: [(api, (1,), CLIENTS) for api in ("REST V1", "gRPC V2")],
+    KSERVE: [(api, BATCHES, CLIENTS) for api in ("REST V1", "REST V2", "gRPC V2")],
+    MLFLOW: [("REST /invocations", BATCHES, CLIENTS)],
+}
 
 
 def _free_port() -> int:
@@ -55,10 +81,12 @@ def _free_port() -> int:
 # --- client workers (run in their own processes; no TensorFlow import) -------------------------------
 
 class _SocketReader:
-    """What both lean clients read with: ``self.sock``'s bytes appended to ``self.buffer``."""
+    """What both lean clients read with: ``self.sock``'s bytes appended to ``self.buffer``; ``closed``
+    once the server said it closes the connection (the worker then opens a new one)."""
 
-    sock: Optional[socket.socket]
-    buffer: Any
+    sock: socket.socket
+    buffer: bytearray
+    closed = False
 
     def _receive(self) -> None:
         chunk = self.sock.recv(65536)
@@ -66,64 +94,79 @@ class _SocketReader:
             raise ConnectionError("the server closed the connection")
         self.buffer += chunk
 
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _connect(port: int, timeout: float) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
 
 class _LeanHttpClient(_SocketReader):
-    """A load generator's HTTP/1.1 client, as wrk's: one keep-alive socket, the request's bytes built
-    once, the answer read by its Content-Length (or chunks) and its status taken from the status line.
-    Python's http.client spends ~300 us of CPU per request here (a lean client ~80): that cost is the
-    client's, not the server's, and on 2 cores it is paid inside every round trip."""
+    """A load generator's HTTP/1.1 client, as wrk's: one keep-alive connection, the request's bytes
+    built once, ``send`` and ``poll`` (one read; the status once the whole answer, by its Content-Length
+    or its chunks, is in). Python's http.client spends ~300 us of CPU per request (a lean client ~80):
+    that cost would be the client's, paid inside every round trip on 2 cores."""
 
-    def __init__(self, port: int, path: str, body: bytes, timeout: float = 60):
-        self.address, self.timeout, self.sock, self.buffer = ("127.0.0.1", port), timeout, None, b""
+    def __init__(self, port: int, path: str, body: bytes, timeout: float = ANSWER_TIMEOUT_S):
+        self.sock, self.buffer = _connect(port, timeout), bytearray()
         self.request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
                         f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
-    def _read(self, size: int) -> bytes:
-        while len(self.buffer) < size:
-            self._receive()
-        data, self.buffer = self.buffer[:size], self.buffer[size:]
-        return data
-
-    def _read_line(self) -> bytes:
-        while b"\r\n" not in self.buffer:
-            self._receive()
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line
-
-    def post(self) -> int:
-        """One request and its whole answer; the status code."""
-        if self.sock is None:
-            self.sock, self.buffer = socket.create_connection(self.address, timeout=self.timeout), b""
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def send(self) -> None:
         self.sock.sendall(self.request)
-        status = int(self._read_line().split(b" ", 2)[1])
+
+    def poll(self) -> Optional[bool]:
+        """Reads what has arrived; whether the answer was a 200 once it is whole, else None."""
+        self._receive()
+        status = self._answer()
+        return None if status is None else status == 200
+
+    def _answer(self) -> Optional[int]:
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return None
+        status_line, *lines = bytes(self.buffer[:head_end]).split(b"\r\n")
         fields = {}
-        for line in iter(self._read_line, b""):
+        for line in lines:
             name, _, value = line.partition(b":")
             fields[name.strip().lower()] = value.strip().lower()
         if fields.get(b"transfer-encoding") == b"chunked":
-            for size in iter(lambda: int(self._read_line().split(b";")[0], 16), 0):
-                self._read(size + 2)
-            while self._read_line():  # trailers
-                pass
+            end = self._chunked_end(head_end + 4)
         else:
-            self._read(int(fields.get(b"content-length", 0)))
-        if fields.get(b"connection") == b"close":
-            self.close()
-        return status
+            end = head_end + 4 + int(fields.get(b"content-length", 0))
+        if end is None or len(self.buffer) < end:
+            return None
+        del self.buffer[:end]
+        self.closed = fields.get(b"connection") == b"close"
+        return int(status_line.split(b" ", 2)[1])
 
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-        self.sock = None
+    def _chunked_end(self, position: int) -> Optional[int]:
+        """Where a chunked body starting at ``position`` ends (its trailers included), if all in."""
+        size = None
+        while size != 0:
+            line_end = self.buffer.find(b"\r\n", position)
+            if line_end < 0:
+                return None
+            size = int(bytes(self.buffer[position:line_end]).split(b";")[0], 16)
+            position = line_end + 2 + (size + 2 if size else 0)
+        while True:  # trailers, up to the empty line
+            line_end = self.buffer.find(b"\r\n", position)
+            if line_end < 0:
+                return None
+            if line_end == position:
+                return position + 2
+            position = line_end + 2
 
 
 class _LeanGrpcClient(_SocketReader):
     """A load generator's gRPC client, as ghz or h2load are: one HTTP/2 connection on a plain socket, the
-    request's HEADERS (HPACK literals, no table) and DATA frames built once, ``send`` and ``wait`` so
-    several calls can be in flight. A call succeeds when its answer carries one whole gRPC message (an
-    error is a trailers-only answer or a RST_STREAM). grpcio's own client is measured beside
-    it: its per-call CPU on 2 cores is paid inside every round trip, as http.client's is."""
+    request's HEADERS (HPACK literals, no table) and DATA frames built once, ``send`` and ``poll``. A
+    call succeeds when its answer carries one whole gRPC message (an error is a trailers-only answer or
+    a RST_STREAM). After a GOAWAY the calls the server will not answer fail and the connection is
+    ``closed`` (the worker opens a new one), as a client whose server drains its connections sees."""
 
     PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
     DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
@@ -131,20 +174,19 @@ class _LeanGrpcClient(_SocketReader):
     END_HEADERS = 0x4
     LARGEST_WINDOW = 2 ** 31 - 1
 
-    def __init__(self, port: int, method: str, message: bytes, timeout: float = 60):
+    def __init__(self, port: int, method: str, message: bytes, timeout: float = ANSWER_TIMEOUT_S):
         def literal(index: int, value: bytes) -> bytes:  # HPACK: literal without indexing, name from the static table
             assert len(value) < 127
             return (bytes([index]) if index < 15 else bytes([15, index - 15])) + bytes([len(value)]) + value
 
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = _connect(port, timeout)
         self.header_block = (b"\x83\x86"  # :method POST, :scheme http
                              + literal(4, method.encode()) + literal(1, f"127.0.0.1:{port}".encode())
                              + literal(31, b"application/grpc") + b"\x00\x02te\x08trailers")
         self.body = b"\x00" + struct.pack(">I", len(message)) + message
         self.buffer, self.next_stream, self.send_window, self.unacknowledged = bytearray(), 1, 65535, 0
         self.answers: Dict[int, Optional[bytes]] = {}
-        self.ended: Deque[int] = deque()  # streams ended by frames read but not yet waited for
+        self.ended: Deque[int] = deque()  # streams ended by frames read but not yet polled for
         self._headers_head = self._frame(self.HEADERS, self.END_HEADERS, 0, self.header_block)[:5]
         self._data_head = self._frame(self.DATA, self.END_STREAM, 0, self.body)[:5]
         # Our receive windows as large as HTTP/2 allows: the server never waits on this client.
@@ -155,23 +197,23 @@ class _LeanGrpcClient(_SocketReader):
     def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
         return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(">I", stream) + payload
 
-    def _read_frames(self) -> List[Tuple[int, int, int, bytes]]:
-        """Every whole frame buffered (reading until there is one), consumed in one step: h2load's way,
-        a pass over the bytes rather than a copy and a shift per frame."""
-        while True:
-            buffer, frames, i = self.buffer, [], 0
-            size = len(buffer)
-            while size - i >= 9:
-                end = i + 9 + int.from_bytes(buffer[i:i + 3], "big")
-                if end > size:
-                    break
-                frames.append((buffer[i + 3], buffer[i + 4],
-                               int.from_bytes(buffer[i + 5:i + 9], "big") & self.LARGEST_WINDOW, buffer[i + 9:end]))
-                i = end
-            if frames:
-                del buffer[:i]
-                return frames
-            self._receive()
+    def _parse_frames(self) -> List[Tuple[int, int, int, bytes]]:
+        """Every whole frame buffered, consumed in one step: h2load's way, a pass over the bytes rather
+        than a copy and a shift per frame."""
+        buffer, frames, i = self.buffer, [], 0
+        size = len(buffer)
+        while size - i >= 9:
+            end = i + 9 + int.from_bytes(buffer[i:i + 3], "big")
+            if end > size:
+                break
+            frames.append((buffer[i + 3], buffer[i + 4],
+                           int.from_bytes(buffer[i + 5:i + 9], "big") & self.LARGEST_WINDOW, buffer[i + 9:end]))
+            i = end
+        del buffer[:i]
+        return frames
+
+    def _handle_all(self) -> None:
+        self.ended.extend(stream for stream in (self._handle(*frame) for frame in self._parse_frames()) if stream)
 
     def _handle(self, kind: int, flags: int, stream: int, payload: bytes) -> Optional[int]:
         """One frame from the server; the stream it ended, if any."""
@@ -195,296 +237,235 @@ class _LeanGrpcClient(_SocketReader):
             self.answers[stream] = None
             return stream
         elif kind == self.GOAWAY:
-            raise ConnectionError("the server sent GOAWAY")
+            self.closed, last = True, int.from_bytes(payload[:4], "big") & self.LARGEST_WINDOW
+            unanswered = [s for s in self.answers if s > last]
+            self.answers.update(dict.fromkeys(unanswered))
+            self.ended.extend(unanswered)
         return None
 
-    def send(self) -> int:
-        """Starts one call; its stream id."""
+    def send(self) -> None:
+        """Starts one call."""
         while self.send_window < len(self.body):
-            self.ended.extend(filter(None, starmap(self._handle, self._read_frames())))
+            self._receive()
+            self._handle_all()
         self.send_window -= len(self.body)
         stream, self.next_stream = self.next_stream, self.next_stream + 2
         self.answers[stream] = None
         sid = stream.to_bytes(4, "big")  # the frames' bytes but the stream id were built once
         self.sock.sendall(b"".join((self._headers_head, sid, self.header_block, self._data_head, sid, self.body)))
-        return stream
 
-    def wait(self) -> Tuple[int, bool]:
-        """Reads until a call ends: (its stream id, whether it answered one whole gRPC message)."""
-        while True:
-            if not self.ended:
-                self.ended.extend(filter(None, starmap(self._handle, self._read_frames())))
-                continue
+    def poll(self) -> Optional[bool]:
+        """Reads what has arrived; once a call has ended, whether it answered one whole gRPC message."""
+        if not self.ended:
+            self._receive()
+            self._handle_all()
+        while self.ended:
             stream = self.ended.popleft()
             if stream in self.answers:
                 answer = self.answers.pop(stream)
-                return stream, (answer is not None and len(answer) >= 5
-                                and int.from_bytes(answer[1:5], "big") == len(answer) - 5)
-
-    def close(self) -> None:
-        self.sock.close()
+                return (answer is not None and len(answer) >= 5
+                        and int.from_bytes(answer[1:5], "big") == len(answer) - 5)
+        return None
 
 
-def _http_worker(args) -> Dict[str, object]:
-    """``count`` requests one after another on one connection; ``client`` is "lean" (the load
-    generator above) or "http.client" (Python's own, for reference)."""
-    port, path, body, count, *rest = args
-    client = rest[0] if rest else "lean"
-    if client == "lean":
-        lean = _LeanHttpClient(port, path, body)
-        send, reset = lean.post, lean.close
-    else:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        headers = {"Content-Type": "application/json"}
+def _drive(clients: list, fresh: Callable[[], Any], count: int, deadline: float) -> Tuple[List[float], int]:
+    """Keeps one request in flight on every connection until ``count`` are issued or ``deadline``
+    passes, then awaits those in flight (at most ANSWER_TIMEOUT_S without any answer); the latencies of
+    the answered ones and the number of failed ones. A connection that fails or is closed by the server
+    is replaced by ``fresh()``."""
+    selector = selectors.DefaultSelector()
+    for i, client in enumerate(clients):
+        selector.register(client.sock, selectors.EVENT_READ, i)
+    latencies, failed, issued, sent_at = [], 0, 0, {}
 
-        def send() -> int:
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-            return response.status
+    def replace(i: int) -> None:
+        selector.unregister(clients[i].sock)
+        clients[i].close()
+        clients[i] = fresh()
+        selector.register(clients[i].sock, selectors.EVENT_READ, i)
 
-        reset = connection.close
-    latencies, errors = [], 0
-
-    def one() -> bool:
-        """One request; a timeout or a dropped connection is an error (and a new connection), not the
-        end of the load."""
+    def issue(i: int) -> None:
+        nonlocal failed, issued
+        if issued >= count or time.monotonic() > deadline:
+            return
+        issued += 1
         try:
-            return send() == 200
-        except (OSError, ValueError, IndexError, http.client.HTTPException):
-            reset()
-            return False
+            clients[i].send()
+            sent_at[i] = time.perf_counter()
+        except OSError:
+            failed += 1
+            replace(i)
 
-    for _ in range(WARMUP_REQUESTS):
-        one()
+    for i in range(len(clients)):
+        issue(i)
+    while sent_at:
+        events = selector.select(ANSWER_TIMEOUT_S)
+        if not events:
+            failed += len(sent_at)
+            for i in list(sent_at):
+                replace(i)
+            break
+        for key, _ in events:
+            i = key.data
+            try:
+                ok = clients[i].poll()
+            except (OSError, ValueError, IndexError):
+                ok = False  # a connection reset, or bytes that are not an answer
+            if ok is None:
+                continue
+            if i in sent_at:
+                started = sent_at.pop(i)
+                if ok:
+                    latencies.append(time.perf_counter() - started)
+                failed += not ok
+            if not ok or clients[i].closed:
+                replace(i)
+            issue(i)
+    selector.close()
+    return latencies, failed
+
+
+def _client_worker(args) -> Dict[str, object]:
+    """One client process: ``connections`` lean clients of ``kind`` ("http" or "grpc") to ``port``,
+    WARMUP_REQUESTS untimed, then ``count`` requests bounded by ``seconds``; their latencies, failures,
+    the timed part's start and end, and this process's CPU seconds over the whole call."""
+    kind, port, target, body, connections, count, seconds = args
+    cpu = time.process_time()
+    client_class = _LeanHttpClient if kind == "http" else _LeanGrpcClient
+    fresh = lambda: client_class(port, target, body)  # noqa: E731
+    clients = [fresh() for _ in range(connections)]
+    _drive(clients, fresh, WARMUP_REQUESTS, time.monotonic() + seconds)
     start = time.perf_counter()
-    for _ in range(count):
-        t = time.perf_counter()
-        errors += not one()
-        latencies.append(time.perf_counter() - t)
-    reset()
-    return {"latencies": latencies, "start": start, "end": time.perf_counter(), "errors": errors}
-
-
-def _grpc_worker(args) -> Dict[str, object]:
-    """``count`` Predict calls with ``in_flight`` outstanding at all times on one connection (concurrent
-    clients without a process each: 16 client processes on 2 cores would measure the clients);
-    ``client`` is "lean" (the load generator above) or "grpcio" (grpcio's own, raw bytes in and out)."""
-    port, request, count, client, in_flight = args
-    if client == "lean":
-        lean = _LeanGrpcClient(port, PREDICT_METHOD, request)
-        send, close = lean.send, lean.close
-
-        def results():
-            while True:
-                yield lean.wait()
-    else:
-        import grpc
-
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        predict = channel.unary_unary(PREDICT_METHOD)  # no protobuf/TF import here
-        calls: deque = deque()
-        close = channel.close
-
-        def send():
-            calls.append(predict.future(request, timeout=60))
-            return calls[-1]
-
-        def results():
-            while True:
-                call = calls.popleft()
-                try:
-                    call.result()
-                    yield call, True
-                except grpc.RpcError:
-                    yield call, False
-
-    answers = results()
-    for _ in range(WARMUP_REQUESTS):
-        send()
-        next(answers)
-    latencies, errors, issued, sent = [], 0, {}, 0
-    start = time.perf_counter()
-    while len(latencies) < count:
-        while sent < count and len(issued) < in_flight:
-            started = time.perf_counter()
-            issued[send()] = started
-            sent += 1
-        call, ok = next(answers)
-        latencies.append(time.perf_counter() - issued.pop(call))
-        errors += not ok
+    latencies, failed = _drive(clients, fresh, count, time.monotonic() + seconds)
     end = time.perf_counter()
-    close()
-    return {"latencies": latencies, "start": start, "end": end, "errors": errors}
+    for client in clients:
+        client.close()
+    return {"latencies": latencies, "errors": failed, "start": start, "end": end,
+            "cpu_s": time.process_time() - cpu}
 
 
-def _idle_holder(args) -> int:
-    """Opens ``count`` connections that send nothing, touches ``ready`` once all are open, and holds them
-    until ``release`` exists (at most ``seconds``): abuse by idle clients."""
-    port, count, ready, release, seconds = args
-    sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
-    Path(ready).touch()
-    deadline = time.monotonic() + seconds
-    while not Path(release).exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for s in sockets:
-        s.close()
-    return len(sockets)
+# --- loads ---------------------------------------------------------------------------------------
+
+def _clients(n: int) -> str:
+    return f"{n} client{'s' * (n > 1)}"
 
 
-def _with_idle_connections(pool, rest: tuple, n: int, workdir: Path, rounds: int = 3) -> Dict[str, Dict[str, object]]:
-    """1-client REST loads without and with ``IDLE_CONNECTIONS`` idle connections open, alternated
-    ``rounds`` times (the connections opened and closed each round), so each pair is measured in the
-    same minute and the host's drift does not fall on one side; the median round of each side."""
-    without, held = [], []
-    for round_number in range(rounds):
-        without.append(_load(pool, _http_worker, (*rest, n), 1))
-        ready, release = workdir / f"idle-ready-{round_number}", workdir / f"idle-release-{round_number}"
-        holder = pool.apply_async(_idle_holder, ((rest[0], IDLE_CONNECTIONS, str(ready), str(release), 300.0),))
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            if holder.ready() or time.monotonic() > deadline:
-                raise RuntimeError(f"the idle-connection holder did not open {IDLE_CONNECTIONS} connections: "
-                                   f"{holder.get(timeout=1) if holder.ready() else 'timed out'}")
-            time.sleep(0.1)
-        time.sleep(1.0)  # the server has accepted them all (each holds a server thread until its read timeout)
+@dataclass(frozen=True)
+class Load:
+    """One row of the table: ``clients`` connections to ``server``'s ``api``, ``batch`` rows a request."""
+    server: str
+    api: str
+    batch: int
+    clients: int
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a load goes: the transport, port and path or method, the request's bytes, and the server's
+    process (its CPU is measured)."""
+    kind: str
+    port: int
+    path: str
+    body: bytes
+    pid: int
+
+
+def _process_tree(pid: int) -> List[int]:
+    """``pid`` and its descendants (a server's workers)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        for task in Path(f"/proc/{pids[i]}/task").glob("*"):
+            try:
+                pids += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                pass
+        i += 1
+    return pids
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid``'s process tree so far."""
+    total = 0
+    for each in _process_tree(pid):
         try:
-            held.append(_load(pool, _http_worker, (*rest, n), 1))
-        finally:
-            release.touch()
-        holder.get(timeout=60)
-        time.sleep(1.0)  # the server has seen them close
-    return {"mlops REST, 1 client, rounds without the idle connections": _median_round(without),
-            f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections": _median_round(held)}
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+    """Resident memory of ``pid``'s process tree."""
+    total = 0
+    for each in _process_tree(pid):
+        try:
+            with open(f"/proc/{each}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024
 
 
-def _soak(pool, rest: tuple, pid: int, seconds: float) -> Dict[str, float]:
-    """Full load (4 REST clients) for ``seconds``, in rounds; the server's RSS after the first round and
-    at the end (memory must stay flat)."""
-    port, path, body = rest
-    first = _load(pool, _http_worker, (port, path, body, 500), 4)
-    start_mb, started, rounds, requests = _rss_mb(pid), time.monotonic(), 0, first["requests"]
-    while time.monotonic() - started < seconds:
-        requests += _load(pool, _http_worker, (port, path, body, 500), 4)["requests"]
-        rounds += 1
-    end_mb = _rss_mb(pid)
-    return {"seconds": round(time.monotonic() - started, 1), "requests": requests, "rss_start_mb": round(start_mb, 1),
-            "rss_end_mb": round(end_mb, 1), "rss_growth_pct": round(100 * (end_mb - start_mb) / start_mb, 1)}
+def _quantile_ms(latencies: List[float], q: float) -> Optional[float]:
+    """The ``q`` quantile of sorted latencies in seconds, in milliseconds."""
+    return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2) if latencies else None
 
 
-def _alternated(pool, loads: Dict[str, tuple], rounds: int = 3) -> Dict[str, Dict[str, object]]:
-    """Loads whose ratios are goals, by name -> (worker, args, processes): each round runs every load
-    once, the order reversed every other round, so the host's drift falls on all sides alike; the
-    median round of each."""
-    done: Dict[str, List[Dict[str, float]]] = {name: [] for name in loads}
-    for round_number in range(rounds):
-        for name in (list(loads) if round_number % 2 == 0 else list(reversed(loads))):
-            worker, args, processes = loads[name]
-            done[name].append(_load(pool, worker, args, processes))
-    return {name: _median_round(done[name]) for name in loads}
+def _load(pool, target: Target, clients: int, count: int, seconds: float) -> Dict[str, object]:
+    """``count`` requests (at most ``seconds``) from ``clients`` connections spread over the client
+    processes; req/s and latency of the answered ones, and the CPU cores the server and the load
+    generator used over the whole call."""
+    processes = min(clients, CLIENT_PROCESSES)
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    server_cpu, began = _cpu_s(target.pid), time.perf_counter()
+    results = pool.map(_client_worker, [(target.kind, target.port, target.path, target.body, share,
+                                         count // processes, seconds) for share in shares], chunksize=1)
+    wall, server_cpu = time.perf_counter() - began, _cpu_s(target.pid) - server_cpu
+    latencies = sorted(x for r in results for x in r["latencies"])
+    timed = max(r["end"] for r in results) - min(r["start"] for r in results)
+    return {"requests": len(latencies), "errors": sum(r["errors"] for r in results),
+            "req_per_s": round(len(latencies) / timed, 1), "p50_ms": _quantile_ms(latencies, 0.50),
+            "p99_ms": _quantile_ms(latencies, 0.99),
+            "server_cpu_cores": round(server_cpu / wall, 2),
+            "client_cpu_cores": round(sum(r["cpu_s"] for r in results) / wall, 2)}
 
 
-def _median_round(rounds: List[Dict[str, float]]) -> Dict[str, object]:
+def _median_round(rounds: List[Dict[str, object]]) -> Dict[str, object]:
     """The median round by req/s, every round's req/s beside it, and the median of the rounds' p99s."""
     loads = sorted(rounds, key=lambda load: load["req_per_s"])
-    p99s = sorted(load["p99_ms"] for load in loads)
+    p99s = sorted(load["p99_ms"] or 0 for load in loads)
     return {**loads[len(loads) // 2], "rounds_req_per_s": [load["req_per_s"] for load in loads],
             "median_p99_ms": p99s[len(p99s) // 2]}
 
 
-def _load(pool, worker, args: tuple, processes: int, in_flight: int = 1) -> Dict[str, float]:
-    clients = processes * in_flight
-    if worker is _grpc_worker:
-        args = (*args, in_flight)
-    results = pool.map(worker, [args] * processes, chunksize=1)
-    latencies = sorted(x for r in results for x in r["latencies"])
-    wall = max(r["end"] for r in results) - min(r["start"] for r in results)
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {"clients": clients, "requests": len(latencies), "errors": sum(r["errors"] for r in results),
-            "req_per_s": round(len(latencies) / wall, 1), "p50_ms": round(pick(0.50), 2),
-            "p99_ms": round(pick(0.99), 2)}
+def _alternated(pool, loads: Dict[Load, Target], count: int, seconds: float, rounds: int) -> Dict[Load, dict]:
+    """Each round runs every load once, the order reversed every other round, so the host's drift
+    falls on all servers alike; the median round of each."""
+    done: Dict[Load, List[Dict[str, object]]] = {load: [] for load in loads}
+    for round_number in range(rounds):
+        for load in (list(loads) if round_number % 2 == 0 else list(reversed(loads))):
+            done[load].append(_load(pool, loads[load], load.clients, count, seconds))
+        print(f"serving bench: round {round_number + 1} of {rounds} done", file=sys.stderr, flush=True)
+    return {load: _median_round(done[load]) for load in loads}
 
 
-# --- where a request's time goes ------------------------------------------------------------------
-
-def _echo_http(ready) -> None:
-    """An HTTP/1.1 server that reads a body and answers fixed bytes: the transport's own cost."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Echo(BaseHTTPRequestHandler):
-        protocol_version, disable_nagle_algorithm = "HTTP/1.1", True
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = b'{"predictions":[[0.5]]}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    ready.put(server.server_address[1])
-    server.serve_forever()
+def _soak(pool, target: Target, clients: int, seconds: float) -> Dict[str, float]:
+    """Full load for ``seconds``, in rounds of at most 30 s; the server's RSS after the first round
+    and at the end (memory must stay flat), and every failed request."""
+    first = _load(pool, target, clients, 1_000_000, min(30.0, seconds))
+    start_mb, started = _rss_mb(target.pid), time.monotonic()
+    requests, errors = first["requests"], first["errors"]
+    while time.monotonic() - started < seconds:
+        load = _load(pool, target, clients, 1_000_000, min(30.0, max(1.0, seconds - (time.monotonic() - started))))
+        requests, errors = requests + load["requests"], errors + load["errors"]
+    end_mb = _rss_mb(target.pid)
+    return {"clients": clients, "seconds": round(time.monotonic() - started, 1), "requests": requests,
+            "errors": errors, "rss_start_mb": round(start_mb, 1), "rss_end_mb": round(end_mb, 1),
+            "rss_growth_pct": round(100 * (end_mb - start_mb) / start_mb, 2)}
 
 
-def _echo_grpc(ready, server_kind: str = "ours") -> None:
-    """A gRPC server whose Predict answers fixed bytes: the transport's own cost. ``server_kind``: "ours"
-    (serving.grpc_http2, what `mlops serve` runs) or "grpcio" (grpcio's own server, for comparison)."""
-    from concurrent import futures
-
-    import grpc
-
-    from serving.grpc_http2 import Http2GrpcServer
-
-    service, method = PREDICT_METHOD.strip("/").split("/")
-    handlers = grpc.method_handlers_generic_handler(service, {
-        method: grpc.unary_unary_rpc_method_handler(lambda request, context: b"")})
-    if server_kind == "grpcio":
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-        port = server.add_insecure_port("127.0.0.1:0")
-    else:
-        server = Http2GrpcServer("127.0.0.1", 0)
-        port = server.bound_port
-    server.add_generic_rpc_handlers((handlers,))
-    server.start()
-    ready.put(port)
-    server.wait_for_termination()
-
-
-def _transport_floor(pool, rest_body: bytes, grpc_request: bytes, n: int) -> Dict[str, Dict[str, float]]:
-    context = multiprocessing.get_context("spawn")
-    floors = {}
-    for name, target, target_args, worker, args in (
-            ("HTTP/1.1 echo (stdlib server), 1 client", _echo_http, (), _http_worker, ("/echo", rest_body, n)),
-            ("HTTP/1.1 echo (stdlib server), 1 client, Python http.client", _echo_http, (), _http_worker,
-             ("/echo", rest_body, n, "http.client")),
-            ("gRPC echo (our HTTP/2 server), 1 client", _echo_grpc, ("ours",), _grpc_worker,
-             (grpc_request, n, "lean")),
-            ("gRPC echo (our HTTP/2 server), 1 client, grpcio client", _echo_grpc, ("ours",), _grpc_worker,
-             (grpc_request, n, "grpcio")),
-            ("gRPC echo (grpcio server), 1 client", _echo_grpc, ("grpcio",), _grpc_worker,
-             (grpc_request, n, "lean")),
-            ("gRPC echo (grpcio server), 1 client, grpcio client", _echo_grpc, ("grpcio",), _grpc_worker,
-             (grpc_request, n, "grpcio"))):
-        ready = context.Queue()
-        process = context.Process(target=target, args=(ready, *target_args), daemon=True)
-        process.start()
-        try:
-            floors[name] = _load(pool, worker, (ready.get(timeout=60), *args), 1)
-        finally:
-            process.kill()
-            process.join(10)
-    return floors
-
+# --- the floors: the model call alone, the transports alone ----------------------------------------
 
 def _per_call_us(function, calls: int = 1000, rounds: int = 3) -> float:
     """Microseconds per call: the best of a few rounds, after a warm-up."""
@@ -499,47 +480,108 @@ def _per_call_us(function, calls: int = 1000, rounds: int = 3) -> float:
     return round(best * 1e6, 1)
 
 
-def _stages(model_dir: Path, rest_body: bytes, grpc_request: bytes) -> Dict[str, float]:
-    """The server's steps for one request, each in a loop in this process: the session call alone is
-    the physical limit; the rest is what the server adds around it."""
-    from serving.api.tfserving_grpc import PredictReader, predict_response
-    from serving.codec import tensors
-    from serving.runtime.servable import DEFAULT_SIGNATURE, Servable
+def _model_calls(model_dir: Path, columns: Dict[str, Tuple[Any, list]]) -> Dict[str, float]:
+    """The serving signature called in a loop in this process, at each batch size: through a session
+    callable in the caller's thread (the floor: no server does less per request), and as the tf.function
+    `tf.saved_model.load` gives (what the KServe model calls)."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.core.protobuf import config_pb2
 
-    servable = Servable("fraud", int(model_dir.name), model_dir, timeout_s=30)
-    signature = servable.signature(DEFAULT_SIGNATURE)
-    document = json.loads(rest_body)
-    inputs = tensors.request_inputs(servable.columns.rename_document(document), signature)[0]
-    names, output_names = tuple(sorted(inputs)), tuple(sorted(signature.outputs))
-    call = servable._callable(signature, names, output_names)
-    arrays = [inputs[name] for name in names]
-    outputs = servable.run(DEFAULT_SIGNATURE, inputs)
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        signature = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(model_dir)).signature_def[
+            "serving_default"]
+    names = sorted(signature.inputs)
+    options = config_pb2.CallableOptions(feed=[signature.inputs[n].name for n in names],
+                                         fetch=[o.name for o in signature.outputs.values()])
+    options.run_options.inter_op_thread_pool = -1  # the caller's thread
+    session_call = session._make_callable_from_options(options)
+    function = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    calls = {}
+    for batch in BATCHES:
+        arrays = {n: np.asarray(columns[n][1][:batch], columns[n][0]) for n in names}
+        feeds = [arrays[n] for n in names]
+        calls[f"session call alone, batch {batch} (the floor)"] = _per_call_us(lambda: session_call(*feeds))
+        calls[f"signature as a tf.function (the KServe model's call), batch {batch}"] = _per_call_us(
+            lambda: function(**arrays))
+    session.close()
+    return calls
 
-    reader = PredictReader()
 
-    def grpc_decode():  # as the server reads a Predict: a walk over entry heads the first request taught
-        return tensors.cast_inputs(servable.columns.rename(reader(grpc_request).inputs), signature)
+def _echo_http(ready) -> None:
+    """uvicorn with httptools, answering fixed bytes to any request: the REST transport's own cost."""
+    import uvicorn
 
-    def grpc_encode():
-        return predict_response(servable, DEFAULT_SIGNATURE, outputs)
+    answer = b'{"predictions":[[0.5]]}'
 
-    try:
-        return {
-            "session call alone, through TF's thread pool": _per_call_us(lambda: call.pooled(*arrays)),
-            "session call alone, in the caller's thread (the physical limit)": _per_call_us(
-                lambda: call.inline(*arrays)),
-            "Servable.run: input checks + session call": _per_call_us(lambda: servable.run(DEFAULT_SIGNATURE, inputs)),
-            "REST decode: JSON -> arrays": _per_call_us(lambda: tensors.request_inputs(
-                servable.columns.rename_document(tensors.parse_json(rest_body)), signature)),
-            "REST encode: arrays -> JSON": _per_call_us(lambda: tensors.dumps(tensors.response_json(outputs, True))),
-            "gRPC decode: PredictRequest -> arrays": _per_call_us(grpc_decode),
-            "gRPC encode: arrays -> PredictResponse": _per_call_us(grpc_encode),
-        }
-    finally:
-        servable.close()
+    async def app(scope, receive, send) -> None:
+        more = True
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(answer))]})
+        await send({"type": "http.response.body", "body": answer})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)  # before the port is told: a client may connect before uvicorn runs
+    ready.put(sock.getsockname()[1])
+    uvicorn.Server(uvicorn.Config(app, http="httptools", lifespan="off", access_log=False,
+                                  log_level="warning")).run(sockets=[sock])
+
+
+def _echo_grpc(ready) -> None:
+    """grpcio's server whose ModelInfer answers fixed bytes: the gRPC transport's own cost."""
+    from concurrent import futures
+
+    import grpc
+
+    service, method = APIS["gRPC V2"][1].strip("/").split("/")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {
+        method: grpc.unary_unary_rpc_method_handler(lambda request, context: b"")}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    ready.put(port)
+    server.wait_for_termination()
+
+
+def _transport_floor(pool, bodies: Dict[Tuple[str, int], bytes], count: int, seconds: float) -> Dict[str, dict]:
+    """Servers answering fixed bytes to the same load generator (batch-1 requests): each transport's
+    ceiling, before any model or codec."""
+    context = multiprocessing.get_context("spawn")
+    floors = {}
+    for name, target, api in (("HTTP/1.1 echo (uvicorn + httptools)", _echo_http, "REST V1"),
+                              ("gRPC echo (grpcio server)", _echo_grpc, "gRPC V2")):
+        ready = context.Queue()
+        process = context.Process(target=target, args=(ready,), daemon=True)
+        process.start()
+        try:
+            port = ready.get(timeout=60)
+            for clients in (1, 8):
+                floors[f"{name}, {_clients(clients)}"] = _load(
+                    pool, Target(APIS[api][0], port, APIS[api][1], bodies[api, 1], process.pid), clients, count,
+                    seconds)
+        finally:
+            process.kill()
+            process.join(10)
+    return floors
 
 
 # --- servers -----------------------------------------------------------------------------------
+
+@dataclass
+class Server:
+    """A server under load: its process and ports by transport."""
+    process: subprocess.Popen
+    ports: Dict[str, int]
+
+    def target(self, api: str, body: bytes) -> Target:
+        kind, path = APIS[api]
+        return Target(kind, self.ports[kind], path, body, self.process.pid)
+
 
 def _drain(stream) -> None:
     """Reads a server's output to its end. Unread, the pipe fills and a server that logs every request
@@ -556,14 +598,14 @@ def _start(command: List[str], ready, timeout: float = 300, env: Optional[dict] 
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line and process.poll() is not None:
-            raise RuntimeError("server exited:\n" + "".join(output[-30:]))
+            raise RuntimeError(f"{command[:4]} exited:\n" + "".join(output[-30:]))
         output.append(line)
         found = ready(line)
         if found:
             threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
             return process, found
     process.kill()
-    raise RuntimeError("server did not start:\n" + "".join(output[-30:]))
+    raise RuntimeError(f"{command[:4]} did not start:\n" + "".join(output[-30:]))
 
 
 def _stop(process) -> None:
@@ -572,16 +614,50 @@ def _stop(process) -> None:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait(timeout=30)
 
 
-def _mlops_serve(serving_dir: Path, batching: bool, *options: str):
+def _wait_ok(port: int, path: str, tries: int = 120) -> None:
+    """Until GET ``path`` answers 200 (a server that loads its model after it listens)."""
+    for _ in range(tries):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", path)
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"127.0.0.1:{port}{path} never answered 200")
+
+
+def _mlops_serve(serving_dir: Path, *options: str) -> Server:
+    """`mlops serve` of this checkout on ports chosen here (workers sharing a port need a fixed one)."""
     command = [sys.executable, "-m", "cli.main", "serve", "--serving-dir", str(serving_dir),
-               "--rest-port", "0", "--grpc-port", "0"] + (["--enable-batching"] if batching else []) + list(options)
+               "--rest-port", str(_free_port()), "--grpc-port", str(_free_port()), *options]
     process, match = _start(command, READY.search)
-    return process, int(match.group(1)), int(match.group(2))
+    return Server(process, {"http": int(match.group(1)), "grpc": int(match.group(2))})
 
 
-def _mlflow_serve(model_dir: Path, workdir: Path):
+def _has_workers_flag() -> bool:
+    usage = subprocess.run([sys.executable, "-m", "cli.main", "serve", "--help"], capture_output=True, text=True,
+                           timeout=300)
+    return "--workers" in usage.stdout
+
+
+def _kserve_serve(model_dir: Path) -> Server:
+    """bench/kserve/model_server.py in .venv-kserve: KServe's ModelServer with its defaults but the
+    per-request latency log line."""
+    ports = {"http": _free_port(), "grpc": _free_port()}
+    command = [str(KSERVE_PYTHON), str(KSERVE_SERVER), "--model_dir", str(model_dir), "--model_name", MODEL,
+               "--http_port", str(ports["http"]), "--grpc_port", str(ports["grpc"]),
+               "--enable_latency_logging", "false"]
+    process, _ = _start(command, lambda line: "Uvicorn running" in line)
+    _wait_ok(ports["http"], f"/v2/models/{MODEL}/ready")
+    return Server(process, ports)
+
+
+def _mlflow_serve(model_dir: Path, workdir: Path) -> Server:
     from serving.pyfunc import save_pyfunc
 
     pyfunc_dir = save_pyfunc(model_dir, workdir / "pyfunc")
@@ -591,178 +667,261 @@ def _mlflow_serve(model_dir: Path, workdir: Path):
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(pyfunc_dir), "-p", str(port),
                "--host", "127.0.0.1", "--env-manager", "local"]
     process, _ = _start(command, lambda line: "Uvicorn running" in line or "Listening at" in line, env=env)
-    for _ in range(120):  # the app answers /ping once the model is loaded
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/ping")
-            if connection.getresponse().status == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(1)
-    return process, port
+    _wait_ok(port, "/ping")  # the app answers /ping once the model is loaded
+    return Server(process, {"http": port})
 
 
-# --- main --------------------------------------------------------------------------------------
+def _servers(stack: ExitStack, model_dir: Path, workdir: Path,
+             serving_dir: Path) -> Tuple[Dict[str, Server], List[str]]:
+    """Every server of PLAN that can run here, each stopped when ``stack`` closes; and a note for each
+    that cannot."""
+    starts: Dict[str, Callable[[], Server]] = {
+        MLOPS: lambda: _mlops_serve(serving_dir), BATCHING: lambda: _mlops_serve(serving_dir, "--enable-batching"),
+        KSERVE: lambda: _kserve_serve(model_dir), MLFLOW: lambda: _mlflow_serve(model_dir, workdir)}
+    skipped = []
+    if _has_workers_flag():
+        starts[WORKERS] = lambda: _mlops_serve(serving_dir, "--workers", "2")
+    else:
+        skipped.append(f"{WORKERS}: this checkout's `mlops serve --help` has no --workers")
+    if not KSERVE_PYTHON.exists():
+        del starts[KSERVE]
+        skipped.append(f"{KSERVE}: no {KSERVE_PYTHON.relative_to(ROOT)} (`make kserve-setup` makes it)")
+    servers = {}
+    for name in PLAN:
+        if name in starts:
+            servers[name] = starts[name]()
+            stack.callback(_stop, servers[name].process)
+    return servers, skipped
+
+
+# --- the model and its requests -------------------------------------------------------------------
 
 def _default_model(home: Optional[Path]) -> Path:
     recorded = RESULTS / "pipeline.json"
     if home is None and recorded.exists():
         home = Path(json.loads(recorded.read_text()).get("home", "/nonexistent"))
-    if home is None or not any((home / "serving" / "fraud").glob("[0-9]*")):
+    if home is None or not any((home / "serving" / MODEL).glob("[0-9]*")):
         from cli.main import main as cli_main
 
         home = Path(tempfile.mkdtemp(prefix="mlops-bench-"))
         cli_main(["run", "--home", str(home), "--no-tracking"])
-    return max((home / "serving" / "fraud").glob("[0-9]*"), key=lambda p: int(p.name))
+    return max((home / "serving" / MODEL).glob("[0-9]*"), key=lambda p: int(p.name))
 
 
-def _requests(model_dir: Path, data_csv: Path):
+def _columns(model_dir: Path, data_csv: Path) -> Dict[str, Tuple[Any, list]]:
+    """The serving signature's inputs, each with its numpy dtype and a column of the first max(BATCHES)
+    rows of the job's data (values as the CSV has them, typed as the input is)."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel.FromString((model_dir / "saved_model.pb").read_bytes())
+    inputs = saved_model.meta_graphs[0].signature_def["serving_default"].inputs
+    with data_csv.open() as f:
+        rows = [row for _, row in zip(range(max(BATCHES)), csv.DictReader(f))]
+    rows = (rows * max(BATCHES))[:max(BATCHES)]
+    columns = {}
+    for name, info in inputs.items():
+        dtype = tf.as_dtype(info.dtype)
+        cast = float if dtype.is_floating else int if dtype.is_integer else str
+        columns[name] = (dtype.as_numpy_dtype, [cast(row[name]) for row in rows])
+    return columns
+
+
+def _bodies(columns: Dict[str, Tuple[Any, list]]) -> Dict[Tuple[str, int], bytes]:
+    """Each API's request body for each batch size, encoded once, as that API's clients send it."""
     import numpy as np
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
+    from tritonclient.grpc import service_pb2
+    from tritonclient.utils import np_to_triton_dtype
 
-    from serving.codec.signature import tensor_spec
-    from serving.runtime.servable import read_signature_defs
+    bodies = {}
+    for batch in BATCHES:
+        arrays = {name: np.asarray(values[:batch], dtype) for name, (dtype, values) in columns.items()}
+        bodies["REST V1", batch] = json.dumps(
+            {"instances": [{name: values[i] for name, (_, values) in columns.items()} for i in range(batch)]}).encode()
+        bodies["REST V2", batch] = json.dumps({"inputs": [
+            {"name": name, "shape": [batch], "datatype": np_to_triton_dtype(array.dtype), "data": array.tolist()}
+            for name, array in arrays.items()]}).encode()
+        infer = service_pb2.ModelInferRequest(model_name=MODEL)  # as Triton's client sends it: raw contents
+        for name, array in arrays.items():
+            infer.inputs.add(name=name, datatype=np_to_triton_dtype(array.dtype), shape=[batch])
+            infer.raw_input_contents.append(array.tobytes())
+        bodies["gRPC V2", batch] = infer.SerializeToString()
+        predict = predict_pb2.PredictRequest()
+        predict.model_spec.name = MODEL
+        for name, array in arrays.items():
+            predict.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+        bodies["gRPC Predict", batch] = predict.SerializeToString()
+        rows = [[values[i] for _, values in columns.values()] for i in range(batch)]
+        bodies["REST /invocations", batch] = json.dumps(
+            {"dataframe_split": {"columns": list(columns), "data": rows}}).encode()
+    return bodies
 
-    inputs = {n: tensor_spec(n, i) for n, i in read_signature_defs(model_dir)["serving_default"].inputs.items()}
-    with data_csv.open() as f:
-        row = next(csv.DictReader(f))
-    instance = {name: float(row[name]) for name in inputs}
-    rest_body = json.dumps({"instances": [instance]}).encode()
-    grpc_request = predict_pb2.PredictRequest()
-    grpc_request.model_spec.name = "fraud"
-    for name, spec in inputs.items():
-        grpc_request.inputs[name].CopyFrom(tf.make_tensor_proto(np.array([instance[name]],
-                                                                           spec.dtype.as_numpy_dtype)))
-    columns = list(instance)
-    mlflow_body = json.dumps({"dataframe_split": {"columns": columns, "data": [[instance[c] for c in columns]]}})
-    return rest_body, grpc_request.SerializeToString(), mlflow_body.encode(), len(inputs)
+
+# --- the comparisons the goals name ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Comparison:
+    """One ratio of req/s: ``ours`` over ``theirs``, what else it needs to be read, and the goal."""
+    name: str
+    ratio: Optional[float]
+    detail: str
+    goal: str
+
+
+def _compare(results: Dict[Load, dict], name: str, ours: Load, theirs: Load, goal: str,
+             detail: Callable[[dict, dict], str]) -> Optional[Comparison]:
+    if ours not in results or theirs not in results:
+        return None
+    a, b = results[ours], results[theirs]
+    ratio = round(a["req_per_s"] / b["req_per_s"], 2) if b["req_per_s"] else None
+    return Comparison(name, ratio, detail(a, b), goal)
+
+
+def _comparisons(results: Dict[Load, dict]) -> List[Comparison]:
+    p99s = lambda a, b: f"{a['req_per_s']} vs {b['req_per_s']} req/s; p99 {a['p99_ms']} vs {b['p99_ms']} ms"  # noqa: E731
+    cpu = lambda a, b: (f"{a['req_per_s']} vs {b['req_per_s']} req/s; server {a['server_cpu_cores']} vs "  # noqa: E731
+                        f"{b['server_cpu_cores']} cores, load generator {a['client_cpu_cores']} vs "
+                        f"{b['client_cpu_cores']} cores")
+    found = []
+    for api, goal in (("REST V1", ">= 2x, p99 <= KServe's"), ("REST V2", ">= 2x, p99 <= KServe's"),
+                      ("gRPC V2", ">= 1.5x, p99 <= KServe's")):
+        for batch in BATCHES:
+            for clients in CLIENTS:
+                found.append(_compare(results, f"{MLOPS} / KServe, {api}, batch {batch}, {_clients(clients)}",
+                                      Load(MLOPS, api, batch, clients), Load(KSERVE, api, batch, clients), goal, p99s))
+    for batch in BATCHES:
+        found.append(_compare(results, f"{MLOPS} / {MLFLOW}, REST, batch {batch}, 1 client",
+                              Load(MLOPS, "REST V1", batch, 1), Load(MLFLOW, "REST /invocations", batch, 1),
+                              ">= 10x" if batch == 1 else "", p99s))
+    for api in ("REST V1", "gRPC V2"):
+        for batch in BATCHES:
+            for clients in (8, 32):
+                found.append(_compare(results, f"--workers 2 / 1 worker, {api}, batch {batch}, {clients} clients",
+                                      Load(WORKERS, api, batch, clients), Load(MLOPS, api, batch, clients),
+                                      ">= 1.3x" if batch == 1 else "", cpu))
+        for clients in (8, 32):
+            found.append(_compare(results, f"--enable-batching / without, {api}, batch 1, {clients} clients",
+                                  Load(BATCHING, api, 1, clients), Load(MLOPS, api, 1, clients),
+                                  ">= 1.5x" if clients == 32 else "", cpu))
+    return [c for c in found if c is not None]
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+def _report(results: Dict[Load, dict], comparisons: List[Comparison], soak: Optional[dict],
+            extra: Dict[str, Any]) -> Dict[str, Any]:
+    return {**extra, "loads": [{**vars(load), **result} for load, result in results.items()],
+            "comparisons": [vars(c) for c in comparisons], "soak": soak,
+            "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "platform": platform.platform()},
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _markdown(report: Dict[str, Any]) -> List[str]:
+    settings, soak = report["settings"], report["soak"]
+    lines = [f"# Serving side by side ({report['features']}-feature default model, loopback, "
+             f"{report['machine']['cpus']} CPUs)", "",
+             f"Each load: at most {settings['requests']} requests and {settings['load_seconds']} s; "
+             f"{settings['rounds']} rounds, alternated, the median round shown (every round's req/s in brackets). "
+             "CPU in cores used over the load (server process tree; the load generator's client processes).", "",
+             "## The goals' ratios (req/s of the first over the second)", "",
+             "| comparison | ratio | measured | goal |", "|---|---:|---|---|"]
+    lines += [f"| {c['name']} | {c['ratio']}x | {c['detail']} | {c['goal']} |" for c in report["comparisons"]]
+    if soak:
+        lines += ["", f"Soak, {MLOPS} REST V1, batch 1, {soak['clients']} clients, {soak['seconds']} s: "
+                      f"{soak['requests']} requests, {soak['errors']} errors; server RSS {soak['rss_start_mb']} -> "
+                      f"{soak['rss_end_mb']} MB ({soak['rss_growth_pct']:+}%) (goal: +<2%, 0 errors)."]
+    lines += ["", "## Every load", "",
+              "| server | API | batch | clients | requests | errors | req/s | p50 ms | p99 ms | server CPU | "
+              "load generator CPU |", "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for r in report["loads"]:
+        rounds = f" ({', '.join(map(str, r['rounds_req_per_s']))})" if len(r["rounds_req_per_s"]) > 1 else ""
+        lines.append(f"| {r['server']} | {r['api']} | {r['batch']} | {r['clients']} | {r['requests']} | "
+                     f"{r['errors']} | {r['req_per_s']}{rounds} | {r['p50_ms']} | {r['p99_ms']} | "
+                     f"{r['server_cpu_cores']} | {r['client_cpu_cores']} |")
+    lines += ["", "## The floors", "", "The serving signature called in a loop in one process (us per call, best "
+              "of 3 x 1000); the session call alone is what no server can go below:", "",
+              "| call | us | calls/s on one core |", "|---|---:|---:|"]
+    lines += [f"| {name} | {us} | {round(1e6 / us)} |" for name, us in report["model_calls_us"].items()]
+    lines += ["", "The transports alone, servers answering fixed bytes to the same load generator (batch-1 requests):",
+              "", "| load | req/s | p50 ms | p99 ms | server CPU | load generator CPU |",
+              "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {r['req_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r['server_cpu_cores']} | "
+              f"{r['client_cpu_cores']} |" for name, r in report["transport_floor"].items()]
+    lines += [""] + [f"Not measured: {note}." for note in report["skipped"]]
+    lines += [f"Measured {report['measured_at']} in {report['bench_seconds']:.0f} s "
+              f"(kserve {report['versions'].get('kserve')}, mlflow {report['versions'].get('mlflow')})."]
+    return lines
+
+
+# --- main --------------------------------------------------------------------------------------
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="a home with a pushed 'fraud' model (default: the pipeline bench's)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per load, at most")
+    parser.add_argument("--load-seconds", type=float, default=5.0, help="seconds per load, at most")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every load (the median is reported)")
+    parser.add_argument("--soak-seconds", type=float, default=600.0, help="the soak at 8 clients (0: none)")
+    return parser.parse_args()
+
+
+def _versions() -> Dict[str, Optional[str]]:
+    from importlib import metadata
+
+    kserve = None
+    if KSERVE_PYTHON.exists():
+        kserve = subprocess.run([str(KSERVE_PYTHON), "-c", "from importlib import metadata; "
+                                 "print(metadata.version('kserve'))"], capture_output=True, text=True).stdout.strip()
+    return {"kserve": kserve, "mlflow": metadata.version("mlflow")}
+
+
+def _measure(pool, args, model_dir: Path, bodies, workdir: Path) -> Tuple[Dict[Load, dict], Optional[dict], List[str]]:
+    """Every server up at once; every load of PLAN in alternated rounds; then the soak on `mlops serve`
+    alone (the others stopped)."""
+    serving_dir = workdir / "serving"
+    shutil.copytree(model_dir, serving_dir / MODEL / model_dir.name)
+    with ExitStack() as stack:
+        servers, skipped = _servers(stack, model_dir, workdir, serving_dir)
+        loads = {Load(server, api, batch, clients): servers[server].target(api, bodies[api, batch])
+                 for server, plan in PLAN.items() if server in servers
+                 for api, batches, clients_list in plan for batch in batches for clients in clients_list}
+        results = _alternated(pool, loads, args.requests, args.load_seconds, args.rounds)
+        for name, server in servers.items():
+            if name != MLOPS:
+                _stop(server.process)
+        soak = None
+        if args.soak_seconds > 0:
+            soak = _soak(pool, servers[MLOPS].target("REST V1", bodies["REST V1", 1]), 8, args.soak_seconds)
+    return results, soak, skipped
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", type=Path, help="a home with a pushed 'fraud' model (default: the pipeline bench's)")
-    parser.add_argument("--requests", type=int, default=2000, help="requests per single-client load")
-    parser.add_argument("--soak-seconds", type=float, default=600.0, help="full-load soak for the memory check")
-    args = parser.parse_args()
+    args = _arguments()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+    began = time.monotonic()
     model_dir = _default_model(args.home)
-    data_csv = model_dir.parents[2] / "data" / "fraud" / "fraud.csv"
-    rest_body, grpc_request, mlflow_body, features = _requests(model_dir, data_csv)
+    columns = _columns(model_dir, model_dir.parents[2] / "data" / MODEL / f"{MODEL}.csv")
+    bodies = _bodies(columns)
+    model_calls = _model_calls(model_dir, columns)
     workdir = Path(tempfile.mkdtemp(prefix="mlops-serving-bench-"))
-    serving_dir = workdir / "serving"
-    (serving_dir / "fraud").mkdir(parents=True)
-    shutil.copytree(model_dir, serving_dir / "fraud" / model_dir.name)
-
-    n = args.requests
-    stages = _stages(model_dir, rest_body, grpc_request)
-    pool = multiprocessing.get_context("spawn").Pool(17)  # 16 clients + the idle-connection holder
-    results: Dict[str, Dict[str, object]] = {}
+    pool = multiprocessing.get_context("spawn").Pool(CLIENT_PROCESSES)
     try:
-        floors = _transport_floor(pool, rest_body, grpc_request, n)
-        process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=False)
-        try:
-            rest = (rest_port, "/v1/models/fraud:predict", rest_body)
-            grpc = (grpc_port, grpc_request)
-            mlflow_process, mlflow_port = _mlflow_serve(model_dir, workdir)
-            try:  # the ratios to mlflow's with both servers up, round by round
-                mlflow, few = (mlflow_port, "/invocations", mlflow_body), max(100, n // 8)
-                results.update(_alternated(pool, {
-                    "mlops REST, 1 client": (_http_worker, (*rest, n), 1),
-                    "mlops gRPC, 1 client": (_grpc_worker, (*grpc, n, "lean"), 1),
-                    "mlflow models serve, 1 client": (_http_worker, (*mlflow, few), 1)}))
-                results.update(_alternated(pool, {
-                    "mlops REST, 1 client, Python http.client": (_http_worker, (*rest, n, "http.client"), 1),
-                    "mlops gRPC, 1 client, grpcio client": (_grpc_worker, (*grpc, n, "grpcio"), 1),
-                    "mlflow models serve, 1 client, Python http.client": (_http_worker, (*mlflow, few, "http.client"),
-                                                                          1)}))
-                results["mlflow models serve, 4 clients"] = _load(pool, _http_worker, (*mlflow, max(50, n // 32)), 4)
-            finally:
-                _stop(mlflow_process)
-            results.update(_alternated(pool, {
-                "mlops REST, 4 clients": (_http_worker, (*rest, n // 4), 4),
-                "mlops gRPC, 4 clients": (_grpc_worker, (*grpc, n // 4, "lean"), 4)}))
-            results["mlops gRPC, 2 clients x 2 calls in flight"] = _load(pool, _grpc_worker,
-                                                                        (*grpc, n // 2, "lean"), 2, 2)
-            results["mlops gRPC, 16 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 8)
-            results.update(_with_idle_connections(pool, rest, n, workdir))
-            soak = _soak(pool, rest, process.pid, args.soak_seconds)
-        finally:
-            _stop(process)
-        process, rest_port, grpc_port = _mlops_serve(serving_dir, batching=True)
-        try:
-            grpc = (grpc_port, grpc_request)
-            results["mlops gRPC batching, 1 clients"] = _load(pool, _grpc_worker, (*grpc, n, "lean"), 1)
-            results["mlops gRPC batching, 4 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 2)
-            results["mlops gRPC batching, 16 clients"] = _load(pool, _grpc_worker, (*grpc, n // 2, "lean"), 2, 8)
-            results["mlops REST batching, 16 clients"] = _load(
-                pool, _http_worker, (rest_port, "/v1/models/fraud:predict", rest_body, max(100, n // 16)), 16)
-        finally:
-            _stop(process)
+        floors = _transport_floor(pool, bodies, args.requests, args.load_seconds)
+        results, soak, skipped = _measure(pool, args, model_dir, bodies, workdir)
     finally:
         pool.close()
         shutil.rmtree(workdir, ignore_errors=True)
-
-    mlflow_one = results["mlflow models serve, 1 client"]["req_per_s"]
-    summary = {
-        "rest_vs_mlflow_throughput_x": round(results["mlops REST, 1 client"]["req_per_s"] / mlflow_one, 1),
-        "rest_vs_mlflow_throughput_x_python_http_client": round(
-            results["mlops REST, 1 client, Python http.client"]["req_per_s"]
-            / results["mlflow models serve, 1 client, Python http.client"]["req_per_s"], 1),
-        "grpc_vs_mlflow_throughput_x": round(results["mlops gRPC, 1 client"]["req_per_s"] / mlflow_one, 1),
-        "grpc_vs_rest_x": round(results["mlops gRPC, 1 client"]["req_per_s"]
-                                / results["mlops REST, 1 client"]["req_per_s"], 2),
-        "grpc_vs_rest_x_library_clients": round(results["mlops gRPC, 1 client, grpcio client"]["req_per_s"]
-                                                / results["mlops REST, 1 client, Python http.client"]["req_per_s"], 2),
-        "grpc_at_least_rest": (results["mlops gRPC, 1 client"]["req_per_s"]
-                               >= results["mlops REST, 1 client"]["req_per_s"]),
-        "batching_throughput_by_clients": {c: results[f"mlops gRPC batching, {c} clients"]["req_per_s"]
-                                           for c in (1, 4, 16)},
-        "p99_4_clients_ms": {"rest": results["mlops REST, 4 clients"]["p99_ms"],
-                             "grpc": results["mlops gRPC, 4 clients"]["p99_ms"]},
-        "p99_with_idle_connections_x": round(
-            results[f"mlops REST, 1 client, {IDLE_CONNECTIONS} idle connections"]["median_p99_ms"]
-            / results["mlops REST, 1 client, rounds without the idle connections"]["median_p99_ms"], 2),
-        "soak": soak,
-        "session_call_limit_req_per_s": round(
-            1e6 / stages["session call alone, in the caller's thread (the physical limit)"], 1),
-    }
-    report = {"model": str(model_dir), "features": features, "loads": results, "summary": summary,
-              "stages_us": stages, "transport_floor": floors,
-              "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(), "platform": platform.platform()},
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    report = _report(results, _comparisons(results), soak, {
+        "model": str(model_dir), "features": len(columns), "settings": {
+            "requests": args.requests, "load_seconds": args.load_seconds, "rounds": args.rounds,
+            "soak_seconds": args.soak_seconds, "client_processes": CLIENT_PROCESSES},
+        "model_calls_us": model_calls, "transport_floor": floors, "skipped": skipped, "versions": _versions(),
+        "bench_seconds": round(time.monotonic() - began, 1)})
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# Serving benchmark ({features}-feature default model, batch 1, loopback)", "",
-             "| load | clients | requests | errors | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        rounds = f" (rounds {', '.join(map(str, r['rounds_req_per_s']))})" if "rounds_req_per_s" in r else ""
-        lines.append(f"| {name} | {r['clients']} | {r['requests']} | {r['errors']} | {r['req_per_s']}{rounds} | "
-                     f"{r['p50_ms']} | {r['p99_ms']} |")
-    lines += ["", f"REST vs `mlflow models serve` (1 client): {summary['rest_vs_mlflow_throughput_x']}x; "
-                  f"gRPC: {summary['grpc_vs_mlflow_throughput_x']}x. With Python's http.client as the client "
-                  f"of both: {summary['rest_vs_mlflow_throughput_x_python_http_client']}x.",
-              f"gRPC vs REST (1 client): {summary['grpc_vs_rest_x']}x with the lean clients of both; "
-              f"{summary['grpc_vs_rest_x_library_clients']}x with grpcio's client against Python's http.client.",
-              f"Batching, gRPC req/s at 1/4/16 clients: {summary['batching_throughput_by_clients']}.",
-              f"p99 at 4 clients: REST {summary['p99_4_clients_ms']['rest']} ms, gRPC "
-              f"{summary['p99_4_clients_ms']['grpc']} ms. With {IDLE_CONNECTIONS} idle connections open, the "
-              f"1-client REST p99 (median of 3 rounds) is {summary['p99_with_idle_connections_x']}x the p99 "
-              "of the rounds without them (alternated, 3 each).",
-              f"Soak: {soak['requests']} requests at 4 clients over {soak['seconds']} s; server RSS "
-              f"{soak['rss_start_mb']} -> {soak['rss_end_mb']} MB ({soak['rss_growth_pct']:+}%).",
-              "", "## Where a request's time goes", "",
-              "Each step of the server's work in a loop, in one process (microseconds per call, best of 3 x 1000):",
-              "", "| step | us |", "|---|---:|"]
-    lines += [f"| {name} | {us} |" for name, us in stages.items()]
-    lines += ["", f"The session call alone allows at most {summary['session_call_limit_req_per_s']} req/s on one "
-                  "core: the physical limit of this model at batch 1.", "",
-              "The transport alone, a server answering fixed bytes to the same clients (its own process):", "",
-              "| load | req/s | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {r['req_per_s']} | {r['p50_ms']} | {r['p99_ms']} |" for name, r in floors.items()]
-    lines += ["", f"Measured {report['measured_at']} on {report['machine']['cpus']} CPUs."]
+    lines = _markdown(report)
     (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
