@@ -222,3 +222,14 @@ def int8_shrink(edge_variants) -> float:
     """How many times smaller int8's weights are than float32's, the fixed part set aside."""
     float32, int8 = edge_variants["float32"]["size_bytes"], edge_variants["int8"]["size_bytes"]
     return (float32 - EDGE_FIXED_BYTES) / (int8 - EDGE_FIXED_BYTES)
+
+
+def metric_samples(text: str):
+    """Prometheus text (read by prometheus_client's own parser) -> {sample name: {sorted label pairs: value}}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples

@@ -64,32 +64,32 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             tensors.fill_tensor_proto(response.outputs[name], array)
         return response
 
+    def _on_examples(self, method: str, request: Any, context: grpc.ServicerContext):
+        """Classify or Regress: the request's tf.Examples through the data plane; (model, key, results)."""
+        examples = tensors.examples_from_input(request.input)
+        return getattr(self.core, method)(_spec(request.model_spec), examples, entrypoint="GRPC",
+                                          client_key=metadata_client_key(context.invocation_metadata()))
+
     def Classify(self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext):
         try:
-            examples = tensors.examples_from_input(request.input)
-            model, key, results = self.core.classify(_spec(request.model_spec), examples, entrypoint="GRPC",
-                                                     client_key=metadata_client_key(context.invocation_metadata()))
+            model, key, results = self._on_examples("classify", request, context)
         except ServingError as e:
             return _abort(context, e)
         response = classification_pb2.ClassificationResponse()
         _fill_spec(response.model_spec, model, key)
         for row in results:
-            classifications = response.result.classifications.add()
-            for label, score in row:
-                classifications.classes.add(label=label, score=score)
+            response.result.classifications.add().classes.extend(
+                classification_pb2.Class(label=label, score=score) for label, score in row)
         return response
 
     def Regress(self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext):
         try:
-            examples = tensors.examples_from_input(request.input)
-            model, key, values = self.core.regress(_spec(request.model_spec), examples, entrypoint="GRPC",
-                                                   client_key=metadata_client_key(context.invocation_metadata()))
+            model, key, values = self._on_examples("regress", request, context)
         except ServingError as e:
             return _abort(context, e)
         response = regression_pb2.RegressionResponse()
         _fill_spec(response.model_spec, model, key)
-        for value in values:
-            response.result.regressions.add(value=value)
+        response.result.regressions.extend(regression_pb2.Regression(value=value) for value in values)
         return response
 
     def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,

@@ -24,7 +24,7 @@ import pytest
 from cli.main import main
 from core.home import Home
 from serving.runtime import model_config
-from tests.helpers import run_cli_config
+from tests.helpers import metric_samples, run_cli_config
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.mlflow_server]
 NAME = "promo"
@@ -350,11 +350,8 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
         assert set(answered) == {stable, canary}
         share = answered.count(canary) / len(answered)
         assert 0.17 <= share <= 0.23, share
-        from prometheus_client.parser import text_string_to_metric_families
-
-        routes = {sample.labels["route"]: sample.value
-                  for family in text_string_to_metric_families(running.core.render_metrics())
-                  for sample in family.samples if sample.name == "mlops_serving_route_requests_total"}
+        routes = {dict(labels)["route"]: value for labels, value
+                  in metric_samples(running.core.render_metrics())["mlops_serving_route_requests_total"].items()}
         assert routes["canary"] == answered.count(canary)
         sides = {key: {_v2_version(connection, key) for _ in range(5)} for key in (f"client-{i}" for i in range(60))}
         assert all(len(side) == 1 for side in sides.values())  # sticky

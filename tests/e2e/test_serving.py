@@ -34,7 +34,7 @@ from serving.options import ServerOptions
 from serving.runtime import model_config
 from serving.runtime.publish import push_version
 from serving.server import start_server
-from tests.helpers import TRANSACTIONS
+from tests.helpers import TRANSACTIONS, metric_samples
 
 pytestmark = pytest.mark.pipeline
 NAME = TRANSACTIONS
@@ -353,7 +353,7 @@ def test_v2_rest_and_grpc_clients_get_the_tf_serving_predictions(server, pushed,
     assert status == 404 and "Servable not found" in body["error"]
     status, text = _request(server["rest"], "GET", "/monitoring/prometheus/metrics")
     counted = {(dict(labels)["entrypoint"], dict(labels)["status"])
-               for labels in _samples(text)[":tensorflow:serving:request_count"]}
+               for labels in metric_samples(text)[":tensorflow:serving:request_count"]}
     assert {("V2_REST", "OK"), ("V2_GRPC", "OK")} <= counted
 
 
@@ -401,24 +401,13 @@ def test_metrics_count_requests_per_model_and_version(server, pushed, rows):
     status, text = _request(server["rest"], "GET", "/monitoring/prometheus/metrics")
     version = _version(pushed)
     assert status == 200
-    samples = _samples(text)
+    samples = metric_samples(text)
     assert samples[":tensorflow:serving:request_count"][(("API", "predict"), ("entrypoint", "REST"),
                                                          ("model_name", NAME), ("status", "OK"),
                                                          ("version", str(version)))] >= 1
     assert any(dict(labels)["model_name"] == NAME and dict(labels)["version"] == str(version)
                for labels in samples[":tensorflow:serving:request_latency_bucket"])
     assert any(dict(labels)["status"] == "NOT_FOUND" for labels in samples[":tensorflow:serving:request_count"])
-
-
-def _samples(text: str):
-    """Prometheus text -> {sample name: {sorted label pairs: value}} (prometheus_client's parser)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
 
 
 def test_pushed_model_carries_warmup_records_the_server_replays(server, pushed):
@@ -852,8 +841,6 @@ def test_two_workers_share_the_ports_add_up_their_metrics_and_both_swap(pushed, 
     """`mlops serve --workers 2`: two processes behind the same ports (the kernel spreads connections);
     every answer is the model's; the request count any worker shows is the sum over both; a new
     version pushed to the base dir is served by both."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     home = tmp_path / "home"
     serving_dir = _copy_serving_dir(pushed[0], home / "serving")
     process = subprocess.Popen(
@@ -872,9 +859,8 @@ def test_two_workers_share_the_ports_add_up_their_metrics_and_both_swap(pushed, 
             np.testing.assert_allclose(body["predictions"], expected, atol=1e-6)
         for _ in range(4):  # whichever worker answers the scrape shows both workers' counts
             text = _request(rest_port, "GET", "/monitoring/prometheus/metrics")[1]
-            counted = sum(sample.value for family in text_string_to_metric_families(text)
-                          for sample in family.samples
-                          if sample.name == ":tensorflow:serving:request_count" and sample.labels["status"] == "OK")
+            counted = sum(value for labels, value in metric_samples(text)[":tensorflow:serving:request_count"].items()
+                          if dict(labels)["status"] == "OK")
             assert counted == calls
         newer = _version(pushed) + 1
         _shifted_copy(pushed[1], tmp_path / "shifted")

@@ -1,17 +1,8 @@
 """Serving metrics (serving.runtime.metrics) through prometheus_client, under TF Serving's names."""
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from serving.runtime.metrics import Metrics
-
-
-def _samples(text: str):
-    """Prometheus text (parsed by prometheus_client's own parser) -> {sample name: {labels: value}}."""
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
+from tests.helpers import metric_samples
 
 
 def _labels(**labels):
@@ -23,7 +14,7 @@ def test_metrics_render_prometheus_text_under_tf_servings_names():
     metrics.observe("m", "3", "predict", "REST", "OK", 0.0007)
     metrics.observe("m", "3", "predict", "REST", "OK", 0.003)
     text = metrics.render()
-    samples = _samples(text)
+    samples = metric_samples(text)
     assert samples[":tensorflow:serving:request_count"] == {
         _labels(model_name="m", version="3", API="predict", entrypoint="REST", status="OK"): 2}
     buckets = samples[":tensorflow:serving:request_latency_bucket"]
@@ -43,7 +34,7 @@ def test_a_request_that_reached_a_version_counts_its_route_and_label_keys_are_bo
     for name in ("a", "b", "c", "c"):
         metrics.observe(name, "1", "predict", "GRPC", "OK", 0.001, route="stable")
     metrics.observe("c", "1", "predict", "GRPC", "NOT_FOUND", 0.001)
-    samples = _samples(metrics.render())
+    samples = metric_samples(metrics.render())
     assert samples["mlops_serving_route_requests_total"][_labels(model_name="c", version="1", route="stable")] == 2
     counts = samples[":tensorflow:serving:request_count"]
     assert counts[_labels(model_name="c", version="1", API="predict", entrypoint="GRPC", status="OK")] == 2
@@ -59,7 +50,7 @@ def test_gauges_and_counters_by_name_and_labels():
     metrics.set_gauge(LOADED_VERSIONS, (("model_name", "m"), ("version", "3")), 0)
     metrics.set_gauge(REQUEST_LOG_DROPPED, (), 4)
     metrics.count(SHADOW_COUNT, (("model_name", "m"), ("version", "4"), ("outcome", "queued")))
-    samples = _samples(metrics.render())
+    samples = metric_samples(metrics.render())
     assert samples[LOADED_VERSIONS] == {_labels(model_name="m", version="3"): 0}
     assert samples[REQUEST_LOG_DROPPED] == {(): 4}
     assert samples[SHADOW_COUNT] == {_labels(model_name="m", version="4", outcome="queued"): 1}
