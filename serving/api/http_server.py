@@ -136,11 +136,11 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def _config(plane: DataPlane, executor: ThreadPoolExecutor) -> uvicorn.Config:
+def _config(plane: DataPlane, app: RestApp) -> uvicorn.Config:
     options: ServerOptions = plane.options
     protocol = type("BoundGuardedHttpProtocol", (GuardedHttpProtocol,),
                     {"head_timeout_s": options.idle_timeout_s, "max_connections": options.max_connections})
-    config = uvicorn.Config(RestApp(plane, executor), http=protocol, loop="none", lifespan="off",
+    config = uvicorn.Config(app, http=protocol, loop="none", lifespan="off", proxy_headers=False,
                             timeout_keep_alive=options.idle_timeout_s, timeout_graceful_shutdown=5,
                             server_header=False, headers=[("server", SERVER_NAME)], access_log=False,
                             log_config=None, backlog=2048)  # logging stays the CLI's to configure
@@ -157,7 +157,9 @@ class RestServer:
         self.sock = sock
         self.port = sock.getsockname()[1]
         self.executor = ThreadPoolExecutor(plane.options.threads, thread_name_prefix="rest")
-        self.server = uvicorn.Server(_config(plane, self.executor))
+        app = RestApp(plane, self.executor)
+        self.server = uvicorn.Server(_config(plane, app))
+        app.connections = self.server.server_state.connections
         self.handshake_timeout_s = plane.options.handshake_timeout_s
         self._thread = threading.Thread(target=self._run, name="rest", daemon=True)
 
