@@ -306,20 +306,21 @@ def test_streams_beyond_the_advertised_limit_are_refused(served):
     connection.close()
 
 
-@pytest.mark.xfail(strict=True, reason="grpc.server (sync) reads a call's request on a handler thread: 64 calls "
-                                       "whose request never comes hold all --threads 64 (grpc.aio would not)")
-def test_calls_waiting_for_their_request_hold_no_handler_thread(served):
-    """64 calls opened on one connection (within its 100 streams) whose requests never come: a fresh
-    client is still answered within 1 s."""
+def test_calls_whose_requests_never_come_hold_no_handler_thread(served):
+    """100 calls opened on one connection (all it may open) whose requests never come: more than
+    the 64 handler threads (--threads), yet a fresh client is answered within 1 s (grpcio's asyncio
+    server reads requests on its event loop; its synchronous one read them on the handler threads,
+    and 64 such calls starved every other client)."""
     with served.rss_bound(16):
         connection = RawH2(served.grpc)
         connection.settle()
-        connection.send(*[connection.call_headers(2 * i + 1) for i in range(64)])
-        connection.read(0.5)
+        connection.send(*[connection.call_headers(2 * i + 1) for i in range(STREAMS)])
+        frames = connection.read(0.5)
         try:
             assert_served(served)
         finally:
             connection.close()
+    assert not _of(frames, RstStreamFrame) and not _of(frames, GoAwayFrame)
 
 
 def _send_within_windows(connection: RawH2, bodies: Dict[int, bytes], seconds: float) -> Dict[int, int]:
