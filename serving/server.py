@@ -38,7 +38,6 @@ class RunningServer:
         if getattr(self, "_stopped", False):
             return
         self._stopped = True
-        self._grpc.model_health.servicer.enter_graceful_shutdown()
         stopped = self._grpc.stop(grace=STOP_GRACE_S)
         self._rest.stop()
         stopped.wait(STOP_GRACE_S * 2)

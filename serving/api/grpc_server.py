@@ -1,12 +1,15 @@
-"""The gRPC port on grpcio's own server: TF Serving's PredictionService and ModelService, the Open
-Inference Protocol's GRPCInferenceService, the standard health service (``grpc.health.v1``, one entry
-per model, SERVING while a version takes traffic) and server reflection (``grpcurl list``).
+"""The gRPC port on grpcio's own server, its asyncio one (``grpc.aio``) with the servicers on a
+thread pool: TF Serving's PredictionService and ModelService, the Open Inference Protocol's
+GRPCInferenceService, the standard health service (``grpc.health.v1``, one entry per model, SERVING
+while a version takes traffic) and server reflection (``grpcurl list``).
 
 The HTTP/2 limits are grpcio's, set from ServerOptions (docs/serving.md lists them): message and
 header sizes, calls in flight, streams per connection, keepalive enforcement, idle and age limits,
 the TLS handshake's time."""
+import asyncio
+import threading
 from concurrent import futures
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -47,19 +50,24 @@ def channel_options(options: ServerOptions, reuse_port: bool) -> List[Tuple[str,
 
 class ModelHealth:
     """The health service's statuses kept in step with what takes traffic: "" (the server) is
-    SERVING when every configured model has a version, each model's name when it has one."""
+    SERVING when every configured model has a version, each model's name when it has one. The
+    servicer is grpcio's asyncio one: its statuses change on the server's event loop."""
 
-    def __init__(self, plane: DataPlane):
-        self.servicer = health.HealthServicer(experimental_non_blocking=True)
-        self.plane = plane
-        self.update()
-        plane.manager.on_publish = self.update
+    def __init__(self, plane: DataPlane, loop: asyncio.AbstractEventLoop):
+        self.servicer = health.aio.HealthServicer()
+        self.plane, self.loop = plane, loop
 
     def update(self) -> None:
+        """Called from any thread but the loop's (the manager's, on a publish); nothing once stopped."""
         serving = self.plane.manager.serving_models()
-        for name, up in serving.items():
-            self.servicer.set(name, _status(up))
-        self.servicer.set("", _status(bool(serving) and all(serving.values())))
+        statuses = {**{name: _status(up) for name, up in serving.items()},
+                    "": _status(bool(serving) and all(serving.values()))}
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._set(statuses), self.loop).result(timeout=30)
+
+    async def _set(self, statuses: Dict[str, int]) -> None:
+        for name, status in statuses.items():
+            await self.servicer.set(name, status)
 
 
 def _status(up: bool) -> int:
@@ -73,22 +81,80 @@ def _credentials(options: ServerOptions) -> grpc.ServerCredentials:
                                        require_client_auth=ca is not None)
 
 
-def make_grpc_server(plane: DataPlane, host: str, port: int, reuse_port: bool = False) -> Tuple[grpc.Server, int]:
+class GrpcServer:
+    """grpcio's asyncio server on an event loop of its own thread, the servicers synchronous on a pool
+    of ``options.threads``. A call's request is read on the loop, so only a running handler holds a
+    thread (grpc.server, the synchronous one, reads it on a handler thread: 64 calls whose requests
+    never came held every thread, and no other call was answered)."""
+
+    def __init__(self, plane: DataPlane, host: str, port: int, reuse_port: bool):
+        self.plane = plane
+        self.loop = asyncio.new_event_loop()
+        self.executor = futures.ThreadPoolExecutor(plane.options.threads, thread_name_prefix="grpc")
+        self._thread = threading.Thread(target=self._serve_loop, name="grpc", daemon=True)
+        self._thread.start()
+        self.model_health = ModelHealth(plane, self.loop)
+        try:
+            self.server, self.port = self._run(self._create(host, port, reuse_port))
+        except BaseException:
+            self._close()
+            raise
+
+    def _serve_loop(self) -> None:
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    def _run(self, coroutine, timeout: Optional[float] = 60.0):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    async def _create(self, host: str, port: int, reuse_port: bool) -> Tuple[grpc.aio.Server, int]:
+        options = self.plane.options
+        server = grpc.aio.server(migration_thread_pool=self.executor,
+                                 maximum_concurrent_rpcs=options.max_concurrent_rpcs,
+                                 options=channel_options(options, reuse_port))
+        tfserving_grpc.add_to_server(self.plane, server)
+        v2_grpc.add_to_server(self.plane, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.model_health.servicer, server)
+        reflection.enable_server_reflection(SERVICES, server)
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            bound = server.add_secure_port(address, _credentials(options)) if options.tls is not None \
+                else server.add_insecure_port(address)
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            raise OSError(f"cannot listen on {address} for gRPC (in use?)")
+        return server, bound
+
+    def start(self) -> None:
+        self._run(self.server.start())
+        self.model_health.update()
+        self.plane.manager.on_publish = self.model_health.update
+
+    def stop(self, grace: float) -> threading.Event:
+        """Health says NOT_SERVING, new calls are refused, calls in flight get ``grace`` seconds; the
+        returned event is set once the server has stopped."""
+        stopped = threading.Event()
+        self.plane.manager.on_publish = lambda: None  # a status set after this would find the loop gone
+
+        async def stop() -> None:
+            await self.model_health.servicer.enter_graceful_shutdown()
+            await self.server.stop(grace)
+
+        def done(_) -> None:
+            self._close()
+            stopped.set()
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).add_done_callback(done)
+        return stopped
+
+    def _close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.executor.shutdown(wait=False)
+
+
+def make_grpc_server(plane: DataPlane, host: str, port: int, reuse_port: bool = False) -> Tuple[GrpcServer, int]:
     """The server (not started) and its bound port (``port`` 0: a free one)."""
-    options = plane.options
-    server = grpc.server(futures.ThreadPoolExecutor(options.threads, thread_name_prefix="grpc"),
-                         maximum_concurrent_rpcs=options.max_concurrent_rpcs,
-                         options=channel_options(options, reuse_port))
-    tfserving_grpc.add_to_server(plane, server)
-    v2_grpc.add_to_server(plane, server)
-    server.model_health = ModelHealth(plane)  # type: ignore[attr-defined]
-    health_pb2_grpc.add_HealthServicer_to_server(server.model_health.servicer, server)  # type: ignore[attr-defined]
-    reflection.enable_server_reflection(SERVICES, server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if options.tls is not None:
-        bound = server.add_secure_port(address, _credentials(options))
-    else:
-        bound = server.add_insecure_port(address)
-    if not bound:
-        raise OSError(f"cannot listen on {address} for gRPC (in use?)")
-    return server, bound
+    server = GrpcServer(plane, host, port, reuse_port)
+    return server, server.port

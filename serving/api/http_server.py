@@ -34,7 +34,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_timer: Optional[asyncio.TimerHandle] = None
         self._in_head, self._head_bytes, self._header_count = True, 0, 0
-        self._dropped = 0
+        self._dropped, self._heads_ended, self._head_fields = 0, 0, 0
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -49,9 +49,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        in_head_before = self._in_head
+        in_head_before, self._heads_ended = self._in_head, 0
         super().data_received(data)
-        if self._in_head and in_head_before and self.transport is not None and not self.transport.is_closing():
+        # a head still incomplete (its fields not parsed yet): the bytes of reads that are all head count;
+        # a read that ended a head may carry a body or whole requests (the head's fields are counted)
+        if self._in_head and in_head_before and not self._heads_ended and self.transport is not None \
+                and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse(431, f"Request head larger than {MAX_HEAD_BYTES} bytes")
@@ -59,6 +62,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head, self._head_bytes, self._header_count, self._dropped = True, 0, 0, 0
+        self._head_fields = 0
         self._arm()
 
     def on_body(self, body: bytes) -> None:
@@ -69,15 +73,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 return
         super().on_body(body)
 
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._head_fields += len(url)
+
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
         self._header_count += 1
+        self._head_fields += len(name) + len(value)
         if self._header_count > MAX_HEADERS:
             self._refuse(431, f"More than {MAX_HEADERS} header fields")
+        elif self._head_fields > MAX_HEAD_BYTES:  # a whole head that came in one read
+            self._refuse(431, f"Request head larger than {MAX_HEAD_BYTES} bytes")
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        self._in_head = False
+        self._in_head, self._heads_ended = False, self._heads_ended + 1
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -105,6 +116,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._refuse(400, msg)
 
     def _refuse(self, status: int, message: str, extra: bytes = b"") -> None:
+        if self.transport.is_closing():  # refused already (the parser goes on to the chunk's end)
+            return
         body = tensors.dumps({"error": message})
         reason = HTTPStatus(status).phrase.encode()
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n%sconnection: close\r\n"

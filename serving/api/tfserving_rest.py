@@ -11,6 +11,7 @@ from google.protobuf import json_format
 from serving.codec import tensors
 from serving.dataplane import DataPlane, ModelSpec, status_list
 from serving.errors import ServingError, invalid
+from serving.runtime.servable import check_rows
 
 MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
@@ -92,9 +93,11 @@ def post(plane: DataPlane, path: str, body: bytes, client_key: Optional[str]) ->
     spec = _spec(match, _signature_name(document))
     if method == "predict":
         row_format = "instances" in document
-        _, _, outputs = plane.predict(
-            spec, lambda signature, columns: tensors.request_inputs(columns.rename_document(document), signature)[0],
-            client_key=client_key)
+
+        def inputs_for(signature, columns):
+            check_rows([(tensors.request_rows(document),)], plane.options.max_request_rows)  # before any tensor
+            return tensors.request_inputs(columns.rename_document(document), signature)[0]
+        _, _, outputs = plane.predict(spec, inputs_for, client_key=client_key)
         return json_answer(200, tensors.response_json(outputs, row_format))
     if method == "classify":
         _, _, results = plane.classify(spec, tensors.json_examples(document), client_key=client_key)

@@ -34,6 +34,8 @@ def parse_json(body: bytes) -> Dict[str, Any]:
             document = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise invalid(f"JSON Parse error: {e}") from None
+        except RecursionError:  # nested deeper than either parser goes (orjson: 1,024 levels)
+            raise invalid("JSON Parse error: arrays or objects nested too deeply") from None
     if not isinstance(document, dict):
         raise invalid("JSON Parse error: the request body must be a JSON object")
     return document
@@ -121,6 +123,18 @@ def _flatten(values: Any) -> List[Any]:
     if isinstance(values, list):
         return [x for v in values for x in _flatten(v)]
     return [values]
+
+
+def request_rows(document: Mapping[str, Any]) -> int:
+    """The rows of a parsed predict request, counted before any tensor is built (so the row limit
+    refuses a request of a million rows without converting them): its instances, or the longest of
+    its columnar inputs."""
+    rows = document.get("instances")
+    if isinstance(rows, list):
+        return len(rows)
+    columns = document.get("inputs")
+    values = columns.values() if isinstance(columns, dict) else [columns]
+    return max((len(value) for value in values if isinstance(value, list)), default=1)
 
 
 def request_inputs(document: Mapping[str, Any], signature: Signature) -> Tuple[Dict[str, np.ndarray], str]:

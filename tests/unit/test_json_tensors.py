@@ -170,6 +170,19 @@ def test_json_bodies_orjson_refuses_are_read_by_the_standard_parser():
         parse_json(b'{"instances": [1,')
     with pytest.raises(ServingError, match="must be a JSON object"):
         parse_json(b"[1]")
+    with pytest.raises(ServingError, match="JSON Parse error: arrays or objects nested too deeply") as deep:
+        parse_json(b'{"instances":' + b"[" * 100_000 + b"}")  # beyond both parsers' depth: 400, not a crash
+    assert deep.value.code == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize("document, rows", [
+    ({"instances": [{}] * 5}, 5), ({"inputs": {"a": [1, 2, 3], "b": [[1], [2], [3]]}}, 3),
+    ({"inputs": [[1, 2]] * 4}, 4), ({"inputs": {"a": 1.0}}, 1), ({"inputs": 7}, 1), ({"instances": 7}, 1),
+])
+def test_a_requests_rows_are_counted_on_the_document(document, rows):
+    from serving.codec.tensors import request_rows
+
+    assert request_rows(document) == rows
 
 
 def test_answers_are_compact_json_with_tf_servings_nan_and_big_integers():

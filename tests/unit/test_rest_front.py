@@ -73,6 +73,9 @@ def test_a_chunked_body_is_read_as_one(bare_rest_server):
     (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", b"400", True),
     (b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * (MAX_HEADERS + 1) + b"\r\n", b"431", True),
     (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * (MAX_HEAD_BYTES + 10) + b"\r\n\r\n", b"431", True),
+    # a whole request in one read: its body is not head (400 for the unknown path, kept alive)
+    (b"POST /nope HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (MAX_HEAD_BYTES + 99) + b"x" * (MAX_HEAD_BYTES + 99),
+     b"400", False),
     (b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", b"400", True),  # llhttp knows the methods: not one
     (b"PUT /v1/models/m HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", b"501", True),
     # request smuggling shapes (a proxy and this server must not read two different requests)
