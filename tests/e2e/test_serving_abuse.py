@@ -159,6 +159,7 @@ class RawH2:
         self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0, settings or {}).serialize())
 
     def send(self, *frames: Frame) -> None:
+        self.sock.settimeout(10)  # ``read`` leaves its own, maybe 1 ms: too short to wait for a busy server
         self.sock.sendall(b"".join(frame.serialize() for frame in frames))
 
     def call_headers(self, stream_id: int, extra: Sequence[Tuple[str, str]] = (), end_headers: bool = True,
