@@ -51,12 +51,16 @@ def start_server(serving_dir: Path, host: str = DEFAULT_HOST, rest_port: int = D
     then serves both APIs. Port 0 picks a free port."""
     core = DataPlane(serving_dir, options)
     core.start()
-    try:
+    sock = None
+    try:  # the REST socket first: a gRPC server that never started keeps its port until the process ends
+        sock = listening_socket(host, rest_port, reuse_port)
         grpc_server, bound_grpc = make_grpc_server(core, host, grpc_port, reuse_port)
-        rest = RestServer(core, listening_socket(host, rest_port, reuse_port))
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError) as e:  # a port in use: nothing left bound or running
+        if sock is not None:
+            sock.close()
         core.stop()
         raise OSError(str(e)) from None
+    rest = RestServer(core, sock)
     grpc_server.start()
     rest.start()
     running = RunningServer(core, rest.port, bound_grpc, host)

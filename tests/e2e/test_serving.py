@@ -881,3 +881,25 @@ def test_two_workers_share_the_ports_add_up_their_metrics_and_both_swap(pushed, 
         process.terminate()
         assert process.wait(timeout=60) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_a_port_in_use_is_one_clear_error_and_leaves_nothing_bound(pushed, tmp_path):
+    """A taken gRPC port fails the start with a line naming it, and the REST port bound before it is
+    free again (a second start on it succeeds)."""
+    import socket
+
+    serving_dir = _copy_serving_dir(pushed[0], tmp_path / "serving")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            rest_port = probe.getsockname()[1]
+        with pytest.raises(OSError, match=rf"cannot listen on 127\.0\.0\.1:{taken.getsockname()[1]} for gRPC"):
+            start_server(serving_dir, rest_port=rest_port, grpc_port=taken.getsockname()[1],
+                         options=ServerOptions(poll_seconds=0.2))
+    server = start_server(serving_dir, rest_port=rest_port, grpc_port=0, options=ServerOptions(poll_seconds=0.2))
+    try:
+        assert server.rest_port == rest_port
+    finally:
+        server.stop()
