@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from serving.api.grpc_server import make_grpc_server
+from serving.api.grpc_server import GrpcServer
 from serving.api.http_server import RestServer, listening_socket
 from serving.dataplane import DataPlane
 from serving.options import DEFAULT_GRPC_PORT, DEFAULT_HOST, DEFAULT_REST_PORT, ServerOptions
@@ -54,7 +54,7 @@ def start_server(serving_dir: Path, host: str = DEFAULT_HOST, rest_port: int = D
     sock = None
     try:  # the REST socket first: a gRPC server that never started keeps its port until the process ends
         sock = listening_socket(host, rest_port, reuse_port)
-        grpc_server, bound_grpc = make_grpc_server(core, host, grpc_port, reuse_port)
+        grpc_server = GrpcServer(core, host, grpc_port, reuse_port)
     except (OSError, RuntimeError) as e:  # a port in use: nothing left bound or running
         if sock is not None:
             sock.close()
@@ -63,7 +63,7 @@ def start_server(serving_dir: Path, host: str = DEFAULT_HOST, rest_port: int = D
     rest = RestServer(core, sock)
     grpc_server.start()
     rest.start()
-    running = RunningServer(core, rest.port, bound_grpc, host)
+    running = RunningServer(core, rest.port, grpc_server.port, host)
     running._rest, running._grpc = rest, grpc_server  # type: ignore[attr-defined]
     return running
 

@@ -85,7 +85,8 @@ class GrpcServer:
     """grpcio's asyncio server on an event loop of its own thread, the servicers synchronous on a pool
     of ``options.threads``. A call's request is read on the loop, so only a running handler holds a
     thread (grpc.server, the synchronous one, reads it on a handler thread: 64 calls whose requests
-    never came held every thread, and no other call was answered)."""
+    never came held every thread, and no other call was answered). Made bound, not started: ``port`` is
+    the bound one (0 asked: a free one)."""
 
     def __init__(self, plane: DataPlane, host: str, port: int, reuse_port: bool):
         self.plane = plane
@@ -152,9 +153,3 @@ class GrpcServer:
     def _close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.executor.shutdown(wait=False)
-
-
-def make_grpc_server(plane: DataPlane, host: str, port: int, reuse_port: bool = False) -> Tuple[GrpcServer, int]:
-    """The server (not started) and its bound port (``port`` 0: a free one)."""
-    server = GrpcServer(plane, host, port, reuse_port)
-    return server, server.port

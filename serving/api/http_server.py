@@ -8,6 +8,7 @@ a proxy: a deadline for a request's head (slowloris), caps on the head's size an
 import asyncio
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Optional
@@ -190,7 +191,7 @@ class RestServer:
         for _ in range(int(timeout / 0.01)):
             if self.server.started or not self._thread.is_alive():
                 break
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
         if not self.server.started:
             raise OSError(f"the REST server did not start on port {self.port}")
 
