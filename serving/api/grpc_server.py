@@ -19,6 +19,7 @@ from tensorflow_serving.apis import model_service_pb2, prediction_service_pb2
 from serving.api import tfserving_grpc, v2_grpc
 from serving.dataplane import DataPlane
 from serving.options import ServerOptions
+from serving.runtime.manager import all_serving
 
 # the services' descriptors, for reflection (the generated *_grpc modules import only their messages)
 DESCRIBED = (prediction_service_pb2.DESCRIPTOR, model_service_pb2.DESCRIPTOR)
@@ -61,7 +62,7 @@ class ModelHealth:
         """Called from any thread but the loop's (the manager's, on a publish); nothing once stopped."""
         serving = self.plane.manager.serving_models()
         statuses = {**{name: _status(up) for name, up in serving.items()},
-                    "": _status(bool(serving) and all(serving.values()))}
+                    "": _status(all_serving(serving))}
         if self.loop.is_running():
             asyncio.run_coroutine_threadsafe(self._set(statuses), self.loop).result(timeout=30)
 

@@ -67,6 +67,11 @@ def _files_key(version_dir: Path) -> Tuple:
     return tuple(key)
 
 
+def all_serving(serving: Dict[str, bool]) -> bool:
+    """The server is ready: it has models, and every one has a version taking traffic."""
+    return bool(serving) and all(serving.values())
+
+
 def list_versions(base_path: Path) -> List[int]:
     """Numeric subdirectories that hold a saved_model.pb (a copy in progress has none yet)."""
     if not base_path.is_dir():
@@ -306,7 +311,4 @@ class ModelManager:
             return {name: bool(routing.servables.get(name)) for name in self._models}
 
     def ready(self) -> bool:
-        """Every configured model has a version taking traffic."""
-        routing = self._routing
-        with self._lock:
-            return bool(self._models) and all(routing.servables.get(name) for name in self._models)
+        return all_serving(self.serving_models())
