@@ -24,7 +24,7 @@ _CLIENT_KEY, _HEADER_LENGTH = CLIENT_KEY_HEADER.lower().encode(), HEADER_LENGTH.
 
 
 def _route(plane: DataPlane, method: str, path: str, body: bytes, headers: Dict[bytes, bytes]) -> Answer:
-    """The answer to one request (runs on a handler thread)."""
+    """The answer to one request (on a handler thread, or on the loop for a lone connection)."""
     client_key = headers.get(_CLIENT_KEY)
     client_key_text = client_key.decode("latin-1") if client_key is not None else None
     try:
