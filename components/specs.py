@@ -44,6 +44,7 @@ class TransformSpec:
     left_out: Mapping[str, str] = field(default_factory=dict)  # column key -> why it is not a feature
     na_values: Tuple[str, ...] = ()  # a user's missing-value tokens beyond the usual ones
     image: Optional[ImageInput] = None
+    season: int = 0  # a user's series: each window is scaled by itself, by its seasonal naive error at this lag
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -99,7 +100,7 @@ class TuneSpec(TrainSpec):
 
 
 _TABLE_GROUP = {"columns", "names", "left_out", "na_values"}
-_ABSENT_WHEN_EMPTY = {"image", "backup_root"}
+_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season"}
 
 
 def _plain(value: Any) -> Any:

@@ -79,6 +79,29 @@ def forecast_features(inputs: Mapping[str, Tensorish], window: str, shape: list,
     }
 
 
+def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: list, target: str,
+                           season: int) -> Dict[str, tf.Tensor]:
+    """Each window (and its target) scaled by itself, so one model serves series of any size: less
+    its mean, over the in-sample MAE of its seasonal naive forecast (lag ``season`` when the window
+    holds two seasons, else 1: release.forecast_baselines.mase_scale's rule). A scaled target's
+    absolute error is then a MASE with the window as the history, so the Evaluator's MAE gates on
+    "MASE < 1". The scale is floored at a tenth of the window's standard deviation, so a nearly
+    periodic window does not blow its values up."""
+    values = tf.cast(inputs[window], tf.float32)
+    length = shape[0]
+    lag = season if 1 < season and 2 * season <= length else 1
+    level = tf.reduce_mean(values, axis=1, keepdims=True)
+    naive_error = tf.reduce_mean(tf.abs(values[:, lag:] - values[:, :-lag]), axis=1, keepdims=True)
+    spread = tf.math.reduce_std(values, axis=1, keepdims=True)
+    scale = tf.maximum(naive_error, tf.maximum(0.1 * spread, 1e-6 * tf.abs(level) + 1e-12))
+    return {
+        transformed_name(window): tf.reshape((values - level) / scale, [-1, *shape]),
+        transformed_name(target): (tf.cast(inputs[target], tf.float32) - level) / scale,
+        FORECAST_OFFSET: level,
+        FORECAST_SCALE: scale,
+    }
+
+
 def clean_text(x: tf.Tensor, na_tokens) -> tf.Tensor:
     """Trimmed text with every missing-value token as "" (the staged copy's missing cell)."""
     x = tf.strings.strip(x)
@@ -233,6 +256,8 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
     if config.task == "forecast":
         (window, shape), = config.tensors.items()
         (target, _), = targets.items()
+        if config.season:
+            return window_scaled_features(inputs, window, list(shape), target, config.season)
         return forecast_features(inputs, window, list(shape), target)
     outputs, texts, numbers = {}, {}, {}
     image = config.image
