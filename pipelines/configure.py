@@ -708,14 +708,20 @@ def _series_profile(source, label: str, options: ForecastOptions, na_values):
                                                        options.lookback), tuple(na_values))
 
 
-def stage_series_input(spec) -> None:
-    """Reads the series again (the preflight kept no values) and writes the staged split."""
-    from pipelines.inputs.series_tables import stage_series
+def series_profile_again(spec):
+    """The series of a ``SeriesSpec`` read again (the preflight keeps no values in the config)."""
     from pipelines.inputs.tables import open_table
 
     source = open_table(spec.source, spec.delimiter, spec.encoding)
     options = ForecastOptions(spec.time, spec.horizon, spec.series_id, spec.lookback)
     try:
-        stage_series(_series_profile(source, spec.label, options, spec.na_values), spec.staged)
+        return _series_profile(source, spec.label, options, spec.na_values)
     except InputDataError as e:  # the file changed since the preflight
         raise ConfigError(str(e)) from None
+
+
+def stage_series_input(spec) -> None:
+    """Writes the staged split of the series (pipelines.inputs.series_tables.stage_series)."""
+    from pipelines.inputs.series_tables import stage_series
+
+    stage_series(series_profile_again(spec), spec.staged)

@@ -210,3 +210,8 @@ def stage_series(profile: SeriesProfile, folder: Path) -> Path:
     write_if_changed(folder / "train" / STAGED_NAME, _csv(train))
     write_if_changed(folder / "eval" / STAGED_NAME, _csv(holdout))
     return folder
+
+
+def holdout_split(profile: SeriesProfile) -> List[Tuple[Tuple[float, ...], Tuple[float, ...]]]:
+    """(history, holdout) of each series: the holdout its last horizon points, as staged."""
+    return [(one.values[:-profile.horizon], one.values[-profile.horizon:]) for one in profile.series]
