@@ -85,13 +85,16 @@ class SeriesExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor)
         return _SeriesToWindows
 
 
-def series_example_gen(input_base: str, column: str, lookback: int, horizon: int, key: str = "") -> FileBasedExampleGen:
-    """Train windows from ``train/*.csv``, eval windows from ``eval/*.csv`` under input_base."""
+def series_example_gen(input_base: str, column: str, lookback: int, horizon: int, key: str = "",
+                       validation: bool = False) -> FileBasedExampleGen:
+    """Train windows from ``train/*.csv``, eval windows from ``eval/*.csv`` under input_base, and with
+    ``validation`` the windows of ``valid/*.csv`` (what the Trainer stops early on, so the eval split
+    stays unseen until the Evaluator)."""
+    names = ["train", *(["valid"] if validation else []), "eval"]
     return FileBasedExampleGen(
         input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="train", pattern="train/*.csv"),
-            example_gen_pb2.Input.Split(name="eval", pattern="eval/*.csv")]),
+            example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*.csv") for name in names]),
         custom_config=series_config(column, lookback, horizon, key),
         custom_executor_spec=executor_spec.BeamExecutorSpec(SeriesExampleGenExecutor),
     ).with_id("SeriesExampleGen")

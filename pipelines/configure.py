@@ -677,7 +677,8 @@ def _series_input(request: RunRequest, name: str, data_path: Path, home: Home, s
     label = "target"
     usecase = datasets.UseCase(
         name, "forecast", ((label, "forecast"),), "", list, input_format="series",
-        series={"column": VALUE_COLUMN, "lookback": spec.lookback, "horizon": spec.horizon, "key": SERIES_COLUMN},
+        series={"column": VALUE_COLUMN, "lookback": spec.lookback, "horizon": spec.horizon, "key": SERIES_COLUMN,
+                "validation": True},
         # the training defaults hold for every family (--family picks one; --hparam still overrides)
         tensors={"window": (spec.lookback, 1)}, family=request.family or FORECAST_FAMILY, hparams=FORECAST_HPARAMS,
         gate_thresholds={label: FORECAST_GATE})

@@ -193,6 +193,8 @@ def _training_stages(config: PipelineConfig, where: Locations, transform: Transf
         ).with_id(WARM_START_RESOLVER_ID)
         training_inputs["base_model"] = warm_start_resolver.outputs["model"]
         nodes.append(warm_start_resolver)
+    if config.series.get("validation"):  # a user's series: stop early on windows before the holdout
+        training_inputs["eval_args"] = trainer_pb2.EvalArgs(splits=["valid"])
     trainer = Trainer(run_fn=RUN_FN, custom_config=config.train_spec(where.training_backups).to_dict(),
                       **training_inputs)
     return [*nodes, trainer]

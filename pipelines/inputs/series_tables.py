@@ -1,8 +1,9 @@
 """A user's time series (``--task forecast --time COL``): one series, or many in a long table keyed
 by ID columns. Read with ``tables.open_table``, each series' times parsed on one regular frequency
 (``serving.codec.periods``), checked (duplicates, gaps, missing values, length) and staged for the
-series ExampleGen split by time: per series, the points before the last ``horizon`` go to
-``train/``, the last ``lookback + horizon`` to ``eval/`` (its one window forecasts the holdout).
+series ExampleGen split by time: per series, the last ``horizon`` points are the holdout (``eval/``
+holds them with the ``lookback`` before: one window), the ``horizon`` before them the validation
+targets the Trainer stops early on (``valid/``, one window), and ``train/`` the points before those.
 Pure Python, no TensorFlow; every refusal is one ``InputDataError`` line naming the file, column,
 line or series.
 """
@@ -18,6 +19,7 @@ from pipelines.inputs.column_kinds import InputDataError
 from serving.codec.columns import NA_TOKENS
 from serving.codec.periods import PeriodError, TimeAxis, infer_axis
 
+SPLIT_HORIZONS = 3  # a series holds at least lookback + 3 horizons: train, validation and eval targets
 MAX_FILLED_SHARE = 0.1  # missing points (gaps, empty values) interpolated up to this share of a series
 SERIES_COLUMN, VALUE_COLUMN = "series", "value"  # the staged files' columns
 STAGED_NAME = "series.csv"
@@ -146,10 +148,10 @@ def default_lookback(season: int, horizon: int, shortest: int) -> Tuple[int, str
     """Two seasons or two horizons, whichever is longer (a window then holds a seasonal naive
     forecast's error to scale by), cut to what the shortest series allows."""
     wanted = max(2 * season, 2 * horizon, 3)
-    room = shortest - 2 * horizon  # one train window and the eval window
+    room = shortest - SPLIT_HORIZONS * horizon  # a train window, the validation and the eval targets
     if room >= wanted:
         return wanted, f"max(2 x season {season}, 2 x horizon {horizon})"
-    return room, f"what the shortest series ({shortest} points) leaves after 2 x horizon {horizon}"
+    return room, f"what the shortest series ({shortest} points) leaves after {SPLIT_HORIZONS} x horizon {horizon}"
 
 
 def profile_series(source, label: str, options: SeriesOptions, na_values: Sequence[str] = ()) -> SeriesProfile:
@@ -182,11 +184,11 @@ def _lookback(series: Sequence[Series], axis: TimeAxis, options: SeriesOptions, 
         lookback, reason = options.lookback, "--lookback"
     else:
         lookback, reason = default_lookback(axis.season, options.horizon, len(shortest.values))
-    need = max(lookback, 2) + 2 * options.horizon
+    need = max(lookback, 2) + SPLIT_HORIZONS * options.horizon
     if len(shortest.values) < need:
         raise InputDataError(f"{path}: {shortest.name} has {len(shortest.values)} {axis.frequency} points; a forecast "
-                             f"of {options.horizon} needs at least {need} (lookback {max(lookback, 2)} + 2 x horizon: a "
-                             "train window and the eval window)")
+                             f"of {options.horizon} needs at least {need} (lookback {max(lookback, 2)} + "
+                             f"{SPLIT_HORIZONS} x horizon: train, validation and eval targets)")
     return lookback, reason
 
 
@@ -199,16 +201,19 @@ def _csv(rows: List[Tuple[str, float]]) -> bytes:
 
 
 def stage_series(profile: SeriesProfile, folder: Path) -> Path:
-    """``folder/train/series.csv`` (each series but its last horizon) and ``folder/eval/series.csv``
-    (each series' last lookback + horizon), series after series; unchanged files are kept."""
-    train: List[Tuple[str, float]] = []
-    holdout: List[Tuple[str, float]] = []
+    """``folder/{train,valid,eval}/series.csv``, series after series (unchanged files are kept):
+    eval the last lookback + horizon points, valid the same one horizon earlier, train the points
+    before valid's targets."""
+    lookback, horizon = profile.lookback, profile.horizon
+    splits: Dict[str, List[Tuple[str, float]]] = {"train": [], "valid": [], "eval": []}
     for number, one in enumerate(profile.series):
         name = str(number)  # the staged key: the series' index (ID values may hold any character)
-        train += [(name, v) for v in one.values[:-profile.horizon]]
-        holdout += [(name, v) for v in one.values[-(profile.lookback + profile.horizon):]]
-    write_if_changed(folder / "train" / STAGED_NAME, _csv(train))
-    write_if_changed(folder / "eval" / STAGED_NAME, _csv(holdout))
+        values, n = one.values, len(one.values)
+        splits["train"] += [(name, v) for v in values[:n - 2 * horizon]]
+        splits["valid"] += [(name, v) for v in values[n - 2 * horizon - lookback:n - horizon]]
+        splits["eval"] += [(name, v) for v in values[n - horizon - lookback:]]
+    for split, rows in splits.items():
+        write_if_changed(folder / split / STAGED_NAME, _csv(rows))
     return folder
 
 
