@@ -90,6 +90,7 @@ class TrainSpec(TransformSpec):
     pretrained: Mapping[str, Any] = field(default_factory=dict)  # the pretrained base, if any
     distill_from: str = ""  # the teacher's SavedModel dir, if any
     backup_root: str = ""  # where resumable training backups go (the Trainer's only)
+    series_info: Mapping[str, Any] = field(default_factory=dict)  # a user's series: serving.codec.periods.SeriesInfo
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class TuneSpec(TrainSpec):
 
 
 _TABLE_GROUP = {"columns", "names", "left_out", "na_values"}
-_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season"}
+_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "series_info"}
 
 
 def _plain(value: Any) -> Any:

@@ -8,6 +8,7 @@ from components.specs import ColumnSpec, ImageInput, TrainSpec, TransformSpec, T
 from components.tasks import TaskSpec, get_task
 from core.home import Home
 from serving.codec.images import FILE_FEATURE, IMAGE_FEATURE
+from serving.codec.periods import SeriesInfo, TimeAxis
 
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")  # DirectRunner's running modes
 DIRECT_RUNNER_DEFAULTS = ("in_memory", 1)  # Beam's own defaults for DirectRunner's mode and workers
@@ -132,6 +133,12 @@ class SeriesSpec:
     encoding: str = "utf-8"
     na_values: Tuple[str, ...] = ()
 
+    @property
+    def info(self) -> SeriesInfo:
+        """What the exported model carries for clients (serving.codec.periods.SeriesInfo)."""
+        axis = TimeAxis(self.time_format, self.frequency, self.anchor)
+        return SeriesInfo(self.time, self.label, self.series_id, axis, self.lookback, self.horizon)
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -203,7 +210,8 @@ class PipelineConfig:
         """What run_fn needs: the Transform's spec, the family, overrides, the data's size, transfer."""
         return TrainSpec(**vars(self.transform_spec()), family=self.family, hparams=dict(self.hparams), rows=self.rows,
                          pretrained=dict(self.pretrained), distill_from=self.distill_from.get("model_dir", ""),
-                         backup_root=backup_root)
+                         backup_root=backup_root,
+                         series_info=self.series_table.info.as_json() if self.series_table else {})
 
     def tune_spec(self) -> TuneSpec:
         return TuneSpec(**vars(self.train_spec()), tuner=self.tuner or "", max_trials=self.max_trials)

@@ -84,7 +84,8 @@ def _read_cells(source, label: str, options: SeriesOptions) -> Dict[Tuple[str, .
         raise InputDataError(f"{source.path}: --time, --label and --series-id must name different columns")
     grouped: Dict[Tuple[str, ...], List[_Cell]] = defaultdict(list)
     for line, batch in batches(source):
-        columns = {k: batch.column(batch.schema.get_field_index(k)).to_pylist() for k in [time_key, label_key, *id_keys]}
+        columns = {k: batch.column(batch.schema.get_field_index(k)).to_pylist()
+                   for k in [time_key, label_key, *id_keys]}
         for i in range(batch.num_rows):
             key = tuple(columns[k][i].strip() for k in id_keys)
             grouped[key].append(_Cell(line + i, columns[time_key][i].strip(), columns[label_key][i].strip()))

@@ -8,11 +8,13 @@ week's (weekly), ``year * 12 + month - 1`` (monthly), ``year * 4 + quarter - 1``
 year (yearly).
 """
 import calendar
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from pathlib import Path
 from statistics import median
-from typing import List, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 SEASONS = {"daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}  # frequency -> season
 STEPS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}  # what a decimal year's fraction counts
@@ -172,3 +174,41 @@ def infer_axis(series_times: Sequence[Sequence[str]]) -> TimeAxis:
 def _pairs(values: list):
     return values[:-1], values[1:]
 
+
+
+SERIES_FILE = "series.json"  # in a forecaster's assets.extra/: how to read a history CSV for it
+WINDOW_INPUT, FORECAST_OUTPUT = "window", "forecast"  # the forecaster's serving_default input and output
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """What a client needs to turn a history CSV into requests and the answers into dated rows."""
+    time: str  # the history's columns, as the user named them
+    label: str
+    series_id: Tuple[str, ...]
+    axis: TimeAxis
+    lookback: int
+    horizon: int
+
+    def as_json(self) -> Dict[str, Any]:
+        return {"time": self.time, "label": self.label, "series_id": list(self.series_id),
+                "axis": {"format": self.axis.format, "frequency": self.axis.frequency, "anchor": self.axis.anchor},
+                "lookback": self.lookback, "horizon": self.horizon}
+
+    @classmethod
+    def parse(cls, document: Mapping[str, Any]) -> "SeriesInfo":
+        return cls(str(document["time"]), str(document["label"]), tuple(document.get("series_id", ())),
+                   TimeAxis(**document["axis"]), int(document["lookback"]), int(document["horizon"]))
+
+
+def write_series_info(model_dir: Union[str, Path], info: SeriesInfo) -> Path:
+    path = Path(model_dir) / "assets.extra" / SERIES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info.as_json(), indent=1))
+    return path
+
+
+def read_series_info(model_dir: Union[str, Path]) -> Optional[SeriesInfo]:
+    """A forecaster's series info, or None for any other model."""
+    path = Path(model_dir) / "assets.extra" / SERIES_FILE
+    return SeriesInfo.parse(json.loads(path.read_text())) if path.exists() else None
