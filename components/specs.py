@@ -45,6 +45,7 @@ class TransformSpec:
     na_values: Tuple[str, ...] = ()  # a user's missing-value tokens beyond the usual ones
     image: Optional[ImageInput] = None
     season: int = 0  # a user's series: each window is scaled by itself, by its seasonal naive error at this lag
+    horizon: int = 0  # a user's series: the steps forecast (the serving graph has no target to count them)
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -101,7 +102,7 @@ class TuneSpec(TrainSpec):
 
 
 _TABLE_GROUP = {"columns", "names", "left_out", "na_values"}
-_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "series_info"}
+_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info"}
 
 
 def _plain(value: Any) -> Any:

@@ -79,25 +79,38 @@ def forecast_features(inputs: Mapping[str, Tensorish], window: str, shape: list,
     }
 
 
+def seasonal_drift_base(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
+    """[batch, horizon]: each window's last ``lag`` points repeated (the seasonal naive forecast),
+    plus the window's mean change per ``lag`` steps once per season ahead (its drift)."""
+    length = values.shape[1]
+    last_season = tf.gather(values, [length - lag + step % lag for step in range(horizon)], axis=1)
+    drift = tf.reduce_mean(values[:, lag:] - values[:, :-lag], axis=1, keepdims=True)
+    seasons_ahead = tf.constant([[float(step // lag + 1) for step in range(horizon)]])
+    return last_season + seasons_ahead * drift
+
+
 def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: list, target: str,
-                           season: int) -> Dict[str, tf.Tensor]:
-    """Each window (and its target) scaled by itself, so one model serves series of any size: less
-    its mean, over the in-sample MAE of its seasonal naive forecast (lag ``season`` when the window
-    holds two seasons, else 1: release.forecast_baselines.mase_scale's rule). A scaled target's
-    absolute error is then a MASE with the window as the history, so the Evaluator's MAE gates on
-    "MASE < 1". The scale is floored at a tenth of the window's standard deviation, so a nearly
-    periodic window does not blow its values up."""
+                           season: int, horizon: int) -> Dict[str, tf.Tensor]:
+    """Each window scaled by itself, so one model serves series of any size: less its mean, over
+    the in-sample MAE of its seasonal naive forecast (lag ``season`` when the window holds two
+    seasons, else 1: release.forecast_baselines.mase_scale's rule). The target is what the seasonal
+    naive forecast with drift (``seasonal_drift_base``) misses, on the same scale: the model learns
+    a correction to a sound forecast (a few windows of a short series do not have to teach it
+    seasonality), and a scaled target's absolute error is still the forecast's error over the
+    window's seasonal naive error: a MASE with the window as the history, so the Evaluator's MAE
+    gates on "MASE < 1". The scale is floored at a tenth of the window's standard deviation, so a
+    nearly periodic window does not blow its values up."""
     values = tf.cast(inputs[window], tf.float32)
-    length = shape[0]
-    lag = season if 1 < season and 2 * season <= length else 1
+    lag = season if 1 < season and 2 * season <= shape[0] else 1
     level = tf.reduce_mean(values, axis=1, keepdims=True)
     naive_error = tf.reduce_mean(tf.abs(values[:, lag:] - values[:, :-lag]), axis=1, keepdims=True)
     spread = tf.math.reduce_std(values, axis=1, keepdims=True)
     scale = tf.maximum(naive_error, tf.maximum(0.1 * spread, 1e-6 * tf.abs(level) + 1e-12))
+    base = seasonal_drift_base(values, lag, horizon)
     return {
         transformed_name(window): tf.reshape((values - level) / scale, [-1, *shape]),
-        transformed_name(target): (tf.cast(inputs[target], tf.float32) - level) / scale,
-        FORECAST_OFFSET: level,
+        transformed_name(target): (tf.cast(inputs[target], tf.float32) - base) / scale,
+        FORECAST_OFFSET: base,  # [batch, horizon]: the forecast is base + prediction x scale
         FORECAST_SCALE: scale,
     }
 
@@ -257,7 +270,7 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
         (window, shape), = config.tensors.items()
         (target, _), = targets.items()
         if config.season:
-            return window_scaled_features(inputs, window, list(shape), target, config.season)
+            return window_scaled_features(inputs, window, list(shape), target, config.season, config.horizon)
         return forecast_features(inputs, window, list(shape), target)
     outputs, texts, numbers = {}, {}, {}
     image = config.image

@@ -204,7 +204,8 @@ class PipelineConfig:
                              names=tuple(tuple(pair) for pair in table.columns) if table else (),
                              left_out=dict(table.left_out) if table else {},
                              na_values=tuple(table.na_values) if table else (), image=image,
-                             season=self.series_table.season if self.series_table else 0)
+                             season=self.series_table.season if self.series_table else 0,
+                             horizon=self.series_table.horizon if self.series_table else 0)
 
     def train_spec(self, backup_root: str = "") -> TrainSpec:
         """What run_fn needs: the Transform's spec, the family, overrides, the data's size, transfer."""
