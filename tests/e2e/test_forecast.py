@@ -116,7 +116,9 @@ def test_decimal_years_read_as_the_same_months(forecasts):
     assert info.axis.label(1961 * 12 + 1) == "1961.083333"
 
 
-def test_the_summary_says_how_the_series_were_read_and_scored(forecasts):
+def test_the_summary_and_card_say_how_the_series_were_read_and_scored(forecasts):
+    import json
+
     from pipelines.summary import format_summary
 
     config, report, path = forecasts["stores"]
@@ -125,6 +127,11 @@ def test_the_summary_says_how_the_series_were_read_and_scored(forecasts):
     assert "lookback: max(2 x season 12, 2 x horizon 12)" in text
     for name in ("model", "seasonal naive", "ETS ("):
         assert f"\n  {name}" in text
+    card = json.loads((Path(report.card_path).parent / "model_card.json").read_text())["forecast"]
+    assert (card["series"], card["series_id"], card["frequency"], card["horizon"]) == (5, ["store"], "monthly", 12)
+    holdout = card["holdout"]
+    assert holdout["model"]["mase"] == pytest.approx(report.holdout.model.mase)
+    assert holdout["seasonal naive"]["mae"] > holdout["model"]["mae"] and any(k.startswith("ETS (") for k in holdout)
 
 
 def _history(path: Path, out: Path, drop_last: int) -> dict:
