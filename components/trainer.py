@@ -84,7 +84,7 @@ def head_spec(config: TransformSpec, classes: Mapping[str, List[str]],
     if config.task == "forecast":
         label = transformed_name(config.targets[0][0])
         return HeadSpec("forecast", units=int(tft_output.transformed_feature_spec()[label].shape[0]),
-                        zero_start=config.season > 0)  # a user's series: a correction to seasonal naive + drift
+                        zero_start=config.season > 0)  # a user's series: a correction to the Transform's base forecast
     if config.task == "multilabel":
         return HeadSpec("multilabel", units=len(config.targets))
     if config.task == "multitask":

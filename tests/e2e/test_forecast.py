@@ -150,7 +150,21 @@ def _history(path: Path, out: Path, drop_last: int) -> dict:
             for store, store_rows in by_store.items()}
 
 
-def test_rest_grpc_and_mlops_predict_forecast_in_the_series_units(forecasts, tmp_path, capsys):
+def _v2_forecast(port: int, name: str, windows: np.ndarray) -> np.ndarray:
+    """KServe V2 REST: the windows as one FP32 tensor, the forecast output asked for by name."""
+    import json
+    import urllib.request
+
+    body = {"inputs": [{"name": "window", "datatype": "FP32", "shape": list(windows.shape),
+                        "data": windows.reshape(-1).tolist()}], "outputs": [{"name": "forecast"}]}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/{name}/infer", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        (output,) = json.load(response)["outputs"]
+    return np.reshape(output["data"], output["shape"])
+
+
+def test_rest_grpc_v2_and_mlops_predict_forecast_in_the_series_units(forecasts, tmp_path, capsys):
     import tensorflow as tf
 
     from cli.main import main
@@ -173,6 +187,7 @@ def test_rest_grpc_and_mlops_predict_forecast_in_the_series_units(forecasts, tmp
         inputs, _ = model_inputs("127.0.0.1", server.rest_port, target)
         grpc = [row["forecast"] for row in predict_grpc("127.0.0.1", server.grpc_port, target, body,
                                                           inputs)["predictions"]]
+        v2 = _v2_forecast(server.rest_port, config.name, windows)
         capsys.readouterr()
         assert main(["predict", "--model", config.name, "--rest-port", str(server.rest_port),
                      str(tmp_path / "history.csv")]) == 0
@@ -181,6 +196,7 @@ def test_rest_grpc_and_mlops_predict_forecast_in_the_series_units(forecasts, tmp
         server.stop()
     np.testing.assert_allclose(rest, expected, rtol=1e-5)
     np.testing.assert_allclose(grpc, expected, rtol=1e-5)
+    np.testing.assert_allclose(v2, expected, rtol=1e-5)
     assert printed[0] == "store,month,forecast"
     rows = list(csv.reader(printed[1:]))
     assert len(rows) == 5 * HORIZON
