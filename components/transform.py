@@ -98,10 +98,10 @@ def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: 
     the in-sample MAE of its seasonal naive forecast (lag ``season`` when the window holds two
     seasons, else 1: release.forecast_baselines.mase_scale's rule). The target is what the window's
     seasonal profile on its last level (``seasonal_profile_base``) misses, on the same scale: the
-    model learns a correction to a sound forecast (trend included) (a few windows of a short series do not have to teach it
-    seasonality), and a scaled target's absolute error is still the forecast's error over the
-    window's seasonal naive error: a MASE with the window as the history, so the Evaluator's MAE
-    gates on "MASE < 1". The scale is floored at a tenth of the window's standard deviation, so a
+    model learns a correction to a sound forecast, trend included (a few windows of a short series
+    do not have to teach it seasonality), and a scaled target's absolute error is still the
+    forecast's error over the window's seasonal naive error: a MASE with the window as the history,
+    so the Evaluator's MAE gates on "MASE < 1". The scale is floored at a tenth of the window's standard deviation, so a
     nearly periodic window does not blow its values up."""
     values = tf.cast(inputs[window], tf.float32)
     lag = season if 1 < season and 2 * season <= shape[0] else 1
