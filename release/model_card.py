@@ -135,7 +135,7 @@ def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200
     edge = _edge(report, timing_runs)
     info = report.model_info
     source = (str(config.table.source) if config.table else str(config.images.source) if config.images
-              else config.use_case or str(config.data_path))
+              else str(config.series_table.source) if config.series_table else config.use_case or str(config.data_path))
     lineage_ids = {c.node: c.execution_id for c in report.components}
     return {
         "name": config.name,
@@ -336,6 +336,9 @@ def card_summary(card: Mapping[str, Any]) -> List[str]:
              f"{card['model']['epochs_run']} epochs (best {card['model']['best_epoch']})",
              f"evaluation: {'blessed' if evaluation['blessed'] else 'not blessed'} ({evaluation['blessing_reason']})"]
     lines += [f"  {s['slice']:<28} {s['metric']} {s['value']:.4f}" for s in evaluation["slices"][:8]]
+    forecast = card.get("forecast") or {}
+    lines += [f"holdout ({forecast['horizon']} steps of {forecast['series']} series): {name} MAE {s['mae']:.4g} "
+              f"MASE {s['mase']:.3f}" for name, s in forecast.get("holdout", {}).items()]
     lines += [f"edge: {v['variant']} {(v['size_bytes'] or 0) / 1024:.1f} KiB "
               f"{'shipped' if v['shipped'] else 'left out'}" for v in card["edge"]]
     lines.append(f"lineage: MLflow run {lineage['mlflow_run']}, registry version {lineage['registry_version']}, "
