@@ -187,9 +187,10 @@ def _lookback(series: Sequence[Series], axis: TimeAxis, options: SeriesOptions, 
         lookback, reason = default_lookback(axis.season, options.horizon, len(shortest.values))
     need = max(lookback, 2) + SPLIT_HORIZONS * options.horizon
     if len(shortest.values) < need:
+        window = f"--lookback {lookback}" if options.lookback is not None else "a window of at least 2 points"
         raise InputDataError(f"{path}: {shortest.name} has {len(shortest.values)} {axis.frequency} points; a forecast "
-                             f"of {options.horizon} needs at least {need} (lookback {max(lookback, 2)} + "
-                             f"{SPLIT_HORIZONS} x horizon: train, validation and eval targets)")
+                             f"of {options.horizon} needs at least {need} ({window} + {SPLIT_HORIZONS} x horizon: "
+                             "train, validation and eval targets); give a shorter --horizon")
     return lookback, reason
 
 
