@@ -118,6 +118,8 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
     from core.beam_runners import beam_temp_dir
     from core.config import LOCAL_BEAM_ARGS
 
+    # absolute: another runner's workers resolve a relative path in their own working dir
+    data, output = os.path.abspath(data), output.resolve()
     specs, outputs = _signature(model.path)
     output.mkdir(parents=True, exist_ok=True)
     is_csv = data.endswith(".csv")

@@ -80,7 +80,7 @@ def compare(training_pattern: str, serving_pattern: str, categorical_threshold: 
 def skew_for_version(home: Home, name: str, version: Optional[int] = None, request_log_dir: Optional[Path] = None,
                      beam_args: Sequence[str] = LOCAL_BEAM_ARGS, **thresholds) -> tuple:
     """(version, rows logged, per-feature skew) for ``version`` (default: the newest with logs)."""
-    logs = Path(request_log_dir or home.request_logs) / name
+    logs = Path(request_log_dir or home.request_logs).resolve() / name  # workers elsewhere read it too
     versions = sorted(int(p.name) for p in logs.iterdir() if p.name.isdigit() and any(p.glob("*.tfrecord"))) \
         if logs.is_dir() else []
     if not versions:
