@@ -35,8 +35,8 @@ def beam_options() -> argparse.ArgumentParser:
     group.add_argument("--beam-mode", choices=BEAM_MODES, default="in_memory",
                        help="DirectRunner mode (default in_memory: fastest on small data)")
     group.add_argument("--beam-workers", type=int, default=1,
-                       help="DirectRunner workers (multi_processing: processes); portable: SDK workers; "
-                            "flink: parallelism; dataflow: workers")
+                       help="DirectRunner workers (multi_processing: processes); portable: SDK workers per "
+                            "node (Flink's, Spark's job server); flink: parallelism; dataflow: workers")
     group.add_argument("--job-endpoint", metavar="HOST:PORT", help="portable: the job service")
     group.add_argument("--worker-pool", metavar="HOST:PORT",
                        help="portable, flink, spark: an SDK worker pool (environment EXTERNAL)")

@@ -27,7 +27,7 @@ class BeamOptions:
     """A runner and its options as the user gave them (CLI flags of the same names)."""
     runner: str = "direct"
     beam_mode: str = "in_memory"  # DirectRunner's running mode
-    beam_workers: int = 1  # DirectRunner/portable: SDK workers; Flink: parallelism; Dataflow: workers
+    beam_workers: int = 1  # DirectRunner: workers; portable: SDK workers per node; Flink: parallelism; Dataflow
     job_endpoint: Optional[str] = None  # portable: HOST:PORT of a job service (Beam's, Flink's, Spark's)
     worker_pool: Optional[str] = None  # HOST:PORT of an SDK worker pool (environment EXTERNAL)
     environment_type: Optional[str] = None  # DOCKER | PROCESS | EXTERNAL | LOOPBACK
@@ -81,7 +81,8 @@ def _dependency(options: BeamOptions) -> Tuple[str, ...]:
 
 def _portable(options: BeamOptions) -> Tuple[str, ...]:
     _require(options, "portable", "job_endpoint")
-    workers = (f"--direct_num_workers={options.beam_workers}",) if options.beam_workers > 1 else ()
+    # read by Flink's and Spark's job servers; Beam's Python job service runs one SDK worker per job
+    workers = (f"--sdk_worker_parallelism={options.beam_workers}",) if options.beam_workers > 1 else ()
     return ("--runner=PortableRunner", f"--job_endpoint={options.job_endpoint}", *_environment(options), *workers)
 
 

@@ -5,7 +5,6 @@ project as its workers' dependency so TFX builds no sdist of itself, and a missi
 is one line, exit 2."""
 import pytest
 from apache_beam.options.pipeline_options import (
-    DirectOptions,
     FlinkRunnerOptions,
     GoogleCloudOptions,
     PipelineOptions,
@@ -32,7 +31,7 @@ def test_portable_with_a_worker_pool():
     assert options.view_as(StandardOptions).runner == "PortableRunner"
     assert (portable.job_endpoint, portable.environment_type, portable.environment_config) == \
         ("127.0.0.1:8099", "EXTERNAL", "127.0.0.1:50000")
-    assert options.view_as(DirectOptions).direct_num_workers == 2  # the Python job service's SDK workers
+    assert int(options.view_as(PortableOptions).sdk_worker_parallelism) == 2  # SDK workers per node (Beam: a str)
     assert options.view_as(SetupOptions).setup_file == str(PROJECT_SETUP)
 
 
