@@ -1,13 +1,12 @@
 """Runs a pipeline with LocalDagRunner, then reads back what happened and tracks it in MLflow."""
-import contextlib
-import fcntl
 import os
 import sys
 import time
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 from core import run_report
 from core.config import DRIFT_GATE_ID, PipelineConfig
+from core.file_lock import held
 from core.run_report import RunReport
 from pipelines.runners.progress import ProgressLines
 
@@ -28,37 +27,8 @@ def new_run_id() -> str:
     processes start a run of any pipeline in the same microsecond (ML Metadata names the run's
     context by it alone)."""
     import datetime
-    import os
 
     return f"{datetime.datetime.now().isoformat()}-{os.getpid()}"
-
-
-@contextlib.contextmanager
-def one_run_at_a_time(config: PipelineConfig, say: Callable[[str], None]) -> Iterator[Callable[[str], None]]:
-    """Runs of one pipeline on one home take turns (the lock file under the home): two at once
-    would read each other's executions and write one SQLite store together. A run that has to wait
-    says for which run; yields ``claim(run_id)``, which names the holder for the next to wait."""
-    path = config.home.run_lock(config.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            say(f"waiting for run {lock.read().strip() or '?'} of pipeline {config.name} to finish")
-            fcntl.flock(lock, fcntl.LOCK_EX)
-
-        def claim(run_id: str) -> None:
-            lock.seek(0)
-            lock.truncate()
-            lock.write(f"{run_id} (pid {os.getpid()})")
-            lock.flush()
-
-        try:
-            yield claim
-        finally:
-            lock.seek(0)
-            lock.truncate()
 
 
 def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[ProgressLines] = None) -> RunReport:
@@ -66,9 +36,12 @@ def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[
     MLflow tracking; ``progress`` (`mlops run`'s watcher) gets the component order and a line for
     each step after the pipeline. Runs of one pipeline on one home wait for each other."""
     say = progress.say if progress is not None else (lambda text: print(text, file=sys.stderr, flush=True))
-    with one_run_at_a_time(config, say) as claim:
-        run_id = new_run_id()
-        claim(run_id)
+    run_id = new_run_id()
+
+    def wait(holder: str) -> None:  # two at once would read each other's executions, write one SQLite store
+        say(f"waiting for run {holder} of pipeline {config.name} to finish")
+
+    with held(config.home.run_lock(config.name), f"{run_id} (pid {os.getpid()})", wait):
         report = _execute(config, run_id, progress)
         _after_run(config, report, track, progress)
     return report
