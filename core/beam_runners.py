@@ -11,10 +11,11 @@ a small sdist and stages with the job."""
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 from core.config import BEAM_DEPENDENCY_FLAGS, PROJECT_SETUP, beam_args
 
@@ -155,3 +156,29 @@ def beam_temp_dir() -> Iterator[Path]:
         else:
             os.environ["TMPDIR"] = saved_env
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class ServiceUnreachable(RuntimeError):
+    """A job service or worker pool the args name does not answer: one line, exit 1."""
+
+
+def _last(args: Sequence[str], flag: str) -> Optional[str]:
+    return next((a.split("=", 1)[1] for a in reversed(args) if a.startswith(f"--{flag}=")), None)
+
+
+def check_services(args: Sequence[str], timeout_s: float = 3.0) -> None:
+    """The portable job service and an EXTERNAL worker pool in ``args`` accept a connection, checked
+    before any work: otherwise the first Beam step waits Beam's 60 s job-server timeout, then fails
+    with a bare FutureTimeoutError."""
+    named = {"--job-endpoint": _last(args, "job_endpoint")}
+    if (_last(args, "environment_type") or "").upper() == "EXTERNAL":
+        named["--worker-pool"] = _last(args, "environment_config")
+    for flag, address in named.items():
+        if not address:
+            continue
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host or "localhost", int(port)), timeout=timeout_s).close()
+        except (OSError, ValueError):
+            raise ServiceUnreachable(f"{flag} {address}: nothing answers there (on this machine: make services)") \
+                from None

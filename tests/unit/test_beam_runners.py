@@ -118,3 +118,26 @@ def test_the_commands_refuse_a_runner_without_its_options(tmp_path, capsys, comm
     assert code == 2 and len(err.splitlines()) == 1 and f"--runner {command[command.index('--runner') + 1]} needs" \
         in err, err
     assert not (tmp_path / "home" / "metadata.sqlite").exists()
+
+
+def test_a_job_service_or_pool_that_does_not_answer_stops_the_command_at_once(tmp_path, capsys):
+    """Checked before any work: otherwise Beam waits 60 s, then fails with a bare FutureTimeoutError."""
+    import socket
+
+    from core.beam_runners import ServiceUnreachable, check_services
+    from ops.beam_services import free_port
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        job = f"127.0.0.1:{listening.getsockname()[1]}"
+        check_services(pipeline_args(BeamOptions(runner="portable", job_endpoint=job)))
+        closed = f"127.0.0.1:{free_port()}"
+        with pytest.raises(ServiceUnreachable, match=f"--worker-pool {closed}: nothing answers"):
+            check_services(pipeline_args(BeamOptions(runner="portable", job_endpoint=job, worker_pool=closed)))
+    code = main(["run", "--runner", "portable", "--job-endpoint", closed, "--worker-pool", closed,
+                 "--home", str(tmp_path / "home")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err == f"mlops: error: --job-endpoint {closed}: nothing answers there (on this machine: " \
+        "make services)"
+    assert not (tmp_path / "home").exists()
