@@ -77,6 +77,9 @@ def _dependency(options: BeamOptions) -> Tuple[str, ...]:
         return ()
     if options.sdk_container_image:
         return (f"--sdk_container_image={options.sdk_container_image}",)
+    if not PROJECT_SETUP.is_file():  # installed from a wheel: no source tree to build an sdist from
+        raise RunnerError(f"--runner {options.runner} needs --sdk-container-image (an image holding this project): "
+                          f"this install has no {PROJECT_SETUP.name} to stage for the workers")
     return (f"--setup_file={PROJECT_SETUP}",)
 
 

@@ -141,3 +141,12 @@ def test_a_job_service_or_pool_that_does_not_answer_stops_the_command_at_once(tm
     assert code == 1 and err == f"mlops: error: --job-endpoint {closed}: nothing answers there (on this machine: " \
         "make services)"
     assert not (tmp_path / "home").exists()
+
+
+def test_an_install_without_its_source_tree_needs_an_image(monkeypatch, tmp_path):
+    import core.beam_runners
+
+    monkeypatch.setattr(core.beam_runners, "PROJECT_SETUP", tmp_path / "setup.py")
+    with pytest.raises(RunnerError, match="--runner spark needs --sdk-container-image"):
+        pipeline_args(BeamOptions(runner="spark", spark_master="spark://h:7077"))
+    assert pipeline_args(BeamOptions(runner="spark", spark_master="spark://h:7077", sdk_container_image="i"))
