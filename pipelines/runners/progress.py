@@ -220,7 +220,7 @@ def write_timings(path: Path, progress: ProgressLines, command_started: float, p
 def log_file(config: PipelineConfig) -> Path:
     folder = config.home.logs(config.name)
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
+    return folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"  # two runs may start in one second
 
 
 @contextlib.contextmanager
