@@ -6,19 +6,15 @@ import io
 from pathlib import Path
 
 from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.shared_options import HOME, TRACKING, add_command, beam_options, beam_request, quiet_pipeline_runtime
+from cli.shared_options import HOME, TRACKING, add_command, beam_options, beam_pipeline_args, quiet_pipeline_runtime
 
 
 def cmd_skew(args: argparse.Namespace) -> int:
     """Serving skew of a version's logged requests vs its training split; exit 1 when skewed."""
-    from core.beam_runners import RunnerError, ServiceUnreachable, check_services, pipeline_args
     from core.home import Home
 
     home = Home.resolve(args.home)
-    with translated(user=(RunnerError,)):
-        beam = pipeline_args(beam_request(args))
-    with translated(refused=(ServiceUnreachable,)):
-        check_services(beam)
+    beam = beam_pipeline_args(args)
     quiet_pipeline_runtime(args.verbose)
     from ops.skew import SkewError, format_skew, skew_for_version
 
@@ -61,14 +57,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Batch scoring on Beam with a registered model (default: the champion)."""
-    from core.beam_runners import RunnerError, ServiceUnreachable, check_services, pipeline_args
     from core.home import Home
 
     home = Home.resolve(args.home)
-    with translated(user=(RunnerError,)):
-        beam = pipeline_args(beam_request(args))
-    with translated(refused=(ServiceUnreachable,)):
-        check_services(beam)
+    beam = beam_pipeline_args(args)
     quiet_pipeline_runtime(args.verbose)
     from cli.release import registry_errors
     from ops.scoring import ScoringError, resolve_model, score

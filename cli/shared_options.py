@@ -3,6 +3,7 @@ switches a command sets before TensorFlow loads."""
 import argparse
 import os
 import warnings
+from typing import Tuple
 
 from core.home import DEFAULT_HOME, HOME_ENV, TRACKING_ENV
 
@@ -62,6 +63,19 @@ def beam_request(args: argparse.Namespace):
     from core.beam_runners import BeamOptions
 
     return BeamOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(BeamOptions)})
+
+
+def beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
+    """Beam's args for the runner flags of `score` and `skew`: options the runner cannot run with
+    are bad input (exit 2); a job service or worker pool that does not answer, a refusal (exit 1)."""
+    from cli.exit_codes import translated
+    from core.beam_runners import RunnerError, ServiceUnreachable, check_services, pipeline_args
+
+    with translated(user=(RunnerError,)):
+        beam = pipeline_args(beam_request(args))
+    with translated(refused=(ServiceUnreachable,)):
+        check_services(beam)
+    return beam
 
 
 def add_command(sub, name: str, handler, help_text: str, *parents: argparse.ArgumentParser,
