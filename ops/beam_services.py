@@ -107,12 +107,12 @@ def stop(services: BeamServices) -> None:
             continue
     deadline = time.monotonic() + 10
     for pid in services.pids:
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.1)
     (Path(services.folder) / STATE_FILE).unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.waitpid(pid, os.WNOHANG)  # reaps it when it is our child (the test fixture's case)
     except ChildProcessError:
@@ -129,7 +129,7 @@ def main(argv: List[str]) -> int:
     folder = Path(argv[1]) if len(argv) > 1 else DEFAULT_STATE_DIR
     running = read(folder)
     if action == "start":
-        if running and all(_alive(pid) for pid in running.pids):
+        if running and all(alive(pid) for pid in running.pids):
             print(f"already running: --job-endpoint {running.job_endpoint} --worker-pool {running.worker_pool}")
             return 0
         running = start(folder)

@@ -32,7 +32,7 @@ def services(tmp_path_factory):
     started = beam_services.start(tmp_path_factory.mktemp("beam-services"))
     yield started
     beam_services.stop(started)
-    assert not any(beam_services._alive(pid) for pid in started.pids)
+    assert not any(beam_services.alive(pid) for pid in started.pids)
 
 
 def _mlops(*args: str, tmp: Path) -> subprocess.CompletedProcess:
