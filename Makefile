@@ -10,7 +10,8 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.setup-complete
 KSERVE_VENV := .venv-kserve
 KSERVE_STAMP := $(KSERVE_VENV)/.setup-complete
 
-.PHONY: setup airflow-setup kserve-setup run serve promote rollback lint test test-fast bench profile lock clean
+.PHONY: setup airflow-setup kserve-setup run serve promote rollback lint test test-fast bench profile lock clean \
+	services services-stop
 
 setup: $(STAMP)
 
@@ -46,6 +47,14 @@ promote: setup
 
 rollback: setup
 	$(BIN)/mlops rollback $(NAME)
+
+# Beam's portable runner here: its job service and a worker pool in the background (infra/services.sh);
+# prints the `mlops run --runner portable ...` flags that reach them. SERVICES_DIR=... to keep several.
+services: setup
+	bash infra/services.sh start
+
+services-stop:
+	bash infra/services.sh stop
 
 # pyflakes, import order and line length (infra/ruff.toml); .ci/run runs it before the tests
 lint: setup

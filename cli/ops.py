@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.shared_options import HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
+from cli.shared_options import HOME, TRACKING, add_command, beam_options, beam_pipeline_args, quiet_pipeline_runtime
 
 
 def cmd_skew(args: argparse.Namespace) -> int:
@@ -14,13 +14,15 @@ def cmd_skew(args: argparse.Namespace) -> int:
     from core.home import Home
 
     home = Home.resolve(args.home)
+    beam = beam_pipeline_args(args)
     quiet_pipeline_runtime(args.verbose)
     from ops.skew import SkewError, format_skew, skew_for_version
 
     with translated(user=(SkewError,)):
         version, rows, skews = skew_for_version(
             home, args.name, args.version, Path(args.request_log_dir) if args.request_log_dir else None,
-            categorical_threshold=args.categorical_threshold, numeric_threshold=args.numeric_threshold)
+            categorical_threshold=args.categorical_threshold, numeric_threshold=args.numeric_threshold,
+            beam_args=beam)
     print(format_skew(args.name, version, rows, skews))
     return EXIT_REFUSED if any(s.flagged for s in skews) else EXIT_OK
 
@@ -58,16 +60,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     from core.home import Home
 
     home = Home.resolve(args.home)
+    beam = beam_pipeline_args(args)
     quiet_pipeline_runtime(args.verbose)
     from cli.release import registry_errors
-    from core.config import beam_args
     from ops.scoring import ScoringError, resolve_model, score
 
     with translated(user=(ScoringError, ValueError)), registry_errors():
         model = resolve_model(home, args.name, home.tracking_uri(args.tracking_uri), args.alias, args.version,
                               args.model_dir)
-        written = score(model, args.data, Path(args.output),
-                        beam_args(args.beam_mode, args.beam_workers, tuple(args.beam_args)))
+        written = score(model, args.data, Path(args.output), beam)
     print(f"scored {written['rows']} rows with '{model.name}' version {model.version or '-'} "
           f"(serving version {model.serving_version}): {', '.join(written['csv'] + written['tfrecord'])}")
     return EXIT_OK
@@ -93,7 +94,8 @@ def register(sub) -> None:
     from serving.options import DEFAULT_HOST, DEFAULT_REST_PORT
 
     skew = add_command(sub, "skew", cmd_skew,
-                       "logged serving requests vs the training data, per feature (exit 1: skewed)", HOME)
+                       "logged serving requests vs the training data, per feature (exit 1: skewed)", HOME,
+                       beam_options())
     skew.add_argument("name")
     skew.add_argument("--version", type=int, help="serving version (default: the newest with request logs)")
     skew.add_argument("--request-log-dir", help="default: <home>/request-logs")

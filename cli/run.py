@@ -8,6 +8,7 @@ from typing import Any
 
 from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
 from cli.shared_options import COMMON, HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
+from core.beam_runners import ServiceUnreachable, check_services
 from pipelines.configure import (
     BeamOptions,
     ConfigError,
@@ -182,6 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     command_started = time.time()
     config = configured(args)  # the preflight reads the data: timed, shown as the first step
+    with translated(refused=(ServiceUnreachable,)):
+        check_services(config.beam_args)
     configure_seconds = time.time() - command_started
     quiet_pipeline_runtime(args.verbose)
     from pipelines.runners.progress import watched, write_timings

@@ -3,6 +3,7 @@ switches a command sets before TensorFlow loads."""
 import argparse
 import os
 import warnings
+from typing import Tuple
 
 from core.home import DEFAULT_HOME, HOME_ENV, TRACKING_ENV
 
@@ -24,14 +25,56 @@ TRACKING.add_argument("--tracking-uri",
 
 
 def beam_options() -> argparse.ArgumentParser:
+    """The Beam runner and its options (core.beam_runners.BeamOptions, fields of the same names)."""
+    from core.beam_runners import RUNNERS
     from core.config import BEAM_MODES
 
     beam = _parent()
-    beam.add_argument("--beam-mode", choices=BEAM_MODES, default="in_memory",
-                      help="DirectRunner mode (default in_memory: fastest on small data)")
-    beam.add_argument("--beam-workers", type=int, default=1, help="DirectRunner workers (multi_processing: processes)")
-    beam.add_argument("--beam-arg", dest="beam_args", action="append", default=[], metavar="ARG",
-                      help="passed to Beam as is, e.g. --beam-arg=--runner=DataflowRunner --beam-arg=--project=P")
+    group = beam.add_argument_group("Beam runner (docs/operations.md)")
+    group.add_argument("--runner", choices=RUNNERS, default="direct",
+                       help="where Beam runs the data steps (default direct: in this process)")
+    group.add_argument("--beam-mode", choices=BEAM_MODES, default="in_memory",
+                       help="DirectRunner mode (default in_memory: fastest on small data)")
+    group.add_argument("--beam-workers", type=int, default=1,
+                       help="DirectRunner workers (multi_processing: processes); portable: SDK workers per "
+                            "node (Flink's, Spark's job server); flink: parallelism; dataflow: workers")
+    group.add_argument("--job-endpoint", metavar="HOST:PORT", help="portable: the job service")
+    group.add_argument("--worker-pool", metavar="HOST:PORT",
+                       help="portable, flink, spark: an SDK worker pool (environment EXTERNAL)")
+    group.add_argument("--environment-type", metavar="DOCKER|PROCESS|EXTERNAL|LOOPBACK",
+                       help="portable, flink, spark: the SDK harness environment")
+    group.add_argument("--environment-config", metavar="CONFIG", help="the environment's image, command or address")
+    group.add_argument("--sdk-container-image", metavar="IMAGE",
+                       help="an SDK image holding this project (default: this repo's setup.py is staged)")
+    group.add_argument("--flink-master", metavar="HOST:PORT", help="flink: the cluster's REST endpoint")
+    group.add_argument("--spark-master", metavar="spark://HOST:PORT", help="spark: the master")
+    group.add_argument("--project", help="dataflow: the Google Cloud project")
+    group.add_argument("--region", help="dataflow: the region")
+    group.add_argument("--temp-location", metavar="gs://...", help="dataflow: a folder for temporary files")
+    group.add_argument("--beam-arg", dest="beam_args", action="append", default=[], metavar="ARG",
+                       help="any other Beam option, passed as is, e.g. --beam-arg=--max_num_workers=10")
+    return beam
+
+
+def beam_request(args: argparse.Namespace):
+    """The parsed runner flags as core.beam_runners.BeamOptions."""
+    import dataclasses
+
+    from core.beam_runners import BeamOptions
+
+    return BeamOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(BeamOptions)})
+
+
+def beam_pipeline_args(args: argparse.Namespace) -> Tuple[str, ...]:
+    """Beam's args for the runner flags of `score` and `skew`: options the runner cannot run with
+    are bad input (exit 2); a job service or worker pool that does not answer, a refusal (exit 1)."""
+    from cli.exit_codes import translated
+    from core.beam_runners import RunnerError, ServiceUnreachable, check_services, pipeline_args
+
+    with translated(user=(RunnerError,)):
+        beam = pipeline_args(beam_request(args))
+    with translated(refused=(ServiceUnreachable,)):
+        check_services(beam)
     return beam
 
 

@@ -11,6 +11,7 @@
 ``<home>/promotions/<name>.jsonl`` promotion and rollback history (mirror of the registry's tags)
 ``<home>/shadow-logs/<name>.jsonl`` serving and shadow outputs of mirrored requests
 ``<home>/logs/<name>/<run>.log`` TensorFlow, Beam and absl output of each `mlops run` (unless --verbose)
+``<home>/locks/<name>.run.lock`` held by the run of a pipeline in progress (the next one waits)
 """
 import os
 from dataclasses import dataclass
@@ -77,6 +78,10 @@ class Home:
     def shadow_logs(self) -> Path:
         """Shadow traffic compared per request (`mlops serve`'s default; `mlops shadow` reads it)."""
         return self.root / "shadow-logs"
+
+    def run_lock(self, name: str) -> Path:
+        """Held while a run of pipeline ``name`` executes and is tracked: runs of it take turns."""
+        return self.root / "locks" / f"{name}.run.lock"
 
     def logs(self, name: str) -> Path:
         """Where `mlops run` writes the libraries' log lines, one file per run."""

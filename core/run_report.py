@@ -132,12 +132,27 @@ def _custom(artifact, key: str):
 
 
 def collect(config: PipelineConfig, since_ms: int) -> RunReport:
-    """The report of the newest run of ``config.name`` started at or after ``since_ms``."""
-    report = RunReport(pipeline=config.name)
+    """The report of the newest run of ``config.name`` started at or after ``since_ms`` (a run
+    whose id is not known here, such as an Airflow DAG run's)."""
     if not config.home.metadata_path.exists():
-        return report
+        return RunReport(pipeline=config.name)
     store = open_store(config.home.metadata_path)
-    run_ctx = _latest_run_context(store, config.name, since_ms)
+    return _report(store, config, _latest_run_context(store, config.name, since_ms))
+
+
+def collect_run(config: PipelineConfig, run_id: str) -> RunReport:
+    """The report of the pipeline run ``run_id`` of ``config.name`` (empty until it has started)."""
+    if not config.home.metadata_path.exists():
+        return RunReport(pipeline=config.name, run_id=run_id)
+    store = open_store(config.home.metadata_path)
+    report = _report(store, config, store.get_context_by_type_and_name(RUN_CONTEXT, run_id))
+    report.run_id = run_id
+    return report
+
+
+def _report(store: mlmd.MetadataStore, config: PipelineConfig, run_ctx) -> RunReport:
+    """What the run context ``run_ctx`` (None: not recorded yet) holds: components, outputs, facts."""
+    report = RunReport(pipeline=config.name)
     if run_ctx is None:
         return report
     report.run_id = run_ctx.name

@@ -115,8 +115,11 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
     ``output``/predictions-*.csv and predictions-*.tfrecord.gz; returns the counts and paths."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from core.beam_runners import beam_temp_dir
     from core.config import LOCAL_BEAM_ARGS
 
+    # absolute: another runner's workers resolve a relative path in their own working dir
+    data, output = os.path.abspath(data), output.resolve()
     specs, outputs = _signature(model.path)
     output.mkdir(parents=True, exist_ok=True)
     is_csv = data.endswith(".csv")
@@ -142,7 +145,7 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
     columns = [*inputs, *MODEL_COLUMNS, *outputs]
     from serving.codec.examples import encode
 
-    with beam.Pipeline(options=PipelineOptions(list(beam_args or LOCAL_BEAM_ARGS))) as pipeline:
+    with beam_temp_dir(), beam.Pipeline(options=PipelineOptions(list(beam_args or LOCAL_BEAM_ARGS))) as pipeline:
         if is_csv:
             rows = (pipeline | "ReadCsv" >> beam.io.ReadFromText(data, skip_header_lines=1)
                     | "Parse" >> beam.Map(_csv_rows(header, delimiter)))

@@ -4,7 +4,7 @@ comparators: L-infinity distance for categorical features, approximate Jensen-Sh
 for numeric ones. The training data is found by lineage in ML Metadata: the PushedModel at the
 version's directory <- its Pusher execution <- the Examples it was given."""
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from components.comparators import (
     DEFAULT_CATEGORICAL_THRESHOLD,
@@ -15,6 +15,7 @@ from components.comparators import (
     format_distances,
     set_comparators,
 )
+from core.config import LOCAL_BEAM_ARGS
 from core.home import Home
 
 
@@ -51,22 +52,25 @@ def training_split(home: Home, version_dir: Path, split: str = "train") -> str:
     raise SkewError(f"{version_dir}: its Pusher execution has no input Examples")
 
 
-def _statistics(pattern: str):
+def _statistics(pattern: str, beam_args: Sequence[str]):
+    """TFDV's statistics of the TFRecords at ``pattern``, on the Beam runner ``beam_args`` name."""
     import tensorflow_data_validation as tfdv
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from core.config import LOCAL_BEAM_ARGS
+    from core.beam_runners import beam_temp_dir
 
-    return tfdv.generate_statistics_from_tfrecord(data_location=pattern,
-                                                  pipeline_options=PipelineOptions(list(LOCAL_BEAM_ARGS)))
+    with beam_temp_dir():
+        return tfdv.generate_statistics_from_tfrecord(data_location=pattern,
+                                                      pipeline_options=PipelineOptions(list(beam_args)))
 
 
 def compare(training_pattern: str, serving_pattern: str, categorical_threshold: float = DEFAULT_CATEGORICAL_THRESHOLD,
-            numeric_threshold: float = DEFAULT_NUMERIC_THRESHOLD) -> List[FeatureDistance]:
+            numeric_threshold: float = DEFAULT_NUMERIC_THRESHOLD,
+            beam_args: Sequence[str] = LOCAL_BEAM_ARGS) -> List[FeatureDistance]:
     """One row per feature present in the serving rows (the label never is)."""
     import tensorflow_data_validation as tfdv
 
-    training, serving = _statistics(training_pattern), _statistics(serving_pattern)
+    training, serving = _statistics(training_pattern, beam_args), _statistics(serving_pattern, beam_args)
     schema = tfdv.infer_schema(training)
     served = {f.path.step[0] for f in serving.datasets[0].features}
     set_comparators(schema, SKEW, categorical_threshold, numeric_threshold, features=served)
@@ -74,9 +78,9 @@ def compare(training_pattern: str, serving_pattern: str, categorical_threshold: 
 
 
 def skew_for_version(home: Home, name: str, version: Optional[int] = None, request_log_dir: Optional[Path] = None,
-                     **thresholds) -> tuple:
+                     beam_args: Sequence[str] = LOCAL_BEAM_ARGS, **thresholds) -> tuple:
     """(version, rows logged, per-feature skew) for ``version`` (default: the newest with logs)."""
-    logs = Path(request_log_dir or home.request_logs) / name
+    logs = Path(request_log_dir or home.request_logs).resolve() / name  # workers elsewhere read it too
     versions = sorted(int(p.name) for p in logs.iterdir() if p.name.isdigit() and any(p.glob("*.tfrecord"))) \
         if logs.is_dir() else []
     if not versions:
@@ -87,7 +91,7 @@ def skew_for_version(home: Home, name: str, version: Optional[int] = None, reque
     training = training_split(home, home.model_base_dir(name) / str(version))
     serving = str(logs / str(version) / "*.tfrecord")
     rows = _count(serving)
-    return version, rows, compare(f"{training}/*", serving, **thresholds)
+    return version, rows, compare(f"{training}/*", serving, beam_args=beam_args, **thresholds)
 
 
 def _count(pattern: str) -> int:

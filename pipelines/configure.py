@@ -18,7 +18,8 @@ from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from components.models.families import TRANSFER_FAMILY
 from components.tasks import SINGLE_TARGET_TASKS, TaskSpec
-from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig, beam_args
+from core.beam_runners import BeamOptions, pipeline_args
+from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig
 from core.home import Home
 from pipelines.inputs.preflight import InputDataError, TargetProfile
 from serving.runtime.model_config import is_valid_name
@@ -77,13 +78,6 @@ class ForecastOptions:
     horizon: Optional[int] = None
     series_id: Tuple[str, ...] = ()  # a long table: the columns naming each series
     lookback: Optional[int] = None  # default: from the frequency's season and the horizon
-
-
-@dataclass(frozen=True)
-class BeamOptions:
-    beam_mode: str = "in_memory"
-    beam_workers: int = 1
-    beam_args: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,7 +199,7 @@ def build_config(request: RunRequest) -> PipelineConfig:
         resolved = resolve(request, name, data_path, home, schema.kinds)
         model = _model(request, home, resolved)
         gates = _gates(request, resolved)
-        beam = beam_args(request.beam.beam_mode, request.beam.beam_workers, tuple(request.beam.beam_args))
+        beam = pipeline_args(request.beam)
     except (UnknownTaskError, UnsupportedModelError, InputDataError) as e:
         raise ConfigError(str(e)) from None
     except ValueError as e:  # a bad hyperparameter, Beam mode or span: already one line

@@ -11,7 +11,6 @@ One promotion per model at a time: the first takes ``<home>/promotions/<name>.lo
 fails at once; before writing, the aliases are read again, so a change made meanwhile by another
 machine is refused instead of overwritten.
 """
-import fcntl
 import getpass
 import json
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from components.gate_metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS, OVERALL
+from core.file_lock import held
 from core.home import Home
 from release import mlflow_registry
 from release.mlflow_registry import CANARY, CHALLENGER, CHAMPION
@@ -96,25 +96,11 @@ def history_path(home: Home, name: str) -> Path:
 @contextmanager
 def exclusive(home: Home, name: str) -> Iterator[None]:
     """The model's promotion lock, not waited for: a concurrent promote or rollback fails clearly."""
-    path = home.root / "promotions" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise PromotionError(f"another promotion or rollback of '{name}' is in progress ({holder}); "
-                                 "nothing changed") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()} since {_now()}")
-        lock.flush()
-        try:
-            yield
-        finally:
-            lock.seek(0)
-            lock.truncate()
+    def refuse(holder: str) -> None:
+        raise PromotionError(f"another promotion or rollback of '{name}' is in progress ({holder}); nothing changed")
+
+    with held(home.root / "promotions" / f"{name}.lock", f"pid {os.getpid()} since {_now()}", refuse):
+        yield
 
 
 # --- the gate ------------------------------------------------------------------------------------

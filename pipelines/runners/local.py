@@ -1,9 +1,12 @@
 """Runs a pipeline with LocalDagRunner, then reads back what happened and tracks it in MLflow."""
+import os
+import sys
 import time
 from typing import Optional
 
 from core import run_report
 from core.config import DRIFT_GATE_ID, PipelineConfig
+from core.file_lock import held
 from core.run_report import RunReport
 from pipelines.runners.progress import ProgressLines
 
@@ -19,30 +22,67 @@ def failure_line(report: RunReport, error: str) -> str:
     return f"{where}: {first[:300]} (the run's log has the traceback; --verbose shows it as it comes)"
 
 
-def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[ProgressLines] = None) -> RunReport:
-    """One run, read back from ML Metadata, with its baseline and MLflow tracking; ``progress``
-    (`mlops run`'s watcher) gets the component order and a line for each step after the pipeline."""
-    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+def new_run_id() -> str:
+    """TFX's own run id (the local time, ISO 8601) with this process's id: unique even when two
+    processes start a run of any pipeline in the same microsecond (ML Metadata names the run's
+    context by it alone)."""
+    import datetime
 
+    return f"{datetime.datetime.now().isoformat()}-{os.getpid()}"
+
+
+def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[ProgressLines] = None) -> RunReport:
+    """One run, under its own run id, read back from ML Metadata by that id, with its baseline and
+    MLflow tracking; ``progress`` (`mlops run`'s watcher) gets the component order and a line for
+    each step after the pipeline. Runs of one pipeline on one home wait for each other."""
+    say = progress.say if progress is not None else (lambda text: print(text, file=sys.stderr, flush=True))
+    run_id = new_run_id()
+
+    def wait(holder: str) -> None:  # two at once would read each other's executions, write one SQLite store
+        say(f"waiting for run {holder} of pipeline {config.name} to finish")
+
+    with held(config.home.run_lock(config.name), f"{run_id} (pid {os.getpid()})", wait):
+        report = _execute(config, run_id, progress)
+        _after_run(config, report, track, progress)
+    return report
+
+
+def _execute(config: PipelineConfig, run_id: str, progress: Optional[ProgressLines]) -> RunReport:
+    """LocalDagRunner on the pipeline compiled with ``run_id`` as its pipeline run id (TFX would
+    take the time of day), temporary files in a folder removed after (core.beam_runners)."""
+    from tfx.dsl.compiler import compiler
+    from tfx.dsl.compiler.constants import PIPELINE_RUN_ID_PARAMETER_NAME
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.portable import runtime_parameter_utils
+
+    from core.beam_runners import beam_temp_dir
     from pipelines.pipeline import create_pipeline
 
-    started_ms = int(time.time() * 1000) - 1000
     pipeline = create_pipeline(config)
     if progress is not None:
-        progress.expect([c.id for c in pipeline.components], lambda: run_report.collect(config, started_ms))
+        progress.expect([c.id for c in pipeline.components], lambda: run_report.collect_run(config, run_id))
     error = None
     try:
-        LocalDagRunner().run(pipeline)
+        # TfxRunner.run compiles too, after resolving components' pip dependencies: ours have none
+        ir = compiler.Compiler().compile(pipeline)
+        runtime_parameter_utils.substitute_runtime_parameter(ir, {PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
+        with beam_temp_dir():
+            LocalDagRunner().run_with_ir(ir)
     except Exception as e:  # any component's failure: reported below, with what MLMD recorded
         error = f"{type(e).__name__}: {e}"
     if progress is not None:
         progress.close_run()
-    report = run_report.collect(config, started_ms)
+    report = run_report.collect_run(config, run_id)
     report.error = error
     if error and any(report.state_of(node) == "FAILED" for node in GATE_NODES):
         report.anomalies = error.split(": ", 1)[-1]
     elif error:
         report.error = failure_line(report, error)
+    return report
+
+
+def _after_run(config: PipelineConfig, report: RunReport, track: bool, progress: Optional[ProgressLines]) -> None:
+    """The steps after the pipeline: baseline, teacher comparison, MLflow tracking, model card."""
     steps = []
     if report.metrics:
         steps.append(("baseline (scikit-learn)", lambda: add_baseline(config, report)))
@@ -59,7 +99,6 @@ def run_pipeline(config: PipelineConfig, track: bool = True, progress: Optional[
         outcome = step()
         if progress is not None:
             progress.step(name, outcome or "", time.monotonic() - started)
-    return report
 
 
 def add_baseline(config: PipelineConfig, report: RunReport) -> str:

@@ -150,6 +150,11 @@ class ProgressLines(logging.Handler):
         self.timings.append({"name": name, "kind": "step", "seconds": round(seconds, 3)})
         self._write(line, final=True)
 
+    def say(self, text: str) -> None:
+        """A line of its own, now (e.g. that the run waits for another)."""
+        self.lines.append(text)
+        self._write(text, final=True)
+
     @contextlib.contextmanager
     def timed(self, name: str, outcome: str = "ready") -> Iterator[None]:
         """A step line for the block, written when it ends without an error."""
@@ -215,7 +220,7 @@ def write_timings(path: Path, progress: ProgressLines, command_started: float, p
 def log_file(config: PipelineConfig) -> Path:
     folder = config.home.logs(config.name)
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{time.strftime('%Y%m%d-%H%M%S')}.log"
+    return folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"  # two runs may start in one second
 
 
 @contextlib.contextmanager

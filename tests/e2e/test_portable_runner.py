@@ -1,0 +1,102 @@
+"""Beam's portable runner for real: Beam's Python job service and an EXTERNAL SDK worker pool
+(ops.beam_services, what `make services` starts) on free loopback ports; the default use case runs
+through them (StatisticsGen, Transform, Evaluator and the other Beam steps as portable jobs), pushes
+a model whose gate metric equals a DirectRunner run's within noise, and leaves nothing in the temp
+dir; `mlops score` and `mlops skew` run their Beam pipelines there too."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from components.gate_metrics import OVERALL
+from core.home import Home
+from core.run_report import collect
+from ops import beam_services
+from pipelines.inputs.datasets import USE_CASES
+
+pytestmark = pytest.mark.pipeline
+
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+NAME = "fraud"  # the default use case's pipeline
+AUC_NOISE = 0.02
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory):
+    """The job service and the worker pool, stopped (with the pool's workers) at teardown."""
+    started = beam_services.start(tmp_path_factory.mktemp("beam-services"))
+    yield started
+    beam_services.stop(started)
+    assert not any(beam_services.alive(pid) for pid in started.pids)
+
+
+def _mlops(*args: str, tmp: Path) -> subprocess.CompletedProcess:
+    """`mlops ARGS` with its temporary files in ``tmp`` (empty before), which must be empty after."""
+    tmp.mkdir()
+    done = subprocess.run([MLOPS, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TMPDIR": str(tmp)})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    left = [str(p.relative_to(tmp)) for p in tmp.rglob("*")]
+    assert left == [], f"left in the temp dir: {left[:10]}"
+    return done
+
+
+def _portable(services) -> list:
+    return ["--runner", "portable", "--job-endpoint", services.job_endpoint, "--worker-pool", services.worker_pool]
+
+
+@pytest.fixture(scope="module")
+def runs(services, tmp_path_factory):
+    """(home, report) of the default job on DirectRunner, then on the portable runner."""
+    done = {}
+    for runner, extra in (("direct", []), ("portable", _portable(services))):
+        home = tmp_path_factory.mktemp(f"home-{runner}")
+        _mlops("run", "--home", str(home), "--no-edge", *extra, tmp=tmp_path_factory.mktemp(runner) / "tmp")
+        done[runner] = home, collect(SimpleNamespace(name=NAME, home=Home(home)), 0)
+    return done
+
+
+def test_the_portable_run_pushes_a_model_as_good_as_the_direct_runs(runs, services):
+    (_, direct), (home, portable) = runs["direct"], runs["portable"]
+    assert portable.succeeded and portable.blessed and portable.pushed_now, portable.components
+    assert {c.state for c in portable.components} == {"COMPLETE"}
+    assert abs(portable.metrics[OVERALL]["auc"] - direct.metrics[OVERALL]["auc"]) <= AUC_NOISE
+    assert portable.split_rows == direct.split_rows  # the same split, counted by the portable StatisticsGen
+    log = next((home / "logs" / NAME).glob("*.log")).read_text()  # absl's INFO lines of the run
+    assert "setup_file already includes dependency" in log and "infer TFX Python dependency" not in log
+    staged = list(Path(services.folder, "staging").rglob("*workflow.tar.gz"))  # the project, not TFX
+    assert staged and all(p.stat().st_size < 5_000_000 for p in staged)
+    assert not list(Path(services.folder).rglob("tfx_ephemeral*"))
+
+
+def test_score_and_skew_run_on_the_portable_runner(runs, services, tmp_path):
+    home, report = runs["portable"]
+    data = home / "data" / NAME / f"{NAME}.csv"
+    scored = _mlops("score", NAME, "--home", str(home), "--alias", "challenger", "--data", str(data), "--output",
+                    str(tmp_path / "out"), *_portable(services), tmp=tmp_path / "tmp-score")
+    assert "scored 569 rows" in scored.stdout
+    version = int(Path(report.pushed_path).name)
+    _log_requests(tmp_path / "logs", version, data)
+    skew = _mlops("skew", NAME, "--home", str(home), "--request-log-dir", str(tmp_path / "logs"),
+                  *_portable(services), tmp=tmp_path / "tmp-skew")
+    assert f"version {version}: 569 logged request rows" in skew.stdout and "SKEWED" not in skew.stdout
+
+
+def _log_requests(root: Path, version: int, data: Path) -> None:
+    """What `mlops serve --log-requests 1` writes for the use case's rows (its features are numeric)."""
+    from serving.runtime.request_log import RequestLogger
+
+    with data.open() as f:
+        rows = list(csv.DictReader(f))
+    features = [c for c in rows[0] if c not in dict(USE_CASES[NAME].targets)]
+    logger = RequestLogger(root, 1.0)
+    for start in range(0, len(rows), 50):
+        chunk = rows[start:start + 50]
+        logger.log_rows(NAME, version, {c: np.array([float(r[c]) for r in chunk], np.float32) for c in features})
+    logger.close()
+    assert logger.written == len(rows)
