@@ -12,6 +12,7 @@ from core.beam_runners import ServiceUnreachable, check_services
 from pipelines.configure import (
     BeamOptions,
     ConfigError,
+    ForecastOptions,
     ImageOptions,
     ReadingOptions,
     RunRequest,
@@ -81,6 +82,20 @@ def _transfer_options(group: Any) -> None:
                          help="train the model as a student of this teacher (--hparam temperature=T, distill_alpha=A)")
 
 
+def _forecast_options(group: Any) -> None:
+    """A series of your own (--task forecast --data F): ForecastOptions."""
+    group.add_argument("--time", metavar="COL", help="the time column: dates (YYYY-MM-DD, YYYY/MM/DD, MM/DD/YYYY, "
+                                                    "Unix seconds), years, YYYY-MM, 'YYYY Q1' or decimal years; "
+                                                    "daily, weekly, monthly, quarterly or yearly steps")
+    group.add_argument("--horizon", type=int, metavar="H", help="steps to forecast; the last H of each series are "
+                                                               "the holdout")
+    group.add_argument("--series-id", type=_names, default=(), metavar="COL,...",
+                       help="a long table of many series: the columns naming each series")
+    group.add_argument("--lookback", type=int, metavar="L",
+                       help="points a forecast reads (default: max(2 x season, 2 x horizon), within the shortest "
+                            "series)")
+
+
 def _tuning_options(group: Any) -> None:
     """TuningOptions."""
     from components.models.families import TUNERS
@@ -102,7 +117,7 @@ def pipeline_options() -> argparse.ArgumentParser:
                                         "a folder of spans span-N/ or YYYYMMDD/ (needs --label); or your images: a "
                                         "folder of class folders, or a CSV of paths (with --image-column)")
     command.add_argument("--label", help="the label column of --data (multilabel: A,B,C; multitask: A:TASK,B:TASK)")
-    command.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel or multitask "
+    command.add_argument("--task", help="binary, multiclass, regression, anomaly, multilabel, multitask or forecast "
                                         "(default: inferred from the label)")
     command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
     command.add_argument("--family", help="model family (default: the use case's, else dnn)")
@@ -117,6 +132,7 @@ def pipeline_options() -> argparse.ArgumentParser:
     _image_options(command.add_argument_group("images"))
     _transfer_options(command.add_argument_group("transfer learning and distillation"))
     _tuning_options(command.add_argument_group("tuning"))
+    _forecast_options(command.add_argument_group("forecasting a series (--task forecast)"))
     return command
 
 
@@ -134,7 +150,8 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         family=args.family, hparams=hparams, threshold=args.threshold, max_drop=args.max_drop,
         schemas_dir=args.schemas_dir, edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri,
         reading=_group(ReadingOptions, args), images=_group(ImageOptions, args),
-        transfer=_group(TransferOptions, args), tuning=_group(TuningOptions, args), beam=_group(BeamOptions, args))
+        transfer=_group(TransferOptions, args), tuning=_group(TuningOptions, args), beam=_group(BeamOptions, args),
+        forecast=_group(ForecastOptions, args))
 
 
 def _run_only(run: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -117,6 +117,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return _predict_images(args, target, paths, inputs_of)
     if len(paths) > 1:
         raise UserError("give one .json or .csv file, or image files (.jpg .jpeg .png .bmp .gif)")
+    if paths[0].suffix.lower() == ".csv":
+        from serving.client import series_metadata
+
+        with translated(refused=(ClientError,)):
+            series = series_metadata(args.host, args.rest_port, target)
+        if series is not None:
+            return _predict_series(args, target, paths[0], series, inputs_of)
     with translated(refused=(ClientError,)):  # the server answered no, or is not there
         body, dropped = request_from_file(paths[0], inputs_of)
         if dropped:
@@ -128,6 +135,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             response = predict_rest(args.host, args.rest_port, target, body)
     print_predictions(response)
+    return EXIT_OK
+
+
+def _predict_series(args: argparse.Namespace, target, path: Path, series, inputs_of) -> int:
+    """A forecaster: a history CSV in, each series' future steps out (CSV on stdout)."""
+    from serving.client import ClientError, predict_grpc, predict_rest
+    from serving.codec.periods import FORECAST_OUTPUT
+    from serving.forecast_client import HistoryError, forecast_request, read_history, write_forecasts
+
+    with translated(user=(HistoryError,)):
+        windows = read_history(path, series)
+    body = forecast_request(windows)
+    with translated(refused=(ClientError,)):
+        if args.grpc:
+            quiet_runtime(args.verbose)
+            response = predict_grpc(args.host, args.grpc_port, target, body, *inputs_of())
+        else:
+            response = predict_rest(args.host, args.rest_port, target, body)
+    rows = [row[FORECAST_OUTPUT] if isinstance(row, dict) else row for row in response.get("predictions", [])]
+    write_forecasts(series, windows, rows, sys.stdout)
     return EXIT_OK
 
 

@@ -4,7 +4,9 @@
 Each input split is its own file (train: the earlier years, eval: the later ones), so no window of
 the eval split is seen in training. Parameters come from the component's custom_config, a
 ``google.protobuf.Struct`` packed in ``example_gen_pb2.CustomConfig``: ``column`` (the series),
-``lookback`` (window length) and ``horizon`` (steps to forecast).
+``lookback`` (window length) and ``horizon`` (steps to forecast), and for a table of many series
+``key``, the column naming each row's series: windows are then built within each series, never
+across two.
 """
 import csv
 import json
@@ -23,12 +25,13 @@ from tfx.types import standard_component_specs
 WINDOW, TARGET = "window", "target"
 
 
-def series_config(column: str, lookback: int, horizon: int) -> example_gen_pb2.CustomConfig:
+def series_config(column: str, lookback: int, horizon: int, key: str = "") -> example_gen_pb2.CustomConfig:
+    fields = {"column": struct_pb2.Value(string_value=column), "lookback": struct_pb2.Value(number_value=lookback),
+              "horizon": struct_pb2.Value(number_value=horizon)}
+    if key:  # absent for one series, so the built-in use case's cache key stays what it was
+        fields["key"] = struct_pb2.Value(string_value=key)
     config = example_gen_pb2.CustomConfig()
-    config.custom_config.Pack(struct_pb2.Struct(fields={
-        "column": struct_pb2.Value(string_value=column),
-        "lookback": struct_pb2.Value(number_value=lookback),
-        "horizon": struct_pb2.Value(number_value=horizon)}))
+    config.custom_config.Pack(struct_pb2.Struct(fields=fields))
     return config
 
 
@@ -38,7 +41,8 @@ def _read_config(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
     fields = struct_pb2.Struct()
     config.custom_config.Unpack(fields)
     values = json.loads(json_format.MessageToJson(fields))
-    return {"column": values["column"], "lookback": int(values["lookback"]), "horizon": int(values["horizon"])}
+    return {"column": values["column"], "lookback": int(values["lookback"]), "horizon": int(values["horizon"]),
+            "key": values.get("key", "")}
 
 
 def windows(values: List[float], lookback: int, horizon: int) -> Iterator[tf.train.Example]:
@@ -55,10 +59,13 @@ def _file_windows(path: str, config: Dict[str, Any]) -> Iterator[tf.train.Exampl
         rows = list(csv.DictReader(f))
     if not rows or config["column"] not in rows[0]:
         raise ValueError(f"{path}: series column '{config['column']}' not found")
-    values = [float(row[config["column"]]) for row in rows]
-    if len(values) < config["lookback"] + config["horizon"]:
-        raise ValueError(f"{path}: {len(values)} values, fewer than lookback + horizon")
-    yield from windows(values, config["lookback"], config["horizon"])
+    series: Dict[str, List[float]] = {}
+    for row in rows:  # rows of a series are contiguous and in time order (as staged)
+        series.setdefault(row[config["key"]] if config["key"] else "", []).append(float(row[config["column"]]))
+    for name, values in series.items():
+        if len(values) < config["lookback"] + config["horizon"]:
+            raise ValueError(f"{path}: series {name!r} has {len(values)} values, fewer than lookback + horizon")
+        yield from windows(values, config["lookback"], config["horizon"])
 
 
 @beam.ptransform_fn
@@ -78,13 +85,16 @@ class SeriesExampleGenExecutor(base_example_gen_executor.BaseExampleGenExecutor)
         return _SeriesToWindows
 
 
-def series_example_gen(input_base: str, column: str, lookback: int, horizon: int) -> FileBasedExampleGen:
-    """Train windows from ``train/*.csv``, eval windows from ``eval/*.csv`` under input_base."""
+def series_example_gen(input_base: str, column: str, lookback: int, horizon: int, key: str = "",
+                       validation: bool = False) -> FileBasedExampleGen:
+    """Train windows from ``train/*.csv``, eval windows from ``eval/*.csv`` under input_base, and with
+    ``validation`` the windows of ``valid/*.csv`` (what the Trainer stops early on, so the eval split
+    stays unseen until the Evaluator)."""
+    names = ["train", *(["valid"] if validation else []), "eval"]
     return FileBasedExampleGen(
         input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name="train", pattern="train/*.csv"),
-            example_gen_pb2.Input.Split(name="eval", pattern="eval/*.csv")]),
-        custom_config=series_config(column, lookback, horizon),
+            example_gen_pb2.Input.Split(name=name, pattern=f"{name}/*.csv") for name in names]),
+        custom_config=series_config(column, lookback, horizon, key),
         custom_executor_spec=executor_spec.BeamExecutorSpec(SeriesExampleGenExecutor),
     ).with_id("SeriesExampleGen")

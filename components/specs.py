@@ -44,6 +44,8 @@ class TransformSpec:
     left_out: Mapping[str, str] = field(default_factory=dict)  # column key -> why it is not a feature
     na_values: Tuple[str, ...] = ()  # a user's missing-value tokens beyond the usual ones
     image: Optional[ImageInput] = None
+    season: int = 0  # a user's series: each window is scaled by itself, by its seasonal naive error at this lag
+    horizon: int = 0  # a user's series: the steps forecast (the serving graph has no target to count them)
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -89,6 +91,7 @@ class TrainSpec(TransformSpec):
     pretrained: Mapping[str, Any] = field(default_factory=dict)  # the pretrained base, if any
     distill_from: str = ""  # the teacher's SavedModel dir, if any
     backup_root: str = ""  # where resumable training backups go (the Trainer's only)
+    series_info: Mapping[str, Any] = field(default_factory=dict)  # a user's series: serving.codec.periods.SeriesInfo
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class TuneSpec(TrainSpec):
 
 
 _TABLE_GROUP = {"columns", "names", "left_out", "na_values"}
-_ABSENT_WHEN_EMPTY = {"image", "backup_root"}
+_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info"}
 
 
 def _plain(value: Any) -> Any:

@@ -41,6 +41,7 @@ from components.tasks import get_task
 from components.transform import OOV_BUCKETS
 from serving.codec.columns import write_columns
 from serving.codec.images import ImageInfo, write_image_info
+from serving.codec.periods import SeriesInfo, write_series_info
 
 HISTORY_FILE = "history.json"
 MODEL_FILE = "model.json"
@@ -82,7 +83,8 @@ def head_spec(config: TransformSpec, classes: Mapping[str, List[str]],
               tft_output: tft.TFTransformOutput) -> HeadSpec:
     if config.task == "forecast":
         label = transformed_name(config.targets[0][0])
-        return HeadSpec("forecast", units=int(tft_output.transformed_feature_spec()[label].shape[0]))
+        return HeadSpec("forecast", units=int(tft_output.transformed_feature_spec()[label].shape[0]),
+                        zero_start=config.season > 0)  # a user's series: a correction to the Transform's base forecast
     if config.task == "multilabel":
         return HeadSpec("multilabel", units=len(config.targets))
     if config.task == "multitask":
@@ -312,6 +314,8 @@ def _export(config: TrainSpec, fn_args: FnArgs, model: keras.Model, tft_output: 
         json.dump(description, f, indent=1)
     if image is not None:  # clients and the edge host decode and resize as the graph does
         write_image_info(fn_args.serving_model_dir, image)
+    if config.series_info:  # a forecaster: how clients turn a history CSV into windows and date the answers
+        write_series_info(fn_args.serving_model_dir, SeriesInfo.parse(config.series_info))
     if config.names:  # a user's table: servers and clients accept its original column names
         write_columns(fn_args.serving_model_dir, [list(pair) for pair in config.names], dict(config.left_out), labels,
                       {key: vars(column) for key, column in (config.columns or {}).items()})

@@ -8,6 +8,7 @@ from components.specs import ColumnSpec, ImageInput, TrainSpec, TransformSpec, T
 from components.tasks import TaskSpec, get_task
 from core.home import Home
 from serving.codec.images import FILE_FEATURE, IMAGE_FEATURE
+from serving.codec.periods import SeriesInfo, TimeAxis
 
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")  # DirectRunner's running modes
 DIRECT_RUNNER_DEFAULTS = ("in_memory", 1)  # Beam's own defaults for DirectRunner's mode and workers
@@ -108,6 +109,38 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class SeriesSpec:
+    """A user's series table (``--task forecast --time COL``) as the preflight read it: how to read
+    it again, its axis, windows and series; ``prepare_inputs`` stages it split by time
+    (``pipelines.inputs.series_tables``) for the series ExampleGen."""
+    source: Path
+    staged: Path  # the folder of train/ and eval/ files the series ExampleGen reads
+    time: str  # the columns as the user named them
+    label: str
+    series_id: Tuple[str, ...]
+    frequency: str  # daily | weekly | monthly | quarterly | yearly
+    season: int
+    time_format: str  # serving.codec.periods.TimeAxis.format
+    anchor: int
+    lookback: int
+    lookback_reason: str
+    horizon: int
+    series: int  # how many series
+    rows: int
+    filled: int = 0  # points interpolated over gaps and missing values
+    first_gap: str = ""
+    delimiter: Optional[str] = None
+    encoding: str = "utf-8"
+    na_values: Tuple[str, ...] = ()
+
+    @property
+    def info(self) -> SeriesInfo:
+        """What the exported model carries for clients (serving.codec.periods.SeriesInfo)."""
+        axis = TimeAxis(self.time_format, self.frequency, self.anchor)
+        return SeriesInfo(self.time, self.label, self.series_id, axis, self.lookback, self.horizon)
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     data_path: Path  # CSV (CsvExampleGen), TFRecord (ImportExampleGen) or a series folder (SeriesExampleGen)
@@ -140,6 +173,7 @@ class PipelineConfig:
     images: Optional[ImageSpec] = None  # a user's images (--data DIR of class folders, or a CSV of paths)
     pretrained: Mapping[str, Any] = field(default_factory=dict)  # source, weights | model_dir, version
     distill_from: Mapping[str, Any] = field(default_factory=dict)  # source, model_dir, version (the teacher)
+    series_table: Optional[SeriesSpec] = None  # a user's series (--task forecast --time COL)
 
     @property
     def mlflow_uri(self) -> str:
@@ -169,13 +203,16 @@ class PipelineConfig:
                              tensors={name: tuple(shape) for name, shape in self.tensors.items()}, columns=columns,
                              names=tuple(tuple(pair) for pair in table.columns) if table else (),
                              left_out=dict(table.left_out) if table else {},
-                             na_values=tuple(table.na_values) if table else (), image=image)
+                             na_values=tuple(table.na_values) if table else (), image=image,
+                             season=self.series_table.season if self.series_table else 0,
+                             horizon=self.series_table.horizon if self.series_table else 0)
 
     def train_spec(self, backup_root: str = "") -> TrainSpec:
         """What run_fn needs: the Transform's spec, the family, overrides, the data's size, transfer."""
         return TrainSpec(**vars(self.transform_spec()), family=self.family, hparams=dict(self.hparams), rows=self.rows,
                          pretrained=dict(self.pretrained), distill_from=self.distill_from.get("model_dir", ""),
-                         backup_root=backup_root)
+                         backup_root=backup_root,
+                         series_info=self.series_table.info.as_json() if self.series_table else {})
 
     def tune_spec(self) -> TuneSpec:
         return TuneSpec(**vars(self.train_spec()), tuner=self.tuner or "", max_trials=self.max_trials)
@@ -202,6 +239,11 @@ class PipelineConfig:
             params.update({"data.source": str(self.table.source), "data.read_as": self.table.description,
                            "data.task_reason": self.table.task_reason,
                            "data.left_out": ",".join(f"{k}:{why}" for k, why in self.table.left_out.items())})
+        if self.series_table:
+            spec = self.series_table
+            params.update({"data.source": str(spec.source), "series.count": spec.series, "series.frequency":
+                           spec.frequency, "series.lookback": spec.lookback, "series.horizon": spec.horizon,
+                           "series.filled": spec.filled})
         if self.images:
             params.update({"data.source": str(self.images.source), "data.images": self.images.images,
                            "data.classes": len(self.images.classes), "image.size": self.images.size,

@@ -2,7 +2,7 @@
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -54,6 +54,7 @@ class RunReport:
     drift: Dict = field(default_factory=dict)  # DriftGate's report when the span was accepted
     baseline: Dict = field(default_factory=dict)  # a scikit-learn baseline on the same split: model, metric, value
     teacher: Dict = field(default_factory=dict)  # distillation: teacher and student side by side
+    holdout: Any = None  # a user's series: release.forecast_holdout.HoldoutComparison
     split_rows: Dict[str, int] = field(default_factory=dict)  # split -> rows, from StatisticsGen
     eval_rows: Dict[str, int] = field(default_factory=dict)  # the Evaluator's {"rows", "used"} (a sample if fewer)
     schema_features: Optional[int] = None  # features in the schema the run validated against

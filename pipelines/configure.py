@@ -72,6 +72,15 @@ class TuningOptions:
 
 
 @dataclass(frozen=True)
+class ForecastOptions:
+    """A user's series (--task forecast with --data): which column is the time, how far to forecast."""
+    time: Optional[str] = None
+    horizon: Optional[int] = None
+    series_id: Tuple[str, ...] = ()  # a long table: the columns naming each series
+    lookback: Optional[int] = None  # default: from the frequency's season and the horizon
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """What a user asks of one pipeline, as given (names, flags); ``build_config`` checks it."""
     use_case: Optional[str] = None  # a built-in use case (default: the default job) ...
@@ -93,6 +102,7 @@ class RunRequest:
     transfer: TransferOptions = TransferOptions()
     tuning: TuningOptions = TuningOptions()
     beam: BeamOptions = BeamOptions()
+    forecast: ForecastOptions = ForecastOptions()
 
 
 def parse_hparams(pairs) -> dict:
@@ -155,6 +165,7 @@ class ResolvedInput:
     layout: Any = None  # pipelines.inputs.spans.SpanLayout of span folders
     span: Optional[int] = None
     window: int = 1
+    series: Any = None  # core.config.SeriesSpec of a user's series
 
 
 @dataclass(frozen=True)
@@ -211,6 +222,8 @@ def _input_kind(request: RunRequest) -> Tuple[str, Optional[Path], Callable[...,
         if not request.label and not images:
             raise ConfigError("--data needs --label (the column to predict)")
         name, resolve = request.name or default_name(data_path), _image_input if images else _table_input
+        if _is_series(request, images):
+            resolve = _series_input
     else:
         usecase_name = request.use_case or datasets.DEFAULT_USE_CASE
         if usecase_name not in datasets.USE_CASES:
@@ -353,13 +366,15 @@ def _pipeline_config(request: RunRequest, home: Home, name: str, schema: Curated
         family=model.family, hparams=dict(model.hparams), schema_path=schema.pinned, gate_thresholds=dict(gates),
         max_metric_drop=request.max_drop, enable_cache=request.cache, slice_features=resolved.slices,
         input_format=usecase.input_format, tensors=usecase.tensors, series=usecase.series, tuner=request.tuning.tune,
-        max_trials=request.tuning.max_trials, warm_start=request.tuning.warm_start, edge=request.edge,
+        max_trials=request.tuning.max_trials, warm_start=request.tuning.warm_start,
+        edge=request.edge and (resolved.series is None or FORECAST_EDGE),
         tracking_uri=home.tracking_uri(request.tracking_uri), beam_args=beam,
         span_pattern=resolved.layout.pattern if resolved.layout else "", span=resolved.span,
         window_spans=resolved.window, use_case=usecase.name if resolved.builtin else "",
         pretrained={k: v for k, v in model.pretrained.items() if k != "image_size"},
         distill_from={k: v for k, v in model.teacher.items() if k != "image_size"},
         schema_source=schema.source, table=resolved.table, rows=resolved.rows, images=model.images,
+        series_table=resolved.series,
     )
 
 
@@ -579,6 +594,8 @@ def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
     config.home.root.mkdir(parents=True, exist_ok=True)  # ML Metadata's SQLite file goes here
     if config.use_case:
         materialize(USE_CASES[config.use_case], config.home.data_dir(config.name))
+    if config.series_table:
+        stage_series_input(config.series_table)
     if config.table:
         from pipelines.inputs.staging import stage
         from pipelines.inputs.tables import open_table
@@ -613,3 +630,93 @@ def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
     if config.schema_source:
         pinned_copy(config.schema_source, config.home.curated_schemas(config.name))
     return config
+
+
+# A user's series (--task forecast --data F --time COL --horizon H): windows scaled by themselves
+# (components.transform.window_scaled_features), so the Evaluator's MAE of the scaled target is a
+# MASE and the gate "MASE < 1" beats the seasonal naive forecast's in-sample error.
+FORECAST_GATE = 1.0
+FORECAST_FAMILY = "dnn"  # the window flattened, wide & deep; see docs/models.md for the measurements
+FORECAST_HPARAMS = {"epochs": 200, "patience": 20, "batch_size": 16}
+# The TF Lite export folds a Transform that is linear in the raw inputs; a window scaled by its own
+# mean and seasonal error is not, so a user's forecaster ships the SavedModel only.
+FORECAST_EDGE = False
+
+
+def _is_series(request: RunRequest, images: bool) -> bool:
+    """--task forecast on --data: a series table, which needs --time and --horizon."""
+    given = [flag for flag, value in (("--time", request.forecast.time), ("--horizon", request.forecast.horizon),
+                                      ("--series-id", request.forecast.series_id),
+                                      ("--lookback", request.forecast.lookback)) if value]
+    if request.task != "forecast":
+        if given:
+            raise ConfigError(f"{given[0]} goes with --task forecast")
+        return False
+    if images:
+        return False  # the image resolver names what images take
+    if not request.forecast.time or request.forecast.horizon is None:
+        raise ConfigError("--task forecast on --data needs --time COL (the time column) and --horizon H (the steps "
+                          "to forecast)")
+    return True
+
+
+def _series_input(request: RunRequest, name: str, data_path: Path, home: Home, schema_kinds) -> ResolvedInput:
+    """A user's series: read, checked and described; staged by ``prepare_inputs``."""
+    from pipelines.inputs import datasets
+    from pipelines.inputs.series_tables import SERIES_COLUMN, VALUE_COLUMN
+
+    if request.reading.span or request.reading.window:
+        raise ConfigError("--span and --window read span folders of a table; a series is one file or folder")
+    spec = _series_spec(request, data_path, home.data_dir(name) / "series")
+    label = "target"
+    usecase = datasets.UseCase(
+        name, "forecast", ((label, "forecast"),), "", list, input_format="series",
+        series={"column": VALUE_COLUMN, "lookback": spec.lookback, "horizon": spec.horizon, "key": SERIES_COLUMN,
+                "validation": True},
+        # the training defaults hold for every family (--family picks one; --hparam still overrides)
+        tensors={"window": (spec.lookback, 1)}, family=request.family or FORECAST_FAMILY, hparams=FORECAST_HPARAMS,
+        gate_thresholds={label: FORECAST_GATE})
+    return ResolvedInput(usecase, spec.staged, {}, (), rows=spec.rows, series=spec)
+
+
+def _series_spec(request: RunRequest, data_path: Path, staged: Path):
+    from core.config import SeriesSpec
+    from pipelines.inputs.tables import open_table
+
+    options = request.forecast
+    profile = _series_profile(open_table(data_path, request.reading.delimiter, request.reading.encoding),
+                              request.label, options, request.reading.na_values)
+    axis = profile.axis
+    return SeriesSpec(
+        source=data_path, staged=staged, time=options.time, label=request.label, series_id=tuple(options.series_id),
+        frequency=axis.frequency, season=axis.season, time_format=axis.format, anchor=axis.anchor,
+        lookback=profile.lookback, lookback_reason=profile.lookback_reason, horizon=profile.horizon,
+        series=len(profile.series), rows=profile.rows, filled=profile.filled, first_gap=profile.first_gap,
+        delimiter=request.reading.delimiter, encoding=request.reading.encoding,
+        na_values=tuple(request.reading.na_values))
+
+
+def _series_profile(source, label: str, options: ForecastOptions, na_values):
+    from pipelines.inputs.series_tables import SeriesOptions, profile_series
+
+    return profile_series(source, label, SeriesOptions(options.time, options.horizon, tuple(options.series_id),
+                                                       options.lookback), tuple(na_values))
+
+
+def series_profile_again(spec):
+    """The series of a ``SeriesSpec`` read again (the preflight keeps no values in the config)."""
+    from pipelines.inputs.tables import open_table
+
+    source = open_table(spec.source, spec.delimiter, spec.encoding)
+    options = ForecastOptions(spec.time, spec.horizon, spec.series_id, spec.lookback)
+    try:
+        return _series_profile(source, spec.label, options, spec.na_values)
+    except InputDataError as e:  # the file changed since the preflight
+        raise ConfigError(str(e)) from None
+
+
+def stage_series_input(spec) -> None:
+    """Writes the staged split of the series (pipelines.inputs.series_tables.stage_series)."""
+    from pipelines.inputs.series_tables import stage_series
+
+    stage_series(series_profile_again(spec), spec.staged)

@@ -179,9 +179,12 @@ def _training_stages(config: PipelineConfig, where: Locations, transform: Transf
     training_inputs = {"examples": transform.outputs["transformed_examples"],
                        "transform_graph": transform.outputs["transform_graph"], "schema": schema}
     nodes: List[Any] = []
+    # a user's series stops early (and tunes) on the windows before its holdout, never on the holdout
+    selection_split = "valid" if config.series.get("validation") else "eval"
     if config.tuner:
         tuner = Tuner(tuner_fn=TUNER_FN, train_args=trainer_pb2.TrainArgs(splits=["train"]),
-                      eval_args=trainer_pb2.EvalArgs(splits=["eval"]), custom_config=config.tune_spec().to_dict(),
+                      eval_args=trainer_pb2.EvalArgs(splits=[selection_split]),
+                      custom_config=config.tune_spec().to_dict(),
                       **training_inputs)
         training_inputs["hyperparameters"] = tuner.outputs["best_hyperparameters"]
         nodes.append(tuner)
@@ -193,6 +196,8 @@ def _training_stages(config: PipelineConfig, where: Locations, transform: Transf
         ).with_id(WARM_START_RESOLVER_ID)
         training_inputs["base_model"] = warm_start_resolver.outputs["model"]
         nodes.append(warm_start_resolver)
+    if selection_split != "eval":
+        training_inputs["eval_args"] = trainer_pb2.EvalArgs(splits=[selection_split])
     trainer = Trainer(run_fn=RUN_FN, custom_config=config.train_spec(where.training_backups).to_dict(),
                       **training_inputs)
     return [*nodes, trainer]

@@ -42,6 +42,8 @@ def format_input(config: PipelineConfig) -> List[str]:
     """What the preflight made of a user's table: how it was read, names, roles, the task."""
     if config.images is not None:
         return format_images(config)
+    if config.series_table is not None:
+        return format_series(config.series_table)
     table = config.table
     if table is None:
         return []
@@ -63,6 +65,22 @@ def format_input(config: PipelineConfig) -> List[str]:
         lines.append(f"read as: {', '.join(special)}")
     sliced = ", ".join(table.name_of(key) for key in config.slice_features) or "none"
     lines.append(f"evaluation slices: {sliced} (--slice COL,... to choose)")
+    return lines
+
+
+def format_series(spec) -> List[str]:
+    """What the preflight made of a user's series (core.config.SeriesSpec)."""
+    keyed = f" keyed by {', '.join(spec.series_id)}" if spec.series_id else ""
+    lines = [f"data: {spec.source} ({spec.rows} rows; {spec.series} series{keyed}; time '{spec.time}' read as "
+             f"{spec.time_format.replace('_', ' ')}, {spec.frequency}, season {spec.season})",
+             f"forecast: '{spec.label}', {spec.horizon} steps from {spec.lookback} (lookback: {spec.lookback_reason}); "
+             f"split by time: each series' last {spec.horizon} points are the eval targets",
+             "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below 1 "
+             "(--threshold to change)",
+             "TF Lite: left out (each window is scaled by its own level and seasonal error, which the edge "
+             "export's linear folding of the Transform cannot express)"]
+    if spec.filled:
+        lines.insert(1, f"filled by interpolation: {spec.filled} missing points (first: {spec.first_gap})")
     return lines
 
 
@@ -189,4 +207,8 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
         lines += format_edge(report.edge)
     if report.teacher:
         lines += format_teacher(report.teacher)
+    if report.holdout is not None:
+        from release.forecast_holdout import comparison_lines
+
+        lines += comparison_lines(report.holdout)
     return "\n".join(lines + format_release(config, report))

@@ -93,6 +93,40 @@ def _caveats(config: PipelineConfig, report: RunReport, slices: Sequence[Mapping
     return caveats
 
 
+def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, Any]]:
+    """A user's series: how it was read and windowed, and the holdout beside seasonal naive and ETS."""
+    spec = config.series_table
+    if spec is None:
+        return None
+    holdout = report.holdout
+    scores = {} if holdout is None else {
+        name: vars(value) for name, value in (("model", holdout.model), ("seasonal naive", holdout.seasonal_naive),
+                                              (f"ETS ({', '.join(sorted(set(holdout.ets_models))[:3])})", holdout.ets))
+        if value is not None}
+    return {"series": spec.series, "series_id": list(spec.series_id), "time": spec.time,
+            "time_format": spec.time_format, "frequency": spec.frequency, "season": spec.season,
+            "lookback": spec.lookback, "lookback_reason": spec.lookback_reason, "horizon": spec.horizon,
+            "filled": spec.filled, "first_gap": spec.first_gap, "holdout": scores,
+            "ets_series": holdout.ets_series if holdout else 0,
+            "edge": "left out: each window is scaled by its own level and seasonal error, which the TF Lite "
+                    "export's linear folding of the Transform cannot express"}
+
+
+def _forecast_html(forecast: Optional[Mapping[str, Any]]) -> str:
+    if not forecast:
+        return ""
+    facts = _pairs({"series": forecast["series"], "keyed by": ", ".join(forecast["series_id"]) or "-",
+                    "time": f"{forecast['time']} ({forecast['time_format']}, {forecast['frequency']}, season "
+                            f"{forecast['season']})",
+                    "horizon": forecast["horizon"],
+                    "lookback": f"{forecast['lookback']} ({forecast['lookback_reason']})",
+                    "points filled": forecast["filled"], "TF Lite": forecast["edge"]})
+    rows = [(_e(name), _number(s["mae"]), _number(s["rmse"]), _number(s["smape"], 2), _number(s["mase"], 3))
+            for name, s in forecast["holdout"].items()]
+    return ("<h3>Forecasts on the holdout (each series' last horizon points, in its units)</h3>" + facts
+            + _table(("forecaster", "MAE", "RMSE", "sMAPE %", "MASE"), rows))
+
+
 def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200) -> Dict[str, Any]:
     """The card's facts, every number from the run's report (ML Metadata, the Trainer's history, TFMA,
     EdgeExport, MLflow)."""
@@ -101,7 +135,7 @@ def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200
     edge = _edge(report, timing_runs)
     info = report.model_info
     source = (str(config.table.source) if config.table else str(config.images.source) if config.images
-              else config.use_case or str(config.data_path))
+              else str(config.series_table.source) if config.series_table else config.use_case or str(config.data_path))
     lineage_ids = {c.node: c.execution_id for c in report.components}
     return {
         "name": config.name,
@@ -122,6 +156,7 @@ def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200
         "evaluation": {"gates": gates, "slices": slices, "blessed": report.blessed,
                        "blessing_reason": report.blessing_reason, "baseline": report.baseline},
         "edge": edge,
+        "forecast": _forecast(config, report),
         "lineage": {"mlmd_run": report.run_id, "mlmd_executions": lineage_ids,
                     "trainer_model": report.artifact_uris.get("Trainer", {}).get("Model"),
                     "mlflow_run": report.mlflow_run_id, "tracking_uri": config.mlflow_uri,
@@ -251,7 +286,8 @@ def render_html(card: Mapping[str, Any]) -> str:
         + _bars(evaluation["slices"], evaluation["gates"])
         + (f"<p>scikit-learn baseline on the same split: {_e(evaluation['baseline'].get('model'))} "
            f"{_e(evaluation['baseline'].get('metric'))} {_number(evaluation['baseline'].get('value'))}</p>"
-           if evaluation["baseline"].get("value") is not None else ""),
+           if evaluation["baseline"].get("value") is not None else "")
+        + _forecast_html(card.get("forecast")),
         "edge": _edge_table(card["edge"]),
         "lineage": _pairs({"ML Metadata run": lineage["mlmd_run"], "Trainer model": lineage["trainer_model"],
                            "MLflow run": lineage["mlflow_run"], "tracking URI": lineage["tracking_uri"],
@@ -300,6 +336,9 @@ def card_summary(card: Mapping[str, Any]) -> List[str]:
              f"{card['model']['epochs_run']} epochs (best {card['model']['best_epoch']})",
              f"evaluation: {'blessed' if evaluation['blessed'] else 'not blessed'} ({evaluation['blessing_reason']})"]
     lines += [f"  {s['slice']:<28} {s['metric']} {s['value']:.4f}" for s in evaluation["slices"][:8]]
+    forecast = card.get("forecast") or {}
+    lines += [f"holdout ({forecast['horizon']} steps of {forecast['series']} series): {name} MAE {s['mae']:.4g} "
+              f"MASE {s['mase']:.3f}" for name, s in forecast.get("holdout", {}).items()]
     lines += [f"edge: {v['variant']} {(v['size_bytes'] or 0) / 1024:.1f} KiB "
               f"{'shipped' if v['shipped'] else 'left out'}" for v in card["edge"]]
     lines.append(f"lineage: MLflow run {lineage['mlflow_run']}, registry version {lineage['registry_version']}, "

@@ -74,6 +74,12 @@ def _metrics(report: RunReport, facts: DataFacts, now: int) -> List:
     metrics += [Metric(k, v, now, 0) for k, v in facts.metrics.items()]
     if report.baseline.get("value") is not None:
         metrics.append(Metric(f"eval_baseline_{report.baseline['metric']}", report.baseline["value"], now, 0))
+    holdout = report.holdout  # a user's series: MAE, RMSE, sMAPE, MASE in its units, beside the baselines
+    if holdout is not None:
+        metrics += [Metric(f"holdout_{who}_{key}", float(value), now, 0)
+                    for who, scores in (("model", holdout.model), ("seasonal_naive", holdout.seasonal_naive),
+                                        ("ets", holdout.ets)) if scores is not None
+                    for key, value in vars(scores).items()]
     for variant, entry in report.edge.get("variants", {}).items():
         metrics += [Metric(f"edge_{variant}_{key}", float(entry[key]), now, 0)
                     for key in ("size_bytes", "max_abs_diff", "metric_drop", "value") if entry.get(key) is not None]

@@ -165,6 +165,15 @@ def image_metadata(host: str, rest_port: int, target: Target) -> Dict[str, Any]:
     return metadata["metadata"].get("image") or {}
 
 
+def series_metadata(host: str, rest_port: int, target: Target):
+    """A forecaster's series info (``mlops serve``'s /metadata), or None for any other model."""
+    from serving.codec.periods import SeriesInfo
+
+    metadata = _http(target.url(rest_port, "/metadata"), context=target.ssl_context())
+    document = metadata["metadata"].get("series")
+    return SeriesInfo.parse(document) if document else None
+
+
 def print_image_predictions(paths: Sequence[Path], response: Dict[str, Any], class_names: Sequence[str] = (),
                             out: Optional[TextIO] = None) -> None:
     """One line per file: the top class (by name when the model gives names) and its score."""

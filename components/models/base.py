@@ -52,6 +52,8 @@ class HeadSpec:
     units: int = 1
     subheads: Tuple[Tuple[str, str, int], ...] = ()
     loss_weights: Mapping[str, float] = field(default_factory=dict)
+    # a correction to a forecast the Transform made (a user's series): it starts at 0, i.e. at that forecast
+    zero_start: bool = False
 
 
 def regularizer(hp: Mapping[str, Any]) -> Optional[keras.regularizers.Regularizer]:
@@ -118,7 +120,7 @@ def embedding_endpoint(x: Any) -> Any:
     return keras.layers.Activation("linear", name=EMBEDDING)(x)
 
 
-def _single_head(x: Any, task: str, units: int, name: str) -> Any:
+def _single_head(x: Any, task: str, units: int, name: str, zero_start: bool = False) -> Any:
     if task == "binary":
         return keras.layers.Dense(1, activation="sigmoid", name=name)(x)
     if task == "multiclass":
@@ -128,10 +130,11 @@ def _single_head(x: Any, task: str, units: int, name: str) -> Any:
     if task == "regression":
         return keras.layers.Dense(1, name=name)(x)
     if task == "forecast":
+        start = "zeros" if zero_start else "glorot_uniform"  # Keras' default
         if len(x.shape) == 3:  # a decoder's per-step output [T, units] (seq2seq)
-            x = keras.layers.TimeDistributed(keras.layers.Dense(1), name=f"{name}_steps")(x)
+            x = keras.layers.TimeDistributed(keras.layers.Dense(1, kernel_initializer=start), name=f"{name}_steps")(x)
             return keras.layers.Flatten(name=name)(x)
-        return keras.layers.Dense(units, name=name)(x)
+        return keras.layers.Dense(units, kernel_initializer=start, name=name)(x)
     raise ValueError(f"no head for task '{task}'")
 
 
@@ -142,8 +145,8 @@ def task_head(x: Any, head: HeadSpec) -> Any:
         x = embedding_endpoint(x)
         return {name: _single_head(x, task, units, name) for name, task, units in head.subheads}
     if head.task == "forecast" and len(x.shape) == 3:
-        return _single_head(x, head.task, head.units, "predictions")  # per-step decoder states
-    return _single_head(embedding_endpoint(x), head.task, head.units, "predictions")
+        return _single_head(x, head.task, head.units, "predictions", head.zero_start)  # per-step decoder states
+    return _single_head(embedding_endpoint(x), head.task, head.units, "predictions", head.zero_start)
 
 
 LOSSES = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",

@@ -395,9 +395,9 @@ def _role(key: str, kind: ColumnKind, stats: _ColumnStats, sample: _Sample, labe
 def _task(path, columns: ColumnMap, label_keys: Sequence[str], kinds: Mapping[str, ColumnKind],
           stats: Mapping[str, _ColumnStats], task_name: Optional[str]) -> Tuple[str, str]:
     if task_name == "forecast":
-        raise InputDataError(f"{path}: --task forecast runs on the built-in 'sunspots' use case; a CSV of your own "
-                             f"is not forecast yet (--task regression predicts '{columns.name(label_keys[0])}' from "
-                             "the other columns)")
+        # series are read by pipelines.inputs.series_tables (configure sends --task forecast there)
+        raise InputDataError(f"{path}: --task forecast reads '{columns.name(label_keys[0])}' as a series: give --time "
+                             "COL and --horizon H")
     if task_name == "multilabel" and len(label_keys) < 2:
         raise InputDataError(f"{path}: --task multilabel needs two or more 0/1 label columns (--label A,B,...); "
                              f"one label is --task binary")

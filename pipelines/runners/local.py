@@ -86,6 +86,8 @@ def _after_run(config: PipelineConfig, report: RunReport, track: bool, progress:
     steps = []
     if report.metrics:
         steps.append(("baseline (scikit-learn)", lambda: add_baseline(config, report)))
+    if config.series_table and report.metrics:
+        steps.append(("holdout forecasts", lambda: add_holdout(config, report)))
     if report.model_info.get("distillation") and report.pushed_path:
         steps.append(("teacher comparison", lambda: add_teacher_comparison(report)))
     if track:
@@ -112,6 +114,26 @@ def add_baseline(config: PipelineConfig, report: RunReport) -> str:
         return "none for this task"
     report.baseline = {"model": baseline.model, "metric": baseline.metric, "value": baseline.value}
     return f"{baseline.model}: {baseline.metric} {baseline.value:.4f}"
+
+
+def add_holdout(config: PipelineConfig, report: RunReport) -> str:
+    """A user's series: the model, seasonal naive and ETS on each series' holdout, in its units."""
+    from pathlib import Path
+
+    from pipelines.configure import series_profile_again
+    from pipelines.inputs.series_tables import holdout_split
+    from release.forecast_holdout import compare_on_holdout
+
+    spec = config.series_table
+    model_dir = report.pushed_path
+    if not model_dir:
+        trained = report.artifact_uris.get("Trainer", {}).get("Model")
+        model_dir = str(Path(trained) / "Format-Serving") if trained else None
+    comparison = compare_on_holdout(model_dir, holdout_split(series_profile_again(spec)), spec.lookback, spec.horizon,
+                                    spec.season)
+    report.holdout = comparison
+    return f"MASE model {comparison.model.mase:.3f}, seasonal naive {comparison.seasonal_naive.mase:.3f}, " \
+           f"ETS {comparison.ets.mase:.3f}" if comparison.model else "baselines only"
 
 
 def add_teacher_comparison(report: RunReport) -> None:

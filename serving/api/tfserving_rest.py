@@ -62,6 +62,8 @@ def _metadata(plane: DataPlane, spec: ModelSpec) -> Answer:
         metadata["columns"] = model.servable.columns.as_json()
     if model.servable.image is not None:  # ours too: what the image model resizes to, its classes
         metadata["image"] = model.servable.image.as_json()
+    if model.servable.series is not None:  # ours too: how a forecaster reads a history CSV
+        metadata["series"] = model.servable.series.as_json()
     return json_answer(200, {"model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
                              "metadata": metadata})
 

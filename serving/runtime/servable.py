@@ -20,6 +20,7 @@ from tensorflow.python.saved_model import loader_impl
 
 from serving.codec.columns import read_columns
 from serving.codec.images import read_image_info
+from serving.codec.periods import read_series_info
 from serving.codec.signature import Signature, TensorSpecInfo, tensor_spec
 from serving.errors import ServingError, invalid
 
@@ -131,6 +132,7 @@ class Servable:
         self._inlinable = ops.isdisjoint(LOOP_OPS)
         self.columns = read_columns(self.path)  # original column names -> the signatures' keys
         self.image = read_image_info(self.path)  # an image model's input size and class names
+        self.series = read_series_info(self.path)  # a forecaster's history columns and time axis
 
     def close(self) -> None:
         self._session.close()

@@ -124,3 +124,30 @@ def test_z_scores_of_columns_missing_for_whole_batches(tmp_path):
                                atol=1e-4)
     assert not _column(transformed, "late_xf")[:2000].any()  # missing -> the mean
     np.testing.assert_allclose(_column(transformed, "full_xf"), (full - full.mean()) / full.std(), atol=1e-4)
+
+
+@pytest.mark.parametrize("season, length", [(12, 24), (4, 6), (1, 10)])
+def test_a_series_window_is_scaled_by_its_own_seasonal_naive_error(season, length):
+    """The gate's MASE: a scaled target's error is the forecast's error over the window's in-sample
+    seasonal naive MAE, release.forecast_baselines.mase_scale's rule (lag 1 under two seasons); the
+    base is the window's seasonal profile on its last season's level; the served forecast undoes both."""
+    from components.features import FORECAST_OFFSET, FORECAST_SCALE
+    from release.forecast_baselines import mase_scale
+
+    rng = np.random.default_rng(season)
+    windows = rng.uniform(10, 1000, (3, 1)) * (1 + 0.3 * np.sin(np.arange(length) * 2 * np.pi / max(season, 2))
+                                                + rng.normal(0, 0.05, (3, length)))
+    targets = rng.uniform(10, 1000, (3, 5))
+    out = transform.window_scaled_features({"window": tf.constant(windows, tf.float32),
+                                            "target": tf.constant(targets, tf.float32)},
+                                           "window", [length, 1], "target", season, 5)
+    scale, base = out[FORECAST_SCALE].numpy().reshape(-1), out[FORECAST_OFFSET].numpy()
+    np.testing.assert_allclose(scale, [mase_scale(w, season) for w in windows], rtol=1e-4)
+    lag = season if 2 * season <= length else 1
+    seasons = windows[:, length - (length // lag) * lag:].reshape(3, -1, lag)
+    profile = (seasons - seasons.mean(axis=2, keepdims=True)).mean(axis=1)
+    expected = seasons[:, -1].mean(axis=1, keepdims=True) + profile[:, [step % lag for step in range(5)]]
+    np.testing.assert_allclose(base, expected, rtol=1e-4)
+    scaled = out[transform.transformed_name("target")].numpy()
+    np.testing.assert_allclose(np.abs(scaled), np.abs(targets - expected) / scale[:, None], rtol=1e-3)
+    assert out[transform.transformed_name("window")].shape == (3, length, 1)

@@ -72,6 +72,11 @@ BAD_INPUTS = [
     ("bad hparam", _good, [*BINARY, "--hparam", "depth=deep"], "depth='deep': expected a int"),
     ("hparam without =", _good, [*BINARY, "--hparam", "depth"], "--hparam 'depth': expected KEY=VALUE"),
     ("unknown use case", None, ["nosuchcase"], "unknown use case 'nosuchcase'"),
+    ("--time without forecast", _good, [*BINARY, "--time", "when"], "--time goes with --task forecast"),
+    ("no such --time column", _good, ["--label", "amount", "--task", "forecast", "--time", "when", "--horizon", "3"],
+     "--time column 'when' not found"),
+    ("--time not a time", _good, ["--label", "amount", "--task", "forecast", "--time", "segment", "--horizon", "3"],
+     "--time column 'segment':"),
 ]
 # Every --task against a table that does not fit it: refused by the preflight, never by a library
 # halfway through the pipeline ('amount' is a continuous number, 'segment' text).
@@ -87,7 +92,8 @@ MISFITS = [
     ("multitask", ["--label", "is_fraud,segment"], "multitask needs COLUMN:TASK pairs"),
     ("multitask", ["--label", "is_fraud:binary,segment:regression"],
      "task 'regression' needs a numeric label; 'segment' holds text"),
-    ("forecast", ["--label", "amount"], "--task forecast runs on the built-in 'sunspots' use case"),
+    ("forecast", ["--label", "amount"], "--task forecast on --data needs --time COL (the time column) and "
+                                        "--horizon H"),
 ]
 BAD_INPUTS += [(f"--task {task} on {' '.join(args)}", _good, [*args, "--task", task], message)
                for task, args, message in MISFITS]

@@ -1,0 +1,68 @@
+"""A forecaster on its holdout, beside the forecasts it has to beat: each series' last ``horizon``
+points forecast by the model (through its ``serving_default`` signature, from the ``lookback``
+points before them, as a client would ask), by the seasonal naive forecast and by ETS, all scored
+in the series' units by ``release.forecast_baselines`` (MAE, RMSE, sMAPE, MASE). The run summary
+and the model card show it."""
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from release.forecast_baselines import ForecastScores, fit_baselines, pooled
+
+MAX_ETS_SERIES = 20  # ETS is fitted on the first ones of a long table (~1 s a series); the count is shown
+WINDOW_INPUT, FORECAST_OUTPUT = "window", "forecast"
+
+
+@dataclass(frozen=True)
+class HoldoutComparison:
+    model: Optional[ForecastScores]  # None when the model could not be read
+    seasonal_naive: ForecastScores
+    ets: ForecastScores
+    ets_models: Tuple[str, ...]
+    series: int
+    ets_series: int
+    horizon: int
+    season: int
+
+
+def model_forecasts(model_dir: str, windows: np.ndarray) -> np.ndarray:
+    """[series, horizon] forecasts in the series' units from [series, lookback] windows."""
+    import tensorflow as tf
+
+    served = tf.saved_model.load(model_dir)
+    outputs = served.signatures["serving_default"](**{WINDOW_INPUT: tf.constant(windows, tf.float32)})
+    return outputs[FORECAST_OUTPUT].numpy().astype(float)
+
+
+def compare_on_holdout(model_dir: Optional[str], per_series: Sequence[Tuple[Sequence[float], Sequence[float]]],
+                       lookback: int, horizon: int, season: int) -> HoldoutComparison:
+    """``per_series``: (history, actual) of each series, the holdout ``actual`` its last horizon."""
+    baselines = fit_baselines(per_series, horizon, season, MAX_ETS_SERIES)
+    scores = None
+    if model_dir:
+        windows = np.array([np.asarray(history, float)[-lookback:] for history, _ in per_series])
+        forecasts = model_forecasts(model_dir, windows)
+        scores = pooled([(actual, forecast, history) for (history, actual), forecast in zip(per_series, forecasts)],
+                        season)
+    return HoldoutComparison(scores, baselines.seasonal_naive, baselines.ets, baselines.ets_models,
+                             baselines.series, baselines.ets_series, horizon, season)
+
+
+def comparison_lines(comparison: HoldoutComparison) -> list:
+    """The summary's lines: one per forecaster, in the series' units."""
+    rows = [("model", comparison.model), ("seasonal naive", comparison.seasonal_naive),
+            (f"ETS ({_forms(comparison)})", comparison.ets)]
+    lines = [f"holdout forecasts (last {comparison.horizon} points of {comparison.series} series, in their units; "
+             "MASE < 1 beats the seasonal naive in-sample error):"]
+    for name, s in rows:
+        if s is not None:
+            lines.append(f"  {name:<28} MAE {s.mae:.4g}  RMSE {s.rmse:.4g}  sMAPE {s.smape:.2f}%  MASE {s.mase:.3f}")
+    return lines
+
+
+def _forms(comparison: HoldoutComparison) -> str:
+    forms = sorted(set(comparison.ets_models))
+    shown = ", ".join(forms[:3]) + (", ..." if len(forms) > 3 else "")
+    counted = f"; first {comparison.ets_series} series" if comparison.ets_series < comparison.series else ""
+    return shown + counted

@@ -1,0 +1,214 @@
+"""The time column of a series table: how its cells read as periods of a regular frequency (daily,
+weekly, monthly, quarterly, yearly) and how a period is written back in the same style, so a
+forecast's future steps read like the user's own rows. Pure Python: the preflight, the staging and
+``mlops predict`` share it.
+
+A period is an integer that grows by one per step of the frequency: the day's ordinal (daily), the
+week's (weekly), ``year * 12 + month - 1`` (monthly), ``year * 4 + quarter - 1`` (quarterly), the
+year (yearly).
+"""
+import calendar
+import json
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from statistics import median
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+SEASONS = {"daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}  # frequency -> season
+STEPS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}  # what a decimal year's fraction counts
+_STEP_DAYS = (("daily", 1, 1), ("weekly", 7, 7), ("monthly", 28, 31), ("quarterly", 89, 92), ("yearly", 365, 366))
+
+YEAR = re.compile(r"^\d{4}$")
+YEAR_MONTH = re.compile(r"^(\d{4})[-/](\d{1,2})$")
+QUARTER = re.compile(r"^(\d{4})[- ]?Q([1-4])$", re.IGNORECASE)
+DECIMAL_YEAR = re.compile(r"^\d{4}\.\d+$")
+DATE_FORMATS = {  # format name -> (pattern, strptime layout of its date part)
+    "iso": (re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"), "%Y-%m-%d"),
+    "ymd_slash": (re.compile(r"^\d{4}/\d{2}/\d{2}( \d{2}:\d{2}(:\d{2})?)?$"), "%Y/%m/%d"),
+    "mdy_slash": (re.compile(r"^\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2}(:\d{2})?)?$"), "%m/%d/%Y"),
+    "unix": (re.compile(r"^-?\d{9,11}(\.\d+)?$"), ""),
+}
+PERIOD_FORMATS = ("year", "year_month", "quarter", "decimal_year")
+
+
+class PeriodError(ValueError):
+    """A time column that does not read as a regular frequency (one line naming the value)."""
+
+
+@dataclass(frozen=True)
+class TimeAxis:
+    """How a time column reads and writes: its format, frequency and, for dates, where in the
+    period they fall (weekly: the weekday; monthly and coarser: the day, 0 meaning the last)."""
+    format: str  # year | year_month | quarter | decimal_year | iso | ymd_slash | mdy_slash | unix
+    frequency: str  # daily | weekly | monthly | quarterly | yearly
+    anchor: int = 1
+
+    @property
+    def season(self) -> int:
+        return SEASONS[self.frequency]
+
+    def period(self, cell: str) -> int:
+        """The period of a cell of this column."""
+        text = cell.strip()
+        if self.format in PERIOD_FORMATS:
+            return _period_of_text(text, self.format, self.frequency)
+        return _period_of_date(_date(text, self.format), self.frequency)
+
+    def label(self, period: int) -> str:
+        """The period written as the column writes its cells."""
+        if self.format in PERIOD_FORMATS:
+            return _period_text(period, self.format, self.frequency)
+        day = self._date(period)
+        if self.format == "unix":
+            return str(int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()))
+        return day.strftime(DATE_FORMATS[self.format][1])
+
+    def _date(self, period: int) -> date:
+        if self.frequency == "daily":
+            return date.fromordinal(period)
+        if self.frequency == "weekly":
+            return date.fromordinal(period * 7 + self.anchor)
+        months = {"monthly": 1, "quarterly": 3, "yearly": 12}[self.frequency]
+        year, month = divmod(period * months, 12) if self.frequency != "yearly" else (period, 0)
+        last = calendar.monthrange(year, month + 1)[1]
+        return date(year, month + 1, last if self.anchor == 0 else min(self.anchor, last))
+
+
+def _period_of_text(text: str, fmt: str, frequency: str) -> int:
+    if fmt == "year" and YEAR.match(text):
+        return int(text)
+    match = YEAR_MONTH.match(text) if fmt == "year_month" else QUARTER.match(text) if fmt == "quarter" else None
+    if match and (fmt == "quarter" or 1 <= int(match.group(2)) <= 12):
+        return int(match.group(1)) * (12 if fmt == "year_month" else 4) + int(match.group(2)) - 1
+    if fmt == "decimal_year" and (DECIMAL_YEAR.match(text) or YEAR.match(text)):
+        steps = float(text) * STEPS_PER_YEAR[frequency]
+        if abs(steps - round(steps)) < 0.05:
+            return int(round(steps))
+        raise PeriodError(f"{text!r} is not on a {frequency} step of a decimal year")
+    raise PeriodError(f"{text!r} does not read as {fmt.replace('_', '-')}")
+
+
+def _period_text(period: int, fmt: str, frequency: str) -> str:
+    if fmt == "year":
+        return str(period)
+    if fmt == "year_month":
+        return f"{period // 12:04d}-{period % 12 + 1:02d}"
+    if fmt == "quarter":
+        return f"{period // 4:04d} Q{period % 4 + 1}"
+    return f"{period / STEPS_PER_YEAR[frequency]:.6f}".rstrip("0").rstrip(".")
+
+
+def _date(text: str, fmt: str) -> date:
+    try:
+        if fmt == "unix":
+            return datetime.fromtimestamp(float(text), tz=timezone.utc).date()
+        return datetime.strptime(text.replace("T", " ").split(" ")[0], DATE_FORMATS[fmt][1]).date()
+    except (ValueError, OverflowError, OSError):
+        raise PeriodError(f"{text!r} is not a valid {fmt} date") from None
+
+
+def _period_of_date(day: date, frequency: str) -> int:
+    if frequency == "daily":
+        return day.toordinal()
+    if frequency == "weekly":
+        return day.toordinal() // 7
+    if frequency == "monthly":
+        return day.year * 12 + day.month - 1
+    if frequency == "quarterly":
+        return day.year * 4 + (day.month - 1) // 3
+    return day.year
+
+
+def _format_of(values: Sequence[str]) -> str:
+    for fmt, (pattern, _) in DATE_FORMATS.items():
+        if fmt != "unix" and all(pattern.match(v) for v in values):
+            return fmt
+    for fmt, pattern in (("year", YEAR), ("year_month", YEAR_MONTH), ("quarter", QUARTER)):
+        if all(pattern.match(v) for v in values):
+            return fmt
+    if all(DECIMAL_YEAR.match(v) or YEAR.match(v) for v in values):
+        return "decimal_year"
+    if all(DATE_FORMATS["unix"][0].match(v) for v in values):
+        return "unix"
+    bad = next(v for v in values if not any(p.match(v) for p, _ in DATE_FORMATS.values()))
+    raise PeriodError(f"{bad!r} is not a time this reads (YYYY-MM-DD, YYYY/MM/DD, MM/DD/YYYY, Unix seconds, "
+                      "a year, YYYY-MM, 'YYYY Q1' or a decimal year such as 1949.083)")
+
+
+def _frequency_of_days(steps: Sequence[float]) -> Optional[str]:
+    typical = median(steps)
+    return next((name for name, low, high in _STEP_DAYS if low <= typical <= high), None)
+
+
+def infer_axis(series_times: Sequence[Sequence[str]]) -> TimeAxis:
+    """The axis of a time column from its cells, grouped by series (each sorted or not): the format
+    every cell has and the frequency of the typical step within a series."""
+    cells = [c.strip() for times in series_times for c in times]
+    if not cells:
+        raise PeriodError("no times")
+    fmt = _format_of(cells)
+    if fmt in ("year", "year_month", "quarter"):
+        return TimeAxis(fmt, {"year": "yearly", "year_month": "monthly", "quarter": "quarterly"}[fmt])
+    if fmt == "decimal_year":
+        steps = [b - a for times in series_times for a, b in zip(*_pairs(sorted(float(t) for t in times)))]
+        per_year = round(1 / median(steps)) if steps and median(steps) > 0 else 0
+        frequency = next((f for f, n in STEPS_PER_YEAR.items() if n == per_year), None)
+        if frequency is None:
+            raise PeriodError(f"decimal years {cells[0]}, {cells[1] if len(cells) > 1 else ''}...: a step of "
+                              f"{median(steps) if steps else 0:g} years is not monthly, quarterly or yearly")
+        return TimeAxis(fmt, frequency)
+    days = [sorted(_date(c.strip(), fmt) for c in times) for times in series_times]
+    steps = [(b - a).days for day_list in days for a, b in zip(*_pairs(day_list))]
+    frequency = _frequency_of_days([s for s in steps if s > 0]) if any(s > 0 for s in steps) else None
+    if frequency is None:
+        typical = median(steps) if steps else 0
+        raise PeriodError(f"a typical step of {typical:g} days is not daily, weekly, monthly, quarterly or yearly")
+    first = days[0][0]
+    anchor = first.toordinal() % 7 if frequency == "weekly" else \
+        (0 if first.day == calendar.monthrange(first.year, first.month)[1] and first.day > 28 else first.day)
+    return TimeAxis(fmt, frequency, anchor)
+
+
+def _pairs(values: list):
+    return values[:-1], values[1:]
+
+
+
+SERIES_FILE = "series.json"  # in a forecaster's assets.extra/: how to read a history CSV for it
+WINDOW_INPUT, FORECAST_OUTPUT = "window", "forecast"  # the forecaster's serving_default input and output
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """What a client needs to turn a history CSV into requests and the answers into dated rows."""
+    time: str  # the history's columns, as the user named them
+    label: str
+    series_id: Tuple[str, ...]
+    axis: TimeAxis
+    lookback: int
+    horizon: int
+
+    def as_json(self) -> Dict[str, Any]:
+        return {"time": self.time, "label": self.label, "series_id": list(self.series_id),
+                "axis": {"format": self.axis.format, "frequency": self.axis.frequency, "anchor": self.axis.anchor},
+                "lookback": self.lookback, "horizon": self.horizon}
+
+    @classmethod
+    def parse(cls, document: Mapping[str, Any]) -> "SeriesInfo":
+        return cls(str(document["time"]), str(document["label"]), tuple(document.get("series_id", ())),
+                   TimeAxis(**document["axis"]), int(document["lookback"]), int(document["horizon"]))
+
+
+def write_series_info(model_dir: Union[str, Path], info: SeriesInfo) -> Path:
+    path = Path(model_dir) / "assets.extra" / SERIES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info.as_json(), indent=1))
+    return path
+
+
+def read_series_info(model_dir: Union[str, Path]) -> Optional[SeriesInfo]:
+    """A forecaster's series info, or None for any other model."""
+    path = Path(model_dir) / "assets.extra" / SERIES_FILE
+    return SeriesInfo.parse(json.loads(path.read_text())) if path.exists() else None

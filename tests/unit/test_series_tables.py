@@ -1,0 +1,143 @@
+"""A user's series before any pipeline: times in every format read (dates, years, YYYY-MM,
+quarters, R's decimal years, Unix seconds) on a regular frequency, inferred; duplicates, gaps,
+missing values, short series and bad options refused in one line naming the file, line or series;
+few gaps filled; the staged split by time; and a history read back for `mlops predict`."""
+import csv
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipelines.inputs.column_kinds import InputDataError
+from pipelines.inputs.series_tables import SeriesOptions, holdout_split, profile_series, stage_series
+from pipelines.inputs.tables import open_table
+from serving.codec.periods import PeriodError, SeriesInfo, TimeAxis, infer_axis
+from serving.forecast_client import HistoryError, read_history
+
+
+def _write(path: Path, header, rows) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _profile(path: Path, horizon: int = 3, **options):
+    return profile_series(open_table(path), "y", SeriesOptions(options.pop("time", "t"), horizon, **options))
+
+
+def _monthly(n: int, start_year: int = 2000):
+    return [f"{start_year + m // 12}-{m % 12 + 1:02d}-01" for m in range(n)]
+
+
+@pytest.mark.parametrize("cells, fmt, frequency", [
+    (["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-05"], "iso", "daily"),
+    (["2020/01/06", "2020/01/13", "2020/01/20"], "ymd_slash", "weekly"),
+    (["01/31/2020", "02/29/2020", "03/31/2020"], "mdy_slash", "monthly"),
+    (["2020-01-01", "2020-04-01", "2020-07-01"], "iso", "quarterly"),
+    (["1990", "1991", "1993"], "year", "yearly"),
+    (["1949-01", "1949-02", "1949-03"], "year_month", "monthly"),
+    (["1990 Q1", "1990 Q2", "1990 Q3"], "quarter", "quarterly"),
+    (["1949.0", "1949.0833333333", "1949.1666666667"], "decimal_year", "monthly"),
+    (["1960.0", "1960.25", "1960.5"], "decimal_year", "quarterly"),
+    (["1577836800", "1577923200", "1578009600"], "unix", "daily"),
+])
+def test_each_time_format_reads_on_its_frequency(cells, fmt, frequency):
+    axis = infer_axis([cells])
+    assert (axis.format, axis.frequency) == (fmt, frequency)
+    periods = [axis.period(c) for c in cells]
+    assert periods == sorted(periods) and axis.label(periods[0]).replace(".0", "") in (cells[0], "1949", "1960")
+
+
+def test_a_period_is_written_back_as_the_column_writes_it():
+    assert TimeAxis("iso", "monthly", 0).label(2020 * 12 + 1) == "2020-02-29"  # month ends stay month ends
+    assert TimeAxis("decimal_year", "monthly").label(1961 * 12 + 1) == "1961.083333"
+    assert TimeAxis("quarter", "quarterly").label(1990 * 4 + 2) == "1990 Q3"
+    weekly = infer_axis([["2024-01-01", "2024-01-08"]])
+    assert weekly.label(weekly.period("2024-01-08") + 1) == "2024-01-15"
+
+
+@pytest.mark.parametrize("cells, message", [
+    (["2020-01-01", "2020-01-03", "2020-01-05"], "a typical step of 2 days is not daily"),
+    (["soon", "later"], "'soon' is not a time this reads"),
+    (["1949.0", "1949.5", "1950.0"], "a step of 0.5 years is not monthly, quarterly or yearly"),
+])
+def test_an_irregular_or_unreadable_time_is_refused(cells, message):
+    with pytest.raises(PeriodError, match=message):
+        infer_axis([cells])
+
+
+def test_one_monthly_series_gets_its_lookback_and_split_by_time(tmp_path):
+    path = _write(tmp_path / "s.csv", ["t", "y"], [[t, i] for i, t in enumerate(_monthly(60))][::-1])  # any order
+    profile = _profile(path, horizon=6)
+    assert (profile.axis.frequency, profile.lookback, len(profile.series)) == ("monthly", 24, 1)
+    assert profile.lookback_reason == "max(2 x season 12, 2 x horizon 6)"
+    stage_series(profile, tmp_path / "staged")
+    split = {name: [float(r["value"]) for r in csv.DictReader((tmp_path / "staged" / name / "series.csv").open())]
+             for name in ("train", "valid", "eval")}
+    assert split["eval"] == [float(v) for v in range(30, 60)]  # lookback 24 + the holdout 6
+    assert split["valid"] == [float(v) for v in range(24, 54)]  # one horizon earlier
+    assert split["train"] == [float(v) for v in range(48)]  # the points before valid's targets
+    assert holdout_split(profile)[0][1] == tuple(float(v) for v in range(54, 60))
+
+
+def test_a_short_series_cuts_the_lookback_then_is_refused_by_name(tmp_path):
+    rows = [["a", t, 1.0] for t in _monthly(40)] + [["b", t, 2.0] for t in _monthly(35)]
+    profile = _profile(_write(tmp_path / "s.csv", ["shop", "t", "y"], rows), horizon=6, series_id=("shop",))
+    assert profile.lookback == 35 - 18 and "shortest series (35 points)" in profile.lookback_reason
+    rows += [["c", t, 3.0] for t in _monthly(19)]
+    too_short = r"c has 19 monthly points; a forecast of 6 needs at least 20 \(--lookback 2 \+ 3 x horizon"
+    with pytest.raises(InputDataError, match=too_short):
+        _profile(_write(tmp_path / "s.csv", ["shop", "t", "y"], rows), horizon=6, series_id=("shop",), lookback=2)
+
+
+def test_a_duplicate_time_is_refused_naming_both_lines_and_the_series(tmp_path):
+    rows = [["a", t, 1.0] for t in _monthly(40)] + [["b", t, 2.0] for t in _monthly(40)]
+    rows.append(["b", "2000-05-01", 9.0])
+    path = _write(tmp_path / "s.csv", ["shop", "t", "y"], rows)
+    with pytest.raises(InputDataError, match=r"s.csv: series b: line 82: '2000-05-01' again \(line 46 has"):
+        _profile(path, series_id=("shop",))
+
+
+def test_few_gaps_and_missing_values_are_filled_and_named_many_are_refused(tmp_path):
+    times, values = _monthly(60), [float(i) for i in range(60)]
+    rows = [[t, v] for t, v in zip(times, values) if t not in ("2001-03-01", "2002-01-01")]
+    rows[10][1] = "NA"
+    profile = _profile(_write(tmp_path / "s.csv", ["t", "y"], rows))
+    assert profile.filled == 3 and profile.first_gap.endswith("2000-11-01 missing")
+    assert profile.series[0].values == tuple(values)  # a straight line interpolates exactly
+    sparse = [[t, v] for i, (t, v) in enumerate(zip(times, values)) if i % 5]
+    with pytest.raises(InputDataError, match=r"2000-01-01 missing.*12 of 61 monthly points .*more than 10%"):
+        _profile(_write(tmp_path / "s.csv", ["t", "y"], [["1999-12-01", 0.0], *sparse]))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"time": "when"}, "--time column 'when' not found; columns: t, y"),
+    ({"horizon": 0}, "--horizon 0: forecast at least 1 step"),
+    ({"lookback": 1}, "--lookback 1: a window needs at least 2 points"),
+    ({"series_id": ("y",)}, "--time, --label and --series-id must name different columns"),
+])
+def test_bad_forecast_options_are_one_line(tmp_path, options, message):
+    path = _write(tmp_path / "s.csv", ["t", "y"], [[t, 1.0] for t in _monthly(60)])
+    with pytest.raises(InputDataError, match=message):
+        _profile(path, **{"horizon": 3, **options})
+
+
+def test_a_label_that_is_not_a_number_is_named_by_line(tmp_path):
+    rows = [[t, 1.0] for t in _monthly(60)]
+    rows[7][1] = "lots"
+    with pytest.raises(InputDataError, match=r"line 9: --label column 'y' holds 'lots', not a number"):
+        _profile(_write(tmp_path / "s.csv", ["t", "y"], rows))
+
+
+def test_a_history_csv_becomes_the_last_lookback_points_of_each_series(tmp_path):
+    info = SeriesInfo("day", "sales", ("store",), TimeAxis("iso", "daily"), 3, 2)
+    start = date(2024, 1, 1)
+    rows = [[(start + timedelta(days=d)).isoformat(), s, 10 * s + d] for s in (1, 2) for d in range(5)]
+    windows = read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], rows[::-1]), info)
+    assert [(w.key, w.values) for w in windows] == [(("1",), (12.0, 13.0, 14.0)), (("2",), (22.0, 23.0, 24.0))]
+    assert info.axis.label(windows[0].last + 1) == "2024-01-06"
+    del rows[8]  # store 2 lacks 2024-01-04
+    with pytest.raises(HistoryError, match="series 2 lacks 2024-01-04"):
+        read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], rows), info)
