@@ -86,6 +86,7 @@ bench: setup airflow-setup kserve-setup
 	$(BIN)/python bench/images_bench.py
 	$(BIN)/python bench/traffic_bench.py
 	$(BIN)/python bench/tables_bench.py
+	$(BIN)/python bench/forecast_bench.py
 	$(BIN)/python bench/suite_bench.py
 
 # Re-resolve the lock from infra/requirements.in (needs network to PyPI).
