@@ -53,6 +53,9 @@ def _reading_options(group: Any) -> None:
     group.add_argument("--datetime", type=_names, default=(), metavar="COL,...",
                          help="date-time columns (found on their own when ISO 8601 or YYYY/MM/DD; "
                               "Unix seconds need it)")
+    group.add_argument("--text", type=_names, default=(), metavar="COL,...",
+                         help="free-text columns, tokenized into words (found on their own when most values hold "
+                              "several words and there are many distinct ones)")
     group.add_argument("--slice", dest="slices", type=_names_or_none, metavar="COL,...|none",
                          help=f"the columns the evaluation is sliced on (categories of at most {SLICE_MAX_VALUES} "
                               f"values; default: the {DEFAULT_SLICE_COLUMNS} categorical features with the fewest "

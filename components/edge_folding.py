@@ -130,6 +130,9 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
         if kind == "datetime":
             inputs.extend(_date_part_inputs(served, full_spec, name, columns.date_formats.get(name, "iso")))
             continue
+        if kind == "text":
+            raise EdgeExportError(f"feature '{name}' is free text: its words are split and looked up inside "
+                                  "the Transform with string ops TF Lite's builtins lack; the SavedModel serves it")
         out = transformed[transformed_name(name)]
         if feature.dtype == tf.string or kind in ("string", "boolean"):
             vocabulary = [v.decode() for v in vocabularies.get(name, ())]

@@ -23,6 +23,7 @@ class ColumnSpec:
     """A user's column as the preflight read it: its kind and, for date-times, the format."""
     kind: str
     format: str = ""
+    length: int = 0  # text: the words its values are padded or cut to (left out of the JSON when 0)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ _ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info"
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, ColumnSpec) and not value.length:  # a table without text keeps its cache key
+        return {"kind": value.kind, "format": value.format}
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

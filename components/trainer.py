@@ -38,6 +38,7 @@ from components.models.builder import build_model
 from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small_data_defaults, tuned_values
 from components.specs import TrainSpec, TransformSpec
 from components.tasks import get_task
+from components.text_features import TEXT_RESERVED_IDS, text_vocabulary
 from components.transform import OOV_BUCKETS
 from serving.codec.columns import write_columns
 from serving.codec.images import ImageInfo, write_image_info
@@ -53,19 +54,22 @@ TRAINING_ONLY = (*TRAINING_DEFAULTS, "threshold_quantile")  # hyperparameters th
 
 def feature_spec_from_transform(tft_output: tft.TFTransformOutput, labels: Tuple[str, ...]) -> FeatureSpec:
     """Numeric, categorical and tensor model inputs, read from the Transform's output spec."""
-    numeric, categorical, tensors = [], {}, {}
+    numeric, categorical, tensors, texts = [], {}, {}, {}
     label_keys = {transformed_name(label) for label in labels}
     vocabularies = feature_vocabularies(tft_output)
     for name, feature in sorted(tft_output.transformed_feature_spec().items()):
         if not is_model_input(name, label_keys):
             continue
-        if list(feature.shape) != [1]:
+        if feature.dtype == tf.int64 and len(feature.shape) == 1 and feature.shape[0] > 1:  # word ids
+            words = tft_output.vocabulary_size_by_name(text_vocabulary(raw_name(name)))
+            texts[name] = (int(feature.shape[0]), int(words) + TEXT_RESERVED_IDS)
+        elif list(feature.shape) != [1]:
             tensors[name] = tuple(feature.shape)
         elif feature.dtype == tf.int64:
             categorical[name] = len(vocabularies.get(raw_name(name), ())) + OOV_BUCKETS
         else:
             numeric.append(name)
-    return FeatureSpec(numeric=tuple(numeric), categorical=categorical, tensors=tensors)
+    return FeatureSpec(numeric=tuple(numeric), categorical=categorical, tensors=tensors, texts=texts)
 
 
 def class_names(tft_output: tft.TFTransformOutput, label: str, task_name: str) -> List[str]:
@@ -186,7 +190,8 @@ def model_description(family: str, task_name: str, hp: Mapping[str, Any], spec: 
     """What a model is, for warm starts: a base model must match family, inputs and head."""
     return {"family": family, "task": task_name, "hparams": dict(hp),
             "inputs": {"numeric": list(spec.numeric), "categorical": dict(spec.categorical),
-                       "tensors": {k: list(v) for k, v in spec.tensors.items()}},
+                       "tensors": {k: list(v) for k, v in spec.tensors.items()},
+                       **({"texts": {k: list(v) for k, v in spec.texts.items()}} if spec.texts else {})},
             "head": {"task": head.task, "units": head.units, "subheads": [list(h) for h in head.subheads]}}
 
 

@@ -26,10 +26,12 @@ from components.features import (
 )
 from components.specs import ColumnSpec, TransformSpec
 from components.tasks import get_task
+from components.text_features import text_ids
 from serving.codec.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
 from serving.codec.images import ImageInfo
 
 OOV_BUCKETS = 1
+TEXT_LENGTH_DEFAULT = 64  # a text column's token window when its spec names none
 VOCABULARY_TOP_K = 10_000  # the most frequent values of each text column; the rest share the OOV bucket
 Tensorish = Union[tf.Tensor, tf.SparseTensor]
 
@@ -265,6 +267,12 @@ def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
     return {}, {transformed_name(name): as_float(tensor)}
 
 
+def free_text(tensor: Tensorish, name: str, column: ColumnSpec, na_tokens) -> tf.Tensor:
+    """A text column as [batch, length] word ids (components.text_features); missing is no words."""
+    text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
+    return text_ids(clean_text(text, na_tokens), name, column.length or TEXT_LENGTH_DEFAULT)
+
+
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
     config = TransformSpec.from_dict(custom_config)
     targets = dict(config.targets)
@@ -285,7 +293,9 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
             outputs[transformed_name(name)] = image_features(tensor, image.size)
             continue
         if config.columns is not None:  # a user's table: kinds decided by the preflight
-            if name in config.columns:
+            if name in config.columns and config.columns[name].kind == "text":
+                outputs[transformed_name(name)] = free_text(tensor, name, config.columns[name], na_tokens)
+            elif name in config.columns:
                 column_texts, column_numbers = table_features(name, tensor, config.columns[name], na_tokens)
                 texts.update(column_texts)
                 numbers.update(column_numbers)

@@ -66,8 +66,9 @@ class TableSpec:
     delimiter: str = ","
     encoding: str = "utf-8"
     columns: Tuple[Tuple[str, str], ...] = ()  # (original name, key) of every column, in file order
-    kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric|integer|boolean|datetime|string (kept)
+    kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric|integer|boolean|datetime|string|text
     date_formats: Mapping[str, str] = field(default_factory=dict)  # datetime key -> iso|ymd_slash|mdy_slash|unix
+    text_lengths: Mapping[str, int] = field(default_factory=dict)  # text key -> the words it is padded or cut to
     left_out: Mapping[str, str] = field(default_factory=dict)  # key -> why it is not a feature
     na_values: Tuple[str, ...] = ()  # missing-value tokens beyond the usual ones
     rows: int = 0
@@ -195,7 +196,8 @@ class PipelineConfig:
     def transform_spec(self) -> TransformSpec:
         """What the preprocessing_fn needs to know (its JSON is part of the cache key)."""
         table = self.table
-        columns = {key: ColumnSpec(kind, table.date_formats.get(key, "")) for key, kind in table.kinds.items()} \
+        columns = {key: ColumnSpec(kind, table.date_formats.get(key, ""), table.text_lengths.get(key, 0))
+                   for key, kind in table.kinds.items()} \
             if table else None
         image = ImageInput(IMAGE_FEATURE, self.images.size, tuple(self.images.augment), (FILE_FEATURE,)) \
             if self.images else None

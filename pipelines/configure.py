@@ -42,6 +42,7 @@ class ReadingOptions:
     features: Tuple[str, ...] = ()
     categorical: Tuple[str, ...] = ()
     datetime: Tuple[str, ...] = ()
+    text: Tuple[str, ...] = ()  # free-text columns (found on their own otherwise)
     slices: Optional[Tuple[str, ...]] = None  # the Evaluator's slice columns; None: a default choice; () none
     span: Optional[str] = None  # span folders: this span instead of the newest
     window: Optional[int] = None  # span folders: train on the newest N accepted spans
@@ -556,7 +557,8 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
     requested = parse_targets(request.label, request.task)
     options = ProfileOptions(na_values=tuple(request.reading.na_values), drop=tuple(request.reading.drop),
                              features=tuple(request.reading.features), categorical=tuple(request.reading.categorical),
-                             datetime=tuple(request.reading.datetime), schema_kinds=schema_kinds or {},
+                             datetime=tuple(request.reading.datetime), text=tuple(request.reading.text),
+                             schema_kinds=schema_kinds or {},
                              head_tasks=tuple(subtask for _, subtask in requested) if request.task == "multitask"
                              else ())
     profile = profile_source(source, [label for label, _ in requested], request.task, options)
@@ -579,6 +581,7 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
         source=source_path, staged=staged, format=source.format, delimiter=source.delimiter, encoding=source.encoding,
         columns=tuple(zip(source.columns.names, source.columns.keys)), kinds=kept,
         date_formats={c.key: c.kind.date_format for c in profile.columns if c.key in kept and c.kind.date_format},
+        text_lengths={c.key: c.kind.text_length for c in profile.columns if c.key in kept and c.kind.text_length},
         left_out={c.key: c.reason for c in profile.left_out}, na_values=tuple(request.reading.na_values),
         rows=profile.rows, label_missing=profile.label_missing, task_reason=profile.task_reason,
         description=source.describe)

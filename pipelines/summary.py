@@ -63,6 +63,10 @@ def format_input(config: PipelineConfig) -> List[str]:
                for k, kind in table.kinds.items() if kind in ("boolean", "datetime")]
     if special:
         lines.append(f"read as: {', '.join(special)}")
+    texts = [f"{table.name_of(k)} (up to {table.text_lengths.get(k, 0)} words)" for k, kind in table.kinds.items()
+             if kind == "text"]
+    if texts:
+        lines.append(f"read as text (words, a vocabulary, an embedding): {', '.join(texts)}")
     sliced = ", ".join(table.name_of(key) for key in config.slice_features) or "none"
     lines.append(f"evaluation slices: {sliced} (--slice COL,... to choose)")
     return lines

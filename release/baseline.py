@@ -1,5 +1,6 @@
 """A simple baseline on the very same split: scikit-learn's logistic regression (binary,
-multiclass) or ridge (regression) on standardized numbers and one-hot categories, scored with the
+multiclass) or ridge (regression) on standardized numbers, one-hot categories and the TF-IDF of
+text columns (words and word pairs), scored with the
 task's gate metric. The run summary and MLflow show it beside the model's: a model that does not
 beat a linear baseline on a small table is worth a second look."""
 import glob
@@ -56,11 +57,33 @@ def _text(value) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
+def _tfidf(train: Dict[str, list], evaluation: Dict[str, list], key: str):
+    """A text column's TF-IDF of words and word pairs (a pair or word in at least 2 train rows)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    def texts(rows):
+        return ["" if v is None else _text(v) for v in rows[key]]
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    try:
+        return vectorizer.fit_transform(texts(train)), vectorizer.transform(texts(evaluation))
+    except ValueError:  # no word seen twice: nothing to learn from this column
+        return None
+
+
 def _matrix(train: Dict[str, list], evaluation: Dict[str, list], kinds: Dict[str, str]):
-    """Standardized numbers (missing -> 0, the mean) and one-hot categories, fitted on train."""
+    """Standardized numbers (missing -> 0, the mean), one-hot categories and TF-IDF of text, fitted
+    on train; sparse when a text column is in it."""
+    from scipy import sparse
+
     blocks_train, blocks_eval = [], []
     for key, kind in sorted(kinds.items()):
-        if kind in ("numeric", "integer"):
+        if kind == "text":
+            tfidf = _tfidf(train, evaluation, key)
+            if tfidf is not None:
+                blocks_train.append(tfidf[0])
+                blocks_eval.append(tfidf[1])
+        elif kind in ("numeric", "integer"):
             def column(rows, key=key):
                 return np.array([np.nan if v is None else float(v) for v in rows[key]])
             x_train, x_eval = column(train), column(evaluation)
@@ -75,12 +98,20 @@ def _matrix(train: Dict[str, list], evaluation: Dict[str, list], kinds: Dict[str
             top = found[np.argsort(-counts, kind="stable")][:MAX_CATEGORIES]
             blocks_train.append((v_train[:, None] == top[None, :]).astype(float))
             blocks_eval.append((v_eval[:, None] == top[None, :]).astype(float))
+    if not blocks_train:
+        return None, None
+    if any(sparse.issparse(block) for block in blocks_train):
+        return sparse.hstack(blocks_train, format="csr"), sparse.hstack(blocks_eval, format="csr")
     return np.hstack(blocks_train), np.hstack(blocks_eval)
 
 
 def _labelled(columns: Dict[str, list], label: str) -> Dict[str, list]:
     keep = [v is not None for v in columns[label]]
     return {key: [v for v, k in zip(values, keep) if k] for key, values in columns.items()}
+
+
+def _named(model: str, kinds: Dict[str, str]) -> str:
+    return f"TF-IDF + {model}" if "text" in kinds.values() else model
 
 
 def fit_baseline(config: PipelineConfig, report: RunReport) -> Optional[Baseline]:
@@ -99,6 +130,8 @@ def fit_baseline(config: PipelineConfig, report: RunReport) -> Optional[Baseline
     if not train[label] or not evaluation[label]:
         return None
     x_train, x_eval = _matrix(train, evaluation, kinds)
+    if x_train is None:
+        return None
     task = get_task(config.task_name)
     y_train = [_text(v) for v in train[label]]
     y_eval = [_text(v) for v in evaluation[label]]
@@ -107,7 +140,7 @@ def fit_baseline(config: PipelineConfig, report: RunReport) -> Optional[Baseline
 
         model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x_train, np.array(y_train, float))
         value = metrics.value(task.gate_metric, np.array(y_eval, float), model.predict(x_eval))
-        return Baseline("ridge", task.gate_metric, value)
+        return Baseline(_named("ridge", kinds), task.gate_metric, value)
     from sklearn.linear_model import LogisticRegression
 
     classes = sorted(set(y_train))
@@ -119,7 +152,7 @@ def fit_baseline(config: PipelineConfig, report: RunReport) -> Optional[Baseline
     if task.name == "binary":  # scores of the class TFX encodes as 1 (0/1 labels, or the positive string)
         positive = "1" if "1" in classes else classes[-1]
         labels = np.array([1 if y == positive else 0 for y in y_eval])
-        return Baseline("logistic regression", "auc", metrics.value("auc", labels,
-                                                                    probabilities[:, classes.index(positive)]))
-    return Baseline("logistic regression", task.gate_metric, metrics.value(task.gate_metric, np.array(known),
-                                                                           probabilities))
+        value = metrics.value("auc", labels, probabilities[:, classes.index(positive)])
+        return Baseline(_named("logistic regression", kinds), "auc", value)
+    value = metrics.value(task.gate_metric, np.array(known), probabilities)
+    return Baseline(_named("logistic regression", kinds), task.gate_metric, value)

@@ -93,6 +93,12 @@ def _caveats(config: PipelineConfig, report: RunReport, slices: Sequence[Mapping
     return caveats
 
 
+def _text_columns(config: PipelineConfig) -> List[str]:
+    """The table's columns read as free text (words), by their original names."""
+    table = config.table
+    return [table.name_of(key) for key, kind in table.kinds.items() if kind == "text"] if table else []
+
+
 def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, Any]]:
     """A user's series: how it was read and windowed, and the holdout beside seasonal naive and ETS."""
     spec = config.series_table
@@ -146,6 +152,7 @@ def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200
                  "training_spans": report.training_spans, "window_spans": config.window_spans,
                  "schema_features": report.schema_features,
                  "curated_schema": str(config.schema_source) if config.schema_source else None,
+                 "text_columns": _text_columns(config),
                  "drift": [{"feature": f["feature"], "distance": f["distance"], "threshold": f["threshold"]}
                            for f in report.drift.get("features", [])]},
         "model": {"family": info.get("family", config.family), "parameters": info.get("parameters"),
@@ -266,7 +273,8 @@ def render_html(card: Mapping[str, Any]) -> str:
                            or "-", "data source": purpose["source"]}),
         "data": _pairs({**{f"{split} rows": rows for split, rows in data["rows"].items()}, "span": data["span"],
                         "training spans": ", ".join(map(str, data["training_spans"])) or "-",
-                        "schema features": data["schema_features"], "curated schema": data["curated_schema"] or "-"})
+                        "schema features": data["schema_features"], "curated schema": data["curated_schema"] or "-",
+                        "read as text": ", ".join(data.get("text_columns") or ()) or "-"})
         + (_table(("feature", "drift distance", "threshold"),
                   [(_e(d["feature"]), _number(d["distance"]), _number(d["threshold"])) for d in data["drift"]])
            if data["drift"] else "<p>drift: not checked (no earlier accepted span)</p>"),

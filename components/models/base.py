@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import tf_keras as keras
 
 from components import libraries_are_not_autographed
+from components.models.text import text_stem
 
 libraries_are_not_autographed()
 KERNEL_INITIALIZER = "he_normal"
@@ -32,6 +33,7 @@ class FeatureSpec:
     numeric: Tuple[str, ...] = ()  # scalar floats, shape [1]
     categorical: Mapping[str, int] = field(default_factory=dict)  # name -> vocabulary size incl. OOV
     tensors: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)  # images [H, W, C], sequences [T, F]
+    texts: Mapping[str, Tuple[int, int]] = field(default_factory=dict)  # name -> (words, ids incl. padding, OOV)
 
     def single_tensor(self, rank: int, family: str) -> Tuple[str, Tuple[int, ...]]:
         """The one image (rank 3) or sequence (rank 2) input a convolutional or recurrent family needs."""
@@ -65,17 +67,22 @@ def model_inputs(spec: FeatureSpec) -> Dict[str, Any]:
     inputs = {name: keras.Input(shape=(1,), name=name, dtype="float32") for name in spec.numeric}
     inputs.update({name: keras.Input(shape=(1,), name=name, dtype="int64") for name in spec.categorical})
     inputs.update({name: keras.Input(shape=shape, name=name, dtype="float32") for name, shape in spec.tensors.items()})
+    inputs.update({name: keras.Input(shape=(length,), name=name, dtype="int64")
+                   for name, (length, _) in spec.texts.items()})
     return inputs
 
 
-def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec) -> Any:
-    """Numeric inputs as they are, categorical ones through a small embedding, tensors flattened."""
+def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec, hp: Optional[Mapping[str, Any]] = None) -> Any:
+    """Numeric inputs as they are, categorical ones through a small embedding, tensors flattened,
+    text through the text stem (``hp``: its meta-parameters)."""
     parts = [inputs[name] for name in spec.numeric]
     for name, size in spec.categorical.items():
         dim = min(16, int(math.ceil(math.sqrt(size))) + 1)
         embedded = keras.layers.Embedding(size, dim, name=f"embed_{name}")(inputs[name])
         parts.append(keras.layers.Flatten(name=f"flat_{name}")(embedded))
     parts += [keras.layers.Flatten(name=f"flat_{name}")(inputs[name]) for name in spec.tensors]
+    if spec.texts:
+        parts += [text_stem(inputs[name], name, size, hp or {}) for name, (_, size) in spec.texts.items()]
     if not parts:
         raise ValueError("no input features")
     return parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="stem")(parts)

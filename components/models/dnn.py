@@ -19,7 +19,7 @@ def dense_block(x: Any, units: int, hp: Mapping[str, Any], name: str) -> Any:
 
 
 def build(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any], head: HeadSpec) -> Any:
-    stem = x = tabular_stem(inputs, spec)
+    stem = x = tabular_stem(inputs, spec, hp)
     for index in range(hp["depth"]):
         # Each block narrows by `taper` (1.0 keeps the width), never below 4 units.
         x = dense_block(x, max(4, int(round(hp["width"] * hp["taper"] ** index))), hp, f"block{index}")

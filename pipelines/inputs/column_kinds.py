@@ -20,6 +20,7 @@ class InputDataError(ValueError):
 
 # Column kinds
 NUMERIC, INTEGER, BOOLEAN, DATETIME, STRING = "numeric", "integer", "boolean", "datetime", "string"
+TEXT = "text"  # free text: several words per value, many distinct values (tokenized, not a category)
 # Date-time formats a column may hold (one per column, decided on the sample), as the Transform parses them
 DATE_FORMATS = {
     "iso": re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"),
@@ -117,6 +118,7 @@ def _valid_iso(values: Sequence[str]) -> bool:
 class ColumnKind:
     kind: str  # numeric, integer, boolean, datetime, string
     date_format: str = ""  # datetime: iso, ymd_slash, mdy_slash or unix
+    text_length: int = 0  # text: the words its values are padded or cut to
     bad_line: int = 0  # numeric with stray words: the first offending line
     bad_value: str = ""
     bad_count: int = 0
@@ -144,6 +146,34 @@ def infer_kind(cells: Sequence[Tuple[int, str]], forced_datetime: bool = False) 
     if fmt:
         return ColumnKind(DATETIME, fmt)
     return ColumnKind(STRING)
+
+
+TEXT_MIN_WORDS = 3  # a value of at least this many words is prose, not a name or a code
+TEXT_WORDY_SHARE = 0.5  # ... on at least this share of a column's sampled values
+TEXT_MIN_DISTINCT = 20  # and more distinct values than a category would have (its share below)
+TEXT_DISTINCT_SHARE = 0.2
+TEXT_LENGTHS = (8, 128)  # the token window a text column is padded or cut to: its 95th percentile, clamped
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def words(value: str) -> int:
+    return len(WORD.findall(value))
+
+
+def is_text(values: Sequence[str], distinct: int) -> bool:
+    """Free text: most values hold several words, and there are many distinct ones (a column of a
+    few repeated phrases stays a category; one token per row stays an identifier)."""
+    if not values or distinct < max(TEXT_MIN_DISTINCT, TEXT_DISTINCT_SHARE * len(values)):
+        return False
+    wordy = sum(1 for v in values if words(v) >= TEXT_MIN_WORDS)
+    return wordy >= TEXT_WORDY_SHARE * len(values)
+
+
+def text_length(values: Sequence[str]) -> int:
+    """The words a text column's values are padded or cut to: 95% of values fit, within TEXT_LENGTHS."""
+    counts = sorted(words(v) for v in values) or [0]
+    low, high = TEXT_LENGTHS
+    return max(low, min(high, counts[min(len(counts) - 1, int(0.95 * len(counts)))]))
 
 
 INDEX_KEYS = ("id", "column", "index", "unnamed_0", "row", "rownames", "row_id")  # "column": a blank header

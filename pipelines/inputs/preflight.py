@@ -44,6 +44,7 @@ class ProfileOptions:
     features: Tuple[str, ...] = ()  # when given: only these are features
     categorical: Tuple[str, ...] = ()  # integer columns read as categories
     datetime: Tuple[str, ...] = ()  # forced date-time columns (including Unix seconds)
+    text: Tuple[str, ...] = ()  # forced free-text columns (--text)
     schema_kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric | string (curated schema)
     head_tasks: Tuple[str, ...] = ()  # multitask: each label's task (--label A:TASK,B:TASK), checked as such
 
@@ -284,14 +285,17 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
     categorical = set(_resolve(path, options.categorical, columns, "--categorical"))
     dropped = set(_resolve(path, options.drop, columns, "--drop"))
     chosen = set(_resolve(path, options.features, columns, "--features"))
+    forced_text = set(_resolve(path, options.text, columns, "--text"))
     profiles = []
     for key, name in zip(columns.keys, columns.names):
         cells, stats = _Sample(scan.sample.pop(key)), scan.stats[key]
         kind = _kind(path, name, key, stats, cells, key in forced_datetime, options.schema_kinds.get(key))
         if key in categorical:
             kind = ColumnKind(col.STRING)
-        role, reason = _role(key, kind, stats, cells, label_keys, dropped, chosen, key in forced_datetime,
-                             key in categorical)
+        if key not in label_keys and (key in forced_text or (kind.kind == col.STRING and key not in categorical)):
+            kind = _text_kind(kind, cells, key in forced_text)
+        role, reason = _role(key, kind, stats, cells, label_keys, dropped, chosen,
+                             key in forced_datetime or key in forced_text, key in categorical)
         profiles.append(ColumnProfile(key, name, kind, role, reason, stats.present, stats.distinct))
     if not any(p.role == FEATURE for p in profiles):
         raise InputDataError(f"{path}: no feature columns besides the label(s) "
@@ -368,6 +372,14 @@ def _kind(path, name: str, key: str, stats: _ColumnStats, sample: "_Sample", for
     if stats.non_numbers == 0 and not forced_datetime:
         return ColumnKind(col.INTEGER if stats.all_whole else col.NUMERIC)
     return col.infer_kind(sample.cells(), forced_datetime)
+
+
+def _text_kind(kind: ColumnKind, sample: "_Sample", forced: bool) -> ColumnKind:
+    """TEXT with its token window when --text names the column or its values read as prose."""
+    values = sample.values.to_pylist()
+    if forced or col.is_text(values, sample.distinct):
+        return ColumnKind(col.TEXT, text_length=col.text_length(values))
+    return kind
 
 
 def _role(key: str, kind: ColumnKind, stats: _ColumnStats, sample: _Sample, labels: Sequence[str],

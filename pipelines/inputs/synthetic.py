@@ -53,3 +53,32 @@ def write_spans(folder: Path, spans: int, rows: int, seed: int = 0) -> List[Path
         raise ValueError(f"spans={spans}: need at least one span")
     return [write_transactions(folder / f"span-{span}" / "data.csv", rows, seed=seed + span, concept_seed=seed)
             for span in range(1, spans + 1)]
+
+
+# Reviews whose label lives in their words only: each review mixes words of a shared pool with a
+# few of its class's own pool, and its number and category columns are noise, so a model that
+# ignores the text scores ~0.5 AUC and one that reads it scores high.
+SHARED_WORDS = ("the", "a", "this", "it", "was", "and", "very", "really", "delivery", "box", "price", "item",
+                "order", "we", "my", "arrived", "product", "service", "time", "again")
+CLASS_WORDS = {"yes": ("great", "love", "perfect", "excellent", "happy", "works", "recommend", "best", "nice",
+                       "quality"),
+               "no": ("broken", "refund", "poor", "late", "worst", "disappointed", "returned", "cheap", "missing",
+                      "useless")}
+
+
+def write_reviews(path: Path, rows: int, seed: int = 0) -> Path:
+    """``rows`` reviews: ``review`` (6-20 words), ``stars_shown`` and ``store`` (noise), label ``recommended``
+    (yes/no). One word in six comes from the class's pool, one review in ten has only shared words."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "stars_shown", "store", "recommended"])
+        for _ in range(rows):
+            label = "yes" if rng.random() < 0.5 else "no"
+            size = int(rng.integers(6, 21))
+            own = rng.random(size) < (1 / 6 if rng.random() > 0.1 else 0)
+            words = [rng.choice(CLASS_WORDS[label]) if mine else rng.choice(SHARED_WORDS) for mine in own]
+            writer.writerow([" ".join(words).capitalize() + ".", int(rng.integers(1, 6)), str(rng.choice(CHANNELS)),
+                             label])
+    return path

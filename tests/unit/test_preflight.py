@@ -130,3 +130,39 @@ def test_slices_are_the_named_categories_else_the_few_with_the_fewest_values(tmp
                            (["Colour"], "--slice column 'Colour' not found; columns: Price, Shape")):
         with pytest.raises(InputDataError, match=message.replace("(", r"\(").replace(")", r"\)")):
             profile.slices(named)
+
+
+def _text_table(tmp_path: Path) -> Path:
+    import random
+
+    rng = random.Random(0)
+    words = "the order came late and the box was broken but support helped us quickly".split()
+    rows = []
+    for i in range(60):
+        review = " ".join(rng.choice(words) for _ in range(rng.randint(4, 14)))
+        rows.append(f"{review},ORD-{1000 + i},{'red' if i % 3 else 'blue'},{'good day' if i % 2 else 'bad day'},"
+                    f"{i % 7},{i % 2}")
+    return _csv(tmp_path, _rows("Review Text,order_code,colour,mood,shelf,label", rows))
+
+
+def test_text_is_told_from_identifiers_and_categories(tmp_path):
+    profile = profile_csv(_text_table(tmp_path), [("label", get_task("binary"))])
+    roles = {c.key: (c.kind.kind, c.role) for c in profile.columns}
+    assert roles["review_text"] == ("text", "feature")
+    assert roles["order_code"] == ("string", "identifier")  # one token per row stays an identifier
+    assert roles["colour"] == ("string", "feature") and roles["mood"] == ("string", "feature")  # few values
+    assert 8 <= profile.column("review_text").kind.text_length <= 14
+    assert "review_text" not in profile.strings and "review_text" not in profile.slice_features
+
+
+def test_text_flag_forces_the_kind_and_names_an_unknown_column(tmp_path):
+    from pipelines.inputs.preflight import ProfileOptions, profile_source
+    from pipelines.inputs.tables import open_table
+
+    path = _text_table(tmp_path)
+    forced = profile_source(open_table(path), ["label"], "binary", ProfileOptions(text=("order_code", "mood")))
+    kinds = {c.key: (c.kind.kind, c.role) for c in forced.columns}
+    assert kinds["order_code"] == ("text", "feature") and kinds["mood"] == ("text", "feature")
+    assert forced.column("mood").kind.text_length == 8  # the smallest window
+    with pytest.raises(InputDataError, match="--text.*'comments'"):
+        profile_source(open_table(path), ["label"], "binary", ProfileOptions(text=("comments",)))

