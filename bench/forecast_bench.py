@@ -31,6 +31,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from summary_lines import outcome  # noqa: E402 (bench/, the script's folder)
+
 from release import forecast_baselines as baselines  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -119,17 +121,10 @@ SCORES = r"MAE ([\d.eE+-]+)\s+RMSE ([\d.eE+-]+)\s+sMAPE ([\d.eE+-]+)%\s+MASE ([\
 
 def _parse(out: str) -> Dict[str, object]:
     """What the run summary says: blessing, push, the model's holdout scores, the failure."""
-    facts: Dict[str, object] = {}
-    blessed = re.search(r"^blessed: (yes|no) \((.*)\)$", out, re.M)
-    if blessed:
-        facts["blessed"], facts["blessing_reason"] = blessed.group(1) == "yes", blessed.group(2)
-    facts["pushed"] = bool(re.search(r"^serving version: .* \[pushed\]$", out, re.M))
+    facts = outcome(out)
     model = re.search(r"^\s+model\s+" + SCORES, out, re.M)
     if model:
         facts["model"] = dict(zip(("mae", "rmse", "smape", "mase"), map(float, model.groups())))
-    failed = re.search(r"^(FAILED: .*|mlops: error: .*)$", out, re.M)
-    if failed:
-        facts["error"] = failed.group(1)
     return facts
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import pandas as pd
+from summary_lines import outcome  # bench/: the script's folder is on the path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -234,19 +235,12 @@ TABLES = [
 
 def _parse(out: str) -> Dict[str, object]:
     """What the run summary says: blessing, pushed version, the baseline line, the failure."""
-    facts: Dict[str, object] = {}
-    blessed = re.search(r"^blessed: (yes|no) \((.*)\)$", out, re.M)
-    if blessed:
-        facts["blessed"], facts["blessing_reason"] = blessed.group(1) == "yes", blessed.group(2)
-    facts["pushed"] = bool(re.search(r"^serving version: .* \[pushed\]$", out, re.M))
+    facts = outcome(out)
     baseline = re.search(r"^baseline on the same split, (.+): (\w+) ([\d.eE+-]+) \(the model: ([\d.eE+-]+)\)$",
                          out, re.M)
     if baseline:
         facts.update(baseline_model=baseline.group(1), metric=baseline.group(2),
                      baseline=float(baseline.group(3)), model=float(baseline.group(4)))
-    failed = re.search(r"^(FAILED: .*|mlops: error: .*)$", out, re.M)
-    if failed:
-        facts["error"] = failed.group(1)
     edge = re.findall(r"^  (\w+)\s+[\d.]+ KiB.*(shipped|left out)", out, re.M)
     facts["edge_shipped"] = [variant for variant, verdict in edge if verdict == "shipped"]
     facts["task"] = (re.search(r"^task: (\w+)", out, re.M) or [None, None])[1]

@@ -21,6 +21,8 @@ from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from summary_lines import outcome  # noqa: E402 (bench/, the script's folder)
+
 from pipelines.inputs.synthetic import write_reviews  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -51,7 +53,7 @@ def run(workdir: Path, name: str, path: Path, label: str, *extra: str) -> Dict[s
     facts.update(auc=float(auc.group(1)) if auc else None, text_columns=text.group(1) if text else "",
                  baseline_model=baseline.group(1) if baseline else None,
                  baseline_auc=float(baseline.group(2)) if baseline else None,
-                 pushed=bool(re.search(r"^serving version: .* \[pushed\]$", out, re.M)))
+                 **outcome(out))
     return facts
 
 

@@ -3,12 +3,13 @@ signatures take (``malic_acid``), shipped in the SavedModel's ``assets.extra`` (
 it). Servers, clients and the edge runtime accept either name; columns the model left out (an
 identifier, a constant) are dropped from a request instead of refused."""
 import csv
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from serving.codec.model_extras import read_extra, write_extra
 
 COLUMNS_FILE = "mlops_columns.json"  # in assets.extra/
 
@@ -135,20 +136,14 @@ NO_COLUMNS = ColumnNames()
 def write_columns(model_dir: str, names: Sequence[Sequence[str]], left_out: Mapping[str, str],
                   labels: Sequence[str], columns: Mapping[str, Mapping[str, str]]) -> Path:
     """``names``: (original name, key) pairs in the table's order; ``columns``: key -> kind, format."""
-    path = Path(model_dir) / "assets.extra" / COLUMNS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     names_map = ColumnNames({n: k for n, k in names}, dict(left_out), list(labels),
                             {k: c["kind"] for k, c in columns.items()},
                             {k: c["format"] for k, c in columns.items() if c.get("format")})
-    path.write_text(json.dumps(names_map.as_json(), indent=1))
-    return path
+    return write_extra(model_dir, COLUMNS_FILE, names_map.as_json())
 
 
 def read_columns(model_dir) -> ColumnNames:
-    path = Path(model_dir) / "assets.extra" / COLUMNS_FILE
-    if not path.exists():
-        return NO_COLUMNS
-    return parse(json.loads(path.read_text()))
+    return parse(read_extra(model_dir, COLUMNS_FILE))
 
 
 def parse(document: Optional[Mapping[str, Any]]) -> ColumnNames:

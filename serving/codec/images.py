@@ -7,12 +7,13 @@ The graph (``components.image_layers``) decodes any JPEG/PNG/GIF/BMP, converts i
 bilinear resize is the same triangle filter, so host and graph agree to a grey level or two.
 """
 import io
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from serving.codec.model_extras import read_extra, write_extra
 
 IMAGE_FILE = "mlops_image.json"  # in the SavedModel's assets.extra/ (TF Serving ignores it)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -44,16 +45,13 @@ class ImageInfo:
 
 
 def write_image_info(model_dir: str, info: ImageInfo) -> Path:
-    path = Path(model_dir) / "assets.extra" / IMAGE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info.as_json(), indent=1))
-    return path
+    return write_extra(model_dir, IMAGE_FILE, info.as_json())
 
 
 def read_image_info(model_dir: Union[str, Path]) -> Optional[ImageInfo]:
     """The model's image input, or None for a model that takes no image."""
-    path = Path(model_dir) / "assets.extra" / IMAGE_FILE
-    return parse_image_info(json.loads(path.read_text())) if path.exists() else None
+    document = read_extra(model_dir, IMAGE_FILE)
+    return None if document is None else parse_image_info(document)
 
 
 def parse_image_info(document: Optional[Mapping[str, Any]]) -> Optional[ImageInfo]:

@@ -8,13 +8,14 @@ week's (weekly), ``year * 12 + month - 1`` (monthly), ``year * 4 + quarter - 1``
 year (yearly).
 """
 import calendar
-import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from statistics import median
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+
+from serving.codec.model_extras import read_extra, write_extra
 
 SEASONS = {"daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}  # frequency -> season
 STEPS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}  # what a decimal year's fraction counts
@@ -202,13 +203,10 @@ class SeriesInfo:
 
 
 def write_series_info(model_dir: Union[str, Path], info: SeriesInfo) -> Path:
-    path = Path(model_dir) / "assets.extra" / SERIES_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info.as_json(), indent=1))
-    return path
+    return write_extra(model_dir, SERIES_FILE, info.as_json())
 
 
 def read_series_info(model_dir: Union[str, Path]) -> Optional[SeriesInfo]:
     """A forecaster's series info, or None for any other model."""
-    path = Path(model_dir) / "assets.extra" / SERIES_FILE
-    return SeriesInfo.parse(json.loads(path.read_text())) if path.exists() else None
+    document = read_extra(model_dir, SERIES_FILE)
+    return None if document is None else SeriesInfo.parse(document)
