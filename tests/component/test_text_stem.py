@@ -1,0 +1,37 @@
+"""The text stem's learners build, train and predict beside numeric inputs, and padding is masked:
+ids past a text's words do not change what the pooled learner sees."""
+import numpy as np
+import pytest
+
+
+@pytest.mark.parametrize("learner", ["pool", "conv", "lstm"])
+def test_each_text_learner_trains_beside_numbers(learner):
+    from components.models.base import FeatureSpec, HeadSpec
+    from components.models.builder import build_model
+
+    spec = FeatureSpec(numeric=("x_xf",), texts={"review_xf": (12, 40)})
+    model = build_model("dnn", HeadSpec("binary"), spec, {"text_learner": learner, "text_dim": 8, "epochs": 1})
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 40, (64, 12))
+    ids[:, 8:] = 0  # padding after 8 words
+    y = (ids[:, 0] % 2).astype("float32")
+    x = {"x_xf": rng.normal(size=(64, 1)).astype("float32"), "review_xf": ids}
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert model.predict(x, verbose=0).shape == (64, 1)
+    assert any(layer.name == "embed_review_xf" for layer in model.layers)
+
+
+def test_pooling_ignores_padding_and_an_unknown_learner_is_named():
+    import tf_keras as keras
+
+    from components.models.base import FeatureSpec, HeadSpec
+    from components.models.builder import build_model
+
+    spec = FeatureSpec(texts={"t_xf": (6, 20)})
+    model = build_model("dnn", HeadSpec("binary"), spec, {"depth": 0})
+    pooled = keras.Model(model.inputs, model.get_layer("pool_t_xf").output)
+    vectors = model.get_layer("embed_t_xf").get_weights()[0]
+    got = pooled.predict({"t_xf": np.array([[3, 4, 0, 0, 0, 0]])}, verbose=0)[0]
+    np.testing.assert_allclose(got, (vectors[3] + vectors[4]) / 2, rtol=1e-5)  # the four paddings count for nothing
+    with pytest.raises(ValueError, match="text_learner 'bag'"):
+        build_model("dnn", HeadSpec("binary"), spec, {"text_learner": "bag"})
