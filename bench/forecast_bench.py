@@ -34,10 +34,10 @@ sys.path.insert(0, str(REPO))
 from summary_lines import outcome  # noqa: E402 (bench/, the script's folder)
 
 from release import forecast_baselines as baselines  # noqa: E402
+from serving.codec.periods import SEASONS, STEPS_PER_YEAR  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 MLOPS = str(Path(sys.executable).with_name("mlops"))
-SEASONS = {"monthly": 12, "quarterly": 4, "yearly": 1}
 ETS_MARGIN = 1.10  # the model's MAE at most 10% above ETS's
 LONG_TABLE_RATIO = 3.0  # a 100-series run at most 3x a 1-series run's time
 
@@ -64,7 +64,7 @@ def _dates(times: Sequence[float], frequency: str) -> List[str]:
         if frequency == "yearly":
             out.append(str(year))
             continue
-        steps = SEASONS[frequency]
+        steps = STEPS_PER_YEAR[frequency]
         month = int(round((t - year) * steps)) * (12 // steps) + 1
         out.append(f"{year}-{month:02d}-01")
     return out

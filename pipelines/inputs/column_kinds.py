@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import List, Optional, Sequence, Tuple
 
+from serving.codec import periods
 from serving.codec.columns import FALSE_TOKENS, NA_TOKENS, TRUE_TOKENS  # noqa: F401 (re-exported: one place)
 
 
@@ -21,13 +22,9 @@ class InputDataError(ValueError):
 # Column kinds
 NUMERIC, INTEGER, BOOLEAN, DATETIME, STRING = "numeric", "integer", "boolean", "datetime", "string"
 TEXT = "text"  # free text: several words per value, many distinct values (tokenized, not a category)
-# Date-time formats a column may hold (one per column, decided on the sample), as the Transform parses them
-DATE_FORMATS = {
-    "iso": re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"),
-    "ymd_slash": re.compile(r"^\d{4}/\d{2}/\d{2}( \d{2}:\d{2}(:\d{2})?)?$"),
-    "mdy_slash": re.compile(r"^\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2}(:\d{2})?)?$"),
-}
 UNIX_SECONDS = "unix"
+# Date-time formats a column may hold (one per column, decided on the sample), as the Transform parses them
+DATE_FORMATS = {name: pattern for name, (pattern, _) in periods.DATE_FORMATS.items() if name != UNIX_SECONDS}
 
 
 def feature_key(name: str) -> str:
