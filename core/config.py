@@ -81,6 +81,11 @@ class TableSpec:
         """The staged columns: features and labels, in file order."""
         return tuple(key for _, key in self.columns if key in self.kinds)
 
+    @property
+    def text_keys(self) -> Tuple[str, ...]:
+        """The columns read as free text (words), in the table's order."""
+        return tuple(key for key, kind in self.kinds.items() if kind == "text")
+
     def name_of(self, key: str) -> str:
         return next((name for name, k in self.columns if k == key), key)
 
@@ -109,6 +114,11 @@ class ImageSpec:
     encoding: str = "utf-8"
 
 
+# Why a user's forecaster ships no TF Lite variant (the summary and the card say it)
+SERIES_EDGE_LEFT_OUT = ("each window is scaled by its own level and seasonal error, which the edge export's linear "
+                        "folding of the Transform cannot express")
+
+
 @dataclass(frozen=True)
 class SeriesSpec:
     """A user's series table (``--task forecast --time COL``) as the preflight read it: how to read
@@ -119,10 +129,7 @@ class SeriesSpec:
     time: str  # the columns as the user named them
     label: str
     series_id: Tuple[str, ...]
-    frequency: str  # daily | weekly | monthly | quarterly | yearly
-    season: int
-    time_format: str  # serving.codec.periods.TimeAxis.format
-    anchor: int
+    axis: TimeAxis  # how the time column reads: format, frequency (and so the season), anchor
     lookback: int
     lookback_reason: str
     horizon: int
@@ -135,10 +142,21 @@ class SeriesSpec:
     na_values: Tuple[str, ...] = ()
 
     @property
+    def frequency(self) -> str:
+        return self.axis.frequency
+
+    @property
+    def season(self) -> int:
+        return self.axis.season
+
+    @property
+    def time_format(self) -> str:
+        return self.axis.format
+
+    @property
     def info(self) -> SeriesInfo:
         """What the exported model carries for clients (serving.codec.periods.SeriesInfo)."""
-        axis = TimeAxis(self.time_format, self.frequency, self.anchor)
-        return SeriesInfo(self.time, self.label, self.series_id, axis, self.lookback, self.horizon)
+        return SeriesInfo(self.time, self.label, self.series_id, self.axis, self.lookback, self.horizon)
 
 
 @dataclass(frozen=True)

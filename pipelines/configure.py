@@ -368,7 +368,7 @@ def _pipeline_config(request: RunRequest, home: Home, name: str, schema: Curated
         max_metric_drop=request.max_drop, enable_cache=request.cache, slice_features=resolved.slices,
         input_format=usecase.input_format, tensors=usecase.tensors, series=usecase.series, tuner=request.tuning.tune,
         max_trials=request.tuning.max_trials, warm_start=request.tuning.warm_start,
-        edge=request.edge and (resolved.series is None or FORECAST_EDGE),
+        edge=request.edge and resolved.series is None,  # core.config.SERIES_EDGE_LEFT_OUT says why
         tracking_uri=home.tracking_uri(request.tracking_uri), beam_args=beam,
         span_pattern=resolved.layout.pattern if resolved.layout else "", span=resolved.span,
         window_spans=resolved.window, use_case=usecase.name if resolved.builtin else "",
@@ -641,9 +641,6 @@ def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
 FORECAST_GATE = 1.0
 FORECAST_FAMILY = "dnn"  # the window flattened, wide & deep; see docs/models.md for the measurements
 FORECAST_HPARAMS = {"epochs": 200, "patience": 20, "batch_size": 16}
-# The TF Lite export folds a Transform that is linear in the raw inputs; a window scaled by its own
-# mean and seasonal error is not, so a user's forecaster ships the SavedModel only.
-FORECAST_EDGE = False
 
 
 def _is_series(request: RunRequest, images: bool) -> bool:
@@ -689,11 +686,9 @@ def _series_spec(request: RunRequest, data_path: Path, staged: Path):
     options = request.forecast
     profile = _series_profile(open_table(data_path, request.reading.delimiter, request.reading.encoding),
                               request.label, options, request.reading.na_values)
-    axis = profile.axis
     return SeriesSpec(
         source=data_path, staged=staged, time=options.time, label=request.label, series_id=tuple(options.series_id),
-        frequency=axis.frequency, season=axis.season, time_format=axis.format, anchor=axis.anchor,
-        lookback=profile.lookback, lookback_reason=profile.lookback_reason, horizon=profile.horizon,
+        axis=profile.axis, lookback=profile.lookback, lookback_reason=profile.lookback_reason, horizon=profile.horizon,
         series=len(profile.series), rows=profile.rows, filled=profile.filled, first_gap=profile.first_gap,
         delimiter=request.reading.delimiter, encoding=request.reading.encoding,
         na_values=tuple(request.reading.na_values))

@@ -3,7 +3,7 @@ edge variants, what was pushed and registered."""
 from typing import List
 
 from components.gate_metrics import MIN_SLICE_ROWS, OVERALL
-from core.config import PipelineConfig
+from core.config import SERIES_EDGE_LEFT_OUT, PipelineConfig
 from core.run_report import RunReport
 
 
@@ -63,8 +63,7 @@ def format_input(config: PipelineConfig) -> List[str]:
                for k, kind in table.kinds.items() if kind in ("boolean", "datetime")]
     if special:
         lines.append(f"read as: {', '.join(special)}")
-    texts = [f"{table.name_of(k)} (up to {table.text_lengths.get(k, 0)} words)" for k, kind in table.kinds.items()
-             if kind == "text"]
+    texts = [f"{table.name_of(k)} (up to {table.text_lengths[k]} words)" for k in table.text_keys]
     if texts:
         lines.append(f"read as text (words, a vocabulary, an embedding): {', '.join(texts)}")
     sliced = ", ".join(table.name_of(key) for key in config.slice_features) or "none"
@@ -81,8 +80,7 @@ def format_series(spec) -> List[str]:
              f"split by time: each series' last {spec.horizon} points are the eval targets",
              "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below 1 "
              "(--threshold to change)",
-             "TF Lite: left out (each window is scaled by its own level and seasonal error, which the edge "
-             "export's linear folding of the Transform cannot express)"]
+             f"TF Lite: left out ({SERIES_EDGE_LEFT_OUT})"]
     if spec.filled:
         lines.insert(1, f"filled by interpolation: {spec.filled} missing points (first: {spec.first_gap})")
     return lines

@@ -9,9 +9,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from release.forecast_baselines import ForecastScores, fit_baselines, pooled
+from serving.codec.periods import FORECAST_OUTPUT, WINDOW_INPUT
 
 MAX_ETS_SERIES = 20  # ETS is fitted on the first ones of a long table (~1 s a series); the count is shown
-WINDOW_INPUT, FORECAST_OUTPUT = "window", "forecast"
 
 
 @dataclass(frozen=True)

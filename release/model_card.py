@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from components.gate_metrics import HIGHER_IS_BETTER, MIN_SLICE_ROWS, OVERALL
-from core.config import PipelineConfig
+from core.config import SERIES_EDGE_LEFT_OUT, PipelineConfig
 from core.run_report import RunReport
 
 ASSETS_DIR = "assets.extra"
@@ -96,7 +96,7 @@ def _caveats(config: PipelineConfig, report: RunReport, slices: Sequence[Mapping
 def _text_columns(config: PipelineConfig) -> List[str]:
     """The table's columns read as free text (words), by their original names."""
     table = config.table
-    return [table.name_of(key) for key, kind in table.kinds.items() if kind == "text"] if table else []
+    return [table.name_of(key) for key in table.text_keys] if table else []
 
 
 def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, Any]]:
@@ -114,8 +114,7 @@ def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, A
             "lookback": spec.lookback, "lookback_reason": spec.lookback_reason, "horizon": spec.horizon,
             "filled": spec.filled, "first_gap": spec.first_gap, "holdout": scores,
             "ets_series": holdout.ets_series if holdout else 0,
-            "edge": "left out: each window is scaled by its own level and seasonal error, which the TF Lite "
-                    "export's linear folding of the Transform cannot express"}
+            "edge": f"left out: {SERIES_EDGE_LEFT_OUT}"}
 
 
 def _forecast_html(forecast: Optional[Mapping[str, Any]]) -> str:
