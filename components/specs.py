@@ -23,7 +23,7 @@ class ColumnSpec:
     """A user's column as the preflight read it: its kind and, for date-times, the format."""
     kind: str
     format: str = ""
-    length: int = 0  # text: the words its values are padded or cut to (left out of the JSON when 0)
+    length: int = 0  # text: the words its values are padded or cut to (always set; left out of the JSON when 0)
 
 
 @dataclass(frozen=True)

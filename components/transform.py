@@ -31,7 +31,6 @@ from serving.codec.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKE
 from serving.codec.images import ImageInfo
 
 OOV_BUCKETS = 1
-TEXT_LENGTH_DEFAULT = 64  # a text column's token window when its spec names none
 VOCABULARY_TOP_K = 10_000  # the most frequent values of each text column; the rest share the OOV bucket
 Tensorish = Union[tf.Tensor, tf.SparseTensor]
 
@@ -270,7 +269,7 @@ def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
 def free_text(tensor: Tensorish, name: str, column: ColumnSpec, na_tokens) -> tf.Tensor:
     """A text column as [batch, length] word ids (components.text_features); missing is no words."""
     text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
-    return text_ids(clean_text(text, na_tokens), name, column.length or TEXT_LENGTH_DEFAULT)
+    return text_ids(clean_text(text, na_tokens), name, column.length)
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:

@@ -72,7 +72,7 @@ def model_inputs(spec: FeatureSpec) -> Dict[str, Any]:
     return inputs
 
 
-def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec, hp: Optional[Mapping[str, Any]] = None) -> Any:
+def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any]) -> Any:
     """Numeric inputs as they are, categorical ones through a small embedding, tensors flattened,
     text through the text stem (``hp``: its meta-parameters)."""
     parts = [inputs[name] for name in spec.numeric]
@@ -82,7 +82,7 @@ def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec, hp: Optional[Mapping
         parts.append(keras.layers.Flatten(name=f"flat_{name}")(embedded))
     parts += [keras.layers.Flatten(name=f"flat_{name}")(inputs[name]) for name in spec.tensors]
     if spec.texts:
-        parts += [text_stem(inputs[name], name, size, hp or {}) for name, (_, size) in spec.texts.items()]
+        parts += [text_stem(inputs[name], name, size, hp) for name, (_, size) in spec.texts.items()]
     if not parts:
         raise ValueError("no input features")
     return parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="stem")(parts)

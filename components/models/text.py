@@ -13,7 +13,8 @@ TEXT_LEARNERS = ("pool", "conv", "lstm")
 
 
 def text_stem(ids: Any, name: str, size: int, hp: Mapping[str, Any]) -> Any:
-    learner, dim = hp.get("text_learner", "pool"), int(hp.get("text_dim", 32))
+    """``hp``: the family's resolved meta-parameters (their defaults: components.models.families)."""
+    learner, dim = hp["text_learner"], int(hp["text_dim"])
     if learner not in TEXT_LEARNERS:
         raise ValueError(f"text_learner '{learner}': choose one of {', '.join(TEXT_LEARNERS)}")
     embedded = keras.layers.Embedding(size, dim, mask_zero=learner != "conv", name=f"embed_{name}")(ids)
