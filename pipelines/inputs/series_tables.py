@@ -7,6 +7,7 @@ targets the Trainer stops early on (``valid/``, one window), and ``train/`` the 
 Pure Python, no TensorFlow; every refusal is one ``InputDataError`` line naming the file, column,
 line or series.
 """
+import bisect
 import csv
 import io
 from collections import defaultdict
@@ -137,10 +138,10 @@ def _filled(values: List[Optional[float]], context: str, axis: TimeAxis, first: 
         raise InputDataError(f"{gap}, and {len(missing)} of {len(values)} {axis.frequency} points in all (more than "
                              f"{MAX_FILLED_SHARE:.0%}); give a regular series or fill it first")
     out = list(values)
-    known = [i for i, v in enumerate(values) if v is not None]
-    for i in missing:
-        before = max(k for k in known if k < i)
-        after = min(k for k in known if k > i)
+    known = [i for i, v in enumerate(values) if v is not None]  # the first and last are known (trimmed)
+    for i in missing:  # the known neighbours by bisection: a long daily series has thousands of each
+        place = bisect.bisect(known, i)
+        before, after = known[place - 1], known[place]
         out[i] = values[before] + (values[after] - values[before]) * (i - before) / (after - before)
     return [float(v) for v in out], gap
 
@@ -169,9 +170,9 @@ def profile_series(source, label: str, options: SeriesOptions, na_values: Sequen
         context = f"{source.path}" + (f": series {'/'.join(key)}" if key else "")
         start, raw = _regular(cells, axis, context, label, na_values)
         values, gap = _filled(raw, context, axis, start)
-        first_gap = first_gap or gap
-        filled += sum(v is None for v in raw)
-        series.append(Series(key, start, tuple(values), sum(v is None for v in raw)))
+        first_gap, missing = first_gap or gap, sum(v is None for v in raw)
+        filled += missing
+        series.append(Series(key, start, tuple(values), missing))
     lookback, reason = _lookback(series, axis, options, source.path)
     return SeriesProfile(axis, tuple(series), lookback, reason, options.horizon,
                          sum(len(c) for c in grouped.values()), filled, first_gap)
