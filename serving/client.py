@@ -7,7 +7,6 @@ does not take (e.g. the label) are left out. A JSON file is a TF Serving request
 row objects.
 """
 import base64
-import csv
 import json
 import math
 import ssl
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from serving.codec.columns import NO_COLUMNS, ColumnNames, is_missing_text, parse, sniff_delimiter
+from serving.codec.columns import NO_COLUMNS, ColumnNames, csv_dict_reader, is_missing_text, parse
 from serving.options import TlsFiles
 
 STRING_DTYPE = "DT_STRING"
@@ -112,10 +111,7 @@ def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]],
                   columns: ColumnNames = NO_COLUMNS) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Instances for the signature (keyed by its inputs), and the CSV columns left out. The header may
     hold the original column names of the model's table, any delimiter among , ; tab |."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        delimiter = sniff_delimiter(f.read(64 * 1024))
-        f.seek(0)
-        reader = csv.DictReader(f, delimiter=delimiter)
+    with csv_dict_reader(path) as reader:
         header = reader.fieldnames or []
         key_of = {name: columns.key(name.strip()) for name in header}
         column_of = {key: name for name, key in key_of.items()}

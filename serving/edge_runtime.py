@@ -7,7 +7,6 @@ int32 vocabulary indices that the host looks up in the sidecar's vocabularies, i
 raw tensor. A missing number is replaced on the host by the sidecar's ``fill`` (the train mean,
 what the Transform fills in).
 """
-import csv
 import json
 import math
 import time
@@ -16,7 +15,14 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from serving.codec.columns import ColumnNames, boolean_text, date_parts, is_missing_text, parse, sniff_delimiter
+from serving.codec.columns import (
+    ColumnNames,
+    boolean_text,
+    csv_dict_reader,
+    date_parts,
+    is_missing_text,
+    parse,
+)
 
 SIDECAR = "edge.json"
 REPORT_FILE = "edge_report.json"  # EdgeExport's full report (every variant, shipped or not)
@@ -123,10 +129,7 @@ def read_rows(path: Path, sidecar: Mapping[str, Any]) -> List[Dict[str, Any]]:
                                  f"got shape {list(array.shape)}")
         return [dict(zip(names, row.tolist())) for row in array]
     columns = parse(sidecar.get("columns"))
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        delimiter = sniff_delimiter(f.read(64 * 1024))
-        f.seek(0)
-        reader = csv.DictReader(f, delimiter=delimiter)
+    with csv_dict_reader(path) as reader:
         needed = {spec.get("source", spec["name"]) for spec in sidecar["inputs"]}
         given = {columns.key(name) for name in reader.fieldnames or []}
         missing = sorted(columns_name(columns, key) for key in needed - given)

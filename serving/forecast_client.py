@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from serving.codec.columns import is_missing_text, sniff_delimiter
+from serving.codec.columns import csv_dict_reader, is_missing_text
 from serving.codec.periods import WINDOW_INPUT, PeriodError, SeriesInfo
 
 
@@ -25,45 +25,40 @@ class SeriesWindow:
     values: Tuple[float, ...]  # its last ``lookback`` values
 
 
-def _rows(path: Path) -> Tuple[List[str], List[List[str]]]:
-    if not path.is_file():
-        raise HistoryError(f"{path}: no such file")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        text = f.read()
-    rows = list(csv.reader(text.splitlines(), delimiter=sniff_delimiter(text[:65536])))
-    if not rows:
-        raise HistoryError(f"{path}: empty")
-    return [h.strip() for h in rows[0]], rows[1:]
-
-
-def _index(header: List[str], name: str, path: Path) -> int:
+def _column(header: Dict[str, str], name: str, path: Path) -> str:
+    """The header field of column ``name`` (headers are matched trimmed)."""
     if name not in header:
         raise HistoryError(f"{path}: column '{name}' not found; a history for this model has "
                            f"{name!r} among its columns (found: {', '.join(header)})")
-    return header.index(name)
+    return header[name]
 
 
 def read_history(path: Path, info: SeriesInfo) -> List[SeriesWindow]:
     """The last ``lookback`` points of each series of the history, on the model's time axis."""
-    header, rows = _rows(path)
-    at_time, at_value = _index(header, info.time, path), _index(header, info.label, path)
-    at_ids = [_index(header, name, path) for name in info.series_id]
+    if not path.is_file():
+        raise HistoryError(f"{path}: no such file")
     points: Dict[Tuple[str, ...], Dict[int, float]] = defaultdict(dict)
-    for line, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        key = tuple(row[i].strip() for i in at_ids)
-        try:
-            period = info.axis.period(row[at_time])
-        except (PeriodError, IndexError) as e:
-            raise HistoryError(f"{path}: line {line}: column '{info.time}': {e}") from None
-        cell = row[at_value] if at_value < len(row) else ""
-        if is_missing_text(cell):
-            continue
-        try:
-            points[key][period] = float(cell)
-        except ValueError:
-            raise HistoryError(f"{path}: line {line}: column '{info.label}': {cell!r} is not a number") from None
+    with csv_dict_reader(path) as reader:
+        header = {name.strip(): name for name in reader.fieldnames or []}
+        if not header:
+            raise HistoryError(f"{path}: empty")
+        time, label = _column(header, info.time, path), _column(header, info.label, path)
+        ids = [_column(header, name, path) for name in info.series_id]
+        for row in reader:
+            if not any(str(value).strip() for value in row.values() if value):  # a blank line of delimiters
+                continue
+            cells = {field: (row.get(field) or "").strip() for field in (time, label, *ids)}
+            try:
+                period = info.axis.period(cells[time])
+            except PeriodError as e:
+                raise HistoryError(f"{path}: line {reader.line_num}: column '{info.time}': {e}") from None
+            if is_missing_text(cells[label]):
+                continue
+            try:
+                points[tuple(cells[field] for field in ids)][period] = float(cells[label])
+            except ValueError:
+                raise HistoryError(f"{path}: line {reader.line_num}: column '{info.label}': {cells[label]!r} is not "
+                                   "a number") from None
     return [_window(key, series, info, path) for key, series in sorted(points.items())]
 
 

@@ -5,9 +5,10 @@ identifier, a constant) are dropped from a request instead of refused."""
 import csv
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 from serving.codec.model_extras import read_extra, write_extra
 
@@ -23,6 +24,15 @@ MDY_PATTERN = r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:[ T](\d{1,2}))?.*$"  # mdy_slash:
 
 
 DELIMITERS = ",;\t|"  # what users' CSVs are delimited with
+
+
+@contextmanager
+def csv_dict_reader(path: Union[str, Path]) -> Iterator[csv.DictReader]:
+    """A user's CSV as dict rows: a byte-order mark or not, its delimiter sniffed (``sniff_delimiter``)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        delimiter = sniff_delimiter(f.read(64 * 1024))
+        f.seek(0)
+        yield csv.DictReader(f, delimiter=delimiter)
 
 
 def sniff_delimiter(sample: str) -> str:
