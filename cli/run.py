@@ -97,6 +97,10 @@ def _forecast_options(group: Any) -> None:
     group.add_argument("--lookback", type=int, metavar="L",
                        help="points a forecast reads (default: max(2 x season, 2 x horizon), within the shortest "
                             "series)")
+    group.add_argument("--covariates", type=_names, default=(), metavar="COL,...",
+                       help="numeric columns known ahead (a promotion planned, a holiday): the model reads them over "
+                            "the window and the forecast steps; a history for `mlops predict` then gives the next H "
+                            "rows with them and an empty value")
 
 
 def _tuning_options(group: Any) -> None:

@@ -146,7 +146,7 @@ def _predict_series(args: argparse.Namespace, target, path: Path, series, inputs
 
     with translated(user=(HistoryError,)):
         windows = read_history(path, series)
-    body = forecast_request(windows)
+    body = forecast_request(windows, series)
     with translated(refused=(ClientError,)):
         if args.grpc:
             quiet_runtime(args.verbose)

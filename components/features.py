@@ -80,6 +80,11 @@ FORECAST_OFFSET, FORECAST_SCALE = "_forecast_offset", "_forecast_scale"
 LABEL_OFFSET, LABEL_SCALE = "_label_offset", "_label_scale"
 
 
+# A user's series with covariates or calendar parts: the Transform's [horizon, parts] input of what
+# is known about each forecast step (its calendar parts, its covariates' values), read by the model
+# beside the window (components.models.base.join_known_ahead).
+KNOWN_AHEAD = "known_ahead"
+
 INTERNAL_OUTPUTS = frozenset({LABEL_OFFSET, LABEL_SCALE, FORECAST_OFFSET, FORECAST_SCALE})  # not features
 
 

@@ -47,6 +47,8 @@ class TransformSpec:
     image: Optional[ImageInput] = None
     season: int = 0  # a user's series: each window is scaled by itself, by its seasonal naive error at this lag
     horizon: int = 0  # a user's series: the steps forecast (the serving graph has no target to count them)
+    covariates: Tuple[str, ...] = ()  # a user's series: known-ahead features (lookback + horizon values each)
+    calendar: str = ""  # a user's daily or weekly series: that frequency; calendar parts from ``next_date``
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -103,7 +105,7 @@ class TuneSpec(TrainSpec):
 
 
 _TABLE_GROUP = {"columns", "names", "left_out", "na_values"}
-_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info"}
+_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info", "covariates", "calendar"}
 
 
 def _plain(value: Any) -> Any:
@@ -129,6 +131,6 @@ def _typed(name: str, value: Any) -> Any:
     if name == "image":
         return ImageInput(value["feature"], int(value["size"]), tuple(value.get("augment", ())),
                           tuple(value.get("ignore", ())))
-    if name == "na_values":
+    if name in ("na_values", "covariates"):
         return tuple(value)
     return value

@@ -21,6 +21,7 @@ from tfx_bsl.public import tfxio
 from components import training_loop
 from components.export import mark_signature_methods, save_model, serving_signatures
 from components.features import (
+    KNOWN_AHEAD,
     LABEL_OFFSET,
     LABEL_SCALE,
     feature_vocabularies,
@@ -54,13 +55,15 @@ TRAINING_ONLY = (*TRAINING_DEFAULTS, "threshold_quantile")  # hyperparameters th
 
 def feature_spec_from_transform(tft_output: tft.TFTransformOutput, labels: Tuple[str, ...]) -> FeatureSpec:
     """Numeric, categorical and tensor model inputs, read from the Transform's output spec."""
-    numeric, categorical, tensors, texts = [], {}, {}, {}
+    numeric, categorical, tensors, texts, known_ahead = [], {}, {}, {}, {}
     label_keys = {transformed_name(label) for label in labels}
     vocabularies = feature_vocabularies(tft_output)
     for name, feature in sorted(tft_output.transformed_feature_spec().items()):
         if not is_model_input(name, label_keys):
             continue
-        if feature.dtype == tf.int64 and len(feature.shape) == 1 and feature.shape[0] > 1:  # word ids
+        if name == transformed_name(KNOWN_AHEAD):
+            known_ahead[name] = tuple(feature.shape)
+        elif feature.dtype == tf.int64 and len(feature.shape) == 1 and feature.shape[0] > 1:  # word ids
             words = tft_output.vocabulary_size_by_name(text_vocabulary(raw_name(name)))
             texts[name] = (int(feature.shape[0]), int(words) + TEXT_RESERVED_IDS)
         elif list(feature.shape) != [1]:
@@ -69,7 +72,8 @@ def feature_spec_from_transform(tft_output: tft.TFTransformOutput, labels: Tuple
             categorical[name] = len(vocabularies.get(raw_name(name), ())) + OOV_BUCKETS
         else:
             numeric.append(name)
-    return FeatureSpec(numeric=tuple(numeric), categorical=categorical, tensors=tensors, texts=texts)
+    return FeatureSpec(numeric=tuple(numeric), categorical=categorical, tensors=tensors, texts=texts,
+                       known_ahead=known_ahead)
 
 
 def class_names(tft_output: tft.TFTransformOutput, label: str, task_name: str) -> List[str]:

@@ -5,7 +5,8 @@ Referenced by TFX as ``components.transform.preprocessing_fn``; ``custom_config`
 ``components.specs.TransformSpec`` (``PipelineConfig.transform_spec()``), parsed once at the top.
 """
 import functools
-from typing import Any, Dict, Mapping, Tuple, Union
+import math
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -15,6 +16,7 @@ from components.features import (
     FEATURE_VOCABULARY,
     FORECAST_OFFSET,
     FORECAST_SCALE,
+    KNOWN_AHEAD,
     LABEL_OFFSET,
     LABEL_SCALE,
     column_vocabularies,
@@ -29,6 +31,7 @@ from components.tasks import get_task
 from components.text_features import text_ids
 from serving.codec.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
 from serving.codec.images import ImageInfo
+from serving.codec.periods import NEXT_DATE_INPUT
 
 OOV_BUCKETS = 1
 VOCABULARY_TOP_K = 10_000  # the most frequent values of each text column; the rest share the OOV bucket
@@ -117,6 +120,57 @@ def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: 
         FORECAST_OFFSET: base,  # [batch, horizon]: the forecast is base + prediction x scale
         FORECAST_SCALE: scale,
     }
+
+
+def days_since_epoch(iso_dates: tf.Tensor) -> tf.Tensor:
+    """[batch] YYYY-MM-DD strings -> int64 days since 1970-01-01."""
+    year, month, day = (tf.strings.to_number(tf.strings.substr(iso_dates, start, length), tf.int64)
+                        for start, length in ((0, 4), (5, 2), (8, 2)))
+    return _days_from_civil(year, month, day)
+
+
+def calendar_parts(next_date: Tensorish, horizon: int, frequency: str) -> tf.Tensor:
+    """[batch, horizon, parts]: for each forecast step, its place in the year (two harmonics of
+    sine and cosine) and, for a daily series, its weekday (one-hot)."""
+    first = days_since_epoch(tf.reshape(next_date, [-1]))
+    step = 7 if frequency == "weekly" else 1
+    days = first[:, tf.newaxis] + tf.range(horizon, dtype=tf.int64)[tf.newaxis, :] * step  # [batch, horizon]
+    angle = 2 * math.pi * tf.cast(days % 146097, tf.float32) / 365.2425  # the year's fraction, as an angle
+    parts = [tf.sin(angle), tf.cos(angle), tf.sin(2 * angle), tf.cos(2 * angle)]
+    year_parts = tf.stack(parts, axis=2)
+    if frequency != "daily":
+        return year_parts
+    weekday = tf.one_hot((days + 3) % 7, 7)  # 1970-01-01 was a Thursday: Monday is 0
+    return tf.concat([year_parts, weekday], axis=2)
+
+
+def known_ahead_features(inputs: Mapping[str, Tensorish], config: TransformSpec,
+                         lookback: int) -> Tuple[Optional[tf.Tensor], tf.Tensor]:
+    """([batch, lookback, covariates] or None, [batch, horizon, parts]): each covariate standardized
+    over the train split (its window part goes beside the window's values, its horizon part to the
+    forecast steps), and the steps' calendar parts."""
+    past, ahead = None, []
+    if config.covariates:
+        scaled = [tft.scale_to_z_score(tf.cast(inputs[key], tf.float32), elementwise=False, name=f"scale_{key}")
+                  for key in config.covariates]
+        stacked = tf.stack(scaled, axis=2)  # [batch, lookback + horizon, covariates]
+        past, ahead = stacked[:, :lookback, :], [stacked[:, lookback:, :]]
+    if config.calendar:
+        ahead.append(calendar_parts(inputs[NEXT_DATE_INPUT], config.horizon, config.calendar))
+    return past, tf.concat(ahead, axis=2)
+
+
+def series_features(inputs: Mapping[str, Tensorish], config: TransformSpec) -> Dict[str, tf.Tensor]:
+    """A user's series: the window scaled by itself, with its known-ahead features if it has any."""
+    (window, shape), = config.tensors.items()
+    (target, _), = config.targets
+    outputs = window_scaled_features(inputs, window, list(shape), target, config.season, config.horizon)
+    if config.covariates or config.calendar:
+        past, ahead = known_ahead_features(inputs, config, shape[0])
+        if past is not None:
+            outputs[transformed_name(window)] = tf.concat([outputs[transformed_name(window)], past], axis=2)
+        outputs[transformed_name(KNOWN_AHEAD)] = ahead
+    return outputs
 
 
 def clean_text(x: tf.Tensor, na_tokens) -> tf.Tensor:
@@ -277,10 +331,10 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
     targets = dict(config.targets)
     na_tokens = tuple(NA_TOKENS) + config.na_values
     if config.task == "forecast":
+        if config.season:
+            return series_features(inputs, config)
         (window, shape), = config.tensors.items()
         (target, _), = targets.items()
-        if config.season:
-            return window_scaled_features(inputs, window, list(shape), target, config.season, config.horizon)
         return forecast_features(inputs, window, list(shape), target)
     outputs, texts, numbers = {}, {}, {}
     image = config.image

@@ -8,7 +8,7 @@ from components.specs import ColumnSpec, ImageInput, TrainSpec, TransformSpec, T
 from components.tasks import TaskSpec, get_task
 from core.home import Home
 from serving.codec.images import FILE_FEATURE, IMAGE_FEATURE
-from serving.codec.periods import SeriesInfo, TimeAxis
+from serving.codec.periods import CALENDAR_PARTS, SeriesInfo, TimeAxis
 
 BEAM_MODES = ("in_memory", "multi_threading", "multi_processing")  # DirectRunner's running modes
 DIRECT_RUNNER_DEFAULTS = ("in_memory", 1)  # Beam's own defaults for DirectRunner's mode and workers
@@ -140,6 +140,24 @@ class SeriesSpec:
     delimiter: Optional[str] = None
     encoding: str = "utf-8"
     na_values: Tuple[str, ...] = ()
+    covariates: Tuple[Tuple[str, str], ...] = ()  # (column, feature key) of each known-ahead covariate
+
+    @property
+    def covariate_keys(self) -> Tuple[str, ...]:
+        return tuple(key for _, key in self.covariates)
+
+    @property
+    def known_ahead(self) -> str:
+        """What the model knows of each forecast step, in words ("" for nothing)."""
+        parts = [f"calendar ({CALENDAR_PARTS[self.calendar]})"] if self.calendar else []
+        if self.covariates:
+            parts.append(f"covariates {', '.join(column for column, _ in self.covariates)}")
+        return "; ".join(parts)
+
+    @property
+    def calendar(self) -> str:
+        """The frequency whose calendar parts the model reads ("" for none: serving.codec.periods)."""
+        return self.axis.frequency if self.axis.has_calendar else ""
 
     @property
     def frequency(self) -> str:
@@ -156,7 +174,8 @@ class SeriesSpec:
     @property
     def info(self) -> SeriesInfo:
         """What the exported model carries for clients (serving.codec.periods.SeriesInfo)."""
-        return SeriesInfo(self.time, self.label, self.series_id, self.axis, self.lookback, self.horizon)
+        return SeriesInfo(self.time, self.label, self.series_id, self.axis, self.lookback, self.horizon,
+                          self.covariates)
 
 
 @dataclass(frozen=True)
@@ -225,7 +244,9 @@ class PipelineConfig:
                              left_out=dict(table.left_out) if table else {},
                              na_values=tuple(table.na_values) if table else (), image=image,
                              season=self.series_table.season if self.series_table else 0,
-                             horizon=self.series_table.horizon if self.series_table else 0)
+                             horizon=self.series_table.horizon if self.series_table else 0,
+                             covariates=self.series_table.covariate_keys if self.series_table else (),
+                             calendar=self.series_table.calendar if self.series_table else "")
 
     def train_spec(self, backup_root: str = "") -> TrainSpec:
         """What run_fn needs: the Transform's spec, the family, overrides, the data's size, transfer."""

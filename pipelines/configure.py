@@ -79,6 +79,7 @@ class ForecastOptions:
     horizon: Optional[int] = None
     series_id: Tuple[str, ...] = ()  # a long table: the columns naming each series
     lookback: Optional[int] = None  # default: from the frequency's season and the horizon
+    covariates: Tuple[str, ...] = ()  # known-ahead columns (their future values are known too)
 
 
 @dataclass(frozen=True)
@@ -647,7 +648,8 @@ def _is_series(request: RunRequest, images: bool) -> bool:
     """--task forecast on --data: a series table, which needs --time and --horizon."""
     given = [flag for flag, value in (("--time", request.forecast.time), ("--horizon", request.forecast.horizon),
                                       ("--series-id", request.forecast.series_id),
-                                      ("--lookback", request.forecast.lookback)) if value]
+                                      ("--lookback", request.forecast.lookback),
+                                      ("--covariates", request.forecast.covariates)) if value]
     if request.task != "forecast":
         if given:
             raise ConfigError(f"{given[0]} goes with --task forecast")
@@ -663,7 +665,7 @@ def _is_series(request: RunRequest, images: bool) -> bool:
 def _series_input(request: RunRequest, name: str, data_path: Path, home: Home, schema_kinds) -> ResolvedInput:
     """A user's series: read, checked and described; staged by ``prepare_inputs``."""
     from pipelines.inputs import datasets
-    from pipelines.inputs.series_tables import SERIES_COLUMN, VALUE_COLUMN
+    from pipelines.inputs.series_tables import DATE_COLUMN, SERIES_COLUMN, VALUE_COLUMN
 
     if request.reading.span or request.reading.window:
         raise ConfigError("--span and --window read span folders of a table; a series is one file or folder")
@@ -672,7 +674,7 @@ def _series_input(request: RunRequest, name: str, data_path: Path, home: Home, s
     usecase = datasets.UseCase(
         name, "forecast", ((label, "forecast"),), "", list, input_format="series",
         series={"column": VALUE_COLUMN, "lookback": spec.lookback, "horizon": spec.horizon, "key": SERIES_COLUMN,
-                "validation": True},
+                "validation": True, "covariates": spec.covariate_keys, "dates": DATE_COLUMN if spec.calendar else ""},
         # the training defaults hold for every family (--family picks one; --hparam still overrides)
         tensors={"window": (spec.lookback, 1)}, family=request.family or FORECAST_FAMILY, hparams=FORECAST_HPARAMS,
         gate_thresholds={label: FORECAST_GATE})
@@ -691,14 +693,15 @@ def _series_spec(request: RunRequest, data_path: Path, staged: Path):
         axis=profile.axis, lookback=profile.lookback, lookback_reason=profile.lookback_reason, horizon=profile.horizon,
         series=len(profile.series), rows=profile.rows, filled=profile.filled, first_gap=profile.first_gap,
         delimiter=request.reading.delimiter, encoding=request.reading.encoding,
-        na_values=tuple(request.reading.na_values))
+        na_values=tuple(request.reading.na_values), covariates=profile.covariates)
 
 
 def _series_profile(source, label: str, options: ForecastOptions, na_values):
     from pipelines.inputs.series_tables import SeriesOptions, profile_series
 
     return profile_series(source, label, SeriesOptions(options.time, options.horizon, tuple(options.series_id),
-                                                       options.lookback), tuple(na_values))
+                                                       options.lookback, tuple(options.covariates)),
+                          tuple(na_values))
 
 
 def series_profile_again(spec):
@@ -706,7 +709,8 @@ def series_profile_again(spec):
     from pipelines.inputs.tables import open_table
 
     source = open_table(spec.source, spec.delimiter, spec.encoding)
-    options = ForecastOptions(spec.time, spec.horizon, spec.series_id, spec.lookback)
+    options = ForecastOptions(spec.time, spec.horizon, spec.series_id, spec.lookback,
+                              tuple(column for column, _ in spec.covariates))
     try:
         return _series_profile(source, spec.label, options, spec.na_values)
     except InputDataError as e:  # the file changed since the preflight

@@ -81,6 +81,8 @@ def format_series(spec) -> List[str]:
              "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below 1 "
              "(--threshold to change)",
              f"TF Lite: left out ({SERIES_EDGE_LEFT_OUT})"]
+    if spec.known_ahead:
+        lines.insert(2, f"known ahead of each forecast step: {spec.known_ahead}")
     if spec.filled:
         lines.insert(1, f"filled by interpolation: {spec.filled} missing points (first: {spec.first_gap})")
     return lines

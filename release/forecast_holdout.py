@@ -9,7 +9,8 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from release.forecast_baselines import ForecastScores, fit_baselines, pooled
-from serving.codec.periods import FORECAST_OUTPUT, WINDOW_INPUT
+from serving.codec.periods import FORECAST_OUTPUT, SeriesInfo
+from serving.forecast_client import SeriesWindow, request_row
 
 MAX_ETS_SERIES = 20  # ETS is fitted on the first ones of a long table (~1 s a series); the count is shown
 
@@ -26,23 +27,26 @@ class HoldoutComparison:
     season: int
 
 
-def model_forecasts(model_dir: str, windows: np.ndarray) -> np.ndarray:
-    """[series, horizon] forecasts in the series' units from [series, lookback] windows."""
+def model_forecasts(model_dir: str, windows: Sequence[SeriesWindow], info: SeriesInfo) -> np.ndarray:
+    """[series, horizon] forecasts in the series' units, each asked as a client asks (``request_row``)."""
     import tensorflow as tf
 
-    served = tf.saved_model.load(model_dir)
-    outputs = served.signatures["serving_default"](**{WINDOW_INPUT: tf.constant(windows, tf.float32)})
+    signature = tf.saved_model.load(model_dir).signatures["serving_default"]
+    specs = signature.structured_input_signature[1]
+    rows = [request_row(window, info) for window in windows]
+    outputs = signature(**{name: tf.constant([row[name] for row in rows], spec.dtype) for name, spec in specs.items()})
     return outputs[FORECAST_OUTPUT].numpy().astype(float)
 
 
 def compare_on_holdout(model_dir: Optional[str], per_series: Sequence[Tuple[Sequence[float], Sequence[float]]],
-                       lookback: int, horizon: int, season: int) -> HoldoutComparison:
-    """``per_series``: (history, actual) of each series, the holdout ``actual`` its last horizon."""
+                       windows: Sequence[SeriesWindow], info: SeriesInfo, season: int) -> HoldoutComparison:
+    """``per_series``: (history, actual) of each series, the holdout ``actual`` its last horizon;
+    ``windows``: the request of each series for those points."""
+    horizon = info.horizon
     baselines = fit_baselines(per_series, horizon, season, MAX_ETS_SERIES)
     scores = None
     if model_dir:
-        windows = np.array([np.asarray(history, float)[-lookback:] for history, _ in per_series])
-        forecasts = model_forecasts(model_dir, windows)
+        forecasts = model_forecasts(model_dir, windows, info)
         scores = pooled([(actual, forecast, history) for (history, actual), forecast in zip(per_series, forecasts)],
                         season)
     return HoldoutComparison(scores, baselines.seasonal_naive, baselines.ets, baselines.ets_models,

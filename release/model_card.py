@@ -112,7 +112,7 @@ def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, A
     return {"series": spec.series, "series_id": list(spec.series_id), "time": spec.time,
             "time_format": spec.time_format, "frequency": spec.frequency, "season": spec.season,
             "lookback": spec.lookback, "lookback_reason": spec.lookback_reason, "horizon": spec.horizon,
-            "filled": spec.filled, "first_gap": spec.first_gap, "holdout": scores,
+            "filled": spec.filled, "first_gap": spec.first_gap, "known_ahead": spec.known_ahead, "holdout": scores,
             "ets_series": holdout.ets_series if holdout else 0,
             "edge": f"left out: {SERIES_EDGE_LEFT_OUT}"}
 
@@ -125,6 +125,7 @@ def _forecast_html(forecast: Optional[Mapping[str, Any]]) -> str:
                             f"{forecast['season']})",
                     "horizon": forecast["horizon"],
                     "lookback": f"{forecast['lookback']} ({forecast['lookback_reason']})",
+                    "known ahead": forecast.get("known_ahead") or "-",
                     "points filled": forecast["filled"], "TF Lite": forecast["edge"]})
     rows = [(_e(name), _number(s["mae"]), _number(s["rmse"]), _number(s["smape"], 2), _number(s["mase"], 3))
             for name, s in forecast["holdout"].items()]

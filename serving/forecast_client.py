@@ -1,6 +1,8 @@
 """`mlops predict HISTORY.csv` for a forecaster: the recent history of one or many series (a long
 table: the ID columns, the time, the value) turned into one request row per series (its last
-``lookback`` values, in time order), and the answers written back as rows of the series' future
+``lookback`` values, in time order; a daily or weekly model's first forecast date; each known-ahead
+covariate over those points and the next ``horizon``: the history then holds the future rows with
+their covariates and an empty value), and the answers written back as rows of the series' future
 steps (ID columns, time, forecast), dated as the history is. The model's ``series.json`` (served
 in ``/metadata``) says which columns are which and how times read.
 """
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from serving.codec.columns import csv_dict_reader, is_missing_text
-from serving.codec.periods import WINDOW_INPUT, PeriodError, SeriesInfo
+from serving.codec.periods import NEXT_DATE_INPUT, WINDOW_INPUT, PeriodError, SeriesInfo
 
 
 class HistoryError(ValueError):
@@ -23,6 +25,7 @@ class SeriesWindow:
     key: Tuple[str, ...]  # the series' ID values
     last: int  # the period of its newest point
     values: Tuple[float, ...]  # its last ``lookback`` values
+    covariates: Tuple[Tuple[float, ...], ...] = ()  # each covariate's lookback + horizon values (info's order)
 
 
 def _column(header: Dict[str, str], name: str, path: Path) -> str:
@@ -38,43 +41,77 @@ def read_history(path: Path, info: SeriesInfo) -> List[SeriesWindow]:
     if not path.is_file():
         raise HistoryError(f"{path}: no such file")
     points: Dict[Tuple[str, ...], Dict[int, float]] = defaultdict(dict)
+    known: Dict[Tuple[str, ...], Dict[int, Tuple[str, ...]]] = defaultdict(dict)  # covariate cells by period
     with csv_dict_reader(path) as reader:
         header = {name.strip(): name for name in reader.fieldnames or []}
         if not header:
             raise HistoryError(f"{path}: empty")
         time, label = _column(header, info.time, path), _column(header, info.label, path)
         ids = [_column(header, name, path) for name in info.series_id]
+        covariates = [_column(header, column, path) for column, _ in info.covariates]
         for row in reader:
             if not any(str(value).strip() for value in row.values() if value):  # a blank line of delimiters
                 continue
-            cells = {field: (row.get(field) or "").strip() for field in (time, label, *ids)}
+            cells = {field: (row.get(field) or "").strip() for field in (time, label, *ids, *covariates)}
             try:
                 period = info.axis.period(cells[time])
             except PeriodError as e:
                 raise HistoryError(f"{path}: line {reader.line_num}: column '{info.time}': {e}") from None
+            key = tuple(cells[field] for field in ids)
+            if covariates:
+                known[key][period] = tuple(cells[field] for field in covariates)
             if is_missing_text(cells[label]):
                 continue
             try:
-                points[tuple(cells[field] for field in ids)][period] = float(cells[label])
+                points[key][period] = float(cells[label])
             except ValueError:
                 raise HistoryError(f"{path}: line {reader.line_num}: column '{info.label}': {cells[label]!r} is not "
                                    "a number") from None
-    return [_window(key, series, info, path) for key, series in sorted(points.items())]
+    return [_window(key, series, known[key], info, path) for key, series in sorted(points.items())]
 
 
-def _window(key: Tuple[str, ...], series: Dict[int, float], info: SeriesInfo, path: Path) -> SeriesWindow:
+def _window(key: Tuple[str, ...], series: Dict[int, float], known: Dict[int, Tuple[str, ...]], info: SeriesInfo,
+            path: Path) -> SeriesWindow:
     last = max(series)
+    name = f"series {'/'.join(key)}" if key else "the series"
     periods = range(last - info.lookback + 1, last + 1)
     missing = [p for p in periods if p not in series]
     if missing:
-        name = f"series {'/'.join(key)}" if key else "the series"
         raise HistoryError(f"{path}: {name} lacks {info.axis.label(missing[0])} ({len(missing)} of the last "
                            f"{info.lookback} {info.axis.frequency} points the model reads are missing)")
-    return SeriesWindow(key, last, tuple(series[p] for p in periods))
+    return SeriesWindow(key, last, tuple(series[p] for p in periods), _covariates(name, last, known, info, path))
 
 
-def forecast_request(windows: Sequence[SeriesWindow]) -> Dict[str, Any]:
-    return {"instances": [{WINDOW_INPUT: list(w.values)} for w in windows]}
+def _covariates(name: str, last: int, known: Dict[int, Tuple[str, ...]], info: SeriesInfo,
+                path: Path) -> Tuple[Tuple[float, ...], ...]:
+    """Each covariate at the window's points and the forecast steps (rows after the last value)."""
+    out = []
+    for index, (column, _) in enumerate(info.covariates):
+        values = []
+        for period in range(last - info.lookback + 1, last + info.horizon + 1):
+            cell = known.get(period, ("",) * len(info.covariates))[index]
+            try:
+                values.append(float(cell))
+            except ValueError:
+                ahead = f"; the {info.horizon} rows after the last value give the known-ahead covariates" \
+                    if period > last else ""
+                raise HistoryError(f"{path}: {name}: column '{column}' at {info.axis.label(period)} is "
+                                   f"{cell!r}, not a number{ahead}") from None
+        out.append(tuple(values))
+    return tuple(out)
+
+
+def request_row(window: SeriesWindow, info: SeriesInfo) -> Dict[str, Any]:
+    """The serving_default inputs of one series (as ``SeriesInfo.inputs`` describes them)."""
+    row: Dict[str, Any] = {WINDOW_INPUT: list(window.values)}
+    if info.axis.has_calendar:
+        row[NEXT_DATE_INPUT] = info.axis.iso_date(window.last + 1)
+    row.update({key: list(values) for (_, key), values in zip(info.covariates, window.covariates)})
+    return row
+
+
+def forecast_request(windows: Sequence[SeriesWindow], info: SeriesInfo) -> Dict[str, Any]:
+    return {"instances": [request_row(w, info) for w in windows]}
 
 
 def write_forecasts(info: SeriesInfo, windows: Sequence[SeriesWindow], forecasts: Sequence[Sequence[float]],

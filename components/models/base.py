@@ -34,6 +34,8 @@ class FeatureSpec:
     categorical: Mapping[str, int] = field(default_factory=dict)  # name -> vocabulary size incl. OOV
     tensors: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)  # images [H, W, C], sequences [T, F]
     texts: Mapping[str, Tuple[int, int]] = field(default_factory=dict)  # name -> (words, ids incl. padding, OOV)
+    # a forecaster's features of each forecast step (calendar parts, covariates): name -> (horizon, parts)
+    known_ahead: Mapping[str, Tuple[int, int]] = field(default_factory=dict)
 
     def single_tensor(self, rank: int, family: str) -> Tuple[str, Tuple[int, ...]]:
         """The one image (rank 3) or sequence (rank 2) input a convolutional or recurrent family needs."""
@@ -69,7 +71,30 @@ def model_inputs(spec: FeatureSpec) -> Dict[str, Any]:
     inputs.update({name: keras.Input(shape=shape, name=name, dtype="float32") for name, shape in spec.tensors.items()})
     inputs.update({name: keras.Input(shape=(length,), name=name, dtype="int64")
                    for name, (length, _) in spec.texts.items()})
+    inputs.update({name: keras.Input(shape=shape, name=name, dtype="float32")
+                   for name, shape in spec.known_ahead.items()})
     return inputs
+
+
+KNOWN_AHEAD_UNITS = 32
+
+
+def join_known_ahead(x: Any, inputs: Dict[str, Any], spec: FeatureSpec) -> Any:
+    """The learner's output beside what is known of each forecast step: per step for a decoder's
+    [horizon, units] states, else flattened; both as they are (a covariate's effect on a step is
+    often linear) and through a small ReLU layer (a calendar part's effect depends on the level)."""
+    (name, (horizon, _)), = spec.known_ahead.items()
+    ahead = inputs[name]
+    if len(x.shape) == 3 and x.shape[1] == horizon:
+        joined = keras.layers.Concatenate(axis=2, name="known_ahead_steps")([x, ahead])
+        hidden = keras.layers.TimeDistributed(keras.layers.Dense(KNOWN_AHEAD_UNITS, activation="relu"),
+                                              name="known_ahead_hidden")(joined)
+        return keras.layers.Concatenate(axis=2, name="known_ahead_join")([joined, hidden])
+    flat = [embedding_endpoint(x) if len(x.shape) > 2 else x, keras.layers.Flatten(name="known_ahead_flat")(ahead)]
+    joined = keras.layers.Concatenate(name="known_ahead_steps")(flat)
+    hidden = keras.layers.Dense(KNOWN_AHEAD_UNITS, activation="relu", kernel_initializer=KERNEL_INITIALIZER,
+                                name="known_ahead_hidden")(joined)
+    return keras.layers.Concatenate(name="known_ahead_join")([joined, hidden])
 
 
 def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any]) -> Any:

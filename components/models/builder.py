@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 import tf_keras as keras
 
 from components.image_layers import augmentation
-from components.models.base import FeatureSpec, HeadSpec, compile_for_task, model_inputs, task_head
+from components.models.base import FeatureSpec, HeadSpec, compile_for_task, join_known_ahead, model_inputs, task_head
 from components.models.families import TRANSFER_FAMILY, UnsupportedModelError, get_family, resolve_hparams
 
 
@@ -29,6 +29,9 @@ def build_model(family_name: str, head: HeadSpec, spec: FeatureSpec, hparams: Ma
             for name, shape in spec.tensors.items():
                 if len(shape) == 3:
                     features[name] = layers(inputs[name])
-        model = keras.Model(inputs=inputs, outputs=task_head(module.build(features, spec, hp, head), head))
+        x = module.build(features, spec, hp, head)
+        if spec.known_ahead:
+            x = join_known_ahead(x, inputs, spec)
+        model = keras.Model(inputs=inputs, outputs=task_head(x, head))
     model._name = f"{family.name}_{head.task}"
     return compile_for_task(model, head, hp["learning_rate"])

@@ -1,6 +1,8 @@
 """A user's time series (``--task forecast --time COL``): one series, or many in a long table keyed
-by ID columns. Read with ``tables.open_table``, each series' times parsed on one regular frequency
-(``serving.codec.periods``), checked (duplicates, gaps, missing values, length) and staged for the
+by ID columns, with the known-ahead covariates ``--covariates`` names (numbers known for the future
+steps too: a promotion planned, a law in force). Read with ``tables.open_table``, each series' times
+parsed on one regular frequency (``serving.codec.periods``), checked (duplicates, gaps, missing
+values, length) and staged for the
 series ExampleGen split by time: per series, the last ``horizon`` points are the holdout (``eval/``
 holds them with the ``lookback`` before: one window), the ``horizon`` before them the validation
 targets the Trainer stops early on (``valid/``, one window), and ``train/`` the points before those.
@@ -13,16 +15,17 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from core.files import write_if_changed
 from pipelines.inputs.column_kinds import InputDataError
 from serving.codec.columns import NA_TOKENS
 from serving.codec.periods import PeriodError, TimeAxis, infer_axis
+from serving.forecast_client import SeriesWindow
 
 SPLIT_HORIZONS = 3  # a series holds at least lookback + 3 horizons: train, validation and eval targets
 MAX_FILLED_SHARE = 0.1  # missing points (gaps, empty values) interpolated up to this share of a series
-SERIES_COLUMN, VALUE_COLUMN = "series", "value"  # the staged files' columns
+SERIES_COLUMN, VALUE_COLUMN, DATE_COLUMN = "series", "value", "date"  # the staged files' columns
 STAGED_NAME = "series.csv"
 
 
@@ -33,6 +36,7 @@ class SeriesOptions:
     horizon: int
     series_id: Tuple[str, ...] = ()
     lookback: Optional[int] = None
+    covariates: Tuple[str, ...] = ()  # known-ahead columns
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Series:
     start: int
     values: Tuple[float, ...]
     filled: int = 0  # points interpolated
+    covariates: Tuple[Tuple[float, ...], ...] = ()  # each covariate's values at the same points (filled)
 
     @property
     def name(self) -> str:
@@ -52,6 +57,7 @@ class Series:
 class SeriesProfile:
     axis: TimeAxis
     series: Tuple[Series, ...]
+    covariates: Tuple[Tuple[str, str], ...]  # (column as named, its staged feature key) of each covariate
     lookback: int
     lookback_reason: str
     horizon: int
@@ -65,6 +71,7 @@ class _Cell:
     line: int
     time: str
     value: str
+    covariates: Tuple[str, ...] = ()
 
 
 def _column(source, name: str, what: str) -> str:
@@ -76,39 +83,43 @@ def _column(source, name: str, what: str) -> str:
 
 
 def _read_cells(source, label: str, options: SeriesOptions) -> Dict[Tuple[str, ...], List[_Cell]]:
-    """The time and label cells of each series (by its ID values), in file order."""
+    """The time, label and covariate cells of each series (by its ID values), in file order."""
     from pipelines.inputs.tables import batches
 
     label_key, time_key = _column(source, label, "--label"), _column(source, options.time, "--time")
     id_keys = [_column(source, name, "--series-id") for name in options.series_id]
-    if time_key == label_key or time_key in id_keys or label_key in id_keys:
-        raise InputDataError(f"{source.path}: --time, --label and --series-id must name different columns")
+    covariate_keys = [_column(source, name, "--covariates") for name in options.covariates]
+    named = [time_key, label_key, *id_keys, *covariate_keys]
+    if len(set(named)) < len(named):
+        raise InputDataError(f"{source.path}: --time, --label, --series-id and --covariates must name different "
+                             "columns")
     grouped: Dict[Tuple[str, ...], List[_Cell]] = defaultdict(list)
     for line, batch in batches(source):
-        columns = {k: batch.column(batch.schema.get_field_index(k)).to_pylist()
-                   for k in [time_key, label_key, *id_keys]}
+        columns = {k: batch.column(batch.schema.get_field_index(k)).to_pylist() for k in named}
         for i in range(batch.num_rows):
             key = tuple(columns[k][i].strip() for k in id_keys)
-            grouped[key].append(_Cell(line + i, columns[time_key][i].strip(), columns[label_key][i].strip()))
+            grouped[key].append(_Cell(line + i, columns[time_key][i].strip(), columns[label_key][i].strip(),
+                                      tuple(columns[k][i].strip() for k in covariate_keys)))
     if not grouped:
         raise InputDataError(f"{source.path}: no rows")
     return grouped
 
 
-def _value(cell: _Cell, context: str, label: str, na_values: Sequence[str]) -> Optional[float]:
-    if cell.value in NA_TOKENS or cell.value in na_values:
+def _number(text: str, line: int, context: str, flag: str, column: str,
+            na_values: Sequence[str]) -> Optional[float]:
+    if text in NA_TOKENS or text in na_values:
         return None
     try:
-        number = float(cell.value)
+        number = float(text)
     except ValueError:
-        raise InputDataError(f"{context}: line {cell.line}: --label column '{label}' holds {cell.value!r}, not a "
-                             "number") from None
+        raise InputDataError(f"{context}: line {line}: {flag} column '{column}' holds {text!r}, not a number") from None
     return number if number == number else None
 
 
 def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str,
-             na_values: Sequence[str]) -> Tuple[int, List[Optional[float]]]:
-    """(first period, one value or None per period from the first to the last): duplicates refused."""
+             na_values: Sequence[str]) -> Tuple[int, List[Optional[float]], Dict[int, _Cell]]:
+    """(first period, one value or None per period from the first to the last, each period's cell):
+    duplicates refused."""
     seen: Dict[int, _Cell] = {}
     values: Dict[int, Optional[float]] = {}
     for cell in cells:
@@ -120,12 +131,34 @@ def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str,
             raise InputDataError(f"{context}: line {cell.line}: {cell.time!r} again (line {seen[period].line} has the "
                                  "same time in this series); one value per time")
         seen[period] = cell
-        values[period] = _value(cell, context, label, na_values)
+        values[period] = _number(cell.value, cell.line, context, "--label", label, na_values)
     present = [p for p, v in values.items() if v is not None]
     if not present:
         raise InputDataError(f"{context}: no value in --label column '{label}'")
     first, last = min(present), max(present)  # leading and trailing missing values are trimmed
-    return first, [values.get(p) for p in range(first, last + 1)]
+    return first, [values.get(p) for p in range(first, last + 1)], seen
+
+
+def _covariates(cells: Dict[int, _Cell], first: int, length: int, names: Sequence[str], context: str,
+                axis: TimeAxis, na_values: Sequence[str]) -> Tuple[Tuple[float, ...], ...]:
+    """Each covariate's values over the series' points, filled as the label is (the first gap named
+    by its column)."""
+    out = []
+    for index, name in enumerate(names):
+        raw = [None if p not in cells else
+               _number(cells[p].covariates[index], cells[p].line, context, "--covariates", name, na_values)
+               for p in range(first, first + length)]
+        missing = sum(v is None for v in raw)
+        if missing > MAX_FILLED_SHARE * length:
+            raise InputDataError(f"{context}: --covariates column '{name}' lacks {missing} of {length} "
+                                 f"{axis.frequency} points (more than {MAX_FILLED_SHARE:.0%}); a covariate is known "
+                                 "at every point, the future ones included")
+        edges = [i for i, v in enumerate(raw) if v is not None]  # an unknown start or end: the nearest known value
+        raw[:edges[0]] = [raw[edges[0]]] * edges[0]
+        raw[edges[-1] + 1:] = [raw[edges[-1]]] * (length - edges[-1] - 1)
+        values, _ = _filled(raw, f"{context}: --covariates column '{name}'", axis, first)
+        out.append(tuple(values))
+    return tuple(out)
 
 
 def _filled(values: List[Optional[float]], context: str, axis: TimeAxis, first: int) -> Tuple[List[float], str]:
@@ -168,13 +201,14 @@ def profile_series(source, label: str, options: SeriesOptions, na_values: Sequen
     series, filled, first_gap = [], 0, ""
     for key, cells in sorted(grouped.items()):
         context = f"{source.path}" + (f": series {'/'.join(key)}" if key else "")
-        start, raw = _regular(cells, axis, context, label, na_values)
+        start, raw, by_period = _regular(cells, axis, context, label, na_values)
         values, gap = _filled(raw, context, axis, start)
+        covariates = _covariates(by_period, start, len(values), options.covariates, context, axis, na_values)
         first_gap, missing = first_gap or gap, sum(v is None for v in raw)
         filled += missing
-        series.append(Series(key, start, tuple(values), missing))
+        series.append(Series(key, start, tuple(values), missing, covariates))
     lookback, reason = _lookback(series, axis, options, source.path)
-    return SeriesProfile(axis, tuple(series), lookback, reason, options.horizon,
+    return SeriesProfile(axis, tuple(series), covariate_keys(options.covariates), lookback, reason, options.horizon,
                          sum(len(c) for c in grouped.values()), filled, first_gap)
 
 
@@ -195,31 +229,53 @@ def _lookback(series: Sequence[Series], axis: TimeAxis, options: SeriesOptions, 
     return lookback, reason
 
 
-def _csv(rows: List[Tuple[str, float]]) -> bytes:
+def covariate_keys(names: Sequence[str]) -> Tuple[Tuple[str, str], ...]:
+    """(column, feature key) of each covariate: the key a request and a staged file name it by."""
+    from pipelines.inputs.column_kinds import feature_key
+
+    keys = [feature_key(name) for name in names]
+    if len(set(keys)) < len(keys) or set(keys) & {SERIES_COLUMN, VALUE_COLUMN, DATE_COLUMN}:
+        raise InputDataError(f"--covariates {','.join(names)}: two columns (or a column and the staged "
+                             f"{SERIES_COLUMN}/{VALUE_COLUMN}/{DATE_COLUMN}) read as the same feature name")
+    return tuple(zip(names, keys))
+
+
+def _csv(rows: List[Tuple[Any, ...]], covariates: Sequence[str]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([SERIES_COLUMN, VALUE_COLUMN])
-    writer.writerows((key, repr(value)) for key, value in rows)
+    writer.writerow([SERIES_COLUMN, DATE_COLUMN, VALUE_COLUMN, *covariates])
+    writer.writerows((key, day, *(repr(v) for v in values)) for key, day, *values in rows)
     return out.getvalue().encode()
 
 
 def stage_series(profile: SeriesProfile, folder: Path) -> Path:
     """``folder/{train,valid,eval}/series.csv``, series after series (unchanged files are kept):
     eval the last lookback + horizon points, valid the same one horizon earlier, train the points
-    before valid's targets."""
+    before valid's targets. Each row: the series, the ISO date of its point, its value and covariates."""
     lookback, horizon = profile.lookback, profile.horizon
-    splits: Dict[str, List[Tuple[str, float]]] = {"train": [], "valid": [], "eval": []}
+    splits: Dict[str, List[Tuple[Any, ...]]] = {"train": [], "valid": [], "eval": []}
     for number, one in enumerate(profile.series):
         name = str(number)  # the staged key: the series' index (ID values may hold any character)
-        values, n = one.values, len(one.values)
-        splits["train"] += [(name, v) for v in values[:n - 2 * horizon]]
-        splits["valid"] += [(name, v) for v in values[n - 2 * horizon - lookback:n - horizon]]
-        splits["eval"] += [(name, v) for v in values[n - horizon - lookback:]]
+        n = len(one.values)
+        rows = [(name, profile.axis.iso_date(one.start + i), value, *(c[i] for c in one.covariates))
+                for i, value in enumerate(one.values)]
+        splits["train"] += rows[:n - 2 * horizon]
+        splits["valid"] += rows[n - 2 * horizon - lookback:n - horizon]
+        splits["eval"] += rows[n - horizon - lookback:]
     for split, rows in splits.items():
-        write_if_changed(folder / split / STAGED_NAME, _csv(rows))
+        write_if_changed(folder / split / STAGED_NAME, _csv(rows, [key for _, key in profile.covariates]))
     return folder
 
 
 def holdout_split(profile: SeriesProfile) -> List[Tuple[Tuple[float, ...], Tuple[float, ...]]]:
     """(history, holdout) of each series: the holdout its last horizon points, as staged."""
     return [(one.values[:-profile.horizon], one.values[-profile.horizon:]) for one in profile.series]
+
+
+def holdout_windows(profile: SeriesProfile) -> List[SeriesWindow]:
+    """Each series' request for its holdout: the lookback before it, the covariates over both."""
+    lookback, horizon = profile.lookback, profile.horizon
+    return [SeriesWindow(one.key, one.start + len(one.values) - horizon - 1,
+                         one.values[-horizon - lookback:-horizon],
+                         tuple(values[-horizon - lookback:] for values in one.covariates))
+            for one in profile.series]

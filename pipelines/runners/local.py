@@ -121,7 +121,7 @@ def add_holdout(config: PipelineConfig, report: RunReport) -> str:
     from pathlib import Path
 
     from pipelines.configure import series_profile_again
-    from pipelines.inputs.series_tables import holdout_split
+    from pipelines.inputs.series_tables import holdout_split, holdout_windows
     from release.forecast_holdout import compare_on_holdout
 
     spec = config.series_table
@@ -129,8 +129,8 @@ def add_holdout(config: PipelineConfig, report: RunReport) -> str:
     if not model_dir:
         trained = report.artifact_uris.get("Trainer", {}).get("Model")
         model_dir = str(Path(trained) / "Format-Serving") if trained else None
-    comparison = compare_on_holdout(model_dir, holdout_split(series_profile_again(spec)), spec.lookback, spec.horizon,
-                                    spec.season)
+    profile = series_profile_again(spec)
+    comparison = compare_on_holdout(model_dir, holdout_split(profile), holdout_windows(profile), spec.info, spec.season)
     report.holdout = comparison
     return f"MASE model {comparison.model.mase:.3f}, seasonal naive {comparison.seasonal_naive.mase:.3f}, " \
            f"ETS {comparison.ets.mase:.3f}" if comparison.model else "baselines only"

@@ -17,6 +17,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from serving.codec.model_extras import read_extra, write_extra
 
+# the calendar parts a daily or weekly forecaster reads for each forecast step (components.transform)
+CALENDAR_PARTS = {"daily": "weekday, place in the year", "weekly": "place in the year"}
 SEASONS = {"daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}  # frequency -> season
 STEPS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}  # what a decimal year's fraction counts
 _STEP_DAYS = (("daily", 1, 1), ("weekly", 7, 7), ("monthly", 28, 31), ("quarterly", 89, 92), ("yearly", 365, 366))
@@ -65,6 +67,17 @@ class TimeAxis:
         if self.format == "unix":
             return str(int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()))
         return day.strftime(DATE_FORMATS[self.format][1])
+
+    @property
+    def has_calendar(self) -> bool:
+        """Daily and weekly series get calendar parts (weekday, place in the year) as known-ahead
+        features: a window of a few weeks cannot see the year; a monthly or quarterly window's
+        seasonal profile already places each step in it."""
+        return self.frequency in CALENDAR_PARTS
+
+    def iso_date(self, period: int) -> str:
+        """The period's date as YYYY-MM-DD (what a forecaster's ``next_date`` input reads)."""
+        return self._date(period).isoformat()
 
     def _date(self, period: int) -> date:
         if self.frequency == "daily":
@@ -179,6 +192,7 @@ def _pairs(values: list):
 
 SERIES_FILE = "series.json"  # in a forecaster's assets.extra/: how to read a history CSV for it
 WINDOW_INPUT, FORECAST_OUTPUT = "window", "forecast"  # the forecaster's serving_default input and output
+NEXT_DATE_INPUT = "next_date"  # a daily or weekly forecaster's input: the first forecast step's ISO date
 
 
 @dataclass(frozen=True)
@@ -190,16 +204,31 @@ class SeriesInfo:
     axis: TimeAxis
     lookback: int
     horizon: int
+    # (column, request input) of each known-ahead covariate: a request gives its lookback + horizon
+    # values (the window's points, then the forecast steps')
+    covariates: Tuple[Tuple[str, str], ...] = ()
 
     def as_json(self) -> Dict[str, Any]:
         return {"time": self.time, "label": self.label, "series_id": list(self.series_id),
                 "axis": {"format": self.axis.format, "frequency": self.axis.frequency, "anchor": self.axis.anchor},
-                "lookback": self.lookback, "horizon": self.horizon}
+                "lookback": self.lookback, "horizon": self.horizon,
+                "covariates": [list(pair) for pair in self.covariates], "inputs": self.inputs()}
+
+    def inputs(self) -> Dict[str, str]:
+        """What a request row carries, for /metadata's readers."""
+        out = {WINDOW_INPUT: f"the last {self.lookback} values, oldest first"}
+        if self.axis.has_calendar:
+            out[NEXT_DATE_INPUT] = "the first forecast step's date, YYYY-MM-DD"
+        for column, key in self.covariates:
+            out[key] = (f"column {column!r} at the window's {self.lookback} points, then at the {self.horizon} "
+                        "forecast steps")
+        return out
 
     @classmethod
     def parse(cls, document: Mapping[str, Any]) -> "SeriesInfo":
         return cls(str(document["time"]), str(document["label"]), tuple(document.get("series_id", ())),
-                   TimeAxis(**document["axis"]), int(document["lookback"]), int(document["horizon"]))
+                   TimeAxis(**document["axis"]), int(document["lookback"]), int(document["horizon"]),
+                   tuple((str(c), str(k)) for c, k in document.get("covariates", ())))
 
 
 def write_series_info(model_dir: Union[str, Path], info: SeriesInfo) -> Path:

@@ -116,7 +116,7 @@ def test_few_gaps_and_missing_values_are_filled_and_named_many_are_refused(tmp_p
     ({"time": "when"}, "--time column 'when' not found; columns: t, y"),
     ({"horizon": 0}, "--horizon 0: forecast at least 1 step"),
     ({"lookback": 1}, "--lookback 1: a window needs at least 2 points"),
-    ({"series_id": ("y",)}, "--time, --label and --series-id must name different columns"),
+    ({"series_id": ("y",)}, "--time, --label, --series-id and --covariates must name different columns"),
 ])
 def test_bad_forecast_options_are_one_line(tmp_path, options, message):
     path = _write(tmp_path / "s.csv", ["t", "y"], [[t, 1.0] for t in _monthly(60)])
@@ -141,3 +141,49 @@ def test_a_history_csv_becomes_the_last_lookback_points_of_each_series(tmp_path)
     del rows[8]  # store 2 lacks 2024-01-04
     with pytest.raises(HistoryError, match="series 2 lacks 2024-01-04"):
         read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], rows), info)
+
+
+def test_covariates_are_read_filled_staged_and_refused_in_one_line(tmp_path):
+    times = _monthly(60)
+    rows = [[t, i, i % 2, 100 + i] for i, t in enumerate(times)]
+    rows[20][2] = ""  # one gap in a covariate: filled like a value
+    path = _write(tmp_path / "s.csv", ["t", "y", "Promo Flag", "price"], rows)
+    profile = _profile(path, horizon=6, covariates=("Promo Flag", "price"))
+    assert profile.covariates == (("Promo Flag", "promo_flag"), ("price", "price"))
+    assert profile.series[0].covariates[1] == tuple(float(100 + i) for i in range(60))
+    assert profile.series[0].covariates[0][19:22] == (1.0, 1.0, 1.0)  # between two 1s
+    stage_series(profile, tmp_path / "staged")
+    staged = list(csv.DictReader((tmp_path / "staged" / "eval" / "series.csv").open()))
+    assert list(staged[0]) == ["series", "date", "value", "promo_flag", "price"]
+    assert (staged[0]["date"], staged[-1]["date"], float(staged[-1]["price"])) == ("2002-07-01", "2004-12-01", 159.0)
+    sparse = [list(r) for r in rows]
+    for r in sparse[::5]:
+        r[3] = "NA"
+    with pytest.raises(InputDataError, match=r"--covariates column 'price' lacks 12 of 60 monthly points"):
+        _profile(_write(tmp_path / "s.csv", ["t", "y", "Promo Flag", "price"], sparse), covariates=("price",))
+    rows[3][3] = "cheap"
+    with pytest.raises(InputDataError, match=r"line 5: --covariates column 'price' holds 'cheap', not a number"):
+        _profile(_write(tmp_path / "s.csv", ["t", "y", "Promo Flag", "price"], rows), covariates=("price",))
+    with pytest.raises(InputDataError, match="--covariates column 'promo' not found"):
+        _profile(path, covariates=("promo",))
+
+
+def test_a_history_with_covariates_needs_the_future_rows_and_asks_with_them(tmp_path):
+    from serving.codec.periods import NEXT_DATE_INPUT
+    from serving.forecast_client import request_row
+
+    info = SeriesInfo("day", "sales", (), TimeAxis("iso", "daily"), 3, 2, (("Promo", "promo"),))
+    start = date(2024, 1, 1)
+    rows = [[(start + timedelta(days=d)).isoformat(), 10 + d if d < 5 else "", d % 2] for d in range(7)]
+    window, = read_history(_write(tmp_path / "h.csv", ["day", "sales", "Promo"], rows), info)
+    row = request_row(window, info)
+    assert row == {"window": [12.0, 13.0, 14.0], NEXT_DATE_INPUT: "2024-01-06", "promo": [0.0, 1.0, 0.0, 1.0, 0.0]}
+    assert set(row) == set(info.inputs())
+    with pytest.raises(HistoryError, match=r"column 'Promo' at 2024-01-07 is '', not a number; the 2 rows after"):
+        read_history(_write(tmp_path / "h.csv", ["day", "sales", "Promo"], rows[:-1]), info)
+    assert SeriesInfo.parse(info.as_json()) == info
+
+
+def test_a_monthly_history_has_no_calendar_input():
+    info = SeriesInfo("m", "y", (), TimeAxis("year_month", "monthly"), 24, 12)
+    assert set(info.inputs()) == {"window"} and not info.axis.has_calendar
