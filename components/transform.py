@@ -146,13 +146,21 @@ def calendar_parts(next_date: Tensorish, horizon: int, frequency: str) -> tf.Ten
 
 def known_ahead_features(inputs: Mapping[str, Tensorish], config: TransformSpec,
                          lookback: int) -> Tuple[Optional[tf.Tensor], tf.Tensor]:
-    """([batch, lookback, covariates] or None, [batch, horizon, parts]): each covariate standardized
-    over the train split (its window part goes beside the window's values, its horizon part to the
-    forecast steps), and the steps' calendar parts."""
+    """([batch, lookback, covariates] or None, [batch, horizon, parts]): each covariate less its
+    mean over the window, then standardized over the train split (its window part goes beside the
+    window's values, its horizon part to the forecast steps), and the steps' calendar parts. The
+    window's values are taken relative to its own level; so are the covariates: a covariate that
+    holds still (a law in force before and after) says nothing, one that moves (a promotion ahead)
+    says how far, whatever its level was in the training years."""
     past, ahead = None, []
     if config.covariates:
-        scaled = [tft.scale_to_z_score(tf.cast(inputs[key], tf.float32), elementwise=False, name=f"scale_{key}")
-                  for key in config.covariates]
+        scaled = []
+        for key in config.covariates:
+            values = tf.cast(inputs[key], tf.float32)
+            moved = values - tf.reduce_mean(values[:, :lookback], axis=1, keepdims=True)
+            # a covariate that never moves within the train windows (a law passed after them) is 0,
+            # not its raw change: the model never learned what its change does
+            scaled.append(tf.math.divide_no_nan(moved - tft.mean(moved), tf.sqrt(tft.var(moved))))
         stacked = tf.stack(scaled, axis=2)  # [batch, lookback + horizon, covariates]
         past, ahead = stacked[:, :lookback, :], [stacked[:, lookback:, :]]
     if config.calendar:

@@ -9,11 +9,12 @@ sets ``$MLFLOW_TRACKING_URI``, which would send the next pipeline's run (another
 import contextlib
 import json
 import os
+import re
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 from core.home import SQLITE_PREFIX
 
@@ -50,10 +51,71 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         raise RegistryError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
 
 
+class AccessError(RegistryError):
+    """The tracking server does not know the caller, or refuses them an operation (MLflow's
+    basic-auth app): one line naming the server, the user and what to set."""
+
+
+def _caller() -> str:
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    return f"user '{user}'" if user else "a caller without credentials"
+
+
+def _refusal(uri: str, status: int, what: str = "") -> str:
+    server = f"MLflow tracking server {uri}" if uri else "The MLflow tracking server"
+    if status == 401:
+        return (f"{server} does not accept {_caller()}: set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD to an account of its basic-auth app")
+    return f"{server} refuses {_caller()} {what or 'this operation'} (permission denied)"
+
+
+def check_access(uri: str, timeout_s: float = 5.0) -> None:
+    """An HTTP tracking server that asks who calls (MLflow's basic-auth app) knows this caller, by
+    MLflow's own variables (MLFLOW_TRACKING_USERNAME / _PASSWORD, or MLFLOW_TRACKING_TOKEN)."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import base64
+
+    headers = {}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user and password:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1",
+                                     headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s):
+            return
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            raise AccessError(_refusal(uri, e.code, "reading experiments")) from None
+    except (urllib.error.URLError, OSError):
+        return  # unreachable: check_reachable's to say
+
+
+@contextlib.contextmanager
+def access_errors(uri: str = "") -> Iterator[None]:
+    """MLflow's refusals of the caller (HTTP 401 or 403 from the server) as one-line AccessErrors."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as e:
+        found = re.search(r"error code (401|403) != 200", str(e))
+        status = int(found.group(1)) if found else {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}.get(
+            str(getattr(e, "error_code", "")), 0)
+        if not status:
+            raise
+        endpoint = re.search(r"endpoint (\S+)", str(e))
+        raise AccessError(_refusal(uri, status, f"at {endpoint.group(1)}" if endpoint else "")) from None
+
+
 def client_for(uri: str):
     from mlflow.tracking import MlflowClient
 
     check_reachable(uri)
+    check_access(uri)
     seed_sqlite_store(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

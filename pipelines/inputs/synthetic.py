@@ -82,3 +82,28 @@ def write_reviews(path: Path, rows: int, seed: int = 0) -> Path:
             writer.writerow([" ".join(words).capitalize() + ".", int(rng.integers(1, 6)), str(rng.choice(CHANNELS)),
                              label])
     return path
+
+
+PROMO_WEEKDAYS = (0.8, 0.9, 0.95, 1.0, 1.2, 1.5, 0.7)  # Monday first
+
+
+def write_promo_sales(path: Path, days: int, seed: int = 7, shops=(("north", 200.0), ("south", 50.0))) -> Path:
+    """Daily sales of shops (day, shop, sales, Promo) from 2023-01-01: a weekday pattern, a yearly
+    cycle and promotions planned ahead on ~15% of days (+60%), 4% noise. Promo is known ahead and
+    carries signal that the past values alone cannot give."""
+    import math
+    import random
+    from datetime import date, timedelta
+
+    rng = random.Random(seed)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["day", "shop", "sales", "Promo"])
+        for shop, level in shops:
+            for d in range(days):
+                day = date(2023, 1, 1) + timedelta(days=d)
+                promo = int(rng.random() < 0.15)
+                year = 1 + 0.25 * math.sin(2 * math.pi * day.timetuple().tm_yday / 365.25)
+                value = level * PROMO_WEEKDAYS[day.weekday()] * year * (1 + 0.6 * promo) * (1 + rng.gauss(0, 0.04))
+                writer.writerow([day.isoformat(), shop, round(value, 2), promo])
+    return path

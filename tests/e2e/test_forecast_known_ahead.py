@@ -5,8 +5,6 @@ holdout, and is served: a request carries the window, the first forecast date an
 window and horizon; REST, gRPC and `mlops predict` (a history whose future rows hold the promotions) equal
 the SavedModel's forecast, and a planned promotion raises the forecast of its day."""
 import csv
-import math
-import random
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -18,30 +16,15 @@ from tests.helpers import run_cli_config
 pytestmark = pytest.mark.pipeline
 
 HORIZON, DAYS = 14, 400
-WEEKDAY = (0.8, 0.9, 0.95, 1.0, 1.2, 1.5, 0.7)
-
-
-def _shops(path: Path, seed: int = 7) -> Path:
-    rng = random.Random(seed)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["day", "shop", "sales", "Promo"])
-        for shop, level in (("north", 200.0), ("south", 50.0)):
-            for d in range(DAYS):
-                day = date(2023, 1, 1) + timedelta(days=d)
-                promo = int(rng.random() < 0.15)
-                year = 1 + 0.25 * math.sin(2 * math.pi * day.timetuple().tm_yday / 365.25)
-                value = level * WEEKDAY[day.weekday()] * year * (1 + 0.6 * promo) * (1 + rng.gauss(0, 0.04))
-                writer.writerow([day.isoformat(), shop, round(value, 2), promo])
-    return path
 
 
 @pytest.fixture(scope="module")
 def promoted(tmp_path_factory):
+    from pipelines.inputs.synthetic import write_promo_sales
     from pipelines.runners.local import run_pipeline
 
     home, data = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("series")
-    path = _shops(data / "shops.csv")
+    path = write_promo_sales(data / "shops.csv", DAYS)
     config = run_cli_config("--data", str(path), "--task", "forecast", "--label", "sales", "--time", "day",
                             "--horizon", str(HORIZON), "--series-id", "shop", "--covariates", "Promo",
                             "--name", "shops", home=home)

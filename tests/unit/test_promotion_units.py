@@ -259,3 +259,18 @@ def test_a_new_sqlite_store_is_a_copy_of_mlflows_empty_one_and_an_existing_store
     assert mlflow_registry.client_for(Home(tmp_path / "c").mlflow_uri).search_experiments()[0].name == "Default"
     assert schema(tmp_path / "c" / "mlflow.db") == schema(tmp_path / "built.db")
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["mlflow.db"]  # no scratch file left
+
+
+def test_a_servers_refusal_of_the_caller_is_one_line_naming_user_and_endpoint(monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "viewer")
+    with pytest.raises(mlflow_registry.AccessError) as refused:
+        with mlflow_registry.access_errors("http://mlflow.team:5000"):
+            raise MlflowException("API request to endpoint /api/2.0/mlflow/registered-models/alias failed with "
+                                  "error code 403 != 200. Response body: 'Permission denied'")
+    assert str(refused.value) == ("MLflow tracking server http://mlflow.team:5000 refuses user 'viewer' at "
+                                  "/api/2.0/mlflow/registered-models/alias (permission denied)")
+    with pytest.raises(MlflowException, match="no such model"):  # other errors pass through as they are
+        with mlflow_registry.access_errors():
+            raise MlflowException("no such model", error_code="RESOURCE_DOES_NOT_EXIST")

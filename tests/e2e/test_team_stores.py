@@ -1,0 +1,157 @@
+"""A team's shared MLflow, for real: PostgreSQL (the OS's server, our own instance on loopback) as
+the backend store of `mlflow server --app-name basic-auth` with proxied artifacts (ops.team_stores).
+Pipeline runs track and register through it under the admin's credentials (MLflow's own variables);
+`mlops promote` and `mlops rollback` move the aliases; a caller without credentials is refused in
+one line before a run pushes anything, and a read-only account can read but not promote. Two
+concurrent `mlops run` of one pipeline each register their own pushed version in it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from tests.helpers import run_cli_config
+
+pytestmark = [pytest.mark.pipeline, pytest.mark.mlflow_server]
+NAME = "team"
+MLOPS = str(Path(sys.executable).with_name("mlops"))
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    from ops import team_stores
+
+    running = team_stores.start(tmp_path_factory.mktemp("team-stores"))
+    yield running
+    team_stores.stop(running)
+
+
+def _as(user: str, password: str) -> dict:
+    return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+@pytest.fixture
+def admin(stores, monkeypatch):
+    from ops.team_stores import ADMIN_USER
+
+    for key, value in _as(ADMIN_USER, stores.admin_password).items():
+        monkeypatch.setenv(key, value)
+    return stores
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("team-home")
+
+
+def _run(stores, home: Path, csv: Path, *hparams: str):
+    from pipelines.runners.local import run_pipeline, track_run
+
+    args = ["--data", str(csv), "--label", "is_fraud", "--task", "binary", "--name", NAME, "--no-edge",
+            "--threshold", "0.0", "--max-drop", "1.0", "--tracking-uri", stores.tracking_uri]
+    for hparam in hparams:
+        args += ["--hparam", hparam]
+    config = run_cli_config(*args, home=home)
+    report = run_pipeline(config, track=False)
+    track_run(config, report)
+    return report
+
+
+def _client(stores):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=stores.tracking_uri, registry_uri=stores.tracking_uri)
+
+
+def test_runs_register_promote_and_roll_back_against_postgresql(admin, home, transactions_csv, capsys):
+    first = _run(admin, home, transactions_csv, "epochs=2")
+    second = _run(admin, home, transactions_csv, "epochs=3")
+    assert first.pushed_now and second.pushed_now and not first.tracking_error and not second.tracking_error
+    client = _client(admin)
+    assert [int(v.version) for v in client.search_model_versions(f"name='{NAME}'")] == [2, 1]
+    uri = ["--home", str(home), "--tracking-uri", admin.tracking_uri]
+    assert main(["promote", NAME, *uri, "--by", "ci", "--min-improvement", "-1", "--max-slice-drop", "1"]) == 0
+    champion = int(client.get_registered_model(NAME).aliases["champion"])
+    assert main(["promote", NAME, *uri, "--by", "ci", "--min-improvement", "-1", "--max-slice-drop", "1"]) in (0, 1)
+    capsys.readouterr()
+    aliases = client.get_registered_model(NAME).aliases
+    if int(aliases["champion"]) != champion:  # the second version was promoted too: roll back to the first
+        assert main(["rollback", NAME, *uri, "--by", "oncall"]) == 0
+        assert int(client.get_registered_model(NAME).aliases["champion"]) == champion
+    backend = _backend_tables(admin)
+    assert backend["registered_models"] == 1 and backend["model_versions"] == 2
+
+
+def _backend_tables(stores) -> dict:
+    """Rows of MLflow's tables as PostgreSQL holds them: the registry lives there, not in a file."""
+    import psycopg2
+
+    with psycopg2.connect(stores.backend_uri) as connection, connection.cursor() as cursor:
+        counts = {}
+        for table in ("registered_models", "model_versions"):
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            counts[table] = cursor.fetchone()[0]
+    return counts
+
+
+def test_a_caller_without_credentials_is_refused_before_anything_is_pushed(stores, home, transactions_csv,
+                                                                          monkeypatch, capsys):
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    versions = sorted((home / "serving" / NAME).iterdir()) if (home / "serving" / NAME).exists() else []
+    code = main(["run", "--data", str(transactions_csv), "--label", "is_fraud", "--name", NAME, "--home", str(home),
+                 "--tracking-uri", stores.tracking_uri])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1, err
+    assert err[0] == (f"mlops: error: MLflow tracking server {stores.tracking_uri} does not accept a caller without "
+                      "credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account of its "
+                      "basic-auth app")
+    after = sorted((home / "serving" / NAME).iterdir()) if (home / "serving" / NAME).exists() else []
+    assert after == versions
+    assert main(["history", NAME, "--home", str(home), "--tracking-uri", stores.tracking_uri]) == 1
+
+
+def test_a_read_only_account_reads_but_cannot_promote(admin, home, transactions_csv, capsys, monkeypatch):
+    from mlflow.server import get_app_client
+
+    assert _run(admin, home, transactions_csv, "epochs=1").model_version  # a challenger to promote
+    auth = get_app_client("basic-auth", tracking_uri=admin.tracking_uri)
+    auth.create_user(username="viewer", password="viewer-pass-1")  # the server's default permission: READ
+    for key, value in _as("viewer", "viewer-pass-1").items():
+        monkeypatch.setenv(key, value)
+    uri = ["--home", str(home), "--tracking-uri", admin.tracking_uri]
+    assert main(["history", NAME, *uri]) == 0
+    capsys.readouterr()
+    aliases = _client(admin).get_registered_model(NAME).aliases
+    other = "2" if aliases["champion"] == "1" else "1"
+    for command in (["rollback", NAME, *uri, "--to", other, "--by", "viewer"],
+                    ["promote", NAME, *uri, "--by", "viewer", "--min-improvement", "-1", "--max-slice-drop", "1"]):
+        code = main(command)
+        captured = capsys.readouterr()
+        err = captured.err.strip().splitlines()
+        assert code == 1 and len(err) == 1, (command, captured.out[-1500:], err)
+        assert "refuses user 'viewer'" in err[0] and "(permission denied)" in err[0], (command, err)
+    assert _client(admin).get_registered_model(NAME).aliases == aliases
+
+
+def test_concurrent_runs_each_register_their_own_version(admin, tmp_path, transactions_csv):
+    """Two `mlops run` of one pipeline on one home, 2 s apart, against the shared server: the second
+    waits for the first; each summary names its own run and each pushed version is registered."""
+    import time
+
+    command = [MLOPS, "run", "--data", str(transactions_csv), "--label", "is_fraud", "--name", "pair", "--home",
+               str(tmp_path / "home"), "--no-edge", "--hparam", "epochs=1", "--tracking-uri", admin.tracking_uri]
+    env = dict(os.environ)
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    time.sleep(2)
+    second = subprocess.run([*command[:-4], "--hparam", "epochs=2", *command[-2:]], capture_output=True, text=True,
+                            timeout=600, env=env)
+    first_out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, (first_out[-2000:], second.stdout[-2000:])
+    runs = [line for out in (first_out, second.stdout) for line in out.splitlines() if line.startswith("pipeline ")]
+    assert len(runs) == 2 and runs[0] != runs[1]
+    versions = _client(admin).search_model_versions("name='pair'")
+    pushed = {p.name for p in (tmp_path / "home" / "serving" / "pair").iterdir() if p.name.isdigit()}
+    assert {v.tags.get("serving_version") for v in versions} == pushed and len(pushed) == 2
