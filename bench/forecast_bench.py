@@ -231,6 +231,8 @@ def _markdown(results: List[Dict[str, object]], head: Dict[str, object]) -> str:
         lines += ["", f"100-series long table vs one series of the same length: {by_name['stores_100']['seconds']} s "
                       f"vs {by_name['stores_1']['seconds']} s = {ratio:.2f}x (goal <= {LONG_TABLE_RATIO:g}x: "
                       f"{'met' if ratio <= LONG_TABLE_RATIO else 'NOT met'})."]
+    lines += ["", "Series:"] + [f"- {r['name']}: {r['source']}; {r['traits']}" + (f" (run {r['when']})" if r.get("when")
+                                                                                      else "") for r in results]
     failures = [r for r in results if r.get("error")]
     for r in failures:
         lines.append(f"- {r['name']}: {r['error']}")

@@ -50,7 +50,11 @@ def _tree_rss(pid: int) -> int:
 
 
 def measure(data: str, rows: int, mode: str, workers: int) -> dict:
-    home = tempfile.mkdtemp(prefix="mlops-scale-")
+    with tempfile.TemporaryDirectory(prefix="mlops-scale-") as home:
+        return _measure_in(home, data, rows, mode, workers)
+
+
+def _measure_in(home: str, data: str, rows: int, mode: str, workers: int) -> dict:
     command = [MLOPS, "run", "--data", data, "--label", "is_fraud", "--task", "binary", "--name", NAME,
                "--home", home, "--hparam", f"epochs={EPOCHS}", "--hparam", f"batch_size={BATCH}",
                "--beam-mode", mode, "--beam-workers", str(workers)]
@@ -59,9 +63,13 @@ def measure(data: str, rows: int, mode: str, workers: int) -> dict:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     samples = []  # (unix ms, bytes)
 
+    loads = []  # the machine's 1-minute load average: other work shares the CPU when it exceeds the run's own
+
     def sample():
         while process.poll() is None:
             samples.append((time.time() * 1000, _tree_rss(process.pid)))
+            if len(samples) % 40 == 0:
+                loads.append(os.getloadavg()[0])
             time.sleep(0.25)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -79,26 +87,29 @@ def measure(data: str, rows: int, mode: str, workers: int) -> dict:
         del part["started_ms"]
     return {"rows": rows, "mode": mode, "workers": workers, "wall_seconds": round(wall, 1),
             "components_seconds": round(sum(p["seconds"] for p in parts), 1), "components": parts,
-            "peak_rss_mb": round(max(rss for _, rss in samples) / 2 ** 20), "epochs": EPOCHS, "batch_size": BATCH}
+            "peak_rss_mb": round(max(rss for _, rss in samples) / 2 ** 20), "epochs": EPOCHS, "batch_size": BATCH,
+            "load_average_mean": round(sum(loads) / len(loads), 2) if loads else None}
 
 
 def main() -> int:
     args = argparse.ArgumentParser()
     args.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     args.add_argument("--modes", nargs="+", default=["in_memory", "multi_processing"])
+    args.add_argument("--columns", type=int, default=16, help="columns of the table, the label included (>= 5)")
     options = args.parse_args()
     from pipelines.inputs.synthetic import write_transactions
 
-    data_dir = Path(tempfile.mkdtemp(prefix="mlops-scale-data-"))
     results = []
-    for rows in options.rows:
-        data = write_transactions(data_dir / f"rows{rows}" / "transactions.csv", rows)
-        for mode in options.modes:
-            workers = 2 if mode == "multi_processing" else 1
-            result = measure(str(data), rows, mode, workers)
-            print(json.dumps(result), flush=True)
-            results.append(result)
-            _write(results)  # after each configuration: a long run that is stopped keeps what it measured
+    with tempfile.TemporaryDirectory(prefix="mlops-scale-data-") as data_dir:
+        for rows in options.rows:
+            data = write_transactions(Path(data_dir) / f"rows{rows}" / "transactions.csv", rows,
+                                      numeric=options.columns - 4)
+            for mode in options.modes:
+                workers = 2 if mode == "multi_processing" else 1
+                result = {**measure(str(data), rows, mode, workers), "columns": options.columns}
+                print(json.dumps(result), flush=True)
+                results.append(result)
+                _write(results)  # after each configuration: a long run that is stopped keeps what it measured
     return 0
 
 

@@ -6,14 +6,21 @@ import io
 from pathlib import Path
 
 from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.shared_options import HOME, TRACKING, add_command, beam_options, beam_pipeline_args, quiet_pipeline_runtime
+from cli.shared_options import (
+    HOME,
+    TRACKING,
+    add_command,
+    beam_options,
+    beam_pipeline_args,
+    home_of,
+    quiet_pipeline_runtime,
+)
 
 
 def cmd_skew(args: argparse.Namespace) -> int:
     """Serving skew of a version's logged requests vs its training split; exit 1 when skewed."""
-    from core.home import Home
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     beam = beam_pipeline_args(args)
     quiet_pipeline_runtime(args.verbose)
     from ops.skew import SkewError, format_skew, skew_for_version
@@ -30,7 +37,6 @@ def cmd_skew(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     """A cron entry for scheduled runs of `mlops run RUN_ARGS` (checked by the run parser first)."""
     from cli.run import run_parser
-    from core.home import Home
     from ops.schedule import ScheduleError, entry, install
     from pipelines.inputs.datasets import DEFAULT_USE_CASE
 
@@ -48,7 +54,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         run_args = [absolute if a == run.data else a.replace(f"--data={run.data}", f"--data={absolute}")
                     for a in run_args]
     with translated(user=(ScheduleError,)):
-        line = entry(name, args.cron, run_args, Home.resolve(args.home).root, Path.cwd(), args.promote)
+        line = entry(name, args.cron, run_args, home_of(args).root, Path.cwd(), args.promote)
         if args.install:
             install(line, name)
     print(line if not args.install else f"installed in your crontab:\n{line}")
@@ -57,9 +63,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Batch scoring on Beam with a registered model (default: the champion)."""
-    from core.home import Home
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     beam = beam_pipeline_args(args)
     quiet_pipeline_runtime(args.verbose)
     from cli.release import registry_errors
@@ -76,11 +81,10 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Pipelines' last runs, registry aliases, what is served, alarms."""
-    from core.home import Home
     from ops.status import collect, format_status
     from release.mlflow_registry import RegistryError
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     if not home.root.is_dir():
         raise UserError(f"{home.root}: no home here (give --home or set $MLOPS_HOME)")
     with translated(refused=(RegistryError,)):

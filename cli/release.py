@@ -5,7 +5,7 @@ import contextlib
 from typing import Dict, Iterator, List
 
 from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.shared_options import HOME, TRACKING, add_command, quiet_runtime
+from cli.shared_options import HOME, TRACKING, add_command, home_of, quiet_runtime
 
 
 @contextlib.contextmanager
@@ -48,9 +48,8 @@ def _percent(text: str) -> float:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from core.home import Home
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     bounds = _min_metrics(args.min_metric)
     if args.shadow and args.canary is not None:
         raise UserError("--shadow and --canary: one at a time (a shadow is never served, a canary is)")
@@ -87,10 +86,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from core.home import Home
     from release.promotion import rollback
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     with registry_errors():
         event = rollback(home, args.name, home.tracking_uri(args.tracking_uri), args.to, args.by)
     print(f"rolled back '{args.name}': champion v{event['from']['version']} -> v{event['to']['version']} "
@@ -99,11 +97,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from core.home import Home
     from release.mlflow_registry import client_for, history
     from release.promotion import format_history
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     with registry_errors():
         events = history(client_for(home.tracking_uri(args.tracking_uri)), args.name)
     print(format_history(events) if events else f"no promotions of '{args.name}' yet")
@@ -117,10 +114,9 @@ def cmd_card(args: argparse.Namespace) -> int:
     import webbrowser
     from pathlib import Path
 
-    from core.home import Home
     from release.model_card import CARD_JSON, card_path, card_summary
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     if args.version is not None:
         from release.mlflow_registry import resolve_model_uri
 
@@ -148,10 +144,9 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     """How the shadow compares with the version that answered: agreement, latency, counts."""
     import json
 
-    from core.home import Home
     from serving.runtime.shadow import shadow_report
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     path = home.shadow_logs / f"{args.name}.jsonl"
     if not path.is_file():
         raise UserError(f"{path}: no shadow traffic logged for '{args.name}' (`mlops promote {args.name} --shadow`, "

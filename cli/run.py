@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.exit_codes import EXIT_OK, EXIT_REFUSED, UserError, translated
-from cli.shared_options import COMMON, HOME, TRACKING, add_command, beam_options, quiet_pipeline_runtime
+from cli.shared_options import COMMON, HOME, TRACKING, add_command, beam_options, home_of, quiet_pipeline_runtime
 from core.beam_runners import ServiceUnreachable, check_services
 from pipelines.configure import (
     BeamOptions,
@@ -154,6 +154,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         hparams = parse_hparams(args.hparam)
     return RunRequest(
         use_case=args.usecase, data=args.data, label=args.label, task=args.task, name=args.name, home=args.home,
+        metadata_uri=getattr(args, "metadata_uri", None),
         family=args.family, hparams=hparams, threshold=args.threshold, max_drop=args.max_drop,
         schemas_dir=args.schemas_dir, edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri,
         reading=_group(ReadingOptions, args), images=_group(ImageOptions, args),
@@ -252,7 +253,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """The curated schema of a pipeline, from its last run's, with drift comparators."""
-    from core.home import Home
     from pipelines.inputs.schema import (
         REPO_SCHEMAS,
         SCHEMA_FILE,
@@ -261,10 +261,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
         write_curated_schema,
     )
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     target = Path(args.schemas_dir or REPO_SCHEMAS) / args.name / SCHEMA_FILE
     with translated(user=(FileNotFoundError, SchemaExistsError, ValueError)):
-        source = latest_pipeline_schema(home.metadata_path, args.name)
+        source = latest_pipeline_schema(home.metadata, args.name)
         write_curated_schema(source, target, args.categorical_drift, args.numeric_drift, args.force)
     print(f"{target}: curated schema of '{args.name}' (from {source}) with drift comparators: L-infinity "
           f"{args.categorical_drift:g} on categorical, Jensen-Shannon {args.numeric_drift:g} on numeric features; "

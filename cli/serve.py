@@ -6,14 +6,13 @@ import sys
 from pathlib import Path
 
 from cli.exit_codes import EXIT_OK, UserError, translated
-from cli.shared_options import HOME, add_command, quiet_runtime
+from cli.shared_options import HOME, add_command, home_of, quiet_runtime
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """TF Serving's REST and gRPC APIs over <home>/serving."""
-    from core.home import Home
 
-    home = Home.resolve(args.home)
+    home = home_of(args)
     serving_dir = Path(args.serving_dir).expanduser().resolve() if args.serving_dir else home.serving_dir
     if not serving_dir.is_dir():
         raise UserError(f"{serving_dir}: no serving directory (run a pipeline first, or give --serving-dir)")

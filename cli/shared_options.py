@@ -6,6 +6,7 @@ import warnings
 from typing import Tuple
 
 from core.home import DEFAULT_HOME, HOME_ENV, TRACKING_ENV
+from core.metadata_store import METADATA_ENV
 
 
 def _parent() -> argparse.ArgumentParser:
@@ -18,6 +19,19 @@ COMMON.add_argument("--verbose", action="store_true",
 
 HOME = _parent()
 HOME.add_argument("--home", help=f"home dir of all stores (default: ${HOME_ENV} or ./{DEFAULT_HOME})")
+HOME.add_argument("--metadata-uri", metavar="mysql://USER:PASSWORD@HOST:PORT/DB",
+                  help=f"ML Metadata in a shared MySQL/MariaDB database (default: ${METADATA_ENV}, else "
+                       "<home>/metadata.sqlite)")
+
+
+def home_of(args: argparse.Namespace):
+    """The command's core.home.Home (--home, --metadata-uri); a bad URI is one line, exit 2."""
+    from cli.exit_codes import translated
+    from core.home import Home
+    from core.metadata_store import MetadataUriError
+
+    with translated(user=(MetadataUriError,)):
+        return Home.resolve(args.home, getattr(args, "metadata_uri", None))
 
 TRACKING = _parent()
 TRACKING.add_argument("--tracking-uri",

@@ -300,7 +300,7 @@ class Locations:
     data: str  # the input file (a series folder for series input)
     serving_base: str  # <serving>/<name>: where the Pusher writes versions
     training_backups: str
-    metadata_path: Optional[str]  # SQLite ML Metadata; None: the orchestrator's own
+    metadata: Any  # core.metadata_store.MetadataStoreSpec; None: the orchestrator's own
     span_pattern: str = ""  # with spans, ``data`` is their folder and this ExampleGen's pattern in it
 
     @property
@@ -316,7 +316,7 @@ class Locations:
         home = config.home
         return cls(str(home.pipeline_root(config.name)), str(config.data_path),
                    str(home.model_base_dir(config.name)), str(home.training_backups(config.name)),
-                   str(home.metadata_path), config.span_pattern)
+                   home.metadata, config.span_pattern)
 
     @classmethod
     def remote(cls, config: "PipelineConfig", root: str, data_uri: str) -> "Locations":

@@ -27,11 +27,18 @@ SQLITE_PREFIX = "sqlite:///"  # an SQLAlchemy URI of an SQLite file (MLflow's lo
 @dataclass(frozen=True)
 class Home:
     root: Path
+    metadata_uri: str = ""  # a shared ML Metadata database (core.metadata_store); "": the home's SQLite
 
     @classmethod
-    def resolve(cls, explicit: Optional[str] = None) -> "Home":
-        """--home, else $MLOPS_HOME, else ./.mlops; always absolute."""
-        return cls(Path(explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve())
+    def resolve(cls, explicit: Optional[str] = None, metadata_uri: Optional[str] = None) -> "Home":
+        """--home, else $MLOPS_HOME, else ./.mlops; always absolute. ML Metadata: --metadata-uri, else
+        $MLOPS_METADATA_URI, else the home's SQLite file (a bad URI: MetadataUriError, one line)."""
+        from core.metadata_store import METADATA_ENV, MetadataStoreSpec
+
+        uri = metadata_uri or os.environ.get(METADATA_ENV, "")
+        if uri:
+            MetadataStoreSpec.parse(uri)
+        return cls(Path(explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve(), uri)
 
     def pipeline_root(self, name: str) -> Path:
         return self.root / "pipelines" / name
@@ -39,6 +46,14 @@ class Home:
     @property
     def metadata_path(self) -> Path:
         return self.root / "metadata.sqlite"
+
+    @property
+    def metadata(self):
+        """ML Metadata's store (core.metadata_store.MetadataStoreSpec)."""
+        from core.metadata_store import MetadataStoreSpec
+
+        return MetadataStoreSpec.parse(self.metadata_uri) if self.metadata_uri else \
+            MetadataStoreSpec(sqlite=self.metadata_path)
 
     @property
     def mlflow_uri(self) -> str:

@@ -91,12 +91,10 @@ class RunReport:
         return bool(work) and all(c.state == "CACHED" for c in work)
 
 
-def open_store(metadata_path) -> mlmd.MetadataStore:
-    """ML Metadata's SQLite store, read-only (reports never write lineage)."""
-    connection = metadata_store_pb2.ConnectionConfig()
-    connection.sqlite.filename_uri = str(metadata_path)
-    connection.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return mlmd.MetadataStore(connection)
+def open_store(spec) -> mlmd.MetadataStore:
+    """ML Metadata's store (core.metadata_store.MetadataStoreSpec), read-only where the store can be
+    (reports never write lineage)."""
+    return mlmd.MetadataStore(spec.connection_config(readonly=True))
 
 
 def _latest_run_context(store: mlmd.MetadataStore, pipeline: str, since_ms: int):
@@ -134,17 +132,17 @@ def _custom(artifact, key: str):
 def collect(config: PipelineConfig, since_ms: int) -> RunReport:
     """The report of the newest run of ``config.name`` started at or after ``since_ms`` (a run
     whose id is not known here, such as an Airflow DAG run's)."""
-    if not config.home.metadata_path.exists():
+    if not config.home.metadata.exists():
         return RunReport(pipeline=config.name)
-    store = open_store(config.home.metadata_path)
+    store = open_store(config.home.metadata)
     return _report(store, config, _latest_run_context(store, config.name, since_ms))
 
 
 def collect_run(config: PipelineConfig, run_id: str) -> RunReport:
     """The report of the pipeline run ``run_id`` of ``config.name`` (empty until it has started)."""
-    if not config.home.metadata_path.exists():
+    if not config.home.metadata.exists():
         return RunReport(pipeline=config.name, run_id=run_id)
-    store = open_store(config.home.metadata_path)
+    store = open_store(config.home.metadata)
     report = _report(store, config, store.get_context_by_type_and_name(RUN_CONTEXT, run_id))
     report.run_id = run_id
     return report

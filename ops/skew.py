@@ -26,9 +26,9 @@ class SkewError(Exception):
 def _store(home: Home):
     from core.run_report import open_store
 
-    if not home.metadata_path.exists():
-        raise SkewError(f"{home.metadata_path}: no ML Metadata store (run a pipeline first)")
-    return open_store(home.metadata_path)
+    if not home.metadata.exists():
+        raise SkewError(f"{home.metadata}: no ML Metadata store (run a pipeline first)")
+    return open_store(home.metadata)
 
 
 def training_split(home: Home, version_dir: Path, split: str = "train") -> str:
@@ -40,7 +40,7 @@ def training_split(home: Home, version_dir: Path, split: str = "train") -> str:
               if a.custom_properties.get("pushed_destination", None) is not None
               and a.custom_properties["pushed_destination"].string_value == str(version_dir)]
     if not pushed:
-        raise SkewError(f"{version_dir}: no pushed model at this path in {home.metadata_path}")
+        raise SkewError(f"{version_dir}: no pushed model at this path in {home.metadata}")
     events = store.get_events_by_artifact_ids([pushed[-1].id])
     executions = [e.execution_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
     inputs = [e.artifact_id for e in store.get_events_by_execution_ids(executions)

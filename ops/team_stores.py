@@ -1,14 +1,16 @@
-"""A team's shared MLflow on this machine: PostgreSQL (the OS's server binaries, an instance of our
+"""A team's shared stores on this machine: PostgreSQL (the OS's server binaries, an instance of our
 own in a folder, on a free loopback port, password login) as MLflow's backend store and the basic-
-auth app's user store, and `mlflow server --app-name basic-auth` in front of it with proxied
-artifacts. `make services` and the team-stores e2e test start it; pids, ports and the admin's
-credentials go to a state file (mode 0600) in the folder.
+auth app's user store, `mlflow server --app-name basic-auth` in front of it with proxied artifacts,
+and, where the OS has MariaDB's server, a MariaDB instance holding ML Metadata (``--metadata-uri``).
+`make services` and the team-stores e2e test start them; pids, ports and credentials go to a state
+file (mode 0600) in the folder.
 
     python -m ops.team_stores start|stop|status [STATE_DIR]   (default STATE_DIR: ./.mlops/services)
 
-PostgreSQL refuses to run as root: under root its folder is handed to the ``postgres`` account and
-its programs run as that account (``runuser``); where that account cannot reach the state folder (a
-private temporary folder) the database lives in a temporary folder of its own, removed on stop."""
+PostgreSQL (and MariaDB) refuse to run as root: under root their folders are handed to the
+``postgres`` (``mysql``) account and their programs run as it (``runuser``); where that account
+cannot reach the state folder (a private temporary folder) the database lives in a temporary folder
+of its own, removed on stop."""
 import glob
 import json
 import os
@@ -26,7 +28,8 @@ from typing import List, Optional, Tuple
 from ops.beam_services import DEFAULT_STATE_DIR, _start, _wait_for_port, alive, free_port
 
 STATE_FILE = "team-stores.json"
-POSTGRES_ACCOUNT = "postgres"  # the OS account the server runs as when we are root
+POSTGRES_ACCOUNT, MARIADB_ACCOUNT = "postgres", "mysql"  # the OS accounts the servers run as when we are root
+MARIADB_SERVER, MARIADB_INSTALL = "/usr/sbin/mariadbd", "mariadb-install-db"
 DATABASE_USER = "mlops"
 ADMIN_USER = "admin"
 READY_SECONDS = 180  # `mlflow server` migrates a fresh database and boots its workers: bounded
@@ -46,6 +49,9 @@ class TeamStores:
     pids: List[int]  # each the leader of its own process group
     postgres_root: str = ""  # data, sockets
     postgres_temporary: bool = False  # removed on stop
+    mariadb_port: int = 0  # 0: no MariaDB (its server programs are not installed)
+    mariadb_root: str = ""
+    mariadb_temporary: bool = False
 
     @property
     def backend_uri(self) -> str:
@@ -57,6 +63,18 @@ class TeamStores:
     @property
     def tracking_uri(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def postgres_metadata_uri(self) -> str:
+        """ML Metadata in PostgreSQL beside MLflow (core.metadata_store)."""
+        return self.database_uri("mlmd")
+
+    @property
+    def metadata_uri(self) -> str:
+        """ML Metadata in MariaDB (core.metadata_store), "" without MariaDB."""
+        if not self.mariadb_port:
+            return ""
+        return f"mysql://{DATABASE_USER}:{self.database_password}@127.0.0.1:{self.mariadb_port}/mlmd"
 
 
 def postgres_bin() -> Path:
@@ -70,20 +88,20 @@ def postgres_bin() -> Path:
     raise TeamStoresError("no PostgreSQL server programs (initdb): apt-get install postgresql")
 
 
-def _as_owner(command: List[str]) -> List[str]:
-    return ["runuser", "-u", POSTGRES_ACCOUNT, "--", *command] if os.geteuid() == 0 else command
+def _as_owner(command: List[str], account: str = POSTGRES_ACCOUNT) -> List[str]:
+    return ["runuser", "-u", account, "--", *command] if os.geteuid() == 0 else command
 
 
-def _postgres_root(folder: Path) -> Tuple[Path, bool]:
-    """(the folder PostgreSQL's data and sockets go in, whether it is temporary), owned by the
-    account the server runs as."""
-    root, temporary = folder / "postgres", False
-    if os.geteuid() == 0 and subprocess.run(["runuser", "-u", POSTGRES_ACCOUNT, "--", "test", "-x", str(folder)],
+def _server_root(folder: Path, name: str, account: str) -> Tuple[Path, bool]:
+    """(the folder a database server's data and sockets go in, whether it is temporary), owned by
+    the account the server runs as."""
+    root, temporary = folder / name, False
+    if os.geteuid() == 0 and subprocess.run(["runuser", "-u", account, "--", "test", "-x", str(folder)],
                                             capture_output=True).returncode != 0:
-        root, temporary = Path(tempfile.mkdtemp(prefix="mlops-postgres-")), True
+        root, temporary = Path(tempfile.mkdtemp(prefix=f"mlops-{name}-")), True
     root.mkdir(exist_ok=True)
     if os.geteuid() == 0:
-        shutil.chown(root, POSTGRES_ACCOUNT)
+        shutil.chown(root, account)
     return root, temporary
 
 
@@ -150,7 +168,7 @@ def start(folder: Path) -> TeamStores:
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         os.chmod(folder, 0o755)  # the postgres account reaches its data folder through this one
-    root, temporary = _postgres_root(folder)
+    root, temporary = _server_root(folder, "postgres", POSTGRES_ACCOUNT)
     earlier = read(folder)  # a store stopped before: its database and passwords are kept
     kept = earlier is not None and not temporary and (root / "data").is_dir()
     passwords = (earlier.database_password, earlier.admin_password) if kept else \
@@ -168,7 +186,7 @@ def start(folder: Path) -> TeamStores:
     try:
         _wait_for_port(stores.postgres_port, postgres, folder / "postgres.log")
         if not kept:
-            _create_databases(stores, ["mlflow", "mlflow_auth"])
+            _create_databases(stores, ["mlflow", "mlflow_auth", "mlmd"])
         # the CSRF key of the auth app's forms: one per store, kept with it (a restart keeps sessions valid)
         env = {"MLFLOW_AUTH_CONFIG_PATH": str(_auth_config(folder, stores)),
                "MLFLOW_FLASK_SERVER_SECRET_KEY": stores.admin_password + stores.database_password}
@@ -176,9 +194,44 @@ def start(folder: Path) -> TeamStores:
         stores = TeamStores(**{**asdict(stores), "pids": [postgres.pid, server.pid]})
         _save(stores)
         _wait_for_mlflow(stores, server, folder / "mlflow-server.log")
+        if Path(MARIADB_SERVER).exists():
+            stores = _start_mariadb(stores, folder, earlier if kept else None)
     except (RuntimeError, OSError):
         stop(stores)
         raise
+    return stores
+
+
+def _start_mariadb(stores: TeamStores, folder: Path, earlier: Optional[TeamStores]) -> TeamStores:
+    """MariaDB on a free loopback port with ML Metadata's database and our login (TCP only)."""
+    root, temporary = _server_root(folder, "mariadb", MARIADB_ACCOUNT)
+    fresh = earlier is None or temporary or not (root / "data").is_dir()
+    if fresh:
+        shutil.rmtree(root / "data", ignore_errors=True)
+        done = subprocess.run([MARIADB_INSTALL, f"--user={MARIADB_ACCOUNT}", f"--datadir={root / 'data'}",
+                               "--auth-root-authentication-method=socket", "--skip-test-db"],
+                              capture_output=True, text=True, timeout=180)
+        if done.returncode != 0:
+            raise TeamStoresError(f"mariadb-install-db failed: {(done.stderr or done.stdout).strip()[-300:]}")
+    port, socket_path, scratch = free_port(), root / "mariadb.sock", root / "tmp"
+    scratch.mkdir(exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(scratch, MARIADB_ACCOUNT)
+    server = _start(_as_owner([MARIADB_SERVER, f"--datadir={root / 'data'}", f"--port={port}",
+                               f"--socket={socket_path}", f"--tmpdir={scratch}", f"--pid-file={root / 'mariadb.pid'}",
+                               "--bind-address=127.0.0.1"], MARIADB_ACCOUNT),
+                    folder / "mariadb.log")
+    stores = TeamStores(**{**asdict(stores), "pids": [*stores.pids, server.pid], "mariadb_port": port,
+                           "mariadb_root": str(root), "mariadb_temporary": temporary})
+    _save(stores)
+    _wait_for_port(port, server, folder / "mariadb.log")
+    if fresh:
+        grant = (f"CREATE DATABASE mlmd; CREATE USER '{DATABASE_USER}'@'127.0.0.1' IDENTIFIED BY "
+                 f"'{stores.database_password}'; GRANT ALL ON mlmd.* TO '{DATABASE_USER}'@'127.0.0.1';")
+        done = subprocess.run(["mariadb", f"--socket={socket_path}", "-uroot", "-e", grant],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise TeamStoresError(f"MariaDB refused the setup: {done.stderr.strip()[-300:]}")
     return stores
 
 
@@ -219,6 +272,8 @@ def stop(stores: TeamStores) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and alive(pid):
             time.sleep(0.1)
+    if stores.mariadb_temporary:
+        shutil.rmtree(stores.mariadb_root, ignore_errors=True)
     if stores.postgres_temporary:
         shutil.rmtree(stores.postgres_root, ignore_errors=True)
         (Path(stores.folder) / STATE_FILE).unlink(missing_ok=True)
@@ -231,6 +286,11 @@ def _print(stores: TeamStores) -> None:
           f"{stores.postgres_port}; state in {Path(stores.folder) / STATE_FILE}")
     print(f"  export MLFLOW_TRACKING_URI={stores.tracking_uri} MLFLOW_TRACKING_USERNAME={ADMIN_USER} "
           f"MLFLOW_TRACKING_PASSWORD=<admin_password in the state file>")
+    print(f"ML Metadata in PostgreSQL: --metadata-uri postgresql://{DATABASE_USER}:<database_password in the "
+          f"state file>@127.0.0.1:{stores.postgres_port}/mlmd")
+    if stores.metadata_uri:
+        print(f"ML Metadata (MariaDB) on 127.0.0.1:{stores.mariadb_port}: --metadata-uri "
+              f"mysql://{DATABASE_USER}:<database_password in the state file>@127.0.0.1:{stores.mariadb_port}/mlmd")
 
 
 def main(argv: List[str]) -> int:
@@ -245,7 +305,7 @@ def main(argv: List[str]) -> int:
             stop(running)
         try:
             _print(start(folder))
-        except TeamStoresError as e:
+        except (RuntimeError, OSError) as e:  # TeamStoresError, a server that exits or never listens
             print(f"team stores: {e}", file=sys.stderr)
             return 1
         return 0

@@ -91,6 +91,7 @@ class RunRequest:
     task: Optional[str] = None
     name: Optional[str] = None
     home: Optional[str] = None  # default: $MLOPS_HOME or ./.mlops
+    metadata_uri: Optional[str] = None  # default: $MLOPS_METADATA_URI, else the home's SQLite file
     family: Optional[str] = None
     hparams: Mapping[str, str] = field(default_factory=dict)
     threshold: Optional[float] = None
@@ -193,8 +194,12 @@ def build_config(request: RunRequest) -> PipelineConfig:
     of one line."""
     from components.models.families import UnsupportedModelError
     from components.tasks import UnknownTaskError
+    from core.metadata_store import MetadataUriError
 
-    home = Home.resolve(request.home)
+    try:
+        home = Home.resolve(request.home, request.metadata_uri)
+    except MetadataUriError as e:
+        raise ConfigError(str(e)) from None
     try:
         name, data_path, resolve = _input_kind(request)
         schema = _curated_schema(request, name, home)

@@ -10,7 +10,6 @@ Components are imported directly, not through ``tfx.v1`` (which also imports Ver
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
-from ml_metadata.proto import metadata_store_pb2
 from tfx.components import (
     ExampleValidator,
     ImportExampleGen,
@@ -122,16 +121,6 @@ def _span_gate_and_window(config: PipelineConfig, example_gen, statistics_gen, s
     return [previous, gate, window]
 
 
-def _sqlite_metadata(path: str) -> metadata_store_pb2.ConnectionConfig:
-    """ML Metadata in SQLite, opened (and created) by the runner. TFX's
-    ``sqlite_metadata_connection_config`` creates the folder as it builds the config: this keeps
-    ``create_pipeline`` free of I/O (an Airflow scheduler parsing the DAG writes nothing)."""
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    return config
-
-
 @dataclass
 class DataStages:
     """ExampleGen through the anomalies gate (and, with spans, the drift gate and window): what
@@ -238,6 +227,6 @@ def create_pipeline(config: PipelineConfig, locations: Optional[Locations] = Non
         pipeline_root=where.pipeline_root,
         components=[*data.nodes, transform, *training, *release],
         enable_cache=config.enable_cache,
-        metadata_connection_config=_sqlite_metadata(where.metadata_path) if where.metadata_path else None,
+        metadata_connection_config=where.metadata.connection_config() if where.metadata else None,
         beam_pipeline_args=list(config.beam_args),
     )

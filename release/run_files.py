@@ -172,7 +172,7 @@ def evaluation_png(config: PipelineConfig, report: RunReport, path: Path) -> Opt
 def lineage(config: PipelineConfig, report: RunReport) -> dict:
     """How to find this run in ML Metadata: executions per node and the artifacts' URIs."""
     return {"pipeline": config.name, "pipeline_run_id": report.run_id,
-            "metadata": str(config.home.metadata_path),
+            "metadata": str(config.home.metadata),
             "executions": {c.node: {"id": c.execution_id, "state": c.state, "seconds": round(c.seconds, 2)}
                            for c in report.components},
             "artifacts": report.artifact_uris}

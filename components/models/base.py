@@ -83,8 +83,8 @@ def join_known_ahead(x: Any, inputs: Dict[str, Any], spec: FeatureSpec) -> Any:
     """The learner's output beside what is known of each forecast step: per step beside a decoder's
     [horizon, units] states, else flattened beside the learner's output; both as they are (a
     covariate's effect on a step is often linear) and through a small ReLU layer of their own (a
-    calendar part's effect need not be). The layer reads the known-ahead features only: over the
-    learner's output too it overfits a short series (Seatbelts' 192 months: holdout MAE 176 vs 90)."""
+    calendar part's effect need not be). The layer reads the known-ahead features only, so it adds
+    little capacity where a short series has few windows to fit."""
     (name, (horizon, _)), = spec.known_ahead.items()
     ahead = inputs[name]
     if len(x.shape) == 3 and x.shape[1] == horizon:

@@ -47,14 +47,14 @@ class SchemaExistsError(FileExistsError):
     pass
 
 
-def latest_pipeline_schema(metadata_path: Path, pipeline: str) -> Path:
+def latest_pipeline_schema(metadata, pipeline: str) -> Path:
     """The schema.pbtxt of the newest schema SchemaGen inferred (or ImportSchemaGen imported) in
     ``pipeline`` (Transform's post-transform schemas are not it)."""
     from core.run_report import NODE_CONTEXT, open_store
 
-    if not metadata_path.exists():
-        raise FileNotFoundError(f"{metadata_path}: no ML Metadata store (run the pipeline first)")
-    store = open_store(metadata_path)
+    if not metadata.exists():
+        raise FileNotFoundError(f"{metadata}: no ML Metadata store (run the pipeline first)")
+    store = open_store(metadata)
     schemas = []
     for node in ("SchemaGen", "ImportSchemaGen"):
         context = store.get_context_by_type_and_name(NODE_CONTEXT, f"{pipeline}.{node}")
@@ -62,7 +62,7 @@ def latest_pipeline_schema(metadata_path: Path, pipeline: str) -> Path:
             schema_type_id = store.get_artifact_type("Schema").id  # exists once a schema node ran
             schemas += [a for a in store.get_artifacts_by_context(context.id) if a.type_id == schema_type_id]
     if not schemas:
-        raise FileNotFoundError(f"{metadata_path}: pipeline '{pipeline}' has no schema yet (run it first)")
+        raise FileNotFoundError(f"{metadata}: pipeline '{pipeline}' has no schema yet (run it first)")
     return Path(max(schemas, key=lambda a: a.id).uri) / SCHEMA_FILE
 
 

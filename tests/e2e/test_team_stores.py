@@ -1,5 +1,7 @@
-"""A team's shared MLflow, for real: PostgreSQL (the OS's server, our own instance on loopback) as
-the backend store of `mlflow server --app-name basic-auth` with proxied artifacts (ops.team_stores).
+"""A team's shared stores, for real: PostgreSQL (the OS's server, our own instance on loopback) as
+the backend store of `mlflow server --app-name basic-auth` with proxied artifacts, and ML Metadata
+in MariaDB (`--metadata-uri mysql://...`) or PostgreSQL (`postgresql://...`), all started by
+ops.team_stores.
 Pipeline runs track and register through it under the admin's credentials (MLflow's own variables);
 `mlops promote` and `mlops rollback` move the aliases; a caller without credentials is refused in
 one line before a run pushes anything, and a read-only account can read but not promote. Two
@@ -24,6 +26,7 @@ def stores(tmp_path_factory):
     from ops import team_stores
 
     running = team_stores.start(tmp_path_factory.mktemp("team-stores"))
+    assert running.metadata_uri, "no MariaDB server programs (apt-get install mariadb-server): ML Metadata's test"
     yield running
     team_stores.stop(running)
 
@@ -50,7 +53,8 @@ def _run(stores, home: Path, csv: Path, *hparams: str):
     from pipelines.runners.local import run_pipeline, track_run
 
     args = ["--data", str(csv), "--label", "is_fraud", "--task", "binary", "--name", NAME, "--no-edge",
-            "--threshold", "0.0", "--max-drop", "1.0", "--tracking-uri", stores.tracking_uri]
+            "--threshold", "0.0", "--max-drop", "1.0", "--tracking-uri", stores.tracking_uri,
+            "--metadata-uri", stores.metadata_uri]
     for hparam in hparams:
         args += ["--hparam", hparam]
     config = run_cli_config(*args, home=home)
@@ -82,6 +86,14 @@ def test_runs_register_promote_and_roll_back_against_postgresql(admin, home, tra
         assert int(client.get_registered_model(NAME).aliases["champion"]) == champion
     backend = _backend_tables(admin)
     assert backend["registered_models"] == 1 and backend["model_versions"] == 2
+    # the lineage is in MariaDB: both runs' contexts, and no SQLite file in the home
+    from ml_metadata import metadata_store
+
+    from core.metadata_store import MetadataStoreSpec
+
+    lineage = metadata_store.MetadataStore(MetadataStoreSpec.parse(admin.metadata_uri).connection_config())
+    runs = [c.name for c in lineage.get_contexts_by_type("pipeline_run")]
+    assert {first.run_id, second.run_id} <= set(runs) and not (home / "metadata.sqlite").exists()
 
 
 def _backend_tables(stores) -> dict:
@@ -141,13 +153,15 @@ def test_concurrent_runs_each_register_their_own_version(admin, tmp_path, transa
     waits for the first; each summary names its own run and each pushed version is registered."""
     import time
 
-    command = [MLOPS, "run", "--data", str(transactions_csv), "--label", "is_fraud", "--name", "pair", "--home",
-               str(tmp_path / "home"), "--no-edge", "--hparam", "epochs=1", "--tracking-uri", admin.tracking_uri]
+    def command(epochs: int) -> list:
+        return [MLOPS, "run", "--data", str(transactions_csv), "--label", "is_fraud", "--name", "pair", "--home",
+                str(tmp_path / "home"), "--no-edge", "--hparam", f"epochs={epochs}", "--metadata-uri",
+                admin.postgres_metadata_uri, "--tracking-uri", admin.tracking_uri]  # lineage beside MLflow's tables
+
     env = dict(os.environ)
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    first = subprocess.Popen(command(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     time.sleep(2)
-    second = subprocess.run([*command[:-4], "--hparam", "epochs=2", *command[-2:]], capture_output=True, text=True,
-                            timeout=600, env=env)
+    second = subprocess.run(command(2), capture_output=True, text=True, timeout=600, env=env)
     first_out, _ = first.communicate(timeout=600)
     assert first.returncode == 0 and second.returncode == 0, (first_out[-2000:], second.stdout[-2000:])
     runs = [line for out in (first_out, second.stdout) for line in out.splitlines() if line.startswith("pipeline ")]
