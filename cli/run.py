@@ -129,6 +129,8 @@ def pipeline_options() -> argparse.ArgumentParser:
     command.add_argument("--name", help="pipeline name (default: the use case or the CSV's file name)")
     command.add_argument("--family", help="model family (default: the use case's, else dnn)")
     command.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE", help="hyperparameter override")
+    command.add_argument("--train-workers", type=int, default=1, metavar="N",
+                         help="train in N processes on loopback ports (MultiWorkerMirroredStrategy; default 1)")
     command.add_argument("--threshold", type=float, help="bound on the task's gate metric (default: from the data)")
     command.add_argument("--max-drop", type=float, default=DEFAULT_MAX_METRIC_DROP,
                          help="allowed worsening of the gate metric vs the baseline model")
@@ -154,7 +156,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         hparams = parse_hparams(args.hparam)
     return RunRequest(
         use_case=args.usecase, data=args.data, label=args.label, task=args.task, name=args.name, home=args.home,
-        metadata_uri=getattr(args, "metadata_uri", None),
+        metadata_uri=getattr(args, "metadata_uri", None), train_workers=getattr(args, "train_workers", 1),
         family=args.family, hparams=hparams, threshold=args.threshold, max_drop=args.max_drop,
         schemas_dir=args.schemas_dir, edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri,
         reading=_group(ReadingOptions, args), images=_group(ImageOptions, args),

@@ -95,6 +95,7 @@ class TrainSpec(TransformSpec):
     distill_from: str = ""  # the teacher's SavedModel dir, if any
     backup_root: str = ""  # where resumable training backups go (the Trainer's only)
     series_info: Mapping[str, Any] = field(default_factory=dict)  # a user's series: serving.codec.periods.SeriesInfo
+    train_workers: int = 0  # processes training together (components.train_workers); 0: this one alone
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ class TuneSpec(TrainSpec):
 
 
 _TABLE_GROUP = {"columns", "names", "left_out", "na_values"}
-_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info", "covariates", "calendar"}
+_ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info", "covariates", "calendar",
+                      "train_workers"}
 
 
 def _plain(value: Any) -> Any:

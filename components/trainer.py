@@ -129,6 +129,7 @@ def _dataset(fn_args: FnArgs, files: Any, tft_output: tft.TFTransformOutput, con
     # not AutoGraph'd: its Python branches are on the config, not on tensors; converting it (and what it
     # calls) was 0.35 s of AST work per Trainer, 7% of the default job's
     data = data.map(tf.autograph.experimental.do_not_convert(lambda features: inputs_and_label(features, config)))
+    data = training_loop.shard_for_workers(data)
     if not cached:
         return data
     data = data.cache()
@@ -399,5 +400,6 @@ def run_fn(fn_args: FnArgs) -> None:
     with open(os.path.join(fn_args.model_run_dir, MODEL_FILE), "w") as f:
         json.dump({**description, "class_names": classes, "parameters": int(model.count_params()),
                    "epochs_run": len(history.epoch), "best_epoch": int(history.best_epoch),
-                   "epoch_seconds": list(getattr(history, "epoch_seconds", [])), **info}, f, indent=1)
+                   "epoch_seconds": list(getattr(history, "epoch_seconds", [])),
+                   "replicas_in_sync": int(training_loop.strategy().num_replicas_in_sync), **info}, f, indent=1)
     _export(config, fn_args, model, tft_output, classes, description)

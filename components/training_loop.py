@@ -59,10 +59,32 @@ class PeriodicBackup(keras.callbacks.BackupAndRestore):
             self._last = self._clock()
 
 
+_STRATEGY: List[tf.distribute.Strategy] = []  # made once per process: a collective one cannot be made twice
+
+
 def strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over every GPU there is; the default strategy on a CPU-only machine."""
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy() if gpus else tf.distribute.get_strategy()
+    """MultiWorkerMirroredStrategy when TF_CONFIG names several workers (components.train_workers),
+    else MirroredStrategy over every GPU there is, else the default strategy (a CPU-only machine)."""
+    if not _STRATEGY:
+        from components.train_workers import cluster_from_env
+
+        if cluster_from_env() is not None:
+            _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())
+        elif tf.config.list_logical_devices("GPU"):
+            _STRATEGY.append(tf.distribute.MirroredStrategy())
+        else:
+            _STRATEGY.append(tf.distribute.get_strategy())
+    return _STRATEGY[0]
+
+
+def shard_for_workers(data: tf.data.Dataset) -> tf.data.Dataset:
+    """Under several workers each reads every n-th batch of the data (DATA sharding: a split may be
+    one file, fewer than the workers, which file sharding refuses); unchanged otherwise."""
+    if not isinstance(strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return data
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.with_options(options)
 
 
 def learning_rate_at(epoch: int, hp: Mapping[str, Any]) -> float:

@@ -197,6 +197,7 @@ class PipelineConfig:
     tensors: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)  # multi-valued features' shapes
     series: Mapping[str, Any] = field(default_factory=dict)  # column, lookback, horizon (series input)
     tuner: Optional[str] = None  # random | bayesian | hyperband: a Tuner component feeds the Trainer
+    train_workers: int = 1  # training processes (components.train_workers): MultiWorkerMirroredStrategy past 1
     max_trials: int = 6
     warm_start: bool = False  # start from the last blessed model of the same family and inputs
     edge: bool = True  # TF Lite variants of each blessed model (EdgeExport), shipped beside it
@@ -253,7 +254,8 @@ class PipelineConfig:
         return TrainSpec(**vars(self.transform_spec()), family=self.family, hparams=dict(self.hparams), rows=self.rows,
                          pretrained=dict(self.pretrained), distill_from=self.distill_from.get("model_dir", ""),
                          backup_root=backup_root,
-                         series_info=self.series_table.info.as_json() if self.series_table else {})
+                         series_info=self.series_table.info.as_json() if self.series_table else {},
+                         train_workers=self.train_workers if self.train_workers > 1 else 0)
 
     def tune_spec(self) -> TuneSpec:
         return TuneSpec(**vars(self.train_spec()), tuner=self.tuner or "", max_trials=self.max_trials)

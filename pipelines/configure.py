@@ -92,6 +92,7 @@ class RunRequest:
     name: Optional[str] = None
     home: Optional[str] = None  # default: $MLOPS_HOME or ./.mlops
     metadata_uri: Optional[str] = None  # default: $MLOPS_METADATA_URI, else the home's SQLite file
+    train_workers: int = 1  # --train-workers
     family: Optional[str] = None
     hparams: Mapping[str, str] = field(default_factory=dict)
     threshold: Optional[float] = None
@@ -381,8 +382,26 @@ def _pipeline_config(request: RunRequest, home: Home, name: str, schema: Curated
         pretrained={k: v for k, v in model.pretrained.items() if k != "image_size"},
         distill_from={k: v for k, v in model.teacher.items() if k != "image_size"},
         schema_source=schema.source, table=resolved.table, rows=resolved.rows, images=model.images,
-        series_table=resolved.series,
+        series_table=resolved.series, train_workers=_train_workers(request),
     )
+
+
+def _train_workers(request: RunRequest) -> int:
+    """--train-workers N: 1 to MAX_TRAIN_WORKERS, and a plain training (the Tuner's trials, a
+    pretrained base's two phases and a distillation run in one process)."""
+    from components.train_workers import MAX_TRAIN_WORKERS
+
+    workers = request.train_workers
+    if not 1 <= workers <= MAX_TRAIN_WORKERS:
+        raise ConfigError(f"--train-workers {workers}: give 1 to {MAX_TRAIN_WORKERS}")
+    if workers > 1:
+        alone = [flag for flag, given in (("--tune", request.tuning.tune),
+                                          ("--pretrained", request.transfer.pretrained),
+                                          ("--distill-from", request.transfer.distill_from)) if given]
+        if alone:
+            raise ConfigError(f"--train-workers {workers} with {alone[0]}: that training runs in one process; "
+                              "drop one of them")
+    return workers
 
 
 IMAGE_FAMILY = "cnn"  # the default family for images

@@ -20,6 +20,7 @@ from tfx.components import (
     Tuner,
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.common.resolver import Resolver
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration import pipeline
@@ -33,6 +34,7 @@ from components.edge_export import EdgeExport
 from components.evaluation import Evaluator, eval_config
 from components.pusher import ServingPusher
 from components.series import series_example_gen
+from components.train_workers import MultiWorkerTrainerExecutor
 from components.validation import AnomaliesGate
 from core.config import (
     BASELINE_RESOLVER_ID,
@@ -187,6 +189,8 @@ def _training_stages(config: PipelineConfig, where: Locations, transform: Transf
         nodes.append(warm_start_resolver)
     if selection_split != "eval":
         training_inputs["eval_args"] = trainer_pb2.EvalArgs(splits=[selection_split])
+    if config.train_workers > 1:  # the executor starts the workers (components.train_workers)
+        training_inputs["custom_executor_spec"] = executor_spec.ExecutorClassSpec(MultiWorkerTrainerExecutor)
     trainer = Trainer(run_fn=RUN_FN, custom_config=config.train_spec(where.training_backups).to_dict(),
                       **training_inputs)
     return [*nodes, trainer]

@@ -158,6 +158,7 @@ def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200
         "model": {"family": info.get("family", config.family), "parameters": info.get("parameters"),
                   "hparams": info.get("hparams", {}), "epochs_run": info.get("epochs_run"),
                   "best_epoch": info.get("best_epoch"), "candidates": info.get("candidates"),
+                  "training_workers": info.get("replicas_in_sync", 1),
                   "history": {k: v for k, v in report.history.items() if k in ("loss", "val_loss")},
                   "pretrained": dict(config.pretrained) or None, "distilled_from": dict(config.distill_from) or None},
         "evaluation": {"gates": gates, "slices": slices, "blessed": report.blessed,

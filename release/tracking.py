@@ -47,7 +47,7 @@ def _params(config: PipelineConfig, report: RunReport, facts: DataFacts) -> Dict
     meta = set(FAMILIES[config.family].defaults) if config.family in FAMILIES else set()
     for key, value in report.model_info.get("hparams", dict(config.hparams)).items():
         params[f"{'meta' if key in meta else 'hparam'}.{key}"] = str(value)
-    for key in ("parameters", "epochs_run", "best_epoch"):
+    for key in ("parameters", "epochs_run", "best_epoch", "replicas_in_sync"):
         if key in report.model_info:
             params[f"model.{key}"] = str(report.model_info[key])
     for key in ("inputs", "head", "candidates"):

@@ -58,7 +58,8 @@ def component_result(report: RunReport, node: str) -> str:
         named = sorted({f for features in report.anomalies_found.values() for f in features})
         return f"anomalies in {', '.join(named)}" if named else "no anomalies"
     if node == "Trainer":
-        return _best(report.history)
+        workers = report.model_info.get("replicas_in_sync", 1)
+        return _best(report.history) + (f" on {workers} workers" if workers > 1 else "")
     if node == "Evaluator":
         return _gate(report)
     if node == "Pusher":

@@ -1,0 +1,165 @@
+"""Training on several workers (``mlops run --train-workers N``): the Trainer's executor starts N
+processes on loopback ports, each with its TF_CONFIG, each running the same run_fn on the same
+inputs under tf.distribute.MultiWorkerMirroredStrategy (components.training_loop.strategy reads
+TF_CONFIG). Worker 0 is the chief: it writes the model, the run files and the backups where the
+Trainer's outputs are; the others write theirs to temporary folders they delete, as TensorFlow's
+multi-worker Keras guide has it. A collective strategy has to be made before TensorFlow runs
+anything in its process, so the executor's own process (which ran other components) trains nothing.
+
+    python -m components.train_workers WORKDIR INDEX   (what the executor starts; not for users)
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from tfx.components.trainer.executor import GenericExecutor
+
+MAX_TRAIN_WORKERS = 16
+WAIT_SECONDS = 6 * 3600  # a training's bound: the workers are stopped past it
+JOB_FILE = "job.json"
+
+
+class TrainWorkersError(RuntimeError):
+    """A worker that failed or a TF_CONFIG that does not describe a cluster (one line)."""
+
+
+@dataclass(frozen=True)
+class TrainCluster:
+    """This process's place among the training workers, as TF_CONFIG gives it."""
+    workers: Sequence[str]  # host:port of each
+    index: int
+
+    @property
+    def is_chief(self) -> bool:
+        return self.index == 0
+
+    def tf_config(self) -> str:
+        return json.dumps({"cluster": {"worker": list(self.workers)}, "task": {"type": "worker", "index": self.index}})
+
+
+def cluster_from_env(environ=os.environ) -> Optional[TrainCluster]:
+    """The cluster of TF_CONFIG when it names more than one worker (a chief counts as a worker), else None."""
+    text = environ.get("TF_CONFIG", "")
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        workers = list(cluster.get("chief", [])) + list(cluster.get("worker", []))
+        index = int(task["index"]) + (len(cluster.get("chief", [])) if task["type"] == "worker" else 0)
+    except (ValueError, KeyError, TypeError) as e:
+        raise TrainWorkersError(f"TF_CONFIG does not describe a cluster and this task in it ({e})") from None
+    if not 0 <= index < len(workers):
+        raise TrainWorkersError(f"TF_CONFIG: task {task} is not among the {len(workers)} workers")
+    return TrainCluster(workers, index) if len(workers) > 1 else None
+
+
+def train_workers_of(exec_properties: Dict[str, Any]) -> int:
+    custom = exec_properties.get("custom_config") or "{}"
+    return int((json.loads(custom) if isinstance(custom, str) else custom).get("train_workers", 1))
+
+
+class MultiWorkerTrainerExecutor(GenericExecutor):
+    """TFX's GenericExecutor when one worker trains; else the run_fn in N worker processes."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX API)
+        workers = train_workers_of(exec_properties)
+        if workers <= 1:
+            return super().Do(input_dict, output_dict, exec_properties)
+        from tfx.types import artifact_utils
+
+        with tempfile.TemporaryDirectory(prefix="mlops-train-workers-") as workdir:
+            job = {"input": artifact_utils.jsonify_artifact_dict(input_dict),
+                   "output": artifact_utils.jsonify_artifact_dict(output_dict),
+                   "exec_properties": exec_properties}
+            Path(workdir, JOB_FILE).write_text(json.dumps(job))
+            addresses = [f"127.0.0.1:{port}" for port in _free_ports(workers)]
+            run_workers(workdir, addresses)
+        return None
+
+
+def _free_ports(count: int) -> List[int]:
+    """``count`` distinct loopback ports nothing listens on now (held together while picked)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def run_workers(workdir: str, addresses: List[str]) -> None:
+    """Every worker to its end; the first to fail stops the others and is named."""
+    processes = []
+    for index in range(len(addresses)):
+        env = {**os.environ, "TF_CONFIG": TrainCluster(addresses, index).tf_config()}
+        log = open(Path(workdir) / f"worker-{index}.log", "wb")
+        processes.append((subprocess.Popen([sys.executable, "-m", "components.train_workers", workdir, str(index)],
+                                           stdout=log, stderr=subprocess.STDOUT, env=env), log))
+    deadline = time.monotonic() + WAIT_SECONDS
+    try:
+        while any(p.poll() is None for p, _ in processes):
+            failed = [i for i, (p, _) in enumerate(processes) if p.returncode not in (None, 0)]
+            if failed or time.monotonic() > deadline:
+                index = failed[0] if failed else next(i for i, (p, _) in enumerate(processes) if p.poll() is None)
+                raise TrainWorkersError(_failure(workdir, index, processes[index][0].returncode))
+            time.sleep(0.5)
+        failed = [i for i, (p, _) in enumerate(processes) if p.returncode != 0]
+        if failed:
+            raise TrainWorkersError(_failure(workdir, failed[0], processes[failed[0]][0].returncode))
+    finally:
+        for process, log in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            log.close()
+
+
+def _failure(workdir: str, index: int, code: Optional[int]) -> str:
+    lines = (Path(workdir) / f"worker-{index}.log").read_text(errors="replace").strip().splitlines()
+    last = next((line for line in reversed(lines) if line.strip() and not line.startswith(" ")), "no output")
+    what = f"exited with {code}" if code is not None else f"did not finish in {WAIT_SECONDS} s"
+    return f"training worker {index} of the --train-workers run {what}: {last[-300:]}"
+
+
+def _worker(workdir: str, index: int) -> None:
+    """One worker: the strategy first (before TensorFlow runs anything), then the Trainer's run_fn
+    on the job's inputs; a worker other than the chief writes to temporary folders."""
+    from tfx.types import artifact_utils
+
+    from components import training_loop
+
+    training_loop.strategy()  # MultiWorkerMirroredStrategy from TF_CONFIG, made first
+    job = json.loads(Path(workdir, JOB_FILE).read_text())
+    inputs = artifact_utils.parse_artifact_dict(job["input"])
+    outputs = artifact_utils.parse_artifact_dict(job["output"])
+    properties = dict(job["exec_properties"])
+    scratch = None
+    if index > 0:
+        scratch = tempfile.mkdtemp(prefix=f"mlops-worker-{index}-")
+        for name, artifacts in outputs.items():
+            for artifact in artifacts:
+                artifact.uri = os.path.join(scratch, name)
+        custom = json.loads(properties["custom_config"])
+        custom["backup_root"] = os.path.join(scratch, "backups")
+        properties["custom_config"] = json.dumps(custom)
+    try:
+        GenericExecutor().Do(inputs, outputs, properties)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1], int(sys.argv[2]))
