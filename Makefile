@@ -82,6 +82,7 @@ bench: setup airflow-setup kserve-setup
 	$(BIN)/python bench/serving_bench.py
 	$(BIN)/python bench/edge_bench.py
 	$(BIN)/python bench/scale_bench.py
+	$(BIN)/python bench/train_workers_bench.py
 	$(BIN)/python bench/preflight_bench.py
 	$(BIN)/python bench/images_bench.py
 	$(BIN)/python bench/traffic_bench.py

@@ -222,6 +222,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.succeeded else EXIT_REFUSED
 
 
+def _vertex_training(args: argparse.Namespace):
+    from components.train_workers import MAX_TRAIN_WORKERS
+    from core.config import VertexTraining
+
+    if not 1 <= args.trainer_replicas <= MAX_TRAIN_WORKERS:
+        raise UserError(f"--trainer-replicas {args.trainer_replicas}: give 1 to {MAX_TRAIN_WORKERS}")
+    missing = [flag for flag, value in (("--vertex-project", args.vertex_project),
+                                        ("--vertex-region", args.vertex_region)) if not value]
+    if missing:
+        raise UserError(f"--trainer-replicas needs {' and '.join(missing)} (the Vertex AI Training job's)")
+    return VertexTraining(args.trainer_replicas, args.trainer_machine, args.vertex_project, args.vertex_region,
+                          args.image)
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
     """The pipeline spec for Kubeflow Pipelines v2 / Vertex (the data is profiled locally)."""
     if not args.pipeline_root.startswith(("gs://", "s3://", "/")) or not args.data_uri.strip("/"):
@@ -230,6 +244,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if config.span_pattern:
         raise UserError("span folders run their drift gate and training window through this project's own ML "
                         "Metadata resolvers, which Kubeflow v2 cannot compile; compile a single input file")
+    if args.trainer_replicas is not None:
+        config = dataclasses.replace(config, vertex_training=_vertex_training(args))
     quiet_pipeline_runtime(args.verbose)
     from pipelines.runners.kubeflow import compile_kubeflow
 
@@ -289,6 +305,12 @@ def register(sub) -> None:
     compile_.add_argument("--pipeline-root", required=True, help="root URI of every artifact, e.g. gs://bucket/mlops")
     compile_.add_argument("--data-uri", required=True, help="where the input file is uploaded, e.g. gs://bucket/x.csv")
     compile_.add_argument("--image", default=DEFAULT_IMAGE, help="container image holding this project")
+    vertex = compile_.add_argument_group("the Trainer on Vertex AI Training (TFX's Vertex Trainer)")
+    vertex.add_argument("--trainer-replicas", type=int, metavar="N",
+                        help="a chief and N - 1 workers training together (MultiWorkerMirroredStrategy)")
+    vertex.add_argument("--trainer-machine", default="n1-standard-4", metavar="TYPE", help="their machine type")
+    vertex.add_argument("--vertex-project", help="the Google Cloud project of the training job")
+    vertex.add_argument("--vertex-region", help="its region, e.g. us-central1")
 
     generate = add_command(sub, "generate", cmd_generate, "write a synthetic tabular CSV of any size (scale runs)")
     generate.add_argument("output", help="FILE.csv to write (with --spans: the folder of span-N/data.csv)")

@@ -70,6 +70,8 @@ class TransformSpec:
 
     @classmethod
     def from_dict(cls: Type[Spec], config: Mapping[str, Any]) -> Spec:
+        # TFX's Vertex AI Trainer reads its own keys from the same custom_config
+        config = {k: v for k, v in config.items() if not k.startswith(VERTEX_KEY_PREFIX)}
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - set(names))
         if unknown:
@@ -106,6 +108,7 @@ class TuneSpec(TrainSpec):
 
 
 _TABLE_GROUP = {"columns", "names", "left_out", "na_values"}
+VERTEX_KEY_PREFIX = "ai_platform_"  # tfx.extensions.google_cloud_ai_platform's custom_config keys
 _ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info", "covariates", "calendar",
                       "train_workers"}
 

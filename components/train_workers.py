@@ -6,8 +6,9 @@ Trainer's outputs are; the others write theirs to temporary folders they delete,
 multi-worker Keras guide has it. A collective strategy has to be made before TensorFlow runs
 anything in its process, so the executor's own process (which ran other components) trains nothing.
 
-    python -m components.train_workers WORKDIR INDEX   (what the executor starts; not for users)
+    python -m components.train_workers WORKDIR   (what the executor starts, TF_CONFIG set; not for users)
 """
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from tfx.components.trainer.executor import GenericExecutor
 
@@ -105,7 +106,7 @@ def run_workers(workdir: str, addresses: List[str]) -> None:
     for index in range(len(addresses)):
         env = {**os.environ, "TF_CONFIG": TrainCluster(addresses, index).tf_config()}
         log = open(Path(workdir) / f"worker-{index}.log", "wb")
-        processes.append((subprocess.Popen([sys.executable, "-m", "components.train_workers", workdir, str(index)],
+        processes.append((subprocess.Popen([sys.executable, "-m", "components.train_workers", workdir],
                                            stdout=log, stderr=subprocess.STDOUT, env=env), log))
     deadline = time.monotonic() + WAIT_SECONDS
     try:
@@ -133,33 +134,47 @@ def _failure(workdir: str, index: int, code: Optional[int]) -> str:
     return f"training worker {index} of the --train-workers run {what}: {last[-300:]}"
 
 
-def _worker(workdir: str, index: int) -> None:
-    """One worker: the strategy first (before TensorFlow runs anything), then the Trainer's run_fn
-    on the job's inputs; a worker other than the chief writes to temporary folders."""
+CHIEF_WAIT_SECONDS = 600  # a worker's wait for the chief's model after its own
+
+
+@contextlib.contextmanager
+def worker_outputs(fn_args: Any) -> Iterator[Optional[str]]:
+    """A worker other than the chief trains like the chief (the collectives need every one) but
+    writes its model and run files to a scratch folder, yielded (None for the chief or a lone
+    worker; its backups go there too), and returns once the chief's model is there: TFX's executor
+    then finds a model where the Trainer's output is, here or on Vertex AI Training."""
+    cluster = cluster_from_env()
+    if cluster is None or cluster.is_chief:
+        yield None
+        return
+    chief_model = fn_args.serving_model_dir
+    scratch = tempfile.mkdtemp(prefix=f"mlops-worker-{cluster.index}-")
+    fn_args.serving_model_dir = os.path.join(scratch, "model")
+    fn_args.model_run_dir = os.path.join(scratch, "model_run")
+    try:
+        yield scratch
+        import tensorflow as tf
+
+        deadline = time.monotonic() + CHIEF_WAIT_SECONDS
+        while not tf.io.gfile.exists(chief_model) and time.monotonic() < deadline:
+            time.sleep(1)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        fn_args.serving_model_dir = chief_model
+
+
+def _worker(workdir: str) -> None:
+    """One local worker: the strategy first (before TensorFlow runs anything), then TFX's executor
+    with the Trainer's run_fn on the job's inputs (run_fn keeps a non-chief's outputs apart)."""
     from tfx.types import artifact_utils
 
     from components import training_loop
 
     training_loop.strategy()  # MultiWorkerMirroredStrategy from TF_CONFIG, made first
     job = json.loads(Path(workdir, JOB_FILE).read_text())
-    inputs = artifact_utils.parse_artifact_dict(job["input"])
-    outputs = artifact_utils.parse_artifact_dict(job["output"])
-    properties = dict(job["exec_properties"])
-    scratch = None
-    if index > 0:
-        scratch = tempfile.mkdtemp(prefix=f"mlops-worker-{index}-")
-        for name, artifacts in outputs.items():
-            for artifact in artifacts:
-                artifact.uri = os.path.join(scratch, name)
-        custom = json.loads(properties["custom_config"])
-        custom["backup_root"] = os.path.join(scratch, "backups")
-        properties["custom_config"] = json.dumps(custom)
-    try:
-        GenericExecutor().Do(inputs, outputs, properties)
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+    GenericExecutor().Do(artifact_utils.parse_artifact_dict(job["input"]),
+                         artifact_utils.parse_artifact_dict(job["output"]), dict(job["exec_properties"]))
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], int(sys.argv[2]))
+    _worker(sys.argv[1])

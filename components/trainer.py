@@ -7,6 +7,7 @@ Referenced by TFX as ``components.trainer.run_fn``. ``custom_config`` is a
 SavedModel, the run writes ``history.json`` (per-epoch metrics) and ``model.json`` (what was
 built) into the model-run dir, for tracking after the run.
 """
+import dataclasses
 import json
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -18,7 +19,7 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public import tfxio
 
-from components import training_loop
+from components import train_workers, training_loop
 from components.export import mark_signature_methods, save_model, serving_signatures
 from components.features import (
     KNOWN_AHEAD,
@@ -378,7 +379,15 @@ def _better_of_linear(config: TrainSpec, fn_args: FnArgs, dnn: Tuple[keras.Model
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    config = TrainSpec.from_dict(fn_args.custom_config)
+    """Trains and exports; a training worker other than the chief writes to a scratch folder."""
+    with train_workers.worker_outputs(fn_args) as scratch:
+        config = TrainSpec.from_dict(fn_args.custom_config)
+        if scratch:
+            config = dataclasses.replace(config, backup_root=os.path.join(scratch, "backups"))
+        _train_and_export(config, fn_args)
+
+
+def _train_and_export(config: TrainSpec, fn_args: FnArgs) -> None:
     hp = _hparams(config, fn_args)
     keras.utils.set_random_seed(hp["seed"])
     tft_output = load_transform_output(fn_args)

@@ -179,6 +179,17 @@ class SeriesSpec:
 
 
 @dataclass(frozen=True)
+class VertexTraining:
+    """The Trainer on Vertex AI Training (`mlops compile --trainer-replicas N`): a chief and N - 1
+    workers of one machine type running this project's image; Vertex gives each its TF_CONFIG."""
+    replicas: int
+    machine: str
+    project: str
+    region: str
+    image: str
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     name: str
     data_path: Path  # CSV (CsvExampleGen), TFRecord (ImportExampleGen) or a series folder (SeriesExampleGen)
@@ -198,6 +209,7 @@ class PipelineConfig:
     series: Mapping[str, Any] = field(default_factory=dict)  # column, lookback, horizon (series input)
     tuner: Optional[str] = None  # random | bayesian | hyperband: a Tuner component feeds the Trainer
     train_workers: int = 1  # training processes (components.train_workers): MultiWorkerMirroredStrategy past 1
+    vertex_training: Optional[VertexTraining] = None  # a compiled pipeline's Trainer on Vertex AI Training
     max_trials: int = 6
     warm_start: bool = False  # start from the last blessed model of the same family and inputs
     edge: bool = True  # TF Lite variants of each blessed model (EdgeExport), shipped beside it

@@ -189,11 +189,28 @@ def _training_stages(config: PipelineConfig, where: Locations, transform: Transf
         nodes.append(warm_start_resolver)
     if selection_split != "eval":
         training_inputs["eval_args"] = trainer_pb2.EvalArgs(splits=[selection_split])
+    custom_config = config.train_spec(where.training_backups).to_dict()
+    if config.vertex_training:
+        return [*nodes, _vertex_trainer(config.vertex_training, custom_config, training_inputs)]
     if config.train_workers > 1:  # the executor starts the workers (components.train_workers)
         training_inputs["custom_executor_spec"] = executor_spec.ExecutorClassSpec(MultiWorkerTrainerExecutor)
-    trainer = Trainer(run_fn=RUN_FN, custom_config=config.train_spec(where.training_backups).to_dict(),
-                      **training_inputs)
+    trainer = Trainer(run_fn=RUN_FN, custom_config=custom_config, **training_inputs)
     return [*nodes, trainer]
+
+
+def _vertex_trainer(vertex, custom_config: dict, training_inputs: dict):
+    """TFX's Vertex AI Trainer: a custom job of a chief and ``replicas - 1`` workers (worker pool
+    specs), each running the same run_fn under the TF_CONFIG Vertex sets (MultiWorkerMirroredStrategy)."""
+    from tfx.extensions.google_cloud_ai_platform import constants
+    from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
+    from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer as VertexTrainer
+
+    pool = {"machine_spec": {"machine_type": vertex.machine}, "container_spec": {"image_uri": vertex.image}}
+    pools = [{**pool, "replica_count": 1}] + ([{**pool, "replica_count": vertex.replicas - 1}]
+                                               if vertex.replicas > 1 else [])
+    custom_config = {**custom_config, constants.ENABLE_VERTEX_KEY: True, constants.VERTEX_REGION_KEY: vertex.region,
+                     vertex_executor.TRAINING_ARGS_KEY: {"project": vertex.project, "worker_pool_specs": pools}}
+    return VertexTrainer(run_fn=RUN_FN, custom_config=custom_config, **training_inputs)
 
 
 def _release_stages(config: PipelineConfig, where: Locations, examples: Channel, transform: Transform,

@@ -95,3 +95,24 @@ def test_span_folders_build_the_drift_gate_and_window_and_are_not_compiled_for_k
     assert main(["compile", "--kubeflow", "--output", str(tmp_path / "x.json"), "--pipeline-root", ROOT,
                  "--data-uri", "gs://b/daily", *args, "--home", str(tmp_path / "home")]) == 2
     assert "Kubeflow v2 cannot compile" in capsys.readouterr().err
+
+
+def test_vertex_trainer_replicas_are_in_the_compiled_spec(tmp_path, capsys):
+    """`--trainer-replicas 3 --trainer-machine TYPE`: TFX's Vertex AI Trainer with a chief pool and
+    a pool of 2 workers of that machine in the project's image; run_fn reads its own keys only."""
+    from components.specs import TrainSpec
+
+    out = tmp_path / "vertex.json"
+    base = ["compile", "--kubeflow", "--output", str(out), "--pipeline-root", ROOT, "--data-uri", DATA, "--home",
+            str(tmp_path / "home"), "--image", "registry.example/composable-mlops:1", "--trainer-replicas", "3",
+            "--trainer-machine", "n1-highmem-8"]
+    assert main(base) == 2 and "--trainer-replicas needs --vertex-project and --vertex-region" in capsys.readouterr().err
+    assert main([*base, "--vertex-project", "team-ml", "--vertex-region", "europe-west4"]) == 0
+    config = json.loads(_parameters(json.loads(out.read_text()), "Trainer")["custom_config"])
+    pools = config["ai_platform_training_args"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]
+    assert {p["machine_spec"]["machine_type"] for p in pools} == {"n1-highmem-8"}
+    assert {p["container_spec"]["image_uri"] for p in pools} == {"registry.example/composable-mlops:1"}
+    assert config["ai_platform_enable_vertex"] is True and config["ai_platform_vertex_region"] == "europe-west4"
+    assert config["ai_platform_training_args"]["project"] == "team-ml"
+    assert TrainSpec.from_dict(config).backup_root == f"{ROOT}/training-backups/fraud"
