@@ -106,7 +106,8 @@ def test_vertex_trainer_replicas_are_in_the_compiled_spec(tmp_path, capsys):
     base = ["compile", "--kubeflow", "--output", str(out), "--pipeline-root", ROOT, "--data-uri", DATA, "--home",
             str(tmp_path / "home"), "--image", "registry.example/composable-mlops:1", "--trainer-replicas", "3",
             "--trainer-machine", "n1-highmem-8"]
-    assert main(base) == 2 and "--trainer-replicas needs --vertex-project and --vertex-region" in capsys.readouterr().err
+    assert main(base) == 2
+    assert "--trainer-replicas needs --vertex-project and --vertex-region" in capsys.readouterr().err
     assert main([*base, "--vertex-project", "team-ml", "--vertex-region", "europe-west4"]) == 0
     config = json.loads(_parameters(json.loads(out.read_text()), "Trainer")["custom_config"])
     pools = config["ai_platform_training_args"]["worker_pool_specs"]
