@@ -16,50 +16,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional
 
 from tfx.components.trainer.executor import GenericExecutor
+
+from components.tf_config import TrainCluster, TrainWorkersError, cluster_from_env
 
 MAX_TRAIN_WORKERS = 16
 WAIT_SECONDS = 6 * 3600  # a training's bound: the workers are stopped past it
 JOB_FILE = "job.json"
-
-
-class TrainWorkersError(RuntimeError):
-    """A worker that failed or a TF_CONFIG that does not describe a cluster (one line)."""
-
-
-@dataclass(frozen=True)
-class TrainCluster:
-    """This process's place among the training workers, as TF_CONFIG gives it."""
-    workers: Sequence[str]  # host:port of each
-    index: int
-
-    @property
-    def is_chief(self) -> bool:
-        return self.index == 0
-
-    def tf_config(self) -> str:
-        return json.dumps({"cluster": {"worker": list(self.workers)}, "task": {"type": "worker", "index": self.index}})
-
-
-def cluster_from_env(environ=os.environ) -> Optional[TrainCluster]:
-    """The cluster of TF_CONFIG when it names more than one worker (a chief counts as a worker), else None."""
-    text = environ.get("TF_CONFIG", "")
-    if not text:
-        return None
-    try:
-        config = json.loads(text)
-        cluster, task = config["cluster"], config["task"]
-        workers = list(cluster.get("chief", [])) + list(cluster.get("worker", []))
-        index = int(task["index"]) + (len(cluster.get("chief", [])) if task["type"] == "worker" else 0)
-    except (ValueError, KeyError, TypeError) as e:
-        raise TrainWorkersError(f"TF_CONFIG does not describe a cluster and this task in it ({e})") from None
-    if not 0 <= index < len(workers):
-        raise TrainWorkersError(f"TF_CONFIG: task {task} is not among the {len(workers)} workers")
-    return TrainCluster(workers, index) if len(workers) > 1 else None
 
 
 def train_workers_of(exec_properties: Dict[str, Any]) -> int:

@@ -66,7 +66,7 @@ def strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy when TF_CONFIG names several workers (components.train_workers),
     else MirroredStrategy over every GPU there is, else the default strategy (a CPU-only machine)."""
     if not _STRATEGY:
-        from components.train_workers import cluster_from_env
+        from components.tf_config import cluster_from_env
 
         if cluster_from_env() is not None:
             _STRATEGY.append(tf.distribute.MultiWorkerMirroredStrategy())

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from components.train_workers import TrainCluster, TrainWorkersError, cluster_from_env, run_workers
+from components.tf_config import TrainCluster, TrainWorkersError, cluster_from_env
+from components.train_workers import run_workers
 from pipelines.configure import ConfigError
 from tests.helpers import run_cli_config
 
