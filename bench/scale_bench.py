@@ -127,14 +127,24 @@ def main() -> int:
                 tables[rows] = write_transactions(Path(data_dir) / f"rows{rows}" / "transactions.csv", rows,
                                                   numeric=options.columns - 4)
             workers = 2 if mode in ("multi_processing", PORTABLE) else 1
-            result = {**measure(str(tables[rows]), rows, mode, workers), "columns": options.columns}
+            result = {**measure(str(tables[rows]), rows, mode, workers), "columns": options.columns,
+                      "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
             print(json.dumps(result), flush=True)
             results.append(result)
             _write(results)  # after each configuration: a long run that is stopped keeps what it measured
     return 0
 
 
+def _merged(results: list) -> list:
+    """The results file's earlier runs that this invocation did not redo, then this invocation's."""
+    path = RESULTS / "scale.json"
+    earlier = json.loads(path.read_text()).get("results", []) if path.exists() else []
+    redone = {(r["rows"], r["mode"]) for r in results}
+    return [r for r in earlier if (r["rows"], r["mode"]) not in redone] + results
+
+
 def _write(results: list) -> None:
+    results = _merged(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     summary = {"goal": GOAL, "cpus": os.cpu_count(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "results": results}
