@@ -82,20 +82,20 @@ KNOWN_AHEAD_UNITS = 32
 def join_known_ahead(x: Any, inputs: Dict[str, Any], spec: FeatureSpec) -> Any:
     """The learner's output beside what is known of each forecast step: per step beside a decoder's
     [horizon, units] states, else flattened beside the learner's output; both as they are (a
-    covariate's effect on a step is often linear) and through a small ReLU layer of their own (a
-    calendar part's effect need not be). The layer reads the known-ahead features only, so it adds
-    little capacity where a short series has few windows to fit."""
+    covariate's effect on a step is often linear) and through a small ReLU layer over the two (a
+    calendar part's effect depends on where the series stands: a holiday on a high or a low week)."""
     (name, (horizon, _)), = spec.known_ahead.items()
     ahead = inputs[name]
     if len(x.shape) == 3 and x.shape[1] == horizon:
+        joined = keras.layers.Concatenate(axis=2, name="known_ahead_steps")([x, ahead])
         hidden = keras.layers.TimeDistributed(keras.layers.Dense(KNOWN_AHEAD_UNITS, activation="relu"),
-                                              name="known_ahead_hidden")(ahead)
-        return keras.layers.Concatenate(axis=2, name="known_ahead_join")([x, ahead, hidden])
-    flat = keras.layers.Flatten(name="known_ahead_flat")(ahead)
+                                              name="known_ahead_hidden")(joined)
+        return keras.layers.Concatenate(axis=2, name="known_ahead_join")([joined, hidden])
+    flat = [embedding_endpoint(x) if len(x.shape) > 2 else x, keras.layers.Flatten(name="known_ahead_flat")(ahead)]
+    joined = keras.layers.Concatenate(name="known_ahead_steps")(flat)
     hidden = keras.layers.Dense(KNOWN_AHEAD_UNITS, activation="relu", kernel_initializer=KERNEL_INITIALIZER,
-                                name="known_ahead_hidden")(flat)
-    return keras.layers.Concatenate(name="known_ahead_join")(
-        [embedding_endpoint(x) if len(x.shape) > 2 else x, flat, hidden])
+                                name="known_ahead_hidden")(joined)
+    return keras.layers.Concatenate(name="known_ahead_join")([joined, hidden])
 
 
 def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any]) -> Any:
