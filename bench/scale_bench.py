@@ -97,7 +97,11 @@ def _measure_in(home: str, data: str, rows: int, mode: str, workers: int, runner
     sampler.join()
     wall = time.perf_counter() - start
     if process.returncode != 0:
-        return {"rows": rows, "mode": mode, "workers": workers, "error": output.strip().splitlines()[-1]}
+        failed = [line for line in output.strip().splitlines() if "error" in line.lower() or "FAILED" in line]
+        log = Path(home) / "logs"
+        tail = [line for path in sorted(log.rglob("*.log")) for line in path.read_text(errors="replace").splitlines()
+                if "Error" in line][-3:] if log.exists() else []
+        return {"rows": rows, "mode": mode, "workers": workers, "error": " | ".join((failed or ["?"])[-2:] + tail)}
     parts = _components(home, since)
     for part in parts:
         end = part["started_ms"] + part["seconds"] * 1000
