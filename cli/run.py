@@ -223,7 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _vertex_training(args: argparse.Namespace):
-    from components.train_workers import MAX_TRAIN_WORKERS
+    from components.tf_config import MAX_TRAIN_WORKERS
     from core.config import VertexTraining
 
     if not 1 <= args.trainer_replicas <= MAX_TRAIN_WORKERS:

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+MAX_TRAIN_WORKERS = 16  # --train-workers, --trainer-replicas
+
 
 class TrainWorkersError(RuntimeError):
     """A worker that failed or a TF_CONFIG that does not describe a cluster (one line)."""

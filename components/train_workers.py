@@ -23,7 +23,6 @@ from tfx.components.trainer.executor import GenericExecutor
 
 from components.tf_config import TrainCluster, TrainWorkersError, cluster_from_env
 
-MAX_TRAIN_WORKERS = 16
 WAIT_SECONDS = 6 * 3600  # a training's bound: the workers are stopped past it
 JOB_FILE = "job.json"
 

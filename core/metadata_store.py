@@ -1,6 +1,7 @@
-"""Where ML Metadata lives: the home's SQLite file (one machine), or a MySQL / MariaDB or PostgreSQL
-database a team shares (``--metadata-uri mysql://USER:PASSWORD@HOST:PORT/DATABASE``, or
-``postgresql://...``; or $MLOPS_METADATA_URI).
+"""Where ML Metadata lives: the home's SQLite file (one machine), or a MySQL / MariaDB database a
+team shares (``--metadata-uri mysql://USER:PASSWORD@HOST:PORT/DATABASE`` or $MLOPS_METADATA_URI).
+ML Metadata 1.16 also has a PostgreSQL source, but TFX's input resolution fails on it (a query
+PostgreSQL reads as a syntax error: a second run's Trainer found no examples), so it is refused.
 One value for the pipeline (TFX's connection config) and for everything that reads lineage back
 (run reports, schemas, skew)."""
 import urllib.parse
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 METADATA_ENV = "MLOPS_METADATA_URI"
-DEFAULT_PORTS = {"mysql": 3306, "postgresql": 5432}  # the database servers ML Metadata 1.16 speaks to
+DEFAULT_PORTS = {"mysql": 3306}  # the database servers TFX 1.16's pipelines run on through ML Metadata
 
 
 class MetadataUriError(ValueError):
@@ -18,7 +19,7 @@ class MetadataUriError(ValueError):
 
 @dataclass(frozen=True)
 class DatabaseStore:
-    kind: str  # mysql | postgresql
+    kind: str  # mysql (MariaDB speaks it too)
     host: str
     port: int
     database: str
@@ -35,9 +36,12 @@ class MetadataStoreSpec:
     @classmethod
     def parse(cls, uri: str) -> "MetadataStoreSpec":
         parts = urllib.parse.urlsplit(uri)
+        if parts.scheme in ("postgresql", "postgres"):
+            raise MetadataUriError(f"--metadata-uri {_shown(uri)}: ML Metadata 1.16's PostgreSQL source fails TFX's "
+                                   "input resolution (a second run finds no inputs); use a MySQL or MariaDB database")
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname or not parts.path.strip("/") or not parts.username:
-            raise MetadataUriError(f"--metadata-uri {_shown(uri)}: expected mysql:// or postgresql://USER:PASSWORD@"
-                                   "HOST[:PORT]/DATABASE (without it, ML Metadata is the home's SQLite file)")
+            raise MetadataUriError(f"--metadata-uri {_shown(uri)}: expected mysql://USER:PASSWORD@HOST[:PORT]/DATABASE "
+                                   "(without it, ML Metadata is the home's SQLite file)")
         try:
             port = parts.port or DEFAULT_PORTS[parts.scheme]
         except ValueError:
@@ -53,14 +57,9 @@ class MetadataStoreSpec:
 
         config = metadata_store_pb2.ConnectionConfig()
         store = self.database
-        if store is not None and store.kind == "mysql":
+        if store is not None:
             config.mysql.host, config.mysql.port, config.mysql.database = store.host, store.port, store.database
             config.mysql.user, config.mysql.password = store.user, store.password
-            return config
-        if store is not None:  # its port is a string in ML Metadata's message
-            config.postgresql.host, config.postgresql.port = store.host, str(store.port)
-            config.postgresql.dbname, config.postgresql.user = store.database, store.user
-            config.postgresql.password = store.password
             return config
         config.sqlite.filename_uri = str(self.sqlite)
         config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY if readonly else \

@@ -65,11 +65,6 @@ class TeamStores:
         return f"http://127.0.0.1:{self.mlflow_port}"
 
     @property
-    def postgres_metadata_uri(self) -> str:
-        """ML Metadata in PostgreSQL beside MLflow (core.metadata_store)."""
-        return self.database_uri("mlmd")
-
-    @property
     def metadata_uri(self) -> str:
         """ML Metadata in MariaDB (core.metadata_store), "" without MariaDB."""
         if not self.mariadb_port:
@@ -186,7 +181,7 @@ def start(folder: Path) -> TeamStores:
     try:
         _wait_for_port(stores.postgres_port, postgres, folder / "postgres.log")
         if not kept:
-            _create_databases(stores, ["mlflow", "mlflow_auth", "mlmd"])
+            _create_databases(stores, ["mlflow", "mlflow_auth"])
         # the CSRF key of the auth app's forms: one per store, kept with it (a restart keeps sessions valid)
         env = {"MLFLOW_AUTH_CONFIG_PATH": str(_auth_config(folder, stores)),
                "MLFLOW_FLASK_SERVER_SECRET_KEY": stores.admin_password + stores.database_password}
@@ -286,8 +281,6 @@ def _print(stores: TeamStores) -> None:
           f"{stores.postgres_port}; state in {Path(stores.folder) / STATE_FILE}")
     print(f"  export MLFLOW_TRACKING_URI={stores.tracking_uri} MLFLOW_TRACKING_USERNAME={ADMIN_USER} "
           f"MLFLOW_TRACKING_PASSWORD=<admin_password in the state file>")
-    print(f"ML Metadata in PostgreSQL: --metadata-uri postgresql://{DATABASE_USER}:<database_password in the "
-          f"state file>@127.0.0.1:{stores.postgres_port}/mlmd")
     if stores.metadata_uri:
         print(f"ML Metadata (MariaDB) on 127.0.0.1:{stores.mariadb_port}: --metadata-uri "
               f"mysql://{DATABASE_USER}:<database_password in the state file>@127.0.0.1:{stores.mariadb_port}/mlmd")

@@ -389,7 +389,7 @@ def _pipeline_config(request: RunRequest, home: Home, name: str, schema: Curated
 def _train_workers(request: RunRequest) -> int:
     """--train-workers N: 1 to MAX_TRAIN_WORKERS, and a plain training (the Tuner's trials, a
     pretrained base's two phases and a distillation run in one process)."""
-    from components.train_workers import MAX_TRAIN_WORKERS
+    from components.tf_config import MAX_TRAIN_WORKERS
 
     workers = request.train_workers
     if not 1 <= workers <= MAX_TRAIN_WORKERS:

@@ -34,7 +34,6 @@ from components.edge_export import EdgeExport
 from components.evaluation import Evaluator, eval_config
 from components.pusher import ServingPusher
 from components.series import series_example_gen
-from components.train_workers import MultiWorkerTrainerExecutor
 from components.validation import AnomaliesGate
 from core.config import (
     BASELINE_RESOLVER_ID,
@@ -193,6 +192,8 @@ def _training_stages(config: PipelineConfig, where: Locations, transform: Transf
     if config.vertex_training:
         return [*nodes, _vertex_trainer(config.vertex_training, custom_config, training_inputs)]
     if config.train_workers > 1:  # the executor starts the workers (components.train_workers)
+        from components.train_workers import MultiWorkerTrainerExecutor  # TFX's trainer executor: Beam's GCP imports
+
         training_inputs["custom_executor_spec"] = executor_spec.ExecutorClassSpec(MultiWorkerTrainerExecutor)
     trainer = Trainer(run_fn=RUN_FN, custom_config=custom_config, **training_inputs)
     return [*nodes, trainer]

@@ -1,7 +1,6 @@
 """A team's shared stores, for real: PostgreSQL (the OS's server, our own instance on loopback) as
 the backend store of `mlflow server --app-name basic-auth` with proxied artifacts, and ML Metadata
-in MariaDB (`--metadata-uri mysql://...`) or PostgreSQL (`postgresql://...`), all started by
-ops.team_stores.
+in MariaDB (`--metadata-uri mysql://...`), all started by ops.team_stores.
 Pipeline runs track and register through it under the admin's credentials (MLflow's own variables);
 `mlops promote` and `mlops rollback` move the aliases; a caller without credentials is refused in
 one line before a run pushes anything, and a read-only account can read but not promote. Two
@@ -156,7 +155,7 @@ def test_concurrent_runs_each_register_their_own_version(admin, tmp_path, transa
     def command(epochs: int) -> list:
         return [MLOPS, "run", "--data", str(transactions_csv), "--label", "is_fraud", "--name", "pair", "--home",
                 str(tmp_path / "home"), "--no-edge", "--hparam", f"epochs={epochs}", "--metadata-uri",
-                admin.postgres_metadata_uri, "--tracking-uri", admin.tracking_uri]  # lineage beside MLflow's tables
+                admin.metadata_uri, "--tracking-uri", admin.tracking_uri]
 
     env = dict(os.environ)
     first = subprocess.Popen(command(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

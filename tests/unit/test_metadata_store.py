@@ -1,5 +1,5 @@
-"""Where ML Metadata lives: the home's SQLite file by default, a MySQL/MariaDB or PostgreSQL database
-by --metadata-uri or $MLOPS_METADATA_URI; a bad URI is one line without the password, exit 2."""
+"""Where ML Metadata lives: the home's SQLite file by default, a MySQL/MariaDB database by
+--metadata-uri or $MLOPS_METADATA_URI; a bad URI is one line without the password, exit 2."""
 import pytest
 
 from cli.main import main
@@ -17,9 +17,11 @@ def test_the_home_sqlite_file_is_the_default_and_a_uri_names_a_database(tmp_path
     assert (config.mysql.host, config.mysql.port, config.mysql.database, config.mysql.user, config.mysql.password) == \
         ("db.internal", 3306, "mlmd", "team", "p@ss")
     assert str(mysql) == "mysql://team@db.internal:3306/mlmd" and mysql.exists()
-    monkeypatch.setenv(METADATA_ENV, "postgresql://team:secret@pg:6543/lineage")
+    monkeypatch.setenv(METADATA_ENV, "mysql://team:secret@db2:3307/lineage")
     config = Home.resolve(str(tmp_path)).metadata.connection_config()
-    assert (config.postgresql.host, config.postgresql.port, config.postgresql.dbname) == ("pg", "6543", "lineage")
+    assert (config.mysql.host, config.mysql.port, config.mysql.database) == ("db2", 3307, "lineage")
+    with pytest.raises(MetadataUriError, match="PostgreSQL source fails TFX's input resolution"):
+        MetadataStoreSpec.parse("postgresql://team:secret@pg/lineage")
 
 
 @pytest.mark.parametrize("uri", ["sqlite:///x.db", "mysql://db.internal/mlmd", "mysql://u:hunter2@db/",
