@@ -83,24 +83,33 @@ def _dependency(options: BeamOptions) -> Tuple[str, ...]:
     return (f"--setup_file={PROJECT_SETUP}",)
 
 
+# Beam's PortableRunner (Flink's and Spark's runners are ones) waits on the job's message stream with
+# its job-service request timeout, 60 s by default: a 1M-row Transform was cut there
+# (DEADLINE_EXCEEDED "Stream removed"). A day: the job's own length is not what it bounds.
+JOB_SERVER_TIMEOUT = f"--job_server_timeout={24 * 3600}"
+
+
 def _portable(options: BeamOptions) -> Tuple[str, ...]:
     _require(options, "portable", "job_endpoint")
     # read by Flink's and Spark's job servers; Beam's Python job service runs one SDK worker per job
     workers = (f"--sdk_worker_parallelism={options.beam_workers}",) if options.beam_workers > 1 else ()
-    return ("--runner=PortableRunner", f"--job_endpoint={options.job_endpoint}", *_environment(options), *workers)
+    return ("--runner=PortableRunner", f"--job_endpoint={options.job_endpoint}", JOB_SERVER_TIMEOUT,
+            *_environment(options), *workers)
 
 
 def _flink(options: BeamOptions) -> Tuple[str, ...]:
     _require(options, "flink", "flink_master")
     parallelism = (f"--parallelism={options.beam_workers}",) if options.beam_workers > 1 else ()
-    return ("--runner=FlinkRunner", f"--flink_master={options.flink_master}", *_environment(options), *parallelism)
+    return ("--runner=FlinkRunner", f"--flink_master={options.flink_master}", JOB_SERVER_TIMEOUT,
+            *_environment(options), *parallelism)
 
 
 def _spark(options: BeamOptions) -> Tuple[str, ...]:
     _require(options, "spark", "spark_master")
     if not options.spark_master.startswith("spark://"):
         raise RunnerError(f"--spark-master {options.spark_master}: give spark://HOST:PORT")
-    return ("--runner=SparkRunner", f"--spark_master_url={options.spark_master}", *_environment(options))
+    return ("--runner=SparkRunner", f"--spark_master_url={options.spark_master}", JOB_SERVER_TIMEOUT,
+            *_environment(options))
 
 
 def _dataflow(options: BeamOptions) -> Tuple[str, ...]:
