@@ -202,6 +202,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         with translated(refused=(AccessError,)):
             check_access(config.mlflow_uri)
     quiet_pipeline_runtime(args.verbose)
+    from core.metadata_store import MetadataUnreachable
+
+    with translated(refused=(MetadataUnreachable,)):  # a database store that fails says so now, by name
+        config.home.metadata.check()
     from pipelines.runners.progress import watched, write_timings
 
     with watched(config, verbose=args.verbose) as progress:

@@ -105,6 +105,9 @@ def quiet_runtime(verbose: bool = False) -> None:
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # ml-metadata's C++ side (glog): not its error lines, which the exception it raises carries (and
+    # the CLI says in one line)
+    os.environ.setdefault("GLOG_minloglevel", "3")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 

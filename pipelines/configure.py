@@ -614,12 +614,19 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
 
 
 def prepare_inputs(config: PipelineConfig) -> PipelineConfig:
-    """The writes a run needs before its pipeline starts: the home, the built-in use case's data
-    (unchanged files kept, so the cache holds) and the curated schema's content-addressed copy."""
+    """The writes a run needs before its pipeline starts: the home, the pipeline root's record of its
+    ML Metadata store, the built-in use case's data (unchanged files kept, so the cache holds) and
+    the curated schema's content-addressed copy."""
+    from core.metadata_store import MetadataStoreSpec, MetadataUriError, bind_pipeline_root
     from pipelines.inputs.datasets import USE_CASES, materialize
     from pipelines.inputs.schema import pinned_copy
 
     config.home.root.mkdir(parents=True, exist_ok=True)  # ML Metadata's SQLite file goes here
+    try:
+        bind_pipeline_root(config.home.pipeline_root(config.name), config.home.metadata,
+                           MetadataStoreSpec(sqlite=config.home.metadata_path))
+    except MetadataUriError as e:
+        raise ConfigError(str(e)) from None
     if config.use_case:
         materialize(USE_CASES[config.use_case], config.home.data_dir(config.name))
     if config.series_table:

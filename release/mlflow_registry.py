@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
@@ -69,21 +70,26 @@ def _refusal(uri: str, status: int, what: str = "") -> str:
     return f"{server} refuses {_caller()} {what or 'this operation'} (permission denied)"
 
 
-def check_access(uri: str, timeout_s: float = 5.0) -> None:
-    """An HTTP tracking server that asks who calls (MLflow's basic-auth app) knows this caller, by
-    MLflow's own variables (MLFLOW_TRACKING_USERNAME / _PASSWORD, or MLFLOW_TRACKING_TOKEN)."""
-    if not uri.startswith(("http://", "https://")):
-        return
+def _auth_headers() -> Dict[str, str]:
+    """What MLflow's client sends from its own variables (MLFLOW_TRACKING_USERNAME / _PASSWORD, or
+    MLFLOW_TRACKING_TOKEN)."""
     import base64
 
-    headers = {}
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     if user and password:
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        return {"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"}
+    return {}
+
+
+def check_access(uri: str, timeout_s: float = 5.0) -> None:
+    """An HTTP tracking server that asks who calls (MLflow's basic-auth app) knows this caller, by
+    MLflow's own variables (_auth_headers)."""
+    if not uri.startswith(("http://", "https://")):
+        return
     request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1",
-                                     headers=headers)
+                                     headers=_auth_headers())
     try:
         with urllib.request.urlopen(request, timeout=timeout_s):
             return
@@ -92,6 +98,36 @@ def check_access(uri: str, timeout_s: float = 5.0) -> None:
             raise AccessError(_refusal(uri, e.code, "reading experiments")) from None
     except (urllib.error.URLError, OSError):
         return  # unreachable: check_reachable's to say
+
+
+EDITING_PERMISSIONS = ("EDIT", "MANAGE")  # MLflow's permissions that may move aliases and write tags
+# The basic-auth app's own question "what may this user do to this resource" (any user, on itself)
+USER_PERMISSION_PATH = "/api/3.0/mlflow/users/permissions/get"
+
+
+def check_may_edit(uri: str, name: str, action: str, timeout_s: float = 5.0) -> None:
+    """Before ``action`` evaluates or changes anything: the caller holds EDIT or MANAGE on the
+    registered model ``name`` (else AccessError, one line). Asked of the basic-auth app itself, a
+    read: a server without it (404), a local store or a caller without a user name is not checked
+    here (its writes still say)."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if not uri.startswith(("http://", "https://")) or not user:
+        return
+    query = urllib.parse.urlencode({"username": user, "resource_type": "registered_model", "resource_id": name})
+    request = urllib.request.Request(f"{uri.rstrip('/')}{USER_PERMISSION_PATH}?{query}", headers=_auth_headers())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            permission = json.load(response).get("permission", "")
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403):
+            raise AccessError(_refusal(uri, e.code, f"asking its permissions on '{name}'")) from None
+        return  # 404: no auth app; another answer: the writes will say
+    except (urllib.error.URLError, OSError, ValueError):
+        return
+    if permission not in EDITING_PERMISSIONS:
+        raise AccessError(f"MLflow tracking server {uri} refuses user '{user}' {action} of registered model '{name}' "
+                          f"(permission denied: it holds {permission or 'none'}, and EDIT or MANAGE is needed, which "
+                          "an admin grants); nothing changed")
 
 
 @contextlib.contextmanager

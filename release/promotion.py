@@ -292,6 +292,7 @@ def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, can
     with exclusive(home, name):
         client = mlflow_registry.client_for(tracking_uri)
         before = mlflow_registry.aliases(client, name)
+        mlflow_registry.check_may_edit(tracking_uri, name, "a promotion")  # before the evaluation's work
         if CHALLENGER not in before:
             return Outcome(name, "nothing", champion=before.get(CHAMPION),
                            message="no challenger (every pushed model was already promoted)")
@@ -335,9 +336,10 @@ def end_canary(home: Home, name: str, tracking_uri: str, by: Optional[str] = Non
     with exclusive(home, name):
         client = mlflow_registry.client_for(tracking_uri)
         canary = mlflow_registry.aliases(client, name).get(CANARY)
+        mlflow_registry.check_may_edit(tracking_uri, name, "the end of a canary")
         _check_served(home, name, [])
+        mlflow_registry.set_alias(client, name, CANARY, None)  # the registry first: its refusal changes nothing
         traffic.set_split(traffic_file(home), name, canary_percent=0)
-        mlflow_registry.set_alias(client, name, CANARY, None)
         route(home, name, {CANARY_LABEL: None})
         return _record(client, home, name, {"kind": "canary_end", "by": by or actor(), "at": _now(), "from": None,
                                             "to": {"version": canary} if canary else None})
@@ -348,6 +350,7 @@ def set_shadow(home: Home, name: str, tracking_uri: str, on: bool, by: Optional[
     ``shadow``; traffic.json); ``off`` ends it. No evaluation: the shadow never answers anyone."""
     with exclusive(home, name):
         client = mlflow_registry.client_for(tracking_uri)
+        mlflow_registry.check_may_edit(tracking_uri, name, "a shadow")  # its first registry write comes last
         event = {"kind": "shadow" if on else "shadow_end", "by": by or actor(), "at": _now(), "from": None,
                  "to": None}
         if on:
@@ -381,6 +384,7 @@ def rollback(home: Home, name: str, tracking_uri: str, to_version: Optional[int]
     with exclusive(home, name):
         client = mlflow_registry.client_for(tracking_uri)
         before = mlflow_registry.aliases(client, name)
+        mlflow_registry.check_may_edit(tracking_uri, name, "a rollback")
         if CHAMPION not in before:
             raise PromotionError(f"'{name}' has no champion to roll back from")
         current = mlflow_registry.get_version(client, name, before[CHAMPION])

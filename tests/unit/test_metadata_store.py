@@ -36,3 +36,47 @@ def test_the_cli_refuses_a_bad_uri_in_one_line_exit_2(tmp_path, capsys):
     assert main(["history", "fraud", "--home", str(tmp_path), "--metadata-uri", "mongodb://x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mlops: error: --metadata-uri 'mongodb://x': expected mysql://")
+
+
+def test_a_pipeline_root_belongs_to_the_store_of_its_first_run(tmp_path):
+    """TFX names output folders by execution id: a root written with one store is refused to another."""
+    from core.metadata_store import ROOT_MARKER, bind_pipeline_root
+
+    home_sqlite = MetadataStoreSpec(sqlite=tmp_path / "metadata.sqlite")
+    team = MetadataStoreSpec.parse("mysql://team:secret@db:3306/mlmd")
+    fresh = tmp_path / "pipelines" / "fresh"
+    bind_pipeline_root(fresh, team, home_sqlite)
+    assert (fresh / ROOT_MARKER).read_text() == "mysql://db:3306/mlmd\n"
+    bind_pipeline_root(fresh, MetadataStoreSpec.parse("mysql://other_user:x@db/mlmd"), home_sqlite)  # same store
+    with pytest.raises(MetadataUriError, match=r"recorded in ML Metadata at mysql://db:3306/mlmd, not "):
+        bind_pipeline_root(fresh, home_sqlite, home_sqlite)
+    older = tmp_path / "pipelines" / "older"  # written before roots recorded their store: the home's SQLite
+    (older / "Transform").mkdir(parents=True)
+    with pytest.raises(MetadataUriError, match=f"recorded in ML Metadata at {home_sqlite.sqlite}, not mysql://"):
+        bind_pipeline_root(older, team, home_sqlite)
+    bind_pipeline_root(older, home_sqlite, home_sqlite)
+    assert "secret" not in (fresh / ROOT_MARKER).read_text()
+
+
+def test_a_run_whose_database_store_does_not_answer_stops_before_its_pipeline_in_one_line(tmp_path):
+    """Named with what failed, in about the preflight's time, without the password, nothing written
+    (ml-metadata's own error would be "mysql_real_connect failed: errno: , error:", after the imports)."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.helpers import write_transactions_csv
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once it is closed
+    home = tmp_path / "home"
+    done = subprocess.run([sys.executable, "-m", "cli.main", "run", "--home", str(home), "--data",
+                           str(write_transactions_csv(tmp_path / "t.csv")), "--label", "is_fraud", "--no-tracking",
+                           "--metadata-uri", f"mysql://team:hunter2@127.0.0.1:{port}/mlmd"],
+                          capture_output=True, text=True, timeout=120)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert lines[0] == (f"mlops: error: ML Metadata at mysql://team@127.0.0.1:{port}/mlmd: nothing answers at "
+                        f"127.0.0.1:{port} (Connection refused)")
+    assert "hunter2" not in done.stdout + done.stderr and not home.exists()
