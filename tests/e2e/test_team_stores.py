@@ -139,15 +139,18 @@ def test_a_read_only_account_reads_but_cannot_promote(admin, home, transactions_
     other = "2" if aliases["champion"] == "1" else "1"
     served = [path.read_bytes() if path.exists() else None
               for path in (home / "serving" / "models.config", home / "serving" / "traffic.json")]
-    for command in (["rollback", NAME, *uri, "--to", other, "--by", "viewer"],
-                    ["promote", NAME, *uri, "--by", "viewer", "--min-improvement", "-1", "--max-slice-drop", "1"],
-                    ["promote", NAME, *uri, "--shadow"], ["promote", NAME, *uri, "--canary", "0"]):
+    for command, action in ((["rollback", NAME, *uri, "--to", other, "--by", "viewer"], "a rollback"),
+                            (["promote", NAME, *uri, "--by", "viewer", "--min-improvement", "-1", "--max-slice-drop",
+                              "1"], "a promotion"),
+                            (["promote", NAME, *uri, "--shadow"], "a shadow"),
+                            (["promote", NAME, *uri, "--canary", "0"], "the end of a canary")):
         code = main(command)
         captured = capsys.readouterr()
         err = captured.err.strip().splitlines()
         assert code == 1 and len(err) == 1, (command, captured.out[-1500:], err)
         # asked of the auth app before anything is evaluated or written: serving's files stay as they were
-        assert "refuses user 'viewer' a" in err[0] and "(permission denied: it holds READ" in err[0], (command, err)
+        assert f"refuses user 'viewer' {action} of registered model '{NAME}' (permission denied: it holds READ" \
+            in err[0], (command, err)
         assert "nothing changed" in err[0] and captured.out == "", (command, captured.out[-500:])
     assert _client(admin).get_registered_model(NAME).aliases == aliases
     assert [path.read_bytes() if path.exists() else None
