@@ -19,7 +19,6 @@ from cli.shared_options import (
 
 def cmd_skew(args: argparse.Namespace) -> int:
     """Serving skew of a version's logged requests vs its training split; exit 1 when skewed."""
-
     home = home_of(args)
     beam = beam_pipeline_args(args)
     quiet_pipeline_runtime(args.verbose)
@@ -63,7 +62,6 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Batch scoring on Beam with a registered model (default: the champion)."""
-
     home = home_of(args)
     beam = beam_pipeline_args(args)
     quiet_pipeline_runtime(args.verbose)

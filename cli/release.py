@@ -48,7 +48,6 @@ def _percent(text: str) -> float:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-
     home = home_of(args)
     bounds = _min_metrics(args.min_metric)
     if args.shadow and args.canary is not None:

@@ -156,7 +156,7 @@ def run_request(args: argparse.Namespace) -> RunRequest:
         hparams = parse_hparams(args.hparam)
     return RunRequest(
         use_case=args.usecase, data=args.data, label=args.label, task=args.task, name=args.name, home=args.home,
-        metadata_uri=getattr(args, "metadata_uri", None), train_workers=getattr(args, "train_workers", 1),
+        metadata_uri=args.metadata_uri, train_workers=args.train_workers,
         family=args.family, hparams=hparams, threshold=args.threshold, max_drop=args.max_drop,
         schemas_dir=args.schemas_dir, edge=not args.no_edge, cache=not args.no_cache, tracking_uri=args.tracking_uri,
         reading=_group(ReadingOptions, args), images=_group(ImageOptions, args),

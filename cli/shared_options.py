@@ -31,7 +31,7 @@ def home_of(args: argparse.Namespace):
     from core.metadata_store import MetadataUriError
 
     with translated(user=(MetadataUriError,)):
-        return Home.resolve(args.home, getattr(args, "metadata_uri", None))
+        return Home.resolve(args.home, args.metadata_uri)
 
 TRACKING = _parent()
 TRACKING.add_argument("--tracking-uri",

@@ -75,15 +75,16 @@ def run_workers(workdir: str, addresses: List[str]) -> None:
                                            stdout=log, stderr=subprocess.STDOUT, env=env), log))
     deadline = time.monotonic() + WAIT_SECONDS
     try:
-        while any(p.poll() is None for p, _ in processes):
-            failed = [i for i, (p, _) in enumerate(processes) if p.returncode not in (None, 0)]
-            if failed or time.monotonic() > deadline:
-                index = failed[0] if failed else next(i for i, (p, _) in enumerate(processes) if p.poll() is None)
-                raise TrainWorkersError(_failure(workdir, index, processes[index][0].returncode))
+        while True:
+            codes = [p.poll() for p, _ in processes]
+            failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
+            if failed:
+                raise TrainWorkersError(_failure(workdir, failed[0], codes[failed[0]]))
+            if all(code == 0 for code in codes):
+                return
+            if time.monotonic() > deadline:
+                raise TrainWorkersError(_failure(workdir, codes.index(None), None))
             time.sleep(0.5)
-        failed = [i for i, (p, _) in enumerate(processes) if p.returncode != 0]
-        if failed:
-            raise TrainWorkersError(_failure(workdir, failed[0], processes[failed[0]][0].returncode))
     finally:
         for process, log in processes:
             if process.poll() is None:

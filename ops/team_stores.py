@@ -87,17 +87,22 @@ def _as_owner(command: List[str], account: str = POSTGRES_ACCOUNT) -> List[str]:
     return ["runuser", "-u", account, "--", *command] if os.geteuid() == 0 else command
 
 
+def _owned_dir(path: Path, account: str) -> Path:
+    """``path`` made, and handed to the account its server runs as (when we are root)."""
+    path.mkdir(exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(path, account)
+    return path
+
+
 def _server_root(folder: Path, name: str, account: str) -> Tuple[Path, bool]:
     """(the folder a database server's data and sockets go in, whether it is temporary), owned by
     the account the server runs as."""
     root, temporary = folder / name, False
-    if os.geteuid() == 0 and subprocess.run(["runuser", "-u", account, "--", "test", "-x", str(folder)],
+    if os.geteuid() == 0 and subprocess.run(_as_owner(["test", "-x", str(folder)], account),
                                             capture_output=True).returncode != 0:
         root, temporary = Path(tempfile.mkdtemp(prefix=f"mlops-{name}-")), True
-    root.mkdir(exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(root, account)
-    return root, temporary
+    return _owned_dir(root, account), temporary
 
 
 def _init_postgres(data: Path, password: str) -> None:
@@ -113,12 +118,6 @@ def _init_postgres(data: Path, password: str) -> None:
     secret.unlink()
     if done.returncode != 0:
         raise TeamStoresError(f"initdb failed: {done.stderr.strip().splitlines()[-1:]}")
-
-
-def _as_owner_mkdir(path: Path) -> None:
-    path.mkdir(exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(path, POSTGRES_ACCOUNT)
 
 
 def _create_databases(stores: TeamStores, names: List[str]) -> None:
@@ -173,7 +172,7 @@ def start(folder: Path) -> TeamStores:
     if not kept:
         shutil.rmtree(data, ignore_errors=True)
         _init_postgres(data, stores.database_password)
-    _as_owner_mkdir(sockets)
+    _owned_dir(sockets, POSTGRES_ACCOUNT)
     postgres = _start(_as_owner([str(postgres_bin() / "postgres"), "-D", str(data), "-p", str(stores.postgres_port),
                                  "-k", str(sockets), "-h", "127.0.0.1"]), folder / "postgres.log")
     stores = TeamStores(**{**asdict(stores), "pids": [postgres.pid]})
@@ -208,10 +207,7 @@ def _start_mariadb(stores: TeamStores, folder: Path, earlier: Optional[TeamStore
                               capture_output=True, text=True, timeout=180)
         if done.returncode != 0:
             raise TeamStoresError(f"mariadb-install-db failed: {(done.stderr or done.stdout).strip()[-300:]}")
-    port, socket_path, scratch = free_port(), root / "mariadb.sock", root / "tmp"
-    scratch.mkdir(exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(scratch, MARIADB_ACCOUNT)
+    port, socket_path, scratch = free_port(), root / "mariadb.sock", _owned_dir(root / "tmp", MARIADB_ACCOUNT)
     server = _start(_as_owner([MARIADB_SERVER, f"--datadir={root / 'data'}", f"--port={port}",
                                f"--socket={socket_path}", f"--tmpdir={scratch}", f"--pid-file={root / 'mariadb.pid'}",
                                "--bind-address=127.0.0.1"], MARIADB_ACCOUNT),
@@ -255,8 +251,8 @@ def read(folder: Path) -> Optional[TeamStores]:
 
 
 def stop(stores: TeamStores) -> None:
-    """The MLflow server, then PostgreSQL (a fast shutdown); the database stays for the next start
-    unless it was temporary."""
+    """MariaDB and the MLflow server, then PostgreSQL (a fast shutdown); the databases stay for the
+    next start unless they were temporary."""
     import signal
 
     for pid in reversed(stores.pids):
@@ -286,12 +282,16 @@ def _print(stores: TeamStores) -> None:
               f"mysql://{DATABASE_USER}:<database_password in the state file>@127.0.0.1:{stores.mariadb_port}/mlmd")
 
 
+def _up(state: Optional[TeamStores]) -> bool:
+    return bool(state and state.pids and all(alive(pid) for pid in state.pids))
+
+
 def main(argv: List[str]) -> int:
     action = argv[0] if argv else "start"
     folder = Path(argv[1]) if len(argv) > 1 else DEFAULT_STATE_DIR
     running = read(folder)
     if action == "start":
-        if running and running.pids and all(alive(pid) for pid in running.pids):
+        if _up(running):
             _print(running)
             return 0
         if running and running.pids:
@@ -307,7 +307,7 @@ def main(argv: List[str]) -> int:
             stop(running)
         return 0
     if action == "status":
-        if running and running.pids and all(alive(pid) for pid in running.pids):
+        if _up(running):
             _print(running)
             return 0
         print("team stores: not running", file=sys.stderr)
