@@ -91,7 +91,7 @@ JOB_SERVER_TIMEOUT = f"--job_server_timeout={24 * 3600}"
 
 def _portable(options: BeamOptions) -> Tuple[str, ...]:
     _require(options, "portable", "job_endpoint")
-    # read by Flink's and Spark's job servers; Beam's Python job service runs one SDK worker per job
+    # SDK workers per job: read by Flink's and Spark's job servers and by ours (ops.beam_job_service)
     workers = (f"--sdk_worker_parallelism={options.beam_workers}",) if options.beam_workers > 1 else ()
     return ("--runner=PortableRunner", f"--job_endpoint={options.job_endpoint}", JOB_SERVER_TIMEOUT,
             *_environment(options), *workers)

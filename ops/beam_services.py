@@ -1,6 +1,7 @@
-"""Beam's portable runner on this machine: its Python job service and an EXTERNAL SDK worker pool,
-started in the background on free loopback ports (`make services`, the portable e2e test), their
-pids and ports written to a state file, and stopped by those pids.
+"""Beam's portable runner on this machine: its Python job service (ops.beam_job_service: Beam's, each
+job on as many SDK workers as it asks for) and an EXTERNAL SDK worker pool, started in the background
+on free loopback ports (`make services`, the portable e2e test), their pids and ports written to a
+state file, and stopped by those pids.
 
     python -m ops.beam_services start|stop|status [STATE_DIR]   (default STATE_DIR: ./.mlops/services)
 
@@ -79,8 +80,8 @@ def start(folder: Path) -> BeamServices:
     staging = folder / "staging"
     pool = _start([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
                    f"--service_port={pool_port}"], folder / "worker-pool.log")
-    job = _start([sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                  f"--port={job_port}", f"--staging_dir={staging}"], folder / "job-service.log")
+    job = _start([sys.executable, "-m", "ops.beam_job_service", f"--port={job_port}", f"--staging_dir={staging}"],
+                 folder / "job-service.log")
     services = BeamServices(job_port, pool_port, [job.pid, pool.pid], str(folder))
     (folder / STATE_FILE).write_text(json.dumps(asdict(services)))
     try:

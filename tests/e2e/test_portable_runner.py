@@ -2,7 +2,8 @@
 (ops.beam_services, what `make services` starts) on free loopback ports; the default use case runs
 through them (StatisticsGen, Transform, Evaluator and the other Beam steps as portable jobs), pushes
 a model whose gate metric equals a DirectRunner run's within noise, and leaves nothing in the temp
-dir; `mlops score` and `mlops skew` run their Beam pipelines there too."""
+dir; `mlops score` and `mlops skew` run their Beam pipelines there too; a job asking for 2 SDK
+workers runs on 2."""
 import csv
 import os
 import subprocess
@@ -100,3 +101,25 @@ def _log_requests(root: Path, version: int, data: Path) -> None:
         logger.log_rows(NAME, version, {c: np.array([float(r[c]) for r in chunk], np.float32) for c in features})
     logger.close()
     assert logger.written == len(rows)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_job_runs_on_as_many_sdk_workers_as_it_asks_for(services, tmp_path, workers):
+    """--beam-workers N: the job service asks the pool for N workers and splits each stage between
+    them (one output shard per worker's bundle after a shuffle)."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from core.beam_runners import BeamOptions, beam_temp_dir, pipeline_args
+
+    pool_log = Path(services.folder) / "worker-pool.log"
+    started_before = pool_log.read_text().count("Starting worker")
+    args = pipeline_args(BeamOptions(runner="portable", job_endpoint=services.job_endpoint,
+                                     worker_pool=services.worker_pool, beam_workers=workers))
+    with beam_temp_dir(), beam.Pipeline(options=PipelineOptions(list(args))) as pipeline:
+        _ = (pipeline | beam.Create(range(1000)) | beam.Reshuffle() | beam.Map(str)
+             | beam.io.WriteToText(str(tmp_path / "out" / "part")))
+    assert pool_log.read_text().count("Starting worker") - started_before == workers
+    shards = sorted((tmp_path / "out").iterdir())
+    assert len(shards) == workers and all(shard.stat().st_size > 0 for shard in shards)
+    assert sorted(int(line) for shard in shards for line in shard.read_text().split()) == list(range(1000))

@@ -18,6 +18,7 @@ from apache_beam.options.pipeline_options import (
 from cli.main import main
 from core.beam_runners import BeamOptions, RunnerError, pipeline_args
 from core.config import PROJECT_SETUP
+from ops.beam_job_service import sdk_workers
 
 
 def _parsed(**options) -> PipelineOptions:
@@ -32,7 +33,14 @@ def test_portable_with_a_worker_pool():
     assert (portable.job_endpoint, portable.environment_type, portable.environment_config) == \
         ("127.0.0.1:8099", "EXTERNAL", "127.0.0.1:50000")
     assert int(options.view_as(PortableOptions).sdk_worker_parallelism) == 2  # SDK workers per node (Beam: a str)
+    assert sdk_workers(options) == 2  # what our job service runs the job on
     assert options.view_as(SetupOptions).setup_file == str(PROJECT_SETUP)
+
+
+@pytest.mark.parametrize("given, workers", [(None, 1), ("1", 1), ("3", 3), ("0", 1), ("-2", 1), ("many", 1)])
+def test_the_job_services_sdk_worker_count(given, workers):
+    flags = [f"--sdk_worker_parallelism={given}"] if given is not None else []
+    assert sdk_workers(PipelineOptions(flags)) == workers
 
 
 def test_flink_with_a_container_image_as_the_dependency():
