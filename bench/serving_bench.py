@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from components import LEGACY_KERAS_ENV
+from components.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -70,12 +71,6 @@ PLAN = {
     KSERVE: [(api, BATCHES, CLIENTS) for api in ("REST V1", "REST V2", "gRPC V2")],
     MLFLOW: [("REST /invocations", BATCHES, CLIENTS)],
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- client workers (run in their own processes; no TensorFlow import) -------------------------------
@@ -634,7 +629,7 @@ def _wait_ok(port: int, path: str, tries: int = 120) -> None:
 def _mlops_serve(serving_dir: Path, *options: str) -> Server:
     """`mlops serve` of this checkout on ports chosen here (workers sharing a port need a fixed one)."""
     command = [sys.executable, "-m", "cli.main", "serve", "--serving-dir", str(serving_dir),
-               "--rest-port", str(_free_port()), "--grpc-port", str(_free_port()), *options]
+               "--rest-port", str(free_port()), "--grpc-port", str(free_port()), *options]
     process, match = _start(command, READY.search)
     return Server(process, {"http": int(match.group(1)), "grpc": int(match.group(2))})
 
@@ -648,7 +643,7 @@ def _has_workers_flag() -> bool:
 def _kserve_serve(model_dir: Path) -> Server:
     """bench/kserve/model_server.py in .venv-kserve: KServe's ModelServer with its defaults but the
     per-request latency log line."""
-    ports = {"http": _free_port(), "grpc": _free_port()}
+    ports = {"http": free_port(), "grpc": free_port()}
     command = [str(KSERVE_PYTHON), str(KSERVE_SERVER), "--model_dir", str(model_dir), "--model_name", MODEL,
                "--http_port", str(ports["http"]), "--grpc_port", str(ports["grpc"]),
                "--enable_latency_logging", "false"]
@@ -661,7 +656,7 @@ def _mlflow_serve(model_dir: Path, workdir: Path) -> Server:
     from serving.pyfunc import save_pyfunc
 
     pyfunc_dir = save_pyfunc(model_dir, workdir / "pyfunc")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
            LEGACY_KERAS_ENV: "1"}
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(pyfunc_dir), "-p", str(port),

@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from tfx.components.trainer.executor import GenericExecutor
 
+from components.ports import free_ports
 from components.tf_config import TrainCluster, TrainWorkersError, cluster_from_env
 
 WAIT_SECONDS = 6 * 3600  # a training's bound: the workers are stopped past it
@@ -46,23 +47,9 @@ class MultiWorkerTrainerExecutor(GenericExecutor):
                    "output": artifact_utils.jsonify_artifact_dict(output_dict),
                    "exec_properties": exec_properties}
             Path(workdir, JOB_FILE).write_text(json.dumps(job))
-            addresses = [f"127.0.0.1:{port}" for port in _free_ports(workers)]
+            addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
             run_workers(workdir, addresses)
         return None
-
-
-def _free_ports(count: int) -> List[int]:
-    """``count`` distinct loopback ports nothing listens on now (held together while picked)."""
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def run_workers(workdir: str, addresses: List[str]) -> None:

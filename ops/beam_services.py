@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional
 
+from components.ports import free_ports
+
 STATE_FILE = "beam-services.json"
 READY_SECONDS = 120  # importing Beam on a busy 2-core machine takes a few seconds; bounded
 DEFAULT_STATE_DIR = Path(".mlops") / "services"
@@ -38,12 +40,6 @@ class BeamServices:
     @property
     def worker_pool(self) -> str:
         return f"127.0.0.1:{self.pool_port}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_port(port: int, process: subprocess.Popen, log: Path) -> None:
@@ -76,7 +72,7 @@ def start(folder: Path) -> BeamServices:
     """The job service and the worker pool, listening when this returns; their state in ``folder``."""
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    job_port, pool_port = free_port(), free_port()
+    job_port, pool_port = free_ports(2)
     staging = folder / "staging"
     pool = _start([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
                    f"--service_port={pool_port}"], folder / "worker-pool.log")

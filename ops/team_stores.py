@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from ops.beam_services import DEFAULT_STATE_DIR, _start, _wait_for_port, alive, free_port
+from components.ports import free_port
+from ops.beam_services import DEFAULT_STATE_DIR, _start, _wait_for_port, alive
 
 STATE_FILE = "team-stores.json"
 POSTGRES_ACCOUNT, MARIADB_ACCOUNT = "postgres", "mysql"  # the OS accounts the servers run as when we are root

@@ -10,7 +10,6 @@ Evaluator refuses them against the strong model, the last blessed one."""
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import numpy as np
 import pytest
 
 from cli.main import main
+from components.ports import free_port
 from core.home import Home
 from serving.runtime import model_config
 from tests.helpers import metric_samples, run_cli_config
@@ -39,18 +39,12 @@ SLOW_SHADOW_S = 0.025  # the delay put in the shadow model: its own latency is a
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class MlflowServer:
     """`mlflow server` with a SQLite backend store and proxied artifacts, on a free loopback port.
     It boots (~20-40 s) while the first pipeline run trains."""
 
     def __init__(self, root: Path):
-        self.root, port = root, _free_port()
+        self.root, port = root, free_port()
         self.uri = f"http://127.0.0.1:{port}"
         self._log = open(root / "server.log", "w")
         self.process = subprocess.Popen(
@@ -458,7 +452,7 @@ def test_concurrent_promotions_one_wins_the_other_fails_clearly(server, home, cl
 
 
 def test_tracking_server_down_is_a_clear_error_and_the_pipeline_artifacts_stay(pipeline, capsys, home):
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     report = pipeline(STRONG, tracking_uri=dead)  # a cached rerun: the pipeline itself succeeds
     assert report.succeeded and report.pushed_path and Path(report.pushed_path).is_dir()
     assert report.mlflow_run_id is None and "unreachable" in report.tracking_error and dead in report.tracking_error

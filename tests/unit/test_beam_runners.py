@@ -132,8 +132,8 @@ def test_a_job_service_or_pool_that_does_not_answer_stops_the_command_at_once(tm
     """Checked before any work: otherwise Beam waits 60 s, then fails with a bare FutureTimeoutError."""
     import socket
 
+    from components.ports import free_port
     from core.beam_runners import ServiceUnreachable, check_services
-    from ops.beam_services import free_port
 
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))

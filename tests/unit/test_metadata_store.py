@@ -3,6 +3,7 @@
 import pytest
 
 from cli.main import main
+from components.ports import free_port
 from core.home import Home
 from core.metadata_store import METADATA_ENV, MetadataStoreSpec, MetadataUriError
 
@@ -61,15 +62,12 @@ def test_a_pipeline_root_belongs_to_the_store_of_its_first_run(tmp_path):
 def test_a_run_whose_database_store_does_not_answer_stops_before_its_pipeline_in_one_line(tmp_path):
     """Named with what failed, in about the preflight's time, without the password, nothing written
     (ml-metadata's own error would be "mysql_real_connect failed: errno: , error:", after the imports)."""
-    import socket
     import subprocess
     import sys
 
     from tests.helpers import write_transactions_csv
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens once it is closed
+    port = free_port()  # nothing listens on it
     home = tmp_path / "home"
     done = subprocess.run([sys.executable, "-m", "cli.main", "run", "--home", str(home), "--data",
                            str(write_transactions_csv(tmp_path / "t.csv")), "--label", "is_fraud", "--no-tracking",

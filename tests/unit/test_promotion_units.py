@@ -2,11 +2,11 @@
 the registry helpers on a SQLite MLflow store (no TensorFlow, no pipeline)."""
 import json
 import re
-import socket
 import threading
 
 import pytest
 
+from components.ports import free_port
 from core.home import Home
 from release import mlflow_registry, promotion
 from release.model_eval import SliceScore
@@ -147,9 +147,7 @@ def test_unreachable_tracking_server_is_one_clear_line(monkeypatch):
     minutes); the attempts are counted, not timed."""
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens on it
     attempts, real_urlopen = [], urllib.request.urlopen
 
     def counted(url, *args, **kwargs):
