@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from components import LEGACY_KERAS_ENV
-from components.ports import free_port
+from components.ports import free_port, free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -628,8 +628,9 @@ def _wait_ok(port: int, path: str, tries: int = 120) -> None:
 
 def _mlops_serve(serving_dir: Path, *options: str) -> Server:
     """`mlops serve` of this checkout on ports chosen here (workers sharing a port need a fixed one)."""
+    rest_port, grpc_port = free_ports(2)
     command = [sys.executable, "-m", "cli.main", "serve", "--serving-dir", str(serving_dir),
-               "--rest-port", str(free_port()), "--grpc-port", str(free_port()), *options]
+               "--rest-port", str(rest_port), "--grpc-port", str(grpc_port), *options]
     process, match = _start(command, READY.search)
     return Server(process, {"http": int(match.group(1)), "grpc": int(match.group(2))})
 
@@ -643,7 +644,7 @@ def _has_workers_flag() -> bool:
 def _kserve_serve(model_dir: Path) -> Server:
     """bench/kserve/model_server.py in .venv-kserve: KServe's ModelServer with its defaults but the
     per-request latency log line."""
-    ports = {"http": free_port(), "grpc": free_port()}
+    ports = dict(zip(("http", "grpc"), free_ports(2)))
     command = [str(KSERVE_PYTHON), str(KSERVE_SERVER), "--model_dir", str(model_dir), "--model_name", MODEL,
                "--http_port", str(ports["http"]), "--grpc_port", str(ports["grpc"]),
                "--enable_latency_logging", "false"]

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from components.ports import free_port
+from components.ports import free_port, free_ports
 from ops.beam_services import DEFAULT_STATE_DIR, _start, _wait_for_port, alive
 
 STATE_FILE = "team-stores.json"
@@ -168,7 +168,7 @@ def start(folder: Path) -> TeamStores:
     kept = earlier is not None and not temporary and (root / "data").is_dir()
     passwords = (earlier.database_password, earlier.admin_password) if kept else \
         (secrets.token_urlsafe(16), secrets.token_urlsafe(16))
-    stores = TeamStores(str(folder), free_port(), free_port(), *passwords, [], str(root), temporary)
+    stores = TeamStores(str(folder), *free_ports(2), *passwords, [], str(root), temporary)
     data, sockets = root / "data", root / "sockets"
     if not kept:
         shutil.rmtree(data, ignore_errors=True)
