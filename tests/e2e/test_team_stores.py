@@ -124,10 +124,12 @@ def test_a_caller_without_credentials_is_refused_before_anything_is_pushed(store
     assert main(["history", NAME, "--home", str(home), "--tracking-uri", stores.tracking_uri]) == 1
 
 
-def test_a_read_only_account_reads_but_cannot_promote(admin, home, transactions_csv, capsys, monkeypatch):
+def test_a_read_only_account_reads_but_cannot_promote(admin, home, capsys, monkeypatch):
     from mlflow.server import get_app_client
 
-    assert _run(admin, home, transactions_csv, "epochs=1").model_version  # a challenger to promote
+    admin_client = _client(admin)  # the first test's two versions: the one not serving is the challenger
+    champion = admin_client.get_registered_model(NAME).aliases["champion"]
+    admin_client.set_registered_model_alias(NAME, "challenger", "2" if champion == "1" else "1")
     auth = get_app_client("basic-auth", tracking_uri=admin.tracking_uri)
     auth.create_user(username="viewer", password="viewer-pass-1")  # the server's default permission: READ
     for key, value in _as("viewer", "viewer-pass-1").items():
@@ -157,10 +159,14 @@ def test_a_read_only_account_reads_but_cannot_promote(admin, home, transactions_
             for path in (home / "serving" / "models.config", home / "serving" / "traffic.json")] == served
 
 
-def test_concurrent_runs_each_register_their_own_version(admin, tmp_path, transactions_csv):
-    """Two `mlops run` of one pipeline on one home, 2 s apart, against the shared server: the second
-    waits for the first; each summary names its own run and each pushed version is registered."""
+def test_concurrent_runs_take_turns_and_each_registers_its_own_version(admin, tmp_path, transactions_csv):
+    """Two `mlops run` of one pipeline on one home, 2 s apart, against the shared stores: the second
+    waits for the first (saying for which run), each summary names its own run with every component
+    finished, and each pushed version is registered, tagged with the run that pushed it."""
+    import re
     import time
+
+    from release import mlflow_registry
 
     def command(epochs: int) -> list:
         return [MLOPS, "run", "--data", str(transactions_csv), "--label", "is_fraud", "--name", "pair", "--home",
@@ -173,8 +179,13 @@ def test_concurrent_runs_each_register_their_own_version(admin, tmp_path, transa
     second = subprocess.run(command(2), capture_output=True, text=True, timeout=600, env=env)
     first_out, _ = first.communicate(timeout=600)
     assert first.returncode == 0 and second.returncode == 0, (first_out[-2000:], second.stdout[-2000:])
-    runs = [line for out in (first_out, second.stdout) for line in out.splitlines() if line.startswith("pipeline ")]
-    assert len(runs) == 2 and runs[0] != runs[1]
+    run_line = re.compile(r"^pipeline 'pair' run (\S+) ", re.M)
+    (first_run,), (second_run,) = run_line.findall(first_out), run_line.findall(second.stdout)
+    assert first_run != second_run and "waiting" not in first_out
+    assert f"waiting for run {first_run} " in second.stdout and "of pipeline pair" in second.stdout
+    for out in (first_out, second.stdout):  # every component finished, as the run's own report says
+        assert "RUNNING" not in out and " ? " not in out and "[pushed]" in out
     versions = _client(admin).search_model_versions("name='pair'")
     pushed = {p.name for p in (tmp_path / "home" / "serving" / "pair").iterdir() if p.name.isdigit()}
-    assert {v.tags.get("serving_version") for v in versions} == pushed and len(pushed) == 2
+    assert {v.tags.get(mlflow_registry.SERVING_VERSION_TAG) for v in versions} == pushed and len(pushed) == 2
+    assert {v.tags[mlflow_registry.PIPELINE_RUN_TAG] for v in versions} == {first_run, second_run}
