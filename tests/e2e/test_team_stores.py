@@ -6,13 +6,16 @@ Pipeline runs track and register through it under the admin's credentials (MLflo
 one line before a run pushes anything, and a read-only account can read but not promote. Two
 concurrent `mlops run` of one pipeline each register their own pushed version in it."""
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from cli.main import main
+from release.mlflow_registry import CHALLENGER, CHAMPION, PIPELINE_RUN_TAG, SERVING_VERSION_TAG
 from tests.helpers import run_cli_config
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.mlflow_server]
@@ -76,13 +79,13 @@ def test_runs_register_promote_and_roll_back_against_postgresql(admin, home, tra
     assert [int(v.version) for v in client.search_model_versions(f"name='{NAME}'")] == [2, 1]
     uri = ["--home", str(home), "--tracking-uri", admin.tracking_uri]
     assert main(["promote", NAME, *uri, "--by", "ci", "--min-improvement", "-1", "--max-slice-drop", "1"]) == 0
-    champion = int(client.get_registered_model(NAME).aliases["champion"])
+    champion = int(client.get_registered_model(NAME).aliases[CHAMPION])
     assert main(["promote", NAME, *uri, "--by", "ci", "--min-improvement", "-1", "--max-slice-drop", "1"]) in (0, 1)
     capsys.readouterr()
     aliases = client.get_registered_model(NAME).aliases
-    if int(aliases["champion"]) != champion:  # the second version was promoted too: roll back to the first
+    if int(aliases[CHAMPION]) != champion:  # the second version was promoted too: roll back to the first
         assert main(["rollback", NAME, *uri, "--by", "oncall"]) == 0
-        assert int(client.get_registered_model(NAME).aliases["champion"]) == champion
+        assert int(client.get_registered_model(NAME).aliases[CHAMPION]) == champion
     backend = _backend_tables(admin)
     assert backend["registered_models"] == 1 and backend["model_versions"] == 2
     # the lineage is in MariaDB: both runs' contexts, and no SQLite file in the home
@@ -128,8 +131,8 @@ def test_a_read_only_account_reads_but_cannot_promote(admin, home, capsys, monke
     from mlflow.server import get_app_client
 
     admin_client = _client(admin)  # the first test's two versions: the one not serving is the challenger
-    champion = admin_client.get_registered_model(NAME).aliases["champion"]
-    admin_client.set_registered_model_alias(NAME, "challenger", "2" if champion == "1" else "1")
+    other = "2" if admin_client.get_registered_model(NAME).aliases[CHAMPION] == "1" else "1"
+    admin_client.set_registered_model_alias(NAME, CHALLENGER, other)
     auth = get_app_client("basic-auth", tracking_uri=admin.tracking_uri)
     auth.create_user(username="viewer", password="viewer-pass-1")  # the server's default permission: READ
     for key, value in _as("viewer", "viewer-pass-1").items():
@@ -137,8 +140,7 @@ def test_a_read_only_account_reads_but_cannot_promote(admin, home, capsys, monke
     uri = ["--home", str(home), "--tracking-uri", admin.tracking_uri]
     assert main(["history", NAME, *uri]) == 0
     capsys.readouterr()
-    aliases = _client(admin).get_registered_model(NAME).aliases
-    other = "2" if aliases["champion"] == "1" else "1"
+    aliases = admin_client.get_registered_model(NAME).aliases
     served = [path.read_bytes() if path.exists() else None
               for path in (home / "serving" / "models.config", home / "serving" / "traffic.json")]
     for command, action in ((["rollback", NAME, *uri, "--to", other, "--by", "viewer"], "a rollback"),
@@ -163,11 +165,6 @@ def test_concurrent_runs_take_turns_and_each_registers_its_own_version(admin, tm
     """Two `mlops run` of one pipeline on one home, 2 s apart, against the shared stores: the second
     waits for the first (saying for which run), each summary names its own run with every component
     finished, and each pushed version is registered, tagged with the run that pushed it."""
-    import re
-    import time
-
-    from release import mlflow_registry
-
     def command(epochs: int) -> list:
         return [MLOPS, "run", "--data", str(transactions_csv), "--label", "is_fraud", "--name", "pair", "--home",
                 str(tmp_path / "home"), "--no-edge", "--hparam", f"epochs={epochs}", "--metadata-uri",
@@ -187,5 +184,5 @@ def test_concurrent_runs_take_turns_and_each_registers_its_own_version(admin, tm
         assert "RUNNING" not in out and " ? " not in out and "[pushed]" in out
     versions = _client(admin).search_model_versions("name='pair'")
     pushed = {p.name for p in (tmp_path / "home" / "serving" / "pair").iterdir() if p.name.isdigit()}
-    assert {v.tags.get(mlflow_registry.SERVING_VERSION_TAG) for v in versions} == pushed and len(pushed) == 2
-    assert {v.tags[mlflow_registry.PIPELINE_RUN_TAG] for v in versions} == {first_run, second_run}
+    assert {v.tags.get(SERVING_VERSION_TAG) for v in versions} == pushed and len(pushed) == 2
+    assert {v.tags[PIPELINE_RUN_TAG] for v in versions} == {first_run, second_run}
