@@ -80,6 +80,7 @@ bench: setup airflow-setup kserve-setup
 	$(BIN)/python bench/penguin_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/serving_bench.py
+	$(BIN)/python bench/batching_bench.py
 	$(BIN)/python bench/edge_bench.py
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/train_workers_bench.py

@@ -28,8 +28,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     options = ServerOptions(
         poll_seconds=args.poll_seconds, enable_batching=args.enable_batching, max_batch_size=args.max_batch_size,
-        batch_timeout_ms=args.batch_timeout_ms, max_request_rows=args.max_request_rows,
-        max_request_bytes=args.max_request_bytes, request_timeout_s=args.request_timeout,
+        batch_timeout_ms=args.batch_timeout_ms, batch_threads=args.batch_threads,
+        max_request_rows=args.max_request_rows, max_request_bytes=args.max_request_bytes,
+        request_timeout_s=args.request_timeout,
         request_log_dir=Path(args.request_log_dir) if args.request_log_dir else home.request_logs,
         request_log_rate=args.log_requests, shadow_log_dir=home.shadow_logs, tls=_server_tls(args),
         idle_timeout_s=args.idle_timeout, max_connections=args.max_connections,
@@ -288,6 +289,8 @@ def _register_serve(sub) -> None:
                        help="rows per batched model call")
     serve.add_argument("--batch-timeout-ms", type=float, default=defaults.batch_timeout_ms,
                        help="how long a batch waits to fill")
+    serve.add_argument("--batch-threads", type=int, default=defaults.batch_threads,
+                       help="batches gathered and run at once per signature (TF Serving's num_batch_threads)")
     serve.add_argument("--log-requests", type=float, default=defaults.request_log_rate, metavar="RATE",
                        help="log this fraction of requests as tf.Examples (0: off)")
     serve.add_argument("--request-log-dir", help="default: <home>/request-logs")

@@ -62,7 +62,8 @@ class LoadedModel:
         if batcher is None:
             batcher = self._batchers.setdefault(key, Batcher(
                 lambda inputs, key=key: self.servable.run(key, inputs), self.options.max_batch_size,
-                self.options.batch_timeout_ms / 1000.0, name=f"batch-{self.name}-{self.version}-{key}"))
+                self.options.batch_timeout_ms / 1000.0, name=f"batch-{self.name}-{self.version}-{key}",
+                threads=self.options.batch_threads))
         return batcher
 
     def close(self) -> None:

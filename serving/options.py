@@ -13,6 +13,7 @@ class ServerOptions:
     enable_batching: bool = False
     max_batch_size: int = 32  # rows per batched model call
     batch_timeout_ms: float = 2.0  # how long a batch waits for more requests
+    batch_threads: int = 2  # batches gathered and run at once per signature (one runs, the next gathers)
     max_request_rows: int = 1024  # rows in one request
     max_request_bytes: int = 16 * 1024 * 1024
     request_timeout_s: float = 30.0  # TF Serving's REST default

@@ -186,6 +186,22 @@ def pixel_baseline_accuracy(report, size: int, label: str = "label") -> float:
     return baseline.score(image_pixels(evaluation[image], size), evaluation[label])
 
 
+def fraud_auc_and_baseline(report):
+    """The default job's pushed model and the test's logistic regression (trained on the run's train
+    split), both scored here on its eval rows: (model AUC, baseline AUC, {split: rows ExampleGen wrote})."""
+    import tensorflow as tf
+    from sklearn.metrics import roc_auc_score
+
+    _, train = split_frame(report, "train")
+    serialized, evaluation = split_frame(report, "eval")
+    baseline, x_eval, y_eval = fit_table_baseline(train, evaluation, "malignant", "binary")
+    positive = list(baseline.classes_).index(1)
+    baseline_auc = roc_auc_score(y_eval, baseline.predict_proba(x_eval)[:, positive])
+    served = tf.saved_model.load(report.pushed_path).signatures["serving_tf_example"]
+    scores = served(examples=tf.constant(serialized))["predictions"].numpy().reshape(-1)
+    return roc_auc_score(evaluation["malignant"], scores), baseline_auc, {"train": len(train), "eval": len(evaluation)}
+
+
 def fit_table_baseline(train, evaluation, label: str, task: str):
     """The test's own yardstick on the same split: scikit-learn's logistic regression (binary,
     multiclass) or ridge (regression) on imputed, standardized numbers and one-hot text columns of

@@ -3,7 +3,12 @@
 A worker takes the first waiting request, then gathers more until ``max_batch_size`` rows or
 ``timeout_seconds`` have passed, concatenates the inputs along the batch dimension, calls the
 model once and hands each request its rows back. Requests whose inputs cannot be concatenated
-with the batch (other names, dtypes or inner shapes) go into the next batch.
+with the batch (other names, dtypes or inner shapes) go into that worker's next batch.
+
+``threads`` workers share the queue, as TF Serving's ``num_batch_threads``: while one batch runs
+(the model call releases the GIL), the next one gathers and can run beside it. With one worker,
+closed-loop clients wait for the running batch, send their next requests together, and the first
+batch after it leaves with the few that arrived within the timeout.
 """
 import queue
 import threading
@@ -29,17 +34,18 @@ class _Task:
 
 class Batcher:
     def __init__(self, run: RunFn, max_batch_size: int = 32, timeout_seconds: float = 0.002,
-                 name: str = "batcher"):
+                 name: str = "batcher", threads: int = 1):
         self._run = run
         self.max_batch_size = max_batch_size
         self.timeout_seconds = timeout_seconds
         self._queue: "queue.Queue[_Task]" = queue.Queue()
-        self._held: List[_Task] = []
         self._closed = False
         self._lock = threading.Lock()
         self.batches = 0  # batches run, for metrics and tests
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
+                         for i in range(max(1, threads))]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, inputs: Mapping[str, np.ndarray]) -> Future:
         rows = {a.shape[0] for a in inputs.values() if a.ndim}
@@ -58,14 +64,17 @@ class Batcher:
         """Runs what is queued, then stops; later submissions run unbatched."""
         with self._lock:
             self._closed = True
-        self._queue.put(None)  # type: ignore[arg-type]
-        self._thread.join(timeout=60)
+        for _ in self._threads:
+            self._queue.put(None)  # type: ignore[arg-type]
+        for thread in self._threads:
+            thread.join(timeout=60)
 
     def _loop(self) -> None:
+        held: List[_Task] = []  # this worker's tasks that did not fit its last batch
         while True:
-            first = self._held.pop(0) if self._held else self._queue.get()
+            first = held.pop(0) if held else self._queue.get()
             if first is None:
-                self._drain()
+                self._drain(held)
                 return
             batch, rows = [first], first.rows
             key = first.key()
@@ -83,25 +92,30 @@ class Batcher:
                     stop = True
                     break
                 if task.key() != key or rows + task.rows > self.max_batch_size:
-                    self._held.append(task)
+                    held.append(task)
                     break
                 batch.append(task)
                 rows += task.rows
             self._run_tasks(batch)
             if stop:
-                self._drain()
+                self._drain(held)
                 return
 
-    def _drain(self) -> None:
-        pending = self._held
-        self._held = []
+    def _drain(self, pending: List[_Task]) -> None:
+        """This worker's last tasks: its held ones and what is still queued (another worker's stop
+        signal goes back for it)."""
+        stops = 0
         while True:
             try:
                 task = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if task is not None:
+            if task is None:
+                stops += 1
+            else:
                 pending.append(task)
+        for _ in range(stops):
+            self._queue.put(None)  # type: ignore[arg-type]
         for task in pending:
             self._run_tasks([task])
 
@@ -114,7 +128,8 @@ class Batcher:
             names = list(tasks[0].inputs)
             merged = {name: np.concatenate([t.inputs[name] for t in tasks]) for name in names}
             outputs = self._run(merged)
-            self.batches += 1
+            with self._lock:
+                self.batches += 1
             start = 0
             for task in tasks:
                 end = start + task.rows

@@ -1,9 +1,9 @@
 """Beam's portable runner for real: Beam's Python job service and an EXTERNAL SDK worker pool
 (ops.beam_services, what `make services` starts) on free loopback ports; the default use case runs
 through them (StatisticsGen, Transform, Evaluator and the other Beam steps as portable jobs), pushes
-a model whose gate metric equals a DirectRunner run's within noise, and leaves nothing in the temp
-dir; `mlops score` and `mlops skew` run their Beam pipelines there too; a job asking for 2 SDK
-workers runs on 2."""
+a model at least as good as the test's logistic regression on the same split (the yardstick the
+DirectRunner run of tests/e2e/test_use_cases.py meets), and leaves nothing in the temp dir; `mlops
+score` and `mlops skew` run their Beam pipelines there too; a job asking for 2 SDK workers runs on 2."""
 import csv
 import os
 import subprocess
@@ -19,12 +19,12 @@ from core.home import Home
 from core.run_report import collect
 from ops import beam_services
 from pipelines.inputs.datasets import USE_CASES
+from tests.helpers import fraud_auc_and_baseline
 
 pytestmark = pytest.mark.pipeline
 
 MLOPS = str(Path(sys.executable).with_name("mlops"))
 NAME = "fraud"  # the default use case's pipeline
-AUC_NOISE = 0.02
 
 
 @pytest.fixture(scope="module")
@@ -52,22 +52,22 @@ def _portable(services) -> list:
 
 
 @pytest.fixture(scope="module")
-def runs(services, tmp_path_factory):
-    """(home, report) of the default job on DirectRunner, then on the portable runner."""
-    done = {}
-    for runner, extra in (("direct", []), ("portable", _portable(services))):
-        home = tmp_path_factory.mktemp(f"home-{runner}")
-        _mlops("run", "--home", str(home), "--no-edge", *extra, tmp=tmp_path_factory.mktemp(runner) / "tmp")
-        done[runner] = home, collect(SimpleNamespace(name=NAME, home=Home(home)), 0)
-    return done
+def run(services, tmp_path_factory):
+    """(home, report) of the default job on the portable runner."""
+    home = tmp_path_factory.mktemp("home-portable")
+    _mlops("run", "--home", str(home), "--no-edge", *_portable(services),
+           tmp=tmp_path_factory.mktemp("portable") / "tmp")
+    return home, collect(SimpleNamespace(name=NAME, home=Home(home)), 0)
 
 
-def test_the_portable_run_pushes_a_model_as_good_as_the_direct_runs(runs, services):
-    (_, direct), (home, portable) = runs["direct"], runs["portable"]
+def test_the_portable_run_pushes_a_model_at_least_as_good_as_the_baseline(run, services):
+    home, portable = run
     assert portable.succeeded and portable.blessed and portable.pushed_now, portable.components
     assert {c.state for c in portable.components} == {"COMPLETE"}
-    assert abs(portable.metrics[OVERALL]["auc"] - direct.metrics[OVERALL]["auc"]) <= AUC_NOISE
-    assert portable.split_rows == direct.split_rows  # the same split, counted by the portable StatisticsGen
+    model_auc, baseline_auc, rows = fraud_auc_and_baseline(portable)
+    assert model_auc >= baseline_auc - 0.01, (model_auc, baseline_auc)
+    assert model_auc == pytest.approx(portable.metrics[OVERALL]["auc"], abs=0.01)  # the portable Evaluator's
+    assert portable.split_rows == rows and sum(rows.values()) == 569  # counted by the portable StatisticsGen
     log = next((home / "logs" / NAME).glob("*.log")).read_text()  # absl's INFO lines of the run
     assert "setup_file already includes dependency" in log and "infer TFX Python dependency" not in log
     staged = list(Path(services.folder, "staging").rglob("*workflow.tar.gz"))  # the project, not TFX
@@ -75,8 +75,8 @@ def test_the_portable_run_pushes_a_model_as_good_as_the_direct_runs(runs, servic
     assert not list(Path(services.folder).rglob("tfx_ephemeral*"))
 
 
-def test_score_and_skew_run_on_the_portable_runner(runs, services, tmp_path):
-    home, report = runs["portable"]
+def test_score_and_skew_run_on_the_portable_runner(run, services, tmp_path):
+    home, report = run
     data = home / "data" / NAME / f"{NAME}.csv"
     scored = _mlops("score", NAME, "--home", str(home), "--alias", "challenger", "--data", str(data), "--output",
                     str(tmp_path / "out"), *_portable(services), tmp=tmp_path / "tmp-score")

@@ -1,5 +1,6 @@
-"""Ready use cases through the full pipeline, each held to its quality bar; where the bar is a
-scikit-learn baseline, it is trained on the same train split and scored on the same eval rows."""
+"""Ready use cases through the full pipeline (the TF Lite variants only where a test checks them),
+each held to its quality bar; where the bar is a scikit-learn baseline, it is trained on the same
+train split and scored on the same eval rows."""
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +17,14 @@ def _matrix(columns, label_names):
     return np.column_stack([columns[k].astype(float) for k in sorted(columns) if k not in label_names])
 
 
-def _served(report, serialized, output):
-    served = tf.saved_model.load(report.pushed_path)
-    return served.signatures["serving_tf_example"](examples=tf.constant(serialized))[output].numpy()
-
-
 def test_fraud_auc_at_least_logistic_regression(tmp_path_factory):
     """The default job against the test's own logistic regression on the same split: both scored
     here on the eval rows (a point of AUC below it passes)."""
-    from sklearn.metrics import roc_auc_score
+    from tests.helpers import fraud_auc_and_baseline
 
-    from tests.helpers import fit_table_baseline, split_frame
-
-    _, report = run_use_case(tmp_path_factory, "fraud")
+    _, report = run_use_case(tmp_path_factory, "fraud", "--no-edge")
     assert report.blessed and report.pushed_now
-    _, train = split_frame(report, "train")
-    serialized, evaluation = split_frame(report, "eval")
-    baseline, x_eval, y_eval = fit_table_baseline(train, evaluation, "malignant", "binary")
-    positive = list(baseline.classes_).index(1)
-    baseline_auc = roc_auc_score(y_eval, baseline.predict_proba(x_eval)[:, positive])
-    model_auc = roc_auc_score(evaluation["malignant"], _served(report, serialized, "predictions").reshape(-1))
+    model_auc, baseline_auc, _ = fraud_auc_and_baseline(report)
     assert model_auc >= baseline_auc - 0.01, (model_auc, baseline_auc)
     assert model_auc == pytest.approx(report.metrics["overall"]["auc"], abs=0.01)  # what the run reported
 
@@ -44,7 +33,7 @@ def test_housing_r2_close_to_ridge(tmp_path_factory):
     from sklearn.linear_model import Ridge
     from sklearn.metrics import r2_score
 
-    config, report = run_use_case(tmp_path_factory, "housing")
+    config, report = run_use_case(tmp_path_factory, "housing", "--no-edge")
     label = "progression"
     # regression is gated on RMSE: better than predicting the mean (the label's standard deviation)
     assert report.metrics["overall"]["root_mean_squared_error"] < config.gate_thresholds[label]
@@ -63,7 +52,7 @@ def test_age_accuracy_at_least_the_baseline(tmp_path_factory):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    config, report = run_use_case(tmp_path_factory, "age")
+    config, report = run_use_case(tmp_path_factory, "age", "--no-edge")
     label = "age_group"
     # multiclass is gated on accuracy above the majority class share
     assert report.metrics["overall"]["sparse_categorical_accuracy"] > config.gate_thresholds[label] > 0.2
@@ -81,7 +70,7 @@ def test_age_accuracy_at_least_the_baseline(tmp_path_factory):
 
 
 def test_age_gender_heads_beat_their_majority_class(tmp_path_factory):
-    _, report = run_use_case(tmp_path_factory, "age_gender")
+    _, report = run_use_case(tmp_path_factory, "age_gender", "--no-edge")
     _, evaluation = split_rows(report, "eval")
     overall = report.metrics["overall"]
     for head, metric in (("age_group", "sparse_categorical_accuracy"), ("gender", "binary_accuracy")):
