@@ -22,6 +22,7 @@ from core.beam_runners import BeamOptions, pipeline_args
 from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig
 from core.home import Home
 from pipelines.inputs.preflight import InputDataError, TargetProfile
+from pipelines.inputs.series_tables import ForecastOptions, profile_series, stage_series
 from serving.runtime.model_config import is_valid_name
 
 DEFAULT_MIN_AUC = 0.7
@@ -70,16 +71,6 @@ class TuningOptions:
     tune: Optional[str] = None  # a KerasTuner oracle
     max_trials: int = 6
     warm_start: bool = False
-
-
-@dataclass(frozen=True)
-class ForecastOptions:
-    """A user's series (--task forecast with --data): which column is the time, how far to forecast."""
-    time: Optional[str] = None
-    horizon: Optional[int] = None
-    series_id: Tuple[str, ...] = ()  # a long table: the columns naming each series
-    lookback: Optional[int] = None  # default: from the frequency's season and the horizon
-    covariates: Tuple[str, ...] = ()  # known-ahead columns (their future values are known too)
 
 
 @dataclass(frozen=True)
@@ -717,22 +708,14 @@ def _series_spec(request: RunRequest, data_path: Path, staged: Path):
     from pipelines.inputs.tables import open_table
 
     options = request.forecast
-    profile = _series_profile(open_table(data_path, request.reading.delimiter, request.reading.encoding),
-                              request.label, options, request.reading.na_values)
+    profile = profile_series(open_table(data_path, request.reading.delimiter, request.reading.encoding),
+                             request.label, options, tuple(request.reading.na_values))
     return SeriesSpec(
         source=data_path, staged=staged, time=options.time, label=request.label, series_id=tuple(options.series_id),
         axis=profile.axis, lookback=profile.lookback, lookback_reason=profile.lookback_reason, horizon=profile.horizon,
         series=len(profile.series), rows=profile.rows, filled=profile.filled, first_gap=profile.first_gap,
         delimiter=request.reading.delimiter, encoding=request.reading.encoding,
         na_values=tuple(request.reading.na_values), covariates=profile.covariates)
-
-
-def _series_profile(source, label: str, options: ForecastOptions, na_values):
-    from pipelines.inputs.series_tables import SeriesOptions, profile_series
-
-    return profile_series(source, label, SeriesOptions(options.time, options.horizon, tuple(options.series_id),
-                                                       options.lookback, tuple(options.covariates)),
-                          tuple(na_values))
 
 
 def series_profile_again(spec):
@@ -743,13 +726,11 @@ def series_profile_again(spec):
     options = ForecastOptions(spec.time, spec.horizon, spec.series_id, spec.lookback,
                               tuple(column for column, _ in spec.covariates))
     try:
-        return _series_profile(source, spec.label, options, spec.na_values)
+        return profile_series(source, spec.label, options, tuple(spec.na_values))
     except InputDataError as e:  # the file changed since the preflight
         raise ConfigError(str(e)) from None
 
 
 def stage_series_input(spec) -> None:
     """Writes the staged split of the series (pipelines.inputs.series_tables.stage_series)."""
-    from pipelines.inputs.series_tables import stage_series
-
     stage_series(series_profile_again(spec), spec.staged)

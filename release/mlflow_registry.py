@@ -40,16 +40,13 @@ class RegistryError(Exception):
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fails fast with a clear message when an HTTP tracking server does not answer (MLflow's own
-    client would retry for minutes)."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
-            if response.status != 200:
-                raise RegistryError(f"MLflow tracking server {uri} answered /health with HTTP {response.status}")
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise RegistryError(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+    client would retry for minutes), or does not know this caller (``check_access``): one request."""
+    unreachable = check_access(uri, timeout_s)
+    if unreachable is not None:
+        raise RegistryError(f"MLflow tracking server {uri} is unreachable ({unreachable})")
+
+
+ACCESS_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"  # any caller that may read may ask
 
 
 class AccessError(RegistryError):
@@ -83,21 +80,22 @@ def _auth_headers() -> Dict[str, str]:
     return {}
 
 
-def check_access(uri: str, timeout_s: float = 5.0) -> None:
+def check_access(uri: str, timeout_s: float = 5.0) -> Optional[str]:
     """An HTTP tracking server that asks who calls (MLflow's basic-auth app) knows this caller, by
-    MLflow's own variables (_auth_headers)."""
+    MLflow's own variables (_auth_headers): AccessError if not. Returns why the server could not be
+    reached (None: it answered, or the store is local), for the caller to decide whether that stops it."""
     if not uri.startswith(("http://", "https://")):
-        return
-    request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1",
-                                     headers=_auth_headers())
+        return None
+    request = urllib.request.Request(f"{uri.rstrip('/')}{ACCESS_PATH}", headers=_auth_headers())
     try:
         with urllib.request.urlopen(request, timeout=timeout_s):
-            return
+            return None
     except urllib.error.HTTPError as e:
         if e.code in (401, 403):
             raise AccessError(_refusal(uri, e.code, "reading experiments")) from None
-    except (urllib.error.URLError, OSError):
-        return  # unreachable: check_reachable's to say
+        raise RegistryError(f"MLflow tracking server {uri} answered {ACCESS_PATH} with HTTP {e.code}") from None
+    except (urllib.error.URLError, OSError) as e:
+        return str(getattr(e, "reason", e))
 
 
 EDITING_PERMISSIONS = ("EDIT", "MANAGE")  # MLflow's permissions that may move aliases and write tags
@@ -151,7 +149,6 @@ def client_for(uri: str):
     from mlflow.tracking import MlflowClient
 
     check_reachable(uri)
-    check_access(uri)
     seed_sqlite_store(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 

@@ -30,13 +30,14 @@ STAGED_NAME = "series.csv"
 
 
 @dataclass(frozen=True)
-class SeriesOptions:
-    """The forecasting options of a run (``--time``, ``--horizon``, ``--series-id``, ``--lookback``)."""
-    time: str
-    horizon: int
-    series_id: Tuple[str, ...] = ()
-    lookback: Optional[int] = None
-    covariates: Tuple[str, ...] = ()  # known-ahead columns
+class ForecastOptions:
+    """A user's series (--task forecast with --data): which column is the time, how far to forecast.
+    As given; ``profile_series`` needs ``time`` and ``horizon`` (the configuration checks them first)."""
+    time: Optional[str] = None
+    horizon: Optional[int] = None
+    series_id: Tuple[str, ...] = ()  # a long table: the columns naming each series
+    lookback: Optional[int] = None  # default: from the frequency's season and the horizon
+    covariates: Tuple[str, ...] = ()  # known-ahead columns (their future values are known too)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def _column(source, name: str, what: str) -> str:
     return key
 
 
-def _read_cells(source, label: str, options: SeriesOptions) -> Dict[Tuple[str, ...], List[_Cell]]:
+def _read_cells(source, label: str, options: ForecastOptions) -> Dict[Tuple[str, ...], List[_Cell]]:
     """The time, label and covariate cells of each series (by its ID values), in file order."""
     from pipelines.inputs.tables import batches
 
@@ -189,7 +190,7 @@ def default_lookback(season: int, horizon: int, shortest: int) -> Tuple[int, str
     return room, f"what the shortest series ({shortest} points) leaves after {SPLIT_HORIZONS} x horizon {horizon}"
 
 
-def profile_series(source, label: str, options: SeriesOptions, na_values: Sequence[str] = ()) -> SeriesProfile:
+def profile_series(source, label: str, options: ForecastOptions, na_values: Sequence[str] = ()) -> SeriesProfile:
     """The series of a table, on one axis, filled and checked, with the lookback."""
     if options.horizon < 1:
         raise InputDataError(f"--horizon {options.horizon}: forecast at least 1 step")
@@ -212,7 +213,7 @@ def profile_series(source, label: str, options: SeriesOptions, na_values: Sequen
                          sum(len(c) for c in grouped.values()), filled, first_gap)
 
 
-def _lookback(series: Sequence[Series], axis: TimeAxis, options: SeriesOptions, path: Path) -> Tuple[int, str]:
+def _lookback(series: Sequence[Series], axis: TimeAxis, options: ForecastOptions, path: Path) -> Tuple[int, str]:
     shortest = min(series, key=lambda s: len(s.values))
     if options.lookback is not None:
         if options.lookback < 2:

@@ -151,13 +151,13 @@ def test_unreachable_tracking_server_is_one_clear_line(monkeypatch):
     attempts, real_urlopen = [], urllib.request.urlopen
 
     def counted(url, *args, **kwargs):
-        attempts.append((url, kwargs.get("timeout")))
+        attempts.append((getattr(url, "full_url", url), kwargs.get("timeout")))
         return real_urlopen(url, *args, **kwargs)
     monkeypatch.setattr(urllib.request, "urlopen", counted)
     unreachable = f"MLflow tracking server http://127.0.0.1:{port} is unreachable"
     with pytest.raises(mlflow_registry.RegistryError, match=unreachable):
         mlflow_registry.check_reachable(f"http://127.0.0.1:{port}")
-    assert attempts == [(f"http://127.0.0.1:{port}/health", 5.0)]
+    assert attempts == [(f"http://127.0.0.1:{port}{mlflow_registry.ACCESS_PATH}", 5.0)]  # and who calls
     mlflow_registry.check_reachable("sqlite:///x.db")  # a local store needs no check
     assert len(attempts) == 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.inputs.column_kinds import InputDataError
-from pipelines.inputs.series_tables import SeriesOptions, holdout_split, profile_series, stage_series
+from pipelines.inputs.series_tables import ForecastOptions, holdout_split, profile_series, stage_series
 from pipelines.inputs.tables import open_table
 from serving.codec.periods import PeriodError, SeriesInfo, TimeAxis, infer_axis
 from serving.forecast_client import HistoryError, read_history
@@ -24,7 +24,7 @@ def _write(path: Path, header, rows) -> Path:
 
 
 def _profile(path: Path, horizon: int = 3, **options):
-    return profile_series(open_table(path), "y", SeriesOptions(options.pop("time", "t"), horizon, **options))
+    return profile_series(open_table(path), "y", ForecastOptions(options.pop("time", "t"), horizon, **options))
 
 
 def _monthly(n: int, start_year: int = 2000):
