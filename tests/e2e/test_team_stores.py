@@ -1,10 +1,10 @@
 """A team's shared stores, for real: PostgreSQL (the OS's server, our own instance on loopback) as
 the backend store of `mlflow server --app-name basic-auth` with proxied artifacts, and ML Metadata
 in MariaDB (`--metadata-uri mysql://...`), all started by ops.team_stores.
-Pipeline runs track and register through it under the admin's credentials (MLflow's own variables);
-`mlops promote` and `mlops rollback` move the aliases; a caller without credentials is refused in
-one line before a run pushes anything, and a read-only account can read but not promote. Two
-concurrent `mlops run` of one pipeline each register their own pushed version in it."""
+Two concurrent `mlops run` of one pipeline track and each register their own pushed version through
+it under the admin's credentials (MLflow's own variables); `mlops promote` and `mlops rollback` move
+the aliases; a caller without credentials is refused in one line before a run pushes anything, and a
+read-only account can read but not promote."""
 import os
 import re
 import subprocess
@@ -16,7 +16,6 @@ import pytest
 
 from cli.main import main
 from release.mlflow_registry import CHALLENGER, CHAMPION, PIPELINE_RUN_TAG, SERVING_VERSION_TAG
-from tests.helpers import run_cli_config
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.mlflow_server]
 NAME = "team"
@@ -51,32 +50,25 @@ def home(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("team-home")
 
 
-def _run(stores, home: Path, csv: Path, *hparams: str):
-    from pipelines.runners.local import run_pipeline, track_run
-
-    args = ["--data", str(csv), "--label", "is_fraud", "--task", "binary", "--name", NAME, "--no-edge",
-            "--threshold", "0.0", "--max-drop", "1.0", "--tracking-uri", stores.tracking_uri,
-            "--metadata-uri", stores.metadata_uri]
-    for hparam in hparams:
-        args += ["--hparam", hparam]
-    config = run_cli_config(*args, home=home)
-    report = run_pipeline(config, track=False)
-    track_run(config, report)
-    return report
-
-
 def _client(stores):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=stores.tracking_uri, registry_uri=stores.tracking_uri)
 
 
-def test_runs_register_promote_and_roll_back_against_postgresql(admin, home, transactions_csv, capsys):
-    first = _run(admin, home, transactions_csv, "epochs=2")
-    second = _run(admin, home, transactions_csv, "epochs=3")
-    assert first.pushed_now and second.pushed_now and not first.tracking_error and not second.tracking_error
+def test_concurrent_runs_take_turns_register_and_are_promoted_and_rolled_back(admin, home, transactions_csv,
+                                                                              capsys):
+    """Two `mlops run` of one pipeline on one home, 2 s apart, against the shared stores: the second
+    waits for the first (saying for which run), each summary names its own run with every component
+    finished, and each pushed version is registered in PostgreSQL, tagged with the run that pushed it,
+    its lineage in MariaDB; `mlops promote` and `mlops rollback` then move the aliases."""
+    first_run, second_run = _concurrent_runs(admin, home, transactions_csv)
     client = _client(admin)
-    assert [int(v.version) for v in client.search_model_versions(f"name='{NAME}'")] == [2, 1]
+    versions = client.search_model_versions(f"name='{NAME}'")
+    pushed = {p.name for p in (home / "serving" / NAME).iterdir() if p.name.isdigit()}
+    assert {v.tags.get(SERVING_VERSION_TAG) for v in versions} == pushed and len(pushed) == 2
+    assert {v.tags[PIPELINE_RUN_TAG] for v in versions} == {first_run, second_run}
+    assert sorted(int(v.version) for v in versions) == [1, 2]
     uri = ["--home", str(home), "--tracking-uri", admin.tracking_uri]
     assert main(["promote", NAME, *uri, "--by", "ci", "--min-improvement", "-1", "--max-slice-drop", "1"]) == 0
     champion = int(client.get_registered_model(NAME).aliases[CHAMPION])
@@ -95,7 +87,29 @@ def test_runs_register_promote_and_roll_back_against_postgresql(admin, home, tra
 
     lineage = metadata_store.MetadataStore(MetadataStoreSpec.parse(admin.metadata_uri).connection_config())
     runs = [c.name for c in lineage.get_contexts_by_type("pipeline_run")]
-    assert {first.run_id, second.run_id} <= set(runs) and not (home / "metadata.sqlite").exists()
+    assert {first_run, second_run} <= set(runs) and not (home / "metadata.sqlite").exists()
+
+
+def _concurrent_runs(stores, home: Path, csv: Path):
+    """The two runs' ids, the second started while the first runs (each its own `mlops run` process)."""
+    def command(epochs: int) -> list:
+        return [MLOPS, "run", "--data", str(csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
+                "--home", str(home), "--no-edge", "--threshold", "0.0", "--max-drop", "1.0", "--hparam",
+                f"epochs={epochs}", "--metadata-uri", stores.metadata_uri, "--tracking-uri", stores.tracking_uri]
+
+    first = subprocess.Popen(command(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=dict(os.environ))
+    time.sleep(2)
+    second = subprocess.run(command(2), capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    first_out, _ = first.communicate(timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, (first_out[-2000:], second.stdout[-2000:])
+    run_line = re.compile(rf"^pipeline '{NAME}' run (\S+) ", re.M)
+    (first_run,), (second_run,) = run_line.findall(first_out), run_line.findall(second.stdout)
+    assert first_run != second_run and "waiting" not in first_out
+    assert f"waiting for run {first_run} " in second.stdout and f"of pipeline {NAME}" in second.stdout
+    for out in (first_out, second.stdout):  # every component finished, as the run's own report says
+        assert "RUNNING" not in out and " ? " not in out and "[pushed]" in out
+    return first_run, second_run
 
 
 def _backend_tables(stores) -> dict:
@@ -159,30 +173,3 @@ def test_a_read_only_account_reads_but_cannot_promote(admin, home, capsys, monke
     assert _client(admin).get_registered_model(NAME).aliases == aliases
     assert [path.read_bytes() if path.exists() else None
             for path in (home / "serving" / "models.config", home / "serving" / "traffic.json")] == served
-
-
-def test_concurrent_runs_take_turns_and_each_registers_its_own_version(admin, tmp_path, transactions_csv):
-    """Two `mlops run` of one pipeline on one home, 2 s apart, against the shared stores: the second
-    waits for the first (saying for which run), each summary names its own run with every component
-    finished, and each pushed version is registered, tagged with the run that pushed it."""
-    def command(epochs: int) -> list:
-        return [MLOPS, "run", "--data", str(transactions_csv), "--label", "is_fraud", "--name", "pair", "--home",
-                str(tmp_path / "home"), "--no-edge", "--hparam", f"epochs={epochs}", "--metadata-uri",
-                admin.metadata_uri, "--tracking-uri", admin.tracking_uri]
-
-    env = dict(os.environ)
-    first = subprocess.Popen(command(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    time.sleep(2)
-    second = subprocess.run(command(2), capture_output=True, text=True, timeout=600, env=env)
-    first_out, _ = first.communicate(timeout=600)
-    assert first.returncode == 0 and second.returncode == 0, (first_out[-2000:], second.stdout[-2000:])
-    run_line = re.compile(r"^pipeline 'pair' run (\S+) ", re.M)
-    (first_run,), (second_run,) = run_line.findall(first_out), run_line.findall(second.stdout)
-    assert first_run != second_run and "waiting" not in first_out
-    assert f"waiting for run {first_run} " in second.stdout and "of pipeline pair" in second.stdout
-    for out in (first_out, second.stdout):  # every component finished, as the run's own report says
-        assert "RUNNING" not in out and " ? " not in out and "[pushed]" in out
-    versions = _client(admin).search_model_versions("name='pair'")
-    pushed = {p.name for p in (tmp_path / "home" / "serving" / "pair").iterdir() if p.name.isdigit()}
-    assert {v.tags.get(SERVING_VERSION_TAG) for v in versions} == pushed and len(pushed) == 2
-    assert {v.tags[PIPELINE_RUN_TAG] for v in versions} == {first_run, second_run}
