@@ -13,6 +13,7 @@ import numpy as np
 from serving.errors import ServingError
 from serving.options import ServerOptions
 from serving.runtime.batching import Batcher
+from serving.runtime.heap import FrozenHeap
 from serving.runtime.manager import ModelManager
 from serving.runtime.metrics import LOADED_VERSIONS, REQUEST_LOG_DROPPED, SHADOW_COUNT, Metrics
 from serving.runtime.request_log import RequestLogger
@@ -77,7 +78,7 @@ class DataPlane:
     def __init__(self, serving_dir: Path, options: ServerOptions = ServerOptions()):
         self.options = options
         self.metrics = Metrics()
-        self.manager = ModelManager(Path(serving_dir), self._load, options.poll_seconds)
+        self.manager = ModelManager(Path(serving_dir), self._load, options.poll_seconds, heap=FrozenHeap())
         self.manager.on_unload = self._unloaded
         self.request_log = (RequestLogger(options.request_log_dir, options.request_log_rate)
                             if options.request_log_dir and options.request_log_rate > 0 else None)

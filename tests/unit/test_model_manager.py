@@ -104,3 +104,41 @@ def test_unreadable_config_at_start_is_an_error(tmp_path):
     manager = ModelManager(tmp_path, FakeServable)
     with pytest.raises(model_config.ModelConfigError, match="models.config"):
         manager.start()
+
+
+class CyclicServable(FakeServable):
+    """A servable in a reference cycle, as a loaded model's objects are: only a collection frees it."""
+
+    def __init__(self, name, version, path):
+        super().__init__(name, version, path)
+        self.cycle = self
+
+
+def test_a_servers_heap_is_frozen_between_swaps_and_an_unloaded_version_is_still_collected(tmp_path):
+    import gc
+    import weakref
+
+    from serving.runtime.heap import FrozenHeap
+
+    heap = FrozenHeap()
+    manager = ModelManager(tmp_path, CyclicServable, heap=heap)
+    try:
+        _version(tmp_path / "m", 1)
+        manager.poll()
+        assert gc.get_freeze_count() > 0  # no full collection walks the loaded version
+        first = weakref.ref(manager.resolve("m"))
+        _version(tmp_path / "m", 2)
+        manager.poll()
+        assert first() is None and gc.get_freeze_count() > 0 and not heap.pending
+        in_flight = manager.resolve("m")  # a request still running on version 2 while 3 replaces it
+        _version(tmp_path / "m", 3)
+        manager.poll()
+        assert manager.resolve("m").version == 3
+        assert heap.pending and gc.get_freeze_count() == 0  # not frozen while version 2 may still be freed
+        second = weakref.ref(in_flight)
+        del in_flight
+        manager.poll()
+        assert second() is None and not heap.pending and gc.get_freeze_count() > 0
+    finally:
+        manager.stop()
+    assert gc.get_freeze_count() == 0

@@ -1,0 +1,48 @@
+"""The server's heap kept out of CPython's full collections while it serves.
+
+A loaded model leaves hundreds of thousands of long-lived Python objects (TensorFlow's side of it)
+that every full (generation 2) collection walks with the GIL held: ~120 ms on the default model here,
+during which no request moves. At 32 concurrent clients one such pause in a few seconds is the p99
+(bench/results/serving.md). Once the loaded versions have settled they are frozen (``gc.freeze``: a
+permanent generation that no collection walks); objects made later are collected as usual.
+
+An unloaded version must become collectable again (a model's objects hold reference cycles): the
+heap is unfrozen at once, and frozen again once every unloaded version is gone. Requests in flight
+keep theirs until they finish, so that may take a later settle.
+"""
+import gc
+import threading
+import weakref
+from typing import List
+
+
+class FrozenHeap:
+    def __init__(self):
+        self._leaving: List[weakref.ref] = []  # unloaded versions not collected yet
+        self._lock = threading.Lock()
+
+    def unloaded(self, servable: object) -> None:
+        with self._lock:
+            gc.unfreeze()
+            self._leaving.append(weakref.ref(servable))
+
+    def settle(self) -> bool:
+        """Collects, then freezes what is left unless an unloaded version is still alive (then the
+        next settle tries again). Whether the heap is frozen now."""
+        with self._lock:
+            gc.collect()
+            self._leaving = [ref for ref in self._leaving if ref() is not None]
+            if self._leaving:
+                return False
+            gc.freeze()
+            return True
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._leaving)
+
+    def release(self) -> None:
+        """Back to CPython's usual collections (the server stops)."""
+        with self._lock:
+            gc.unfreeze()
+            self._leaving = []
