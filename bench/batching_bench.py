@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench.serving_bench as serving_bench  # noqa: E402 (the serving bench's load generator and servers)
 
-RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "photos"
 PLAIN = "mlops serve"
 # the batching servers: the default (two batch threads) and one batch thread
@@ -169,11 +168,7 @@ def main() -> int:
         "requests": args.requests, "load_seconds": args.load_seconds, "rounds": args.rounds,
         "client_processes": serving_bench.CLIENT_PROCESSES}, "machine": {"cpus": os.cpu_count()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "bench_seconds": round(time.monotonic() - began, 1)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "batching.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = _markdown(report)
-    (RESULTS / "batching.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    serving_bench.write_results("batching", report, _markdown(report))
     return 0
 
 

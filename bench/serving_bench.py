@@ -853,6 +853,14 @@ def _markdown(report: Dict[str, Any]) -> List[str]:
 
 # --- main --------------------------------------------------------------------------------------
 
+def write_results(stem: str, report: Dict[str, Any], lines: List[str]) -> None:
+    """bench/results/STEM.json (the report) and STEM.md (``lines``), the markdown printed too."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, help="a home with a pushed 'fraud' model (default: the pipeline bench's)")
@@ -915,11 +923,7 @@ def main() -> int:
             "soak_seconds": args.soak_seconds, "client_processes": CLIENT_PROCESSES},
         "model_calls_us": model_calls, "transport_floor": floors, "skipped": skipped, "versions": _versions(),
         "bench_seconds": round(time.monotonic() - began, 1)})
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serving.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = _markdown(report)
-    (RESULTS / "serving.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("serving", report, _markdown(report))
     return 0
 
 
