@@ -41,9 +41,9 @@ class RegistryError(Exception):
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fails fast with a clear message when an HTTP tracking server does not answer (MLflow's own
     client would retry for minutes), or does not know this caller (``check_access``): one request."""
-    unreachable = check_access(uri, timeout_s)
-    if unreachable is not None:
-        raise RegistryError(f"MLflow tracking server {uri} is unreachable ({unreachable})")
+    problem = check_access(uri, timeout_s)
+    if problem is not None:
+        raise RegistryError(f"MLflow tracking server {uri} {problem}")
 
 
 ACCESS_PATH = "/api/2.0/mlflow/experiments/search?max_results=1"  # any caller that may read may ask
@@ -82,8 +82,8 @@ def _auth_headers() -> Dict[str, str]:
 
 def check_access(uri: str, timeout_s: float = 5.0) -> Optional[str]:
     """An HTTP tracking server that asks who calls (MLflow's basic-auth app) knows this caller, by
-    MLflow's own variables (_auth_headers): AccessError if not. Returns why the server could not be
-    reached (None: it answered, or the store is local), for the caller to decide whether that stops it."""
+    MLflow's own variables (_auth_headers): AccessError if not. Returns what else kept it from
+    answering (None: it answered, or the store is local), for the caller to decide whether that stops it."""
     if not uri.startswith(("http://", "https://")):
         return None
     request = urllib.request.Request(f"{uri.rstrip('/')}{ACCESS_PATH}", headers=_auth_headers())
@@ -93,9 +93,9 @@ def check_access(uri: str, timeout_s: float = 5.0) -> Optional[str]:
     except urllib.error.HTTPError as e:
         if e.code in (401, 403):
             raise AccessError(_refusal(uri, e.code, "reading experiments")) from None
-        raise RegistryError(f"MLflow tracking server {uri} answered {ACCESS_PATH} with HTTP {e.code}") from None
+        return f"answered {ACCESS_PATH} with HTTP {e.code}"
     except (urllib.error.URLError, OSError) as e:
-        return str(getattr(e, "reason", e))
+        return f"is unreachable ({getattr(e, 'reason', e)})"
 
 
 EDITING_PERMISSIONS = ("EDIT", "MANAGE")  # MLflow's permissions that may move aliases and write tags

@@ -1,10 +1,10 @@
 """The server's heap kept out of CPython's full collections while it serves.
 
 A loaded model leaves hundreds of thousands of long-lived Python objects (TensorFlow's side of it)
-that every full (generation 2) collection walks with the GIL held: ~120 ms on the default model here,
-during which no request moves. At 32 concurrent clients one such pause in a few seconds is the p99
-(bench/results/serving.md). Once the loaded versions have settled they are frozen (``gc.freeze``: a
-permanent generation that no collection walks); objects made later are collected as usual.
+that every full (generation 2) collection walks with the GIL held, and no request moves meanwhile:
+under many concurrent clients such a pause is the p99 (docs/serving.md). Once the loaded versions
+have settled they are frozen (``gc.freeze``: a permanent generation that no collection walks);
+objects made later are collected as usual.
 
 An unloaded version must become collectable again (a model's objects hold reference cycles): the
 heap is unfrozen at once, and frozen again once every unloaded version is gone. Requests in flight
