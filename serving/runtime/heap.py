@@ -19,23 +19,29 @@ from typing import List
 class FrozenHeap:
     def __init__(self):
         self._leaving: List[weakref.ref] = []  # unloaded versions not collected yet
+        self._settled = True  # nothing loaded or unloaded since the last freeze
         self._lock = threading.Lock()
+
+    def loaded(self) -> None:
+        self._settled = False
 
     def unloaded(self, servable: object) -> None:
         with self._lock:
             gc.unfreeze()
             self._leaving.append(weakref.ref(servable))
+            self._settled = False
 
-    def settle(self) -> bool:
-        """Collects, then freezes what is left unless an unloaded version is still alive (then the
-        next settle tries again). Whether the heap is frozen now."""
+    def settle(self) -> None:
+        """After a load or an unload: collects, then freezes what is left unless an unloaded version
+        is still alive (then the next settle tries again). Nothing to do otherwise."""
         with self._lock:
+            if self._settled:
+                return
             gc.collect()
             self._leaving = [ref for ref in self._leaving if ref() is not None]
-            if self._leaving:
-                return False
-            gc.freeze()
-            return True
+            if not self._leaving:
+                gc.freeze()
+                self._settled = True
 
     @property
     def pending(self) -> bool:
@@ -46,3 +52,4 @@ class FrozenHeap:
         with self._lock:
             gc.unfreeze()
             self._leaving = []
+            self._settled = True

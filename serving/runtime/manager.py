@@ -111,7 +111,6 @@ class ModelManager:
         self._thread: Optional[threading.Thread] = None
         self.config_error: Optional[str] = None
         self._heap = heap
-        self._heap_changed = False  # a version loaded or unloaded since the heap last settled
         self.on_unload: Callable[[object], None] = lambda servable: None
         self.on_publish: Callable[[], None] = lambda: None  # after every change of what takes traffic
 
@@ -154,8 +153,8 @@ class ModelManager:
                     self._desired_labels[name] = dict(policy.version_labels)
                 self._reconcile(entry)
             self._publish()
-            if self._heap is not None and (self._heap_changed or self._heap.pending):
-                self._heap_changed = not self._heap.settle()
+            if self._heap is not None:
+                self._heap.settle()
 
     def _reconcile(self, entry: ModelEntry) -> None:
         on_disk = list_versions(entry.base_path)
@@ -181,7 +180,8 @@ class ModelManager:
             with self._lock:
                 self._servables[(entry.name, version)] = servable
                 entry.versions[version] = VersionStatus(version, AVAILABLE, files_key=files_key)
-            self._heap_changed = True
+            if self._heap is not None:
+                self._heap.loaded()
             log.info("model %s version %d is available", entry.name, version)
             self._publish()  # the new version takes traffic now; the old one is still loaded
         wanted_available = [v for v in wanted if entry.versions.get(v) and entry.versions[v].state == AVAILABLE]
@@ -204,7 +204,6 @@ class ModelManager:
             self.on_unload(servable)
             if self._heap is not None:
                 self._heap.unloaded(servable)
-                self._heap_changed = True
         with self._lock:
             entry.versions[version] = VersionStatus(version, END)
         log.info("model %s version %d unloaded", name, version)
