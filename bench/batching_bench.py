@@ -109,7 +109,7 @@ def _rows(model: str, results: Dict[serving_bench.Load, dict]) -> List[dict]:
                 a = results[serving_bench.Load(server, api, 1, clients)]
                 b = results[serving_bench.Load(PLAIN, api, 1, clients)]
                 rows.append({"model": model, "server": server, "api": api, "clients": clients,
-                             "ratio": round(a["req_per_s"] / b["req_per_s"], 2) if b["req_per_s"] else None,
+                             "ratio": serving_bench.throughput_ratio(a, b),
                              "batching": a, "plain": b, "goal": ">= 1.5x" if clients == 32 else ""})
     return rows
 

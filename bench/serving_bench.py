@@ -771,8 +771,12 @@ def _compare(results: Dict[Load, dict], name: str, ours: Load, theirs: Load, goa
     if ours not in results or theirs not in results:
         return None
     a, b = results[ours], results[theirs]
-    ratio = round(a["req_per_s"] / b["req_per_s"], 2) if b["req_per_s"] else None
-    return Comparison(name, ratio, detail(a, b), goal)
+    return Comparison(name, throughput_ratio(a, b), detail(a, b), goal)
+
+
+def throughput_ratio(ours: dict, theirs: dict) -> Optional[float]:
+    """req/s of one load over another's (None when the second answered nothing)."""
+    return round(ours["req_per_s"] / theirs["req_per_s"], 2) if theirs["req_per_s"] else None
 
 
 def _comparisons(results: Dict[Load, dict]) -> List[Comparison]:
