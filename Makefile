@@ -89,6 +89,7 @@ bench: setup airflow-setup kserve-setup
 	$(BIN)/python bench/traffic_bench.py
 	$(BIN)/python bench/tables_bench.py
 	$(BIN)/python bench/forecast_bench.py
+	$(BIN)/python bench/forecast_references.py
 	$(BIN)/python bench/text_bench.py
 	$(BIN)/python bench/suite_bench.py
 

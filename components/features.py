@@ -74,6 +74,9 @@ def label_vocabulary(label: str) -> str:
 # Forecast scaling, emitted by the Transform next to the features (not model inputs, hence the
 # leading underscore) so the serving signature can give forecasts in the series' own units.
 FORECAST_OFFSET, FORECAST_SCALE = "_forecast_offset", "_forecast_scale"
+# Which of components.forecast_bases.BASE_NAMES the Transform chose (the same on every row), for the
+# Trainer to report.
+FORECAST_BASE = "_forecast_base"
 # A regression label's mean and standard deviation over the train split, emitted likewise: the model
 # learns the standardized label (a loss of order 1 whatever the label's units) and the exported
 # signatures answer in the label's own units.
@@ -85,7 +88,8 @@ LABEL_OFFSET, LABEL_SCALE = "_label_offset", "_label_scale"
 # beside the window (components.models.base.join_known_ahead).
 KNOWN_AHEAD = "known_ahead"
 
-INTERNAL_OUTPUTS = frozenset({LABEL_OFFSET, LABEL_SCALE, FORECAST_OFFSET, FORECAST_SCALE})  # not features
+# not features
+INTERNAL_OUTPUTS = frozenset({LABEL_OFFSET, LABEL_SCALE, FORECAST_OFFSET, FORECAST_SCALE, FORECAST_BASE})
 
 
 def is_model_input(transformed: str, label_keys) -> bool:

@@ -22,6 +22,7 @@ from tfx_bsl.public import tfxio
 from components import train_workers, training_loop
 from components.export import mark_signature_methods, save_model, serving_signatures
 from components.features import (
+    FORECAST_BASE,
     KNOWN_AHEAD,
     LABEL_OFFSET,
     LABEL_SCALE,
@@ -31,6 +32,7 @@ from components.features import (
     raw_name,
     transformed_name,
 )
+from components.forecast_bases import BASE_NAMES
 from components.gate_metrics import HIGHER_IS_BETTER
 from components.gate_metrics import value as gate_metric_value
 from components.image_layers import augmentation
@@ -378,6 +380,43 @@ def _better_of_linear(config: TrainSpec, fn_args: FnArgs, dnn: Tuple[keras.Model
     return (linear, linear_history, linear_hp) if linear_wins else dnn
 
 
+CORRECTION_SHARES = (0.0, 0.5, 1.0)  # a forecaster's share of its learned correction; 0 is the base alone
+COMBINED_SHARE = 0.5  # base and model forecasts averaged, where the validation windows are too few to choose
+CHOOSING_WINDOWS = 30  # validation windows (one a series) from which their MAE chooses the share
+
+
+def chosen_forecast_base(fn_args: FnArgs, tft_output: tft.TFTransformOutput) -> str:
+    """The base forecast the Transform chose (components.forecast_bases), as its rows record it."""
+    options = tfxio.TensorFlowDatasetOptions(batch_size=1, num_epochs=1)
+    data = fn_args.data_accessor.tf_dataset_factory(fn_args.eval_files, options, tft_output.transformed_metadata.schema)
+    return BASE_NAMES[int(np.reshape(next(iter(data))[FORECAST_BASE].numpy(), -1)[0])]
+
+
+def weigh_correction(model: keras.Model, evaluation: Any) -> Dict[str, Any]:
+    """A user's series: the model learns a correction to the Transform's base forecast, and on a
+    short series (a few dozen train windows) that correction can fit their noise. The share of it
+    kept is the one of CORRECTION_SHARES with the lowest MAE on the validation windows (the
+    Evaluator's holdout is never seen; ties keep the larger share) when there are CHOOSING_WINDOWS
+    of them. A table of a few series has a window or two, whose noise would make the choice: the
+    forecast is then the average of the base's and the model's (COMBINED_SHARE), a combination of two
+    forecasts that beat each alone on the bench (docs/models.md). The head's last layer is scaled by
+    the share, so the served forecast is base + share x correction."""
+    labels, corrections = [], []
+    for x, y in evaluation:
+        labels.append(np.reshape(y.numpy(), (len(y), -1)))
+        corrections.append(np.reshape(model(x, training=False).numpy(), (len(y), -1)))
+    label, correction = np.concatenate(labels), np.concatenate(corrections)
+    errors = {share: float(np.mean(np.abs(label - share * correction))) for share in CORRECTION_SHARES}
+    chooses = len(label) >= CHOOSING_WINDOWS
+    chosen = min(sorted(errors, reverse=True), key=errors.get) if chooses else COMBINED_SHARE
+    head = model.get_layer("predictions_steps" if "predictions_steps" in [layer.name for layer in model.layers]
+                           else "predictions")
+    head.set_weights([chosen * weights for weights in head.get_weights()])
+    return {"correction_kept": chosen, "chosen_by": "validation" if chooses else "combination",
+            "validation_windows": len(label),
+            "validation_mae": {str(share): e for share, e in errors.items()}}
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """Trains and exports; a training worker other than the chief writes to a scratch folder."""
     with train_workers.worker_outputs(fn_args) as scratch:
@@ -403,6 +442,8 @@ def _train_and_export(config: TrainSpec, fn_args: FnArgs) -> None:
         model, history, hp = _better_of_linear(config, fn_args, (model, history, hp), spec, head, train, evaluation,
                                                info)
         description = model_description(config.family, config.task, hp, spec, head)
+    if head.zero_start:
+        info["forecast"] = {"base": chosen_forecast_base(fn_args, tft_output), **weigh_correction(model, evaluation)}
     os.makedirs(fn_args.model_run_dir, exist_ok=True)
     with open(os.path.join(fn_args.model_run_dir, HISTORY_FILE), "w") as f:
         json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, f)

@@ -6,14 +6,15 @@ Referenced by TFX as ``components.transform.preprocessing_fn``; ``custom_config`
 """
 import functools
 import math
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import image_layers
+from components import forecast_bases, image_layers
 from components.features import (
     FEATURE_VOCABULARY,
+    FORECAST_BASE,
     FORECAST_OFFSET,
     FORECAST_SCALE,
     KNOWN_AHEAD,
@@ -83,42 +84,38 @@ def forecast_features(inputs: Mapping[str, Tensorish], window: str, shape: list,
     }
 
 
-def seasonal_profile_base(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
-    """[batch, horizon]: the window's seasonal shape (each position's mean deviation from its season's
-    mean, over the whole seasons the window holds) on the level of its last season. Averaging the
-    seasons halves a noisy series' error against repeating the last one, and holding the last level
-    keeps a level shift where a drift would carry it on (lag 1: the last value)."""
-    length = values.shape[1]
-    count = length // lag
-    seasons = tf.reshape(values[:, length - count * lag:], [-1, count, lag])
-    means = tf.reduce_mean(seasons, axis=2, keepdims=True)
-    profile = tf.reduce_mean(seasons - means, axis=1)
-    return means[:, -1, :] + tf.gather(profile, [step % lag for step in range(horizon)], axis=1)
+def _train_mean(errors: tf.Tensor) -> tf.Tensor:
+    return tft.mean(errors, reduce_instance_dims=False, name="forecast_base_errors")
 
 
 def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: list, target: str,
-                           season: int, horizon: int) -> Dict[str, tf.Tensor]:
+                           season: int, horizon: int,
+                           over_windows: Callable[[tf.Tensor], tf.Tensor] = _train_mean) -> Dict[str, tf.Tensor]:
     """Each window scaled by itself, so one model serves series of any size: less its mean, over
     the in-sample MAE of its seasonal naive forecast (lag ``season`` when the window holds two
-    seasons, else 1: release.forecast_baselines.mase_scale's rule). The target is what the window's
-    seasonal profile on its last level (``seasonal_profile_base``) misses, on the same scale: the
-    model learns a correction to a sound forecast, trend included (a few windows of a short series
-    do not have to teach it seasonality), and a scaled target's absolute error is still the
-    forecast's error over the window's seasonal naive error: a MASE with the window as the history,
-    so the Evaluator's MAE gates on "MASE < 1". The scale is floored at a tenth of the window's standard deviation, so a
-    nearly periodic window does not blow its values up."""
+    seasons, else 1: release.forecast_baselines.mase_scale's rule). The target is what the base
+    forecast the train windows favour (components.forecast_bases) misses, on the same scale: the
+    model learns a correction to a sound forecast (a few windows of a short series do not have to
+    teach it seasonality or trend), and a scaled target's absolute error is still the forecast's
+    error over the window's seasonal naive error: a MASE with the window as the history, so the
+    Evaluator's MAE gates on "MASE < 1". The scale is floored at a tenth of the window's standard
+    deviation, so a nearly periodic window does not blow its values up."""
     values = tf.cast(inputs[window], tf.float32)
-    lag = season if 1 < season and 2 * season <= shape[0] else 1
+    lag = forecast_bases.seasonal_lag(season, shape[0])
     level = tf.reduce_mean(values, axis=1, keepdims=True)
     naive_error = tf.reduce_mean(tf.abs(values[:, lag:] - values[:, :-lag]), axis=1, keepdims=True)
     spread = tf.math.reduce_std(values, axis=1, keepdims=True)
     scale = tf.maximum(naive_error, tf.maximum(0.1 * spread, 1e-6 * tf.abs(level) + 1e-12))
-    base = seasonal_profile_base(values, lag, horizon)
+    targets = tf.cast(inputs[target], tf.float32)
+    candidates = forecast_bases.candidate_bases(values, lag, horizon)
+    base, chosen = forecast_bases.chosen_base(candidates, forecast_bases.base_errors(candidates, targets, scale),
+                                              over_windows)
     return {
         transformed_name(window): tf.reshape((values - level) / scale, [-1, *shape]),
-        transformed_name(target): (tf.cast(inputs[target], tf.float32) - base) / scale,
+        transformed_name(target): (targets - base) / scale,
         FORECAST_OFFSET: base,  # [batch, horizon]: the forecast is base + prediction x scale
         FORECAST_SCALE: scale,
+        FORECAST_BASE: tf.zeros_like(scale, tf.int64) + chosen,
     }
 
 

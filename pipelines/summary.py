@@ -1,6 +1,6 @@
 """The run summary `mlops run` prints: components with status and seconds, gate metrics, blessing,
 edge variants, what was pushed and registered."""
-from typing import List
+from typing import Any, List, Mapping
 
 from components.gate_metrics import MIN_SLICE_ROWS, OVERALL
 from core.config import SERIES_EDGE_LEFT_OUT, PipelineConfig
@@ -169,6 +169,9 @@ def format_evaluation(report: RunReport) -> List[str]:
     if candidates:
         lines.append(f"model candidates on the eval split ({candidates['metric']}): dnn {candidates['dnn']:.4f}, "
                      f"linear {candidates['linear']:.4f}; kept: {candidates['chosen']}")
+    forecast = report.model_info.get("forecast")
+    if forecast:
+        lines += _forecast_model_lines(forecast)
     if report.blessed is not None:
         lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
     unjudged = report.unjudged_slices
@@ -176,6 +179,17 @@ def format_evaluation(report: RunReport) -> List[str]:
         shown = ", ".join(f"{name} ({rows} rows)" for name, rows in unjudged.items())
         lines.append(f"slices not judged (fewer than {MIN_SLICE_ROWS} eval rows; shown, never gated): {shown}")
     return lines
+
+
+def _forecast_model_lines(forecast: Mapping[str, Any]) -> List[str]:
+    """A user's series: the base the Transform chose and the share of the model's correction kept."""
+    windows = forecast["validation_windows"]
+    how = (f"the lowest MAE on {windows} validation windows" if forecast["chosen_by"] == "validation" else
+           f"base and model averaged: {windows} validation window(s), too few to choose by")
+    shares = ", ".join(f"{share} {mae:.4f}" for share, mae in forecast["validation_mae"].items())
+    return [f"forecast base (the lowest error on the train windows): {forecast['base']}",
+            f"share of the learned correction kept: {forecast['correction_kept']:g} ({how}; validation MAE by "
+            f"share: {shares})"]
 
 
 def format_release(config: PipelineConfig, report: RunReport) -> List[str]:

@@ -114,6 +114,8 @@ def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, A
             "lookback": spec.lookback, "lookback_reason": spec.lookback_reason, "horizon": spec.horizon,
             "filled": spec.filled, "first_gap": spec.first_gap, "known_ahead": spec.known_ahead, "holdout": scores,
             "ets_series": holdout.ets_series if holdout else 0,
+            "base": report.model_info.get("forecast", {}).get("base"),
+            "correction_kept": report.model_info.get("forecast", {}).get("correction_kept"),
             "edge": f"left out: {SERIES_EDGE_LEFT_OUT}"}
 
 
@@ -126,6 +128,8 @@ def _forecast_html(forecast: Optional[Mapping[str, Any]]) -> str:
                     "horizon": forecast["horizon"],
                     "lookback": f"{forecast['lookback']} ({forecast['lookback_reason']})",
                     "known ahead": forecast.get("known_ahead") or "-",
+                    "base forecast": f"{forecast.get('base') or '-'} (learned correction kept: "
+                                     f"{forecast.get('correction_kept')})",
                     "points filled": forecast["filled"], "TF Lite": forecast["edge"]})
     rows = [(_e(name), _number(s["mae"]), _number(s["rmse"]), _number(s["smape"], 2), _number(s["mase"], 3))
             for name, s in forecast["holdout"].items()]

@@ -50,7 +50,7 @@ def _params(config: PipelineConfig, report: RunReport, facts: DataFacts) -> Dict
     for key in ("parameters", "epochs_run", "best_epoch", "replicas_in_sync"):
         if key in report.model_info:
             params[f"model.{key}"] = str(report.model_info[key])
-    for key in ("inputs", "head", "candidates"):
+    for key in ("inputs", "head", "candidates", "forecast"):
         if key in report.model_info:
             params[f"model.{key}"] = json.dumps(report.model_info[key], sort_keys=True)
     params.update(facts.params)

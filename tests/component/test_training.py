@@ -108,3 +108,27 @@ def test_the_resume_backup_is_written_once_its_interval_passed(tmp_path, seconds
     model.fit(data, epochs=6, verbose=0, callbacks=[Tick(), Recorded(str(backup), seconds, clock=lambda: now[0])])
     assert written == backed_up
     assert not backup.exists() or not any(backup.iterdir())
+
+
+@pytest.mark.parametrize("family, windows, truth, kept", [
+    ("dnn", 40, 0.0, 0.0), ("dnn", 40, 0.5, 0.5), ("dnn", 40, 1.0, 1.0), ("dnn", 40, 0.45, 0.5),
+    ("dnn", 29, 1.0, 0.5), ("dnn", 29, 0.0, 0.5), ("seq2seq", 40, 0.0, 0.0)])  # seq2seq: a per-step head
+def test_a_forecaster_keeps_the_share_of_its_correction_the_validation_windows_favour(family, windows, truth, kept):
+    """The head's last layer is scaled by the kept share, so the model's output is that share of what
+    it was; the validation MAE of every share is reported; under 30 windows the share is a half."""
+    import tensorflow as tf
+
+    from components.models.base import FeatureSpec, HeadSpec
+    from components.models.builder import build_model
+    from components.trainer import CORRECTION_SHARES, weigh_correction
+
+    spec = FeatureSpec(tensors={"window_xf": (8, 1)})
+    model = build_model(family, HeadSpec("forecast", units=4, zero_start=False), spec, {"seed": 1})
+    inputs = np.random.default_rng(3).normal(size=(windows, 8, 1)).astype("float32")
+    before = model({"window_xf": inputs}).numpy()
+    validation = tf.data.Dataset.from_tensor_slices(({"window_xf": inputs}, truth * before)).batch(16)
+    report = weigh_correction(model, validation)
+    assert (report["correction_kept"], report["validation_windows"]) == (kept, windows)
+    assert report["chosen_by"] == ("validation" if windows >= 30 else "combination")
+    assert set(report["validation_mae"]) == {str(w) for w in CORRECTION_SHARES}
+    np.testing.assert_allclose(model({"window_xf": inputs}).numpy(), kept * before, rtol=1e-5, atol=1e-6)

@@ -126,12 +126,30 @@ def test_z_scores_of_columns_missing_for_whole_batches(tmp_path):
     np.testing.assert_allclose(_column(transformed, "full_xf"), (full - full.mean()) / full.std(), atol=1e-4)
 
 
+def _numpy_bases(window, lag, horizon):
+    """The oracle of components.forecast_bases: the seasonal profile on three levels, then on logs."""
+    def forms(w):
+        count = len(w) // lag
+        seasons = w[len(w) - count * lag:].reshape(count, lag)
+        means = seasons.mean(axis=1)
+        profile = (seasons - means[:, None]).mean(axis=0)[[step % lag for step in range(horizon)]]
+        slope = (means[-1] - means[0]) / max((count - 1) * lag, 1)
+        smoothed = means[0]
+        for mean in means[1:]:
+            smoothed = 0.5 * mean + 0.5 * smoothed
+        return [means[-1] + profile, means[-1] + slope * lag * (np.arange(horizon) // lag + 1) + profile,
+                smoothed + profile]
+    units = forms(window)
+    return units + ([np.exp(f) for f in forms(np.log(window))] if (window > 0).all() else units)
+
+
 @pytest.mark.parametrize("season, length", [(12, 24), (4, 6), (1, 10)])
 def test_a_series_window_is_scaled_by_its_own_seasonal_naive_error(season, length):
     """The gate's MASE: a scaled target's error is the forecast's error over the window's in-sample
     seasonal naive MAE, release.forecast_baselines.mase_scale's rule (lag 1 under two seasons); the
-    base is the window's seasonal profile on its last season's level; the served forecast undoes both."""
-    from components.features import FORECAST_OFFSET, FORECAST_SCALE
+    base is the one of the six whose scaled error over the windows is lowest; the served forecast
+    undoes both."""
+    from components.features import FORECAST_BASE, FORECAST_OFFSET, FORECAST_SCALE
     from release.forecast_baselines import mase_scale
 
     rng = np.random.default_rng(season)
@@ -140,14 +158,38 @@ def test_a_series_window_is_scaled_by_its_own_seasonal_naive_error(season, lengt
     targets = rng.uniform(10, 1000, (3, 5))
     out = transform.window_scaled_features({"window": tf.constant(windows, tf.float32),
                                             "target": tf.constant(targets, tf.float32)},
-                                           "window", [length, 1], "target", season, 5)
+                                           "window", [length, 1], "target", season, 5,
+                                           over_windows=lambda errors: tf.reduce_mean(errors, axis=0))
     scale, base = out[FORECAST_SCALE].numpy().reshape(-1), out[FORECAST_OFFSET].numpy()
     np.testing.assert_allclose(scale, [mase_scale(w, season) for w in windows], rtol=1e-4)
     lag = season if 2 * season <= length else 1
-    seasons = windows[:, length - (length // lag) * lag:].reshape(3, -1, lag)
-    profile = (seasons - seasons.mean(axis=2, keepdims=True)).mean(axis=1)
-    expected = seasons[:, -1].mean(axis=1, keepdims=True) + profile[:, [step % lag for step in range(5)]]
+    bases = np.array([_numpy_bases(w, lag, 5) for w in windows])  # [window, base, step]
+    errors = (np.abs(targets[:, None, :] - bases).mean(axis=2) / scale[:, None]).mean(axis=0)
+    expected = bases[:, int(np.argmin(errors))]
     np.testing.assert_allclose(base, expected, rtol=1e-4)
+    assert out[FORECAST_BASE].numpy().reshape(-1).tolist() == [int(np.argmin(errors))] * 3  # the Trainer reports it
     scaled = out[transform.transformed_name("target")].numpy()
     np.testing.assert_allclose(np.abs(scaled), np.abs(targets - expected) / scale[:, None], rtol=1e-3)
     assert out[transform.transformed_name("window")].shape == (3, length, 1)
+
+
+@pytest.mark.parametrize("kind, chosen", [("flat", "last season"), ("trend", "drift"), ("growth", "drift on logs")])
+def test_the_train_windows_choose_the_base_that_forecasts_their_kind_of_series(kind, chosen):
+    """A seasonal series around a level, on a line, and growing by a rate (its season with it): the
+    base of that kind forecasts the next season exactly and is chosen; a window with a value <= 0
+    takes the units' form of a logs base."""
+    from components import forecast_bases
+
+    t = np.arange(30, dtype=np.float64)
+    season = np.tile([3.0, -1.0, 4.0, -6.0], 8)[:30]
+    series = {"flat": 50 + season, "trend": 50 + 2 * t + season,
+              "growth": 10 * 1.05 ** t * (1 + season / 10)}[kind]
+    windows = np.array([series[i:i + 8] for i in range(18)])
+    targets = np.array([series[i + 8:i + 12] for i in range(18)])
+    candidates = forecast_bases.candidate_bases(tf.constant(windows, tf.float32), 4, 4)
+    errors = forecast_bases.base_errors(candidates, tf.constant(targets, tf.float32), tf.ones([18, 1]))
+    base, index = forecast_bases.chosen_base(candidates, errors, lambda e: tf.reduce_mean(e, axis=0))
+    assert forecast_bases.BASE_NAMES[int(index)] == chosen
+    np.testing.assert_allclose(base.numpy(), targets, rtol=1e-4)
+    crossing = forecast_bases.candidate_bases(tf.constant([[-1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]]), 4, 4)
+    np.testing.assert_allclose(crossing[:, 3:].numpy(), crossing[:, :3].numpy())

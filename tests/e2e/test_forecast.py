@@ -119,6 +119,8 @@ def test_decimal_years_read_as_the_same_months(forecasts):
 def test_the_summary_and_card_say_how_the_series_were_read_and_scored(forecasts):
     import json
 
+    from components.forecast_bases import BASE_NAMES
+    from components.trainer import CORRECTION_SHARES
     from pipelines.summary import format_summary
 
     config, report, path = forecasts["stores"]
@@ -131,6 +133,12 @@ def test_the_summary_and_card_say_how_the_series_were_read_and_scored(forecasts)
     assert (card["series"], card["series_id"], card["frequency"], card["horizon"]) == (5, ["store"], "monthly", 12)
     holdout = card["holdout"]
     assert holdout["model"]["mase"] == pytest.approx(report.holdout.model.mase)
+    chosen = report.model_info["forecast"]  # the Transform's base and the share of the correction kept
+    assert chosen["base"] in BASE_NAMES and chosen["correction_kept"] in CORRECTION_SHARES, chosen
+    assert (card["base"], card["correction_kept"]) == (chosen["base"], chosen["correction_kept"])
+    assert f"forecast base (the lowest error on the train windows): {chosen['base']}\n" in text
+    assert ("share of the learned correction kept: 0.5 (base and model averaged: 5 validation window(s), too few "
+            "to choose by; validation MAE by share: 0.0 ") in text and chosen["chosen_by"] == "combination"
     assert holdout["seasonal naive"]["mae"] > holdout["model"]["mae"] and any(k.startswith("ETS (") for k in holdout)
 
 

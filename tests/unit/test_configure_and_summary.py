@@ -105,6 +105,23 @@ def test_the_summary_names_components_metrics_blessing_edge_and_push(tmp_path):
     assert "serving version: /h/serving/tx/17 [pushed]" in text
 
 
+@pytest.mark.parametrize("chosen_by, windows, how", [
+    ("validation", 100, "the lowest MAE on 100 validation windows"),
+    ("combination", 1, "base and model averaged: 1 validation window(s), too few to choose by")])
+def test_the_summary_says_which_forecast_base_and_share_were_kept(tmp_path, chosen_by, windows, how):
+    from dataclasses import replace
+
+    from pipelines.summary import format_summary
+
+    config = build_config(RunRequest(use_case="fraud", home=str(tmp_path / "home")))
+    forecast = {"base": "drift on logs", "correction_kept": 0.5, "chosen_by": chosen_by, "validation_windows": windows,
+                "validation_mae": {"0.0": 0.9, "0.5": 0.8, "1.0": 0.85}}
+    text = format_summary(config, replace(_report(), model_info={"forecast": forecast}))
+    assert "forecast base (the lowest error on the train windows): drift on logs\n" in text
+    assert (f"share of the learned correction kept: 0.5 ({how}; validation MAE by share: 0.0 0.9000, 0.5 0.8000, "
+            "1.0 0.8500)") in text
+
+
 def test_tracking_params_metrics_and_tags_of_a_run(tmp_path):
     from release.run_files import DataFacts
     from release.tracking import _metrics, _params, _tags

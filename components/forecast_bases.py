@@ -1,0 +1,63 @@
+"""A user's series: the base forecast each window's model corrects, chosen by the Transform.
+
+Each window offers six bases: the window's seasonal profile (each position's mean deviation from its
+season's mean) on three levels (the last season's mean; that mean carried on by the window's drift;
+the seasons' means smoothed exponentially, as simple exponential smoothing does), each in the series'
+units and on its logarithms (a season that grows with the level, as in AirPassengers; a window with a
+value <= 0 takes the units' form there). The Transform keeps the one whose error over the train
+windows is lowest (an analyzer, so the choice is a constant of the served graph): a short or noisy
+series starts from a sound forecast of its own kind, and the model learns what that base misses.
+Measured per series in docs/models.md.
+"""
+from typing import Callable, Tuple
+
+import tensorflow as tf
+
+SMOOTHING = 0.5  # the smoothed level's weight on the newest season
+LEVELS = ("last season", "drift", "smoothed")
+BASE_NAMES = LEVELS + tuple(f"{level} on logs" for level in LEVELS)  # candidate_bases' order
+
+
+def seasonal_lag(season: int, length: int) -> int:
+    """The season when the window holds two of them, else 1 (release.forecast_baselines.mase_scale's rule)."""
+    return season if 1 < season and 2 * season <= length else 1
+
+
+def _level_forms(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
+    """[batch, len(LEVELS), horizon]: the seasonal profile on each level."""
+    length = values.shape[1]
+    count = length // lag
+    seasons = tf.reshape(values[:, length - count * lag:], [-1, count, lag])
+    means = tf.reduce_mean(seasons, axis=2)  # [batch, count]
+    profile = tf.gather(tf.reduce_mean(seasons - means[:, :, tf.newaxis], axis=1),
+                        [step % lag for step in range(horizon)], axis=1)
+    last = means[:, -1:]
+    # whole seasons ahead: the profile already holds the drift within a season
+    ahead = tf.constant([[lag * (step // lag + 1) for step in range(horizon)]], tf.float32)
+    slope = (last - means[:, :1]) / max((count - 1) * lag, 1)
+    weights = [(1 - SMOOTHING) ** (count - 1)] + [SMOOTHING * (1 - SMOOTHING) ** (count - 1 - i)
+                                                  for i in range(1, count)]
+    smoothed = tf.reduce_sum(means * tf.constant(weights, tf.float32), axis=1, keepdims=True)
+    return tf.stack([last + profile, last + slope * ahead + profile, smoothed + profile], axis=1)
+
+
+def candidate_bases(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
+    """[batch, len(BASE_NAMES), horizon]: every base of each [batch, length] window."""
+    units = _level_forms(values, lag, horizon)
+    positive = tf.reduce_all(values > 0, axis=1)[:, tf.newaxis, tf.newaxis]
+    logs = tf.exp(_level_forms(tf.math.log(tf.maximum(values, 1e-30)), lag, horizon))
+    return tf.concat([units, tf.where(positive, logs, units)], axis=1)
+
+
+def base_errors(candidates: tf.Tensor, target: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """[batch, len(BASE_NAMES)]: each base's mean absolute error on the window's scale."""
+    return tf.reduce_mean(tf.abs(target[:, tf.newaxis, :] - candidates), axis=2) / scale
+
+
+def chosen_base(candidates: tf.Tensor, errors: tf.Tensor,
+                over_windows: Callable[[tf.Tensor], tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
+    """([batch, horizon], its index in BASE_NAMES): the base whose errors, averaged by
+    ``over_windows`` ([batch, bases] -> [bases]; tft.mean over the train split in the pipeline), are
+    lowest."""
+    index = tf.argmin(over_windows(errors))
+    return tf.gather(candidates, index, axis=1), index
