@@ -37,7 +37,7 @@ from components.gate_metrics import HIGHER_IS_BETTER
 from components.gate_metrics import value as gate_metric_value
 from components.image_layers import augmentation
 from components.models import autoencoder, distillation, transfer
-from components.models.base import LOSSES, FeatureSpec, HeadSpec, task_metrics
+from components.models.base import LOSSES, FeatureSpec, HeadSpec, forecast_head_layer, task_metrics
 from components.models.builder import build_model
 from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small_data_defaults, tuned_values
 from components.specs import TrainSpec, TransformSpec
@@ -346,15 +346,21 @@ def _tries_linear(config: TrainSpec, fn_args: FnArgs) -> bool:
             and not config.pretrained and not config.distill_from)
 
 
-def eval_score(model: keras.Model, evaluation: Any, task_name: str) -> Tuple[str, float]:
-    """The task's gate metric of ``model`` on the eval split (what the Evaluator will judge), in
-    the units the model learns (a regression's standardized label)."""
+def labels_and_predictions(model: keras.Model, evaluation: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """([rows, outputs] labels, [rows, outputs] predictions) of ``model`` over a (features, label) dataset."""
     labels, predictions = [], []
     for x, y in evaluation:
         labels.append(np.reshape(y.numpy(), (len(y), -1)))
         predictions.append(np.reshape(model(x, training=False).numpy(), (len(y), -1)))
+    return np.concatenate(labels), np.concatenate(predictions)
+
+
+def eval_score(model: keras.Model, evaluation: Any, task_name: str) -> Tuple[str, float]:
+    """The task's gate metric of ``model`` on the eval split (what the Evaluator will judge), in
+    the units the model learns (a regression's standardized label)."""
+    labels, predictions = labels_and_predictions(model, evaluation)
     name = get_task(task_name).gate_metric
-    score = gate_metric_value(name, np.concatenate(labels).reshape(-1), np.concatenate(predictions))
+    score = gate_metric_value(name, labels.reshape(-1), predictions)
     worst = -np.inf if HIGHER_IS_BETTER[name] else np.inf
     return name, float(worst if score is None else score)
 
@@ -401,16 +407,11 @@ def weigh_correction(model: keras.Model, evaluation: Any) -> Dict[str, Any]:
     forecast is then the average of the base's and the model's (COMBINED_SHARE), a combination of two
     forecasts that beat each alone on the bench (docs/models.md). The head's last layer is scaled by
     the share, so the served forecast is base + share x correction."""
-    labels, corrections = [], []
-    for x, y in evaluation:
-        labels.append(np.reshape(y.numpy(), (len(y), -1)))
-        corrections.append(np.reshape(model(x, training=False).numpy(), (len(y), -1)))
-    label, correction = np.concatenate(labels), np.concatenate(corrections)
+    label, correction = labels_and_predictions(model, evaluation)
     errors = {share: float(np.mean(np.abs(label - share * correction))) for share in CORRECTION_SHARES}
     chooses = len(label) >= CHOOSING_WINDOWS
     chosen = min(sorted(errors, reverse=True), key=errors.get) if chooses else COMBINED_SHARE
-    head = model.get_layer("predictions_steps" if "predictions_steps" in [layer.name for layer in model.layers]
-                           else "predictions")
+    head = forecast_head_layer(model)
     head.set_weights([chosen * weights for weights in head.get_weights()])
     return {"correction_kept": chosen, "chosen_by": "validation" if chooses else "combination",
             "validation_windows": len(label),

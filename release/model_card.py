@@ -104,7 +104,7 @@ def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, A
     spec = config.series_table
     if spec is None:
         return None
-    holdout = report.holdout
+    holdout, model = report.holdout, report.model_info.get("forecast", {})
     scores = {} if holdout is None else {
         name: vars(value) for name, value in (("model", holdout.model), ("seasonal naive", holdout.seasonal_naive),
                                               (f"ETS ({', '.join(sorted(set(holdout.ets_models))[:3])})", holdout.ets))
@@ -114,8 +114,7 @@ def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, A
             "lookback": spec.lookback, "lookback_reason": spec.lookback_reason, "horizon": spec.horizon,
             "filled": spec.filled, "first_gap": spec.first_gap, "known_ahead": spec.known_ahead, "holdout": scores,
             "ets_series": holdout.ets_series if holdout else 0,
-            "base": report.model_info.get("forecast", {}).get("base"),
-            "correction_kept": report.model_info.get("forecast", {}).get("correction_kept"),
+            "base": model.get("base"), "correction_kept": model.get("correction_kept"),
             "edge": f"left out: {SERIES_EDGE_LEFT_OUT}"}
 
 

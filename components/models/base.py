@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import tf_keras as keras
 
 from components import libraries_are_not_autographed
+from components.features import PREDICTIONS
 from components.models.text import text_stem
 
 libraries_are_not_autographed()
@@ -153,6 +154,16 @@ def embedding_endpoint(x: Any) -> Any:
     return keras.layers.Activation("linear", name=EMBEDDING)(x)
 
 
+STEPS = "_steps"  # a decoder's per-step head layer: its name is the output's plus this
+
+
+def forecast_head_layer(model: keras.Model) -> keras.layers.Layer:
+    """The layer whose kernel and bias make a forecast head's output: its Dense, or a decoder's
+    per-step Dense (whose Flatten carries the output's name)."""
+    names = {layer.name for layer in model.layers}
+    return model.get_layer(PREDICTIONS + STEPS if PREDICTIONS + STEPS in names else PREDICTIONS)
+
+
 def _single_head(x: Any, task: str, units: int, name: str, zero_start: bool = False) -> Any:
     if task == "binary":
         return keras.layers.Dense(1, activation="sigmoid", name=name)(x)
@@ -165,7 +176,7 @@ def _single_head(x: Any, task: str, units: int, name: str, zero_start: bool = Fa
     if task == "forecast":
         start = "zeros" if zero_start else "glorot_uniform"  # Keras' default
         if len(x.shape) == 3:  # a decoder's per-step output [T, units] (seq2seq)
-            x = keras.layers.TimeDistributed(keras.layers.Dense(1, kernel_initializer=start), name=f"{name}_steps")(x)
+            x = keras.layers.TimeDistributed(keras.layers.Dense(1, kernel_initializer=start), name=name + STEPS)(x)
             return keras.layers.Flatten(name=name)(x)
         return keras.layers.Dense(units, kernel_initializer=start, name=name)(x)
     raise ValueError(f"no head for task '{task}'")
@@ -178,8 +189,8 @@ def task_head(x: Any, head: HeadSpec) -> Any:
         x = embedding_endpoint(x)
         return {name: _single_head(x, task, units, name) for name, task, units in head.subheads}
     if head.task == "forecast" and len(x.shape) == 3:
-        return _single_head(x, head.task, head.units, "predictions", head.zero_start)  # per-step decoder states
-    return _single_head(embedding_endpoint(x), head.task, head.units, "predictions", head.zero_start)
+        return _single_head(x, head.task, head.units, PREDICTIONS, head.zero_start)  # per-step decoder states
+    return _single_head(embedding_endpoint(x), head.task, head.units, PREDICTIONS, head.zero_start)
 
 
 LOSSES = {"binary": "binary_crossentropy", "multiclass": "sparse_categorical_crossentropy",
