@@ -206,6 +206,13 @@ def _cell(value: Optional[float], digits: str = ".4g") -> str:
     return "" if value is None else format(value, digits)
 
 
+def _shipped(result: Dict[str, object]) -> str:
+    """The TF Lite variants the run shipped (none when it was not blessed: no export ran)."""
+    if "edge_shipped" not in result:
+        return ""
+    return ", ".join(result["edge_shipped"]) or ("none" if result.get("blessed") else "not blessed")
+
+
 def _markdown(results: List[Dict[str, object]], head: Dict[str, object]) -> str:
     lines = ["# Forecasting a user's series (issue 41)", "",
              f"{head['when']}; {head['machine']}. `mlops run --data F --task forecast --label value --time date "
@@ -213,8 +220,8 @@ def _markdown(results: List[Dict[str, object]], head: Dict[str, object]) -> str:
              "series' last H points. Baselines on the same holdout: seasonal naive and statsmodels' ETS (form "
              "chosen by AICc), fitted by this bench on every series.", "",
              "| series | points | H | pushed | model MAE | ETS MAE | naive MAE | model MASE | ETS MASE | "
-             "model sMAPE | ETS sMAPE | MASE < 1 | within 10% of ETS | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "model sMAPE | ETS sMAPE | MASE < 1 | within 10% of ETS | TF Lite shipped | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         model = r.get("model") or {}
         verdict = {True: "met", False: "NOT met", None: ""}
@@ -223,7 +230,7 @@ def _markdown(results: List[Dict[str, object]], head: Dict[str, object]) -> str:
             f"{_cell(model.get('mae'))} | {_cell(r['ets']['mae'])} | {_cell(r['seasonal_naive']['mae'])} | "
             f"{_cell(model.get('mase'), '.3f')} | {_cell(r['ets']['mase'], '.3f')} | "
             f"{_cell(model.get('smape'), '.2f')} | {_cell(r['ets']['smape'], '.2f')} | "
-            f"{verdict[r.get('mase_met')]} | {verdict[r.get('ets_met')]} | {r['seconds']} |")
+            f"{verdict[r.get('mase_met')]} | {verdict[r.get('ets_met')]} | {_shipped(r)} | {r['seconds']} |")
     by_name = {r["name"]: r for r in results}
     if "stores_1" in by_name and "stores_100" in by_name:
         ratio = by_name["stores_100"]["seconds"] / by_name["stores_1"]["seconds"]

@@ -203,11 +203,14 @@ def cmd_edge_predict(args: argparse.Namespace) -> int:
         read_sidecar,
         rows_to_inputs,
     )
+    from serving.forecast_client import HistoryError
 
     model_path = _existing(args.model)
     paths = [Path(f) for f in args.files]
-    with translated(user=(EdgeInputError, ImageError)):
+    with translated(user=(EdgeInputError, ImageError, HistoryError)):
         sidecar = read_sidecar(model_path)
+        if sidecar.get("series"):
+            return _edge_forecast(model_path, sidecar, paths)
         if sidecar.get("image"):
             inputs = image_inputs(sidecar, paths)
         elif len(paths) > 1:
@@ -224,6 +227,20 @@ def cmd_edge_predict(args: argparse.Namespace) -> int:
     for i in range(len(next(iter(outputs.values())))):
         row = {name: value[i].tolist() for name, value in outputs.items()}
         print(f"{i}\t{json.dumps(row if len(row) > 1 else next(iter(row.values())))}")
+    return EXIT_OK
+
+
+def _edge_forecast(model_path: Path, sidecar, paths) -> int:
+    """A forecaster's TF Lite model on a history CSV: each series' future steps, as `mlops predict` prints them."""
+    from serving.codec.periods import FORECAST_OUTPUT
+    from serving.edge_runtime import EdgeInputError, EdgeModel, rows_to_inputs, series_rows
+    from serving.forecast_client import write_forecasts
+
+    if len(paths) != 1 or paths[0].suffix.lower() != ".csv":
+        raise EdgeInputError("a forecaster takes one history CSV (the series' recent points, as `mlops predict` does)")
+    info, windows, rows = series_rows(paths[0], sidecar)
+    outputs = EdgeModel(model_path).predict(rows_to_inputs(sidecar, rows, str(paths[0])))
+    write_forecasts(info, windows, outputs[FORECAST_OUTPUT].tolist(), sys.stdout)
     return EXIT_OK
 
 
@@ -324,7 +341,7 @@ def register(sub) -> None:
     edge = sub.add_parser("edge", help="run or time a TF Lite model as an edge device would (LiteRT)")
     edge_sub = edge.add_subparsers(dest="edge_command", required=True)
     edge_predict = add_command(edge_sub, "predict", cmd_edge_predict,
-                               "predict raw rows (a CSV or .npy file) or image files")
+                               "predict raw rows (a CSV or .npy file), image files, or a forecaster's history CSV")
     edge_predict.add_argument("model", help="a .tflite file with edge.json beside it (<version>/tflite/)")
     edge_predict.add_argument("files", nargs="+", metavar="FILE",
                               help="FILE.csv (raw columns by name), FILE.npy, or image files (an image model)")

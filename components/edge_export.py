@@ -25,18 +25,24 @@ from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionP
 from components.edge_conversion import conversion_problem, convert, save_edge_function
 from components.edge_folding import edge_function, edge_inputs, label_scaling
 from components.edge_parity import DEFAULT_TOLERANCES, EdgeExportError, Head, parity
+from components.edge_series import series_constants, series_edge_function, series_inputs
+from components.export import FORECAST
 from components.features import PREDICTIONS
 from components.splits import read_split
 from components.tasks import get_task
 from serving.codec import examples as example_codec
 from serving.codec.columns import read_columns
 from serving.codec.images import PIXELS_SIGNATURE, ImageInfo, load_pixels, read_image_info
+from serving.codec.periods import read_series_info
 from serving.edge_runtime import ARTIFACT_TYPE, REPORT_FILE, SIDECAR, EdgeModel, rows_to_inputs
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8")
 REPRESENTATIVE_ROWS = 200
 PARITY_ROWS = 2000
 EXAMPLE_ROWS = 3  # raw rows kept in the sidecar (edge bench, smoke checks on a device)
+SERIES_NORMALIZATION = ("computed in the model from the raw window, as the Transform does (components.edge_series): "
+                        "the window less its mean over its seasonal naive error, the base forecast the train windows "
+                        "chose, each covariate's moves scaled; next_date arrives as days since 1970-01-01")
 NORMALIZATION = ("folded into the model: transformed = (raw - centre) * scale + shift (= raw * scale + offset); "
                  "a missing number is replaced by 'fill' on the host; strings are looked up in 'vocabulary' "
                  "(else 'oov_index')")
@@ -94,6 +100,12 @@ def _labels(serialized_examples: Sequence[bytes], label: str, task: str,
             text = str(int(raw)) if isinstance(raw, float) and raw.is_integer() else str(raw)
             values.append(class_names.index(text) if text in class_names else -1)
     return np.asarray(values)
+
+
+def _series_targets(serialized_examples: Sequence[bytes], label: str) -> np.ndarray:
+    """[windows, horizon]: each eval window's targets in the series' units (a forecaster's MAE)."""
+    return np.asarray([example_codec.decode(serialized, [label])[label] for serialized in serialized_examples],
+                      np.float64)
 
 
 def _reference(served: Any, eval_examples: Sequence[bytes], eval_inputs: Mapping[str, np.ndarray],
@@ -154,7 +166,8 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
 
     labels = [label for label, _ in targets]
     served = tf.saved_model.load(str(model_dir))
-    inputs = edge_inputs(served, model_dir, tft_output, labels)
+    series = read_series_info(model_dir)
+    inputs = series_inputs(series) if series else edge_inputs(served, model_dir, tft_output, labels)
     names = sorted({spec.get("source", spec["name"]) for spec in inputs})
     columns, image = read_columns(model_dir), read_image_info(model_dir)
     class_names = label_classes(tft_output, labels[0], task) if len(labels) == 1 else []
@@ -162,9 +175,14 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
                                **({"class_names": class_names} if class_names else {}),
                                **({"image": image.as_json()} if image else {}),
                                **({"columns": columns.as_json()} if columns.keys else {}),
-                               "normalization": NORMALIZATION, "variants": {}}
+                               **({"series": series.as_json()} if series else {}),
+                               "normalization": SERIES_NORMALIZATION if series else NORMALIZATION, "variants": {}}
     try:
-        concrete = edge_function(served, inputs, task, label_scaling(served, tft_output))
+        if series:
+            concrete = series_edge_function(served, series, series_constants(served, tft_output.raw_feature_spec(),
+                                                                             series))
+        else:
+            concrete = edge_function(served, inputs, task, label_scaling(served, tft_output))
     except Exception as e:  # noqa: BLE001 - any tracing failure means: no edge model for this family
         raise EdgeExportError(f"cannot build the edge function: {type(e).__name__}: {e}") from e
     rows_of = (lambda records: _image_rows(records, image)) if image else (lambda records: _raw_rows(records, names))
@@ -174,13 +192,19 @@ def export_edge(model_dir: Path, tft_output: tft.TFTransformOutput, task: str, t
         for row in rep_rows:
             yield rows_to_inputs(sidecar, [row])
 
-    eval_examples = eval_examples[:PARITY_ROWS]
+    eval_examples = list(eval_examples[:PARITY_ROWS])
+    sidecar["parity_on"] = f"the eval split ({len(eval_examples)} rows)"
+    if series:  # one eval window a series: the train windows add rows to compare on
+        extra = list(train_examples[:PARITY_ROWS - len(eval_examples)])
+        sidecar["parity_on"] = f"{len(eval_examples)} eval and {len(extra)} train windows"
+        eval_examples += extra
     eval_rows = rows_of(eval_examples)
     sidecar["example_rows"] = [] if image else [dict(row) for row in eval_rows[:EXAMPLE_ROWS]]
     eval_inputs = rows_to_inputs(sidecar, eval_rows, "eval split")
     reference = _reference(served, eval_examples, eval_inputs, image, task, sidecar)
     label_values = _labels(eval_examples, labels[0], task, class_names) if len(labels) == 1 else None
-    heads = _heads(tft_output, task, targets, eval_examples)
+    heads = [(FORECAST, task, _series_targets(eval_examples, labels[0]))] if series else \
+        _heads(tft_output, task, targets, eval_examples)
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="edge-function-") as saved_dir:
         save_edge_function(concrete, served, Path(saved_dir))

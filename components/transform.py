@@ -88,6 +88,16 @@ def _train_mean(errors: tf.Tensor) -> tf.Tensor:
     return tft.mean(errors, reduce_instance_dims=False, name="forecast_base_errors")
 
 
+def window_level_and_scale(values: tf.Tensor, lag: int) -> Tuple[tf.Tensor, tf.Tensor]:
+    """([batch, 1] mean, [batch, 1] scale) of each [batch, length] window: the in-sample MAE of its
+    seasonal naive forecast, floored at a tenth of its standard deviation (the edge model computes
+    the same, components.edge_series)."""
+    level = tf.reduce_mean(values, axis=1, keepdims=True)
+    naive_error = tf.reduce_mean(tf.abs(values[:, lag:] - values[:, :-lag]), axis=1, keepdims=True)
+    spread = tf.math.reduce_std(values, axis=1, keepdims=True)
+    return level, tf.maximum(naive_error, tf.maximum(0.1 * spread, 1e-6 * tf.abs(level) + 1e-12))
+
+
 def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: list, target: str,
                            season: int, horizon: int,
                            over_windows: Callable[[tf.Tensor], tf.Tensor] = _train_mean) -> Dict[str, tf.Tensor]:
@@ -102,10 +112,7 @@ def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: 
     deviation, so a nearly periodic window does not blow its values up."""
     values = tf.cast(inputs[window], tf.float32)
     lag = forecast_bases.seasonal_lag(season, shape[0])
-    level = tf.reduce_mean(values, axis=1, keepdims=True)
-    naive_error = tf.reduce_mean(tf.abs(values[:, lag:] - values[:, :-lag]), axis=1, keepdims=True)
-    spread = tf.math.reduce_std(values, axis=1, keepdims=True)
-    scale = tf.maximum(naive_error, tf.maximum(0.1 * spread, 1e-6 * tf.abs(level) + 1e-12))
+    level, scale = window_level_and_scale(values, lag)
     targets = tf.cast(inputs[target], tf.float32)
     candidates = forecast_bases.candidate_bases(values, lag, horizon)
     base, chosen = forecast_bases.chosen_base(candidates, forecast_bases.base_errors(candidates, targets, scale),
@@ -129,16 +136,28 @@ def days_since_epoch(iso_dates: tf.Tensor) -> tf.Tensor:
 def calendar_parts(next_date: Tensorish, horizon: int, frequency: str) -> tf.Tensor:
     """[batch, horizon, parts]: for each forecast step, its place in the year (two harmonics of
     sine and cosine) and, for a daily series, its weekday (one-hot)."""
-    first = days_since_epoch(tf.reshape(next_date, [-1]))
-    step = 7 if frequency == "weekly" else 1
-    days = first[:, tf.newaxis] + tf.range(horizon, dtype=tf.int64)[tf.newaxis, :] * step  # [batch, horizon]
-    angle = 2 * math.pi * tf.cast(days % 146097, tf.float32) / 365.2425  # the year's fraction, as an angle
+    return calendar_parts_of_days(tf.cast(days_since_epoch(tf.reshape(next_date, [-1])), tf.float32),
+                                  horizon, frequency)
+
+
+def calendar_parts_of_days(first: tf.Tensor, horizon: int, frequency: str) -> tf.Tensor:
+    """calendar_parts from [batch] float32 days since 1970-01-01 of the first forecast step (whole
+    days are exact in float32 for 45,000 years); the edge model's host gives the days, as TF Lite's
+    builtins do not parse strings."""
+    step = 7.0 if frequency == "weekly" else 1.0
+    days = first[:, tf.newaxis] + tf.range(horizon, dtype=tf.float32)[tf.newaxis, :] * step  # [batch, horizon]
+    angle = 2 * math.pi * tf.math.floormod(days, 146097.0) / 365.2425  # the year's fraction, as an angle
     parts = [tf.sin(angle), tf.cos(angle), tf.sin(2 * angle), tf.cos(2 * angle)]
     year_parts = tf.stack(parts, axis=2)
     if frequency != "daily":
         return year_parts
-    weekday = tf.one_hot((days + 3) % 7, 7)  # 1970-01-01 was a Thursday: Monday is 0
+    weekday = tf.one_hot(tf.cast(tf.math.floormod(days + 3.0, 7.0), tf.int32), 7)  # 1970-01-01 was a Thursday
     return tf.concat([year_parts, weekday], axis=2)
+
+
+def covariate_moves(values: tf.Tensor, lookback: int) -> tf.Tensor:
+    """[batch, lookback + horizon]: a covariate less its mean over the window's points."""
+    return values - tf.reduce_mean(values[:, :lookback], axis=1, keepdims=True)
 
 
 def known_ahead_features(inputs: Mapping[str, Tensorish], config: TransformSpec,
@@ -153,8 +172,7 @@ def known_ahead_features(inputs: Mapping[str, Tensorish], config: TransformSpec,
     if config.covariates:
         scaled = []
         for key in config.covariates:
-            values = tf.cast(inputs[key], tf.float32)
-            moved = values - tf.reduce_mean(values[:, :lookback], axis=1, keepdims=True)
+            moved = covariate_moves(tf.cast(inputs[key], tf.float32), lookback)
             # a covariate that never moves within the train windows (a law passed after them) is 0,
             # not its raw change: the model never learned what its change does
             scaled.append(tf.math.divide_no_nan(moved - tft.mean(moved), tf.sqrt(tft.var(moved))))

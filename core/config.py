@@ -114,11 +114,6 @@ class ImageSpec:
     encoding: str = "utf-8"
 
 
-# Why a user's forecaster ships no TF Lite variant (the summary and the card say it)
-SERIES_EDGE_LEFT_OUT = ("each window is scaled by its own level and seasonal error, which the edge export's linear "
-                        "folding of the Transform cannot express")
-
-
 @dataclass(frozen=True)
 class SeriesSpec:
     """A user's series table (``--task forecast --time COL``) as the preflight read it: how to read

@@ -366,7 +366,7 @@ def _pipeline_config(request: RunRequest, home: Home, name: str, schema: Curated
         max_metric_drop=request.max_drop, enable_cache=request.cache, slice_features=resolved.slices,
         input_format=usecase.input_format, tensors=usecase.tensors, series=usecase.series, tuner=request.tuning.tune,
         max_trials=request.tuning.max_trials, warm_start=request.tuning.warm_start,
-        edge=request.edge and resolved.series is None,  # core.config.SERIES_EDGE_LEFT_OUT says why
+        edge=request.edge,
         tracking_uri=home.tracking_uri(request.tracking_uri), beam_args=beam,
         span_pattern=resolved.layout.pattern if resolved.layout else "", span=resolved.span,
         window_spans=resolved.window, use_case=usecase.name if resolved.builtin else "",

@@ -3,7 +3,7 @@ edge variants, what was pushed and registered."""
 from typing import Any, List, Mapping
 
 from components.gate_metrics import MIN_SLICE_ROWS, OVERALL
-from core.config import SERIES_EDGE_LEFT_OUT, PipelineConfig
+from core.config import PipelineConfig
 from core.run_report import RunReport
 
 
@@ -12,7 +12,7 @@ def format_edge(edge: dict) -> List[str]:
     if edge.get("error"):
         return [f"edge (TF Lite): no variant shipped, every one left out: {edge['error']} "
                 "(the served model does not depend on them)"]
-    lines = ["edge (TF Lite) variants, parity with the SavedModel on the eval split:"]
+    lines = [f"edge (TF Lite) variants, parity with the SavedModel on {edge.get('parity_on', 'the eval split')}:"]
     for variant, entry in edge.get("variants", {}).items():
         if not entry.get("size_bytes"):
             lines.append(f"  {variant:<14} left out: {entry.get('reason', '')}")
@@ -79,8 +79,7 @@ def format_series(spec) -> List[str]:
              f"forecast: '{spec.label}', {spec.horizon} steps from {spec.lookback} (lookback: {spec.lookback_reason}); "
              f"split by time: each series' last {spec.horizon} points are the eval targets",
              "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below 1 "
-             "(--threshold to change)",
-             f"TF Lite: left out ({SERIES_EDGE_LEFT_OUT})"]
+             "(--threshold to change)"]
     if spec.known_ahead:
         lines.insert(2, f"known ahead of each forecast step: {spec.known_ahead}")
     if spec.filled:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from components.gate_metrics import HIGHER_IS_BETTER, MIN_SLICE_ROWS, OVERALL
-from core.config import SERIES_EDGE_LEFT_OUT, PipelineConfig
+from core.config import PipelineConfig
 from core.run_report import RunReport
 
 ASSETS_DIR = "assets.extra"
@@ -114,8 +114,7 @@ def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, A
             "lookback": spec.lookback, "lookback_reason": spec.lookback_reason, "horizon": spec.horizon,
             "filled": spec.filled, "first_gap": spec.first_gap, "known_ahead": spec.known_ahead, "holdout": scores,
             "ets_series": holdout.ets_series if holdout else 0,
-            "base": model.get("base"), "correction_kept": model.get("correction_kept"),
-            "edge": f"left out: {SERIES_EDGE_LEFT_OUT}"}
+            "base": model.get("base"), "correction_kept": model.get("correction_kept")}
 
 
 def _forecast_html(forecast: Optional[Mapping[str, Any]]) -> str:
@@ -129,7 +128,7 @@ def _forecast_html(forecast: Optional[Mapping[str, Any]]) -> str:
                     "known ahead": forecast.get("known_ahead") or "-",
                     "base forecast": f"{forecast.get('base') or '-'} (learned correction kept: "
                                      f"{forecast.get('correction_kept')})",
-                    "points filled": forecast["filled"], "TF Lite": forecast["edge"]})
+                    "points filled": forecast["filled"]})
     rows = [(_e(name), _number(s["mae"]), _number(s["rmse"]), _number(s["smape"], 2), _number(s["mase"], 3))
             for name, s in forecast["holdout"].items()]
     return ("<h3>Forecasts on the holdout (each series' last horizon points, in its units)</h3>" + facts

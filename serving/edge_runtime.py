@@ -5,13 +5,14 @@ The edge model takes raw features, one input per feature (so each gets its own i
 numbers as float32 (the Transform's normalization is folded into the model), string features as
 int32 vocabulary indices that the host looks up in the sidecar's vocabularies, image pixels as the
 raw tensor. A missing number is replaced on the host by the sidecar's ``fill`` (the train mean,
-what the Transform fills in).
+what the Transform fills in). A forecaster takes each series' raw window (and covariates) and its
+first forecast day as a number; the host reads them from a history CSV as ``mlops predict`` does.
 """
 import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -20,9 +21,12 @@ from serving.codec.columns import (
     boolean_text,
     csv_dict_reader,
     date_parts,
+    days_from_civil,
     is_missing_text,
     parse,
 )
+from serving.codec.periods import SeriesInfo
+from serving.forecast_client import SeriesWindow, read_history, request_row
 
 SIDECAR = "edge.json"
 REPORT_FILE = "edge_report.json"  # EdgeExport's full report (every variant, shipped or not)
@@ -81,6 +85,8 @@ def rows_to_inputs(sidecar: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
             if kind == "date_part":
                 parts = date_parts(value, spec["format"])
                 values.append(spec["fill"] if parts is None else parts[spec["part"]])
+            elif kind == "day":
+                values.append(_day_number(value, f"{source}: row {i + 1}, '{name}'"))
             elif kind == "string":
                 text = "" if _missing(value) else str(value).strip()
                 if spec.get("normalize") == "boolean":
@@ -103,6 +109,26 @@ def rows_to_inputs(sidecar: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
                                              "number") from None
         inputs[name] = np.asarray(values, dtype=np.int32 if kind == "string" else np.float32)
     return inputs
+
+
+def _day_number(value: Any, where: str) -> float:
+    """A YYYY-MM-DD date as days since 1970-01-01 (a forecaster's first forecast step, which TF
+    Lite's builtins cannot parse)."""
+    try:
+        year, month, day = (int(part) for part in str(value).strip().split("-"))
+        return float(days_from_civil(year, month, day))
+    except ValueError:
+        raise EdgeInputError(f"{where}: {value!r} is not a YYYY-MM-DD date") from None
+
+
+def series_rows(path: Path, sidecar: Mapping[str, Any]) -> Tuple[SeriesInfo, List[SeriesWindow], List[Dict[str, Any]]]:
+    """A forecaster's history CSV (as ``mlops predict`` takes it) -> its series' info, each series'
+    window and the rows the edge model takes (HistoryError names a bad line)."""
+    info = SeriesInfo.parse(sidecar["series"])
+    windows = read_history(Path(path), info)
+    if not windows:
+        raise EdgeInputError(f"{path}: no series with a value")
+    return info, windows, [request_row(window, info) for window in windows]
 
 
 def image_inputs(sidecar: Mapping[str, Any], paths: Sequence[Path]) -> Dict[str, np.ndarray]:

@@ -131,3 +131,16 @@ def test_an_export_that_fails_leaves_every_variant_out_and_nothing_half_written(
     assert {v: e["reason"] for v, e in report["variants"].items()} == {v: report["error"] for v in VARIANTS}
     assert not any(e["accepted"] for e in report["variants"].values()) and list(tmp_path.iterdir()) == []
     assert left_out(tmp_path, EdgeExportError("feature 'x': not affine"))["error"] == "feature 'x': not affine"
+
+
+def test_a_forecasters_first_date_reaches_the_edge_model_as_a_day_number():
+    """TF Lite's builtins parse no strings: the host gives next_date as days since 1970-01-01."""
+    from serving.edge_runtime import EdgeInputError, rows_to_inputs
+
+    sidecar = {"inputs": [{"name": "window", "kind": "tensor", "dtype": "float32", "shape": [3]},
+                          {"name": "next_date", "kind": "day", "dtype": "float32", "shape": []}]}
+    inputs = rows_to_inputs(sidecar, [{"window": [1, 2, 3], "next_date": "1970-01-02"},
+                                      {"window": [4, 5, 6], "next_date": "2024-01-22"}])
+    assert inputs["next_date"].tolist() == [1.0, 19744.0] and inputs["window"].shape == (2, 3)
+    with pytest.raises(EdgeInputError, match=r"^rows: row 1, 'next_date': '22/01/2024' is not a YYYY-MM-DD date$"):
+        rows_to_inputs(sidecar, [{"window": [1, 2, 3], "next_date": "22/01/2024"}])

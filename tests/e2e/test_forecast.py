@@ -7,6 +7,7 @@ history CSV answer in those units, equal to the SavedModel's own forecast."""
 import csv
 import math
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +70,10 @@ def forecasts(tmp_path_factory):
     home, data = tmp_path_factory.mktemp("home"), tmp_path_factory.mktemp("series")
     dated, decimal = _air_passengers(data)
     stores = _stores(data / "stores.csv")
-    argv = {"air": (str(dated), "passengers", "date"),
+    argv = {"air": (str(dated), "passengers", "date", "--no-edge"),  # the stores' run checks TF Lite
             # the same months as R writes them: the same staged bytes, so only the Trainer (which writes
             # how the served model reads times) reruns
-            "air_decimal": (str(decimal), "passengers", "time"),
+            "air_decimal": (str(decimal), "passengers", "time", "--no-edge"),
             "stores": (str(stores), "sales", "month", "--series-id", "store")}
     runs = {}
     for name, (path, label, time, *more) in argv.items():
@@ -211,3 +212,32 @@ def test_rest_grpc_v2_and_mlops_predict_forecast_in_the_series_units(forecasts, 
     # the history ends in 2022-09 (3 months dropped): the forecast starts at the next month's end
     assert [r[1] for r in rows[:3]] == ["2022-10-31", "2022-11-30", "2022-12-31"]
     np.testing.assert_allclose([float(r[2]) for r in rows], expected.reshape(-1), rtol=1e-4)
+
+
+def test_tf_lite_variants_forecast_a_history_csv_as_the_savedmodel_does(forecasts, tmp_path, capsys):
+    """The edge model computes the window's scaling and the chosen base itself (no Transform in TF
+    Lite): `mlops edge predict` on a history CSV prints what the SavedModel forecasts."""
+    import tensorflow as tf
+
+    from cli.main import main
+    from pipelines.summary import format_edge
+
+    config, report, path = forecasts["stores"]
+    shipped = [v for v, entry in report.edge["variants"].items() if entry.get("accepted")]
+    assert "float32" in shipped, report.edge
+    assert report.edge["variants"]["float32"]["metric"] == "mean_absolute_error"
+    summary = "\n".join(format_edge(report.edge))
+    assert re.search(r"parity with the SavedModel on 5 eval and \d+ train windows:", summary), summary
+    history = _history(path, tmp_path / "history.csv", drop_last=2)
+    windows = np.array([values[-config.series_table.lookback:] for _, values in sorted(history.items())], np.float32)
+    expected = tf.saved_model.load(report.pushed_path).signatures["serving_default"](
+        window=tf.constant(windows))["forecast"].numpy()
+    capsys.readouterr()
+    model = Path(report.pushed_path) / "tflite" / "float32.tflite"
+    assert main(["edge", "predict", str(model), str(tmp_path / "history.csv")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "store,month,forecast" and len(printed) == 1 + 5 * HORIZON
+    assert [r.split(",")[1] for r in printed[1:3]] == ["2022-11-30", "2022-12-31"]
+    np.testing.assert_allclose([float(r.split(",")[2]) for r in printed[1:]], expected.reshape(-1), rtol=1e-4)
+    assert main(["edge", "predict", str(model), str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv: no such file" in capsys.readouterr().err

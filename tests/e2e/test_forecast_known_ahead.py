@@ -115,3 +115,8 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
     served = np.array([float(line.split(",")[2]) for line in printed[1:]]).reshape(2, HORIZON)
     np.testing.assert_allclose(served, expected, rtol=1e-4)
     assert "column 'Promo' at 2024-02-03 is '', not a number; the 14 rows after the last value give" in refused
+    # TF Lite: the host turns next_date into a day number; the model computes the calendar parts
+    model = Path(report.pushed_path) / "tflite" / "float32.tflite"
+    assert main(["edge", "predict", str(model), str(tmp_path / "history.csv")]) == 0
+    edge = np.array([float(line.split(",")[2]) for line in capsys.readouterr().out.splitlines()[1:]])
+    np.testing.assert_allclose(edge.reshape(2, HORIZON), expected, rtol=1e-4)
