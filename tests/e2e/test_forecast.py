@@ -2,8 +2,9 @@
 monthly CSV with dates and again with R's decimal years, and a generated long table of stores
 (month-end dates, levels from tens to thousands, --series-id store). Each run is split by time,
 trains on windows scaled by themselves, is gated on MASE < 1 and pushed; the summary's holdout
-scores it beside seasonal naive and ETS in the series' units; REST, gRPC and `mlops predict` on a
-history CSV answer in those units, equal to the SavedModel's own forecast."""
+scores it beside seasonal naive and ETS in the series' units; REST, gRPC, `mlops predict` on a
+history CSV and the TF Lite model (`mlops edge predict`) answer in those units, equal to the
+SavedModel's own forecast."""
 import csv
 import math
 import random

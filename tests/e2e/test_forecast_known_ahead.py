@@ -2,8 +2,8 @@
 sales follow the weekday, the year and a promotion planned ahead (`--covariates promo`). The run
 reads the calendar parts and the covariate for each forecast step, beats seasonal naive on the
 holdout, and is served: a request carries the window, the first forecast date and the promotion over
-window and horizon; REST, gRPC and `mlops predict` (a history whose future rows hold the promotions) equal
-the SavedModel's forecast, and a planned promotion raises the forecast of its day."""
+window and horizon; REST, gRPC, `mlops predict` (a history whose future rows hold the promotions) and
+the TF Lite model equal the SavedModel's forecast, and a planned promotion raises the forecast of its day."""
 import csv
 from datetime import date, timedelta
 from pathlib import Path
