@@ -2,7 +2,7 @@
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -167,7 +167,9 @@ def _report(store: mlmd.MetadataStore, config: PipelineConfig, run_ctx) -> RunRe
                if c.state in ("COMPLETE", "CACHED")}
     report.artifact_uris = {node: {kind: arts[0].uri for kind, arts in by_type.items() if arts}
                             for node, by_type in outputs.items()}
-    _read_artifacts(report, outputs, by_node)
+    # a forecaster's gate metric is the MAE of windows scaled by their own seasonal naive error
+    gate_names = {"mean_absolute_error": SERIES_GATE_NAME} if config.series_table else {}
+    _read_artifacts(report, outputs, by_node, gate_names)
     if "Transform" in outputs:
         inputs = _artifacts_of(store, by_node["Transform"].execution_id, (metadata_store_pb2.Event.INPUT,))
         report.training_spans = sorted(_custom(e, "span") for e in inputs.get("Examples", [])
@@ -176,7 +178,7 @@ def _report(store: mlmd.MetadataStore, config: PipelineConfig, run_ctx) -> RunRe
 
 
 def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
-                    by_node: Dict[str, ComponentRun]) -> None:
+                    by_node: Dict[str, ComponentRun], gate_names: Mapping[str, str]) -> None:
     for node, by_type in outputs.items():
         for examples in by_type.get("Examples", []) if node.endswith("ExampleGen") else []:
             report.input_properties = {key: _custom(examples, key) for key in ("span", "version")
@@ -195,7 +197,7 @@ def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],
         report.metrics = read_metrics(evaluation.uri)
         if _custom(evaluation, EVAL_ROWS) is not None:
             report.eval_rows = {"rows": _custom(evaluation, EVAL_ROWS), "used": _custom(evaluation, EVAL_ROWS_USED)}
-        report.blessing_reason = read_validation(evaluation.uri, report.metrics)
+        report.blessing_reason = read_validation(evaluation.uri, report.metrics, gate_names)
     for blessing in outputs.get("Evaluator", {}).get("ModelBlessing", []):
         report.blessed = _custom(blessing, "blessed") == 1
     for accepted in outputs.get(DRIFT_GATE_ID, {}).get(ACCEPTED_SPAN_TYPE, []):
@@ -298,8 +300,13 @@ def _drop_single_class_auc(values: Dict[str, float]) -> None:
                 values.pop(prefix + metric, None)
 
 
-def read_validation(evaluation_uri: str, metrics: Optional[Dict[str, Dict[str, float]]] = None) -> str:
-    """Why the Evaluator did or did not bless: each failing threshold with its slice and row count."""
+SERIES_GATE_NAME = "MASE of the eval windows (the MAE of windows scaled by their own seasonal naive error)"
+
+
+def read_validation(evaluation_uri: str, metrics: Optional[Dict[str, Dict[str, float]]] = None,
+                    names: Mapping[str, str] = {}) -> str:
+    """Why the Evaluator did or did not bless: each failing threshold with its slice and row count
+    (``names``: what to call a metric, where its TFMA name would mislead)."""
     import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.proto import config_pb2
 
@@ -313,7 +320,7 @@ def read_validation(evaluation_uri: str, metrics: Optional[Dict[str, Dict[str, f
         where = f"{slice_name}{f' ({rows:.0f} rows)' if rows is not None else ''}: "
         for failure in per_slice.failures:
             key = failure.metric_key
-            name = (f"{key.output_name}/" if key.output_name else "") + key.name \
+            name = (f"{key.output_name}/" if key.output_name else "") + names.get(key.name, key.name) \
                 + (" change vs baseline" if key.is_diff else "")
             value = failure.metric_value.double_value.value
             threshold = failure.metric_threshold

@@ -59,9 +59,11 @@ def comparison_lines(comparison: HoldoutComparison) -> list:
             (f"ETS ({_forms(comparison)})", comparison.ets)]
     lines = [f"holdout forecasts (last {comparison.horizon} points of {comparison.series} series, in their units; "
              "MASE < 1 beats the seasonal naive in-sample error):"]
+    width = max(28, *(len(name) for name, _ in rows))  # several ETS forms make a long name
     for name, s in rows:
         if s is not None:
-            lines.append(f"  {name:<28} MAE {s.mae:.4g}  RMSE {s.rmse:.4g}  sMAPE {s.smape:.2f}%  MASE {s.mase:.3f}")
+            lines.append(f"  {name:<{width}} MAE {s.mae:.4g}  RMSE {s.rmse:.4g}  sMAPE {s.smape:.2f}%  "
+                         f"MASE {s.mase:.3f}")
     return lines
 
 

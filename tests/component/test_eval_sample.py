@@ -150,3 +150,7 @@ def test_a_judged_slice_or_the_overall_bound_still_refuses(tmp_path):
     assert read_validation(str(folder)) == (
         "segment=online: auc change vs baseline = -0.0800, needs >= -0.05; "
         "overall: auc not computed (its threshold: >= 0.7)")
+    # a forecaster's summary calls its gate metric by what it is
+    assert read_validation(str(folder), names={"auc": "the gate metric"}) == (
+        "segment=online: the gate metric change vs baseline = -0.0800, needs >= -0.05; "
+        "overall: the gate metric not computed (its threshold: >= 0.7)")
