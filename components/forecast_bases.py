@@ -1,9 +1,10 @@
 """A user's series: the base forecast each window's model corrects, chosen by the Transform.
 
-Each window offers six bases: the window's seasonal profile (each position's mean deviation from its
+Each window offers ten bases: the window's seasonal profile (each position's mean deviation from its
 season's mean) on three levels (the last season's mean; that mean carried on by the window's drift;
-the seasons' means smoothed exponentially, as simple exponential smoothing does), each in the series'
-units and on its logarithms (a season that grows with the level, as in AirPassengers; a window with a
+the seasons' means smoothed exponentially, as simple exponential smoothing does), and, with no season,
+the last value (the naive forecast) and the last value carried on by the window's drift; each in the
+series' units and on its logarithms (a season that grows with the level, as in AirPassengers; a window with a
 value <= 0 takes the units' form there). The Transform keeps the one whose error over the train
 windows is lowest (an analyzer, so the choice is a constant of the served graph): a short or noisy
 series starts from a sound forecast of its own kind, and the model learns what that base misses.
@@ -14,7 +15,7 @@ from typing import Callable, Tuple
 import tensorflow as tf
 
 SMOOTHING = 0.5  # the smoothed level's weight on the newest season
-LEVELS = ("last season", "drift", "smoothed")
+LEVELS = ("last season", "drift", "smoothed", "last value", "last value and its drift")
 BASE_NAMES = LEVELS + tuple(f"{level} on logs" for level in LEVELS)  # candidate_bases' order
 
 
@@ -24,7 +25,9 @@ def seasonal_lag(season: int, length: int) -> int:
 
 
 def _level_forms(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
-    """[batch, len(LEVELS), horizon]: the seasonal profile on each level."""
+    """[batch, len(LEVELS), horizon]: the seasonal profile on each level, then the last value
+    (the naive forecast) and the last value carried on by the window's drift, with no season: a
+    daily series of users or prices has no weekly profile, and its nearest future is where it is now."""
     length = values.shape[1]
     count = length // lag
     seasons = tf.reshape(values[:, length - count * lag:], [-1, count, lag])
@@ -38,7 +41,11 @@ def _level_forms(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
     weights = [(1 - SMOOTHING) ** (count - 1)] + [SMOOTHING * (1 - SMOOTHING) ** (count - 1 - i)
                                                   for i in range(1, count)]
     smoothed = tf.reduce_sum(means * tf.constant(weights, tf.float32), axis=1, keepdims=True)
-    return tf.stack([last + profile, last + slope * ahead + profile, smoothed + profile], axis=1)
+    now = values[:, -1:]
+    steps = tf.constant([[step + 1.0 for step in range(horizon)]], tf.float32)
+    walk = (now - values[:, :1]) / (length - 1)
+    return tf.stack([last + profile, last + slope * ahead + profile, smoothed + profile,
+                     now + tf.zeros_like(profile), now + walk * steps], axis=1)
 
 
 def candidate_bases(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
