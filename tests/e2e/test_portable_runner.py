@@ -57,7 +57,7 @@ def run(services, tmp_path_factory):
     home = tmp_path_factory.mktemp("home-portable")
     _mlops("run", "--home", str(home), "--no-edge", *_portable(services),
            tmp=tmp_path_factory.mktemp("portable") / "tmp")
-    return home, collect(SimpleNamespace(name=NAME, home=Home(home)), 0)
+    return home, collect(SimpleNamespace(name=NAME, home=Home(home), series_table=None), 0)  # a table, not a series
 
 
 def test_the_portable_run_pushes_a_model_at_least_as_good_as_the_baseline(run, services):
