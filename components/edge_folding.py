@@ -28,15 +28,15 @@ from serving.codec.columns import date_parts, days_from_civil, read_columns
 from serving.codec.images import ImageInfo, read_image_info
 
 
-def _probe_examples(raw_spec: Mapping[str, Any], value: float, overrides: Mapping[str, Any] = {}) -> bytes:
+def probe_example(raw_spec: Mapping[str, Any], value: float, overrides: Mapping[str, Any] = {}) -> bytes:
     """One example with every raw feature present: ``value`` for numbers, an empty string for text
-    (``overrides``: name -> a cell to use instead)."""
+    (``overrides``: name -> a cell to use instead, or a list of cells: the feature's whole value)."""
     features = {}
     for name, feature in raw_spec.items():
         width = int(np.prod(feature.shape)) if getattr(feature, "shape", None) else 1
         cell = b"" if feature.dtype == tf.string else int(value) if feature.dtype.is_integer else float(value)
         cell = overrides.get(name, cell)
-        features[name] = example_codec.feature([cell] * width)
+        features[name] = example_codec.feature(cell if isinstance(cell, list) else [cell] * width)
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
@@ -65,7 +65,7 @@ def _date_part_inputs(served: Any, raw_spec: Mapping[str, Any], name: str, date_
     inputs = []
     for part, moments in _DATE_PROBES.items():
         cells = [_date_cell(m, date_format, raw_spec[name].dtype) for m in moments]
-        probes = tf.constant([_probe_examples(raw_spec, 0.0, {name: cell}) for cell in cells])
+        probes = tf.constant([probe_example(raw_spec, 0.0, {name: cell}) for cell in cells])
         out = served.signatures["transform_features"](examples=probes)[transformed_name(f"{name}__{part}")].numpy()
         values = [date_parts(cell.decode() if isinstance(cell, bytes) else cell, date_format)[part] for cell in cells]
         z0, z1, z2 = (float(np.reshape(out[i], [-1])[0]) for i in range(3))
@@ -120,7 +120,7 @@ def edge_inputs(served: Any, model_dir: Path, tft_output: tft.TFTransformOutput,
         return [image_input(image)]
     full_spec = tft_output.raw_feature_spec()
     columns = read_columns(model_dir)  # a user's table: column kinds (booleans, categories, date-times)
-    probes = tf.constant([_probe_examples(full_spec, v) for v in PROBE_VALUES])
+    probes = tf.constant([probe_example(full_spec, v) for v in PROBE_VALUES])
     transformed = {k: v.numpy() for k, v in served.signatures["transform_features"](examples=probes).items()}
     inputs, vocabularies = [], feature_vocabularies(tft_output)
     for name, feature in sorted(full_spec.items()):
@@ -165,7 +165,7 @@ def _centre_maps(served: Any, full_spec: Mapping[str, Any], numeric: List[Dict[s
         step = max(1.0, step) if integer else step
         fed[spec["name"]] = [int(centre + k * step) if integer else float(np.float32(centre + k * step))
                              for k in range(3)]
-    probes = tf.constant([_probe_examples(full_spec, 0.0, {name: cells[k] for name, cells in fed.items()})
+    probes = tf.constant([probe_example(full_spec, 0.0, {name: cells[k] for name, cells in fed.items()})
                           for k in range(3)])
     out = served.signatures["transform_features"](examples=probes)
     for spec in numeric:
@@ -180,7 +180,7 @@ def _centre_maps(served: Any, full_spec: Mapping[str, Any], numeric: List[Dict[s
 
 def label_scaling(served: Any, tft_output: tft.TFTransformOutput) -> Optional[Tuple[float, float]]:
     """A regression label's (mean, standard deviation) the model's output is scaled back with, if any."""
-    probe = tf.constant([_probe_examples(tft_output.raw_feature_spec(), 0.0)])
+    probe = tf.constant([probe_example(tft_output.raw_feature_spec(), 0.0)])
     out = served.signatures["transform_features"](examples=probe)
     if LABEL_SCALE not in out:
         return None

@@ -16,11 +16,11 @@ import numpy as np
 import tensorflow as tf
 
 from components import forecast_bases
+from components.edge_folding import probe_example
 from components.export import CALL_TRANSFORMED, FORECAST
 from components.features import FORECAST_BASE, KNOWN_AHEAD, PREDICTIONS, transformed_name
 from components.transform import calendar_parts_of_days, covariate_moves, window_level_and_scale
-from serving.codec import examples as example_codec
-from serving.codec.periods import NEXT_DATE_INPUT, WINDOW_INPUT, SeriesInfo
+from serving.codec.periods import NEXT_DATE_INPUT, WINDOW_INPUT, SeriesInfo, seasonal_lag
 
 PROBE_DATE = "2001-03-05"
 
@@ -35,19 +35,10 @@ class SeriesConstants:
 def _probe(raw_spec: Mapping[str, Any], info: SeriesInfo, ahead: float) -> bytes:
     """A window of ones with its targets, first forecast date and covariates (0 over the window,
     ``ahead`` at the forecast steps)."""
-    features = {}
-    for name, feature in raw_spec.items():
-        width = int(np.prod(feature.shape)) if getattr(feature, "shape", None) else 1
-        if name == NEXT_DATE_INPUT:
-            cells: List[Any] = [PROBE_DATE.encode()]
-        elif name in {key for _, key in info.covariates}:
-            cells = [0.0] * info.lookback + [ahead] * info.horizon
-        elif feature.dtype == tf.string:
-            cells = [b""] * width
-        else:
-            cells = [1.0] * width
-        features[name] = example_codec.feature(cells)
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    overrides: Dict[str, Any] = {key: [0.0] * info.lookback + [ahead] * info.horizon for _, key in info.covariates}
+    if NEXT_DATE_INPUT in raw_spec:
+        overrides[NEXT_DATE_INPUT] = PROBE_DATE.encode()
+    return probe_example(raw_spec, 1.0, overrides)
 
 
 def series_constants(served: Any, raw_spec: Mapping[str, Any], info: SeriesInfo) -> SeriesConstants:
@@ -79,7 +70,7 @@ def series_edge_function(model: Any, info: SeriesInfo, constants: SeriesConstant
     """A concrete function from the raw inputs (``series_inputs``) to ``forecast`` ([batch,
     horizon], the series' units) through the loaded SavedModel's ``CALL_TRANSFORMED`` function."""
     lookback, horizon = info.lookback, info.horizon
-    lag = forecast_bases.seasonal_lag(info.axis.season, lookback)
+    lag = seasonal_lag(info.axis.season, lookback)
     specs = {spec["name"]: tf.TensorSpec([None, *spec["shape"]], tf.float32, name=spec["name"])
              for spec in series_inputs(info)}
 
@@ -87,7 +78,7 @@ def series_edge_function(model: Any, info: SeriesInfo, constants: SeriesConstant
     def edge(features):
         values = features[WINDOW_INPUT]
         level, scale = window_level_and_scale(values, lag)
-        base = forecast_bases.candidate_bases(values, lag, horizon)[:, constants.base, :]
+        base = forecast_bases.one_base(values, lag, horizon, constants.base)
         window = ((values - level) / scale)[:, :, tf.newaxis]  # [batch, lookback, 1], as the Transform shapes it
         ahead = []
         if info.covariates:

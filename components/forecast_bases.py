@@ -19,11 +19,6 @@ LEVELS = ("last season", "drift", "smoothed", "last value", "last value and its 
 BASE_NAMES = LEVELS + tuple(f"{level} on logs" for level in LEVELS)  # candidate_bases' order
 
 
-def seasonal_lag(season: int, length: int) -> int:
-    """The season when the window holds two of them, else 1 (release.forecast_baselines.mase_scale's rule)."""
-    return season if 1 < season and 2 * season <= length else 1
-
-
 def _level_forms(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
     """[batch, len(LEVELS), horizon]: the seasonal profile on each level, then the last value
     (the naive forecast) and the last value carried on by the window's drift, with no season: a
@@ -54,6 +49,16 @@ def candidate_bases(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
     positive = tf.reduce_all(values > 0, axis=1)[:, tf.newaxis, tf.newaxis]
     logs = tf.exp(_level_forms(tf.math.log(tf.maximum(values, 1e-30)), lag, horizon))
     return tf.concat([units, tf.where(positive, logs, units)], axis=1)
+
+
+def one_base(values: tf.Tensor, lag: int, horizon: int, index: int) -> tf.Tensor:
+    """[batch, horizon]: ``candidate_bases(values, lag, horizon)[:, index]``, computing that base alone
+    (the edge model, whose base the Transform fixed)."""
+    units = _level_forms(values, lag, horizon)[:, index % len(LEVELS)]
+    if index < len(LEVELS):
+        return units
+    logs = tf.exp(_level_forms(tf.math.log(tf.maximum(values, 1e-30)), lag, horizon)[:, index % len(LEVELS)])
+    return tf.where(tf.reduce_all(values > 0, axis=1, keepdims=True), logs, units)
 
 
 def base_errors(candidates: tf.Tensor, target: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:

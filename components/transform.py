@@ -32,7 +32,7 @@ from components.tasks import get_task
 from components.text_features import text_ids
 from serving.codec.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
 from serving.codec.images import ImageInfo
-from serving.codec.periods import NEXT_DATE_INPUT
+from serving.codec.periods import NEXT_DATE_INPUT, seasonal_lag
 
 OOV_BUCKETS = 1
 VOCABULARY_TOP_K = 10_000  # the most frequent values of each text column; the rest share the OOV bucket
@@ -103,7 +103,7 @@ def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: 
                            over_windows: Callable[[tf.Tensor], tf.Tensor] = _train_mean) -> Dict[str, tf.Tensor]:
     """Each window scaled by itself, so one model serves series of any size: less its mean, over
     the in-sample MAE of its seasonal naive forecast (lag ``season`` when the window holds two
-    seasons, else 1: release.forecast_baselines.mase_scale's rule). The target is what the base
+    seasons, else 1: serving.codec.periods.seasonal_lag, as MASE's scale). The target is what the base
     forecast the train windows favour (components.forecast_bases) misses, on the same scale: the
     model learns a correction to a sound forecast (a few windows of a short series do not have to
     teach it seasonality or trend), and a scaled target's absolute error is still the forecast's
@@ -111,7 +111,7 @@ def window_scaled_features(inputs: Mapping[str, Tensorish], window: str, shape: 
     Evaluator's MAE gates on "MASE < 1". The scale is floored at a tenth of the window's standard
     deviation, so a nearly periodic window does not blow its values up."""
     values = tf.cast(inputs[window], tf.float32)
-    lag = forecast_bases.seasonal_lag(season, shape[0])
+    lag = seasonal_lag(season, shape[0])
     level, scale = window_level_and_scale(values, lag)
     targets = tf.cast(inputs[target], tf.float32)
     candidates = forecast_bases.candidate_bases(values, lag, horizon)

@@ -225,7 +225,10 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
     if report.teacher:
         lines += format_teacher(report.teacher)
     if report.holdout is not None:
-        from release.forecast_holdout import comparison_lines
+        from release.forecast_holdout import comparison_lines, refused_but_better_lines
 
         lines += comparison_lines(report.holdout)
+        gate_value = report.metrics.get(OVERALL, {}).get("mean_absolute_error")
+        if report.blessed is False and gate_value is not None:
+            lines += refused_but_better_lines(report.holdout, gate_value, config.gate_thresholds.get(config.label, 1.0))
     return "\n".join(lines + format_release(config, report))

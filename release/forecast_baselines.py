@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from serving.codec.periods import seasonal_lag
+
 # ETS forms tried: error x trend (none, additive, additive damped) x season (none, additive,
 # multiplicative). As R's ets(restrict=TRUE): no additive error with a multiplicative season
 # (numerically unstable), and multiplicative parts only for positive series.
@@ -54,7 +56,7 @@ def mase_scale(history: Sequence[float], season: int) -> float:
     """The in-sample MAE of the seasonal naive forecast on ``history`` (lag ``season``; lag 1 when
     the history holds fewer than two seasons), floored so that a flat history still divides."""
     values = _values(history)
-    lag = season if season > 1 and len(values) >= 2 * season else 1
+    lag = seasonal_lag(season, len(values))
     if len(values) <= lag:
         return max(float(np.mean(np.abs(values))) * 1e-6, 1e-12)
     error = float(np.mean(np.abs(values[lag:] - values[:-lag])))

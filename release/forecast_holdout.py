@@ -67,6 +67,18 @@ def comparison_lines(comparison: HoldoutComparison) -> list:
     return lines
 
 
+def refused_but_better_lines(comparison: HoldoutComparison, gate_value: float, bound: float) -> list:
+    """A forecaster the gate refused though it beats seasonal naive on the holdout (a series that
+    grows or turns: its holdout errors are large next to its windows' seasonal steps, which scale the
+    gate's MASE): say so, and how to gate on another bound. Nothing otherwise."""
+    model, naive = comparison.model, comparison.seasonal_naive
+    if model is None or gate_value <= bound or model.mae >= naive.mae:
+        return []
+    return [f"the refused model beats seasonal naive on this holdout (MAE {model.mae:.4g} vs {naive.mae:.4g}), "
+            f"while its gate's MASE is {gate_value:.4g} (bound {bound:g}): the holdout moves more than its "
+            "windows' seasonal steps; `--threshold` sets another bound"]
+
+
 def _forms(comparison: HoldoutComparison) -> str:
     forms = sorted(set(comparison.ets_models))
     shown = ", ".join(forms[:3]) + (", ..." if len(forms) > 3 else "")

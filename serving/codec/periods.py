@@ -20,6 +20,14 @@ from serving.codec.model_extras import read_extra, write_extra
 # the calendar parts a daily or weekly forecaster reads for each forecast step (components.transform)
 CALENDAR_PARTS = {"daily": "weekday, place in the year", "weekly": "place in the year"}
 SEASONS = {"daily": 7, "weekly": 52, "monthly": 12, "quarterly": 4, "yearly": 1}  # frequency -> season
+
+
+def seasonal_lag(season: int, length: int) -> int:
+    """The seasonal naive forecast's lag on ``length`` points: the season when they hold two of
+    them, else 1 (MASE's scale, a window's scale and its seasonal bases all use it)."""
+    return season if 1 < season and 2 * season <= length else 1
+
+
 STEPS_PER_YEAR = {"monthly": 12, "quarterly": 4, "yearly": 1}  # what a decimal year's fraction counts
 _STEP_DAYS = (("daily", 1, 1), ("weekly", 7, 7), ("monthly", 28, 31), ("quarterly", 89, 92), ("yearly", 365, 366))
 

@@ -53,3 +53,19 @@ class FrozenHeap:
             gc.unfreeze()
             self._leaving = []
             self._settled = True
+
+
+class UnmanagedHeap(FrozenHeap):
+    """A heap left to CPython's usual collections (a manager outside a server: tests, tools)."""
+
+    def loaded(self) -> None:
+        pass
+
+    def unloaded(self, servable: object) -> None:
+        pass
+
+    def settle(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from serving.errors import invalid, not_found
 from serving.runtime import model_config
-from serving.runtime.heap import FrozenHeap
+from serving.runtime.heap import FrozenHeap, UnmanagedHeap
 
 log = logging.getLogger("mlops.serving")
 
@@ -96,7 +96,8 @@ class ModelManager:
     def __init__(self, serving_dir: Path, load: Callable[[str, int, Path], object], poll_seconds: float = 1.0,
                  heap: Optional[FrozenHeap] = None):
         """``load(name, version, path)`` returns a ready (warmed-up) servable or raises. ``heap``: kept
-        frozen between the polls that load or unload a version (a server's; None: left alone)."""
+        frozen between the polls that load or unload a version (a server's; None: left alone,
+        ``UnmanagedHeap``)."""
         self.serving_dir = Path(serving_dir)
         self.config_path = model_config.config_path(self.serving_dir)
         self._load = load
@@ -110,7 +111,7 @@ class ModelManager:
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self.config_error: Optional[str] = None
-        self._heap = heap
+        self._heap = heap or UnmanagedHeap()
         self.on_unload: Callable[[object], None] = lambda servable: None
         self.on_publish: Callable[[], None] = lambda: None  # after every change of what takes traffic
 
@@ -153,8 +154,7 @@ class ModelManager:
                     self._desired_labels[name] = dict(policy.version_labels)
                 self._reconcile(entry)
             self._publish()
-            if self._heap is not None:
-                self._heap.settle()
+            self._heap.settle()
 
     def _reconcile(self, entry: ModelEntry) -> None:
         on_disk = list_versions(entry.base_path)
@@ -180,8 +180,7 @@ class ModelManager:
             with self._lock:
                 self._servables[(entry.name, version)] = servable
                 entry.versions[version] = VersionStatus(version, AVAILABLE, files_key=files_key)
-            if self._heap is not None:
-                self._heap.loaded()
+            self._heap.loaded()
             log.info("model %s version %d is available", entry.name, version)
             self._publish()  # the new version takes traffic now; the old one is still loaded
         wanted_available = [v for v in wanted if entry.versions.get(v) and entry.versions[v].state == AVAILABLE]
@@ -202,8 +201,7 @@ class ModelManager:
         self._publish()  # no new request resolves to it; those in flight keep their reference
         if servable is not None:
             self.on_unload(servable)
-            if self._heap is not None:
-                self._heap.unloaded(servable)
+            self._heap.unloaded(servable)
         with self._lock:
             entry.versions[version] = VersionStatus(version, END)
         log.info("model %s version %d unloaded", name, version)
@@ -253,8 +251,7 @@ class ModelManager:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=30)
-        if self._heap is not None:
-            self._heap.release()
+        self._heap.release()
 
     # --- requests --------------------------------------------------------------------------------
     def resolve(self, name: str, version: Optional[int] = None, label: Optional[str] = None):

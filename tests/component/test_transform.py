@@ -181,7 +181,7 @@ def test_the_train_windows_choose_the_base_that_forecasts_their_kind_of_series(k
     """A seasonal series around a level, on a line, and growing by a rate (its season with it): the
     base of that kind forecasts the next season exactly and is chosen; a curve with no season takes
     the last value and its drift; a window with a value <= 0
-    takes the units' form of a logs base."""
+    takes the units' form of a logs base; the edge model's one base is the same base."""
     from components import forecast_bases
 
     t = np.arange(30, dtype=np.float64)
@@ -199,3 +199,7 @@ def test_the_train_windows_choose_the_base_that_forecasts_their_kind_of_series(k
     crossing = forecast_bases.candidate_bases(tf.constant([[-1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]]), 4, 4)
     forms = len(forecast_bases.LEVELS)
     np.testing.assert_allclose(crossing[:, forms:].numpy(), crossing[:, :forms].numpy())
+    for one, values in ((int(index), windows), (forms + 1, windows[:, ::-1] - 60)):  # the edge model's one base
+        values = tf.constant(values, tf.float32)
+        np.testing.assert_allclose(forecast_bases.one_base(values, 4, 4, one).numpy(),
+                                   forecast_bases.candidate_bases(values, 4, 4)[:, one].numpy(), rtol=1e-6)

@@ -61,3 +61,17 @@ def test_ets_on_a_short_or_non_positive_series_still_answers():
     assert forecast.shape == (12,) and "M" not in form.split("(")[1]
     capped = fb.fit_baselines([(wavy[:-12], wavy[-12:])] * 3, 12, 12, max_ets_series=1)
     assert (capped.series, capped.ets_series) == (3, 1)
+
+
+def test_a_refused_forecaster_that_beats_seasonal_naive_is_told_so_with_the_bound_to_change():
+    from release.forecast_holdout import HoldoutComparison, refused_but_better_lines
+
+    def score(mae):
+        return fb.ForecastScores(mae, mae, 1.0, mae / 25)
+
+    comparison = HoldoutComparison(score(58.9), score(92.2), score(68.1), ("ETS(M,A,M)",), 1, 1, 8, 4)
+    line, = refused_but_better_lines(comparison, 2.41, 1.0)
+    assert "MAE 58.9 vs 92.2" in line and "MASE is 2.41 (bound 1)" in line and "--threshold" in line
+    assert refused_but_better_lines(comparison, 0.9, 1.0) == []  # within the bound: refused for another reason
+    worse = HoldoutComparison(score(300.0), score(259.5), score(196.4), ("ETS(A,N,A)",), 1, 1, 12, 12)
+    assert refused_but_better_lines(worse, 1.3, 1.0) == []  # worse than seasonal naive: nothing to say
