@@ -229,6 +229,7 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
 
         lines += comparison_lines(report.holdout)
         gate_value = report.metrics.get(OVERALL, {}).get("mean_absolute_error")
-        if report.blessed is False and gate_value is not None:
-            lines += refused_but_better_lines(report.holdout, gate_value, config.gate_thresholds.get(config.label, 1.0))
+        bound = config.gate_thresholds.get(config.label)
+        if report.blessed is False and gate_value is not None and bound is not None:
+            lines += refused_but_better_lines(report.holdout, gate_value, bound)
     return "\n".join(lines + format_release(config, report))

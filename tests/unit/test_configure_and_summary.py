@@ -138,3 +138,23 @@ def test_tracking_params_metrics_and_tags_of_a_run(tmp_path):
     tags = _tags(_report())
     assert tags["blessed"] == "true" and tags["status"] == "succeeded" and tags["edge_int8"] == "shipped"
     assert tags["mlmd_execution_ids"] == "CsvExampleGen=1,Trainer=7"
+
+
+@pytest.mark.parametrize("model_mae, told", [(58.9, True), (95.0, False)])
+def test_a_refused_forecaster_is_told_when_it_beats_seasonal_naive_on_the_holdout(tmp_path, model_mae, told):
+    from dataclasses import replace
+
+    from pipelines.summary import format_summary
+    from release.forecast_baselines import ForecastScores
+    from release.forecast_holdout import HoldoutComparison
+
+    config = build_config(RunRequest(use_case="fraud", home=str(tmp_path / "home")))
+    config = replace(config, gate_thresholds={config.label: 1.0})
+    holdout = HoldoutComparison(ForecastScores(model_mae, 66.8, 11.3, 2.3), ForecastScores(92.2, 102.0, 16.8, 3.6),
+                                ForecastScores(68.1, 78.3, 12.6, 2.7), ("ETS(M,A,M)",), 1, 1, 8, 4)
+    report = replace(_report(), blessed=False, metrics={OVERALL: {"mean_absolute_error": 1.955}}, holdout=holdout)
+    text = format_summary(config, report)
+    line = (f"the refused model beats seasonal naive on this holdout (MAE {model_mae:.4g} vs 92.2), while its gate's "
+            "MASE is 1.955 (bound 1)")
+    assert (line in text) is told, text
+    assert line not in format_summary(config, replace(report, blessed=True))
