@@ -18,12 +18,16 @@ class SpecError(ValueError):
     """A custom_config that is not the spec it claims to be (unknown or missing keys)."""
 
 
+TEXT_NGRAMS = (1, 2, 3)  # a text column's tokens: its words, and word pairs, and triples
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """A user's column as the preflight read it: its kind and, for date-times, the format."""
     kind: str
     format: str = ""
     length: int = 0  # text: the words its values are padded or cut to (always set; left out of the JSON when 0)
+    ngrams: int = 1  # text: its words alone (1), or with word pairs (2) and triples (3) (left out of the JSON when 1)
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,11 @@ _ABSENT_WHEN_EMPTY = {"image", "backup_root", "season", "horizon", "series_info"
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, ColumnSpec) and not value.length:  # a table without text keeps its cache key
-        return {"kind": value.kind, "format": value.format}
+    if isinstance(value, ColumnSpec):  # a table without text, or with words alone, keeps its cache key
+        plain = {"kind": value.kind, "format": value.format}
+        plain.update({"length": value.length} if value.length else {})
+        plain.update({"ngrams": value.ngrams} if value.ngrams != 1 else {})
+        return plain
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

@@ -26,9 +26,21 @@ def words(text: tf.Tensor) -> tf.RaggedTensor:
     return tf.strings.split(text)
 
 
-def text_ids(text: tf.Tensor, column: str, length: int) -> tf.Tensor:
-    """[batch, 1] text (missing as "") -> [batch, length] int64 word ids (0 = padding)."""
+def token_window(length: int, ngrams: int) -> int:
+    """The ids a text of ``length`` words becomes: its words, then its word pairs, ... up to ``ngrams``."""
+    return sum(max(length - width + 1, 0) for width in range(1, ngrams + 1))
+
+
+def text_ids(text: tf.Tensor, column: str, length: int, ngrams: int = 1) -> tf.Tensor:
+    """[batch, 1] text (missing as "") -> [batch, token_window(length, ngrams)] int64 token ids (0 =
+    padding): the first ``length`` words, then (``ngrams`` 2 or 3) the pairs and triples of those
+    words, each an entry of the column's one vocabulary ("new york" beside "new" and "york"), then padding."""
     tokens = words(tf.reshape(text, [-1]))
+    if ngrams > 1:
+        cut = tokens[:, :length]
+        tokens = tf.concat([cut] + [tf.strings.ngrams(cut, width, separator=" ") for width in range(2, ngrams + 1)],
+                           axis=1)
+        length = token_window(length, ngrams)
     ids = tft.compute_and_apply_vocabulary(tokens, top_k=TEXT_TOP_K, frequency_threshold=TEXT_MIN_COUNT,
                                            num_oov_buckets=1, vocab_filename=text_vocabulary(column))
     dense = (ids + 1).to_tensor(default_value=PADDING)[:, :length]

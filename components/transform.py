@@ -346,7 +346,7 @@ def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
 def free_text(tensor: Tensorish, name: str, column: ColumnSpec, na_tokens) -> tf.Tensor:
     """A text column as [batch, length] word ids (components.text_features); missing is no words."""
     text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
-    return text_ids(clean_text(text, na_tokens), name, column.length)
+    return text_ids(clean_text(text, na_tokens), name, column.length, column.ngrams)
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:

@@ -69,6 +69,7 @@ class TableSpec:
     kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric|integer|boolean|datetime|string|text
     date_formats: Mapping[str, str] = field(default_factory=dict)  # datetime key -> iso|ymd_slash|mdy_slash|unix
     text_lengths: Mapping[str, int] = field(default_factory=dict)  # text key -> the words it is padded or cut to
+    text_ngrams: int = 1  # text columns' tokens: words (1), and word pairs (2), and triples (3)
     left_out: Mapping[str, str] = field(default_factory=dict)  # key -> why it is not a feature
     na_values: Tuple[str, ...] = ()  # missing-value tokens beyond the usual ones
     rows: int = 0
@@ -241,7 +242,8 @@ class PipelineConfig:
     def transform_spec(self) -> TransformSpec:
         """What the preprocessing_fn needs to know (its JSON is part of the cache key)."""
         table = self.table
-        columns = {key: ColumnSpec(kind, table.date_formats.get(key, ""), table.text_lengths.get(key, 0))
+        columns = {key: ColumnSpec(kind, table.date_formats.get(key, ""), table.text_lengths.get(key, 0),
+                                   table.text_ngrams if key in table.text_lengths else 1)
                    for key, kind in table.kinds.items()} \
             if table else None
         image = ImageInput(IMAGE_FEATURE, self.images.size, tuple(self.images.augment), (FILE_FEATURE,)) \

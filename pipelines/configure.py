@@ -44,6 +44,7 @@ class ReadingOptions:
     categorical: Tuple[str, ...] = ()
     datetime: Tuple[str, ...] = ()
     text: Tuple[str, ...] = ()  # free-text columns (found on their own otherwise)
+    text_ngrams: int = 1  # their tokens: words (1), and word pairs (2), and triples (3)
     slices: Optional[Tuple[str, ...]] = None  # the Evaluator's slice columns; None: a default choice; () none
     span: Optional[str] = None  # span folders: this span instead of the newest
     window: Optional[int] = None  # span folders: train on the newest N accepted spans
@@ -208,9 +209,13 @@ def build_config(request: RunRequest) -> PipelineConfig:
 
 def _input_kind(request: RunRequest) -> Tuple[str, Optional[Path], Callable[..., ResolvedInput]]:
     """(pipeline name, the user's data path or None, the resolver of this kind of input)."""
+    from components.specs import TEXT_NGRAMS
     from components.tasks import get_task
     from pipelines.inputs import datasets
 
+    if request.reading.text_ngrams not in TEXT_NGRAMS:
+        raise ConfigError(f"--text-ngrams {request.reading.text_ngrams}: choose one of "
+                          f"{', '.join(map(str, TEXT_NGRAMS))} (words, and pairs, and triples)")
     if request.data:
         if request.use_case:
             raise ConfigError("give either a use case or --data, not both")
@@ -598,6 +603,7 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
         columns=tuple(zip(source.columns.names, source.columns.keys)), kinds=kept,
         date_formats={c.key: c.kind.date_format for c in profile.columns if c.key in kept and c.kind.date_format},
         text_lengths={c.key: c.kind.text_length for c in profile.columns if c.key in kept and c.kind.text_length},
+        text_ngrams=request.reading.text_ngrams,
         left_out={c.key: c.reason for c in profile.left_out}, na_values=tuple(request.reading.na_values),
         rows=profile.rows, label_missing=profile.label_missing, task_reason=profile.task_reason,
         description=source.describe)

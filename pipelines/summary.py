@@ -65,7 +65,8 @@ def format_input(config: PipelineConfig) -> List[str]:
         lines.append(f"read as: {', '.join(special)}")
     texts = [f"{table.name_of(k)} (up to {table.text_lengths[k]} words)" for k in table.text_keys]
     if texts:
-        lines.append(f"read as text (words, a vocabulary, an embedding): {', '.join(texts)}")
+        tokens = ("words", "words and word pairs", "words, word pairs and triples")[table.text_ngrams - 1]
+        lines.append(f"read as text ({tokens}, a vocabulary, an embedding): {', '.join(texts)}")
     sliced = ", ".join(table.name_of(key) for key in config.slice_features) or "none"
     lines.append(f"evaluation slices: {sliced} (--slice COL,... to choose)")
     return lines
@@ -157,7 +158,7 @@ def format_evaluation(report: RunReport) -> List[str]:
         for name, value in sorted(overall.items()):
             if not name.endswith("_change"):
                 change = overall.get(f"{name}_change")
-                versus = f"  ({change:+.4f} vs baseline)" if change is not None else ""
+                versus = f"  ({change:+.4f} vs the last blessed model)" if change is not None else ""
                 lines.append(f"  {name:<28} {value:>10.4f}{versus}")
     if report.baseline.get("value") is not None:
         b = report.baseline

@@ -4,12 +4,37 @@ An embedding of each word (padding masked), then a learner chosen by ``text_lear
 the mean of the words' vectors (a bag of words that learns; a fastText-like linear model under the
 dnn's depth 0), ``conv`` (1D convolutions over word windows, max-pooled: phrases) or ``lstm`` (a
 bidirectional LSTM: order). ``text_dim``: the embedding's width.
+
+A text with no words (an empty cell, or only emoji and punctuation) is all padding: ``pool`` gives
+it a vector of zeros (Keras' masked average divides 0 by 0 there, and one such row turns the loss
+into NaN), ``lstm`` its initial state, ``conv`` the padding's own embedding.
 """
 from typing import Any, Mapping
 
+import tensorflow as tf
 import tf_keras as keras
 
 TEXT_LEARNERS = ("pool", "conv", "lstm")
+
+
+@keras.utils.register_keras_serializable(package="mlops")
+class MaskedMean(keras.layers.Layer):
+    """[batch, words, dim] -> [batch, dim]: the mean of the unmasked words' vectors; zeros where
+    every word is masked. Registered: the Trainer saves without traced layer calls, so a Keras
+    reload rebuilds it by name."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return tf.reduce_mean(inputs, axis=1)
+        weights = tf.cast(mask, inputs.dtype)[:, :, tf.newaxis]
+        return tf.math.divide_no_nan(tf.reduce_sum(inputs * weights, axis=1), tf.reduce_sum(weights, axis=1))
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # one vector a row: nothing left to mask
 
 
 def text_stem(ids: Any, name: str, size: int, hp: Mapping[str, Any]) -> Any:
@@ -19,7 +44,7 @@ def text_stem(ids: Any, name: str, size: int, hp: Mapping[str, Any]) -> Any:
         raise ValueError(f"text_learner '{learner}': choose one of {', '.join(TEXT_LEARNERS)}")
     embedded = keras.layers.Embedding(size, dim, mask_zero=learner != "conv", name=f"embed_{name}")(ids)
     if learner == "pool":
-        return keras.layers.GlobalAveragePooling1D(name=f"pool_{name}")(embedded)
+        return MaskedMean(name=f"pool_{name}")(embedded)
     if learner == "lstm":
         return keras.layers.Bidirectional(keras.layers.LSTM(dim), name=f"lstm_{name}")(embedded)
     x = keras.layers.Conv1D(dim * 2, 3, padding="same", activation="relu", name=f"conv_{name}")(embedded)

@@ -1,5 +1,6 @@
 """The text stem's learners build, train and predict beside numeric inputs, and padding is masked:
-ids past a text's words do not change what the pooled learner sees."""
+ids past a text's words do not change what the pooled learner sees, and a text with no words
+(all padding) trains and predicts finite numbers."""
 import numpy as np
 import pytest
 
@@ -14,10 +15,13 @@ def test_each_text_learner_trains_beside_numbers(learner):
     rng = np.random.default_rng(0)
     ids = rng.integers(1, 40, (64, 12))
     ids[:, 8:] = 0  # padding after 8 words
+    ids[::5] = 0  # a fifth of the rows have no words (an empty cell, or only emoji)
     y = (ids[:, 0] % 2).astype("float32")
     x = {"x_xf": rng.normal(size=(64, 1)).astype("float32"), "review_xf": ids}
-    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
-    assert model.predict(x, verbose=0).shape == (64, 1)
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all(), history.history
+    predictions = model.predict(x, verbose=0)
+    assert predictions.shape == (64, 1) and np.isfinite(predictions).all()
     assert any(layer.name == "embed_review_xf" for layer in model.layers)
 
 
@@ -33,5 +37,21 @@ def test_pooling_ignores_padding_and_an_unknown_learner_is_named():
     vectors = model.get_layer("embed_t_xf").get_weights()[0]
     got = pooled.predict({"t_xf": np.array([[3, 4, 0, 0, 0, 0]])}, verbose=0)[0]
     np.testing.assert_allclose(got, (vectors[3] + vectors[4]) / 2, rtol=1e-5)  # the four paddings count for nothing
+    assert not pooled.predict({"t_xf": np.zeros([1, 6], "int64")}, verbose=0).any()  # no words: zeros, not NaN
     with pytest.raises(ValueError, match="text_learner 'bag'"):
         build_model("dnn", HeadSpec("binary"), spec, {"text_learner": "bag"})
+
+
+def test_a_saved_text_model_reloads_in_keras(tmp_path):
+    """Warm starts, transfer and distillation reload the Trainer's model in Keras: the masked mean
+    is rebuilt by its registered name."""
+    import tf_keras as keras
+
+    from components.models.base import FeatureSpec, HeadSpec
+    from components.models.builder import build_model
+
+    model = build_model("dnn", HeadSpec("binary"), FeatureSpec(texts={"t_xf": (6, 20)}), {"depth": 0})
+    x = {"t_xf": np.array([[3, 4, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])}
+    model.save(str(tmp_path / "model"), save_traces=False)
+    reloaded = keras.models.load_model(str(tmp_path / "model"), compile=False)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)

@@ -109,6 +109,29 @@ def test_text_columns_share_one_vocabulary_with_ids_of_their_own(tmp_path, monke
     assert served["size_xf"].numpy().ravel().tolist() == [1, 2]
 
 
+def test_word_pairs_are_tokens_of_the_text_vocabulary_after_the_words(tmp_path):
+    """--text-ngrams 2: a text's first ``length`` words, then the pairs of those words, in one vocabulary
+    (pairs seen once fall under the frequency cut like words), then padding; an empty text is all padding."""
+    from components.text_features import PADDING, text_ids, text_vocabulary, token_window
+
+    spec = {"t": tf.io.FixedLenFeature([1], tf.string)}
+    texts = ["New York city", "new york", "New-York", "york city hall", "", "new york city!"]
+    rows = [{"t": [t.encode()]} for t in texts]
+    transformed, output = _analyze_and_write(tmp_path, spec, rows,
+                                             lambda inputs: {"t": text_ids(inputs["t"], "t", 3, 2)})
+    assert token_window(3, 2) == 5 and token_window(1, 3) == 1
+    words = [w.decode() for w in output.vocabulary_by_name(text_vocabulary("t"))]
+    assert {"new", "york", "city", "new york", "york city"} <= set(words) and "city hall" not in words  # seen once
+    ids = {w: i + 1 for i, w in enumerate(words)}
+    got = np.array([np.asarray(r["t"]).reshape(-1) for r in transformed])
+    new, york, city, pair, pair2 = (ids[w] for w in ("new", "york", "city", "new york", "york city"))
+    assert got[0].tolist() == [new, york, city, pair, pair2]  # the words, then their pairs
+    assert got[3][:3].tolist() == [york, city, len(words) + 1] and got[3][3] == pair2  # hall: past the cut
+    assert got[4].tolist() == [PADDING] * 5
+    served = output.transform_raw_features({"t": tf.constant([["new york"]])})["t"].numpy()
+    assert served.tolist() == [[new, york, pair, PADDING, PADDING]]  # packed: a bag of tokens, then padding
+
+
 def test_z_scores_of_columns_missing_for_whole_batches(tmp_path):
     """The one elementwise analyzer over all numbers: a column absent from the first two thousand
     rows (whole Beam batches with no value of it) still gets its own mean and deviation."""

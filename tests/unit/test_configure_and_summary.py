@@ -99,7 +99,7 @@ def test_the_summary_names_components_metrics_blessing_edge_and_push(tmp_path):
     text = format_summary(config, _report())
     assert "pipeline 'fraud' run tx.2026 (binary, family dnn" in text
     assert "CsvExampleGen" in text and "12.5" in text  # the total
-    assert "auc" in text and "(+0.0200 vs baseline)" in text and "auc_change" not in text
+    assert "auc" in text and "(+0.0200 vs the last blessed model)" in text and "auc_change" not in text
     assert "blessed: yes (auc 0.91 >= 0.7)" in text
     assert "int8" in text and "2.0 KiB" in text and "shipped" in text
     assert "serving version: /h/serving/tx/17 [pushed]" in text
