@@ -43,22 +43,26 @@ def _level_forms(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
                      now + tf.zeros_like(profile), now + walk * steps], axis=1)
 
 
+def _on_logs(values: tf.Tensor, lag: int, horizon: int, units: tf.Tensor) -> tf.Tensor:
+    """[batch, len(LEVELS), horizon]: the level forms on the window's logarithms, back in its units; a
+    window with a value <= 0 keeps ``units`` (its forms in units)."""
+    positive = tf.reduce_all(values > 0, axis=1)[:, tf.newaxis, tf.newaxis]
+    logs = tf.exp(_level_forms(tf.math.log(tf.maximum(values, 1e-30)), lag, horizon))
+    return tf.where(positive, logs, units)
+
+
 def candidate_bases(values: tf.Tensor, lag: int, horizon: int) -> tf.Tensor:
     """[batch, len(BASE_NAMES), horizon]: every base of each [batch, length] window."""
     units = _level_forms(values, lag, horizon)
-    positive = tf.reduce_all(values > 0, axis=1)[:, tf.newaxis, tf.newaxis]
-    logs = tf.exp(_level_forms(tf.math.log(tf.maximum(values, 1e-30)), lag, horizon))
-    return tf.concat([units, tf.where(positive, logs, units)], axis=1)
+    return tf.concat([units, _on_logs(values, lag, horizon, units)], axis=1)
 
 
 def one_base(values: tf.Tensor, lag: int, horizon: int, index: int) -> tf.Tensor:
-    """[batch, horizon]: ``candidate_bases(values, lag, horizon)[:, index]``, computing that base alone
-    (the edge model, whose base the Transform fixed)."""
-    units = _level_forms(values, lag, horizon)[:, index % len(LEVELS)]
-    if index < len(LEVELS):
-        return units
-    logs = tf.exp(_level_forms(tf.math.log(tf.maximum(values, 1e-30)), lag, horizon)[:, index % len(LEVELS)])
-    return tf.where(tf.reduce_all(values > 0, axis=1, keepdims=True), logs, units)
+    """[batch, horizon]: ``candidate_bases(values, lag, horizon)[:, index]`` (the edge model, whose base
+    the Transform fixed): the forms on logs are computed only for a base on logs."""
+    units = _level_forms(values, lag, horizon)
+    forms = units if index < len(LEVELS) else _on_logs(values, lag, horizon, units)
+    return forms[:, index % len(LEVELS)]
 
 
 def base_errors(candidates: tf.Tensor, target: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:

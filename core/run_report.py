@@ -168,7 +168,7 @@ def _report(store: mlmd.MetadataStore, config: PipelineConfig, run_ctx) -> RunRe
     report.artifact_uris = {node: {kind: arts[0].uri for kind, arts in by_type.items() if arts}
                             for node, by_type in outputs.items()}
     # a forecaster's gate metric is the MAE of windows scaled by their own seasonal naive error
-    gate_names = {"mean_absolute_error": SERIES_GATE_NAME} if config.series_table else {}
+    gate_names = {config.task.gate_metric: SERIES_GATE_NAME} if config.series_table else {}
     _read_artifacts(report, outputs, by_node, gate_names)
     if "Transform" in outputs:
         inputs = _artifacts_of(store, by_node["Transform"].execution_id, (metadata_store_pb2.Event.INPUT,))

@@ -229,7 +229,7 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
         from release.forecast_holdout import comparison_lines, refused_but_better_lines
 
         lines += comparison_lines(report.holdout)
-        gate_value = report.metrics.get(OVERALL, {}).get("mean_absolute_error")
+        gate_value = report.metrics.get(OVERALL, {}).get(config.task.gate_metric)
         bound = config.gate_thresholds.get(config.label)
         if report.blessed is False and gate_value is not None and bound is not None:
             lines += refused_but_better_lines(report.holdout, gate_value, bound)

@@ -149,7 +149,7 @@ def test_a_refused_forecaster_is_told_when_it_beats_seasonal_naive_on_the_holdou
     from release.forecast_holdout import HoldoutComparison
 
     config = build_config(RunRequest(use_case="fraud", home=str(tmp_path / "home")))
-    config = replace(config, gate_thresholds={config.label: 1.0})
+    config = replace(config, task_name="forecast", gate_thresholds={config.label: 1.0})  # a forecaster's gate: MAE
     holdout = HoldoutComparison(ForecastScores(model_mae, 66.8, 11.3, 2.3), ForecastScores(92.2, 102.0, 16.8, 3.6),
                                 ForecastScores(68.1, 78.3, 12.6, 2.7), ("ETS(M,A,M)",), 1, 1, 8, 4)
     report = replace(_report(), blessed=False, metrics={OVERALL: {"mean_absolute_error": 1.955}}, holdout=holdout)
