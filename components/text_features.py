@@ -3,7 +3,12 @@ word an id in the column's own vocabulary, padded or cut to the column's token w
 
 Ids: 0 is padding (no word), 1..V the vocabulary's words by decreasing frequency, V+1 any other
 word; the model embeds them (``components.models.text``). A missing value is no words at all.
+
+Beside the ids, each position's TF-IDF weight (``tfidf_weights``): the ``tfidf`` text learner sums the
+words' vectors with them, so a linear model over the text is TF-IDF + logistic regression learnt.
 """
+from typing import Tuple
+
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -11,10 +16,16 @@ TEXT_VOCABULARY_PREFIX = "text_"  # + the column's key: one vocabulary file per 
 TEXT_TOP_K = 20_000  # the most frequent words kept per column
 TEXT_MIN_COUNT = 2  # a word seen once in training teaches nothing an OOV id would not
 PADDING, TEXT_RESERVED_IDS = 0, 2  # padding and the OOV id around the vocabulary's own
+TFIDF_SUFFIX = "__tfidf"  # a text column's key + this: the Transform output of its ids' TF-IDF weights
 
 
 def text_vocabulary(column: str) -> str:
     return TEXT_VOCABULARY_PREFIX + column
+
+
+def tfidf_column(column: str) -> str:
+    """The key of the Transform output that carries ``column``'s TF-IDF weights."""
+    return column + TFIDF_SUFFIX
 
 
 def words(text: tf.Tensor) -> tf.RaggedTensor:
@@ -31,10 +42,32 @@ def token_window(length: int, ngrams: int) -> int:
     return sum(max(length - width + 1, 0) for width in range(1, ngrams + 1))
 
 
-def text_ids(text: tf.Tensor, column: str, length: int, ngrams: int = 1) -> tf.Tensor:
-    """[batch, 1] text (missing as "") -> [batch, token_window(length, ngrams)] int64 token ids (0 =
+def tfidf_weights(ids: tf.RaggedTensor) -> tf.RaggedTensor:
+    """[batch, (tokens)] vocabulary ids (0-based; the OOV id is a term too) -> each token's weight:
+    a text's TF-IDF vector (sublinear tf, 1 + ln(count), times the smoothed idf,
+    1 + ln((texts + 1) / (texts with the term + 1)), L2-normalized: scikit-learn's TfidfVectorizer
+    with sublinear_tf) shared among the term's repeats, so a weighted sum over tokens is that
+    vector's product. Document frequencies are a TFT analyzer over the training texts."""
+    terms = TEXT_TOP_K + 1
+    rows, flat = ids.value_rowids(), ids.flat_values
+    unique, where, counts = tf.unique_with_counts(rows * terms + flat, out_idx=tf.int64)
+    present = tf.math.bincount(tf.cast(unique % terms, tf.int32), minlength=terms, maxlength=terms,
+                               dtype=tf.float32)
+    with_term = tft.sum(present[tf.newaxis, :], reduce_instance_dims=False)
+    texts = tft.sum(tf.cast(tf.reshape(ids.nrows(), [1]), tf.float32))
+    idf = 1.0 + tf.math.log((texts + 1.0) / (with_term + 1.0))
+    counts = tf.cast(counts, tf.float32)
+    values = (1.0 + tf.math.log(counts)) * tf.gather(idf, unique % terms)
+    norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(values), unique // terms, ids.nrows()))
+    shares = tf.math.divide_no_nan(values / counts, tf.gather(norms, unique // terms))
+    return ids.with_flat_values(tf.gather(shares, where))
+
+
+def text_ids(text: tf.Tensor, column: str, length: int, ngrams: int = 1) -> Tuple[tf.Tensor, tf.Tensor]:
+    """[batch, 1] text (missing as "") -> ([batch, token_window(length, ngrams)] int64 token ids (0 =
     padding): the first ``length`` words, then (``ngrams`` 2 or 3) the pairs and triples of those
-    words, each an entry of the column's one vocabulary ("new york" beside "new" and "york"), then padding."""
+    words, each an entry of the column's one vocabulary ("new york" beside "new" and "york"), then
+    padding; the same shape of float TF-IDF weights, 0 at padding)."""
     tokens = words(tf.reshape(text, [-1]))
     if ngrams > 1:
         cut = tokens[:, :length]
@@ -43,6 +76,11 @@ def text_ids(text: tf.Tensor, column: str, length: int, ngrams: int = 1) -> tf.T
         length = token_window(length, ngrams)
     ids = tft.compute_and_apply_vocabulary(tokens, top_k=TEXT_TOP_K, frequency_threshold=TEXT_MIN_COUNT,
                                            num_oov_buckets=1, vocab_filename=text_vocabulary(column))
-    dense = (ids + 1).to_tensor(default_value=PADDING)[:, :length]
-    padded = tf.pad(dense, [[0, 0], [0, length - tf.shape(dense)[1]]], constant_values=PADDING)
-    return tf.reshape(padded, [-1, length])
+    ids = ids[:, :length]
+    return _padded(ids + 1, length, PADDING), _padded(tfidf_weights(ids), length, 0.0)
+
+
+def _padded(tokens: tf.RaggedTensor, length: int, padding) -> tf.Tensor:
+    dense = tokens.to_tensor(default_value=padding)
+    dense = tf.pad(dense, [[0, 0], [0, length - tf.shape(dense)[1]]], constant_values=padding)
+    return tf.reshape(dense, [-1, length])

@@ -42,7 +42,7 @@ from components.models.builder import build_model
 from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small_data_defaults, tuned_values
 from components.specs import TrainSpec, TransformSpec
 from components.tasks import get_task
-from components.text_features import TEXT_RESERVED_IDS, text_vocabulary
+from components.text_features import TEXT_RESERVED_IDS, TFIDF_SUFFIX, text_vocabulary, tfidf_column
 from components.transform import OOV_BUCKETS
 from serving.codec.columns import write_columns
 from serving.codec.images import ImageInfo, write_image_info
@@ -58,7 +58,7 @@ TRAINING_ONLY = (*TRAINING_DEFAULTS, "threshold_quantile")  # hyperparameters th
 
 def feature_spec_from_transform(tft_output: tft.TFTransformOutput, labels: Tuple[str, ...]) -> FeatureSpec:
     """Numeric, categorical and tensor model inputs, read from the Transform's output spec."""
-    numeric, categorical, tensors, texts, known_ahead = [], {}, {}, {}, {}
+    numeric, categorical, tensors, texts, known_ahead, weights = [], {}, {}, {}, {}, set()
     label_keys = {transformed_name(label) for label in labels}
     vocabularies = feature_vocabularies(tft_output)
     for name, feature in sorted(tft_output.transformed_feature_spec().items()):
@@ -69,14 +69,18 @@ def feature_spec_from_transform(tft_output: tft.TFTransformOutput, labels: Tuple
         elif feature.dtype == tf.int64 and len(feature.shape) == 1 and feature.shape[0] > 1:  # word ids
             words = tft_output.vocabulary_size_by_name(text_vocabulary(raw_name(name)))
             texts[name] = (int(feature.shape[0]), int(words) + TEXT_RESERVED_IDS)
+        elif raw_name(name).endswith(TFIDF_SUFFIX) and len(feature.shape) == 1 and feature.shape[0] > 1:
+            weights.add(name)
         elif list(feature.shape) != [1]:
             tensors[name] = tuple(feature.shape)
         elif feature.dtype == tf.int64:
             categorical[name] = len(vocabularies.get(raw_name(name), ())) + OOV_BUCKETS
         else:
             numeric.append(name)
+    text_weights = {name: transformed_name(tfidf_column(raw_name(name))) for name in texts}
     return FeatureSpec(numeric=tuple(numeric), categorical=categorical, tensors=tensors, texts=texts,
-                       known_ahead=known_ahead)
+                       known_ahead=known_ahead,
+                       text_weights={name: key for name, key in text_weights.items() if key in weights})
 
 
 def class_names(tft_output: tft.TFTransformOutput, label: str, task_name: str) -> List[str]:
@@ -199,7 +203,8 @@ def model_description(family: str, task_name: str, hp: Mapping[str, Any], spec: 
     return {"family": family, "task": task_name, "hparams": dict(hp),
             "inputs": {"numeric": list(spec.numeric), "categorical": dict(spec.categorical),
                        "tensors": {k: list(v) for k, v in spec.tensors.items()},
-                       **({"texts": {k: list(v) for k, v in spec.texts.items()}} if spec.texts else {})},
+                       **({"texts": {k: list(v) for k, v in spec.texts.items()}} if spec.texts else {}),
+                       **({"text_weights": dict(spec.text_weights)} if spec.text_weights else {})},
             "head": {"task": head.task, "units": head.units, "subheads": [list(h) for h in head.subheads]}}
 
 

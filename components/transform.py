@@ -29,7 +29,7 @@ from components.features import (
 )
 from components.specs import ColumnSpec, TransformSpec
 from components.tasks import get_task
-from components.text_features import text_ids
+from components.text_features import text_ids, tfidf_column
 from serving.codec.columns import DATE_PARTS, FALSE_TOKENS, MDY_PATTERN, NA_TOKENS, TRUE_TOKENS, YMD_PATTERN
 from serving.codec.images import ImageInfo
 from serving.codec.periods import NEXT_DATE_INPUT, seasonal_lag
@@ -343,10 +343,12 @@ def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
     return {}, {transformed_name(name): as_float(tensor)}
 
 
-def free_text(tensor: Tensorish, name: str, column: ColumnSpec, na_tokens) -> tf.Tensor:
-    """A text column as [batch, length] word ids (components.text_features); missing is no words."""
+def free_text(tensor: Tensorish, name: str, column: ColumnSpec, na_tokens) -> Dict[str, tf.Tensor]:
+    """A text column as [batch, length] word ids and their TF-IDF weights (components.text_features);
+    missing is no words."""
     text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
-    return text_ids(clean_text(text, na_tokens), name, column.length, column.ngrams)
+    ids, weights = text_ids(clean_text(text, na_tokens), name, column.length, column.ngrams)
+    return {transformed_name(name): ids, transformed_name(tfidf_column(name)): weights}
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
@@ -370,7 +372,7 @@ def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, A
             continue
         if config.columns is not None:  # a user's table: kinds decided by the preflight
             if name in config.columns and config.columns[name].kind == "text":
-                outputs[transformed_name(name)] = free_text(tensor, name, config.columns[name], na_tokens)
+                outputs.update(free_text(tensor, name, config.columns[name], na_tokens))
             elif name in config.columns:
                 column_texts, column_numbers = table_features(name, tensor, config.columns[name], na_tokens)
                 texts.update(column_texts)

@@ -35,6 +35,7 @@ class FeatureSpec:
     categorical: Mapping[str, int] = field(default_factory=dict)  # name -> vocabulary size incl. OOV
     tensors: Mapping[str, Tuple[int, ...]] = field(default_factory=dict)  # images [H, W, C], sequences [T, F]
     texts: Mapping[str, Tuple[int, int]] = field(default_factory=dict)  # name -> (words, ids incl. padding, OOV)
+    text_weights: Mapping[str, str] = field(default_factory=dict)  # a text's name -> its TF-IDF weights' name
     # a forecaster's features of each forecast step (calendar parts, covariates): name -> (horizon, parts)
     known_ahead: Mapping[str, Tuple[int, int]] = field(default_factory=dict)
 
@@ -72,6 +73,8 @@ def model_inputs(spec: FeatureSpec) -> Dict[str, Any]:
     inputs.update({name: keras.Input(shape=shape, name=name, dtype="float32") for name, shape in spec.tensors.items()})
     inputs.update({name: keras.Input(shape=(length,), name=name, dtype="int64")
                    for name, (length, _) in spec.texts.items()})
+    inputs.update({weights: keras.Input(shape=(spec.texts[name][0],), name=weights, dtype="float32")
+                   for name, weights in spec.text_weights.items()})
     inputs.update({name: keras.Input(shape=shape, name=name, dtype="float32")
                    for name, shape in spec.known_ahead.items()})
     return inputs
@@ -109,7 +112,8 @@ def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any
         parts.append(keras.layers.Flatten(name=f"flat_{name}")(embedded))
     parts += [keras.layers.Flatten(name=f"flat_{name}")(inputs[name]) for name in spec.tensors]
     if spec.texts:
-        parts += [text_stem(inputs[name], name, size, hp) for name, (_, size) in spec.texts.items()]
+        parts += [text_stem(inputs[name], inputs.get(spec.text_weights.get(name, "")), name, size, hp)
+                  for name, (_, size) in spec.texts.items()]
     if not parts:
         raise ValueError("no input features")
     return parts[0] if len(parts) == 1 else keras.layers.Concatenate(name="stem")(parts)

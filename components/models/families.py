@@ -45,7 +45,7 @@ _LAYER = {"l1": 0.0, "l2": 0.0}
 FAMILIES: Dict[str, FamilySpec] = {spec.name: spec for spec in (
     FamilySpec("dnn", _TABULAR,
                {"width": 64, "depth": 2, "taper": 0.5, "dropout": 0.1, "batch_norm": False, "activation": "relu",
-                "l1": 0.0, "l2": 1e-4, "wide": True, "text_learner": "pool", "text_dim": 32}, "components.models.dnn"),
+                "l1": 0.0, "l2": 1e-4, "wide": True, "text_learner": "tfidf", "text_dim": 32}, "components.models.dnn"),
     FamilySpec("cnn", _IMAGE, {"filters": 32, "groups": 2, "convs_per_group": 2, "dropout": 0.1, **_LAYER},
                "components.models.cnn"),
     FamilySpec("vgg", _IMAGE, {"depth": 11, "width": 0.125, "top_units": 128, "dropout": 0.3, **_LAYER},

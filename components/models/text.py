@@ -1,20 +1,21 @@
 """The text stem: a text column's word ids [words] -> one vector, beside the tabular stem's parts.
 
-An embedding of each word (padding masked), then a learner chosen by ``text_learner``: ``pool``,
-the mean of the words' vectors (a bag of words that learns; a fastText-like linear model under the
-dnn's depth 0), ``conv`` (1D convolutions over word windows, max-pooled: phrases) or ``lstm`` (a
-bidirectional LSTM: order). ``text_dim``: the embedding's width.
+An embedding of each word (padding masked), then a learner chosen by ``text_learner``: ``tfidf``,
+the words' vectors summed with the Transform's TF-IDF weights (a learnt bag of words: the head's
+linear part over it is TF-IDF + logistic regression, the baseline users trust), ``pool``, their plain
+mean (fastText-like), ``conv`` (1D convolutions over word windows, max-pooled: phrases) or ``lstm``
+(a bidirectional LSTM: order). ``text_dim``: the embedding's width.
 
 A text with no words (an empty cell, or only emoji and punctuation) is all padding: ``pool`` gives
 it a vector of zeros (Keras' masked average divides 0 by 0 there, and one such row turns the loss
 into NaN), ``lstm`` its initial state, ``conv`` the padding's own embedding.
 """
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import tensorflow as tf
 import tf_keras as keras
 
-TEXT_LEARNERS = ("pool", "conv", "lstm")
+TEXT_LEARNERS = ("tfidf", "pool", "conv", "lstm")
 
 
 @keras.utils.register_keras_serializable(package="mlops")
@@ -37,11 +38,31 @@ class MaskedMean(keras.layers.Layer):
         return None  # one vector a row: nothing left to mask
 
 
-def text_stem(ids: Any, name: str, size: int, hp: Mapping[str, Any]) -> Any:
-    """``hp``: the family's resolved meta-parameters (their defaults: components.models.families)."""
+@keras.utils.register_keras_serializable(package="mlops")
+class WeightedSum(keras.layers.Layer):
+    """([batch, words, dim], [batch, words]) -> [batch, dim]: the words' vectors summed with their
+    weights (0 at padding, so a text with no words is zeros)."""
+
+    def call(self, inputs):
+        vectors, weights = inputs
+        return tf.reduce_sum(vectors * weights[:, :, tf.newaxis], axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+def text_stem(ids: Any, weights: Optional[Any], name: str, size: int, hp: Mapping[str, Any]) -> Any:
+    """``weights``: the ids' TF-IDF weights (None where the Transform has none); ``hp``: the family's
+    resolved meta-parameters (their defaults: components.models.families)."""
     learner, dim = hp["text_learner"], int(hp["text_dim"])
     if learner not in TEXT_LEARNERS:
         raise ValueError(f"text_learner '{learner}': choose one of {', '.join(TEXT_LEARNERS)}")
+    if learner == "tfidf":
+        if weights is None:
+            raise ValueError(f"text_learner 'tfidf': the Transform gave '{name}' no TF-IDF weights; "
+                             "choose pool, conv or lstm")
+        embedded = keras.layers.Embedding(size, dim, name=f"embed_{name}")(ids)
+        return WeightedSum(name=f"tfidf_{name}")([embedded, weights])
     embedded = keras.layers.Embedding(size, dim, mask_zero=learner != "conv", name=f"embed_{name}")(ids)
     if learner == "pool":
         return MaskedMean(name=f"pool_{name}")(embedded)

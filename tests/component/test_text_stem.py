@@ -5,19 +5,21 @@ import numpy as np
 import pytest
 
 
-@pytest.mark.parametrize("learner", ["pool", "conv", "lstm"])
+@pytest.mark.parametrize("learner", ["tfidf", "pool", "conv", "lstm"])
 def test_each_text_learner_trains_beside_numbers(learner):
     from components.models.base import FeatureSpec, HeadSpec
     from components.models.builder import build_model
 
-    spec = FeatureSpec(numeric=("x_xf",), texts={"review_xf": (12, 40)})
+    spec = FeatureSpec(numeric=("x_xf",), texts={"review_xf": (12, 40)},
+                       text_weights={"review_xf": "review__tfidf_xf"})
     model = build_model("dnn", HeadSpec("binary"), spec, {"text_learner": learner, "text_dim": 8, "epochs": 1})
     rng = np.random.default_rng(0)
     ids = rng.integers(1, 40, (64, 12))
     ids[:, 8:] = 0  # padding after 8 words
     ids[::5] = 0  # a fifth of the rows have no words (an empty cell, or only emoji)
     y = (ids[:, 0] % 2).astype("float32")
-    x = {"x_xf": rng.normal(size=(64, 1)).astype("float32"), "review_xf": ids}
+    x = {"x_xf": rng.normal(size=(64, 1)).astype("float32"), "review_xf": ids,
+         "review__tfidf_xf": (ids > 0) / np.maximum(np.sqrt((ids > 0).sum(1, keepdims=True)), 1)}
     history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     assert np.isfinite(history.history["loss"]).all(), history.history
     predictions = model.predict(x, verbose=0)
@@ -32,7 +34,7 @@ def test_pooling_ignores_padding_and_an_unknown_learner_is_named():
     from components.models.builder import build_model
 
     spec = FeatureSpec(texts={"t_xf": (6, 20)})
-    model = build_model("dnn", HeadSpec("binary"), spec, {"depth": 0})
+    model = build_model("dnn", HeadSpec("binary"), spec, {"depth": 0, "text_learner": "pool"})
     pooled = keras.Model(model.inputs, model.get_layer("pool_t_xf").output)
     vectors = model.get_layer("embed_t_xf").get_weights()[0]
     got = pooled.predict({"t_xf": np.array([[3, 4, 0, 0, 0, 0]])}, verbose=0)[0]
@@ -40,6 +42,24 @@ def test_pooling_ignores_padding_and_an_unknown_learner_is_named():
     assert not pooled.predict({"t_xf": np.zeros([1, 6], "int64")}, verbose=0).any()  # no words: zeros, not NaN
     with pytest.raises(ValueError, match="text_learner 'bag'"):
         build_model("dnn", HeadSpec("binary"), spec, {"text_learner": "bag"})
+    with pytest.raises(ValueError, match="no TF-IDF weights"):
+        build_model("dnn", HeadSpec("binary"), spec, {"text_learner": "tfidf"})
+
+
+def test_the_tfidf_learner_sums_the_word_vectors_by_their_weights():
+    import tf_keras as keras
+
+    from components.models.base import FeatureSpec, HeadSpec
+    from components.models.builder import build_model
+
+    spec = FeatureSpec(texts={"t_xf": (4, 20)}, text_weights={"t_xf": "t__tfidf_xf"})
+    model = build_model("dnn", HeadSpec("binary"), spec, {"depth": 0})
+    summed = keras.Model(model.inputs, model.get_layer("tfidf_t_xf").output)
+    vectors = model.get_layer("embed_t_xf").get_weights()[0]
+    x = {"t_xf": np.array([[3, 5, 3, 0], [0, 0, 0, 0]]), "t__tfidf_xf": np.array([[0.3, 0.8, 0.3, 0], [0, 0, 0, 0]])}
+    got = summed.predict(x, verbose=0)
+    np.testing.assert_allclose(got[0], 0.6 * vectors[3] + 0.8 * vectors[5], rtol=1e-5)
+    assert not got[1].any()  # no words: zeros
 
 
 def test_a_saved_text_model_reloads_in_keras(tmp_path):
@@ -50,8 +70,10 @@ def test_a_saved_text_model_reloads_in_keras(tmp_path):
     from components.models.base import FeatureSpec, HeadSpec
     from components.models.builder import build_model
 
-    model = build_model("dnn", HeadSpec("binary"), FeatureSpec(texts={"t_xf": (6, 20)}), {"depth": 0})
-    x = {"t_xf": np.array([[3, 4, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]])}
+    spec = FeatureSpec(texts={"t_xf": (6, 20)}, text_weights={"t_xf": "t__tfidf_xf"})
+    model = build_model("dnn", HeadSpec("binary"), spec, {"depth": 0})
+    x = {"t_xf": np.array([[3, 4, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]),
+         "t__tfidf_xf": np.array([[0.6, 0.8, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], "float32")}
     model.save(str(tmp_path / "model"), save_traces=False)
     reloaded = keras.models.load_model(str(tmp_path / "model"), compile=False)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)

@@ -118,7 +118,7 @@ def test_word_pairs_are_tokens_of_the_text_vocabulary_after_the_words(tmp_path):
     texts = ["New York city", "new york", "New-York", "york city hall", "", "new york city!"]
     rows = [{"t": [t.encode()]} for t in texts]
     transformed, output = _analyze_and_write(tmp_path, spec, rows,
-                                             lambda inputs: {"t": text_ids(inputs["t"], "t", 3, 2)})
+                                             lambda inputs: {"t": text_ids(inputs["t"], "t", 3, 2)[0]})
     assert token_window(3, 2) == 5 and token_window(1, 3) == 1
     words = [w.decode() for w in output.vocabulary_by_name(text_vocabulary("t"))]
     assert {"new", "york", "city", "new york", "york city"} <= set(words) and "city hall" not in words  # seen once
@@ -130,6 +130,38 @@ def test_word_pairs_are_tokens_of_the_text_vocabulary_after_the_words(tmp_path):
     assert got[4].tolist() == [PADDING] * 5
     served = output.transform_raw_features({"t": tf.constant([["new york"]])})["t"].numpy()
     assert served.tolist() == [[new, york, pair, PADDING, PADDING]]  # packed: a bag of tokens, then padding
+
+
+def test_text_weights_are_scikit_learns_tfidf_of_the_training_texts(tmp_path):
+    """Summed over a term's repeats, each position's weight is TfidfVectorizer's value (sublinear tf,
+    smoothed idf, L2 rows) fitted on the training texts; served texts keep the training idf; a text
+    with no words weighs nothing."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from components.text_features import text_ids, text_vocabulary
+
+    spec = {"t": tf.io.FixedLenFeature([1], tf.string)}
+    texts = ["red red red fox", "red dog", "quick fox dog dog", "quick quick red", "", "fox dog red quick"]
+    transformed, output = _analyze_and_write(
+        tmp_path, spec, [{"t": [t.encode()]} for t in texts],
+        lambda inputs: dict(zip(("ids", "weights"), text_ids(inputs["t"], "t", 6))))
+    vectorizer = TfidfVectorizer(analyzer=str.split, sublinear_tf=True)
+    expected = vectorizer.fit_transform(texts).toarray()
+    words = [w.decode() for w in output.vocabulary_by_name(text_vocabulary("t"))]
+
+    def summed(ids, weights):
+        by_word = dict.fromkeys(vectorizer.get_feature_names_out(), 0.0)
+        for i, w in zip(np.ravel(ids), np.ravel(weights)):
+            if i:
+                by_word[words[i - 1]] += w
+        return np.array(list(by_word.values()))
+
+    got = np.array([summed(r["ids"], r["weights"]) for r in transformed])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    served = output.transform_raw_features({"t": tf.constant([["dog fox fox"], [""]])})
+    expected = vectorizer.transform(["dog fox fox", ""]).toarray()
+    np.testing.assert_allclose([summed(i, w) for i, w in zip(served["ids"].numpy(), served["weights"].numpy())],
+                               expected, atol=1e-5)
 
 
 def test_z_scores_of_columns_missing_for_whole_batches(tmp_path):
