@@ -31,7 +31,7 @@ def tfidf_column(column: str) -> str:
 def words(text: tf.Tensor) -> tf.RaggedTensor:
     """[batch] text -> [batch, (words)]: lowercased; links one token; letters, digits, @, # and
     apostrophes kept inside words, anything else a separator."""
-    text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.lower(tf.strings.regex_replace(text, "\\x00", " "), encoding="utf-8")  # lower stops at a NUL
     text = tf.strings.regex_replace(text, r"https?://\S+|www\.\S+", " url ")
     text = tf.strings.regex_replace(text, r"[^\p{L}\p{N}@#']+", " ")
     return tf.strings.split(text)
@@ -42,12 +42,13 @@ def token_window(length: int, ngrams: int) -> int:
     return sum(max(length - width + 1, 0) for width in range(1, ngrams + 1))
 
 
-def tfidf_weights(ids: tf.RaggedTensor) -> tf.RaggedTensor:
-    """[batch, (tokens)] vocabulary ids (0-based; the OOV id is a term too) -> each token's weight:
-    a text's TF-IDF vector (sublinear tf, 1 + ln(count), times the smoothed idf,
-    1 + ln((texts + 1) / (texts with the term + 1)), L2-normalized: scikit-learn's TfidfVectorizer
-    with sublinear_tf) shared among the term's repeats, so a weighted sum over tokens is that
-    vector's product. Document frequencies are a TFT analyzer over the training texts."""
+def tfidf_weights(ids: tf.RaggedTensor, known: tf.Tensor) -> tf.RaggedTensor:
+    """[batch, (tokens)] vocabulary ids (0-based; ``known``: the vocabulary's size, so an id from
+    there on is an unknown word) -> each token's weight: a text's TF-IDF vector (sublinear tf,
+    1 + ln(count), times the smoothed idf, 1 + ln((texts + 1) / (texts with the term + 1)),
+    L2-normalized: scikit-learn's TfidfVectorizer with sublinear_tf, which ignores unknown words too)
+    shared among the term's repeats, so a weighted sum over tokens is that vector's product.
+    Document frequencies are a TFT analyzer over the training texts."""
     terms = TEXT_TOP_K + 1
     rows, flat = ids.value_rowids(), ids.flat_values
     unique, where, counts = tf.unique_with_counts(rows * terms + flat, out_idx=tf.int64)
@@ -58,6 +59,7 @@ def tfidf_weights(ids: tf.RaggedTensor) -> tf.RaggedTensor:
     idf = 1.0 + tf.math.log((texts + 1.0) / (with_term + 1.0))
     counts = tf.cast(counts, tf.float32)
     values = (1.0 + tf.math.log(counts)) * tf.gather(idf, unique % terms)
+    values = tf.where(unique % terms < tf.cast(known, tf.int64), values, 0.0)
     norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(values), unique // terms, ids.nrows()))
     shares = tf.math.divide_no_nan(values / counts, tf.gather(norms, unique // terms))
     return ids.with_flat_values(tf.gather(shares, where))
@@ -77,7 +79,8 @@ def text_ids(text: tf.Tensor, column: str, length: int, ngrams: int = 1) -> Tupl
     ids = tft.compute_and_apply_vocabulary(tokens, top_k=TEXT_TOP_K, frequency_threshold=TEXT_MIN_COUNT,
                                            num_oov_buckets=1, vocab_filename=text_vocabulary(column))
     ids = ids[:, :length]
-    return _padded(ids + 1, length, PADDING), _padded(tfidf_weights(ids), length, 0.0)
+    known = tft.experimental.get_vocabulary_size_by_name(text_vocabulary(column))
+    return _padded(ids + 1, length, PADDING), _padded(tfidf_weights(ids, known), length, 0.0)
 
 
 def _padded(tokens: tf.RaggedTensor, length: int, padding) -> tf.Tensor:

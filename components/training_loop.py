@@ -12,11 +12,11 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import libraries_are_not_autographed
+from components.models.families import CHOICES
 from components.progress_records import log_epoch
 
 libraries_are_not_autographed()
-LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
-CLASS_WEIGHTS = ("none", "balanced")
+LR_SCHEDULES, CLASS_WEIGHTS = CHOICES["lr_schedule"], CHOICES["class_weight"]
 CHECKPOINTS = "checkpoints"  # in the model-run dir: the weights after each epoch
 
 

@@ -67,6 +67,16 @@ FAMILIES: Dict[str, FamilySpec] = {spec.name: spec for spec in (
 )}
 
 
+# Meta-parameters that name a choice, and the names each accepts: checked with the others before a run starts.
+CHOICES: Mapping[str, Tuple[str, ...]] = {
+    "text_learner": ("tfidf", "pool", "conv", "lstm"),  # components.models.text
+    "cell": ("simple", "lstm", "gru"),  # components.models.rnn
+    "lr_schedule": ("constant", "cosine", "warmup_cosine"),  # components.training_loop
+    "class_weight": ("none", "balanced"),
+    "stem": ("auto", "small", "imagenet"),  # components.models.base.image_stem
+}
+
+
 # What `--tune` searches, per family: meta-parameter -> choices (a key fixed with --hparam is left out).
 SEARCH_SPACES: Dict[str, Mapping[str, Tuple[Any, ...]]] = {
     "dnn": {"width": (32, 64, 128), "depth": (1, 2, 3), "dropout": (0.0, 0.1, 0.3),
@@ -164,6 +174,9 @@ def resolve_hparams(family_name: str, overrides: Mapping[str, Any]) -> Dict[str,
     resolved = dict(defaults)
     for key, value in overrides.items():
         resolved[key] = _coerce(key, value, type(defaults[key]))
+        if key in CHOICES and resolved[key] not in CHOICES[key]:
+            raise UnsupportedModelError(f"hyperparameter {key}={resolved[key]!r}: choose one of "
+                                        f"{', '.join(CHOICES[key])}")
     return resolved
 
 

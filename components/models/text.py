@@ -15,7 +15,9 @@ from typing import Any, Mapping, Optional
 import tensorflow as tf
 import tf_keras as keras
 
-TEXT_LEARNERS = ("tfidf", "pool", "conv", "lstm")
+from components.models.families import CHOICES
+
+TEXT_LEARNERS = CHOICES["text_learner"]
 
 
 @keras.utils.register_keras_serializable(package="mlops")

@@ -279,13 +279,14 @@ def _check_rows(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Sequenc
 
 
 def _refuse_clashes(path: Path, columns: ColumnMap, label_keys: Sequence[str], named: Dict[str, Set[str]]) -> None:
-    """A label named by --text or --drop, or a column both read as text and dropped: one line."""
-    for flag, keys in named.items():
-        for key in sorted(keys & set(label_keys)):
+    """A label named by --text or --drop, or a column --text names beside --drop or --categorical: one line."""
+    for flag in ("--text", "--drop"):
+        for key in sorted(named[flag] & set(label_keys)):
             raise InputDataError(f"{path}: {flag} names '{columns.name(key)}', the label; a label is neither a "
                                  "feature nor dropped")
-    for key in sorted(named["--text"] & named["--drop"]):
-        raise InputDataError(f"{path}: --text and --drop both name '{columns.name(key)}'; keep one")
+    for flag in ("--drop", "--categorical"):
+        for key in sorted(named["--text"] & named[flag]):
+            raise InputDataError(f"{path}: --text and {flag} both name '{columns.name(key)}'; keep one")
 
 
 def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Sequence[str],
@@ -296,7 +297,7 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
     dropped = set(_resolve(path, options.drop, columns, "--drop"))
     chosen = set(_resolve(path, options.features, columns, "--features"))
     forced_text = set(_resolve(path, options.text, columns, "--text"))
-    _refuse_clashes(path, columns, label_keys, {"--text": forced_text, "--drop": dropped})
+    _refuse_clashes(path, columns, label_keys, {"--text": forced_text, "--drop": dropped, "--categorical": categorical})
     profiles = []
     for key, name in zip(columns.keys, columns.names):
         cells, stats = _Sample(scan.sample.pop(key)), scan.stats[key]

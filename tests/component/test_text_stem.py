@@ -40,7 +40,7 @@ def test_pooling_ignores_padding_and_an_unknown_learner_is_named():
     got = pooled.predict({"t_xf": np.array([[3, 4, 0, 0, 0, 0]])}, verbose=0)[0]
     np.testing.assert_allclose(got, (vectors[3] + vectors[4]) / 2, rtol=1e-5)  # the four paddings count for nothing
     assert not pooled.predict({"t_xf": np.zeros([1, 6], "int64")}, verbose=0).any()  # no words: zeros, not NaN
-    with pytest.raises(ValueError, match="text_learner 'bag'"):
+    with pytest.raises(ValueError, match="text_learner='bag': choose one of tfidf, pool, conv, lstm"):
         build_model("dnn", HeadSpec("binary"), spec, {"text_learner": "bag"})
     with pytest.raises(ValueError, match="no TF-IDF weights"):
         build_model("dnn", HeadSpec("binary"), spec, {"text_learner": "tfidf"})

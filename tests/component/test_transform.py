@@ -134,32 +134,36 @@ def test_word_pairs_are_tokens_of_the_text_vocabulary_after_the_words(tmp_path):
 
 def test_text_weights_are_scikit_learns_tfidf_of_the_training_texts(tmp_path):
     """Summed over a term's repeats, each position's weight is TfidfVectorizer's value (sublinear tf,
-    smoothed idf, L2 rows) fitted on the training texts; served texts keep the training idf; a text
-    with no words weighs nothing."""
+    smoothed idf, L2 rows, words seen once left out) fitted on the training texts; served texts keep
+    the training idf; unknown words and a text with no words weigh nothing; a NUL is a separator."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from components.text_features import text_ids, text_vocabulary
 
     spec = {"t": tf.io.FixedLenFeature([1], tf.string)}
-    texts = ["red red red fox", "red dog", "quick fox dog dog", "quick quick red", "", "fox dog red quick"]
+    texts = ["red red red fox", "red dog", "quick fox dog dog", "quick quick red zebra", "", "fox dog red quick"]
     transformed, output = _analyze_and_write(
         tmp_path, spec, [{"t": [t.encode()]} for t in texts],
         lambda inputs: dict(zip(("ids", "weights"), text_ids(inputs["t"], "t", 6))))
-    vectorizer = TfidfVectorizer(analyzer=str.split, sublinear_tf=True)
+    vectorizer = TfidfVectorizer(analyzer=str.split, sublinear_tf=True, min_df=2)
     expected = vectorizer.fit_transform(texts).toarray()
     words = [w.decode() for w in output.vocabulary_by_name(text_vocabulary("t"))]
+    assert "zebra" not in words
 
     def summed(ids, weights):
         by_word = dict.fromkeys(vectorizer.get_feature_names_out(), 0.0)
         for i, w in zip(np.ravel(ids), np.ravel(weights)):
-            if i:
+            if 0 < i <= len(words):
                 by_word[words[i - 1]] += w
+            else:
+                assert w == 0  # padding or an unknown word
         return np.array(list(by_word.values()))
 
     got = np.array([summed(r["ids"], r["weights"]) for r in transformed])
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    served = output.transform_raw_features({"t": tf.constant([["dog fox fox"], [""]])})
-    expected = vectorizer.transform(["dog fox fox", ""]).toarray()
+    served = output.transform_raw_features({"t": tf.constant([["dog fox fox zebra"], [""], ["zebra unicorn"],
+                                                              ["dog\x00fox"]])})
+    expected = vectorizer.transform(["dog fox fox", "", "", "dog fox"]).toarray()
     np.testing.assert_allclose([summed(i, w) for i, w in zip(served["ids"].numpy(), served["weights"].numpy())],
                                expected, atol=1e-5)
 
