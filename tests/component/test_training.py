@@ -27,7 +27,7 @@ def test_learning_rate_schedules():
     warm = [_lr("warmup_cosine", e) for e in range(10)]
     assert warm[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert warm[4] == pytest.approx(0.5 * (1 + math.cos(math.pi / 7)))
-    with pytest.raises(ValueError, match="lr_schedule 'step': choose one of constant, cosine, warmup_cosine"):
+    with pytest.raises(ValueError, match="lr_schedule='step': choose one of constant, cosine, warmup_cosine"):
         _lr("step", 0)
 
 
