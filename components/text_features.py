@@ -52,16 +52,16 @@ def tfidf_weights(ids: tf.RaggedTensor, known: tf.Tensor) -> tf.RaggedTensor:
     terms = TEXT_TOP_K + 1
     rows, flat = ids.value_rowids(), ids.flat_values
     unique, where, counts = tf.unique_with_counts(rows * terms + flat, out_idx=tf.int64)
-    present = tf.math.bincount(tf.cast(unique % terms, tf.int32), minlength=terms, maxlength=terms,
-                               dtype=tf.float32)
+    term, row = unique % terms, unique // terms  # each (text, term) pair once
+    present = tf.math.bincount(tf.cast(term, tf.int32), minlength=terms, maxlength=terms, dtype=tf.float32)
     with_term = tft.sum(present[tf.newaxis, :], reduce_instance_dims=False)
     texts = tft.sum(tf.cast(tf.reshape(ids.nrows(), [1]), tf.float32))
     idf = 1.0 + tf.math.log((texts + 1.0) / (with_term + 1.0))
     counts = tf.cast(counts, tf.float32)
-    values = (1.0 + tf.math.log(counts)) * tf.gather(idf, unique % terms)
-    values = tf.where(unique % terms < tf.cast(known, tf.int64), values, 0.0)
-    norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(values), unique // terms, ids.nrows()))
-    shares = tf.math.divide_no_nan(values / counts, tf.gather(norms, unique // terms))
+    values = (1.0 + tf.math.log(counts)) * tf.gather(idf, term)
+    values = tf.where(term < tf.cast(known, tf.int64), values, 0.0)
+    norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(values), row, ids.nrows()))
+    shares = tf.math.divide_no_nan(values / counts, tf.gather(norms, row))
     return ids.with_flat_values(tf.gather(shares, where))
 
 

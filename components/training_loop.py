@@ -12,11 +12,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import libraries_are_not_autographed
-from components.models.families import CHOICES
 from components.progress_records import log_epoch
 
 libraries_are_not_autographed()
-LR_SCHEDULES, CLASS_WEIGHTS = CHOICES["lr_schedule"], CHOICES["class_weight"]
 CHECKPOINTS = "checkpoints"  # in the model-run dir: the weights after each epoch
 
 
@@ -88,10 +86,9 @@ def shard_for_workers(data: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def learning_rate_at(epoch: int, hp: Mapping[str, Any]) -> float:
-    """The learning rate for a (0-based) epoch: constant, cosine decay, or linear warm-up then cosine."""
+    """The learning rate for a (0-based) epoch: constant, cosine decay, or linear warm-up then cosine
+    (``hp`` resolved: components.models.families.resolve_hparams refuses any other schedule)."""
     base, epochs, schedule = hp["learning_rate"], max(1, hp["epochs"]), hp["lr_schedule"]
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"lr_schedule '{schedule}': choose one of {', '.join(LR_SCHEDULES)}")
     if schedule == "constant":
         return base
     warmup = hp["warmup_epochs"] if schedule == "warmup_cosine" else 0
@@ -108,8 +105,6 @@ def balanced_class_weights(labels: np.ndarray) -> Dict[int, float]:
 
 
 def class_weights(train: tf.data.Dataset, hp: Mapping[str, Any], task_name: str) -> Optional[Dict[int, float]]:
-    if hp["class_weight"] not in CLASS_WEIGHTS:
-        raise ValueError(f"class_weight '{hp['class_weight']}': choose one of {', '.join(CLASS_WEIGHTS)}")
     if hp["class_weight"] == "none" or task_name not in ("binary", "multiclass"):
         return None
     labels = np.concatenate([np.asarray(y).reshape(-1) for _, y in train])

@@ -5,12 +5,11 @@ import tf_keras as keras
 
 from components.models.base import FeatureSpec, HeadSpec
 
+# by components.models.families.CHOICES["cell"], which resolve_hparams checks
 CELLS = {"simple": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
 
 def recurrent_layer(hp: Mapping[str, Any], units: int, return_sequences: bool, name: str) -> Any:
-    if hp["cell"] not in CELLS:
-        raise ValueError(f"rnn cell '{hp['cell']}': choose one of {', '.join(CELLS)}")
     return CELLS[hp["cell"]](units, return_sequences=return_sequences, dropout=hp["dropout"], name=name)
 
 

@@ -15,10 +15,6 @@ from typing import Any, Mapping, Optional
 import tensorflow as tf
 import tf_keras as keras
 
-from components.models.families import CHOICES
-
-TEXT_LEARNERS = CHOICES["text_learner"]
-
 
 @keras.utils.register_keras_serializable(package="mlops")
 class MaskedMean(keras.layers.Layer):
@@ -55,10 +51,8 @@ class WeightedSum(keras.layers.Layer):
 
 def text_stem(ids: Any, weights: Optional[Any], name: str, size: int, hp: Mapping[str, Any]) -> Any:
     """``weights``: the ids' TF-IDF weights (None where the Transform has none); ``hp``: the family's
-    resolved meta-parameters (their defaults: components.models.families)."""
+    resolved meta-parameters (their defaults and accepted learners: components.models.families)."""
     learner, dim = hp["text_learner"], int(hp["text_dim"])
-    if learner not in TEXT_LEARNERS:
-        raise ValueError(f"text_learner '{learner}': choose one of {', '.join(TEXT_LEARNERS)}")
     if learner == "tfidf":
         if weights is None:
             raise ValueError(f"text_learner 'tfidf': the Transform gave '{name}' no TF-IDF weights; "
