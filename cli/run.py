@@ -36,7 +36,7 @@ def _names_or_none(text: str) -> tuple:
 
 def _reading_options(group: Any) -> None:
     """How to read --data and which columns are what: ReadingOptions."""
-    from components.specs import TEXT_NGRAMS
+    from components.specs import DEFAULT_TEXT_NGRAMS, TEXT_NGRAMS
     from pipelines.inputs.preflight import DEFAULT_SLICE_COLUMNS, SLICE_MAX_VALUES
     from pipelines.inputs.spans import DEFAULT_WINDOW
 
@@ -57,8 +57,8 @@ def _reading_options(group: Any) -> None:
     group.add_argument("--text", type=_names, default=(), metavar="COL,...",
                          help="free-text columns, tokenized into words (found on their own when most values hold "
                               "several words and there are many distinct ones)")
-    group.add_argument("--text-ngrams", type=int, default=1, metavar="|".join(map(str, TEXT_NGRAMS)),
-                         help="text tokens: words (1, the default), and word pairs (2), and triples (3), each "
+    group.add_argument("--text-ngrams", type=int, default=DEFAULT_TEXT_NGRAMS, metavar="|".join(map(str, TEXT_NGRAMS)),
+                         help="text tokens: words (1), and word pairs (2, the default), and triples (3), each "
                               "in the column's vocabulary")
     group.add_argument("--slice", dest="slices", type=_names_or_none, metavar="COL,...|none",
                          help=f"the columns the evaluation is sliced on (categories of at most {SLICE_MAX_VALUES} "

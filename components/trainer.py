@@ -370,13 +370,23 @@ def eval_score(model: keras.Model, evaluation: Any, task_name: str) -> Tuple[str
     return name, float(worst if score is None else score)
 
 
+def linear_rival_hparams(hp: Mapping[str, Any], spec: FeatureSpec, head: HeadSpec) -> Dict[str, Any]:
+    """The dnn's hyperparameters at depth 0; with text, one weight per word and output (text_dim =
+    the head's outputs), so that with ``tfidf`` the rival is TF-IDF + logistic (or ridge)
+    regression itself. The dnn's wide word vectors at depth 0 are the same model factorized: Adam
+    moves each word's effective weight through every one of its dimensions at once, so it overfits
+    within an epoch or two and early stopping keeps a model short of the regression's
+    (docs/models.md)."""
+    return {**hp, "depth": 0, **({"text_dim": head.units} if spec.texts else {})}
+
+
 def _better_of_linear(config: TrainSpec, fn_args: FnArgs, dnn: Tuple[keras.Model, Any, Dict[str, Any]],
                       spec: FeatureSpec, head: HeadSpec, train: Any, evaluation: Any,
                       info: Dict[str, Any]) -> Tuple[keras.Model, Any, Dict[str, Any]]:
     """(model, history, hyperparameters) of the better of the dnn and its linear rival by the gate
     metric on the eval split; both scores go into model.json (MLflow and the card read them)."""
     model, history, hp = dnn
-    linear_hp = {**hp, "depth": 0}
+    linear_hp = linear_rival_hparams(hp, spec, head)
     with training_loop.strategy().scope():
         linear = build_model(config.family, head, spec, linear_hp, ())
     backup_dir = os.path.join(config.backup_root, training_loop.resume_key(

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from components.specs import ColumnSpec, ImageInput, TrainSpec, TransformSpec, TuneSpec
+from components.specs import DEFAULT_TEXT_NGRAMS, ColumnSpec, ImageInput, TrainSpec, TransformSpec, TuneSpec
 from components.tasks import TaskSpec, get_task
 from core.home import Home
 from serving.codec.images import FILE_FEATURE, IMAGE_FEATURE
@@ -69,7 +69,7 @@ class TableSpec:
     kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric|integer|boolean|datetime|string|text
     date_formats: Mapping[str, str] = field(default_factory=dict)  # datetime key -> iso|ymd_slash|mdy_slash|unix
     text_lengths: Mapping[str, int] = field(default_factory=dict)  # text key -> the words it is padded or cut to
-    text_ngrams: int = 1  # text columns' tokens: words (1), and word pairs (2), and triples (3)
+    text_ngrams: int = DEFAULT_TEXT_NGRAMS  # text columns' tokens: words (1), and word pairs (2), and triples (3)
     left_out: Mapping[str, str] = field(default_factory=dict)  # key -> why it is not a feature
     na_values: Tuple[str, ...] = ()  # missing-value tokens beyond the usual ones
     rows: int = 0

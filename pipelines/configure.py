@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
 
 from components.models.families import TRANSFER_FAMILY
+from components.specs import DEFAULT_TEXT_NGRAMS
 from components.tasks import SINGLE_TARGET_TASKS, TaskSpec
 from core.beam_runners import BeamOptions, pipeline_args
 from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig
@@ -44,7 +45,7 @@ class ReadingOptions:
     categorical: Tuple[str, ...] = ()
     datetime: Tuple[str, ...] = ()
     text: Tuple[str, ...] = ()  # free-text columns (found on their own otherwise)
-    text_ngrams: int = 1  # their tokens: words (1), and word pairs (2), and triples (3)
+    text_ngrams: int = DEFAULT_TEXT_NGRAMS  # their tokens: words (1), and word pairs (2), and triples (3)
     slices: Optional[Tuple[str, ...]] = None  # the Evaluator's slice columns; None: a default choice; () none
     span: Optional[str] = None  # span folders: this span instead of the newest
     window: Optional[int] = None  # span folders: train on the newest N accepted spans

@@ -77,3 +77,21 @@ def test_a_saved_text_model_reloads_in_keras(tmp_path):
     model.save(str(tmp_path / "model"), save_traces=False)
     reloaded = keras.models.load_model(str(tmp_path / "model"), compile=False)
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("task, units", [("binary", 1), ("multiclass", 4), ("regression", 1)])
+def test_the_linear_rival_weighs_each_word_once_per_output(task, units):
+    """The rival at depth 0 is TF-IDF + logistic (or ridge) regression itself: each word gets one
+    weight per output, not the dnn's factorized word vectors; a table without text is unchanged."""
+    from components.models.base import FeatureSpec, HeadSpec
+    from components.models.builder import build_model
+    from components.trainer import linear_rival_hparams
+
+    head = HeadSpec(task, units)
+    spec = FeatureSpec(numeric=("x_xf",), texts={"t_xf": (4, 20)}, text_weights={"t_xf": "t__tfidf_xf"})
+    hp = linear_rival_hparams({"depth": 2, "text_dim": 32}, spec, head)
+    assert hp == {"depth": 0, "text_dim": units}
+    model = build_model("dnn", head, spec, hp)
+    assert model.get_layer("embed_t_xf").get_weights()[0].shape == (20, units)
+    assert linear_rival_hparams({"depth": 2, "text_dim": 32}, FeatureSpec(numeric=("x_xf",)), head) == {
+        "depth": 0, "text_dim": 32}

@@ -29,7 +29,7 @@ def test_the_words_are_read_as_text_and_carry_the_label(reviews):
     assert report.baseline["model"] == "TF-IDF + logistic regression"
     assert report.metrics["overall"]["auc"] >= report.baseline["value"] - 0.01
     text = format_summary(config, report)
-    assert "read as text (words, a vocabulary, an embedding): review (up to" in text
+    assert "read as text (words and word pairs, a vocabulary, an embedding): review (up to" in text
     assert "free text" in text  # why the TF Lite variants are left out
     from release.model_card import build_card
 
