@@ -22,6 +22,9 @@ TEXT_NGRAMS = (1, 2, 3)  # a text column's tokens: its words, and word pairs, an
 # words and pairs by default: what the TF-IDF + logistic regression baseline reads, and on the bench's and
 # a probe's tables as good or better than words alone (docs/models.md)
 DEFAULT_TEXT_NGRAMS = 2
+# a user's series: the validation windows from which the Trainer chooses its correction's share, and
+# which staging gives a table of few series from their last points (pipelines/inputs/series_tables)
+VALIDATION_WINDOWS = 30
 
 
 @dataclass(frozen=True)

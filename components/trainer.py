@@ -40,7 +40,7 @@ from components.models import autoencoder, distillation, transfer
 from components.models.base import LOSSES, FeatureSpec, HeadSpec, forecast_head_layer, task_metrics
 from components.models.builder import build_model
 from components.models.families import TRAINING_DEFAULTS, resolve_hparams, small_data_defaults, tuned_values
-from components.specs import TrainSpec, TransformSpec
+from components.specs import VALIDATION_WINDOWS, TrainSpec, TransformSpec
 from components.tasks import get_task
 from components.text_features import TEXT_RESERVED_IDS, TFIDF_SUFFIX, text_vocabulary, tfidf_column
 from components.transform import OOV_BUCKETS
@@ -403,7 +403,6 @@ def _better_of_linear(config: TrainSpec, fn_args: FnArgs, dnn: Tuple[keras.Model
 
 CORRECTION_SHARES = (0.0, 0.5, 1.0)  # a forecaster's share of its learned correction; 0 is the base alone
 COMBINED_SHARE = 0.5  # base and model forecasts averaged, where the validation windows are too few to choose
-CHOOSING_WINDOWS = 30  # validation windows (one a series) from which their MAE chooses the share
 
 
 def chosen_forecast_base(fn_args: FnArgs, tft_output: tft.TFTransformOutput) -> str:
@@ -417,14 +416,15 @@ def weigh_correction(model: keras.Model, evaluation: Any) -> Dict[str, Any]:
     """A user's series: the model learns a correction to the Transform's base forecast, and on a
     short series (a few dozen train windows) that correction can fit their noise. The share of it
     kept is the one of CORRECTION_SHARES with the lowest MAE on the validation windows (the
-    Evaluator's holdout is never seen; ties keep the larger share) when there are CHOOSING_WINDOWS
-    of them. A table of a few series has a window or two, whose noise would make the choice: the
-    forecast is then the average of the base's and the model's (COMBINED_SHARE), a combination of two
-    forecasts that beat each alone on the bench (docs/models.md). The head's last layer is scaled by
+    Evaluator's holdout is never seen; ties keep the larger share) when there are VALIDATION_WINDOWS
+    of them. Fewer (a few short series: staging gives validation a small share of each) would let
+    their noise make the choice: the forecast is then the average of the base's and the model's
+    (COMBINED_SHARE), a combination of two forecasts that beat each alone on the bench
+    (docs/models.md). The head's last layer is scaled by
     the share, so the served forecast is base + share x correction."""
     label, correction = labels_and_predictions(model, evaluation)
     errors = {share: float(np.mean(np.abs(label - share * correction))) for share in CORRECTION_SHARES}
-    chooses = len(label) >= CHOOSING_WINDOWS
+    chooses = len(label) >= VALIDATION_WINDOWS
     chosen = min(sorted(errors, reverse=True), key=errors.get) if chooses else COMBINED_SHARE
     head = forecast_head_layer(model)
     head.set_weights([chosen * weights for weights in head.get_weights()])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from components.specs import VALIDATION_WINDOWS
 from core.files import write_if_changed
 from pipelines.inputs.column_kinds import InputDataError
 from serving.codec.columns import NA_TOKENS
@@ -24,6 +25,10 @@ from serving.codec.periods import PeriodError, TimeAxis, infer_axis
 from serving.forecast_client import SeriesWindow
 
 SPLIT_HORIZONS = 3  # a series holds at least lookback + 3 horizons: train, validation and eval targets
+# A table of few series gives VALIDATION_WINDOWS from its last points (the Trainer stops early on them and
+# chooses its correction's share by them), at most this share of a series: one window of one daily
+# series made early stopping a draw (docs/models.md)
+VALIDATION_SHARE = 0.05
 MAX_FILLED_SHARE = 0.1  # missing points (gaps, empty values) interpolated up to this share of a series
 SERIES_COLUMN, VALUE_COLUMN, DATE_COLUMN = "series", "value", "date"  # the staged files' columns
 STAGED_NAME = "series.csv"
@@ -249,10 +254,21 @@ def _csv(rows: List[Tuple[Any, ...]], covariates: Sequence[str]) -> bytes:
     return out.getvalue().encode()
 
 
+def validation_windows(points: int, lookback: int, horizon: int, series: int) -> int:
+    """The validation windows of a series of ``points`` in a table of ``series``: one, ending a
+    horizon before the eval targets, and more, each a step earlier, toward VALIDATION_WINDOWS in
+    all, from at most VALIDATION_SHARE of its points and half the room its train split has beyond
+    one window."""
+    wanted = -(-VALIDATION_WINDOWS // series) - 1
+    room = (points - lookback - SPLIT_HORIZONS * horizon) // 2
+    return 1 + max(0, min(wanted, int(VALIDATION_SHARE * points), room))
+
+
 def stage_series(profile: SeriesProfile, folder: Path) -> Path:
     """``folder/{train,valid,eval}/series.csv``, series after series (unchanged files are kept):
-    eval the last lookback + horizon points, valid the same one horizon earlier, train the points
-    before valid's targets. Each row: the series, the ISO date of its point, its value and covariates."""
+    eval the last lookback + horizon points, valid the windows whose targets end a horizon earlier
+    (``validation_windows``: one, or a few more each a step earlier), train the points before
+    valid's targets. Each row: the series, the ISO date of its point, its value and covariates."""
     lookback, horizon = profile.lookback, profile.horizon
     splits: Dict[str, List[Tuple[Any, ...]]] = {"train": [], "valid": [], "eval": []}
     for number, one in enumerate(profile.series):
@@ -260,8 +276,9 @@ def stage_series(profile: SeriesProfile, folder: Path) -> Path:
         n = len(one.values)
         rows = [(name, profile.axis.iso_date(one.start + i), value, *(c[i] for c in one.covariates))
                 for i, value in enumerate(one.values)]
-        splits["train"] += rows[:n - 2 * horizon]
-        splits["valid"] += rows[n - 2 * horizon - lookback:n - horizon]
+        first_target = n - 2 * horizon - validation_windows(n, lookback, horizon, len(profile.series)) + 1
+        splits["train"] += rows[:first_target]
+        splits["valid"] += rows[first_target - lookback:n - horizon]
         splits["eval"] += rows[n - horizon - lookback:]
     for split, rows in splits.items():
         write_if_changed(folder / split / STAGED_NAME, _csv(rows, [key for _, key in profile.covariates]))

@@ -77,9 +77,21 @@ def test_one_monthly_series_gets_its_lookback_and_split_by_time(tmp_path):
     split = {name: [float(r["value"]) for r in csv.DictReader((tmp_path / "staged" / name / "series.csv").open())]
              for name in ("train", "valid", "eval")}
     assert split["eval"] == [float(v) for v in range(30, 60)]  # lookback 24 + the holdout 6
-    assert split["valid"] == [float(v) for v in range(24, 54)]  # one horizon earlier
-    assert split["train"] == [float(v) for v in range(48)]  # the points before valid's targets
+    # 4 windows whose targets end a horizon earlier: one, and 3 more (5% of 60 points) a step earlier each
+    assert split["valid"] == [float(v) for v in range(21, 54)]
+    assert split["train"] == [float(v) for v in range(45)]  # the points before valid's targets
     assert holdout_split(profile)[0][1] == tuple(float(v) for v in range(54, 60))
+
+
+def test_validation_takes_toward_30_windows_from_few_long_series_only():
+    from pipelines.inputs.series_tables import validation_windows
+
+    assert validation_windows(7305, 56, 28, 1) == 30  # one long daily series: 30, from 0.4% of it
+    assert validation_windows(730, 28, 14, 2) == 15  # two series: 15 each
+    assert validation_windows(144, 24, 12, 1) == 8  # a monthly series gives 7 more points (5%), no more
+    assert validation_windows(144, 24, 12, 100) == 1  # 100 series: one window each is enough
+    assert validation_windows(62, 24, 12, 1) == 2  # the train split keeps its room beyond one window
+    assert validation_windows(60, 24, 12, 1) == 1
 
 
 def test_a_short_series_cuts_the_lookback_then_is_refused_by_name(tmp_path):
