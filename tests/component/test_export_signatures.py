@@ -16,7 +16,7 @@ from components.trainer import feature_spec_from_transform
 from components.transform import preprocessing_fn
 
 SMALL = {"vgg": {"width": 0.0625, "top_units": 16}, "resnet": {"width": 0.125},
-         "mobilenet": {"alpha": 0.35, "last_filters": 64}, "cnn": {"filters": 8}}
+         "mobilenet": {"alpha": 0.35, "last_filters": 64, "groups": 3}, "cnn": {"filters": 8}}
 
 
 def _transform_output(tmp_path, spec, rows, config) -> tft.TFTransformOutput:

@@ -16,7 +16,7 @@ SEQUENCE = FeatureSpec(tensors={"window_xf": (12, 1)})
 INPUTS = {"dnn": TABULAR, "cnn": IMAGE, "vgg": IMAGE, "resnet": IMAGE, "mobilenet": IMAGE,
           "rnn": SEQUENCE, "seq2seq": SEQUENCE, "autoencoder": TABULAR}
 SMALL = {"vgg": {"width": 0.0625, "top_units": 16}, "resnet": {"width": 0.125},
-         "mobilenet": {"alpha": 0.35, "last_filters": 64}, "cnn": {"filters": 8}}
+         "mobilenet": {"alpha": 0.35, "last_filters": 64, "groups": 3}, "cnn": {"filters": 8}}
 HEADS = {
     "binary": HeadSpec("binary"), "multiclass": HeadSpec("multiclass", units=3),
     "regression": HeadSpec("regression"), "multilabel": HeadSpec("multilabel", units=3),
