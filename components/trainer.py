@@ -420,8 +420,8 @@ def weigh_correction(model: keras.Model, evaluation: Any) -> Dict[str, Any]:
     of them. Fewer (a few short series: staging gives validation a small share of each) would let
     their noise make the choice: the forecast is then the average of the base's and the model's
     (COMBINED_SHARE), a combination of two forecasts that beat each alone on the bench
-    (docs/models.md). The head's last layer is scaled by
-    the share, so the served forecast is base + share x correction."""
+    (docs/models.md). The head's last layer is scaled by the share, so the served forecast is
+    base + share x correction."""
     label, correction = labels_and_predictions(model, evaluation)
     errors = {share: float(np.mean(np.abs(label - share * correction))) for share in CORRECTION_SHARES}
     chooses = len(label) >= VALIDATION_WINDOWS
