@@ -360,12 +360,13 @@ def labels_and_predictions(model: keras.Model, evaluation: Any) -> Tuple[np.ndar
     return np.concatenate(labels), np.concatenate(predictions)
 
 
-def eval_score(model: keras.Model, evaluation: Any, task_name: str) -> Tuple[str, float]:
-    """The task's gate metric of ``model`` on the eval split (what the Evaluator will judge), in
-    the units the model learns (a regression's standardized label)."""
+def eval_score(model: keras.Model, evaluation: Any, task_name: str, scale: float = 1.0) -> Tuple[str, float]:
+    """The task's gate metric of ``model`` on the eval split (what the Evaluator will judge); a
+    regression's in the label's units (``scale``: label_scale), not the standardized label's the
+    model learns."""
     labels, predictions = labels_and_predictions(model, evaluation)
     name = get_task(task_name).gate_metric
-    score = gate_metric_value(name, labels.reshape(-1), predictions)
+    score = gate_metric_value(name, scale * labels.reshape(-1), scale * predictions)
     worst = -np.inf if HIGHER_IS_BETTER[name] else np.inf
     return name, float(worst if score is None else score)
 
@@ -382,7 +383,7 @@ def linear_rival_hparams(hp: Mapping[str, Any], spec: FeatureSpec, head: HeadSpe
 
 def _better_of_linear(config: TrainSpec, fn_args: FnArgs, dnn: Tuple[keras.Model, Any, Dict[str, Any]],
                       spec: FeatureSpec, head: HeadSpec, train: Any, evaluation: Any,
-                      info: Dict[str, Any]) -> Tuple[keras.Model, Any, Dict[str, Any]]:
+                      info: Dict[str, Any], scale: float) -> Tuple[keras.Model, Any, Dict[str, Any]]:
     """(model, history, hyperparameters) of the better of the dnn and its linear rival by the gate
     metric on the eval split; both scores go into model.json (MLflow and the card read them)."""
     model, history, hp = dnn
@@ -393,8 +394,8 @@ def _better_of_linear(config: TrainSpec, fn_args: FnArgs, dnn: Tuple[keras.Model
         fn_args.train_files, fn_args.transform_graph_path, config.family, config.task, linear_hp, None))
     linear_history = training_loop.fit(linear, train, evaluation, linear_hp,
                                        os.path.join(fn_args.model_run_dir, "linear"), backup_dir, config.task)
-    name, deep_score = eval_score(model, evaluation, config.task)
-    _, linear_score = eval_score(linear, evaluation, config.task)
+    name, deep_score = eval_score(model, evaluation, config.task, scale)
+    _, linear_score = eval_score(linear, evaluation, config.task, scale)
     linear_wins = linear_score > deep_score if HIGHER_IS_BETTER[name] else linear_score < deep_score
     info["candidates"] = {"metric": name, "dnn": deep_score, "linear": linear_score,
                           "chosen": "linear" if linear_wins else "dnn"}
@@ -405,11 +406,24 @@ CORRECTION_SHARES = (0.0, 0.5, 1.0)  # a forecaster's share of its learned corre
 COMBINED_SHARE = 0.5  # base and model forecasts averaged, where the validation windows are too few to choose
 
 
-def chosen_forecast_base(fn_args: FnArgs, tft_output: tft.TFTransformOutput) -> str:
-    """The base forecast the Transform chose (components.forecast_bases), as its rows record it."""
+def _first_eval_value(fn_args: FnArgs, tft_output: tft.TFTransformOutput, name: str) -> float:
+    """A constant the Transform writes on every row (an analyzer's result), from the first eval row."""
     options = tfxio.TensorFlowDatasetOptions(batch_size=1, num_epochs=1)
     data = fn_args.data_accessor.tf_dataset_factory(fn_args.eval_files, options, tft_output.transformed_metadata.schema)
-    return BASE_NAMES[int(np.reshape(next(iter(data))[FORECAST_BASE].numpy(), -1)[0])]
+    return float(np.reshape(next(iter(data))[name].numpy(), -1)[0])
+
+
+def chosen_forecast_base(fn_args: FnArgs, tft_output: tft.TFTransformOutput) -> str:
+    """The base forecast the Transform chose (components.forecast_bases), as its rows record it."""
+    return BASE_NAMES[int(_first_eval_value(fn_args, tft_output, FORECAST_BASE))]
+
+
+def label_scale(fn_args: FnArgs, tft_output: tft.TFTransformOutput) -> float:
+    """A regression's label standard deviation over the train split (the model learns the label
+    divided by it), so its errors read in the label's units; 1 for other tasks."""
+    if LABEL_SCALE not in tft_output.transformed_feature_spec():
+        return 1.0
+    return _first_eval_value(fn_args, tft_output, LABEL_SCALE)
 
 
 def weigh_correction(model: keras.Model, evaluation: Any) -> Dict[str, Any]:
@@ -456,7 +470,7 @@ def _train_and_export(config: TrainSpec, fn_args: FnArgs) -> None:
     history = _fit(config, fn_args, model, base, head, train, evaluation, hp, info)
     if _tries_linear(config, fn_args):
         model, history, hp = _better_of_linear(config, fn_args, (model, history, hp), spec, head, train, evaluation,
-                                               info)
+                                               info, label_scale(fn_args, tft_output))
         description = model_description(config.family, config.task, hp, spec, head)
     if head.zero_start:
         info["forecast"] = {"base": chosen_forecast_base(fn_args, tft_output), **weigh_correction(model, evaluation)}

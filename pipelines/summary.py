@@ -145,7 +145,7 @@ def format_components(report: RunReport) -> List[str]:
     return lines
 
 
-def format_evaluation(config: PipelineConfig, report: RunReport) -> List[str]:
+def format_evaluation(report: RunReport) -> List[str]:
     """The eval metrics and their change vs the baseline model, the scikit-learn baseline, the
     blessing and why, and the slices too small to judge."""
     lines = []
@@ -167,9 +167,7 @@ def format_evaluation(config: PipelineConfig, report: RunReport) -> List[str]:
         lines.append(f"baseline on the same split, {b['model']}: {b['metric']} {b['value']:.4f}{versus}")
     candidates = report.model_info.get("candidates")
     if candidates:
-        # a regression's candidates are scored on the label the model learns: standardized
-        units = ", of the standardized label" if config.task_name == "regression" else ""
-        lines.append(f"model candidates on the eval split ({candidates['metric']}{units}): "
+        lines.append(f"model candidates on the eval split ({candidates['metric']}): "
                      f"dnn {candidates['dnn']:.4f}, linear {candidates['linear']:.4f}; kept: {candidates['chosen']}")
     forecast = report.model_info.get("forecast")
     if forecast:
@@ -222,7 +220,7 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
     lines: List[str] = [f"pipeline '{config.name}' run {report.run_id or '?'}"
                         f" ({config.task_name}, family {config.family}, home {config.home.root})"]
     lines += format_input(config) + format_spans(config, report) + format_components(report)
-    lines += format_evaluation(config, report)
+    lines += format_evaluation(report)
     if report.edge:
         lines += format_edge(report.edge)
     if report.teacher:

@@ -176,3 +176,7 @@ def test_regression_is_served_in_the_labels_own_units(tables):
     servable.close()
     truth = frame[label].to_numpy()
     assert 25 < predictions.mean() < 350 and np.sqrt(np.mean((predictions - truth) ** 2)) < truth.std() * 1.2
+    # the Trainer scores its two candidates in the label's units too: the kept one's RMSE is TFMA's
+    candidates = report.model_info["candidates"]
+    assert candidates[candidates["chosen"]] == pytest.approx(report.metrics["overall"]["root_mean_squared_error"],
+                                                             rel=1e-4), candidates

@@ -105,18 +105,6 @@ def test_the_summary_names_components_metrics_blessing_edge_and_push(tmp_path):
     assert "serving version: /h/serving/tx/17 [pushed]" in text
 
 
-@pytest.mark.parametrize("task, units", [("binary", ""), ("regression", ", of the standardized label")])
-def test_the_candidates_line_says_a_regressions_scores_are_of_the_standardized_label(tmp_path, task, units):
-    from dataclasses import replace
-
-    from pipelines.summary import format_summary
-
-    config = replace(build_config(RunRequest(use_case="fraud", home=str(tmp_path / "home"))), task_name=task)
-    candidates = {"metric": "m", "dnn": 0.6486, "linear": 0.6597, "chosen": "dnn"}
-    text = format_summary(config, replace(_report(), model_info={"candidates": candidates}))
-    assert f"model candidates on the eval split (m{units}): dnn 0.6486, linear 0.6597; kept: dnn" in text
-
-
 @pytest.mark.parametrize("chosen_by, windows, how", [
     ("validation", 100, "the lowest MAE on 100 validation windows"),
     ("combination", 1, "base and model averaged: 1 validation window(s), too few to choose by")])
