@@ -122,10 +122,10 @@ def _number(text: str, line: int, context: str, flag: str, column: str,
     return number if number == number else None
 
 
-def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str,
-             na_values: Sequence[str]) -> Tuple[int, List[Optional[float]], Dict[int, _Cell]]:
+def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str, na_values: Sequence[str],
+             keyed: bool) -> Tuple[int, List[Optional[float]], Dict[int, _Cell]]:
     """(first period, one value or None per period from the first to the last, each period's cell):
-    duplicates refused."""
+    duplicates refused (in a table not keyed by --series-id, with the hint that it may need one)."""
     seen: Dict[int, _Cell] = {}
     values: Dict[int, Optional[float]] = {}
     for cell in cells:
@@ -134,8 +134,9 @@ def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str,
         except PeriodError as e:
             raise InputDataError(f"{context}: line {cell.line}: --time {e}") from None
         if period in seen:
+            hint = "" if keyed else "; a long table of several series needs --series-id naming their ID column(s)"
             raise InputDataError(f"{context}: line {cell.line}: {cell.time!r} again (line {seen[period].line} has the "
-                                 "same time in this series); one value per time")
+                                 f"same time in this series); one value per time{hint}")
         seen[period] = cell
         values[period] = _number(cell.value, cell.line, context, "--label", label, na_values)
     present = [p for p, v in values.items() if v is not None]
@@ -207,7 +208,7 @@ def profile_series(source, label: str, options: ForecastOptions, na_values: Sequ
     series, filled, first_gap = [], 0, ""
     for key, cells in sorted(grouped.items()):
         context = f"{source.path}" + (f": series {'/'.join(key)}" if key else "")
-        start, raw, by_period = _regular(cells, axis, context, label, na_values)
+        start, raw, by_period = _regular(cells, axis, context, label, na_values, bool(options.series_id))
         values, gap = _filled(raw, context, axis, start)
         covariates = _covariates(by_period, start, len(values), options.covariates, context, axis, na_values)
         first_gap, missing = first_gap or gap, sum(v is None for v in raw)
@@ -254,14 +255,18 @@ def _csv(rows: List[Tuple[Any, ...]], covariates: Sequence[str]) -> bytes:
     return out.getvalue().encode()
 
 
-def validation_windows(points: int, lookback: int, horizon: int, series: int) -> int:
-    """The validation windows of a series of ``points`` in a table of ``series``: one, ending a
-    horizon before the eval targets, and more, each a step earlier, toward VALIDATION_WINDOWS in
-    all, from at most VALIDATION_SHARE of its points and half the room its train split has beyond
-    one window."""
-    wanted = -(-VALIDATION_WINDOWS // series) - 1
-    room = (points - lookback - SPLIT_HORIZONS * horizon) // 2
-    return 1 + max(0, min(wanted, int(VALIDATION_SHARE * points), room))
+def validation_windows(lengths: Sequence[int], lookback: int, horizon: int) -> List[int]:
+    """Each series' validation windows (``lengths``: its points): one, ending a horizon before the
+    eval targets, and more, each a step earlier, until the table has VALIDATION_WINDOWS (or a few
+    more: a series adds as many as the others at that level), a series adding at most
+    VALIDATION_SHARE of its points and half the room its train split has beyond one window. A
+    series short of its share leaves it to the longer ones."""
+    caps = [max(0, min(int(VALIDATION_SHARE * n), (n - lookback - SPLIT_HORIZONS * horizon) // 2)) for n in lengths]
+    needed = max(0, VALIDATION_WINDOWS - len(lengths))
+    level = 0
+    while sum(min(cap, level) for cap in caps) < needed and level < max(caps, default=0):
+        level += 1
+    return [1 + min(cap, level) for cap in caps]
 
 
 def stage_series(profile: SeriesProfile, folder: Path) -> Path:
@@ -271,12 +276,13 @@ def stage_series(profile: SeriesProfile, folder: Path) -> Path:
     valid's targets. Each row: the series, the ISO date of its point, its value and covariates."""
     lookback, horizon = profile.lookback, profile.horizon
     splits: Dict[str, List[Tuple[Any, ...]]] = {"train": [], "valid": [], "eval": []}
-    for number, one in enumerate(profile.series):
+    validating = validation_windows([len(one.values) for one in profile.series], lookback, horizon)
+    for number, (one, windows) in enumerate(zip(profile.series, validating)):
         name = str(number)  # the staged key: the series' index (ID values may hold any character)
         n = len(one.values)
         rows = [(name, profile.axis.iso_date(one.start + i), value, *(c[i] for c in one.covariates))
                 for i, value in enumerate(one.values)]
-        first_target = n - 2 * horizon - validation_windows(n, lookback, horizon, len(profile.series)) + 1
+        first_target = n - 2 * horizon - windows + 1
         splits["train"] += rows[:first_target]
         splits["valid"] += rows[first_target - lookback:n - horizon]
         splits["eval"] += rows[n - horizon - lookback:]

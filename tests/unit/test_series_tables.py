@@ -86,12 +86,16 @@ def test_one_monthly_series_gets_its_lookback_and_split_by_time(tmp_path):
 def test_validation_takes_toward_30_windows_from_few_long_series_only():
     from pipelines.inputs.series_tables import validation_windows
 
-    assert validation_windows(7305, 56, 28, 1) == 30  # one long daily series: 30, from 0.4% of it
-    assert validation_windows(730, 28, 14, 2) == 15  # two series: 15 each
-    assert validation_windows(144, 24, 12, 1) == 8  # a monthly series gives 7 more points (5%), no more
-    assert validation_windows(144, 24, 12, 100) == 1  # 100 series: one window each is enough
-    assert validation_windows(62, 24, 12, 1) == 2  # the train split keeps its room beyond one window
-    assert validation_windows(60, 24, 12, 1) == 1
+    assert validation_windows([7305], 56, 28) == [30]  # one long daily series: 30, from 0.4% of it
+    assert validation_windows([730, 730], 28, 14) == [15, 15]
+    assert validation_windows([400] * 4, 28, 14) == [8] * 4  # 32: each series adds as many as the others
+    assert validation_windows([144], 24, 12) == [8]  # a monthly series adds 7 (5% of its points), no more
+    assert validation_windows([144] * 100, 24, 12) == [1] * 100  # 100 series: one window each is enough
+    assert validation_windows([62], 24, 12) == [2]  # the train split keeps its room beyond one window
+    assert validation_windows([60], 24, 12) == [1]
+    # series too short for their share leave it to the longer ones: 30 in all
+    uneven = validation_windows([400, 400, 120, 80], 28, 14)
+    assert uneven == [9, 9, 7, 5] and sum(uneven) == 30
 
 
 def test_a_short_series_cuts_the_lookback_then_is_refused_by_name(tmp_path):
@@ -108,8 +112,12 @@ def test_a_duplicate_time_is_refused_naming_both_lines_and_the_series(tmp_path):
     rows = [["a", t, 1.0] for t in _monthly(40)] + [["b", t, 2.0] for t in _monthly(40)]
     rows.append(["b", "2000-05-01", 9.0])
     path = _write(tmp_path / "s.csv", ["shop", "t", "y"], rows)
-    with pytest.raises(InputDataError, match=r"s.csv: series b: line 82: '2000-05-01' again \(line 46 has"):
+    with pytest.raises(InputDataError, match=r"s.csv: series b: line 82: '2000-05-01' again \(line 46 has") as keyed:
         _profile(path, series_id=("shop",))
+    assert "--series-id" not in str(keyed.value)
+    with pytest.raises(InputDataError, match=r"line 42: '2000-01-01' again .* per time; a long table of several "
+                                             r"series needs --series-id naming their ID column\(s\)$"):
+        _profile(path)  # the shops' rows read as one series
 
 
 def test_few_gaps_and_missing_values_are_filled_and_named_many_are_refused(tmp_path):
