@@ -67,6 +67,12 @@ def format_input(config: PipelineConfig) -> List[str]:
     if texts:
         tokens = ("words", "words and word pairs", "words, word pairs and triples")[table.text_ngrams - 1]
         lines.append(f"read as text ({tokens}, a vocabulary, an embedding): {', '.join(texts)}")
+    labels = {key for key, _ in config.targets}
+    categories = [table.name_of(k) for k, kind in table.kinds.items() if kind == "string" and k not in labels]
+    if categories:  # a title or a remark under the text rule's bar lands here: say so, and how to change it
+        more = f" (+{len(categories) - 12} more)" if len(categories) > 12 else ""
+        lines.append(f"read as categories (a vocabulary of values each): {', '.join(categories[:12])}{more}; "
+                     "--text COL reads one as words")
     sliced = ", ".join(table.name_of(key) for key in config.slice_features) or "none"
     lines.append(f"evaluation slices: {sliced} (--slice COL,... to choose)")
     return lines

@@ -158,3 +158,16 @@ def test_a_refused_forecaster_is_told_when_it_beats_seasonal_naive_on_the_holdou
             "MASE is 1.955 (bound 1)")
     assert (line in text) is told, text
     assert line not in format_summary(config, replace(report, blessed=True))
+
+
+def test_the_summary_names_the_columns_read_as_categories_and_how_to_read_one_as_words(tmp_path):
+    from pipelines.summary import format_input
+
+    csv = tmp_path / "art.csv"
+    titles = ["Sunset over the harbour", "Portrait of a lady", "Study of hands", "The mill at dusk"]
+    csv.write_text("title,medium,year\n" + "".join(
+        f"{titles[i % 4]} {i},{'oil' if i % 2 else 'ink'},{1800 + i}\n" for i in range(60)))
+    config = build_config(RunRequest(data=str(csv), label="year", task="regression", home=str(tmp_path / "home")))
+    text = "\n".join(format_input(config))
+    assert "read as categories (a vocabulary of values each): medium; --text COL reads one as words" in text
+    assert "title" in config.table.text_keys and "year" not in text.split("read as categories")[1]
