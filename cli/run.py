@@ -57,9 +57,9 @@ def _reading_options(group: Any) -> None:
     group.add_argument("--text", type=_names, default=(), metavar="COL,...",
                          help="free-text columns, tokenized into words (found on their own when most values hold "
                               "several words and there are many distinct ones)")
-    group.add_argument("--text-ngrams", type=int, default=DEFAULT_TEXT_NGRAMS, metavar="|".join(map(str, TEXT_NGRAMS)),
-                         help="text tokens: words (1), and word pairs (2, the default), and triples (3), each "
-                              "in the column's vocabulary")
+    group.add_argument("--text-ngrams", type=int, default=None, metavar="|".join(map(str, TEXT_NGRAMS)),
+                         help=f"text tokens: words (1), and word pairs (2), and triples (3), each in the "
+                              f"column's vocabulary (default {DEFAULT_TEXT_NGRAMS})")
     group.add_argument("--slice", dest="slices", type=_names_or_none, metavar="COL,...|none",
                          help=f"the columns the evaluation is sliced on (categories of at most {SLICE_MAX_VALUES} "
                               f"values; default: the {DEFAULT_SLICE_COLUMNS} categorical features with the fewest "

@@ -45,7 +45,7 @@ class ReadingOptions:
     categorical: Tuple[str, ...] = ()
     datetime: Tuple[str, ...] = ()
     text: Tuple[str, ...] = ()  # free-text columns (found on their own otherwise)
-    text_ngrams: int = DEFAULT_TEXT_NGRAMS  # their tokens: words (1), and word pairs (2), and triples (3)
+    text_ngrams: Optional[int] = None  # their tokens: words (1), and word pairs (2), and triples (3); None: the default
     slices: Optional[Tuple[str, ...]] = None  # the Evaluator's slice columns; None: a default choice; () none
     span: Optional[str] = None  # span folders: this span instead of the newest
     window: Optional[int] = None  # span folders: train on the newest N accepted spans
@@ -214,7 +214,7 @@ def _input_kind(request: RunRequest) -> Tuple[str, Optional[Path], Callable[...,
     from components.tasks import get_task
     from pipelines.inputs import datasets
 
-    if request.reading.text_ngrams not in TEXT_NGRAMS:
+    if request.reading.text_ngrams not in (None, *TEXT_NGRAMS):
         raise ConfigError(f"--text-ngrams {request.reading.text_ngrams}: choose one of "
                           f"{', '.join(map(str, TEXT_NGRAMS))} (words, and pairs, and triples)")
     if request.data:
@@ -604,7 +604,7 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
         columns=tuple(zip(source.columns.names, source.columns.keys)), kinds=kept,
         date_formats={c.key: c.kind.date_format for c in profile.columns if c.key in kept and c.kind.date_format},
         text_lengths={c.key: c.kind.text_length for c in profile.columns if c.key in kept and c.kind.text_length},
-        text_ngrams=request.reading.text_ngrams,
+        text_ngrams=DEFAULT_TEXT_NGRAMS if request.reading.text_ngrams is None else request.reading.text_ngrams,
         left_out={c.key: c.reason for c in profile.left_out}, na_values=tuple(request.reading.na_values),
         rows=profile.rows, label_missing=profile.label_missing, task_reason=profile.task_reason,
         description=source.describe)
@@ -698,6 +698,9 @@ def _series_input(request: RunRequest, name: str, data_path: Path, home: Home, s
 
     if request.reading.span or request.reading.window:
         raise ConfigError("--span and --window read span folders of a table; a series is one file or folder")
+    if request.reading.text or request.reading.text_ngrams is not None:
+        raise ConfigError("--text and --text-ngrams read a table's free-text columns; a series has none "
+                          "(--covariates names the columns a forecast reads besides its values)")
     spec = _series_spec(request, data_path, home.data_dir(name) / "series")
     label = "target"
     usecase = datasets.UseCase(

@@ -85,6 +85,9 @@ BAD_INPUTS = [
      "--time column 'when' not found"),
     ("--time not a time", _good, ["--label", "amount", "--task", "forecast", "--time", "segment", "--horizon", "3"],
      "--time column 'segment':"),
+    ("--text-ngrams on a series", _good, ["--label", "amount", "--task", "forecast", "--time", "when", "--horizon",
+                                          "3", "--text-ngrams", "1"],
+     "--text and --text-ngrams read a table's free-text columns; a series has none"),
 ]
 # Every --task against a table that does not fit it: refused by the preflight, never by a library
 # halfway through the pipeline ('amount' is a continuous number, 'segment' text).
