@@ -38,6 +38,12 @@ def format_drift_check(drift: dict, name) -> str:
             f"(closest: {largest['feature']} {largest['distance'] or 0:.4f} of {largest['threshold']:g}){defaults}")
 
 
+def _first_few(items: List[str], shown: int = 12) -> str:
+    """The first ``shown`` items, and how many more there are: a line per table, however wide."""
+    more = f" (+{len(items) - shown} more)" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
 def format_input(config: PipelineConfig) -> List[str]:
     """What the preflight made of a user's table: how it was read, names, roles, the task."""
     if config.images is not None:
@@ -54,9 +60,8 @@ def format_input(config: PipelineConfig) -> List[str]:
     if table.label_missing:
         lines.append(f"rows left out: {table.label_missing} with no label")
     if table.renamed:
-        shown = ", ".join(f"{name!r} -> {key}" for name, key in list(table.renamed.items())[:12])
-        more = len(table.renamed) - 12
-        lines.append(f"columns renamed to feature keys: {shown}{f' (+{more} more)' if more > 0 else ''}")
+        shown = _first_few([f"{name!r} -> {key}" for name, key in table.renamed.items()])
+        lines.append(f"columns renamed to feature keys: {shown}")
     for key, why in table.left_out.items():
         lines.append(f"column left out: {table.name_of(key)} ({why})")
     special = [f"{table.name_of(k)}: {kind}{' ' + table.date_formats[k] if k in table.date_formats else ''}"
@@ -67,11 +72,10 @@ def format_input(config: PipelineConfig) -> List[str]:
     if texts:
         tokens = ("words", "words and word pairs", "words, word pairs and triples")[table.text_ngrams - 1]
         lines.append(f"read as text ({tokens}, a vocabulary, an embedding): {', '.join(texts)}")
-    labels = {key for key, _ in config.targets}
-    categories = [table.name_of(k) for k, kind in table.kinds.items() if kind == "string" and k not in labels]
+    categories = [table.name_of(k) for k, kind in table.kinds.items()
+                  if kind == "string" and k not in config.label_names]
     if categories:  # a title or a remark under the text rule's bar lands here: say so, and how to change it
-        more = f" (+{len(categories) - 12} more)" if len(categories) > 12 else ""
-        lines.append(f"read as categories (a vocabulary of values each): {', '.join(categories[:12])}{more}; "
+        lines.append(f"read as categories (a vocabulary of values each): {_first_few(categories)}; "
                      "--text COL reads one as words")
     sliced = ", ".join(table.name_of(key) for key in config.slice_features) or "none"
     lines.append(f"evaluation slices: {sliced} (--slice COL,... to choose)")
