@@ -325,6 +325,21 @@ def _family(request: RunRequest, usecase: Any) -> str:
     return family
 
 
+TEXT_HPARAMS = ("text_learner", "text_dim")  # read only by a text stem (components.models.text)
+
+
+def _refuse_text_options_without_text(request: RunRequest, resolved: ResolvedInput) -> None:
+    """--text-ngrams and the text stem's hyperparameters on an input with no text column would do
+    nothing: one line, as --text on a series."""
+    if resolved.table is not None and resolved.table.text_lengths:
+        return
+    asked = (["--text-ngrams"] if request.reading.text_ngrams is not None else []) + \
+        [f"--hparam {key}" for key in TEXT_HPARAMS if key in request.hparams]
+    if asked:
+        raise ConfigError(f"{' and '.join(asked)} shape how free-text columns are read; this input has none "
+                          "read as text (--text COL reads a column of words as text)")
+
+
 def _model(request: RunRequest, home: Home, resolved: ResolvedInput) -> ModelChoice:
     """Family, hyperparameters, pretrained base and teacher, checked against the task; images sized."""
     from components.models.families import get_family, resolve_hparams
@@ -340,6 +355,7 @@ def _model(request: RunRequest, home: Home, resolved: ResolvedInput) -> ModelCho
         hparams["fine_tune_layers"] = str(request.transfer.fine_tune_layers)
     pretrained, teacher = _pretrained(request, home, resolved.images, task.name)
     resolve_hparams(family, hparams)
+    _refuse_text_options_without_text(request, resolved)
     images = resolved.images
     if images is not None:
         base_size = pretrained.get("image_size") or teacher.get("image_size") or None
