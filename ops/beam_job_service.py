@@ -55,8 +55,8 @@ def main(argv: List[str]) -> int:
     port = servicer.start_grpc_server(options.port)
     logging.info("Listening for beam jobs on port %d.", port)
     try:
-        while True:
-            time.sleep(3600)
+        while True:  # in slices: SIGTERM handed to a gRPC thread runs its handler at the main thread's next bytecode
+            time.sleep(1)
     finally:
         servicer.stop()
 

@@ -73,6 +73,14 @@ def _on_signals(stop: threading.Event) -> None:
         signal.signal(sig, lambda *_: stop.set())
 
 
+def _until_stopped(stop: threading.Event, check_seconds: float = 1.0) -> None:
+    """Returns once a signal set ``stop``. A wait of bounded slices: the kernel may hand SIGTERM to
+    any thread (gRPC's, TensorFlow's), and Python runs the handler only when its main thread runs
+    bytecode, which a wait without a timeout never does again (a worker hung there, found in CI)."""
+    while not stop.wait(check_seconds):
+        pass
+
+
 def _print_ready(models: Dict[str, Dict], ports: Tuple[str, int, int], serving_dir: Path, options: ServerOptions,
                  ready_message: Optional[str]) -> None:
     host, rest_port, grpc_port = ports
@@ -95,7 +103,7 @@ def serve_forever(serving_dir: Path, host: str, rest_port: int, grpc_port: int, 
     _on_signals(stop)
     _print_ready(running.core.manager.models(), (host, running.rest_port, running.grpc_port), serving_dir, options,
                  ready_message)
-    stop.wait()
+    _until_stopped(stop)
     print("stopping", flush=True)
     running.stop()
 
@@ -121,7 +129,7 @@ def _worker(serving_dir: Path, host: str, rest_port: int, grpc_port: int, option
         ready.put((f"{type(e).__name__}: {e}", {}))
         return
     ready.put(("", running.core.manager.models()))
-    stop.wait()
+    _until_stopped(stop)
     running.stop()
 
 

@@ -7,6 +7,7 @@ import csv
 import http.client
 import json
 import math
+import os
 import queue
 import re
 import shutil
@@ -903,3 +904,41 @@ def test_a_port_in_use_is_one_clear_error_and_leaves_nothing_bound(pushed, tmp_p
         assert server.rest_port == rest_port
     finally:
         server.stop()
+
+
+_TGKILL = {"x86_64": 234, "aarch64": 131}  # the tgkill syscall's number: a signal to one thread of a process
+
+
+def _signal_a_thread_other_than_main(pid: int, sig: int) -> int:
+    """Sends ``sig`` to a thread of ``pid`` other than its main one that does not block it (as the
+    kernel may choose for a process-directed signal); returns the thread's id."""
+    import ctypes
+
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        status = dict(line.split(":\t", 1) for line in task.joinpath("status").read_text().splitlines()
+                      if ":\t" in line)
+        if int(task.name) != pid and not int(status["SigBlk"], 16) & (1 << (sig - 1)):
+            libc = ctypes.CDLL(None, use_errno=True)
+            assert libc.syscall(_TGKILL[os.uname().machine], pid, int(task.name), sig) == 0, ctypes.get_errno()
+            return int(task.name)
+    raise AssertionError(f"no thread of {pid} but its main one takes signal {sig}")
+
+
+def test_a_sigterm_any_thread_receives_stops_the_server(pushed, tmp_path):
+    """The kernel hands a process's SIGTERM to any thread that does not block it; Python runs the
+    handler only on its main thread, so the server must stop when another thread receives it."""
+    import signal
+
+    home = tmp_path / "home"
+    _copy_serving_dir(pushed[0], home / "serving")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--home", str(home), "--rest-port", "0", "--grpc-port", "0",
+         "--poll-seconds", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert any(READY.search(line) for line in process.stdout), "the server did not start"
+        _signal_a_thread_other_than_main(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "stopping" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
