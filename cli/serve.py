@@ -1,6 +1,7 @@
 """Serving commands: serve (TF Serving's REST and gRPC APIs), predict (a client), edge (LiteRT).
 No TFX import on these paths."""
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -96,6 +97,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ClientError,
         Target,
         model_inputs,
+        model_metadata,
         predict_grpc,
         predict_rest,
         print_predictions,
@@ -103,25 +105,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
 
     target = Target(args.host, args.model, args.version, args.label, args.signature or "", _client_tls(args))
-    fetched = {}
+    # fetched once, when needed, over the API the prediction takes (--grpc: GetModelMetadata)
+    metadata = functools.cache(lambda: model_metadata(target, args.rest_port, args.grpc_port if args.grpc else None))
 
     def inputs_of():
-        if "inputs" not in fetched:
-            fetched["inputs"] = model_inputs(args.host, args.rest_port, target)
-        return fetched["inputs"]
+        return model_inputs(metadata(), target)
 
     from serving.codec.images import is_image_name
 
     paths = [Path(f) for f in args.files]
     if all(is_image_name(p) for p in paths):
-        return _predict_images(args, target, paths, inputs_of)
+        return _predict_images(args, target, paths, inputs_of, metadata)
     if len(paths) > 1:
         raise UserError("give one .json or .csv file, or image files (.jpg .jpeg .png .bmp .gif)")
     if paths[0].suffix.lower() == ".csv":
-        from serving.client import series_metadata
+        from serving.client import series_info
 
         with translated(refused=(ClientError,)):
-            series = series_metadata(args.host, args.rest_port, target)
+            series = series_info(metadata())
         if series is not None:
             return _predict_series(args, target, paths[0], series, inputs_of)
     with translated(refused=(ClientError,)):  # the server answered no, or is not there
@@ -158,11 +159,10 @@ def _predict_series(args: argparse.Namespace, target, path: Path, series, inputs
     return EXIT_OK
 
 
-def _predict_images(args: argparse.Namespace, target, paths, inputs_of) -> int:
+def _predict_images(args: argparse.Namespace, target, paths, inputs_of, metadata) -> int:
     """Image files to an image model: REST with {"b64": ...} instances, or gRPC with a DT_STRING tensor."""
     from serving.client import (
         ClientError,
-        image_metadata,
         image_request,
         predict_grpc,
         predict_rest,
@@ -179,7 +179,7 @@ def _predict_images(args: argparse.Namespace, target, paths, inputs_of) -> int:
             response = predict_grpc(args.host, args.grpc_port, target, body, *inputs_of())
         else:
             response = predict_rest(args.host, args.rest_port, target, body)
-        classes = image_metadata(args.host, args.rest_port, target).get("class_names", [])
+        classes = (metadata().get("image") or {}).get("class_names", [])
     print_image_predictions(paths, response, classes)
     return EXIT_OK
 

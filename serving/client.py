@@ -1,7 +1,7 @@
 """`mlops predict`: send rows from a JSON or CSV file to a running server, over REST (standard
 library only) or gRPC (the official stubs), and print one line per row.
 
-A CSV is read with the model's own signature (fetched from ``/metadata``): its string inputs stay
+A CSV is read with the model's own signature (its metadata, over the API the command uses): its string inputs stay
 text, the others are numbers, an empty cell is a missing value (NaN or ""), and columns the model
 does not take (e.g. the label) are left out. A JSON file is a TF Serving request body, or a list of
 row objects.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from serving.codec.columns import NO_COLUMNS, ColumnNames, csv_dict_reader, is_missing_text, parse
+from serving.codec.model_extras import EXTRA_FIELDS, SIGNATURE_DEF
 from serving.options import TlsFiles
 
 STRING_DTYPE = "DT_STRING"
@@ -86,14 +87,56 @@ def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0, context
         raise ClientError(f"cannot reach {url} ({reason}); is `mlops serve` running?") from None
 
 
-def model_inputs(host: str, rest_port: int, target: Target) -> Tuple[Dict[str, Dict[str, Any]], ColumnNames]:
-    """The signature's inputs (from /metadata) and the model's column names (original -> key)."""
-    metadata = _http(target.url(rest_port, "/metadata"), context=target.ssl_context())
-    signatures = metadata["metadata"]["signature_def"]["signature_def"]
+def model_metadata(target: Target, rest_port: int, grpc_port: Optional[int] = None) -> Dict[str, Any]:
+    """The served model's metadata in REST's /metadata shape ({"signature_def": {"signature_def": ...},
+    and the fields of EXTRA_FIELDS the model has}): over REST, or over gRPC's GetModelMetadata when
+    ``grpc_port`` is given (a server reached over gRPC alone)."""
+    if grpc_port is None:
+        return _http(target.url(rest_port, "/metadata"), context=target.ssl_context())["metadata"]
+    return _grpc_metadata(target, grpc_port)
+
+
+def _grpc_metadata(target: Target, port: int, timeout: float = 30.0) -> Dict[str, Any]:
+    """GetModelMetadata for every field; TF Serving's own server, which knows signature_def alone and
+    refuses the others as INVALID_ARGUMENT, is asked again for that one."""
+    import grpc
+    from google.protobuf import json_format, wrappers_pb2
+    from tensorflow_serving.apis import get_model_metadata_pb2, prediction_service_pb2_grpc
+
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    _fill_model_spec(request.model_spec, target)
+    request.metadata_field.extend((SIGNATURE_DEF, *EXTRA_FIELDS))
+    with target.grpc_channel(port) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            try:
+                response = stub.GetModelMetadata(request, timeout=timeout)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                    raise
+                del request.metadata_field[1:]
+                response = stub.GetModelMetadata(request, timeout=timeout)
+        except grpc.RpcError as e:
+            raise ClientError(f"gRPC {target.host}:{port}: {e.code().name}: {e.details()}") from None
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata[SIGNATURE_DEF].Unpack(signature_map)
+    metadata: Dict[str, Any] = {SIGNATURE_DEF: json_format.MessageToDict(signature_map,
+                                                                         preserving_proto_field_name=True)}
+    for field in EXTRA_FIELDS:
+        if field in response.metadata:
+            document = wrappers_pb2.StringValue()
+            response.metadata[field].Unpack(document)
+            metadata[field] = json.loads(document.value)
+    return metadata
+
+
+def model_inputs(metadata: Dict[str, Any], target: Target) -> Tuple[Dict[str, Dict[str, Any]], ColumnNames]:
+    """The signature's inputs and the model's column names (original -> key), from ``model_metadata``."""
+    signatures = metadata[SIGNATURE_DEF].get("signature_def", {})
     key = target.signature or "serving_default"
     if key not in signatures:
         raise ClientError(f"model {target.model} has no signature {key!r}; it has {', '.join(sorted(signatures))}")
-    return signatures[key].get("inputs", {}), parse(metadata["metadata"].get("columns"))
+    return signatures[key].get("inputs", {}), parse(metadata.get("columns"))
 
 
 def _cell(text: str, dtype: str, path: Path, line: int, column: str) -> Any:
@@ -155,18 +198,11 @@ def image_request(paths: Sequence[Path]) -> Dict[str, Any]:
     return {"instances": [{"b64": base64.b64encode(path.read_bytes()).decode()} for path in paths]}
 
 
-def image_metadata(host: str, rest_port: int, target: Target) -> Dict[str, Any]:
-    """The served model's image input and class names (``mlops serve``'s /metadata), or {}."""
-    metadata = _http(target.url(rest_port, "/metadata"), context=target.ssl_context())
-    return metadata["metadata"].get("image") or {}
-
-
-def series_metadata(host: str, rest_port: int, target: Target):
-    """A forecaster's series info (``mlops serve``'s /metadata), or None for any other model."""
+def series_info(metadata: Dict[str, Any]):
+    """A forecaster's series info from ``model_metadata``, or None for any other model."""
     from serving.codec.periods import SeriesInfo
 
-    metadata = _http(target.url(rest_port, "/metadata"), context=target.ssl_context())
-    document = metadata["metadata"].get("series")
+    document = metadata.get("series")
     return SeriesInfo.parse(document) if document else None
 
 
@@ -194,6 +230,15 @@ def predict_rest(host: str, port: int, target: Target, body: Dict[str, Any]) -> 
     return _http(target.url(port, ":predict"), json.dumps(body).encode(), context=target.ssl_context())
 
 
+def _fill_model_spec(spec: Any, target: Target) -> None:
+    """A gRPC request's ModelSpec: the model, and its version or label when the target names one."""
+    spec.name = target.model
+    if target.version is not None:
+        spec.version.value = target.version
+    elif target.label:
+        spec.version_label = target.label
+
+
 def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
                  inputs: Dict[str, Dict[str, Any]], names: ColumnNames = NO_COLUMNS,
                  timeout: float = 30.0) -> Dict[str, Any]:
@@ -206,11 +251,7 @@ def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     request = predict_pb2.PredictRequest()
-    request.model_spec.name = target.model
-    if target.version is not None:
-        request.model_spec.version.value = target.version
-    elif target.label:
-        request.model_spec.version_label = target.label
+    _fill_model_spec(request.model_spec, target)
     request.model_spec.signature_name = target.signature or body.get("signature_name", "")
     if "instances" in body:
         rows = body["instances"]

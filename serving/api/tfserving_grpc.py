@@ -1,10 +1,11 @@
 """TF Serving's gRPC API (port 8500) as grpcio servicers over the data plane: PredictionService
 (Predict, Classify, Regress, GetModelMetadata) and ModelService (GetModelStatus), with the official
 generated messages (protobuf's C++ parser reads them)."""
+import json
 from typing import Any, Optional
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import wrappers_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -16,6 +17,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving.codec import tensors
+from serving.codec.model_extras import EXTRA_FIELDS, SIGNATURE_DEF
 from serving.dataplane import DataPlane, ModelSpec
 from serving.errors import ServingError, invalid
 from serving.runtime.traffic import metadata_client_key
@@ -94,21 +96,27 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest,
                          context: grpc.ServicerContext):
+        """TF Serving's signature_def (a SignatureDefMap), and this server's own fields (EXTRA_FIELDS:
+        each a JSON document in a StringValue, as REST's /metadata gives it), those the model has."""
+        fields = list(request.metadata_field)
         try:
-            if list(request.metadata_field) != ["signature_def"]:
-                raise invalid("Metadata field must be exactly ['signature_def'] (the only one supported), got "
-                              f"{list(request.metadata_field)}")
+            unknown = [field for field in fields if field not in (SIGNATURE_DEF, *EXTRA_FIELDS)]
+            if not fields or unknown:
+                raise invalid(f"Metadata field must be among {', '.join((SIGNATURE_DEF, *EXTRA_FIELDS))}, got "
+                              f"{fields}")
             model, signature_defs = self.core.metadata(_spec(request.model_spec))
         except ServingError as e:
             return _abort(context, e)
-        signature_map = get_model_metadata_pb2.SignatureDefMap()
-        for key, signature in signature_defs.items():
-            signature_map.signature_def[key].CopyFrom(signature)
-        packed = any_pb2.Any()
-        packed.Pack(signature_map)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         _fill_spec(response.model_spec, model, None)
-        response.metadata["signature_def"].CopyFrom(packed)
+        if SIGNATURE_DEF in fields:
+            signature_map = get_model_metadata_pb2.SignatureDefMap()
+            for key, signature in signature_defs.items():
+                signature_map.signature_def[key].CopyFrom(signature)
+            response.metadata[SIGNATURE_DEF].Pack(signature_map)
+        for field, document in model.servable.extras().items():
+            if field in fields:
+                response.metadata[field].Pack(wrappers_pb2.StringValue(value=json.dumps(document)))
         return response
 
 

@@ -9,6 +9,7 @@ from urllib.parse import unquote
 from google.protobuf import json_format
 
 from serving.codec import tensors
+from serving.codec.model_extras import SIGNATURE_DEF
 from serving.dataplane import DataPlane, ModelSpec, status_list
 from serving.errors import ServingError, invalid
 from serving.runtime.servable import check_rows
@@ -56,14 +57,9 @@ def _signature_name(document: Dict[str, Any]) -> str:
 
 def _metadata(plane: DataPlane, spec: ModelSpec) -> Answer:
     model, signature_defs = plane.metadata(spec)
-    metadata: Dict[str, Any] = {"signature_def": {"signature_def": {
+    metadata: Dict[str, Any] = {SIGNATURE_DEF: {"signature_def": {
         key: json_format.MessageToDict(sig, preserving_proto_field_name=True) for key, sig in signature_defs.items()}}}
-    if model.servable.columns.keys:  # ours, beside TF Serving's: original names and keys
-        metadata["columns"] = model.servable.columns.as_json()
-    if model.servable.image is not None:  # ours too: what the image model resizes to, its classes
-        metadata["image"] = model.servable.image.as_json()
-    if model.servable.series is not None:  # ours too: how a forecaster reads a history CSV
-        metadata["series"] = model.servable.series.as_json()
+    metadata.update(model.servable.extras())  # ours, beside TF Serving's: columns, image, series
     return json_answer(200, {"model_spec": {"name": model.name, "signature_name": "", "version": str(model.version)},
                              "metadata": metadata})
 

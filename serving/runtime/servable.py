@@ -20,6 +20,7 @@ from tensorflow.python.saved_model import loader_impl
 
 from serving.codec.columns import read_columns
 from serving.codec.images import read_image_info
+from serving.codec.model_extras import EXTRA_FIELDS
 from serving.codec.periods import read_series_info
 from serving.codec.signature import Signature, TensorSpecInfo, tensor_spec
 from serving.errors import ServingError, invalid
@@ -133,6 +134,14 @@ class Servable:
         self.columns = read_columns(self.path)  # original column names -> the signatures' keys
         self.image = read_image_info(self.path)  # an image model's input size and class names
         self.series = read_series_info(self.path)  # a forecaster's history columns and time axis
+
+    def extras(self) -> Dict[str, Any]:
+        """This server's metadata beside TF Serving's signature defs, as JSON documents by field
+        (EXTRA_FIELDS): the original column names, the image input, the series; those the model has."""
+        documents = (self.columns.as_json() if self.columns.keys else None,
+                     self.image.as_json() if self.image is not None else None,
+                     self.series.as_json() if self.series is not None else None)
+        return {field: document for field, document in zip(EXTRA_FIELDS, documents) if document is not None}
 
     def close(self) -> None:
         self._session.close()

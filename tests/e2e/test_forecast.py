@@ -179,7 +179,7 @@ def test_rest_grpc_v2_and_mlops_predict_forecast_in_the_series_units(forecasts, 
     import tensorflow as tf
 
     from cli.main import main
-    from serving.client import Target, model_inputs, predict_grpc, predict_rest
+    from serving.client import Target, model_inputs, model_metadata, predict_grpc, predict_rest
     from serving.options import ServerOptions
     from serving.server import start_server
 
@@ -195,7 +195,9 @@ def test_rest_grpc_v2_and_mlops_predict_forecast_in_the_series_units(forecasts, 
         target = Target("127.0.0.1", config.name)
         body = {"instances": [{"window": w.tolist()} for w in windows]}
         rest = [row["forecast"] for row in predict_rest("127.0.0.1", server.rest_port, target, body)["predictions"]]
-        inputs, _ = model_inputs("127.0.0.1", server.rest_port, target)
+        metadata = model_metadata(target, server.rest_port, server.grpc_port)  # GetModelMetadata
+        assert metadata == model_metadata(target, server.rest_port) and "series" in metadata
+        inputs, _ = model_inputs(metadata, target)
         grpc = [row["forecast"] for row in predict_grpc("127.0.0.1", server.grpc_port, target, body,
                                                           inputs)["predictions"]]
         v2 = _v2_forecast(server.rest_port, config.name, windows)
@@ -203,12 +205,17 @@ def test_rest_grpc_v2_and_mlops_predict_forecast_in_the_series_units(forecasts, 
         assert main(["predict", "--model", config.name, "--rest-port", str(server.rest_port),
                      str(tmp_path / "history.csv")]) == 0
         printed = capsys.readouterr().out.splitlines()
+        # over gRPC alone: the REST port given is closed
+        assert main(["predict", "--model", config.name, "--grpc", "--grpc-port", str(server.grpc_port),
+                     "--rest-port", "1", str(tmp_path / "history.csv")]) == 0
+        printed_over_grpc = capsys.readouterr().out.splitlines()
     finally:
         server.stop()
     np.testing.assert_allclose(rest, expected, rtol=1e-5)
     np.testing.assert_allclose(grpc, expected, rtol=1e-5)
     np.testing.assert_allclose(v2, expected, rtol=1e-5)
     assert printed[0] == "store,month,forecast"
+    assert printed_over_grpc == printed
     rows = list(csv.reader(printed[1:]))
     assert len(rows) == 5 * HORIZON
     # the history ends in 2022-09 (3 months dropped): the forecast starts at the next month's end

@@ -65,7 +65,7 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
     import tensorflow as tf
 
     from cli.main import main
-    from serving.client import Target, model_inputs, predict_grpc, predict_rest
+    from serving.client import Target, model_inputs, model_metadata, predict_grpc, predict_rest
     from serving.codec.periods import read_series_info
     from serving.forecast_client import forecast_request, read_history
     from serving.options import ServerOptions
@@ -94,7 +94,7 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
     try:
         target = Target("127.0.0.1", "shops")
         rest = [row["forecast"] for row in predict_rest("127.0.0.1", server.rest_port, target, body)["predictions"]]
-        inputs, _ = model_inputs("127.0.0.1", server.rest_port, target)
+        inputs, _ = model_inputs(model_metadata(target, server.rest_port, server.grpc_port), target)
         grpc = [row["forecast"] for row in predict_grpc("127.0.0.1", server.grpc_port, target, body,
                                                           inputs)["predictions"]]
         capsys.readouterr()

@@ -70,7 +70,7 @@ def _saved_model_classes(model_dir: str, images):
 
 def test_rest_grpc_predict_and_edge_agree_with_the_saved_model(runs, tmp_path):
     from cli.main import main
-    from serving.client import Target, image_request, model_inputs, predict_grpc, predict_rest
+    from serving.client import Target, image_request, model_inputs, model_metadata, predict_grpc, predict_rest
     from serving.options import ServerOptions
     from serving.server import start_server
 
@@ -87,7 +87,9 @@ def test_rest_grpc_predict_and_edge_agree_with_the_saved_model(runs, tmp_path):
         body = image_request(files)
         assert set(body["instances"][0]) == {"b64"}
         rest = np.asarray(predict_rest("127.0.0.1", server.rest_port, target, body)["predictions"])
-        inputs, names = model_inputs("127.0.0.1", server.rest_port, target)
+        metadata = model_metadata(target, server.rest_port, server.grpc_port)  # GetModelMetadata
+        assert metadata == model_metadata(target, server.rest_port) and "image" in metadata
+        inputs, names = model_inputs(metadata, target)
         assert inputs["image"]["dtype"] == "DT_STRING"
         grpc = np.asarray(predict_grpc("127.0.0.1", server.grpc_port, target, body, inputs, names)["predictions"])
         named_rows = [{"image": {"b64": base64.b64encode(data).decode()}} for _, data in patches]

@@ -906,6 +906,49 @@ def test_a_port_in_use_is_one_clear_error_and_leaves_nothing_bound(pushed, tmp_p
         server.stop()
 
 
+class _SignatureDefOnly(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TF Serving's own GetModelMetadata: signature_def alone; any other field is INVALID_ARGUMENT."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def GetModelMetadata(self, request, context):
+        if list(request.metadata_field) != ["signature_def"]:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Metadata field must be exactly signature_def")
+        return self.inner.GetModelMetadata(request, context)
+
+
+def test_grpc_metadata_carries_the_rest_fields_and_a_tf_serving_server_still_answers(local_server):
+    """GetModelMetadata gives what REST's /metadata gives (the columns beside signature_def), so a
+    client reached over gRPC alone reads a CSV as over REST; a server that knows signature_def alone
+    (TF Serving's) is asked again for it; an unknown field is refused naming the ones there are."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from serving.api.tfserving_grpc import PredictionService
+    from serving.client import Target, model_metadata
+
+    server, _ = local_server()
+    target = Target("127.0.0.1", NAME)
+    over_rest = model_metadata(target, server.rest_port)
+    assert model_metadata(target, server.rest_port, server.grpc_port) == over_rest and "columns" in over_rest
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def", "bogus"])
+        request.model_spec.name = NAME
+        with pytest.raises(grpc.RpcError) as refused:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).GetModelMetadata(request, timeout=10)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "must be among signature_def, columns, image, series" in refused.value.details()
+    stock = grpc.server(ThreadPoolExecutor(2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        _SignatureDefOnly(PredictionService(server.core)), stock)
+    port = stock.add_insecure_port("127.0.0.1:0")
+    stock.start()
+    try:
+        assert model_metadata(target, server.rest_port, port) == {"signature_def": over_rest["signature_def"]}
+    finally:
+        stock.stop(0)
+
+
 _TGKILL = {"x86_64": 234, "aarch64": 131}  # the tgkill syscall's number: a signal to one thread of a process
 
 

@@ -108,7 +108,7 @@ def _rows(path: Path, count: int = 6):
 def test_the_served_model_answers_rows_keyed_by_the_original_header(tables, tmp_path):
     """REST instances and columnar inputs, gRPC, `mlops predict` (CSV with the original header),
     the edge runtime and batch scoring give the same predictions for the same raw rows."""
-    from serving.client import Target, model_inputs, predict_grpc, predict_rest, request_from_file
+    from serving.client import Target, model_inputs, model_metadata, predict_grpc, predict_rest, request_from_file
     from serving.edge_runtime import EdgeModel, read_rows, read_sidecar, rows_to_inputs
     from serving.options import ServerOptions
     from serving.server import start_server
@@ -120,7 +120,9 @@ def test_the_served_model_answers_rows_keyed_by_the_original_header(tables, tmp_
     server = start_server(config.home.serving_dir, "127.0.0.1", 0, 0, ServerOptions(poll_seconds=0.2))
     try:
         target = Target("127.0.0.1", config.name)
-        inputs, names = model_inputs("127.0.0.1", server.rest_port, target)
+        metadata = model_metadata(target, server.rest_port)
+        assert model_metadata(target, server.rest_port, server.grpc_port) == metadata  # GetModelMetadata's
+        inputs, names = model_inputs(metadata, target)
         assert names.key("Mean Radius") == "mean_radius" and "mean_radius" in inputs
         body, dropped = request_from_file(sample, lambda: (inputs, names))  # mlops predict's CSV reading
         assert dropped == ["Malignant?", "Patient ID"]

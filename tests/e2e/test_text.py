@@ -39,7 +39,7 @@ def test_the_words_are_read_as_text_and_carry_the_label(reviews):
 def test_served_predictions_from_raw_text_equal_the_saved_models(reviews, tmp_path):
     import tensorflow as tf
 
-    from serving.client import Target, model_inputs, predict_rest, request_from_file
+    from serving.client import Target, model_inputs, model_metadata, predict_rest, request_from_file
     from serving.options import ServerOptions
     from serving.server import start_server
 
@@ -51,7 +51,7 @@ def test_served_predictions_from_raw_text_equal_the_saved_models(reviews, tmp_pa
     server = start_server(config.home.serving_dir, "127.0.0.1", 0, 0, ServerOptions(poll_seconds=0.2))
     try:
         target = Target("127.0.0.1", config.name)
-        body, _ = request_from_file(sample, lambda: model_inputs("127.0.0.1", server.rest_port, target))
+        body, _ = request_from_file(sample, lambda: model_inputs(model_metadata(target, server.rest_port), target))
         served = predict_rest("127.0.0.1", server.rest_port, target, body)["predictions"]
         answer = predict_rest("127.0.0.1", server.rest_port, target, {"instances": [unseen]})["predictions"]
     finally:
