@@ -93,93 +93,90 @@ def _client_tls(args: argparse.Namespace):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from serving.client import (
-        ClientError,
-        Target,
-        model_inputs,
-        model_metadata,
-        predict_grpc,
-        predict_rest,
-        print_predictions,
-        request_from_file,
-    )
+    from serving.client import ClientError, print_predictions, request_from_file
 
-    target = Target(args.host, args.model, args.version, args.label, args.signature or "", _client_tls(args))
-    # fetched once, when needed, over the API the prediction takes (--grpc: GetModelMetadata)
-    metadata = functools.cache(lambda: model_metadata(target, args.rest_port, args.grpc_port if args.grpc else None))
-
-    def inputs_of():
-        return model_inputs(metadata(), target)
-
+    if args.grpc:  # the gRPC stubs load TensorFlow
+        quiet_runtime(args.verbose)
+    server = _PredictClient(args)
     from serving.codec.images import is_image_name
 
     paths = [Path(f) for f in args.files]
     if all(is_image_name(p) for p in paths):
-        return _predict_images(args, target, paths, inputs_of, metadata)
+        return _predict_images(server, paths)
     if len(paths) > 1:
         raise UserError("give one .json or .csv file, or image files (.jpg .jpeg .png .bmp .gif)")
     if paths[0].suffix.lower() == ".csv":
         from serving.client import series_info
 
         with translated(refused=(ClientError,)):
-            series = series_info(metadata())
+            series = series_info(server.metadata)
         if series is not None:
-            return _predict_series(args, target, paths[0], series, inputs_of)
+            return _predict_series(server, paths[0], series)
     with translated(refused=(ClientError,)):  # the server answered no, or is not there
-        body, dropped = request_from_file(paths[0], inputs_of)
+        body, dropped = request_from_file(paths[0], server.inputs)
         if dropped:
             print(f"mlops: note: columns the model does not take were left out: {', '.join(dropped)}",
                   file=sys.stderr)
-        if args.grpc:
-            quiet_runtime(args.verbose)
-            response = predict_grpc(args.host, args.grpc_port, target, body, *inputs_of())
-        else:
-            response = predict_rest(args.host, args.rest_port, target, body)
+        response = server.predict(body)
     print_predictions(response)
     return EXIT_OK
 
 
-def _predict_series(args: argparse.Namespace, target, path: Path, series, inputs_of) -> int:
+class _PredictClient:
+    """The served model `mlops predict` talks to, over REST or (--grpc) gRPC alone: its metadata
+    (fetched once, when needed) and predictions."""
+
+    def __init__(self, args: argparse.Namespace):
+        from serving.client import Target
+
+        self.args = args
+        self.target = Target(args.host, args.model, args.version, args.label, args.signature or "",
+                             _client_tls(args))
+
+    @functools.cached_property
+    def metadata(self) -> dict:
+        from serving.client import model_metadata
+
+        return model_metadata(self.target, self.args.rest_port, self.args.grpc_port if self.args.grpc else None)
+
+    def inputs(self):
+        from serving.client import model_inputs
+
+        return model_inputs(self.metadata, self.target)
+
+    def predict(self, body: dict) -> dict:
+        from serving.client import predict_grpc, predict_rest
+
+        if self.args.grpc:
+            return predict_grpc(self.args.host, self.args.grpc_port, self.target, body, *self.inputs())
+        return predict_rest(self.args.host, self.args.rest_port, self.target, body)
+
+
+def _predict_series(server: _PredictClient, path: Path, series) -> int:
     """A forecaster: a history CSV in, each series' future steps out (CSV on stdout)."""
-    from serving.client import ClientError, predict_grpc, predict_rest
+    from serving.client import ClientError
     from serving.codec.periods import FORECAST_OUTPUT
     from serving.forecast_client import HistoryError, forecast_request, read_history, write_forecasts
 
     with translated(user=(HistoryError,)):
         windows = read_history(path, series)
-    body = forecast_request(windows, series)
     with translated(refused=(ClientError,)):
-        if args.grpc:
-            quiet_runtime(args.verbose)
-            response = predict_grpc(args.host, args.grpc_port, target, body, *inputs_of())
-        else:
-            response = predict_rest(args.host, args.rest_port, target, body)
+        response = server.predict(forecast_request(windows, series))
     rows = [row[FORECAST_OUTPUT] if isinstance(row, dict) else row for row in response.get("predictions", [])]
     write_forecasts(series, windows, rows, sys.stdout)
     return EXIT_OK
 
 
-def _predict_images(args: argparse.Namespace, target, paths, inputs_of, metadata) -> int:
+def _predict_images(server: _PredictClient, paths) -> int:
     """Image files to an image model: REST with {"b64": ...} instances, or gRPC with a DT_STRING tensor."""
-    from serving.client import (
-        ClientError,
-        image_request,
-        predict_grpc,
-        predict_rest,
-        print_image_predictions,
-    )
+    from serving.client import ClientError, image_request, print_image_predictions
 
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UserError(f"{missing[0]}: no such file")
     with translated(refused=(ClientError,)):
-        body = image_request(paths)
-        if args.grpc:
-            quiet_runtime(args.verbose)
-            response = predict_grpc(args.host, args.grpc_port, target, body, *inputs_of())
-        else:
-            response = predict_rest(args.host, args.rest_port, target, body)
-        classes = (metadata().get("image") or {}).get("class_names", [])
+        response = server.predict(image_request(paths))
+        classes = (server.metadata.get("image") or {}).get("class_names", [])
     print_image_predictions(paths, response, classes)
     return EXIT_OK
 

@@ -94,10 +94,13 @@ def test_rest_grpc_predict_and_edge_agree_with_the_saved_model(runs, tmp_path):
         grpc = np.asarray(predict_grpc("127.0.0.1", server.grpc_port, target, body, inputs, names)["predictions"])
         named_rows = [{"image": {"b64": base64.b64encode(data).decode()}} for _, data in patches]
         named = predict_rest("127.0.0.1", server.rest_port, target, {"instances": named_rows})  # the named form
-        out = io.StringIO()
+        out, out_grpc = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out):
             assert main(["predict", "--model", config.name, "--rest-port", str(server.rest_port),
                          *map(str, files)]) == 0
+        with contextlib.redirect_stdout(out_grpc):  # gRPC alone: class names from GetModelMetadata
+            assert main(["predict", "--model", config.name, "--grpc", "--grpc-port", str(server.grpc_port),
+                         "--rest-port", "1", *map(str, files)]) == 0
         v2 = _v2_predictions(server, config.name, [data for _, data in patches])
     finally:
         server.stop()
@@ -109,6 +112,8 @@ def test_rest_grpc_predict_and_edge_agree_with_the_saved_model(runs, tmp_path):
     lines = out.getvalue().strip().splitlines()
     classes = _class_names(report)
     assert [line.split("\t")[1] for line in lines] == [classes[i] for i in reference.argmax(-1)]
+    assert [line.split("\t")[1] for line in out_grpc.getvalue().strip().splitlines()] == \
+        [line.split("\t")[1] for line in lines]
 
     # the edge: host decoding (Pillow) into the int8 model (uint8 input) gives the SavedModel's classes
     edge_dir = Path(report.pushed_path) / "tflite"
