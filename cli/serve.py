@@ -93,7 +93,7 @@ def _client_tls(args: argparse.Namespace):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from serving.client import ClientError, print_predictions, request_from_file
+    from serving.client import ClientError, RequestFileError, print_predictions, request_from_file
 
     if args.grpc:  # the gRPC stubs load TensorFlow
         quiet_runtime(args.verbose)
@@ -105,14 +105,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return _predict_images(server, paths)
     if len(paths) > 1:
         raise UserError("give one .json or .csv file, or image files (.jpg .jpeg .png .bmp .gif)")
+    _existing(args.files[0])
     if paths[0].suffix.lower() == ".csv":
         from serving.client import series_info
 
-        with translated(refused=(ClientError,)):
+        with translated(user=(RequestFileError,), refused=(ClientError,)):
             series = series_info(server.metadata)
         if series is not None:
             return _predict_series(server, paths[0], series)
-    with translated(refused=(ClientError,)):  # the server answered no, or is not there
+    with translated(user=(RequestFileError,), refused=(ClientError,)):  # the server answered no, or is not there
         body, dropped = request_from_file(paths[0], server.inputs)
         if dropped:
             print(f"mlops: note: columns the model does not take were left out: {', '.join(dropped)}",
@@ -154,13 +155,13 @@ class _PredictClient:
 
 def _predict_series(server: _PredictClient, path: Path, series) -> int:
     """A forecaster: a history CSV in, each series' future steps out (CSV on stdout)."""
-    from serving.client import ClientError
+    from serving.client import ClientError, RequestFileError
     from serving.codec.periods import FORECAST_OUTPUT
     from serving.forecast_client import HistoryError, forecast_request, read_history, write_forecasts
 
     with translated(user=(HistoryError,)):
         windows = read_history(path, series)
-    with translated(refused=(ClientError,)):
+    with translated(user=(RequestFileError,), refused=(ClientError,)):
         response = server.predict(forecast_request(windows, series))
     rows = [row[FORECAST_OUTPUT] if isinstance(row, dict) else row for row in response.get("predictions", [])]
     write_forecasts(series, windows, rows, sys.stdout)
@@ -169,12 +170,12 @@ def _predict_series(server: _PredictClient, path: Path, series) -> int:
 
 def _predict_images(server: _PredictClient, paths) -> int:
     """Image files to an image model: REST with {"b64": ...} instances, or gRPC with a DT_STRING tensor."""
-    from serving.client import ClientError, image_request, print_image_predictions
+    from serving.client import ClientError, RequestFileError, image_request, print_image_predictions
 
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UserError(f"{missing[0]}: no such file")
-    with translated(refused=(ClientError,)):
+    with translated(user=(RequestFileError,), refused=(ClientError,)):
         response = server.predict(image_request(paths))
         classes = (server.metadata.get("image") or {}).get("class_names", [])
     print_image_predictions(paths, response, classes)

@@ -25,7 +25,12 @@ STRING_DTYPE = "DT_STRING"
 
 
 class ClientError(Exception):
-    """A one-line problem with the request, the file, or reaching the server."""
+    """A one-line problem with the request or reaching the server (the server said no, or is not there)."""
+
+
+class RequestFileError(ClientError):
+    """A one-line problem with the user's own file (missing, not JSON, a column or cell the model
+    cannot take): bad input, not a refusal."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,7 @@ def _cell(text: str, dtype: str, path: Path, line: int, column: str) -> Any:
     try:
         return float(text)
     except ValueError:
-        raise ClientError(f"{path}:{line}: column '{column}': {text!r} is not a number") from None
+        raise RequestFileError(f"{path}:{line}: column '{column}': {text!r} is not a number") from None
 
 
 def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]],
@@ -161,12 +166,12 @@ def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]],
         missing = sorted(set(inputs) - set(column_of))
         if missing:
             names = {k: n for n, k in columns.keys.items()}
-            raise ClientError(f"{path}: missing column(s) the model needs: "
+            raise RequestFileError(f"{path}: missing column(s) the model needs: "
                               f"{', '.join(names.get(k, k) for k in missing)}")
         rows = [{key: _cell(row[column_of[key]] or "", inputs[key].get("dtype", ""), path, i + 2, column_of[key])
                  for key in inputs} for i, row in enumerate(reader)]
     if not rows:
-        raise ClientError(f"{path}: no rows")
+        raise RequestFileError(f"{path}: no rows")
     return rows, sorted(name for name, key in key_of.items() if key not in inputs)
 
 
@@ -174,18 +179,19 @@ def request_from_file(path: Path, inputs_of) -> Tuple[Dict[str, Any], List[str]]
     """The TF Serving request body for a .json or .csv file; ``inputs_of()`` fetches the signature's
     inputs and the model's column names (``model_inputs``)."""
     if not path.exists():
-        raise ClientError(f"{path}: no such file")
+        raise RequestFileError(f"{path}: no such file")
     if path.suffix.lower() == ".csv":
         rows, dropped = rows_from_csv(path, *inputs_of())
         return {"instances": rows}, dropped
     try:
         document = json.loads(path.read_text())
     except ValueError as e:
-        raise ClientError(f"{path}: not JSON ({e})") from None
+        raise RequestFileError(f"{path}: not JSON ({e})") from None
     if isinstance(document, list):
         document = {"instances": document}
     if not isinstance(document, dict) or not ({"instances", "inputs"} & set(document)):
-        raise ClientError(f"{path}: expected a TF Serving request (with 'instances' or 'inputs') or a list of rows")
+        raise RequestFileError(f"{path}: expected a TF Serving request (with 'instances' or 'inputs') or a list of "
+                               "rows")
     return document, []
 
 
@@ -194,7 +200,7 @@ def image_request(paths: Sequence[Path]) -> Dict[str, Any]:
     bytes as they are; the model decodes and resizes)."""
     for path in paths:
         if not path.is_file():
-            raise ClientError(f"{path}: no such file")
+            raise RequestFileError(f"{path}: no such file")
     return {"instances": [{"b64": base64.b64encode(path.read_bytes()).decode()} for path in paths]}
 
 

@@ -41,6 +41,7 @@ def read_history(path: Path, info: SeriesInfo) -> List[SeriesWindow]:
     if not path.is_file():
         raise HistoryError(f"{path}: no such file")
     points: Dict[Tuple[str, ...], Dict[int, float]] = defaultdict(dict)
+    lines: Dict[Tuple[str, ...], Dict[int, int]] = defaultdict(dict)  # the line of each series' time
     known: Dict[Tuple[str, ...], Dict[int, Tuple[str, ...]]] = defaultdict(dict)  # covariate cells by period
     with csv_dict_reader(path) as reader:
         header = {name.strip(): name for name in reader.fieldnames or []}
@@ -58,6 +59,10 @@ def read_history(path: Path, info: SeriesInfo) -> List[SeriesWindow]:
             except PeriodError as e:
                 raise HistoryError(f"{path}: line {reader.line_num}: column '{info.time}': {e}") from None
             key = tuple(cells[field] for field in ids)
+            if period in lines[key]:  # as training refuses it: which value is this time's is not ours to pick
+                raise HistoryError(f"{path}: line {reader.line_num}: {cells[time]!r} again (line "
+                                   f"{lines[key][period]} has the same time in this series); one row per time")
+            lines[key][period] = reader.line_num
             if covariates:
                 known[key][period] = tuple(cells[field] for field in covariates)
             if is_missing_text(cells[label]):

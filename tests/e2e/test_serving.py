@@ -437,7 +437,12 @@ def test_predict_command_over_rest_and_grpc(server, transactions_csv, tmp_path, 
     np.testing.assert_allclose(outputs["--grpc"], expected, atol=1e-6)
     result = subprocess.run([sys.executable, "-m", "cli.main", "predict", str(small), "--model", "nope",
                              "--rest-port", str(server["rest"])], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1 and "HTTP 404" in result.stderr
+    assert result.returncode == 1 and "HTTP 404" in result.stderr  # the server said no
+    no_segment = tmp_path / "no_segment.csv"
+    no_segment.write_text("amount,age_days,risk_score\n1.5,30,0.2\n")
+    result = subprocess.run([sys.executable, "-m", "cli.main", "predict", str(no_segment), "--model", NAME,
+                             "--rest-port", str(server["rest"])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "missing column(s) the model needs: segment" in result.stderr  # bad input
 
 
 # --- hot swap under load, failed versions, batching, request logs (server in this process) --------

@@ -161,6 +161,9 @@ def test_a_history_csv_becomes_the_last_lookback_points_of_each_series(tmp_path)
     del rows[8]  # store 2 lacks 2024-01-04
     with pytest.raises(HistoryError, match="series 2 lacks 2024-01-04"):
         read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], rows), info)
+    clash = [*rows, [rows[2][0], 1, 999999]]  # store 1's 2024-01-03 twice (line 4 and the last)
+    with pytest.raises(HistoryError, match=r"line 11: '2024-01-03' again \(line 4 has the same time in this series\)"):
+        read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], clash), info)
 
 
 def test_covariates_are_read_filled_staged_and_refused_in_one_line(tmp_path):

@@ -17,3 +17,17 @@ def test_predictions_go_to_the_stream_that_is_stdout_when_they_are_printed():
         with contextlib.redirect_stdout(out):
             print_predictions(response)
         assert out.getvalue().splitlines() == lines
+
+
+def test_a_bad_request_file_is_one_line_and_exit_2_before_any_server_is_asked(tmp_path, capsys):
+    """The user's file is bad input (exit 2), not a refusal: no server listens on port 1 here."""
+    from cli.main import main
+
+    (tmp_path / "rows.json").write_text("{not json")
+    (tmp_path / "rows.txt").write_text('"just text"')
+    for name, message in (("missing.csv", "no such file"), ("rows.json", "not JSON"),
+                          ("rows.txt", "expected a TF Serving request")):
+        capsys.readouterr()
+        assert main(["predict", "--model", "m", "--rest-port", "1", str(tmp_path / name)]) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
