@@ -14,7 +14,7 @@ runs before the pipeline does (so an Airflow scheduler parsing the DAG file writ
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from components.models.families import TRANSFER_FAMILY
 from components.specs import DEFAULT_TEXT_NGRAMS
@@ -256,11 +256,30 @@ def _data_gates(usecase: Any, profile: Any) -> Dict[str, float]:
             for label, subtask in usecase.targets}
 
 
+# the options that shape how one kind of input is read: given to another kind, they would do nothing
+_GIVEN = {
+    "--drop": lambda r: bool(r.reading.drop), "--features": lambda r: bool(r.reading.features),
+    "--categorical": lambda r: bool(r.reading.categorical), "--datetime": lambda r: bool(r.reading.datetime),
+    "--text": lambda r: bool(r.reading.text), "--text-ngrams": lambda r: r.reading.text_ngrams is not None,
+    "--image-size": lambda r: r.images.image_size is not None, "--augment": lambda r: r.images.augment is not None,
+}
+
+
+def _refuse_unread_options(request: RunRequest, options: Sequence[str], reads: str) -> None:
+    """One line naming the ``options`` given that this input does not read, and what it reads."""
+    given = [option for option in options if _GIVEN[option](request)]
+    if given:
+        raise ConfigError(f"{' and '.join(given)}: not read here; {reads}")
+
+
 def _table_input(request: RunRequest, name: str, data_path: Path, home: Home, schema_kinds) -> ResolvedInput:
     """A user's table: a file, a folder of parts or span folders, read, profiled and keyed."""
     from components.models.families import default_family
     from pipelines.inputs import datasets
 
+    _refuse_unread_options(request, ("--image-size", "--augment"),
+                           "a table's columns are its features (images are a folder of class folders, or a CSV "
+                           "of paths with --image-column)")
     user = _user_table(request, data_path, home.data_dir(name), schema_kinds)
     task_name = user.profile.task
     usecase = datasets.UseCase(name, task_name, user.targets, "", list, family=default_family(task_name))
@@ -714,9 +733,10 @@ def _series_input(request: RunRequest, name: str, data_path: Path, home: Home, s
 
     if request.reading.span or request.reading.window:
         raise ConfigError("--span and --window read span folders of a table; a series is one file or folder")
-    if request.reading.text or request.reading.text_ngrams is not None:
-        raise ConfigError("--text and --text-ngrams read a table's free-text columns; a series has none "
-                          "(--covariates names the columns a forecast reads besides its values)")
+    _refuse_unread_options(request, ("--drop", "--features", "--categorical", "--datetime", "--text", "--text-ngrams",
+                                     "--image-size", "--augment"),
+                           "a series reads its values, --time, --series-id and --covariates (the columns a forecast "
+                           "reads besides its values)")
     spec = _series_spec(request, data_path, home.data_dir(name) / "series")
     label = "target"
     usecase = datasets.UseCase(

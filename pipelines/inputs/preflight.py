@@ -279,7 +279,8 @@ def _check_rows(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Sequenc
 
 
 def _refuse_clashes(path: Path, columns: ColumnMap, label_keys: Sequence[str], named: Dict[str, Set[str]]) -> None:
-    """A label named by --text or --drop, or a column --text names beside --drop or --categorical: one line."""
+    """A label named by --text or --drop, a column --text names beside --drop or --categorical, or one
+    --text, --categorical or --datetime names that --features leaves out: one line."""
     for flag in ("--text", "--drop"):
         for key in sorted(named[flag] & set(label_keys)):
             raise InputDataError(f"{path}: {flag} names '{columns.name(key)}', the label; a label is neither a "
@@ -287,6 +288,11 @@ def _refuse_clashes(path: Path, columns: ColumnMap, label_keys: Sequence[str], n
     for flag in ("--drop", "--categorical"):
         for key in sorted(named["--text"] & named[flag]):
             raise InputDataError(f"{path}: --text and {flag} both name '{columns.name(key)}'; keep one")
+    if named["--features"]:  # how a column is read matters only if it is read
+        for flag in ("--text", "--categorical", "--datetime"):
+            for key in sorted(named[flag] - named["--features"] - set(label_keys)):
+                raise InputDataError(f"{path}: {flag} names '{columns.name(key)}', which --features leaves out; "
+                                     "add it to --features or leave it out of " + flag)
 
 
 def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Sequence[str],
@@ -297,7 +303,8 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
     dropped = set(_resolve(path, options.drop, columns, "--drop"))
     chosen = set(_resolve(path, options.features, columns, "--features"))
     forced_text = set(_resolve(path, options.text, columns, "--text"))
-    _refuse_clashes(path, columns, label_keys, {"--text": forced_text, "--drop": dropped, "--categorical": categorical})
+    _refuse_clashes(path, columns, label_keys, {"--text": forced_text, "--drop": dropped, "--categorical": categorical,
+                                                "--features": chosen, "--datetime": forced_datetime})
     profiles = []
     for key, name in zip(columns.keys, columns.names):
         cells, stats = _Sample(scan.sample.pop(key)), scan.stats[key]

@@ -91,7 +91,15 @@ BAD_INPUTS = [
      "--time column 'segment':"),
     ("--text-ngrams on a series", _good, ["--label", "amount", "--task", "forecast", "--time", "when", "--horizon",
                                           "3", "--text-ngrams", "1"],
-     "--text and --text-ngrams read a table's free-text columns; a series has none"),
+     "--text-ngrams: not read here; a series reads its values, --time, --series-id and --covariates"),
+    ("--drop and --categorical on a series", _good,
+     ["--label", "amount", "--task", "forecast", "--time", "when", "--horizon", "3", "--drop", "segment",
+      "--categorical", "age_days"],
+     "--drop and --categorical: not read here; a series reads its values"),
+    ("--image-size on a table", _good, [*BINARY, "--image-size", "64"],
+     "--image-size: not read here; a table's columns are its features"),
+    ("--text outside --features", _good, [*BINARY, "--features", "amount,risk_score", "--text", "segment"],
+     "--text names 'segment', which --features leaves out; add it to --features or leave it out of --text"),
 ]
 # Every --task against a table that does not fit it: refused by the preflight, never by a library
 # halfway through the pipeline ('amount' is a continuous number, 'segment' text).
