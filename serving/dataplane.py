@@ -10,7 +10,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from serving.errors import ServingError
+from serving.codec.periods import NEXT_DATE_INPUT, first_bad_iso_date
+from serving.errors import ServingError, invalid
 from serving.options import ServerOptions
 from serving.runtime.batching import Batcher
 from serving.runtime.heap import FrozenHeap
@@ -187,6 +188,8 @@ class DataPlane:
         ``columns`` (``serving.codec.columns.ColumnNames``) renames original column names to its keys."""
         def work(model: LoadedModel, key: str) -> Dict[str, np.ndarray]:
             inputs = inputs_for(model.servable.signature(key), model.servable.columns)
+            if NEXT_DATE_INPUT in inputs and model.servable.series is not None:
+                _check_next_dates(inputs[NEXT_DATE_INPUT])
             outputs = self._call(model, key, inputs, output_filter)
             if self.request_log and key == DEFAULT_SIGNATURE and self.request_log.sampled():
                 self.request_log.log_rows(model.name, model.version, inputs)
@@ -233,6 +236,12 @@ class DataPlane:
         if self.manager.config_error:
             body["config_error"] = self.manager.config_error
         return ready, body
+
+
+def _check_next_dates(values: np.ndarray) -> None:
+    bad = first_bad_iso_date(np.reshape(values, -1))
+    if bad is not None:
+        raise invalid(f"{NEXT_DATE_INPUT}: {bad!r} is not a date as YYYY-MM-DD (the first forecast step's date)")
 
 
 def status_list(statuses: List) -> List[Dict[str, object]]:

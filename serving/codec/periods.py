@@ -203,6 +203,19 @@ WINDOW_INPUT, FORECAST_OUTPUT = "window", "forecast"  # the forecaster's serving
 NEXT_DATE_INPUT = "next_date"  # a daily or weekly forecaster's input: the first forecast step's ISO date
 
 
+def first_bad_iso_date(values) -> Optional[str]:
+    """The first of ``values`` (str or bytes) that is not a date as YYYY-MM-DD, or None: the served
+    graph reads next_date by position (components.transform.days_since_epoch), so anything else
+    would be a TensorFlow error, or a wrong date read as a right one."""
+    for value in values:
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        try:
+            date.fromisoformat(text)  # Python 3.10: exactly YYYY-MM-DD, a real day
+        except ValueError:
+            return text
+    return None
+
+
 @dataclass(frozen=True)
 class SeriesInfo:
     """What a client needs to turn a history CSV into requests and the answers into dated rows."""

@@ -65,7 +65,7 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
     import tensorflow as tf
 
     from cli.main import main
-    from serving.client import Target, model_inputs, model_metadata, predict_grpc, predict_rest
+    from serving.client import ClientError, Target, model_inputs, model_metadata, predict_grpc, predict_rest
     from serving.codec.periods import read_series_info
     from serving.forecast_client import forecast_request, read_history
     from serving.options import ServerOptions
@@ -97,6 +97,14 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
         inputs, _ = model_inputs(model_metadata(target, server.rest_port, server.grpc_port), target)
         grpc = [row["forecast"] for row in predict_grpc("127.0.0.1", server.grpc_port, target, body,
                                                           inputs)["predictions"]]
+        bad_dates = []  # by position, the graph would fail on each, or read the last one as a date
+        for bad in ("2024-1-22", "", "01/22/2024", "2024-13-45"):
+            wrong = {"instances": [dict(row, next_date=bad) for row in body["instances"]]}
+            with pytest.raises(ClientError) as over_rest:
+                predict_rest("127.0.0.1", server.rest_port, target, wrong)
+            with pytest.raises(ClientError) as over_grpc:
+                predict_grpc("127.0.0.1", server.grpc_port, target, wrong, inputs)
+            bad_dates.append((str(over_rest.value), str(over_grpc.value)))
         capsys.readouterr()
         assert main(["predict", "--model", "shops", "--rest-port", str(server.rest_port),
                      str(tmp_path / "history.csv")]) == 0
@@ -111,6 +119,10 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
         server.stop()
     np.testing.assert_allclose(rest, expected, rtol=1e-5)
     np.testing.assert_allclose(grpc, expected, rtol=1e-5)
+    for bad, (over_rest, over_grpc) in zip(("2024-1-22", "", "01/22/2024", "2024-13-45"), bad_dates):
+        message = f"next_date: {bad!r} is not a date as YYYY-MM-DD"
+        assert "HTTP 400" in over_rest and message in over_rest, over_rest
+        assert "INVALID_ARGUMENT" in over_grpc and message in over_grpc, over_grpc
     assert printed[0] == "shop,day,forecast" and printed[1].startswith("north,2024-01-22,")
     served = np.array([float(line.split(",")[2]) for line in printed[1:]]).reshape(2, HORIZON)
     np.testing.assert_allclose(served, expected, rtol=1e-4)
