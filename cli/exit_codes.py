@@ -3,6 +3,7 @@ import contextlib
 from typing import Iterator, Tuple, Type
 
 EXIT_OK, EXIT_REFUSED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # the reader of stdout closed it: a shell's status for a process SIGPIPE ends (128 + 13)
 
 
 class UserError(Exception):

@@ -7,7 +7,7 @@ import sys
 from typing import List, Optional
 
 from cli import ops, release, run, serve
-from cli.exit_codes import EXIT_BAD_INPUT, EXIT_REFUSED, Refused, UserError
+from cli.exit_codes import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_REFUSED, Refused, UserError
 
 GROUPS = (run, serve, release, ops)
 
@@ -32,11 +32,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader stopped reading (`| head`): no more to say, as a process SIGPIPE ends
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     except Exception as e:  # a bug or an environment failure: one line unless --verbose
         if getattr(args, "verbose", False):
             raise
         print(f"mlops: error: {type(e).__name__}: {e} (rerun with --verbose for the traceback)", file=sys.stderr)
         return EXIT_REFUSED
+
+
+def _discard_stdout() -> None:
+    """What is still buffered for the closed pipe goes nowhere, so the exit's flush raises no second error."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # a stream with no descriptor (a test's capture): nothing to redirect
+        pass
 
 
 def entry() -> None:

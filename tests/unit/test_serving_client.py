@@ -31,3 +31,16 @@ def test_a_bad_request_file_is_one_line_and_exit_2_before_any_server_is_asked(tm
         assert main(["predict", "--model", "m", "--rest-port", "1", str(tmp_path / name)]) == 2, name
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(monkeypatch, capsys):
+    """`mlops predict ... | head -1`: the closed pipe is no error to report (a shell's status for SIGPIPE)."""
+    from cli import serve
+    from cli.main import main
+
+    def printing_into_a_closed_pipe(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(serve, "cmd_predict", printing_into_a_closed_pipe)
+    assert main(["predict", "--model", "m", "rows.csv"]) == 141
+    assert capsys.readouterr().err == ""
