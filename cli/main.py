@@ -56,7 +56,11 @@ def entry() -> None:
     MLflow are loaded. Output is flushed first; ``main`` stays
     usable in-process (tests)."""
     code = main()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()  # the last of the output may meet the closed pipe only here
+    except BrokenPipeError:
+        _discard_stdout()
+        code = EXIT_BROKEN_PIPE
     sys.stderr.flush()
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)  # CPython's; elsewhere, a normal exit
     if run_exit_handlers is None:
