@@ -33,6 +33,9 @@ class ComponentRun:
     started_ms: int = 0  # ML Metadata's create time of the execution (Unix ms)
 
 
+SCALED_WINDOW_METRICS = {"mean_absolute_error": "MASE (window-scaled MAE)", "mean_squared_error": "window-scaled MSE"}
+
+
 @dataclass
 class RunReport:
     pipeline: str
@@ -65,6 +68,12 @@ class RunReport:
     log_path: Optional[str] = None  # the libraries' output of this run (`mlops run` without --verbose)
     card_path: Optional[str] = None  # the pushed model's card (assets.extra/model_card.html)
     card_error: Optional[str] = None
+
+    def metric_label(self, name: str) -> str:
+        """A metric's name as the summary shows it: a user's series is evaluated on windows scaled by
+        their own seasonal naive error, so TFMA's mean_absolute_error there is a MASE, not an MAE in
+        the series' units (the holdout lines give those)."""
+        return SCALED_WINDOW_METRICS.get(name, name) if self.model_info.get("forecast") else name
 
     def slice_rows(self, slice_name: str) -> Optional[int]:
         """The eval rows TFMA counted on a slice (any output's count: every head sees the same rows)."""

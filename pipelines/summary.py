@@ -169,7 +169,7 @@ def format_evaluation(report: RunReport) -> List[str]:
             if not name.endswith("_change"):
                 change = overall.get(f"{name}_change")
                 versus = f"  ({change:+.4f} vs the last blessed model)" if change is not None else ""
-                lines.append(f"  {name:<28} {value:>10.4f}{versus}")
+                lines.append(f"  {report.metric_label(name):<28} {value:>10.4f}{versus}")
     if report.baseline.get("value") is not None:
         b = report.baseline
         mine = overall.get(b["metric"])

@@ -232,7 +232,8 @@ def _lookback(series: Sequence[Series], axis: TimeAxis, options: ForecastOptions
         window = f"--lookback {lookback}" if options.lookback is not None else "a window of at least 2 points"
         raise InputDataError(f"{path}: {shortest.name} has {len(shortest.values)} {axis.frequency} points; a forecast "
                              f"of {options.horizon} needs at least {need} ({window} + {SPLIT_HORIZONS} x horizon: "
-                             "train, validation and eval targets); give a shorter --horizon")
+                             f"train, validation and eval targets); give a shorter "
+                             f"{'--lookback or ' if options.lookback is not None else ''}--horizon")
     return lookback, reason
 
 

@@ -39,7 +39,7 @@ def _best(history: Dict[str, List[float]]) -> str:
 
 def _gate(report: RunReport) -> str:
     overall = report.metrics.get(OVERALL, {})
-    shown = [f"{k} {v:.4f}" for k, v in sorted(overall.items())
+    shown = [f"{report.metric_label(k)} {v:.4f}" for k, v in sorted(overall.items())
              if not k.endswith("_change") and k != "example_count"][:2]
     verdict = {True: "blessed", False: "not blessed", None: ""}[report.blessed]
     return "; ".join(p for p in (verdict, ", ".join(shown)) if p)

@@ -112,6 +112,9 @@ def test_short_results_say_what_each_component_made():
     assert component_result(report, "CsvExampleGen") == "span 3"
     assert component_result(report, "EdgeExport") == "1 of 2 TF Lite variants shipped"
     assert component_result(report, "Transform") == ""
+    series = _report(metrics={"overall": {"mean_absolute_error": 0.8, "mean_squared_error": 1.2}}, blessed=True,
+                     model_info={"forecast": {"base": "drift"}})  # a user's series: the windows' scale, a MASE
+    assert component_result(series, "Evaluator") == "blessed; MASE (window-scaled MAE) 0.8000, window-scaled MSE 1.2000"
 
 
 def test_output_moves_into_the_log_file_for_python_cpp_and_child_processes(tmp_path):

@@ -103,7 +103,8 @@ def test_a_short_series_cuts_the_lookback_then_is_refused_by_name(tmp_path):
     profile = _profile(_write(tmp_path / "s.csv", ["shop", "t", "y"], rows), horizon=6, series_id=("shop",))
     assert profile.lookback == 35 - 18 and "shortest series (35 points)" in profile.lookback_reason
     rows += [["c", t, 3.0] for t in _monthly(19)]
-    too_short = r"c has 19 monthly points; a forecast of 6 needs at least 20 \(--lookback 2 \+ 3 x horizon"
+    too_short = (r"c has 19 monthly points; a forecast of 6 needs at least 20 \(--lookback 2 \+ 3 x horizon.*give a "
+                 r"shorter --lookback or --horizon")
     with pytest.raises(InputDataError, match=too_short):
         _profile(_write(tmp_path / "s.csv", ["shop", "t", "y"], rows), horizon=6, series_id=("shop",), lookback=2)
 
