@@ -42,6 +42,9 @@ DATE_FORMATS = {  # format name -> (pattern, strptime layout of its date part)
     "unix": (re.compile(r"^-?\d{9,11}(\.\d+)?$"), ""),
 }
 PERIOD_FORMATS = ("year", "year_month", "quarter", "decimal_year")
+# how a message names a format: as the user writes it
+FORMAT_SHOWN = {"iso": "YYYY-MM-DD", "ymd_slash": "YYYY/MM/DD", "mdy_slash": "MM/DD/YYYY", "unix": "Unix seconds",
+                "year": "YYYY", "year_month": "YYYY-MM", "quarter": "YYYY Qn", "decimal_year": "a decimal year"}
 
 
 class PeriodError(ValueError):
@@ -109,7 +112,7 @@ def _period_of_text(text: str, fmt: str, frequency: str) -> int:
         if abs(steps - round(steps)) < 0.05:
             return int(round(steps))
         raise PeriodError(f"{text!r} is not on a {frequency} step of a decimal year")
-    raise PeriodError(f"{text!r} does not read as {fmt.replace('_', '-')}")
+    raise PeriodError(f"{text!r} does not read as {FORMAT_SHOWN[fmt]}")
 
 
 def _period_text(period: int, fmt: str, frequency: str) -> str:
@@ -128,7 +131,7 @@ def _date(text: str, fmt: str) -> date:
             return datetime.fromtimestamp(float(text), tz=timezone.utc).date()
         return datetime.strptime(text.replace("T", " ").split(" ")[0], DATE_FORMATS[fmt][1]).date()
     except (ValueError, OverflowError, OSError):
-        raise PeriodError(f"{text!r} is not a valid {fmt} date") from None
+        raise PeriodError(f"{text!r} is not a date as {FORMAT_SHOWN[fmt]} (as the series' other times)") from None
 
 
 def _period_of_date(day: date, frequency: str) -> int:

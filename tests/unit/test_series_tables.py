@@ -211,3 +211,10 @@ def test_a_history_with_covariates_needs_the_future_rows_and_asks_with_them(tmp_
 def test_a_monthly_history_has_no_calendar_input():
     info = SeriesInfo("m", "y", (), TimeAxis("year_month", "monthly"), 24, 12)
     assert set(info.inputs()) == {"window"} and not info.axis.has_calendar
+
+
+def test_a_history_time_in_another_format_names_the_format_as_users_write_it(tmp_path):
+    info = SeriesInfo("day", "sales", (), TimeAxis("mdy_slash", "daily"), 3, 2)
+    rows = [["2014-12-15", 1.0], ["12/16/2014", 2.0]]
+    with pytest.raises(HistoryError, match=r"line 2: column 'day': '2014-12-15' is not a date as MM/DD/YYYY"):
+        read_history(_write(tmp_path / "h.csv", ["day", "sales"], rows), info)
