@@ -81,6 +81,9 @@ def _window(key: Tuple[str, ...], series: Dict[int, float], known: Dict[int, Tup
     name = f"series {'/'.join(key)}" if key else "the series"
     periods = range(last - info.lookback + 1, last + 1)
     missing = [p for p in periods if p not in series]
+    if len(series) < info.lookback:
+        raise HistoryError(f"{path}: {name} has {len(series)} {info.axis.frequency} points; the model reads the "
+                           f"last {info.lookback} of each series")
     if missing:
         raise HistoryError(f"{path}: {name} lacks {info.axis.label(missing[0])} ({len(missing)} of the last "
                            f"{info.lookback} {info.axis.frequency} points the model reads are missing)")
@@ -94,12 +97,15 @@ def _covariates(name: str, last: int, known: Dict[int, Tuple[str, ...]], info: S
     for index, (column, _) in enumerate(info.covariates):
         values = []
         for period in range(last - info.lookback + 1, last + info.horizon + 1):
-            cell = known.get(period, ("",) * len(info.covariates))[index]
+            ahead = f"; the {info.horizon} rows after the last value give the known-ahead covariates" \
+                if period > last else ""
+            if period not in known:
+                raise HistoryError(f"{path}: {name} has no row at {info.axis.label(period)} for column "
+                                   f"'{column}'{ahead}")
+            cell = known[period][index]
             try:
                 values.append(float(cell))
             except ValueError:
-                ahead = f"; the {info.horizon} rows after the last value give the known-ahead covariates" \
-                    if period > last else ""
                 raise HistoryError(f"{path}: {name}: column '{column}' at {info.axis.label(period)} is "
                                    f"{cell!r}, not a number{ahead}") from None
         out.append(tuple(values))

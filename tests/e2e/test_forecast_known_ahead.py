@@ -126,7 +126,7 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
     assert printed[0] == "shop,day,forecast" and printed[1].startswith("north,2024-01-22,")
     served = np.array([float(line.split(",")[2]) for line in printed[1:]]).reshape(2, HORIZON)
     np.testing.assert_allclose(served, expected, rtol=1e-4)
-    assert "column 'Promo' at 2024-02-03 is '', not a number; the 14 rows after the last value give" in refused
+    assert "has no row at 2024-02-03 for column 'Promo'; the 14 rows after the last value give" in refused
     # TF Lite: the host turns next_date into a day number; the model computes the calendar parts
     model = Path(report.pushed_path) / "tflite" / "float32.tflite"
     assert main(["edge", "predict", str(model), str(tmp_path / "history.csv")]) == 0

@@ -159,6 +159,8 @@ def test_a_history_csv_becomes_the_last_lookback_points_of_each_series(tmp_path)
     windows = read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], rows[::-1]), info)
     assert [(w.key, w.values) for w in windows] == [(("1",), (12.0, 13.0, 14.0)), (("2",), (22.0, 23.0, 24.0))]
     assert info.axis.label(windows[0].last + 1) == "2024-01-06"
+    with pytest.raises(HistoryError, match="series 2 has 2 daily points; the model reads the last 3 of each series"):
+        read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], rows[:7]), info)
     del rows[8]  # store 2 lacks 2024-01-04
     with pytest.raises(HistoryError, match="series 2 lacks 2024-01-04"):
         read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], rows), info)
@@ -203,8 +205,11 @@ def test_a_history_with_covariates_needs_the_future_rows_and_asks_with_them(tmp_
     row = request_row(window, info)
     assert row == {"window": [12.0, 13.0, 14.0], NEXT_DATE_INPUT: "2024-01-06", "promo": [0.0, 1.0, 0.0, 1.0, 0.0]}
     assert set(row) == set(info.inputs())
-    with pytest.raises(HistoryError, match=r"column 'Promo' at 2024-01-07 is '', not a number; the 2 rows after"):
+    with pytest.raises(HistoryError, match=r"the series has no row at 2024-01-07 for column 'Promo'; the 2 rows after"):
         read_history(_write(tmp_path / "h.csv", ["day", "sales", "Promo"], rows[:-1]), info)
+    rows[-1][2] = ""
+    with pytest.raises(HistoryError, match=r"column 'Promo' at 2024-01-07 is '', not a number; the 2 rows after"):
+        read_history(_write(tmp_path / "h.csv", ["day", "sales", "Promo"], rows), info)
     assert SeriesInfo.parse(info.as_json()) == info
 
 
