@@ -85,7 +85,7 @@ def _window(key: Tuple[str, ...], series: Dict[int, float], known: Dict[int, Tup
         raise HistoryError(f"{path}: {name} has {len(series)} {info.axis.frequency} points; the model reads the "
                            f"last {info.lookback} of each series")
     if missing:
-        raise HistoryError(f"{path}: {name} lacks {info.axis.label(missing[0])} ({len(missing)} of the last "
+        raise HistoryError(f"{path}: {name} lacks {info.axis.shown(missing[0])} ({len(missing)} of the last "
                            f"{info.lookback} {info.axis.frequency} points the model reads are missing)")
     return SeriesWindow(key, last, tuple(series[p] for p in periods), _covariates(name, last, known, info, path))
 
@@ -100,13 +100,13 @@ def _covariates(name: str, last: int, known: Dict[int, Tuple[str, ...]], info: S
             ahead = f"; the {info.horizon} rows after the last value give the known-ahead covariates" \
                 if period > last else ""
             if period not in known:
-                raise HistoryError(f"{path}: {name} has no row at {info.axis.label(period)} for column "
+                raise HistoryError(f"{path}: {name} has no row at {info.axis.shown(period)} for column "
                                    f"'{column}'{ahead}")
             cell = known[period][index]
             try:
                 values.append(float(cell))
             except ValueError:
-                raise HistoryError(f"{path}: {name}: column '{column}' at {info.axis.label(period)} is "
+                raise HistoryError(f"{path}: {name}: column '{column}' at {info.axis.shown(period)} is "
                                    f"{cell!r}, not a number{ahead}") from None
         out.append(tuple(values))
     return tuple(out)

@@ -173,7 +173,7 @@ def _filled(values: List[Optional[float]], context: str, axis: TimeAxis, first: 
     missing = [i for i, v in enumerate(values) if v is None]
     if not missing:
         return [float(v) for v in values], ""
-    gap = f"{context}: {axis.label(first + missing[0])} missing"
+    gap = f"{context}: {axis.shown(first + missing[0])} missing"
     if len(missing) > MAX_FILLED_SHARE * len(values):
         raise InputDataError(f"{gap}, and {len(missing)} of {len(values)} {axis.frequency} points in all (more than "
                              f"{MAX_FILLED_SHARE:.0%}); give a regular series or fill it first")

@@ -79,6 +79,11 @@ class TimeAxis:
             return str(int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()))
         return day.strftime(DATE_FORMATS[self.format][1])
 
+    def shown(self, period: int) -> str:
+        """The period as a message names it: its label, and for Unix seconds the date they are."""
+        label = self.label(period)
+        return f"{label} ({self.iso_date(period)})" if self.format == "unix" else label
+
     @property
     def has_calendar(self) -> bool:
         """Daily and weekly series get calendar parts (weekday, place in the year) as known-ahead

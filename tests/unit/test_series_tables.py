@@ -223,3 +223,10 @@ def test_a_history_time_in_another_format_names_the_format_as_users_write_it(tmp
     rows = [["2014-12-15", 1.0], ["12/16/2014", 2.0]]
     with pytest.raises(HistoryError, match=r"line 2: column 'day': '2014-12-15' is not a date as MM/DD/YYYY"):
         read_history(_write(tmp_path / "h.csv", ["day", "sales"], rows), info)
+
+
+def test_a_unix_time_in_a_message_says_its_date_too():
+    axis = TimeAxis("unix", "daily")
+    period = axis.period("1391126400")
+    assert axis.label(period) == "1391126400" and axis.shown(period) == "1391126400 (2014-01-31)"
+    assert TimeAxis("iso", "daily").shown(period) == "2014-01-31"
