@@ -19,7 +19,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UserError(f"{serving_dir}: no serving directory (run a pipeline first, or give --serving-dir)")
     if not 0.0 <= args.log_requests <= 1.0:
         raise UserError(f"--log-requests {args.log_requests}: a sampling rate between 0 and 1")
-    quiet_runtime(args.verbose)
+    quiet_runtime(args.verbose, cpp_errors=False)
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -96,7 +96,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from serving.client import ClientError, RequestFileError, print_predictions, request_from_file
 
     if args.grpc:  # the gRPC stubs load TensorFlow
-        quiet_runtime(args.verbose)
+        quiet_runtime(args.verbose, cpp_errors=False)
     server = _PredictClient(args)
     from serving.codec.images import is_image_name
 

@@ -100,11 +100,15 @@ def add_command(sub, name: str, handler, help_text: str, *parents: argparse.Argu
     return command
 
 
-def quiet_runtime(verbose: bool = False) -> None:
-    """Before TensorFlow loads: no C++ chatter and no deprecation noise unless --verbose."""
+def quiet_runtime(verbose: bool = False, cpp_errors: bool = True) -> None:
+    """Before TensorFlow loads: no C++ chatter and no deprecation noise unless --verbose. Without
+    ``cpp_errors`` (the serving commands, whose stderr the user reads), TensorFlow's C++ error lines
+    go too: on a machine without a GPU, TF 2.16 prints three at import ('Unable to register cuDNN
+    factory ...', tensorflow#62075) that mean nothing; a real failure still reaches Python as an
+    exception, said in one line."""
     if verbose:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if cpp_errors else "3")
     # ml-metadata's C++ side (glog): not its error lines, which the exception it raises carries (and
     # the CLI says in one line)
     os.environ.setdefault("GLOG_minloglevel", "3")
