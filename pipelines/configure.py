@@ -292,6 +292,9 @@ def _image_input(request: RunRequest, name: str, data_path: Path, home: Home, sc
     """A user's images: a folder of class folders, or a CSV of paths."""
     from pipelines.inputs import datasets
 
+    _refuse_unread_options(request, ("--drop", "--features", "--categorical", "--datetime", "--text", "--text-ngrams"),
+                           "images are read from their files, with --label (and --image-column) naming their "
+                           "columns in a CSV")
     images, targets, gates = _user_images(request, data_path, home.data_dir(name))
     task_name = targets[0][1] if len(targets) == 1 else (request.task or "multitask")
     usecase = datasets.UseCase(name, task_name, targets, "", list, input_format="tfrecord",

@@ -51,6 +51,13 @@ def _binary(tmp_path: Path, good: Path) -> Path:
     return path
 
 
+def _image_folder(tmp_path: Path, good: Path) -> Path:
+    for name in ("cats/a.png", "dogs/b.png"):
+        (tmp_path / "photos" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "photos" / name).write_bytes(b"\x89PNG\r\n\x1a\n")
+    return tmp_path / "photos"
+
+
 BINARY = ["--label", "is_fraud", "--task", "binary"]
 # (case id, data file maker or None, arguments after --data FILE, the line's message)
 BAD_INPUTS = [
@@ -96,6 +103,7 @@ BAD_INPUTS = [
      ["--label", "amount", "--task", "forecast", "--time", "when", "--horizon", "3", "--drop", "segment",
       "--categorical", "age_days"],
      "--drop and --categorical: not read here; a series reads its values"),
+    ("--drop on images", _image_folder, ["--drop", "x"], "--drop: not read here; images are read from their files"),
     ("--image-size on a table", _good, [*BINARY, "--image-size", "64"],
      "--image-size: not read here; a table's columns are its features"),
     ("--text outside --features", _good, [*BINARY, "--features", "amount,risk_score", "--text", "segment"],
