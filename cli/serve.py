@@ -119,7 +119,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"mlops: note: columns the model does not take were left out: {', '.join(dropped)}",
                   file=sys.stderr)
         response = server.predict(body)
+        # a CSV was read with the model's columns: say what its scores are (a JSON body needs no metadata)
+        note = server.inputs()[1].scores_note() if paths[0].suffix.lower() == ".csv" else ""
     print_predictions(response)
+    if note:
+        print(f"mlops: note: {note}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -336,7 +336,8 @@ def _export(config: TrainSpec, fn_args: FnArgs, model: keras.Model, tft_output: 
         write_series_info(fn_args.serving_model_dir, SeriesInfo.parse(config.series_info))
     if config.names:  # a user's table: servers and clients accept its original column names
         write_columns(fn_args.serving_model_dir, [list(pair) for pair in config.names], dict(config.left_out), labels,
-                      {key: vars(column) for key, column in (config.columns or {}).items()})
+                      {key: vars(column) for key, column in (config.columns or {}).items()},
+                      {label: names for label, names in classes.items() if names})
 
 
 AUTO_LINEAR_ROWS = 5000  # tables up to this size also fit the linear model and keep the better on the eval split

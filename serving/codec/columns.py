@@ -106,6 +106,7 @@ class ColumnNames:
     labels: Sequence[str] = ()
     kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric|integer|boolean|datetime|string
     date_formats: Mapping[str, str] = field(default_factory=dict)  # datetime key -> its format
+    classes: Mapping[str, Sequence[str]] = field(default_factory=dict)  # a class label's key -> classes, score order
 
     def key(self, name: str) -> str:
         return self.keys.get(name, name)
@@ -137,18 +138,32 @@ class ColumnNames:
         return {"columns": [{"name": n, "key": k, "kind": self.kinds.get(k, ""),
                              **({"format": self.date_formats[k]} if k in self.date_formats else {})}
                             for n, k in self.keys.items()],
-                "left_out": dict(self.left_out), "labels": list(self.labels)}
+                "left_out": dict(self.left_out), "labels": list(self.labels),
+                **({"classes": {k: list(v) for k, v in self.classes.items()}} if self.classes else {})}
+
+    def scores_note(self) -> str:
+        """What a single-label classifier's predictions are, in words ("" otherwise): a sigmoid's one
+        score is the probability of its second class; a softmax's scores come in class order."""
+        if len(self.labels) != 1 or self.labels[0] not in self.classes:
+            return ""
+        label = {k: n for n, k in self.keys.items()}.get(self.labels[0], self.labels[0])
+        classes = self.classes[self.labels[0]]
+        if len(classes) == 2:
+            return f"each score is the probability that {label} is {classes[1]!r} (not {classes[0]!r})"
+        return f"the scores are the probabilities of {label}'s classes, in this order: {', '.join(map(repr, classes))}"
 
 
 NO_COLUMNS = ColumnNames()
 
 
 def write_columns(model_dir: str, names: Sequence[Sequence[str]], left_out: Mapping[str, str],
-                  labels: Sequence[str], columns: Mapping[str, Mapping[str, str]]) -> Path:
-    """``names``: (original name, key) pairs in the table's order; ``columns``: key -> kind, format."""
+                  labels: Sequence[str], columns: Mapping[str, Mapping[str, str]],
+                  classes: Optional[Mapping[str, Sequence[str]]] = None) -> Path:
+    """``names``: (original name, key) pairs in the table's order; ``columns``: key -> kind, format;
+    ``classes``: a class label's key -> its class names in the order of the model's scores."""
     names_map = ColumnNames({n: k for n, k in names}, dict(left_out), list(labels),
                             {k: c["kind"] for k, c in columns.items()},
-                            {k: c["format"] for k, c in columns.items() if c.get("format")})
+                            {k: c["format"] for k, c in columns.items() if c.get("format")}, dict(classes or {}))
     return write_extra(model_dir, COLUMNS_FILE, names_map.as_json())
 
 
@@ -162,4 +177,5 @@ def parse(document: Optional[Mapping[str, Any]]) -> ColumnNames:
     columns: List[Mapping[str, str]] = document.get("columns", [])
     return ColumnNames({c["name"]: c["key"] for c in columns}, dict(document.get("left_out", {})),
                        tuple(document.get("labels", ())), {c["key"]: c.get("kind", "") for c in columns},
-                       {c["key"]: c["format"] for c in columns if c.get("format")})
+                       {c["key"]: c["format"] for c in columns if c.get("format")},
+                       {k: tuple(v) for k, v in document.get("classes", {}).items()})

@@ -432,6 +432,7 @@ def test_predict_command_over_rest_and_grpc(server, transactions_csv, tmp_path, 
             capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         assert "left out: is_fraud" in result.stderr
+        assert "note: each score is the probability that is_fraud is '1' (not '0')" in result.stderr
         outputs[api] = [json.loads(line.split("\t")[1]) for line in result.stdout.splitlines()]
     np.testing.assert_allclose(outputs["--rest"], expected, atol=1e-6)
     np.testing.assert_allclose(outputs["--grpc"], expected, atol=1e-6)

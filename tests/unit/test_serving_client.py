@@ -44,3 +44,17 @@ def test_a_reader_that_closes_the_pipe_ends_the_command_quietly(monkeypatch, cap
     monkeypatch.setattr(serve, "cmd_predict", printing_into_a_closed_pipe)
     assert main(["predict", "--model", "m", "rows.csv"]) == 141
     assert capsys.readouterr().err == ""
+
+
+def test_a_classifiers_columns_say_what_its_scores_are():
+    from serving.codec.columns import ColumnNames, parse
+
+    binary = ColumnNames({"Fraud?": "fraud"}, labels=("fraud",), classes={"fraud": ("no", "yes")})
+    assert parse(binary.as_json()).classes == {"fraud": ("no", "yes")}
+    assert binary.scores_note() == "each score is the probability that Fraud? is 'yes' (not 'no')"
+    tiers = ColumnNames({"tier": "tier"}, labels=("tier",), classes={"tier": ("bronze", "gold", "silver")})
+    assert tiers.scores_note() == "the scores are the probabilities of tier's classes, in this order: 'bronze', " \
+                                  "'gold', 'silver'"
+    assert ColumnNames({"y": "y"}, labels=("y",)).scores_note() == ""  # regression: no classes
+    two_heads = ColumnNames({}, labels=("a", "b"), classes={"a": ("0", "1"), "b": ("0", "1")})
+    assert two_heads.scores_note() == ""  # each head's output is named by its label already
