@@ -133,6 +133,7 @@ class SeriesSpec:
     rows: int
     filled: int = 0  # points interpolated over gaps and missing values
     first_gap: str = ""
+    trimmed: int = 0  # rows with no value before a series' first value or after its last, left out
     delimiter: Optional[str] = None
     encoding: str = "utf-8"
     na_values: Tuple[str, ...] = ()

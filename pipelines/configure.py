@@ -763,6 +763,7 @@ def _series_spec(request: RunRequest, data_path: Path, staged: Path):
         source=data_path, staged=staged, time=options.time, label=request.label, series_id=tuple(options.series_id),
         axis=profile.axis, lookback=profile.lookback, lookback_reason=profile.lookback_reason, horizon=profile.horizon,
         series=len(profile.series), rows=profile.rows, filled=profile.filled, first_gap=profile.first_gap,
+        trimmed=profile.trimmed,
         delimiter=request.reading.delimiter, encoding=request.reading.encoding,
         na_values=tuple(request.reading.na_values), covariates=profile.covariates)
 

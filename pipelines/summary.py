@@ -5,6 +5,7 @@ from typing import Any, List, Mapping
 from components.gate_metrics import MIN_SLICE_ROWS, OVERALL
 from core.config import PipelineConfig
 from core.run_report import RunReport
+from serving.codec.periods import FORMAT_SHOWN
 
 
 def format_edge(edge: dict) -> List[str]:
@@ -86,7 +87,7 @@ def format_series(spec) -> List[str]:
     """What the preflight made of a user's series (core.config.SeriesSpec)."""
     keyed = f" keyed by {', '.join(spec.series_id)}" if spec.series_id else ""
     lines = [f"data: {spec.source} ({spec.rows} rows; {spec.series} series{keyed}; time '{spec.time}' read as "
-             f"{spec.time_format.replace('_', ' ')}, {spec.frequency}, season {spec.season})",
+             f"{FORMAT_SHOWN[spec.time_format]}, {spec.frequency}, season {spec.season})",
              f"forecast: '{spec.label}', {spec.horizon} steps from {spec.lookback} (lookback: {spec.lookback_reason}); "
              f"split by time: each series' last {spec.horizon} points are the eval targets",
              "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below 1 "
@@ -95,6 +96,8 @@ def format_series(spec) -> List[str]:
         lines.insert(2, f"known ahead of each forecast step: {spec.known_ahead}")
     if spec.filled:
         lines.insert(1, f"filled by interpolation: {spec.filled} missing points (first: {spec.first_gap})")
+    if spec.trimmed:
+        lines.insert(1, f"left out: {spec.trimmed} rows with no value before a series' first value or after its last")
     return lines
 
 

@@ -70,6 +70,7 @@ class SeriesProfile:
     rows: int
     filled: int  # points interpolated over all series
     first_gap: str  # the first gap or missing value filled, named ("" when none)
+    trimmed: int = 0  # rows with no value before a series' first value or after its last, left out
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,10 @@ def _number(text: str, line: int, context: str, flag: str, column: str,
 
 
 def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str, na_values: Sequence[str],
-             keyed: bool) -> Tuple[int, List[Optional[float]], Dict[int, _Cell]]:
-    """(first period, one value or None per period from the first to the last, each period's cell):
-    duplicates refused (in a table not keyed by --series-id, with the hint that it may need one)."""
+             keyed: bool) -> Tuple[int, List[Optional[float]], Dict[int, _Cell], int]:
+    """(first period, one value or None per period from the first to the last, each period's cell,
+    the rows with no value before the first value or after the last, left out): duplicates refused
+    (in a table not keyed by --series-id, with the hint that it may need one)."""
     seen: Dict[int, _Cell] = {}
     values: Dict[int, Optional[float]] = {}
     for cell in cells:
@@ -143,7 +145,8 @@ def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str, na_va
     if not present:
         raise InputDataError(f"{context}: no value in --label column '{label}'")
     first, last = min(present), max(present)  # leading and trailing missing values are trimmed
-    return first, [values.get(p) for p in range(first, last + 1)], seen
+    trimmed = sum(1 for p in values if p < first or p > last)
+    return first, [values.get(p) for p in range(first, last + 1)], seen, trimmed
 
 
 def _covariates(cells: Dict[int, _Cell], first: int, length: int, names: Sequence[str], context: str,
@@ -205,10 +208,11 @@ def profile_series(source, label: str, options: ForecastOptions, na_values: Sequ
         axis = infer_axis([[c.time for c in cells] for cells in grouped.values()])
     except PeriodError as e:
         raise InputDataError(f"{source.path}: --time column '{options.time}': {e}") from None
-    series, filled, first_gap = [], 0, ""
+    series, filled, first_gap, trimmed = [], 0, "", 0
     for key, cells in sorted(grouped.items()):
         context = f"{source.path}" + (f": series {'/'.join(key)}" if key else "")
-        start, raw, by_period = _regular(cells, axis, context, label, na_values, bool(options.series_id))
+        start, raw, by_period, edge_rows = _regular(cells, axis, context, label, na_values, bool(options.series_id))
+        trimmed += edge_rows
         values, gap = _filled(raw, context, axis, start)
         covariates = _covariates(by_period, start, len(values), options.covariates, context, axis, na_values)
         first_gap, missing = first_gap or gap, sum(v is None for v in raw)
@@ -216,7 +220,7 @@ def profile_series(source, label: str, options: ForecastOptions, na_values: Sequ
         series.append(Series(key, start, tuple(values), missing, covariates))
     lookback, reason = _lookback(series, axis, options, source.path)
     return SeriesProfile(axis, tuple(series), covariate_keys(options.covariates), lookback, reason, options.horizon,
-                         sum(len(c) for c in grouped.values()), filled, first_gap)
+                         sum(len(c) for c in grouped.values()), filled, first_gap, trimmed)
 
 
 def _lookback(series: Sequence[Series], axis: TimeAxis, options: ForecastOptions, path: Path) -> Tuple[int, str]:

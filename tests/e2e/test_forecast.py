@@ -127,7 +127,8 @@ def test_the_summary_and_card_say_how_the_series_were_read_and_scored(forecasts)
 
     config, report, path = forecasts["stores"]
     text = format_summary(config, report)
-    assert f"{path} (480 rows; 5 series keyed by store; time 'month' read as iso, monthly, season 12)" in text
+    assert f"{path} (480 rows; 5 series keyed by store; time 'month' read as YYYY-MM-DD, monthly, season 12)" in text
+    assert "\n  MASE (window-scaled MAE)  " in text  # the eval windows are on their own scale
     assert "lookback: max(2 x season 12, 2 x horizon 12)" in text
     for name in ("model", "seasonal naive", "ETS ("):
         assert f"\n  {name}" in text

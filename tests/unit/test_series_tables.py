@@ -128,6 +128,11 @@ def test_few_gaps_and_missing_values_are_filled_and_named_many_are_refused(tmp_p
     profile = _profile(_write(tmp_path / "s.csv", ["t", "y"], rows))
     assert profile.filled == 3 and profile.first_gap.endswith("2000-11-01 missing")
     assert profile.series[0].values == tuple(values)  # a straight line interpolates exactly
+    assert profile.trimmed == 0
+    edged = [["1999-11-01", "NA"], ["1999-12-01", ""], *rows, [_monthly(61)[-1], "NA"]]  # no value yet, or any more
+    trimmed = _profile(_write(tmp_path / "s.csv", ["t", "y"], edged))
+    assert trimmed.trimmed == 3 and trimmed.series[0].values == tuple(values) and trimmed.series[0].start == \
+        profile.series[0].start
     sparse = [[t, v] for i, (t, v) in enumerate(zip(times, values)) if i % 5]
     with pytest.raises(InputDataError, match=r"2000-01-01 missing.*12 of 61 monthly points .*more than 10%"):
         _profile(_write(tmp_path / "s.csv", ["t", "y"], [["1999-12-01", 0.0], *sparse]))
