@@ -134,6 +134,8 @@ class SeriesSpec:
     filled: int = 0  # points interpolated over gaps and missing values
     first_gap: str = ""
     trimmed: int = 0  # rows with no value before a series' first value or after its last, left out
+    train_windows: int = 0  # (window, target) examples of the train split, over all series
+    validation_windows: int = 0
     delimiter: Optional[str] = None
     encoding: str = "utf-8"
     na_values: Tuple[str, ...] = ()

@@ -23,7 +23,7 @@ from core.beam_runners import BeamOptions, pipeline_args
 from core.config import DEFAULT_MAX_METRIC_DROP, PipelineConfig
 from core.home import Home
 from pipelines.inputs.preflight import InputDataError, TargetProfile
-from pipelines.inputs.series_tables import ForecastOptions, profile_series, stage_series
+from pipelines.inputs.series_tables import ForecastOptions, profile_series, stage_series, window_counts
 from serving.runtime.model_config import is_valid_name
 
 DEFAULT_MIN_AUC = 0.7
@@ -759,11 +759,12 @@ def _series_spec(request: RunRequest, data_path: Path, staged: Path):
     options = request.forecast
     profile = profile_series(open_table(data_path, request.reading.delimiter, request.reading.encoding),
                              request.label, options, tuple(request.reading.na_values))
+    train, validation = window_counts([len(one.values) for one in profile.series], profile.lookback, profile.horizon)
     return SeriesSpec(
         source=data_path, staged=staged, time=options.time, label=request.label, series_id=tuple(options.series_id),
         axis=profile.axis, lookback=profile.lookback, lookback_reason=profile.lookback_reason, horizon=profile.horizon,
         series=len(profile.series), rows=profile.rows, filled=profile.filled, first_gap=profile.first_gap,
-        trimmed=profile.trimmed,
+        trimmed=profile.trimmed, train_windows=train, validation_windows=validation,
         delimiter=request.reading.delimiter, encoding=request.reading.encoding,
         na_values=tuple(request.reading.na_values), covariates=profile.covariates)
 

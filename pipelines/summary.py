@@ -7,6 +7,8 @@ from core.config import PipelineConfig
 from core.run_report import RunReport
 from serving.codec.periods import FORMAT_SHOWN
 
+FEW_TRAIN_WINDOWS = 10  # fewer and a series' learned correction mostly fits noise (the Trainer keeps a share of it)
+
 
 def format_edge(edge: dict) -> List[str]:
     """One line per TF Lite variant: shipped with its size and parity, or left out and why."""
@@ -83,17 +85,26 @@ def format_input(config: PipelineConfig) -> List[str]:
     return lines
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def format_series(spec) -> List[str]:
     """What the preflight made of a user's series (core.config.SeriesSpec)."""
     keyed = f" keyed by {', '.join(spec.series_id)}" if spec.series_id else ""
     lines = [f"data: {spec.source} ({spec.rows} rows; {spec.series} series{keyed}; time '{spec.time}' read as "
              f"{FORMAT_SHOWN[spec.time_format]}, {spec.frequency}, season {spec.season})",
              f"forecast: '{spec.label}', {spec.horizon} steps from {spec.lookback} (lookback: {spec.lookback_reason}); "
-             f"split by time: each series' last {spec.horizon} points are the eval targets",
+             f"split by time: each series' last {spec.horizon} points are the eval targets; "
+             f"{_count(spec.train_windows, 'train window')}, {spec.validation_windows} validation",
              "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below 1 "
              "(--threshold to change)"]
     if spec.known_ahead:
         lines.insert(2, f"known ahead of each forecast step: {spec.known_ahead}")
+    if spec.train_windows < FEW_TRAIN_WINDOWS:
+        lines.insert(2, f"only {_count(spec.train_windows, 'train window')}: the model's correction to its base "
+                        "forecast has little to learn from, so the forecast is mostly the base (a longer history, or "
+                        "a shorter --lookback or --horizon, gives it more)")
     if spec.filled:
         lines.insert(1, f"filled by interpolation: {spec.filled} missing points (first: {spec.first_gap})")
     if spec.trimmed:

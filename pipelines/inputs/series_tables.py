@@ -274,6 +274,18 @@ def validation_windows(lengths: Sequence[int], lookback: int, horizon: int) -> L
     return [1 + min(cap, level) for cap in caps]
 
 
+def _train_points(length: int, horizon: int, validating: int) -> int:
+    """A series' points before its first validation target (``validating``: its validation windows)."""
+    return length - 2 * horizon - validating + 1
+
+
+def window_counts(lengths: Sequence[int], lookback: int, horizon: int) -> Tuple[int, int]:
+    """(train windows, validation windows) of all series, as ``stage_series`` splits them."""
+    validating = validation_windows(lengths, lookback, horizon)
+    train = sum(max(0, _train_points(n, horizon, v) - lookback - horizon + 1) for n, v in zip(lengths, validating))
+    return train, sum(validating)
+
+
 def stage_series(profile: SeriesProfile, folder: Path) -> Path:
     """``folder/{train,valid,eval}/series.csv``, series after series (unchanged files are kept):
     eval the last lookback + horizon points, valid the windows whose targets end a horizon earlier
@@ -287,7 +299,7 @@ def stage_series(profile: SeriesProfile, folder: Path) -> Path:
         n = len(one.values)
         rows = [(name, profile.axis.iso_date(one.start + i), value, *(c[i] for c in one.covariates))
                 for i, value in enumerate(one.values)]
-        first_target = n - 2 * horizon - windows + 1
+        first_target = _train_points(n, horizon, windows)
         splits["train"] += rows[:first_target]
         splits["valid"] += rows[first_target - lookback:n - horizon]
         splits["eval"] += rows[n - horizon - lookback:]

@@ -171,3 +171,21 @@ def test_the_summary_names_the_columns_read_as_categories_and_how_to_read_one_as
     text = "\n".join(format_input(config))
     assert "read as categories (a vocabulary of values each): medium; --text COL reads one as words" in text
     assert "title" in config.table.text_keys and "year" not in text.split("read as categories")[1]
+
+
+@pytest.mark.parametrize("days, windows, few", [(35, "1 train window, 1 validation", True),
+                                                 (200, "156 train windows, 11 validation", False)])
+def test_a_series_summary_counts_its_windows_and_says_when_they_are_few(tmp_path, days, windows, few):
+    from datetime import date, timedelta
+
+    from pipelines.configure import ForecastOptions
+    from pipelines.summary import format_input
+
+    path = tmp_path / "visits.csv"
+    path.write_text("day,visits\n" + "".join(f"{date(2024, 1, 1) + timedelta(days=d)},{d % 7 + 10}\n"
+                                             for d in range(days)))
+    config = build_config(RunRequest(data=str(path), label="visits", task="forecast", home=str(tmp_path / "home"),
+                                     forecast=ForecastOptions("day", 7)))
+    text = "\n".join(format_input(config))
+    assert f"the eval targets; {windows}\n" in text, text
+    assert ("only 1 train window: the model's correction to its base forecast has little to learn from" in text) is few

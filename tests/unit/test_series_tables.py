@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.inputs.column_kinds import InputDataError
-from pipelines.inputs.series_tables import ForecastOptions, holdout_split, profile_series, stage_series
+from pipelines.inputs.series_tables import ForecastOptions, holdout_split, profile_series, stage_series, window_counts
 from pipelines.inputs.tables import open_table
 from serving.codec.periods import PeriodError, SeriesInfo, TimeAxis, infer_axis
 from serving.forecast_client import HistoryError, read_history
@@ -81,6 +81,23 @@ def test_one_monthly_series_gets_its_lookback_and_split_by_time(tmp_path):
     assert split["valid"] == [float(v) for v in range(21, 54)]
     assert split["train"] == [float(v) for v in range(45)]  # the points before valid's targets
     assert holdout_split(profile)[0][1] == tuple(float(v) for v in range(54, 60))
+    window = profile.lookback + profile.horizon
+    assert window_counts([60], 24, 6) == (len(split["train"]) - window + 1, len(split["valid"]) - window + 1)
+
+
+def test_window_counts_are_the_windows_each_staged_split_holds(tmp_path):
+    lengths = {"a": 400, "b": 120, "c": 80}
+    rows = [[key, day.isoformat(), i % 7] for key, n in lengths.items()
+            for i, day in enumerate(date(2020, 1, 1) + timedelta(days=d) for d in range(n))]
+    profile = _profile(_write(tmp_path / "s.csv", ["shop", "t", "y"], rows), horizon=14, series_id=("shop",))
+    stage_series(profile, tmp_path / "staged")
+    window = profile.lookback + profile.horizon
+    counted = []
+    for split in ("train", "valid"):
+        staged = list(csv.DictReader((tmp_path / "staged" / split / "series.csv").open()))
+        counted.append(sum(max(0, sum(r["series"] == key for r in staged) - window + 1)
+                           for key in {r["series"] for r in staged}))
+    assert window_counts(list(lengths.values()), profile.lookback, profile.horizon) == tuple(counted)
 
 
 def test_validation_takes_toward_30_windows_from_few_long_series_only():
