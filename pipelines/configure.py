@@ -355,7 +355,7 @@ def _refuse_text_options_without_text(request: RunRequest, resolved: ResolvedInp
     nothing: one line, as --text on a series."""
     if resolved.table is not None and resolved.table.text_lengths:
         return
-    asked = (["--text-ngrams"] if request.reading.text_ngrams is not None else []) + \
+    asked = (["--text-ngrams"] if _GIVEN["--text-ngrams"](request) else []) + \
         [f"--hparam {key}" for key in TEXT_HPARAMS if key in request.hparams]
     if asked:
         raise ConfigError(f"{' and '.join(asked)} shape how free-text columns are read; this input has none "
