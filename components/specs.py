@@ -34,6 +34,8 @@ class ColumnSpec:
     format: str = ""
     length: int = 0  # text: the words its values are padded or cut to (always set; left out of the JSON when 0)
     ngrams: int = 1  # text: its words alone (1), or with word pairs (2) and triples (3) (left out of the JSON when 1)
+    tfidf: bool = True  # text: its TF-IDF weights too, for the ``tfidf`` text learner (left out of the JSON when
+    # True): another learner never reads them, so neither the Transform nor the served graph computes them
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ def _plain(value: Any) -> Any:
         plain = {"kind": value.kind, "format": value.format}
         plain.update({"length": value.length} if value.length else {})
         plain.update({"ngrams": value.ngrams} if value.ngrams != 1 else {})
+        plain.update({} if value.tfidf else {"tfidf": False})
         return plain
     if dataclasses.is_dataclass(value):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}

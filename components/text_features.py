@@ -4,10 +4,11 @@ word an id in the column's own vocabulary, padded or cut to the column's token w
 Ids: 0 is padding (no word), 1..V the vocabulary's words by decreasing frequency, V+1 any other
 word; the model embeds them (``components.models.text``). A missing value is no words at all.
 
-Beside the ids, each position's TF-IDF weight (``tfidf_weights``): the ``tfidf`` text learner sums the
-words' vectors with them, so a linear model over the text is TF-IDF + logistic regression learnt.
+Beside the ids, for the ``tfidf`` text learner, each position's TF-IDF weight (``tfidf_weights``): it
+sums the words' vectors with them, so a linear model over the text is TF-IDF + logistic regression
+learnt. The other learners never read them, and their Transform leaves them out.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -65,11 +66,12 @@ def tfidf_weights(ids: tf.RaggedTensor, known: tf.Tensor) -> tf.RaggedTensor:
     return ids.with_flat_values(tf.gather(shares, where))
 
 
-def text_ids(text: tf.Tensor, column: str, length: int, ngrams: int = 1) -> Tuple[tf.Tensor, tf.Tensor]:
+def text_ids(text: tf.Tensor, column: str, length: int, ngrams: int = 1,
+             tfidf: bool = True) -> Tuple[tf.Tensor, Optional[tf.Tensor]]:
     """[batch, 1] text (missing as "") -> ([batch, token_window(length, ngrams)] int64 token ids (0 =
     padding): the first ``length`` words, then (``ngrams`` 2 or 3) the pairs and triples of those
     words, each an entry of the column's one vocabulary ("new york" beside "new" and "york"), then
-    padding; the same shape of float TF-IDF weights, 0 at padding)."""
+    padding; with ``tfidf`` the same shape of float TF-IDF weights, 0 at padding, else None)."""
     tokens = words(tf.reshape(text, [-1]))
     if ngrams > 1:
         cut = tokens[:, :length]
@@ -79,6 +81,8 @@ def text_ids(text: tf.Tensor, column: str, length: int, ngrams: int = 1) -> Tupl
     ids = tft.compute_and_apply_vocabulary(tokens, top_k=TEXT_TOP_K, frequency_threshold=TEXT_MIN_COUNT,
                                            num_oov_buckets=1, vocab_filename=text_vocabulary(column))
     ids = ids[:, :length]
+    if not tfidf:
+        return _padded(ids + 1, length, PADDING), None
     known = tft.experimental.get_vocabulary_size_by_name(text_vocabulary(column))
     return _padded(ids + 1, length, PADDING), _padded(tfidf_weights(ids, known), length, 0.0)
 

@@ -344,11 +344,11 @@ def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
 
 
 def free_text(tensor: Tensorish, name: str, column: ColumnSpec, na_tokens) -> Dict[str, tf.Tensor]:
-    """A text column as [batch, length] word ids and their TF-IDF weights (components.text_features);
-    missing is no words."""
+    """A text column as [batch, length] word ids and, for the tfidf learner, their TF-IDF weights
+    (components.text_features); missing is no words."""
     text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
-    ids, weights = text_ids(clean_text(text, na_tokens), name, column.length, column.ngrams)
-    return {transformed_name(name): ids, transformed_name(tfidf_column(name)): weights}
+    ids, weights = text_ids(clean_text(text, na_tokens), name, column.length, column.ngrams, column.tfidf)
+    return {transformed_name(name): ids, **({transformed_name(tfidf_column(name)): weights} if column.tfidf else {})}
 
 
 def preprocessing_fn(inputs: Mapping[str, Tensorish], custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:

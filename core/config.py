@@ -246,7 +246,7 @@ class PipelineConfig:
         """What the preprocessing_fn needs to know (its JSON is part of the cache key)."""
         table = self.table
         columns = {key: ColumnSpec(kind, table.date_formats.get(key, ""), table.text_lengths.get(key, 0),
-                                   table.text_ngrams if key in table.text_lengths else 1)
+                                   table.text_ngrams if key in table.text_lengths else 1, self._reads_tfidf())
                    for key, kind in table.kinds.items()} \
             if table else None
         image = ImageInput(IMAGE_FEATURE, self.images.size, tuple(self.images.augment), (FILE_FEATURE,)) \
@@ -260,6 +260,12 @@ class PipelineConfig:
                              horizon=self.series_table.horizon if self.series_table else 0,
                              covariates=self.series_table.covariate_keys if self.series_table else (),
                              calendar=self.series_table.calendar if self.series_table else "")
+
+    def _reads_tfidf(self) -> bool:
+        """Whether the model's text stem reads TF-IDF weights (its text_learner, components.models.text)."""
+        from components.models.families import resolve_hparams
+
+        return resolve_hparams(self.family, self.hparams).get("text_learner") == "tfidf"
 
     def train_spec(self, backup_root: str = "") -> TrainSpec:
         """What run_fn needs: the Transform's spec, the family, overrides, the data's size, transfer."""

@@ -132,6 +132,24 @@ def test_word_pairs_are_tokens_of_the_text_vocabulary_after_the_words(tmp_path):
     assert served.tolist() == [[new, york, pair, PADDING, PADDING]]  # packed: a bag of tokens, then padding
 
 
+def test_a_text_learner_that_reads_no_weights_gets_word_ids_alone(tmp_path):
+    """pool, conv and lstm never read TF-IDF weights: the Transform (so the served graph) leaves them
+    out, and the column's ids are the tfidf learner's."""
+    from components.specs import ColumnSpec
+    from components.transform import free_text
+
+    spec = {"t": tf.io.FixedLenFeature([1], tf.string)}
+    rows = [{"t": [t.encode()]} for t in ("red fox", "red dog", "fox dog", "")]
+    outputs = {}
+    for tfidf in (True, False):
+        column = ColumnSpec("text", length=3, tfidf=tfidf)
+        transformed, output = _analyze_and_write(tmp_path / str(tfidf), spec, rows,
+                                                 lambda inputs, c=column: free_text(inputs["t"], "t", c, ("NA",)))
+        outputs[tfidf] = (set(output.transformed_feature_spec()), [list(np.ravel(r["t_xf"])) for r in transformed])
+    assert outputs[True][0] == {"t_xf", "t__tfidf_xf"} and outputs[False][0] == {"t_xf"}
+    assert outputs[True][1] == outputs[False][1]
+
+
 def test_text_weights_are_scikit_learns_tfidf_of_the_training_texts(tmp_path):
     """Summed over a term's repeats, each position's weight is TfidfVectorizer's value (sublinear tf,
     smoothed idf, L2 rows, words seen once left out) fitted on the training texts; served texts keep

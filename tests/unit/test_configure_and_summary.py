@@ -189,3 +189,17 @@ def test_a_series_summary_counts_its_windows_and_says_when_they_are_few(tmp_path
     text = "\n".join(format_input(config))
     assert f"the eval targets; {windows}\n" in text, text
     assert ("only 1 train window: the model's correction to its base forecast has little to learn from" in text) is few
+
+
+@pytest.mark.parametrize("hparams, tfidf", [({}, True), ({"text_learner": "pool"}, False),
+                                            ({"text_learner": "lstm"}, False)])
+def test_only_the_tfidf_text_learner_gets_tfidf_weights_from_the_transform(tmp_path, hparams, tfidf):
+    """The default learner keeps the Transform's JSON (its cache key) as it was; another drops the weights."""
+    from pipelines.inputs.synthetic import write_reviews
+
+    path = write_reviews(tmp_path / "reviews.csv", 60)
+    config = build_config(RunRequest(data=str(path), label="recommended", home=str(tmp_path / "home"),
+                                     hparams=hparams))
+    column = config.transform_spec().columns["review"]
+    assert column.kind == "text" and column.tfidf is tfidf
+    assert ('"tfidf"' in config.transform_spec().to_json()) is not tfidf
