@@ -242,6 +242,16 @@ class PipelineConfig:
     def label_names(self) -> Tuple[str, ...]:
         return tuple(name for name, _ in self.targets)
 
+    @property
+    def labels_shown(self) -> Tuple[str, ...]:
+        """The labels as the user named them: a table's columns, a series' value column (its
+        forecaster's target is "target")."""
+        if self.series_table:
+            return (self.series_table.label,)
+        if self.table:
+            return tuple(self.table.name_of(label) for label in self.label_names)
+        return self.label_names
+
     def transform_spec(self) -> TransformSpec:
         """What the preprocessing_fn needs to know (its JSON is part of the cache key)."""
         table = self.table

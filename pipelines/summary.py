@@ -56,7 +56,7 @@ def format_input(config: PipelineConfig) -> List[str]:
     table = config.table
     if table is None:
         return []
-    label_names = ", ".join(table.name_of(label) for label in config.label_names)
+    label_names = ", ".join(config.labels_shown)
     lines = [f"data: {table.source} ({table.description}; {table.rows} rows; staged for ExampleGen as "
              f"{table.staged})",
              f"task: {config.task_name} ({table.task_reason}); label: {label_names}"]

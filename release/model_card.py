@@ -20,15 +20,17 @@ TITLES = {"purpose": "Purpose", "data": "Data", "model": "Model", "evaluation": 
           "edge": "Edge variants (TF Lite)", "lineage": "Lineage", "caveats": "Caveats"}
 
 
-def _gate(config: PipelineConfig) -> List[Dict[str, Any]]:
-    """Per target: the gate metric's name in TFMA's metrics, the bound and the direction."""
+def _gate(config: PipelineConfig, report: RunReport) -> List[Dict[str, Any]]:
+    """Per target: the gate metric's name in TFMA's metrics (and as the summary shows it), the bound
+    and the direction."""
     from components.tasks import get_task
 
     multi = len(config.targets) > 1
     gates = []
-    for label, task in config.targets:
+    for (label, task), shown in zip(config.targets, config.labels_shown):
         metric = get_task(task).gate_metric
-        gates.append({"label": label, "metric": f"{label}/{metric}" if multi else metric, "name": metric,
+        gates.append({"label": shown, "metric": f"{label}/{metric}" if multi else metric,
+                      "name": report.metric_label(metric),
                       "bound": config.gate_thresholds.get(label), "max_drop": config.max_metric_drop,
                       "higher_is_better": HIGHER_IS_BETTER.get(metric, True)})
     return gates
@@ -41,7 +43,7 @@ def _slices(report: RunReport, gates: Sequence[Mapping[str, Any]]) -> List[Dict[
             if gate["metric"] not in values:
                 continue
             count = report.slice_rows(name)
-            rows.append({"slice": name, "metric": gate["metric"], "value": values[gate["metric"]],
+            rows.append({"slice": name, "metric": report.metric_label(gate["metric"]), "value": values[gate["metric"]],
                          "change_vs_baseline": values.get(f"{gate['metric']}_change"), "rows": count,
                          "gated": name not in unjudged})
     return rows
@@ -82,15 +84,22 @@ def _caveats(config: PipelineConfig, report: RunReport, slices: Sequence[Mapping
             caveats.append(f"a {baseline['model']} on the same split scores {theirs:.4f} {baseline['metric']}, "
                            f"better than this model's {mine:.4f}")
     caveats.extend(f"TF Lite {row['variant']} left out: {row['reason']}" for row in edge if not row["shipped"])
-    if sum(report.split_rows.values()) and sum(report.split_rows.values()) < 1000:
-        caveats.append(f"small data: {sum(report.split_rows.values())} rows in all; metrics on "
-                       f"{report.split_rows.get('eval', 0)} eval rows are noisy")
+    examples = sum(report.split_rows.values())
+    if examples and examples < 1000:
+        unit = _example_unit(config)
+        caveats.append(f"small data: {examples} {unit} in all; metrics on {report.split_rows.get('eval', 0)} eval "
+                       f"{unit} are noisy")
     if report.eval_rows and report.eval_rows["used"] < report.eval_rows["rows"]:
         caveats.append(f"evaluated on a uniform sample of {report.eval_rows['used']:,} of the eval split's "
                        f"{report.eval_rows['rows']:,} rows")
     if report.tracking_error:
         caveats.append(f"MLflow tracking failed: {report.tracking_error}")
     return caveats
+
+
+def _example_unit(config: PipelineConfig) -> str:
+    """What a split's examples are: a series' windows (each the lookback and the horizon after it), else rows."""
+    return "windows" if config.series_table else "rows"
 
 
 def _text_columns(config: PipelineConfig) -> List[str]:
@@ -138,7 +147,7 @@ def _forecast_html(forecast: Optional[Mapping[str, Any]]) -> str:
 def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200) -> Dict[str, Any]:
     """The card's facts, every number from the run's report (ML Metadata, the Trainer's history, TFMA,
     EdgeExport, MLflow)."""
-    gates = _gate(config)
+    gates = _gate(config, report)
     slices = _slices(report, gates)
     edge = _edge(report, timing_runs)
     info = report.model_info
@@ -148,9 +157,9 @@ def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200
     return {
         "name": config.name,
         "purpose": {"pipeline": config.name, "use_case": config.use_case or None, "task": config.task_name,
-                    "labels": [label for label, _ in config.targets],
+                    "labels": list(config.labels_shown),
                     "classes": info.get("class_names", {}), "source": source},
-        "data": {"rows": report.split_rows, "span": report.input_properties.get("span"),
+        "data": {"rows": report.split_rows, "unit": _example_unit(config), "span": report.input_properties.get("span"),
                  "training_spans": report.training_spans, "window_spans": config.window_spans,
                  "schema_features": report.schema_features,
                  "curated_schema": str(config.schema_source) if config.schema_source else None,
@@ -274,7 +283,8 @@ def render_html(card: Mapping[str, Any]) -> str:
                            "task": purpose["task"], "labels": ", ".join(purpose["labels"]),
                            "classes": "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in purpose["classes"].items())
                            or "-", "data source": purpose["source"]}),
-        "data": _pairs({**{f"{split} rows": rows for split, rows in data["rows"].items()}, "span": data["span"],
+        "data": _pairs({**{f"{split} {data.get('unit', 'rows')}": rows for split, rows in data["rows"].items()},
+                        "span": data["span"],
                         "training spans": ", ".join(map(str, data["training_spans"])) or "-",
                         "schema features": data["schema_features"], "curated schema": data["curated_schema"] or "-",
                         "read as text": ", ".join(data.get("text_columns") or ()) or "-"})
@@ -291,7 +301,7 @@ def render_html(card: Mapping[str, Any]) -> str:
         + _table(("target", "gate metric", "bound", "allowed drop vs baseline model"),
                  [(_e(g["label"]), _e(g["name"]), _number(g["bound"]), _number(g["max_drop"]))
                   for g in evaluation["gates"]])
-        + _table(("slice", "metric", "value", "change vs baseline model", "eval rows", "gated"),
+        + _table(("slice", "metric", "value", "change vs baseline model", f"eval {data.get('unit', 'rows')}", "gated"),
                  [(_e(s["slice"]), _e(s["metric"]), _number(s["value"]), _number(s["change_vs_baseline"]),
                    _number(s["rows"], 0), "yes" if s["gated"] else "no") for s in evaluation["slices"]])
         + _bars(evaluation["slices"], evaluation["gates"])
@@ -339,9 +349,10 @@ def card_path(version_dir: Path) -> Path:
 def card_summary(card: Mapping[str, Any]) -> List[str]:
     """The card in a few lines for the terminal (`mlops card`)."""
     purpose, evaluation, lineage = card["purpose"], card["evaluation"], card["lineage"]
+    unit = card["data"].get("unit", "rows")  # a card written before units were recorded: rows
     lines = [f"model card: {card['name']} ({purpose['task']}; labels {', '.join(purpose['labels'])}; "
              f"data {purpose['source']})",
-             f"data: {', '.join(f'{k} {v:,} rows' for k, v in card['data']['rows'].items())}; "
+             f"data: {', '.join(f'{k} {v:,} {unit}' for k, v in card['data']['rows'].items())}; "
              f"{card['data']['schema_features']} schema features",
              f"model: {card['model']['family']}, {card['model']['parameters']:,} parameters, "
              f"{card['model']['epochs_run']} epochs (best {card['model']['best_epoch']})",
@@ -350,8 +361,8 @@ def card_summary(card: Mapping[str, Any]) -> List[str]:
     forecast = card.get("forecast") or {}
     lines += [f"holdout ({forecast['horizon']} steps of {forecast['series']} series): {name} MAE {s['mae']:.4g} "
               f"MASE {s['mase']:.3f}" for name, s in forecast.get("holdout", {}).items()]
-    lines += [f"edge: {v['variant']} {(v['size_bytes'] or 0) / 1024:.1f} KiB "
-              f"{'shipped' if v['shipped'] else 'left out'}" for v in card["edge"]]
+    lines += [f"edge: {v['variant']} " + (f"{v['size_bytes'] / 1024:.1f} KiB " if v["size_bytes"] else "")
+              + ("shipped" if v["shipped"] else "left out") for v in card["edge"]]
     lines.append(f"lineage: MLflow run {lineage['mlflow_run']}, registry version {lineage['registry_version']}, "
                  f"serving {lineage['serving_version']}")
     lines += [f"caveat: {c}" for c in card["caveats"]]

@@ -132,7 +132,16 @@ def test_the_summary_and_card_say_how_the_series_were_read_and_scored(forecasts)
     assert "lookback: max(2 x season 12, 2 x horizon 12)" in text
     for name in ("model", "seasonal naive", "ETS ("):
         assert f"\n  {name}" in text
-    card = json.loads((Path(report.card_path).parent / "model_card.json").read_text())["forecast"]
+    whole = json.loads((Path(report.card_path).parent / "model_card.json").read_text())
+    # the user's names and units: the label column (not the forecaster's "target"), windows, the gate's MASE
+    assert whole["purpose"]["labels"] == ["sales"] and whole["data"]["unit"] == "windows"
+    assert whole["evaluation"]["slices"][0]["metric"] == "MASE (window-scaled MAE)"
+    assert whole["data"]["rows"]["eval"] == 5 and any(c.startswith("small data: ") and "windows in all; metrics on "
+                                                      "5 eval windows" in c for c in whole["caveats"])
+    windows = config.series_table
+    assert f"eval targets; {windows.train_windows} train windows, {windows.validation_windows} validation\n" in text
+    assert windows.train_windows == whole["data"]["rows"]["train"]
+    card = whole["forecast"]
     assert (card["series"], card["series_id"], card["frequency"], card["horizon"]) == (5, ["store"], "monthly", 12)
     holdout = card["holdout"]
     assert holdout["model"]["mase"] == pytest.approx(report.holdout.model.mase)
