@@ -292,7 +292,7 @@ class PipelineConfig:
         """Flat config for tracking (MLflow params)."""
         params = {
             "pipeline": self.name, "data_path": str(self.data_path), "task": self.task_name,
-            "labels": ",".join(self.label_names), "family": self.family,
+            "labels": ",".join(self.labels_shown), "family": self.family,
             "schema": str(self.schema_path or "inferred"), "max_metric_drop": self.max_metric_drop,
             "enable_cache": self.enable_cache, "beam_args": " ".join(self.beam_args),
             "tuner": self.tuner or "none", "max_trials": self.max_trials, "warm_start": self.warm_start,
