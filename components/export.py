@@ -26,6 +26,7 @@ from components.features import (
     FORECAST_SCALE,
     LABEL_OFFSET,
     LABEL_SCALE,
+    MISSING_INTEGER,
     PREDICTIONS,
     transformed_name,
 )
@@ -53,6 +54,10 @@ def _to_transform_input(value: tf.Tensor, feature: Any) -> Any:
     """A [batch] serving input -> what the Transform layer expects for this raw feature."""
     if not isinstance(feature, tf.io.VarLenFeature):  # fixed shape: [1], or e.g. [64] pixels
         value = tf.reshape(value, [-1, *feature.shape])
+        if feature.dtype.is_integer and value.dtype.is_floating:  # a float cast to int64 is garbage for NaN
+            missing = tf.math.is_nan(value)
+            whole = tf.cast(tf.where(missing, tf.zeros_like(value), value), feature.dtype)
+            return tf.where(missing, tf.constant(MISSING_INTEGER, feature.dtype), whole)
         return value if value.dtype == feature.dtype else tf.cast(value, feature.dtype)
     column = tf.reshape(value, [-1, 1])
     if value.dtype == tf.string:

@@ -21,6 +21,9 @@ def raw_name(transformed: str) -> str:
 # analyzer for all columns, where one per column cost ~1.1 s each of Beam stages (a 40-column table
 # spent 60 s analysing 2,930 rows). A value's id is its place among its own column's values.
 FEATURE_VOCABULARY = "vocab_features"
+# A served request's missing cell of an integer column that was never missing in training (a required
+# int64 feature: NaN has no int64 form); the Transform reads it as missing, as an absent value
+MISSING_INTEGER = -(2 ** 63)
 COLUMN_SEPARATOR = "\x1f"
 
 

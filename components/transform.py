@@ -20,6 +20,7 @@ from components.features import (
     KNOWN_AHEAD,
     LABEL_OFFSET,
     LABEL_SCALE,
+    MISSING_INTEGER,
     column_vocabularies,
     label_vocabulary,
     read_vocabulary,
@@ -317,9 +318,24 @@ def vocabulary_ids(texts: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
             for name, text in texts.items()}
 
 
-def as_float(x: Tensorish) -> tf.Tensor:
-    """A [batch, 1] float32 tensor, NaN where the value is missing."""
-    return fill_missing(tf.cast(x, tf.float32), float("nan"))
+def as_float(x: Tensorish, dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """A [batch, 1] float tensor, NaN where the value is missing: absent from a sparse feature, or
+    MISSING_INTEGER in an integer one (a served request's empty cell)."""
+    if x.dtype.is_integer:
+        dense = fill_missing(x, MISSING_INTEGER)
+        return tf.where(tf.equal(dense, MISSING_INTEGER), tf.constant(float("nan"), dtype), tf.cast(dense, dtype))
+    return fill_missing(tf.cast(x, dtype), float("nan"))
+
+
+def cell_text(x: Tensorish) -> tf.Tensor:
+    """A [batch, 1] string tensor of a column read as words or categories, "" where missing (an
+    integer's missing cell too, as the edge host writes it; a float's keeps its old "0")."""
+    if x.dtype == tf.string:
+        return fill_missing(x, "")
+    if x.dtype.is_integer:
+        dense = fill_missing(x, MISSING_INTEGER)
+        return tf.where(tf.equal(dense, MISSING_INTEGER), tf.constant(""), tf.strings.as_string(dense))
+    return tf.strings.as_string(fill_missing(x, 0))
 
 
 def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
@@ -329,14 +345,12 @@ def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
     numbers floats to z-score."""
     kind = column.kind
     if kind == "datetime":
-        raw = fill_missing(tensor, "" if tensor.dtype == tf.string else float("nan"))
-        if raw.dtype == tf.string:
-            raw = clean_text(raw, na_tokens)
+        raw = clean_text(fill_missing(tensor, ""), na_tokens) if tensor.dtype == tf.string else \
+            as_float(tensor, tf.float64)  # Unix seconds: float32 would round them to minutes
         parts = date_parts(raw, column.format or "iso")
         return {}, {transformed_name(f"{name}__{part}"): value for part, value in parts.items()}
     if kind in ("boolean", "string") or tensor.dtype == tf.string:
-        text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
-        text = clean_text(text, na_tokens)
+        text = clean_text(cell_text(tensor), na_tokens)
         if kind == "boolean":
             text = boolean_text(text)
         return {name: text}, {}
@@ -346,7 +360,7 @@ def table_features(name: str, tensor: Tensorish, column: ColumnSpec, na_tokens
 def free_text(tensor: Tensorish, name: str, column: ColumnSpec, na_tokens) -> Dict[str, tf.Tensor]:
     """A text column as [batch, length] word ids and, for the tfidf learner, their TF-IDF weights
     (components.text_features); missing is no words."""
-    text = fill_missing(tensor, "") if tensor.dtype == tf.string else tf.strings.as_string(fill_missing(tensor, 0))
+    text = cell_text(tensor)
     ids, weights = text_ids(clean_text(text, na_tokens), name, column.length, column.ngrams, column.tfidf)
     return {transformed_name(name): ids, **({transformed_name(tfidf_column(name)): weights} if column.tfidf else {})}
 

@@ -110,3 +110,24 @@ def test_classification_signature_has_tf_serving_classify_method(tmp_path, image
     predicted = served.signatures["serving_tf_example"](examples=examples)["predictions"].numpy()
     np.testing.assert_allclose(result["scores"].numpy(), predicted, atol=1e-6)
     assert [c.decode() for c in result["classes"].numpy()[0]] == names
+
+
+def test_a_missing_integer_at_serving_is_read_as_missing_not_cast_to_garbage(tmp_path):
+    """An integer column never missing in training is a required int64 feature; a served request's
+    empty cell (NaN) reads as missing, as in training: the number takes its train mean (z = 0) and a
+    category its missing value, instead of NaN cast to int64 (-2^63, which saturated every score)."""
+    rows = [{"visits": [v % 11], "code": [v % 3] if v % 5 else [], "y": [int(v % 11 > 5)]} for v in range(44)]
+    spec = {"visits": tf.io.FixedLenFeature([1], tf.int64), "code": tf.io.VarLenFeature(tf.int64),
+            "y": tf.io.FixedLenFeature([1], tf.int64)}
+    config = {"task": "binary", "targets": [["y", "binary"]],
+              "columns": {"visits": {"kind": "integer", "format": ""}, "code": {"kind": "string", "format": ""}}}
+    tft_output = _transform_output(tmp_path, spec, rows, config)
+    model = build_model("dnn", HeadSpec("binary"), feature_spec_from_transform(tft_output, ("y",)), {})
+    model.save(tmp_path / "model", save_format="tf", signatures=serving_signatures(model, tft_output, ("y",)))
+    serve = tf.saved_model.load(str(tmp_path / "model")).signatures["serving_default"]
+
+    def score(visits, code):
+        return serve(visits=tf.constant([visits], tf.float64), code=tf.constant([code], tf.float64))["predictions"]
+
+    np.testing.assert_allclose(score(np.nan, 1.0), score(5.0, 1.0), atol=1e-6)  # 5: the train mean of 0..10
+    np.testing.assert_allclose(score(3.0, np.nan), score(3.0, 99.0), atol=1e-6)  # missing code: unseen, not "0"
