@@ -188,8 +188,8 @@ class DataPlane:
         ``columns`` (``serving.codec.columns.ColumnNames``) renames original column names to its keys."""
         def work(model: LoadedModel, key: str) -> Dict[str, np.ndarray]:
             inputs = inputs_for(model.servable.signature(key), model.servable.columns)
-            if NEXT_DATE_INPUT in inputs and model.servable.series is not None:
-                _check_next_dates(inputs[NEXT_DATE_INPUT])
+            if model.servable.series is not None:
+                _check_series_inputs(inputs)
             outputs = self._call(model, key, inputs, output_filter)
             if self.request_log and key == DEFAULT_SIGNATURE and self.request_log.sampled():
                 self.request_log.log_rows(model.name, model.version, inputs)
@@ -238,10 +238,19 @@ class DataPlane:
         return ready, body
 
 
-def _check_next_dates(values: np.ndarray) -> None:
-    bad = first_bad_iso_date(np.reshape(values, -1))
-    if bad is not None:
-        raise invalid(f"{NEXT_DATE_INPUT}: {bad!r} is not a date as YYYY-MM-DD (the first forecast step's date)")
+def _check_series_inputs(inputs: Mapping[str, np.ndarray]) -> None:
+    """A forecaster's request: each next_date a date, every point of the window and the covariates a
+    number (NaN would come back as a forecast of NaN: a gap is filled before asking, as training did)."""
+    if NEXT_DATE_INPUT in inputs:
+        bad = first_bad_iso_date(np.reshape(inputs[NEXT_DATE_INPUT], -1))
+        if bad is not None:
+            raise invalid(f"{NEXT_DATE_INPUT}: {bad!r} is not a date as YYYY-MM-DD (the first forecast step's date)")
+    for name, values in inputs.items():
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            row, *place = np.argwhere(~np.isfinite(values))[0]
+            where = f"row {row}" + (f", point {place[0]}" if place else "")
+            raise invalid(f"{name}: {values[tuple([row, *place])]} at {where} is not a number; a forecaster reads "
+                          "every point (fill a gap first, as training did)")
 
 
 def status_list(statuses: List) -> List[Dict[str, object]]:

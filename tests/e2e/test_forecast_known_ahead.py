@@ -105,6 +105,12 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
             with pytest.raises(ClientError) as over_grpc:
                 predict_grpc("127.0.0.1", server.grpc_port, target, wrong, inputs)
             bad_dates.append((str(over_rest.value), str(over_grpc.value)))
+        first = body["instances"][0]
+        gap = {"instances": [dict(first, window=[float("nan"), *np.reshape(first["window"], -1)[1:].tolist()])]}
+        with pytest.raises(ClientError) as nan_rest:  # it answered 200 with a forecast of NaN (not JSON)
+            predict_rest("127.0.0.1", server.rest_port, target, gap)
+        with pytest.raises(ClientError) as nan_grpc:
+            predict_grpc("127.0.0.1", server.grpc_port, target, gap, inputs)
         capsys.readouterr()
         assert main(["predict", "--model", "shops", "--rest-port", str(server.rest_port),
                      str(tmp_path / "history.csv")]) == 0
@@ -123,6 +129,8 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
         message = f"next_date: {bad!r} is not a date as YYYY-MM-DD"
         assert "HTTP 400" in over_rest and message in over_rest, over_rest
         assert "INVALID_ARGUMENT" in over_grpc and message in over_grpc, over_grpc
+    for refusal in (str(nan_rest.value), str(nan_grpc.value)):
+        assert "window: nan at row 0, point 0 is not a number; a forecaster reads every point" in refusal, refusal
     assert printed[0] == "shop,day,forecast" and printed[1].startswith("north,2024-01-22,")
     served = np.array([float(line.split(",")[2]) for line in printed[1:]]).reshape(2, HORIZON)
     np.testing.assert_allclose(served, expected, rtol=1e-4)
