@@ -72,21 +72,24 @@ def read_history(path: Path, info: SeriesInfo) -> List[SeriesWindow]:
             except ValueError:
                 raise HistoryError(f"{path}: line {reader.line_num}: column '{info.label}': {cells[label]!r} is not "
                                    "a number") from None
-    return [_window(key, series, known[key], info, path) for key, series in sorted(points.items())]
+    return [_window(key, series, known[key], info, path, lines[key]) for key, series in sorted(points.items())]
 
 
 def _window(key: Tuple[str, ...], series: Dict[int, float], known: Dict[int, Tuple[str, ...]], info: SeriesInfo,
-            path: Path) -> SeriesWindow:
+            path: Path, lines: Dict[int, int]) -> SeriesWindow:
+    """``lines``: the line of each time the history has a row for, with a value or an empty one."""
     last = max(series)
     name = f"series {'/'.join(key)}" if key else "the series"
     periods = range(last - info.lookback + 1, last + 1)
     missing = [p for p in periods if p not in series]
-    if len(series) < info.lookback:
+    if min(lines) > periods[0]:
         raise HistoryError(f"{path}: {name} has {len(series)} {info.axis.frequency} points; the model reads the "
                            f"last {info.lookback} of each series")
     if missing:
-        raise HistoryError(f"{path}: {name} lacks {info.axis.shown(missing[0])} ({len(missing)} of the last "
-                           f"{info.lookback} {info.axis.frequency} points the model reads are missing)")
+        where = f"line {lines[missing[0]]} has no value" if missing[0] in lines else "no row"
+        raise HistoryError(f"{path}: {name} lacks {info.axis.shown(missing[0])} ({where}; {len(missing)} of the last "
+                           f"{info.lookback} {info.axis.frequency} points the model reads are missing: fill them, as "
+                           "training filled its gaps)")
     return SeriesWindow(key, last, tuple(series[p] for p in periods), _covariates(name, last, known, info, path))
 
 

@@ -186,6 +186,10 @@ def test_a_history_csv_becomes_the_last_lookback_points_of_each_series(tmp_path)
     del rows[8]  # store 2 lacks 2024-01-04
     with pytest.raises(HistoryError, match="series 2 lacks 2024-01-04"):
         read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], rows), info)
+    empty = [[(start + timedelta(days=d)).isoformat(), 1, "" if d == 1 else d] for d in range(3)]
+    with pytest.raises(HistoryError, match=r"series 1 lacks 2024-01-02 \(line 3 has no value; 1 of the last 3 daily "
+                                           "points the model reads are missing: fill them, as training filled"):
+        read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], empty), info)  # not 'has 2 points'
     clash = [*rows, [rows[2][0], 1, 999999]]  # store 1's 2024-01-03 twice (line 4 and the last)
     with pytest.raises(HistoryError, match=r"line 11: '2024-01-03' again \(line 4 has the same time in this series\)"):
         read_history(_write(tmp_path / "h.csv", ["day", "store", "sales"], clash), info)
