@@ -149,12 +149,14 @@ def request_inputs(document: Mapping[str, Any], signature: Signature) -> Tuple[D
         if not isinstance(columns, dict) or (len(names) == 1 and not _is_named(columns, names)):
             if len(names) != 1:
                 raise invalid(f"'inputs' must be an object keyed by the signature's inputs: {', '.join(names)}")
+            _refuse_misnamed(columns, names, "'inputs'")
             columns = {names[0]: columns}
         return _named_arrays(columns, signature), "columnar"
     rows = document["instances"]
     if not isinstance(rows, list) or not rows:
         raise invalid("'instances' must be a non-empty list")
     if len(names) == 1 and not (isinstance(rows[0], dict) and _is_named(rows[0], names)):
+        _refuse_misnamed(rows[0], names, "instances[0]")
         return {names[0]: to_array(rows, signature.inputs[names[0]])}, "row"
     fast = _scalar_rows(rows, signature)
     if fast is not None:
@@ -221,6 +223,16 @@ def _numbers_at_once(values: List[Any], dtype: Any) -> Optional[np.ndarray]:
 
 def _is_named(value: Mapping[str, Any], names: Sequence[str]) -> bool:
     return isinstance(value, dict) and bool(value) and set(value) <= set(names) and not (set(value) == {B64})
+
+
+def _refuse_misnamed(value: Any, names: Sequence[str], where: str) -> None:
+    """A one-input model's request given as an object that does not name its input (an empty one, or
+    one with other keys): said as such, not as a value of the wrong type. {"b64": ...} is a value."""
+    if not isinstance(value, dict) or set(value) == {B64}:
+        return
+    unknown = sorted(set(value) - set(names))
+    what = f"does not have named input: {unknown[0]}" if unknown else "an empty object"
+    raise invalid(f"{where}: JSON object: {what} (the model's one input is {names[0]})")
 
 
 def _named_arrays(columns: Mapping[str, Any], signature: Signature) -> Dict[str, np.ndarray]:

@@ -192,3 +192,25 @@ def test_answers_are_compact_json_with_tf_servings_nan_and_big_integers():
         assert json.loads(dumps(document)) == document and b" " not in dumps(document)
     assert dumps({"predictions": [[float("nan"), float("inf")]]}) == b'{"predictions":[[NaN,Infinity]]}'
     assert dumps({"big": 2 ** 70}) == b'{"big":1180591620717411303424}'  # beyond 64 bits: the standard encoder
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"instances": [{"course": "Intro", "extra": "x"}]},
+     "instances[0]: JSON object: does not have named input: extra (the model's one input is course)"),
+    ({"instances": [{}]}, "instances[0]: JSON object: an empty object (the model's one input is course)"),
+    ({"inputs": {"title": ["Intro"]}}, "'inputs': JSON object: does not have named input: title"),
+])
+def test_a_one_input_model_names_an_object_that_misnames_its_input(document, message):
+    """A probe's text model took {"course": ..., "extra": ...} as one value of the wrong type; a
+    value, named or bare, and {"b64": ...} still pass."""
+    from serving.codec.signature import Signature, TensorSpecInfo
+    from serving.codec.tensors import request_inputs
+
+    one = Signature("serving_default", "tensorflow/serving/predict",
+                    {"course": TensorSpecInfo("course", tf.string, (None,), "", "string")}, {})
+    with pytest.raises(ServingError) as e:
+        request_inputs(document, one)
+    assert e.value.code == "INVALID_ARGUMENT" and message in e.value.message, e.value.message
+    for good in ({"instances": ["Intro"]}, {"instances": [{"course": "Intro"}]}, {"instances": [{"b64": "SW50cm8="}]},
+                 {"inputs": ["Intro"]}, {"inputs": {"course": ["Intro"]}}):
+        assert request_inputs(good, one)[0]["course"].tolist() == [b"Intro"]
