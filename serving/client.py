@@ -163,16 +163,21 @@ def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]],
         header = reader.fieldnames or []
         key_of = {name: columns.key(name.strip()) for name in header}
         column_of = {key: name for name, key in key_of.items()}
-        missing = sorted(set(inputs) - set(column_of))
-        if missing:
-            names = {k: n for n, k in columns.keys.items()}
-            raise RequestFileError(f"{path}: missing column(s) the model needs: "
-                              f"{', '.join(names.get(k, k) for k in missing)}")
+        _refuse_missing_columns(path, inputs, columns, set(column_of))
         rows = [{key: _cell(row[column_of[key]] or "", inputs[key].get("dtype", ""), path, i + 2, column_of[key])
                  for key in inputs} for i, row in enumerate(reader)]
     if not rows:
         raise RequestFileError(f"{path}: no rows")
     return rows, sorted(name for name, key in key_of.items() if key not in inputs)
+
+
+def _refuse_missing_columns(where: str, inputs: Dict[str, Dict[str, Any]], columns: ColumnNames,
+                           given: set) -> None:
+    """``given``: the keys a row has; the inputs it lacks named by their original columns."""
+    missing = sorted(set(inputs) - given)
+    if missing:
+        raise RequestFileError(f"{where}: missing column(s) the model needs: "
+                               f"{', '.join(columns.name_of(key) for key in missing)}")
 
 
 def request_from_file(path: Path, inputs_of) -> Tuple[Dict[str, Any], List[str]]:
@@ -192,6 +197,12 @@ def request_from_file(path: Path, inputs_of) -> Tuple[Dict[str, Any], List[str]]
     if not isinstance(document, dict) or not ({"instances", "inputs"} & set(document)):
         raise RequestFileError(f"{path}: expected a TF Serving request (with 'instances' or 'inputs') or a list of "
                                "rows")
+    rows = document.get("instances")
+    if isinstance(rows, list) and rows and all(isinstance(row, dict) for row in rows):
+        inputs, columns = inputs_of()
+        if len(inputs) > 1:  # a one-input model's row may be its bare value (or {"b64": ...})
+            for i, row in enumerate(rows):
+                _refuse_missing_columns(f"{path}: row {i + 1}", inputs, columns, {columns.key(k) for k in row})
     return document, []
 
 

@@ -111,6 +111,10 @@ class ColumnNames:
     def key(self, name: str) -> str:
         return self.keys.get(name, name)
 
+    def name_of(self, key: str) -> str:
+        """A key's original column name (the key itself when it has none)."""
+        return next((name for name, k in self.keys.items() if k == key), key)
+
     def dropped(self, name: str) -> bool:
         key = self.key(name)
         return key in self.left_out or key in self.labels

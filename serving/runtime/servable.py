@@ -189,8 +189,11 @@ class Servable:
             if unknown:
                 raise invalid(f"input tensor alias not found in signature: {unknown[0]}. Inputs expected to be "
                               f"in the set {{{','.join(sorted(signature.inputs))}}}.")
+            missing = sorted(set(signature.inputs) - set(inputs))
+            columns = [self.columns.name_of(key) for key in missing]
             raise invalid(f"Request inputs do not match required inputs for model `{self.name}`. "
-                          f"Missing: {{{','.join(sorted(set(signature.inputs) - set(inputs)))}}}")
+                          f"Missing: {{{','.join(missing)}}}"
+                          + (f" (columns {', '.join(columns)})" if columns != missing else ""))
         batch = {shape[0] if shape else None for shape in shapes}
         if len(batch) > 1:
             raise invalid("Input tensors must have equal 0th-dimension size; got "

@@ -58,3 +58,27 @@ def test_a_classifiers_columns_say_what_its_scores_are():
     assert ColumnNames({"y": "y"}, labels=("y",)).scores_note() == ""  # regression: no classes
     two_heads = ColumnNames({}, labels=("a", "b"), classes={"a": ("0", "1"), "b": ("0", "1")})
     assert two_heads.scores_note() == ""  # each head's output is named by its label already
+
+
+def test_json_rows_lacking_a_column_are_refused_by_its_original_name_as_a_csv_is(tmp_path):
+    """A probe's rows.json without two columns got the server's 400 (exit 1) naming feature keys."""
+    import json
+
+    import pytest
+
+    from serving.client import RequestFileError, request_from_file
+    from serving.codec.columns import ColumnNames
+
+    inputs = {"web_description": {"dtype": "DT_STRING"}, "state": {"dtype": "DT_STRING"},
+              "breach_date": {"dtype": "DT_STRING"}}
+    columns = ColumnNames({"Web.Description": "web_description", "State": "state", "Breach.Date": "breach_date"})
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([{"Web.Description": "a laptop", "State": "CA", "Breach.Date": "2014-03-05"},
+                                {"Web.Description": "a server", "State": "NY"}]))
+    with pytest.raises(RequestFileError, match=r"rows.json: row 2: missing column\(s\) the model needs: Breach.Date"):
+        request_from_file(path, lambda: (inputs, columns))
+    (tmp_path / "rows.csv").write_text("Web.Description,State\na laptop,CA\n")
+    with pytest.raises(RequestFileError, match=r"rows.csv: missing column\(s\) the model needs: Breach.Date"):
+        request_from_file(tmp_path / "rows.csv", lambda: (inputs, columns))
+    path.write_text(json.dumps([{"Web.Description": "a laptop", "State": "CA", "breach_date": "2014-03-05"}]))
+    assert request_from_file(path, lambda: (inputs, columns))[0]["instances"][0]["State"] == "CA"  # keys pass too
