@@ -15,7 +15,8 @@ from serving.codec.model_extras import read_extra, write_extra
 COLUMNS_FILE = "mlops_columns.json"  # in assets.extra/
 
 # How users' tables spell missing, true and false (staging, the Transform graph and the edge host agree)
-NA_TOKENS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?", "-")
+# \N: MySQL's and PostgreSQL's NULL in a text export (SELECT ... INTO OUTFILE, COPY); #N/A: a spreadsheet's
+NA_TOKENS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?", "-", "\\N", "#N/A")
 TRUE_TOKENS, FALSE_TOKENS = ("true", "t", "yes", "y"), ("false", "f", "no", "n")
 # Date-time parts the Transform computes of a date-time column, and the patterns it reads them with
 DATE_PARTS = ("year", "month", "day_of_week", "day_of_year", "hour")

@@ -90,7 +90,9 @@ def test_any_header_gets_a_feature_key_and_the_label_may_be_named_either_way(tmp
 
 
 def test_missing_tokens_booleans_dates_identifiers_and_constants(tmp_path):
-    rows = [f"id{i},{'NA' if i % 5 == 0 else i * 1.5},{'yes' if i % 2 else 'No'},2021-0{1 + i % 9}-1{i % 9},"
+    missing = {11: "\\N", 13: "#N/A"}  # besides R's NA: a MySQL/PostgreSQL text export's, a spreadsheet's
+    rows = [f"id{i},{missing.get(i, 'NA') if i % 5 == 0 or i in missing else i * 1.5},"
+            f"{'yes' if i % 2 else 'No'},2021-0{1 + i % 9}-1{i % 9},"
             f"same,{'?' if i % 7 == 0 else 'a' if i % 3 else 'b'},{i % 2}" for i in range(40)]
     path = _csv(tmp_path, _rows("Order Id,amount,Prime,Order Date,Shop,Channel,label", rows))
     profile = profile_csv(path, [("label", get_task("binary"))])
