@@ -8,12 +8,13 @@ week's (weekly), ``year * 12 + month - 1`` (monthly), ``year * 4 + quarter - 1``
 year (yearly).
 """
 import calendar
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from statistics import median
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from serving.codec.model_extras import read_extra, write_extra
 
@@ -33,18 +34,41 @@ _STEP_DAYS = (("daily", 1, 1), ("weekly", 7, 7), ("monthly", 28, 31), ("quarterl
 
 YEAR = re.compile(r"^\d{4}$")
 YEAR_MONTH = re.compile(r"^(\d{4})[-/](\d{1,2})$")
+YEAR_MONTH_DOT = re.compile(r"^(\d{4})\.(\d{2})$")  # 1960.01 (a decimal year reads too: 1960.01 is no month of it)
+YEAR_MONTH_COMPACT = re.compile(r"^(\d{4})(\d{2})$")  # 196001, as statistics offices and SQL exports write months
 QUARTER = re.compile(r"^(\d{4})[- ]?Q([1-4])$", re.IGNORECASE)
+ISO_WEEK = re.compile(r"^(\d{4})[- ]?W(\d{1,2})$", re.IGNORECASE)  # tsibble's yearweek "1991 W06", ISO's "1991-W06"
+YEAR_MON = re.compile(r"^(\d{4})[ -]([A-Za-z]{3,9})\.?$")  # tsibble's yearmonth "1960 Jan"
+MON_YEAR = re.compile(r"^([A-Za-z]{3,9})\.?[ -](\d{4})$")  # "Jan 1960", "January 1960", "Jan-1960"
 DECIMAL_YEAR = re.compile(r"^\d{4}\.\d+$")
-DATE_FORMATS = {  # format name -> (pattern, strptime layout of its date part)
+MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+               "november", "december")  # English whatever the locale: what exports write
+DATE_FORMATS = {  # format name -> (pattern, strptime layout of its date part); tables read these too
     "iso": (re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$"), "%Y-%m-%d"),
     "ymd_slash": (re.compile(r"^\d{4}/\d{2}/\d{2}( \d{2}:\d{2}(:\d{2})?)?$"), "%Y/%m/%d"),
     "mdy_slash": (re.compile(r"^\d{1,2}/\d{1,2}/\d{4}( \d{1,2}:\d{2}(:\d{2})?)?$"), "%m/%d/%Y"),
     "unix": (re.compile(r"^-?\d{9,11}(\.\d+)?$"), ""),
 }
-PERIOD_FORMATS = ("year", "year_month", "quarter", "decimal_year")
+SERIES_DATE_FORMATS = {  # a series' time column only (a table's Transform does not parse them): day first, compact
+    "dmy_slash": (re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$"), "%d/%m/%Y"),
+    "dmy_dot": (re.compile(r"^\d{1,2}\.\d{1,2}\.\d{4}$"), "%d.%m.%Y"),
+    "ymd_compact": (re.compile(r"^\d{8}$"), "%Y%m%d"),
+}
+ALL_DATE_FORMATS = {**DATE_FORMATS, **SERIES_DATE_FORMATS}
+# period formats (no day): name -> (pattern, frequency); a decimal year is one too, read on its own
+_PERIODS = {"year": (YEAR, "yearly"), "year_month": (YEAR_MONTH, "monthly"),
+            "year_month_dot": (YEAR_MONTH_DOT, "monthly"), "year_month_compact": (YEAR_MONTH_COMPACT, "monthly"),
+            "year_mon": (YEAR_MON, "monthly"), "mon_year": (MON_YEAR, "monthly"), "quarter": (QUARTER, "quarterly"),
+            "iso_week": (ISO_WEEK, "weekly")}
+_PERIOD_PATTERNS = {name: pattern for name, (pattern, _) in _PERIODS.items()}
+_PERIOD_FREQUENCY = {name: frequency for name, (_, frequency) in _PERIODS.items()}
+PERIOD_FORMATS = (*_PERIODS, "decimal_year")
 # how a message names a format: as the user writes it
 FORMAT_SHOWN = {"iso": "YYYY-MM-DD", "ymd_slash": "YYYY/MM/DD", "mdy_slash": "MM/DD/YYYY", "unix": "Unix seconds",
-                "year": "YYYY", "year_month": "YYYY-MM", "quarter": "YYYY Qn", "decimal_year": "a decimal year"}
+                "dmy_slash": "DD/MM/YYYY", "dmy_dot": "DD.MM.YYYY", "ymd_compact": "YYYYMMDD", "year": "YYYY",
+                "year_month": "YYYY-MM", "year_month_dot": "YYYY.MM", "year_month_compact": "YYYYMM",
+                "year_mon": "YYYY Mon", "mon_year": "Mon YYYY", "quarter": "YYYY Qn", "iso_week": "YYYY Www",
+                "decimal_year": "a decimal year such as 1949.083"}
 
 
 class PeriodError(ValueError):
@@ -77,7 +101,7 @@ class TimeAxis:
         day = self._date(period)
         if self.format == "unix":
             return str(int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()))
-        return day.strftime(DATE_FORMATS[self.format][1])
+        return day.strftime(ALL_DATE_FORMATS[self.format][1])
 
     def shown(self, period: int) -> str:
         """The period as a message names it: its label, and for Unix seconds the date they are."""
@@ -106,12 +130,34 @@ class TimeAxis:
         return date(year, month + 1, last if self.anchor == 0 else min(self.anchor, last))
 
 
+def _month_number(name: str) -> int:
+    """1-12 of an English month name or its abbreviation ("Jan", "Sept", "January"), else 0."""
+    lowered = name.lower()
+    return next((i + 1 for i, full in enumerate(MONTH_NAMES) if len(lowered) >= 3 and full.startswith(lowered)), 0)
+
+
+def _year_and_step(text: str, fmt: str) -> Optional[Tuple[int, int]]:
+    """(year, month or quarter or ISO week) of a cell in a period format with one, or None."""
+    match = _PERIOD_PATTERNS[fmt].match(text)
+    if not match:
+        return None
+    if fmt in ("year_mon", "mon_year"):
+        year, name = (match.group(1), match.group(2)) if fmt == "year_mon" else (match.group(2), match.group(1))
+        return int(year), _month_number(name)
+    return int(match.group(1)), int(match.group(2))
+
+
 def _period_of_text(text: str, fmt: str, frequency: str) -> int:
     if fmt == "year" and YEAR.match(text):
         return int(text)
-    match = YEAR_MONTH.match(text) if fmt == "year_month" else QUARTER.match(text) if fmt == "quarter" else None
-    if match and (fmt == "quarter" or 1 <= int(match.group(2)) <= 12):
-        return int(match.group(1)) * (12 if fmt == "year_month" else 4) + int(match.group(2)) - 1
+    found = _year_and_step(text, fmt) if fmt in _PERIOD_PATTERNS else None
+    if found and fmt == "iso_week":
+        try:
+            return date.fromisocalendar(found[0], found[1], 1).toordinal() // 7
+        except ValueError:
+            found = None
+    if found and 1 <= found[1] <= {"quarter": 4}.get(fmt, 12):
+        return found[0] * (4 if fmt == "quarter" else 12) + found[1] - 1
     if fmt == "decimal_year" and (DECIMAL_YEAR.match(text) or YEAR.match(text)):
         steps = float(text) * STEPS_PER_YEAR[frequency]
         if abs(steps - round(steps)) < 0.05:
@@ -123,10 +169,18 @@ def _period_of_text(text: str, fmt: str, frequency: str) -> int:
 def _period_text(period: int, fmt: str, frequency: str) -> str:
     if fmt == "year":
         return str(period)
-    if fmt == "year_month":
-        return f"{period // 12:04d}-{period % 12 + 1:02d}"
+    year, month = divmod(period, 12)
+    month_name = MONTH_NAMES[month][:3].title()
+    texts = {"year_month": f"{year:04d}-{month + 1:02d}", "year_month_dot": f"{year:04d}.{month + 1:02d}",
+             "year_month_compact": f"{year:04d}{month + 1:02d}",
+             "year_mon": f"{year:04d} {month_name}", "mon_year": f"{month_name} {year:04d}"}
+    if fmt in texts:
+        return texts[fmt]
     if fmt == "quarter":
         return f"{period // 4:04d} Q{period % 4 + 1}"
+    if fmt == "iso_week":
+        iso_year, week, _ = date.fromordinal(period * 7 + 1).isocalendar()  # the week's Monday
+        return f"{iso_year:04d} W{week:02d}"
     return f"{period / STEPS_PER_YEAR[frequency]:.6f}".rstrip("0").rstrip(".")
 
 
@@ -134,7 +188,7 @@ def _date(text: str, fmt: str) -> date:
     try:
         if fmt == "unix":
             return datetime.fromtimestamp(float(text), tz=timezone.utc).date()
-        return datetime.strptime(text.replace("T", " ").split(" ")[0], DATE_FORMATS[fmt][1]).date()
+        return datetime.strptime(text.replace("T", " ").split(" ")[0], ALL_DATE_FORMATS[fmt][1]).date()
     except (ValueError, OverflowError, OSError):
         raise PeriodError(f"{text!r} is not a date as {FORMAT_SHOWN[fmt]} (as the series' other times)") from None
 
@@ -151,20 +205,23 @@ def _period_of_date(day: date, frequency: str) -> int:
     return day.year
 
 
-def _format_of(values: Sequence[str]) -> str:
-    for fmt, (pattern, _) in DATE_FORMATS.items():
-        if fmt != "unix" and all(pattern.match(v) for v in values):
-            return fmt
-    for fmt, pattern in (("year", YEAR), ("year_month", YEAR_MONTH), ("quarter", QUARTER)):
-        if all(pattern.match(v) for v in values):
-            return fmt
+def _formats_of(values: Sequence[str]) -> List[str]:
+    """The formats every value matches, in order of preference: DD/MM/YYYY after MM/DD/YYYY, which
+    ``infer_axis`` keeps only when the month-first reading fails or has gaps the other has not."""
+    found = [fmt for fmt, (pattern, _) in ALL_DATE_FORMATS.items()
+             if fmt != "unix" and all(pattern.match(v) for v in values)]
+    found += [fmt for fmt, pattern in _PERIOD_PATTERNS.items()
+              if all(pattern.match(v) for v in values) and (fmt not in ("year_mon", "mon_year")
+                                                            or all(_year_and_step(v, fmt)[1] for v in values))]
     if all(DECIMAL_YEAR.match(v) or YEAR.match(v) for v in values):
-        return "decimal_year"
+        found.append("decimal_year")
     if all(DATE_FORMATS["unix"][0].match(v) for v in values):
-        return "unix"
-    bad = next(v for v in values if not any(p.match(v) for p, _ in DATE_FORMATS.values()))
-    raise PeriodError(f"{bad!r} is not a time this reads (YYYY-MM-DD, YYYY/MM/DD, MM/DD/YYYY, Unix seconds, "
-                      "a year, YYYY-MM, 'YYYY Q1' or a decimal year such as 1949.083)")
+        found.append("unix")
+    if found:
+        return found
+    bad = next((v for v in values if not any(p.match(v) for p, _ in ALL_DATE_FORMATS.values())
+                and not any(p.match(v) for p in _PERIOD_PATTERNS.values())), values[0])
+    raise PeriodError(f"{bad!r} is not a time this reads ({', '.join(FORMAT_SHOWN.values())})")
 
 
 def _frequency_of_days(steps: Sequence[float]) -> Optional[str]:
@@ -173,23 +230,51 @@ def _frequency_of_days(steps: Sequence[float]) -> Optional[str]:
 
 
 def infer_axis(series_times: Sequence[Sequence[str]]) -> TimeAxis:
-    """The axis of a time column from its cells, grouped by series (each sorted or not): the format
-    every cell has and the frequency of the typical step within a series."""
+    """The axis of a time column from its cells, grouped by series (each sorted or not): of the
+    formats every cell has, the first that reads them all on a regular frequency with the fewest
+    missing steps (01/02/1960, 01/03/1960, ... reads as months day first, not as days with gaps)."""
     cells = [c.strip() for times in series_times for c in times]
     if not cells:
         raise PeriodError("no times")
-    fmt = _format_of(cells)
-    if fmt in ("year", "year_month", "quarter"):
-        return TimeAxis(fmt, {"year": "yearly", "year_month": "monthly", "quarter": "quarterly"}[fmt])
+    grouped = [[c.strip() for c in times] for times in series_times]
+    readings, refusals = [], []
+    for fmt in _formats_of(cells):
+        try:
+            axis = _axis_in(fmt, grouped)
+        except PeriodError as e:
+            refusals.append(e)
+            continue
+        readings.append((_missing_steps(axis, grouped), len(readings), axis))
+    best = min(readings, default=None)
+    if best is None or (best[0] == math.inf and refusals):  # a refusal says more than a format that does not read
+        raise refusals[0]
+    return best[2]
+
+
+def _missing_steps(axis: TimeAxis, grouped: Sequence[Sequence[str]]) -> float:
+    """The steps each series' span holds beyond its distinct times (gaps), summed; infinite when a
+    cell does not read (a period format's cells are only matched by pattern before)."""
+    try:
+        spans = [{axis.period(c) for c in times} for times in grouped]
+    except PeriodError:
+        return math.inf
+    return sum(max(periods) - min(periods) + 1 - len(periods) for periods in spans if periods)
+
+
+def _axis_in(fmt: str, grouped: Sequence[Sequence[str]]) -> TimeAxis:
+    """The axis of the cells read in ``fmt`` (every cell must read), or a PeriodError."""
+    if fmt in _PERIOD_FREQUENCY:  # its cells are read one by one later, each refusal naming its line
+        return TimeAxis(fmt, _PERIOD_FREQUENCY[fmt])
     if fmt == "decimal_year":
-        steps = [b - a for times in series_times for a, b in zip(*_pairs(sorted(float(t) for t in times)))]
+        steps = [b - a for times in grouped for a, b in zip(*_pairs(sorted(float(t) for t in times)))]
         per_year = round(1 / median(steps)) if steps and median(steps) > 0 else 0
         frequency = next((f for f, n in STEPS_PER_YEAR.items() if n == per_year), None)
         if frequency is None:
+            cells = [c for times in grouped for c in times]
             raise PeriodError(f"decimal years {cells[0]}, {cells[1] if len(cells) > 1 else ''}...: a step of "
                               f"{median(steps) if steps else 0:g} years is not monthly, quarterly or yearly")
         return TimeAxis(fmt, frequency)
-    days = [sorted(_date(c.strip(), fmt) for c in times) for times in series_times]
+    days = [sorted(_date(c, fmt) for c in times) for times in grouped]
     steps = [(b - a).days for day_list in days for a, b in zip(*_pairs(day_list))]
     frequency = _frequency_of_days([s for s in steps if s > 0]) if any(s > 0 for s in steps) else None
     if frequency is None:

@@ -50,6 +50,37 @@ def test_each_time_format_reads_on_its_frequency(cells, fmt, frequency):
     assert periods == sorted(periods) and axis.label(periods[0]).replace(".0", "") in (cells[0], "1949", "1960")
 
 
+@pytest.mark.parametrize("cells, fmt, frequency, following", [
+    (["05.02.2007", "12.02.2007", "19.02.2007"], "dmy_dot", "weekly", "26.02.2007"),
+    (["20240130", "20240131", "20240201"], "ymd_compact", "daily", "20240202"),
+    (["196011", "196012", "196101"], "year_month_compact", "monthly", "196102"),
+    (["1960.10", "1960.11", "1960.12"], "year_month_dot", "monthly", "1961.01"),  # not a decimal year's 0.01 steps
+    (["1960 Jan", "1960 Feb", "1960 Mar"], "year_mon", "monthly", "1960 Apr"),  # tsibble's yearmonth
+    (["Nov 1960", "December 1960", "Jan. 1961"], "mon_year", "monthly", "Feb 1961"),
+    (["1991 W51", "1991 W52", "1992-W01"], "iso_week", "weekly", "1992 W02"),  # tsibble's yearweek
+])
+def test_exports_times_read_and_are_written_back_in_their_style(cells, fmt, frequency, following):
+    axis = infer_axis([cells])
+    assert (axis.format, axis.frequency) == (fmt, frequency)
+    periods = [axis.period(c) for c in cells]
+    assert periods == list(range(periods[0], periods[0] + 3)) and axis.label(periods[0]) == cells[0]
+    assert axis.label(periods[-1] + 1) == following
+
+
+def test_day_first_dates_read_as_the_regular_series_they_are():
+    """01/02/1960, 01/03/1960, ...: month first they are days with gaps (and 01/13/1960 does not
+    read), day first a regular monthly series; with a day above 12 only day first reads."""
+    months = [f"01/{m % 12 + 1:02d}/{1960 + m // 12}" for m in range(24)]
+    axis = infer_axis([months])
+    assert (axis.format, axis.frequency) == ("dmy_slash", "monthly") and axis.iso_date(axis.period(months[1])) == \
+        "1960-02-01"
+    weekly = infer_axis([["05/02/2007", "12/02/2007", "19/02/2007"]])
+    assert (weekly.format, weekly.frequency) == ("dmy_slash", "weekly")
+    assert infer_axis([["01/31/1960", "02/29/1960", "03/31/1960"]]).format == "mdy_slash"  # month first still first
+    with pytest.raises(PeriodError, match="'Jan-60' is not a time this reads"):  # a two-digit year: which century?
+        infer_axis([["Jan-60", "Feb-60"]])
+
+
 def test_a_period_is_written_back_as_the_column_writes_it():
     assert TimeAxis("iso", "monthly", 0).label(2020 * 12 + 1) == "2020-02-29"  # month ends stay month ends
     assert TimeAxis("decimal_year", "monthly").label(1961 * 12 + 1) == "1961.083333"
