@@ -10,7 +10,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from serving.codec.periods import NEXT_DATE_INPUT, first_bad_iso_date
+from serving.codec.columns import ColumnNames, unreadable
+from serving.codec.periods import FORMAT_SHOWN, NEXT_DATE_INPUT, first_bad_iso_date
 from serving.errors import ServingError, invalid
 from serving.options import ServerOptions
 from serving.runtime.batching import Batcher
@@ -190,6 +191,8 @@ class DataPlane:
             inputs = inputs_for(model.servable.signature(key), model.servable.columns)
             if model.servable.series is not None:
                 _check_series_inputs(inputs)
+            elif model.servable.columns.kinds:
+                _check_table_cells(inputs, model.servable.columns)
             outputs = self._call(model, key, inputs, output_filter)
             if self.request_log and key == DEFAULT_SIGNATURE and self.request_log.sampled():
                 self.request_log.log_rows(model.name, model.version, inputs)
@@ -236,6 +239,26 @@ class DataPlane:
         if self.manager.config_error:
             body["config_error"] = self.manager.config_error
         return ready, body
+
+
+_CHECKED_KINDS = ("datetime", "boolean")
+
+
+def _check_table_cells(inputs: Mapping[str, np.ndarray], columns: ColumnNames) -> None:
+    """A user table's date-time and boolean cells: one its kind does not read (training would have
+    read it as missing) is refused naming the column, the row and what the column reads."""
+    for key, values in inputs.items():
+        kind = columns.kinds.get(key)
+        if kind not in _CHECKED_KINDS or values.dtype != object:
+            continue
+        date_format = columns.date_formats.get(key, "iso")
+        for row, value in enumerate(np.reshape(values, -1)):
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            if unreadable(text, kind, date_format):
+                reads = (f"a date as {FORMAT_SHOWN[date_format]}" if kind == "datetime" else
+                         "a yes/no value (true/false, yes/no, t/f, y/n, any case)")
+                raise invalid(f"{columns.name_of(key)}: {text!r} at row {row} is not {reads}; send it empty or "
+                              "null-like (NA) for a missing value")
 
 
 def _check_series_inputs(inputs: Mapping[str, np.ndarray]) -> None:

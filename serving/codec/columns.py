@@ -8,7 +8,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from serving.codec.model_extras import read_extra, write_extra
 
@@ -73,8 +73,9 @@ def days_from_civil(year: int, month: int, day: int) -> int:
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
-def date_parts(value: Any, date_format: str) -> Optional[Dict[str, float]]:
-    """The parts the Transform graph computes of one raw cell, or None when missing/unreadable."""
+def _moment(value: Any, date_format: str) -> Optional[Tuple[int, int, int, int]]:
+    """(year, month, day, hour) of a raw date-time cell as the Transform graph reads it, or None when
+    missing or not in the format (the graph reads a real day only if the cell holds one)."""
     if is_missing_text(value):
         return None
     if date_format == "unix":
@@ -84,20 +85,47 @@ def date_parts(value: Any, date_format: str) -> Optional[Dict[str, float]]:
             moment = datetime.datetime.fromtimestamp(float(value), tz=datetime.timezone.utc)
         except (TypeError, ValueError, OverflowError, OSError):
             return None
-        year, month, day, hour = moment.year, moment.month, moment.day, moment.hour
-    else:
-        match = re.match(MDY_PATTERN if date_format == "mdy_slash" else YMD_PATTERN, str(value).strip())
-        if not match:
-            return None
-        groups = match.groups()
-        if date_format == "mdy_slash":
-            month, day, year = int(groups[0]), int(groups[1]), int(groups[2])
-        else:
-            year, month, day = int(groups[0]), int(groups[1]), int(groups[2])
-        hour = int(groups[3]) if groups[3] else 0
+        return moment.year, moment.month, moment.day, moment.hour
+    match = re.match(MDY_PATTERN if date_format == "mdy_slash" else YMD_PATTERN, str(value).strip())
+    if not match:
+        return None
+    groups = match.groups()
+    first, second, third = int(groups[0]), int(groups[1]), int(groups[2])
+    hour = int(groups[3]) if groups[3] else 0
+    return (third, first, second, hour) if date_format == "mdy_slash" else (first, second, third, hour)
+
+
+def date_parts(value: Any, date_format: str) -> Optional[Dict[str, float]]:
+    """The parts the Transform graph computes of one raw cell, or None when missing/unreadable."""
+    moment = _moment(value, date_format)
+    if moment is None:
+        return None
+    year, month, day, hour = moment
     days = days_from_civil(year, month, day)
     return {"year": float(year), "month": float(month), "day_of_week": float((days + 3) % 7),
             "day_of_year": float(days - days_from_civil(year, 1, 1) + 1), "hour": float(hour)}
+
+
+def unreadable(value: Any, kind: str, date_format: str = "") -> bool:
+    """Whether a served cell of a date-time or boolean column is neither missing nor what its kind
+    reads: a date-time that is no real day and hour in its format, a boolean none of the yes/no
+    tokens. Training reads such a cell as missing; a request that sends one means something else."""
+    if is_missing_text(value):
+        return False
+    if kind == "boolean":
+        return not boolean_text(value)
+    if kind != "datetime" or date_format == "unix":  # Unix seconds arrive as numbers, checked as numbers
+        return False
+    moment = _moment(value, date_format)
+    if moment is None or moment[3] > 23:
+        return True
+    import datetime
+
+    try:
+        datetime.date(*moment[:3])
+    except ValueError:
+        return True
+    return False
 
 
 @dataclass(frozen=True)

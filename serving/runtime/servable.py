@@ -18,7 +18,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2, saved_model_pb2
 from tensorflow.python.saved_model import loader_impl
 
-from serving.codec.columns import read_columns
+from serving.codec.columns import ColumnNames, read_columns
 from serving.codec.images import read_image_info
 from serving.codec.model_extras import EXTRA_FIELDS
 from serving.codec.periods import read_series_info
@@ -134,6 +134,9 @@ class Servable:
         self.columns = read_columns(self.path)  # original column names -> the signatures' keys
         self.image = read_image_info(self.path)  # an image model's input size and class names
         self.series = read_series_info(self.path)  # a forecaster's history columns and time axis
+        if self.series is not None and not self.columns.keys:  # its covariates by their column names too
+            renamed = {column: key for column, key in self.series.covariates if column != key}
+            self.columns = ColumnNames(renamed) if renamed else self.columns
 
     def extras(self) -> Dict[str, Any]:
         """This server's metadata beside TF Serving's signature defs, as JSON documents by field

@@ -94,6 +94,10 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
     try:
         target = Target("127.0.0.1", "shops")
         rest = [row["forecast"] for row in predict_rest("127.0.0.1", server.rest_port, target, body)["predictions"]]
+        by_column = {"instances": [{"Promo" if k == "promo" else k: v for k, v in row.items()}
+                                   for row in body["instances"]]}  # the covariate as the CSV names it
+        named = [row["forecast"] for row in predict_rest("127.0.0.1", server.rest_port, target,
+                                                         by_column)["predictions"]]
         inputs, _ = model_inputs(model_metadata(target, server.rest_port, server.grpc_port), target)
         grpc = [row["forecast"] for row in predict_grpc("127.0.0.1", server.grpc_port, target, body,
                                                           inputs)["predictions"]]
@@ -124,6 +128,7 @@ def test_rest_and_mlops_predict_send_date_and_promotions_and_the_promotion_count
     finally:
         server.stop()
     np.testing.assert_allclose(rest, expected, rtol=1e-5)
+    np.testing.assert_allclose(named, expected, rtol=1e-5)
     np.testing.assert_allclose(grpc, expected, rtol=1e-5)
     for bad, (over_rest, over_grpc) in zip(("2024-1-22", "", "01/22/2024", "2024-13-45"), bad_dates):
         message = f"next_date: {bad!r} is not a date as YYYY-MM-DD"

@@ -108,7 +108,15 @@ def _rows(path: Path, count: int = 6):
 def test_the_served_model_answers_rows_keyed_by_the_original_header(tables, tmp_path):
     """REST instances and columnar inputs, gRPC, `mlops predict` (CSV with the original header),
     the edge runtime and batch scoring give the same predictions for the same raw rows."""
-    from serving.client import Target, model_inputs, model_metadata, predict_grpc, predict_rest, request_from_file
+    from serving.client import (
+        ClientError,
+        Target,
+        model_inputs,
+        model_metadata,
+        predict_grpc,
+        predict_rest,
+        request_from_file,
+    )
     from serving.edge_runtime import EdgeModel, read_rows, read_sidecar, rows_to_inputs
     from serving.options import ServerOptions
     from serving.server import start_server
@@ -138,6 +146,11 @@ def test_the_served_model_answers_rows_keyed_by_the_original_header(tables, tmp_
         with urllib.request.urlopen(f"http://127.0.0.1:{server.rest_port}/v1/models/{config.name}/metadata") as r:
             columns = json.load(r)["metadata"]["columns"]["columns"]
         assert {"name": "Visit Date", "key": "visit_date", "kind": "datetime", "format": "iso"} in columns
+        with pytest.raises(ClientError) as refused:  # it was read as a missing date, answered 200
+            predict_rest("127.0.0.1", server.rest_port, target,
+                         {"instances": [rows[1], dict(rows[1], **{"Visit Date": "2014-13-45"})]})
+        assert "HTTP 400" in str(refused.value)
+        assert "Visit Date: '2014-13-45' at row 1 is not a date as YYYY-MM-DD" in str(refused.value), refused.value
     finally:
         server.stop()
     np.testing.assert_allclose(np.reshape(rest, -1), np.reshape(by_csv, -1), rtol=1e-6)

@@ -82,3 +82,17 @@ def test_json_rows_lacking_a_column_are_refused_by_its_original_name_as_a_csv_is
         request_from_file(tmp_path / "rows.csv", lambda: (inputs, columns))
     path.write_text(json.dumps([{"Web.Description": "a laptop", "State": "CA", "breach_date": "2014-03-05"}]))
     assert request_from_file(path, lambda: (inputs, columns))[0]["instances"][0]["State"] == "CA"  # keys pass too
+
+
+def test_a_served_date_or_boolean_cell_its_column_does_not_read_is_told_apart_from_a_missing_one():
+    """Training reads an unreadable cell as missing; a request that sends one ("garbage", a 13th month,
+    the other date order, "maybe") means something else, and the data plane refuses it."""
+    from serving.codec.columns import unreadable
+
+    for cell in ("garbage", "03/05/2014", "2014-13-45", "2014-02-29", "2014-03-05 25:00"):
+        assert unreadable(cell, "datetime", "iso"), cell
+    for cell in ("", "NA", None, "2016-02-29", "2016-02-29T12:00", "2014-03-05 23:59"):
+        assert not unreadable(cell, "datetime", "iso"), cell
+    assert unreadable("13/01/2014", "datetime", "mdy_slash") and not unreadable("02/29/2016", "datetime", "mdy_slash")
+    assert unreadable("maybe", "boolean") and not any(unreadable(c, "boolean") for c in ("Yes", "n", "FALSE", "NA"))
+    assert not unreadable("anything", "string") and not unreadable(1.5e9, "datetime", "unix")
