@@ -58,8 +58,15 @@ def _int_range(dtype: Any) -> Tuple[int, int]:
 
 
 def _leaf(value: Any, spec: TensorSpecInfo) -> Any:
+    """Beyond TF Serving's rules, which refuse them: null is a missing value ("" for a string, NaN
+    for a float: the served graph reads both as missing), and true/false for a string is the text a
+    yes/no column reads."""
     dtype, kind = spec.dtype, spec.kind
+    if value is None and kind in _MISSING:
+        return _MISSING[kind]
     if kind == "string":
+        if isinstance(value, bool):
+            return b"true" if value else b"false"
         if isinstance(value, str):
             try:
                 return value.encode()
@@ -87,6 +94,9 @@ def _leaf(value: Any, spec: TensorSpecInfo) -> Any:
         raise invalid(f"input '{spec.name}': dtype {dtype.name} is not supported over JSON")
     raise invalid(f"JSON Value: {_short(value)} Type: {_json_type(value)} is not of expected type: {dtype.name} "
                   f"(input '{spec.name}')")
+
+
+_MISSING = {"string": b"", "float": float("nan")}
 
 
 def _convert(value: Any, spec: TensorSpecInfo) -> Any:

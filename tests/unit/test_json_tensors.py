@@ -214,3 +214,22 @@ def test_a_one_input_model_names_an_object_that_misnames_its_input(document, mes
     for good in ({"instances": ["Intro"]}, {"instances": [{"course": "Intro"}]}, {"instances": [{"b64": "SW50cm8="}]},
                  {"inputs": ["Intro"]}, {"inputs": {"course": ["Intro"]}}):
         assert request_inputs(good, one)[0]["course"].tolist() == [b"Intro"]
+
+
+def test_null_is_a_missing_value_and_a_boolean_is_its_text(signature):
+    """A probe could send no missing number over REST, and a yes/no column refused JSON false: null
+    is "" for a string and NaN for a float (both read as missing by the served graph), true/false
+    the text "true"/"false". An integer still refuses null: it has no missing value."""
+    from serving.codec.tensors import request_inputs
+
+    rows = {"instances": [{"amount": None, "segment": False, "pixels": [1, None]},
+                          {"amount": 2.5, "segment": None, "pixels": [3, 4]}]}
+    arrays, _ = request_inputs(rows, signature)
+    assert np.isnan(arrays["amount"][0]) and arrays["amount"][1] == 2.5 and np.isnan(arrays["pixels"][0][1])
+    assert arrays["segment"].tolist() == [b"false", b""]
+    from serving.codec.signature import Signature, TensorSpecInfo
+
+    ints = Signature("serving_default", "tensorflow/serving/predict",
+                     {"n": TensorSpecInfo("n", tf.int64, (None,), "", "int")}, {})
+    with pytest.raises(ServingError, match="is not of expected type: int64"):
+        request_inputs({"instances": [None]}, ints)
