@@ -169,9 +169,17 @@ def _parse_error(path: Path, source: TableSource, message: str) -> str:
     with _text(path, source.encoding) as f:
         reader = csv.reader(f, delimiter=source.delimiter)
         next(reader, None)
-        for row in reader:
-            if row and len(row) != width and any(cell.strip() for cell in row):
-                return f"{path}: line {reader.line_num} has {len(row)} fields, the header has {width}"
+        start = reader.line_num + 1  # where the next record begins: a quoted value may hold line breaks
+        try:
+            for row in reader:
+                if row and len(row) != width and any(cell.strip() for cell in row):
+                    if reader.line_num > start:  # an unclosed quote swallows the lines after it
+                        return (f"{path}: line {start} has a value whose quote runs on to line {reader.line_num} "
+                                f"(the record then has {len(row)} fields, the header has {width}): close the quote")
+                    return f"{path}: line {reader.line_num} has {len(row)} fields, the header has {width}"
+                start = reader.line_num + 1
+        except csv.Error:  # the file ends inside a quote
+            return f"{path}: line {start} opens a quote that is never closed"
     return f"{path}: not readable as CSV ({message.splitlines()[0]})"
 
 

@@ -50,6 +50,8 @@ def test_regression_profile_has_label_spread(tmp_path):
     (_rows("x;y", ["1;0", "2;1;5"] * 15), "binary", "y", "line 3 has 3 fields, the header has 2"),
     (_rows("x,y", ["1,0", "2,1"] * 15), "binary", "x,y", "label column 'x,y' not found"),
     (_rows("x,y", ["1,0", "2,1,5"] * 15), "binary", "y", "line 3 has 3 fields, the header has 2"),
+    (_rows("x,y", ["1,0"] * 10 + ['"2 and more,1'] + ["3,0", "4,1"] * 10), "binary", "y",  # an unclosed quote
+     "line 12 has a value whose quote runs on to line "),
 ])
 def test_bad_input_is_named(tmp_path, text, task, label, message):
     with pytest.raises(InputDataError) as err:
