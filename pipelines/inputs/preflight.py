@@ -311,6 +311,9 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
         kind = _kind(path, name, key, stats, cells, key in forced_datetime, options.schema_kinds.get(key))
         if key in categorical:
             kind = ColumnKind(col.STRING)
+        if key in forced_text and kind.kind in (col.NUMERIC, col.INTEGER):
+            raise InputDataError(f"{path}: --text '{name}': its values are numbers, not words (--categorical reads "
+                                 "codes as categories)")
         if key not in label_keys and (key in forced_text or (kind.kind == col.STRING and key not in categorical)):
             kind = _text_kind(kind, cells, key in forced_text)
         role, reason = _role(key, kind, stats, cells, label_keys, dropped, chosen,

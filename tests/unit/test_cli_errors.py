@@ -80,6 +80,8 @@ BAD_INPUTS = [
      "--text and --drop both name 'segment'; keep one"),
     ("--text and --categorical", _good, [*BINARY, "--text", "segment", "--categorical", "segment"],
      "--text and --categorical both name 'segment'; keep one"),
+    ("--text on numbers", _good, [*BINARY, "--text", "amount"],
+     "--text 'amount': its values are numbers, not words (--categorical reads codes as categories)"),
     ("--text-ngrams 4", _good, [*BINARY, "--text-ngrams", "4"], "--text-ngrams 4: choose one of 1, 2, 3"),
     ("--text-ngrams on a table without text", _good, [*BINARY, "--text-ngrams", "1"],
      "--text-ngrams shape how free-text columns are read; this input has none read as text"),
