@@ -237,14 +237,16 @@ def infer_axis(series_times: Sequence[Sequence[str]]) -> TimeAxis:
     if not cells:
         raise PeriodError("no times")
     grouped = [[c.strip() for c in times] for times in series_times]
+    formats = _formats_of(cells)
     readings, refusals = [], []
-    for fmt in _formats_of(cells):
+    for fmt in formats:
         try:
             axis = _axis_in(fmt, grouped)
         except PeriodError as e:
             refusals.append(e)
             continue
-        readings.append((_missing_steps(axis, grouped), len(readings), axis))
+        gaps = _missing_steps(axis, grouped) if len(formats) > 1 else 0  # one reading: nothing to compare
+        readings.append((gaps, len(readings), axis))
     best = min(readings, default=None)
     if best is None or (best[0] == math.inf and refusals):  # a refusal says more than a format that does not read
         raise refusals[0]
