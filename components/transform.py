@@ -230,6 +230,13 @@ def _days_from_civil(year: tf.Tensor, month: tf.Tensor, day: tf.Tensor) -> tf.Te
     return era * 146097 + doe - 719468
 
 
+def _days_in_month(year: tf.Tensor, month: tf.Tensor) -> tf.Tensor:
+    """The days of a month (1-12) of a year, int64."""
+    december = tf.cast(tf.equal(month, 12), tf.int64)
+    return _days_from_civil(year + december, month % 12 + 1, tf.ones_like(month)) - \
+        _days_from_civil(year, month, tf.ones_like(month))
+
+
 def date_parts(x: tf.Tensor, date_format: str) -> Dict[str, tf.Tensor]:
     """Year, month, day of week (Monday 0), day of year and hour of a date-time column, as floats
     (NaN where the cell is missing or unreadable). Formats: iso (YYYY-MM-DD[THH:MM[:SS]]),
@@ -257,7 +264,9 @@ def date_parts(x: tf.Tensor, date_format: str) -> Dict[str, tf.Tensor]:
         year, month, day = (tf.strings.to_number(tf.where(valid, f, "0"), tf.int64) for f in fields[:3])
         hour_text = fields[3]
         hour = tf.strings.to_number(tf.where(valid & (tf.strings.length(hour_text) > 0), hour_text, "0"), tf.int64)
+        valid = valid & (month >= 1) & (month <= 12)
         month = tf.where(valid, month, tf.ones_like(month))
+        valid = valid & (day >= 1) & (day <= _days_in_month(year, month)) & (hour <= 23)  # 2014-13-45: missing
         day = tf.where(valid, day, tf.ones_like(day))
         days = _days_from_civil(year, month, day)
     day_of_week = tf.math.floormod(days + 3, 7)  # 1970-01-01 was a Thursday (3 with Monday 0)

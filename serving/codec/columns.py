@@ -3,6 +3,7 @@ signatures take (``malic_acid``), shipped in the SavedModel's ``assets.extra`` (
 it). Servers, clients and the edge runtime accept either name; columns the model left out (an
 identifier, a constant) are dropped from a request instead of refused."""
 import csv
+import datetime
 import math
 import re
 from contextlib import contextmanager
@@ -75,12 +76,10 @@ def days_from_civil(year: int, month: int, day: int) -> int:
 
 def _moment(value: Any, date_format: str) -> Optional[Tuple[int, int, int, int]]:
     """(year, month, day, hour) of a raw date-time cell as the Transform graph reads it, or None when
-    missing or not in the format (the graph reads a real day only if the cell holds one)."""
+    missing, not in the format, or no real day and hour (2014-13-45, 2014-02-29 25:00)."""
     if is_missing_text(value):
         return None
     if date_format == "unix":
-        import datetime
-
         try:
             moment = datetime.datetime.fromtimestamp(float(value), tz=datetime.timezone.utc)
         except (TypeError, ValueError, OverflowError, OSError):
@@ -92,7 +91,12 @@ def _moment(value: Any, date_format: str) -> Optional[Tuple[int, int, int, int]]
     groups = match.groups()
     first, second, third = int(groups[0]), int(groups[1]), int(groups[2])
     hour = int(groups[3]) if groups[3] else 0
-    return (third, first, second, hour) if date_format == "mdy_slash" else (first, second, third, hour)
+    moment = (third, first, second, hour) if date_format == "mdy_slash" else (first, second, third, hour)
+    try:
+        datetime.date(*moment[:3])
+    except ValueError:
+        return None
+    return moment if hour <= 23 else None
 
 
 def date_parts(value: Any, date_format: str) -> Optional[Dict[str, float]]:
@@ -116,16 +120,7 @@ def unreadable(value: Any, kind: str, date_format: str = "") -> bool:
         return not boolean_text(value)
     if kind != "datetime" or date_format == "unix":  # Unix seconds arrive as numbers, checked as numbers
         return False
-    moment = _moment(value, date_format)
-    if moment is None or moment[3] > 23:
-        return True
-    import datetime
-
-    try:
-        datetime.date(*moment[:3])
-    except ValueError:
-        return True
-    return False
+    return _moment(value, date_format) is None
 
 
 @dataclass(frozen=True)

@@ -111,14 +111,17 @@ def test_host_date_parts_equal_the_transform_graphs():
     from components.transform import date_parts as graph_parts
     from serving.codec.columns import DATE_PARTS, date_parts
 
-    cells = {"iso": ["2021-03-04", "2000-02-29T13:05:00", "1999-12-31 23:59", "", "bad"],
-             "mdy_slash": ["03/04/2021", "12/31/1999 10:00"], "ymd_slash": ["2021/03/04"]}
+    cells = {"iso": ["2021-03-04", "2000-02-29T13:05:00", "1999-12-31 23:59", "", "bad",
+                     "2014-13-45", "2014-02-29", "2016-02-30", "2021-03-04 24:00"],  # no real day: missing
+             "mdy_slash": ["03/04/2021", "12/31/1999 10:00", "13/01/2021", "02/30/2021"], "ymd_slash": ["2021/03/04"]}
+    missing = {"", "bad", "2014-13-45", "2014-02-29", "2016-02-30", "2021-03-04 24:00", "13/01/2021", "02/30/2021"}
     for fmt, values in cells.items():
         graph = graph_parts(tf.constant([[v] for v in values]), fmt)
         for i, value in enumerate(values):
             host = date_parts(value, fmt)
             got = [float(graph[p][i][0]) for p in DATE_PARTS]
             assert (host is None and all(g != g for g in got)) or got == [host[p] for p in DATE_PARTS], (fmt, value)
+            assert (host is None) is (value in missing), (fmt, value)
     seconds = [1614877200.0, 0.0, 951782400.0 + 5 * 3600]
     graph = graph_parts(tf.constant([[s] for s in seconds], tf.float64), "unix")
     for i, value in enumerate(seconds):
