@@ -52,7 +52,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     bounds = _min_metrics(args.min_metric)
     if args.shadow and args.canary is not None:
         raise UserError("--shadow and --canary: one at a time (a shadow is never served, a canary is)")
-    quiet_runtime(args.verbose)
+    quiet_runtime(args.verbose, cpp_errors=False)  # its table is what the user (and a CI log) reads
     from release.promotion import PromotionRules, end_canary, format_table, promote, set_shadow
     from serving.runtime.traffic import CLIENT_KEY_HEADER
 

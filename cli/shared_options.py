@@ -102,7 +102,7 @@ def add_command(sub, name: str, handler, help_text: str, *parents: argparse.Argu
 
 def quiet_runtime(verbose: bool = False, cpp_errors: bool = True) -> None:
     """Before TensorFlow loads: no C++ chatter and no deprecation noise unless --verbose. Without
-    ``cpp_errors`` (the serving commands, whose stderr the user reads), TensorFlow's C++ error lines
+    ``cpp_errors`` (serving and promotion, whose stderr the user reads), TensorFlow's C++ error lines
     go too: on a machine without a GPU, TF 2.16 prints three at import ('Unable to register cuDNN
     factory ...', tensorflow#62075) that mean nothing; a real failure still reaches Python as an
     exception, said in one line."""

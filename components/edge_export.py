@@ -33,6 +33,7 @@ from components.tasks import get_task
 from serving.codec import examples as example_codec
 from serving.codec.columns import read_columns
 from serving.codec.images import PIXELS_SIGNATURE, ImageInfo, load_pixels, read_image_info
+from serving.codec.model_extras import SERVING_MODEL_DIR
 from serving.codec.periods import read_series_info
 from serving.edge_runtime import ARTIFACT_TYPE, REPORT_FILE, SIDECAR, EdgeModel, rows_to_inputs
 
@@ -241,7 +242,7 @@ class EdgeExportExecutor(base_executor.BaseExecutor):
             edge.set_int_custom_property("exported", 0)
             return
         model = artifact_utils.get_single_instance(input_dict["model"])
-        model_dir = Path(model.uri) / "Format-Serving"
+        model_dir = Path(model.uri) / SERVING_MODEL_DIR
         tft_output = tft.TFTransformOutput(artifact_utils.get_single_instance(input_dict["transform_graph"]).uri)
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         tolerances = {**DEFAULT_TOLERANCES, **json.loads(exec_properties.get("tolerances") or "{}")}

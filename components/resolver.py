@@ -5,12 +5,16 @@ data is the cached candidate itself: the Evaluator's inputs change, it runs agai
 pushes the same model as a new version. Taking the newest blessed model *created before the
 candidate* gives the same baseline on every rerun, so the whole pipeline is served from cache.
 """
-from typing import Dict, List, Optional
+import os
+from typing import Any, Dict, List, Optional, Tuple
 
 import ml_metadata as mlmd
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.common import resolver
+
+from serving.codec.model_extras import SERVING_MODEL_DIR
+from serving.codec.periods import read_series_info
 
 CANDIDATE = "candidate"
 MODEL = "model"
@@ -41,6 +45,14 @@ class ThisRunStrategy(resolver.ResolverStrategy):
         return None
 
 
+def forecast_window(model: types.Artifact) -> Optional[Tuple[Any, ...]]:
+    """A forecaster's window (``SeriesInfo.window``): a baseline with another one cannot read this
+    run's windows (the Evaluator failed on it), so the baseline is the newest blessed model with the
+    same one. None for any other model."""
+    info = read_series_info(os.path.join(model.uri, SERVING_MODEL_DIR)) if model.uri else None
+    return None if info is None else info.window
+
+
 class BlessedBaselineStrategy(ThisRunStrategy):
     """Inputs ``candidate`` (this run's model), ``model`` and ``model_blessing`` (all of them)."""
     CURRENT = CANDIDATE
@@ -55,7 +67,9 @@ class BlessedBaselineStrategy(ThisRunStrategy):
             for b in inputs[MODEL_BLESSING]
             if b.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
         }
-        older_blessed = [m for m in inputs[MODEL] if m.id < this.id and m.id in blessing_by_model]
+        window = forecast_window(this)
+        older_blessed = [m for m in inputs[MODEL]
+                         if m.id < this.id and m.id in blessing_by_model and forecast_window(m) == window]
         if not older_blessed:
             return self.absent(inputs)
         baseline = max(older_blessed, key=lambda m: m.id)

@@ -23,8 +23,11 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 from components.gate_metrics import MAX_SLICE_DROP, MIN_SLICE_ROWS, OVERALL
 from core.file_lock import held
 from core.home import Home
+from core.run_report import SCALED_WINDOW_METRICS
 from release import mlflow_registry
 from release.mlflow_registry import CANARY, CHALLENGER, CHAMPION
+from serving.codec.columns import read_columns
+from serving.codec.periods import read_series_info
 from serving.runtime import traffic
 from serving.runtime.traffic import (  # TF Serving version labels in models.config
     CANARY_LABEL,
@@ -263,6 +266,29 @@ def _evaluate_both(home: Home, name: str, challenger: Any, champion: Any, exampl
     return targets, mine, theirs, rows_path, len(rows)
 
 
+def _other_window(home: Home, name: str, challenger: Any, champion: Any) -> str:
+    """Why the champion is not evaluated on the challenger's rows ("" when it is): a forecaster with
+    another window (horizon, lookback, frequency, covariates) cannot read them. The challenger is
+    then held to the gate alone."""
+    if champion is None:
+        return ""
+    mine, theirs = (read_series_info(_model_dir(home, name, v)) for v in (challenger, champion))
+    if mine is None or theirs is None or mine.window == theirs.window:
+        return ""
+    return (f"the champion v{champion.version} forecasts {theirs.describe_window()}, the challenger "
+            f"{mine.describe_window()}: no shared windows compare them, so the challenger met the gate alone")
+
+
+def _show_as_the_user_named(checks: List[Check], model_dir: str) -> None:
+    """A user's label by its column name (a forecaster's target is "target") and a forecaster's
+    window-scaled metric as the run's summary names it."""
+    series, columns = read_series_info(model_dir), read_columns(model_dir)
+    for check in checks:
+        check.target = series.label if series is not None else columns.name_of(check.target)
+        if series is not None:
+            check.metric = SCALED_WINDOW_METRICS.get(check.metric, check.metric)
+
+
 def _move_aliases(client: Any, home: Home, name: str, challenger: Any, canary: bool, canary_percent: float) -> str:
     """The registry's aliases and the serving labels moved to the challenger: as champion and
     ``stable`` (any canary and shadow ended), or as the canary with its share of traffic."""
@@ -304,13 +330,16 @@ def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, can
             outcome.action, outcome.message = "nothing", "the challenger is already the champion"
             return outcome
         _check_served(home, name, [challenger] + ([champion] if champion else []))
-        targets, mine, theirs, rows_path, rows = _evaluate_both(home, name, challenger, champion, examples,
-                                                                evaluate or model_eval.evaluate)
+        apart = _other_window(home, name, challenger, champion)
+        targets, mine, theirs, rows_path, rows = _evaluate_both(home, name, challenger, None if apart else champion,
+                                                                examples, evaluate or model_eval.evaluate)
         outcome.checks = decide(targets, mine, theirs, _tags_json(challenger, mlflow_registry.GATES_TAG, {}), rules)
+        _show_as_the_user_named(outcome.checks, _model_dir(home, name, challenger))
         failed = [c for c in outcome.checks if not c.passed]
+        outcome.message = apart
         if failed:
-            outcome.message = "; ".join(f"{c.target} {c.slice} {c.metric} {_fmt(c.challenger)} fails '{c.rule}'"
-                                        for c in failed[:5])
+            outcome.message = "; ".join([f"{c.target} {c.slice} {c.metric} {_fmt(c.challenger)} fails '{c.rule}'"
+                                         for c in failed[:5]] + ([apart] if apart else []))
             return outcome
         if mlflow_registry.aliases(client, name) != before:
             raise PromotionError(f"the aliases of '{name}' changed while it was evaluated (another promotion?); "

@@ -20,6 +20,7 @@ from core.config import EDGE_EXPORT_ID, PipelineConfig
 from core.run_report import RunReport
 from release import mlflow_registry
 from release.run_files import DataFacts, examples_uri
+from serving.codec.model_extras import SERVING_MODEL_DIR
 from serving.edge_runtime import ARTIFACT_TYPE as EDGE_ARTIFACT_TYPE
 
 MAX_PARAM_CHARS = 6000
@@ -116,7 +117,7 @@ def _tags(report: RunReport) -> Dict[str, str]:
 
 def trainer_model(report: RunReport) -> Optional[str]:
     uri = report.artifact_uris.get("Trainer", {}).get("Model")
-    return os.path.join(uri, "Format-Serving") if uri and os.path.isdir(os.path.join(uri, "Format-Serving")) else None
+    return os.path.join(uri, SERVING_MODEL_DIR) if uri and os.path.isdir(os.path.join(uri, SERVING_MODEL_DIR)) else None
 
 
 def _run_holding(client, experiment_id: str, model_dir: str) -> Optional[str]:

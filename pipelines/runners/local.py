@@ -9,6 +9,7 @@ from core.config import DRIFT_GATE_ID, PipelineConfig
 from core.file_lock import held
 from core.run_report import RunReport
 from pipelines.runners.progress import ProgressLines
+from serving.codec.model_extras import SERVING_MODEL_DIR
 
 GATE_NODES = ("AnomaliesGate", DRIFT_GATE_ID)  # data gates: their failure message is the report
 
@@ -128,7 +129,7 @@ def add_holdout(config: PipelineConfig, report: RunReport) -> str:
     model_dir = report.pushed_path
     if not model_dir:
         trained = report.artifact_uris.get("Trainer", {}).get("Model")
-        model_dir = str(Path(trained) / "Format-Serving") if trained else None
+        model_dir = str(Path(trained) / SERVING_MODEL_DIR) if trained else None
     profile = series_profile_again(spec)
     comparison = compare_on_holdout(model_dir, holdout_split(profile), holdout_windows(profile), spec.info, spec.season)
     report.holdout = comparison

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 EXTRAS_DIR = "assets.extra"
+SERVING_MODEL_DIR = "Format-Serving"  # where TFX's Trainer writes the SavedModel in its Model artifact
 # the metadata fields a server of ours adds to TF Serving's one (SIGNATURE_DEF), over REST and gRPC
 # alike: each the JSON document of one of these files
 SIGNATURE_DEF, EXTRA_FIELDS = "signature_def", ("columns", "image", "series")

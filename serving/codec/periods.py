@@ -330,6 +330,16 @@ class SeriesInfo:
                 "lookback": self.lookback, "horizon": self.horizon,
                 "covariates": [list(pair) for pair in self.covariates], "inputs": self.inputs()}
 
+    @property
+    def window(self) -> Tuple[Any, ...]:
+        """What each of its examples holds (lookback, horizon, frequency, covariates): a forecaster
+        with another window cannot read these examples, nor be compared on them."""
+        return self.lookback, self.horizon, self.axis.frequency, tuple(key for _, key in self.covariates)
+
+    def describe_window(self) -> str:
+        return f"{self.horizon} {self.axis.frequency} steps from {self.lookback}" + (
+            f" with {', '.join(column for column, _ in self.covariates)}" if self.covariates else "")
+
     def inputs(self) -> Dict[str, str]:
         """What a request row carries, for /metadata's readers."""
         out = {WINDOW_INPUT: f"the last {self.lookback} values, oldest first"}

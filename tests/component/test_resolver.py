@@ -90,3 +90,29 @@ def test_window_is_the_newest_accepted_spans_up_to_the_current_one():
     one = AcceptedSpanWindow(num_spans=1).resolve_artifacts(
         None, {CURRENT: [accepted[3]], ACCEPTED: accepted, EXAMPLES: examples})
     assert [e.id for e in one[EXAMPLES]] == [6]
+
+
+def test_a_forecasters_baseline_reads_the_same_window(tmp_path):
+    """A forecaster retrained with another horizon (or lookback, frequency, covariates) cannot be
+    compared with the last blessed one: its windows do not parse (the Evaluator failed on them). The
+    baseline is the newest blessed model with this run's window, else none."""
+    from serving.codec.model_extras import SERVING_MODEL_DIR
+    from serving.codec.periods import SeriesInfo, TimeAxis, write_series_info
+
+    def forecaster(artifact_id, horizon, lookback=24):
+        model = _model(artifact_id)
+        model.uri = str(tmp_path / str(artifact_id))
+        write_series_info(tmp_path / str(artifact_id) / SERVING_MODEL_DIR,
+                          SeriesInfo("month", "sales", (), TimeAxis("year_month", "monthly"), lookback, horizon))
+        return model
+
+    models = [forecaster(1, 6), forecaster(2, 3), forecaster(3, 6, lookback=18), forecaster(4, 3)]
+    blessings = [_blessing(i, True) for i in (1, 2, 3)]
+
+    def baseline(candidate):
+        result = BlessedBaselineStrategy().resolve_artifacts(
+            None, {CANDIDATE: [candidate], MODEL: models, MODEL_BLESSING: blessings})
+        return [m.id for m in result[MODEL]]
+
+    assert baseline(models[3]) == [2]  # not 3 (another lookback), the newest blessed with horizon 3
+    assert baseline(forecaster(5, 12)) == []  # no blessed model forecasts 12 steps

@@ -272,3 +272,30 @@ def test_a_servers_refusal_of_the_caller_is_one_line_naming_user_and_endpoint(mo
     with pytest.raises(MlflowException, match="no such model"):  # other errors pass through as they are
         with mlflow_registry.access_errors():
             raise MlflowException("no such model", error_code="RESOURCE_DOES_NOT_EXIST")
+
+
+def test_a_forecaster_with_another_window_is_not_compared_and_its_label_and_metric_read_as_the_run_shows(tmp_path):
+    """A probe's retrained forecaster (--horizon 3 after 6) crashed `mlops promote` with a raw
+    ParseExample error: the champion cannot read the challenger's windows. It is held to the gate
+    alone, and the table names the value column and the window-scaled MASE, not 'target' and MAE."""
+    from types import SimpleNamespace
+
+    from serving.codec.periods import SeriesInfo, TimeAxis, write_series_info
+
+    home = Home(tmp_path / "home")
+
+    def version(number, horizon):
+        served = 1000 + number
+        write_series_info(home.model_base_dir("tx") / str(served),
+                          SeriesInfo("month", "sales", ("store_id",), TimeAxis("year_month", "monthly"), 24, horizon))
+        return SimpleNamespace(version=str(number), tags={mlflow_registry.SERVING_VERSION_TAG: str(served)})
+
+    champion, same, other = version(1, 6), version(2, 6), version(3, 3)
+    assert promotion._other_window(home, "tx", same, champion) == ""
+    assert promotion._other_window(home, "tx", other, champion) == (
+        "the champion v1 forecasts 6 monthly steps from 24, the challenger 3 monthly steps from 24: no shared "
+        "windows compare them, so the challenger met the gate alone")
+    checks = decide([("target", "forecast")], {"target": {"overall": SliceScore(0.8, 6)}}, None, {"target": 1.0},
+                    PromotionRules())
+    promotion._show_as_the_user_named(checks, str(home.model_base_dir("tx") / "1003"))
+    assert [(c.target, c.metric) for c in checks] == [("sales", "MASE (window-scaled MAE)")]
