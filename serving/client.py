@@ -256,15 +256,34 @@ def _fill_model_spec(spec: Any, target: Target) -> None:
         spec.version_label = target.label
 
 
+def _grpc_array(name: str, values: Any, inputs: Dict[str, Dict[str, Any]]):
+    """A JSON input's values as the array gRPC sends, by the rules the server applies to REST's JSON
+    (serving.codec.tensors: null a missing value, {"b64": ...} bytes, each type checked); a value
+    the input cannot take is the user's bad input, named as REST's answer names it."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    from serving.codec.signature import tensor_spec
+    from serving.codec.tensors import to_array
+    from serving.errors import ServingError
+
+    if name not in inputs:
+        raise RequestFileError(f"the model has no input {name!r}; its inputs: {', '.join(sorted(inputs))}")
+    spec = tensor_spec(name, json_format.ParseDict(inputs[name], meta_graph_pb2.TensorInfo(),
+                                                   ignore_unknown_fields=True))
+    try:
+        return to_array(values, spec)
+    except ServingError as e:
+        raise RequestFileError(e.message) from None
+
+
 def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
                  inputs: Dict[str, Dict[str, Any]], names: ColumnNames = NO_COLUMNS,
                  timeout: float = 30.0) -> Dict[str, Any]:
     """The same request through PredictionService.Predict; the answer in the REST response's shape.
     Columns may carry the model's original column names (``names``)."""
     import grpc
-    import numpy as np
     import tensorflow as tf
-    from tensorflow.core.framework import types_pb2
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     request = predict_pb2.PredictRequest()
@@ -280,14 +299,7 @@ def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
     else:
         columns = body["inputs"] if isinstance(body["inputs"], dict) else {next(iter(inputs)): body["inputs"]}
     for name, values in names.rename(columns).items():
-        dtype = inputs.get(name, {}).get("dtype", "")
-        numpy_dtype = object if dtype == STRING_DTYPE else tf.dtypes.as_dtype(
-            types_pb2.DataType.Value(dtype or "DT_FLOAT")).as_numpy_dtype
-        if dtype == STRING_DTYPE:  # text, or binary sent as {"b64": ...} (image bytes)
-            values = [base64.b64decode(v["b64"]) if isinstance(v, dict) and "b64" in v else
-                      v.encode() if isinstance(v, str) else v for v in values]
-        array = np.array(values, dtype=numpy_dtype)
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(array))
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(_grpc_array(name, values, inputs)))
     with target.grpc_channel(port) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         try:

@@ -112,17 +112,18 @@ class DataPlane:
             self._shadow.close()
 
     # --- traffic: canary split and shadow (serving.runtime.traffic) ----------------------------------------
-    def _route(self, spec: ModelSpec, client_key: Optional[str]) -> Tuple[LoadedModel, str]:
+    def _route(self, spec: ModelSpec, client_key: Optional[str], canary: bool = True) -> Tuple[LoadedModel, str]:
         """The version a request goes to and its route: ``direct`` (it names a version or label),
-        ``canary`` or ``stable`` (the split of traffic.json, when the model has one)."""
+        ``canary`` or ``stable`` (the split of traffic.json, when the model has one; without
+        ``canary``, stable alone)."""
         if spec.version is not None or spec.label:
             return self.manager.resolve(spec.name, spec.version, spec.label), "direct"
         split = self.traffic.split(spec.name)
         if split is not None:  # a managed model: canary by the split, else stable (not the newest push)
             servables, labels = self.manager.routing(spec.name)
-            canary = servables.get(labels.get(CANARY_LABEL))
-            if canary is not None and to_canary(split.canary_percent, client_key):
-                return canary, CANARY_LABEL
+            to_the_canary = servables.get(labels.get(CANARY_LABEL)) if canary else None
+            if to_the_canary is not None and to_canary(split.canary_percent, client_key):
+                return to_the_canary, CANARY_LABEL
             stable = servables.get(labels.get(STABLE_LABEL))
             if stable is None:
                 others = [v for v in servables if v not in (labels.get(CANARY_LABEL), labels.get(SHADOW_LABEL))]
@@ -221,8 +222,10 @@ class DataPlane:
         return model, key, regression_results(outputs)
 
     def metadata(self, spec: ModelSpec) -> Tuple[LoadedModel, Mapping]:
-        """The signature defs (TF Serving's metadata) and the model's column names."""
-        model = self.manager.resolve(spec.name, spec.version, spec.label)
+        """The signature defs (TF Serving's metadata) and the model's column names: of the version a
+        predict request naming no version goes to (stable, not the newest push: a client reads the
+        columns and classes of the model that answers it)."""
+        model, _ = self._route(spec, None, canary=False)
         return model, model.servable.signature_defs
 
     def render_metrics(self) -> str:

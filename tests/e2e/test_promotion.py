@@ -359,6 +359,8 @@ def test_a_canary_takes_its_share_sticky_per_client_and_a_shadow_is_judged(capsy
         assert read(traffic_path(serving))[NAME].canary_percent == 0 and "canary" not in _labels(home)
         time.sleep(1.0)  # the server re-reads traffic.json and models.config
         assert {_v2_version(connection) for _ in range(200)} == {stable}  # not the newest push: it is unpromoted
+        connection.request("GET", f"/v1/models/{NAME}/metadata")  # what `mlops predict` reads its columns from
+        assert json.loads(connection.getresponse().read())["model_spec"]["version"] == stable
 
         code, out = _promote(capsys, server, home, "--shadow")
         assert code == 0 and "shadow on" in out and _labels(home)["shadow"] == int(canary)

@@ -96,3 +96,22 @@ def test_a_served_date_or_boolean_cell_its_column_does_not_read_is_told_apart_fr
     assert unreadable("13/01/2014", "datetime", "mdy_slash") and not unreadable("02/29/2016", "datetime", "mdy_slash")
     assert unreadable("maybe", "boolean") and not any(unreadable(c, "boolean") for c in ("Yes", "n", "FALSE", "NA"))
     assert not unreadable("anything", "string") and not unreadable(1.5e9, "datetime", "unix")
+
+
+def test_grpc_requests_take_json_values_by_the_rest_codecs_rules():
+    """`mlops predict --grpc rows.json` printed raw TypeError/ValueError for a null and a word in a
+    number column; it now converts as REST does: null is missing, a bad value is one line, exit 2."""
+    import math
+
+    import pytest
+
+    from serving.client import RequestFileError, _grpc_array
+
+    inputs = {"height": {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "-1"}]}, "name": "h:0"},
+              "note": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}]}, "name": "n:0"}}
+    assert math.isnan(_grpc_array("height", [None, 1.5], inputs)[0])
+    assert _grpc_array("note", ["a", None, {"b64": "Yg=="}], inputs).tolist() == [b"a", b"", b"b"]
+    with pytest.raises(RequestFileError, match="JSON Value: \"high\" Type: String is not of expected type: float"):
+        _grpc_array("height", ["high"], inputs)
+    with pytest.raises(RequestFileError, match="the model has no input 'weight'; its inputs: height, note"):
+        _grpc_array("weight", [1.0], inputs)
