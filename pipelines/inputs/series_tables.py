@@ -135,6 +135,10 @@ def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str, na_va
             period = axis.period(cell.time)
         except PeriodError as e:
             raise InputDataError(f"{context}: line {cell.line}: --time {e}") from None
+        if period in seen and seen[period].time.strip() != cell.time.strip():  # another time in the same period
+            raise InputDataError(f"{context}: line {cell.line}: {cell.time!r} falls in the same {axis.frequency} "
+                                 f"step as line {seen[period].line} ({seen[period].time!r}): the series reads as "
+                                 f"{axis.frequency}, and its times change step; give it one frequency")
         if period in seen:
             hint = "" if keyed else "; a long table of several series needs --series-id naming their ID column(s)"
             raise InputDataError(f"{context}: line {cell.line}: {cell.time!r} again (line {seen[period].line} has the "

@@ -81,6 +81,17 @@ def test_day_first_dates_read_as_the_regular_series_they_are():
         infer_axis([["Jan-60", "Feb-60"]])
 
 
+def test_a_series_whose_step_changes_is_named_as_such_not_as_a_duplicate_time(tmp_path):
+    """Monthly to 2012, then weekly: a probe got "'2013-01-14' again (line 938 has the same time)",
+    though line 938 held 2013-01-07."""
+    times = [f"{2010 + m // 12}-{m % 12 + 1:02d}-01" for m in range(36)]
+    times += ["2013-01-07", "2013-01-14", "2013-01-21"]
+    path = _write(tmp_path / "s.csv", ["t", "y"], [[t, i] for i, t in enumerate(times)])
+    with pytest.raises(InputDataError, match=r"line 39: '2013-01-14' falls in the same monthly step as line "
+                                             r"38 \('2013-01-07'\): the series reads as monthly, and its times"):
+        _profile(path)
+
+
 def test_a_period_is_written_back_as_the_column_writes_it():
     assert TimeAxis("iso", "monthly", 0).label(2020 * 12 + 1) == "2020-02-29"  # month ends stay month ends
     assert TimeAxis("decimal_year", "monthly").label(1961 * 12 + 1) == "1961.083333"
