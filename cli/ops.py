@@ -37,6 +37,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     """A cron entry for scheduled runs of `mlops run RUN_ARGS` (checked by the run parser first)."""
     from cli.run import run_parser
     from ops.schedule import ScheduleError, entry, install
+    from pipelines.configure import default_name
     from pipelines.inputs.datasets import DEFAULT_USE_CASE
 
     run_args = [a for a in args.run_args if a != "--"]
@@ -47,13 +48,14 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             run = run_parser().parse_args(run_args)
     except SystemExit:
         raise UserError(f"`mlops run {' '.join(run_args)}` would not parse (see mlops run --help)") from None
-    name = run.name or run.usecase or (Path(run.data).stem if run.data else DEFAULT_USE_CASE)
+    name = run.name or run.usecase or (default_name(Path(run.data)) if run.data else DEFAULT_USE_CASE)
     if run.data:  # the scheduler's working dir may differ: make the data path absolute
         absolute = str(Path(run.data).resolve())
         run_args = [absolute if a == run.data else a.replace(f"--data={run.data}", f"--data={absolute}")
                     for a in run_args]
     with translated(user=(ScheduleError,)):
-        line = entry(name, args.cron, run_args, home_of(args).root, Path.cwd(), args.promote)
+        stores = ["--metadata-uri", args.metadata_uri] if args.metadata_uri else []
+        line = entry(name, args.cron, run_args, home_of(args).root, Path.cwd(), args.promote, stores)
         if args.install:
             install(line, name)
     print(line if not args.install else f"installed in your crontab:\n{line}")

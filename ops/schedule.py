@@ -21,17 +21,33 @@ def validate_cron(expression: str) -> str:
     return " ".join(fields)
 
 
-def entry(name: str, cron: str, run_args: Sequence[str], home: Path, workdir: Path, promote: bool) -> str:
-    """One crontab line: cd, lock, run [&& promote], append to the log."""
+def entry(name: str, cron: str, run_args: Sequence[str], home: Path, workdir: Path, promote: bool,
+          stores: Sequence[str] = ()) -> str:
+    """One crontab line: cd, make the home's log folder, lock (in the home: it exists now), run
+    [&& promote], append to the log. ``stores``: the team stores' options (--metadata-uri), given to
+    the run; a --tracking-uri among ``run_args`` goes to the promotion too."""
     mlops = str(Path(sys.executable).with_name("mlops"))
     log = home / "logs" / f"schedule-{name}.log"
     lock = home / f".schedule-{name}.lock"
-    run = " ".join(shlex.quote(a) for a in [mlops, "run", *run_args, "--home", str(home)])
-    command = run + (f" && {shlex.quote(mlops)} promote {shlex.quote(name)} --home {shlex.quote(str(home))}"
+    run = " ".join(shlex.quote(a) for a in [mlops, "run", *run_args, *stores, "--home", str(home)])
+    tracking = _option(run_args, "--tracking-uri")
+    command = run + (" && " + " ".join(shlex.quote(a) for a in [mlops, "promote", name, "--home", str(home),
+                                                                 *(["--tracking-uri", tracking] if tracking else [])])
                      if promote else "")
-    shell = f"mkdir -p {shlex.quote(str(log.parent))} && {{ {command}; }} >> {shlex.quote(str(log))} 2>&1"
-    return (f"{validate_cron(cron)} cd {shlex.quote(str(workdir))} && flock -n {shlex.quote(str(lock))} "
-            f"sh -c {shlex.quote(shell)} {MARKER}{name}")
+    shell = f"{{ {command}; }} >> {shlex.quote(str(log))} 2>&1"
+    line = (f"cd {shlex.quote(str(workdir))} && mkdir -p {shlex.quote(str(log.parent))} && "
+            f"flock -n {shlex.quote(str(lock))} sh -c {shlex.quote(shell)}")
+    return f"{validate_cron(cron)} {line.replace('%', chr(92) + '%')} {MARKER}{name}"  # cron reads % as a newline
+
+
+def _option(args: Sequence[str], flag: str) -> str:
+    """The value of ``flag`` among ``args`` (``--flag V`` or ``--flag=V``), "" when absent."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(f"{flag}="):
+            return arg.split("=", 1)[1]
+    return ""
 
 
 def merge(crontab: str, line: str, name: str) -> str:

@@ -86,6 +86,29 @@ def test_schedule_prints_a_cron_line_that_runs_the_same_command(tmp_path, capsys
     assert merge("0 1 * * * backup\nold # mlops-schedule:t\n", line, "t") == f"0 1 * * * backup\n{line}\n"
 
 
+def test_a_schedule_entry_works_on_a_new_home_names_the_run_as_run_does_and_keeps_the_stores(tmp_path, capsys,
+                                                                                                 monkeypatch):
+    """A probe's entries failed: flock's lock file lay in a home not yet made (exit 66, no log);
+    'tx sales.csv.gz' ran as tx_sales but was promoted as 'tx sales.csv'; --metadata-uri was dropped,
+    a --tracking-uri reached the run but not the promotion; cron read a % as a newline."""
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    write_transactions_csv(tmp_path / "tx sales.csv.gz")
+    home = tmp_path / "new home"
+    assert main(["schedule", "--promote", "--home", str(home), "--metadata-uri", "mysql://u:p@127.0.0.1:3306/mlmd",
+                 "--", "--data", "tx sales.csv.gz", "--label", "is_fraud", "--na-values", "%,-",
+                 "--tracking-uri", "http://127.0.0.1:5000"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.endswith("# mlops-schedule:tx_sales") and "--na-values %,-" not in line  # cron: \% is a percent
+    command = shlex.split(line.split(" ", 5)[5].rsplit(" # ", 1)[0].replace("\\%", "%"))
+    assert command.index("mkdir") < command.index("flock")  # the home (and the lock's folder) first
+    inner = command[command.index("-c") + 1]
+    run, promote = inner.split(" && ")
+    assert "--metadata-uri mysql://u:p@127.0.0.1:3306/mlmd" in run and "--na-values %,-" in run
+    assert promote.split()[1:3] == ["promote", "tx_sales"] and "--tracking-uri http://127.0.0.1:5000" in promote
+
+
 def test_schedule_refuses_bad_cron_and_run_arguments(capsys):
     assert main(["schedule", "--cron", "daily", "--", "fraud"]) == 2
     assert "five fields" in capsys.readouterr().err
