@@ -10,13 +10,15 @@ from cli.shared_options import HOME, TRACKING, add_command, home_of, quiet_runti
 
 @contextlib.contextmanager
 def registry_errors() -> Iterator[None]:
-    """What the registry side may refuse with (a server's refusal of the caller included): one line, exit 1."""
-    from release.mlflow_registry import RegistryError, access_errors
+    """What the registry side may refuse with (a server's refusal of the caller included): one line, exit 1;
+    a model, version or alias the registry does not have is the caller's bad input: exit 2."""
+    from release.mlflow_registry import RegistryError, UnknownModelError, access_errors
     from release.model_eval import EvaluationError
     from release.promotion import PromotionError
     from serving.runtime.model_config import ModelConfigError
 
-    with translated(refused=(PromotionError, RegistryError, EvaluationError, ModelConfigError)), access_errors():
+    with translated(user=(UnknownModelError,), refused=(PromotionError, RegistryError, EvaluationError,
+                                                        ModelConfigError)), access_errors():
         yield
 
 

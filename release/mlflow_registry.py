@@ -38,6 +38,10 @@ class RegistryError(Exception):
     """A one-line problem with the tracking server or the registry."""
 
 
+class UnknownModelError(RegistryError):
+    """The caller named a model, version or alias the registry does not have: bad input."""
+
+
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """Fails fast with a clear message when an HTTP tracking server does not answer (MLflow's own
     client would retry for minutes), or does not know this caller (``check_access``): one request."""
@@ -227,7 +231,7 @@ def aliases(client, name: str) -> Dict[str, int]:
     """alias -> model version; raises when ``name`` was never registered."""
     model = _registered(client, name)
     if model is None:
-        raise RegistryError(f"no registered model '{name}' in {client.tracking_uri} "
+        raise UnknownModelError(f"no registered model '{name}' in {client.tracking_uri} "
                             "(a blessed, pushed pipeline run registers it)")
     return {alias: int(version) for alias, version in model.aliases.items()}
 
@@ -283,7 +287,7 @@ def get_version(client, name: str, version: int):
         return client.get_model_version(name, str(version))
     except MlflowException as e:
         if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise RegistryError(f"registered model '{name}' has no version {version}") from None
+            raise UnknownModelError(f"registered model '{name}' has no version {version}") from None
         raise
 
 
@@ -304,13 +308,14 @@ def resolve_model_uri(uri: str, tracking_uri: str) -> Tuple[str, int, str]:
 
     match = re.fullmatch(r"models:/([^/@]+)(?:@([\w-]+)|/(\d+))", uri)
     if not match:
-        raise RegistryError(f"{uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+        raise UnknownModelError(f"{uri!r}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
     name, alias, number = match.groups()
     client = client_for(tracking_uri)
     try:
         version = client.get_model_version_by_alias(name, alias) if alias else get_version(client, name, int(number))
     except MlflowException:
-        raise RegistryError(f"{uri}: no such registered model{' alias' if alias else ''} in {tracking_uri}") from None
+        what = "registered model alias" if alias else "registered model"
+        raise UnknownModelError(f"{uri}: no such {what} in {tracking_uri}") from None
     path = version.tags.get(SERVING_PATH_TAG, "")
     if not path:
         raise RegistryError(f"{uri}: version {version.version} has no {SERVING_PATH_TAG} tag (not pushed by mlops)")

@@ -299,3 +299,15 @@ def test_a_forecaster_with_another_window_is_not_compared_and_its_label_and_metr
                     PromotionRules())
     promotion._show_as_the_user_named(checks, str(home.model_base_dir("tx") / "1003"))
     assert [(c.target, c.metric) for c in checks] == [("sales", "MASE (window-scaled MAE)")]
+
+
+def test_a_model_or_version_the_registry_lacks_is_bad_input_exit_2(sqlite_client, tmp_path, capsys):
+    """`mlops promote nosuch`, `rollback nosuch` and `rollback NAME --to 7` exited 1 (a refusal); the
+    name the user typed is theirs to fix: one line, exit 2, as `mlops card nosuch` does."""
+    from cli.main import main
+
+    uri = sqlite_client.tracking_uri
+    for argv in (["promote", "nosuch"], ["rollback", "nosuch"], ["rollback", "reg", "--to", "7"]):
+        assert main([*argv, "--home", str(tmp_path / "home"), "--tracking-uri", uri]) == 2, argv
+        err = capsys.readouterr().err
+        assert ("no registered model '" in err or "has no version 7" in err) and "Traceback" not in err, err
