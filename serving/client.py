@@ -269,8 +269,10 @@ def _grpc_array(name: str, values: Any, inputs: Dict[str, Dict[str, Any]]):
 
     if name not in inputs:
         raise RequestFileError(f"the model has no input {name!r}; its inputs: {', '.join(sorted(inputs))}")
-    spec = tensor_spec(name, json_format.ParseDict(inputs[name], meta_graph_pb2.TensorInfo(),
-                                                   ignore_unknown_fields=True))
+    info = json_format.ParseDict(inputs[name], meta_graph_pb2.TensorInfo(), ignore_unknown_fields=True)
+    if not info.WhichOneof("encoding"):  # a dtype (and shape) alone, as a caller may give it: a plain tensor
+        info.name = name
+    spec = tensor_spec(name, info)
     try:
         return to_array(values, spec)
     except ServingError as e:

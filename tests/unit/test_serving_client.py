@@ -110,6 +110,7 @@ def test_grpc_requests_take_json_values_by_the_rest_codecs_rules():
     inputs = {"height": {"dtype": "DT_FLOAT", "tensorShape": {"dim": [{"size": "-1"}]}, "name": "h:0"},
               "note": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}]}, "name": "n:0"}}
     assert math.isnan(_grpc_array("height", [None, 1.5], inputs)[0])
+    assert _grpc_array("age", [3, None], {"age": {"dtype": "DT_DOUBLE"}}).dtype == "float64"  # a dtype alone
     assert _grpc_array("note", ["a", None, {"b64": "Yg=="}], inputs).tolist() == [b"a", b"", b"b"]
     with pytest.raises(RequestFileError, match="JSON Value: \"high\" Type: String is not of expected type: float"):
         _grpc_array("height", ["high"], inputs)
