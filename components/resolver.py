@@ -6,15 +6,15 @@ pushes the same model as a new version. Taking the newest blessed model *created
 candidate* gives the same baseline on every rerun, so the whole pipeline is served from cache.
 """
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import ml_metadata as mlmd
 from tfx import types
 from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.common import resolver
 
+from serving.codec.comparable import why_not_comparable
 from serving.codec.model_extras import SERVING_MODEL_DIR
-from serving.codec.periods import read_series_info
 
 CANDIDATE = "candidate"
 MODEL = "model"
@@ -45,12 +45,13 @@ class ThisRunStrategy(resolver.ResolverStrategy):
         return None
 
 
-def forecast_window(model: types.Artifact) -> Optional[Tuple[Any, ...]]:
-    """A forecaster's window (``SeriesInfo.window``): a baseline with another one cannot read this
-    run's windows (the Evaluator failed on it), so the baseline is the newest blessed model with the
-    same one. None for any other model."""
-    info = read_series_info(os.path.join(model.uri, SERVING_MODEL_DIR)) if model.uri else None
-    return None if info is None else info.window
+def comparable(baseline: types.Artifact, candidate: types.Artifact) -> bool:
+    """Whether ``baseline`` can be scored on the candidate's eval examples
+    (serving.codec.comparable): a baseline that cannot is skipped for the newest one that can."""
+    if not baseline.uri or not candidate.uri:
+        return True
+    return not why_not_comparable(os.path.join(baseline.uri, SERVING_MODEL_DIR),
+                                  os.path.join(candidate.uri, SERVING_MODEL_DIR))
 
 
 class BlessedBaselineStrategy(ThisRunStrategy):
@@ -67,9 +68,8 @@ class BlessedBaselineStrategy(ThisRunStrategy):
             for b in inputs[MODEL_BLESSING]
             if b.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
         }
-        window = forecast_window(this)
         older_blessed = [m for m in inputs[MODEL]
-                         if m.id < this.id and m.id in blessing_by_model and forecast_window(m) == window]
+                         if m.id < this.id and m.id in blessing_by_model and comparable(m, this)]
         if not older_blessed:
             return self.absent(inputs)
         baseline = max(older_blessed, key=lambda m: m.id)

@@ -27,6 +27,7 @@ from core.run_report import SCALED_WINDOW_METRICS
 from release import mlflow_registry
 from release.mlflow_registry import CANARY, CHALLENGER, CHAMPION
 from serving.codec.columns import read_columns
+from serving.codec.comparable import why_not_comparable
 from serving.codec.periods import read_series_info
 from serving.runtime import traffic
 from serving.runtime.traffic import (  # TF Serving version labels in models.config
@@ -266,17 +267,13 @@ def _evaluate_both(home: Home, name: str, challenger: Any, champion: Any, exampl
     return targets, mine, theirs, rows_path, len(rows)
 
 
-def _other_window(home: Home, name: str, challenger: Any, champion: Any) -> str:
-    """Why the champion is not evaluated on the challenger's rows ("" when it is): a forecaster with
-    another window (horizon, lookback, frequency, covariates) cannot read them. The challenger is
-    then held to the gate alone."""
+def _incomparable(home: Home, name: str, challenger: Any, champion: Any) -> str:
+    """Why the champion is not scored on the challenger's rows ("" when it is: serving.codec.comparable).
+    The challenger is then held to the gate alone."""
     if champion is None:
         return ""
-    mine, theirs = (read_series_info(_model_dir(home, name, v)) for v in (challenger, champion))
-    if mine is None or theirs is None or mine.window == theirs.window:
-        return ""
-    return (f"the champion v{champion.version} forecasts {theirs.describe_window()}, the challenger "
-            f"{mine.describe_window()}: no shared windows compare them, so the challenger met the gate alone")
+    why = why_not_comparable(_model_dir(home, name, champion), _model_dir(home, name, challenger))
+    return f"the champion v{champion.version} is not compared: {why}; the challenger met the gate alone" if why else ""
 
 
 def _show_as_the_user_named(checks: List[Check], model_dir: str) -> None:
@@ -330,7 +327,7 @@ def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, can
             outcome.action, outcome.message = "nothing", "the challenger is already the champion"
             return outcome
         _check_served(home, name, [challenger] + ([champion] if champion else []))
-        apart = _other_window(home, name, challenger, champion)
+        apart = _incomparable(home, name, challenger, champion)
         targets, mine, theirs, rows_path, rows = _evaluate_both(home, name, challenger, None if apart else champion,
                                                                 examples, evaluate or model_eval.evaluate)
         outcome.checks = decide(targets, mine, theirs, _tags_json(challenger, mlflow_registry.GATES_TAG, {}), rules)

@@ -116,3 +116,23 @@ def test_a_forecasters_baseline_reads_the_same_window(tmp_path):
 
     assert baseline(models[3]) == [2]  # not 3 (another lookback), the newest blessed with horizon 3
     assert baseline(forecaster(5, 12)) == []  # no blessed model forecasts 12 steps
+
+
+def test_a_tables_baseline_has_its_columns(tmp_path):
+    """Renamed or added columns re-split the table (each record's bytes are hashed): the last blessed
+    model trained on many of this run's eval rows and is no fair baseline; the newest with the
+    same columns is."""
+    from serving.codec.columns import write_columns
+    from serving.codec.model_extras import SERVING_MODEL_DIR
+
+    def table_model(artifact_id, columns):
+        model = _model(artifact_id)
+        model.uri = str(tmp_path / str(artifact_id))
+        write_columns(str(tmp_path / str(artifact_id) / SERVING_MODEL_DIR), [[c, c.lower()] for c in columns], {},
+                      ["y"], {})
+        return model
+
+    models = [table_model(1, ["A", "B", "y"]), table_model(2, ["A", "C", "y"]), table_model(3, ["A", "B", "y"])]
+    result = BlessedBaselineStrategy().resolve_artifacts(
+        None, {CANDIDATE: [models[2]], MODEL: models, MODEL_BLESSING: [_blessing(1, True), _blessing(2, True)]})
+    assert [m.id for m in result[MODEL]] == [1]

@@ -291,10 +291,10 @@ def test_a_forecaster_with_another_window_is_not_compared_and_its_label_and_metr
         return SimpleNamespace(version=str(number), tags={mlflow_registry.SERVING_VERSION_TAG: str(served)})
 
     champion, same, other = version(1, 6), version(2, 6), version(3, 3)
-    assert promotion._other_window(home, "tx", same, champion) == ""
-    assert promotion._other_window(home, "tx", other, champion) == (
-        "the champion v1 forecasts 6 monthly steps from 24, the challenger 3 monthly steps from 24: no shared "
-        "windows compare them, so the challenger met the gate alone")
+    assert promotion._incomparable(home, "tx", same, champion) == ""
+    assert promotion._incomparable(home, "tx", other, champion) == (
+        "the champion v1 is not compared: it forecasts 6 monthly steps from 24, this model 3 monthly steps from 24: "
+        "it cannot read these windows; the challenger met the gate alone")
     checks = decide([("target", "forecast")], {"target": {"overall": SliceScore(0.8, 6)}}, None, {"target": 1.0},
                     PromotionRules())
     promotion._show_as_the_user_named(checks, str(home.model_base_dir("tx") / "1003"))
@@ -311,3 +311,27 @@ def test_a_model_or_version_the_registry_lacks_is_bad_input_exit_2(sqlite_client
         assert main([*argv, "--home", str(tmp_path / "home"), "--tracking-uri", uri]) == 2, argv
         err = capsys.readouterr().err
         assert ("no registered model '" in err or "has no version 7" in err) and "Traceback" not in err, err
+
+
+def test_a_champion_trained_on_other_columns_is_not_scored_on_rows_it_trained_on(tmp_path):
+    """A renamed and an added column move every record's hash, so the challenger's eval split held
+    250 of the champion's 478 training rows (a probe): it is not compared; an unchanged table is."""
+    from types import SimpleNamespace
+
+    from serving.codec.columns import write_columns
+
+    home = Home(tmp_path / "home")
+
+    def version(number, columns):
+        served = 2000 + number
+        write_columns(home.model_base_dir("birds") / str(served), [[c, c.lower().replace(" ", "_")] for c in columns],
+                      {}, ["effect"], {})
+        return SimpleNamespace(version=str(number), tags={mlflow_registry.SERVING_VERSION_TAG: str(served)})
+
+    champion = version(1, ["Phase of flight", "remarks", "Effect"])
+    assert promotion._incomparable(home, "birds", version(2, ["Phase of flight", "remarks", "Effect"]), champion) == ""
+    why = promotion._incomparable(home, "birds", version(3, ["Flight phase", "remarks", "crew_note", "Effect"]),
+                                  champion)
+    assert why == ("the champion v1 is not compared: the table's columns changed (new Flight phase, crew_note; gone "
+                   "Phase of flight), so the split into train and eval moved: these eval rows hold its training rows; "
+                   "the challenger met the gate alone")
