@@ -49,6 +49,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     except SystemExit:
         raise UserError(f"`mlops run {' '.join(run_args)}` would not parse (see mlops run --help)") from None
     name = run.name or run.usecase or (default_name(Path(run.data)) if run.data else DEFAULT_USE_CASE)
+    if run.data and not Path(run.data).exists():
+        raise UserError(f"--data {run.data}: not found; the scheduled run would fail every time")
     if run.data:  # the scheduler's working dir may differ: make the data path absolute
         absolute = str(Path(run.data).resolve())
         run_args = [absolute if a == run.data else a.replace(f"--data={run.data}", f"--data={absolute}")

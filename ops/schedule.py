@@ -60,7 +60,7 @@ def install(line: str, name: str) -> None:
     try:
         current = subprocess.run(["crontab", "-l"], capture_output=True, text=True)
     except FileNotFoundError:
-        raise ScheduleError("no `crontab` on this machine: add the printed line to your scheduler") from None
+        raise ScheduleError(f"no `crontab` on this machine: add this line to your scheduler: {line}") from None
     existing = current.stdout if current.returncode == 0 else ""  # exit 1: no crontab yet
     result = subprocess.run(["crontab", "-"], input=merge(existing, line, name), capture_output=True, text=True)
     if result.returncode != 0:

@@ -114,3 +114,5 @@ def test_schedule_refuses_bad_cron_and_run_arguments(capsys):
     assert "five fields" in capsys.readouterr().err
     assert main(["schedule", "--", "fraud", "--nope"]) == 2
     assert "would not parse" in capsys.readouterr().err
+    assert main(["schedule", "--", "--data", "no/such.csv", "--label", "y"]) == 2
+    assert "--data no/such.csv: not found; the scheduled run would fail every time" in capsys.readouterr().err
