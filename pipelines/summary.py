@@ -196,6 +196,11 @@ def format_evaluation(report: RunReport) -> List[str]:
     forecast = report.model_info.get("forecast")
     if forecast:
         lines += _forecast_model_lines(forecast)
+    started = report.model_info.get("warm_start")
+    if started:  # --warm-start: said either way, as a run from scratch is not what was asked
+        lines.append("warm start: from the last blessed model's weights" if started.get("loaded") else
+                     f"warm start: not possible ({started.get('reason', '?')} from the last blessed model); "
+                     "trained from scratch")
     if report.blessed is not None:
         lines.append(f"blessed: {'yes' if report.blessed else 'no'} ({report.blessing_reason})")
     unjudged = report.unjudged_slices

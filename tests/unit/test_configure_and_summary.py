@@ -203,3 +203,17 @@ def test_only_the_tfidf_text_learner_gets_tfidf_weights_from_the_transform(tmp_p
     column = config.transform_spec().columns["review"]
     assert column.kind == "text" and column.tfidf is tfidf
     assert ('"tfidf"' in config.transform_spec().to_json()) is not tfidf
+
+
+@pytest.mark.parametrize("started, line", [
+    ({"from": "/m", "loaded": True}, "warm start: from the last blessed model's weights"),
+    ({"from": "/m", "loaded": False, "reason": "different inputs"},
+     "warm start: not possible (different inputs from the last blessed model); trained from scratch")])
+def test_the_summary_says_what_warm_start_did(tmp_path, started, line):
+    """A probe's --warm-start run trained from scratch (its columns changed) and nothing said so."""
+    from dataclasses import replace
+
+    from pipelines.summary import format_summary
+
+    config = build_config(RunRequest(use_case="fraud", home=str(tmp_path / "home")))
+    assert line in format_summary(config, replace(_report(), model_info={"warm_start": started}))
