@@ -5,13 +5,37 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 MARKER = "# mlops-schedule:"
 
 
 class ScheduleError(Exception):
     pass
+
+
+ATTEMPT = "== mlops schedule:"  # the log's lines around each attempt
+
+
+def schedule_log(home: Path, name: str) -> Path:
+    return home / "logs" / f"schedule-{name}.log"
+
+
+def last_failure(home: Path, name: str) -> Optional[Tuple[str, int, str]]:
+    """(when, exit status, its last line of output) of the newest scheduled attempt when it failed,
+    else None."""
+    path = schedule_log(home, name)
+    if not path.is_file():
+        return None
+    lines = path.read_text(errors="replace").splitlines()[-400:]
+    ends = [i for i, line in enumerate(lines) if line.startswith(ATTEMPT) and " exit " in line]
+    if not ends:
+        return None
+    when, _, status = lines[ends[-1]][len(ATTEMPT):].strip().partition(" exit ")
+    if status.strip() in ("", "0"):
+        return None
+    said = next((line for line in reversed(lines[:ends[-1]]) if line.strip() and not line.startswith(ATTEMPT)), "")
+    return when, int(status) if status.strip().isdigit() else -1, said.strip()
 
 
 def validate_cron(expression: str) -> str:
@@ -27,14 +51,18 @@ def entry(name: str, cron: str, run_args: Sequence[str], home: Path, workdir: Pa
     [&& promote], append to the log. ``stores``: the team stores' options (--metadata-uri), given to
     the run; a --tracking-uri among ``run_args`` goes to the promotion too."""
     mlops = str(Path(sys.executable).with_name("mlops"))
-    log = home / "logs" / f"schedule-{name}.log"
+    log = schedule_log(home, name)
     lock = home / f".schedule-{name}.lock"
     run = " ".join(shlex.quote(a) for a in [mlops, "run", *run_args, *stores, "--home", str(home)])
     tracking = _option(run_args, "--tracking-uri")
     command = run + (" && " + " ".join(shlex.quote(a) for a in [mlops, "promote", name, "--home", str(home),
                                                                  *(["--tracking-uri", tracking] if tracking else [])])
                      if promote else "")
-    shell = f"{{ {command}; }} >> {shlex.quote(str(log))} 2>&1"
+    # each attempt between two dated lines, the second with its exit status (`mlops status` reads it:
+    # a run that bad data stops before any pipeline starts leaves no other trace)
+    stamp = 'date -u +%Y-%m-%dT%H:%M:%SZ'
+    shell = (f'{{ echo "{ATTEMPT} $({stamp}) started"; {command}; rc=$?; echo "{ATTEMPT} $({stamp}) exit $rc"; }}'
+             f" >> {shlex.quote(str(log))} 2>&1")
     line = (f"cd {shlex.quote(str(workdir))} && mkdir -p {shlex.quote(str(log.parent))} && "
             f"flock -n {shlex.quote(str(lock))} sh -c {shlex.quote(shell)}")
     return f"{validate_cron(cron)} {line.replace('%', chr(92) + '%')} {MARKER}{name}"  # cron reads % as a newline

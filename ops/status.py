@@ -75,7 +75,8 @@ def collect(home: Home, tracking_uri: Optional[str] = None, host: str = "127.0.0
     names = sorted(p.name for p in (home.root / "pipelines").iterdir() if p.is_dir()) \
         if (home.root / "pipelines").is_dir() else []
     served = _served(home)
-    names = sorted(set(names) | set(served))
+    scheduled = {p.stem[len("schedule-"):] for p in (home.root / "logs").glob("schedule-*.log")}
+    names = sorted(set(names) | set(served) | scheduled)  # a schedule whose every run failed early has no pipeline
     client = mlflow_registry.client_for(home.tracking_uri(tracking_uri))
     statuses = []
     for name in names:
@@ -90,9 +91,20 @@ def collect(home: Home, tracking_uri: Optional[str] = None, host: str = "127.0.0
             live = _live(host, port, name)
             if live is not None:
                 status.served["live"] = live
-        status.alarms = _alarms(status)
+        status.alarms = _alarms(status) + _schedule_alarms(home, name)
         statuses.append(status)
     return statuses
+
+
+def _schedule_alarms(home: Home, name: str) -> List[str]:
+    """The newest scheduled attempt, when it failed (its log: ops.schedule)."""
+    from ops.schedule import last_failure, schedule_log
+
+    failed = last_failure(home.root, name)
+    if failed is None:
+        return []
+    when, status, said = failed
+    return [f"the scheduled run at {when} exited {status}: {said[:160]} ({schedule_log(home.root, name)})"]
 
 
 def _alarms(status: PipelineStatus) -> List[str]:

@@ -5,6 +5,7 @@ import pytest
 
 from cli.main import main
 from core.config import LOCAL_BEAM_ARGS, PROJECT_SETUP, beam_args
+from core.home import Home
 from pipelines.inputs.synthetic import LABEL, columns, write_transactions
 from tests.helpers import run_cli_config, write_transactions_csv
 
@@ -107,6 +108,37 @@ def test_a_schedule_entry_works_on_a_new_home_names_the_run_as_run_does_and_keep
     run, promote = inner.split(" && ")
     assert "--metadata-uri mysql://u:p@127.0.0.1:3306/mlmd" in run and "--na-values %,-" in run
     assert promote.split()[1:3] == ["promote", "tx_sales"] and "--tracking-uri http://127.0.0.1:5000" in promote
+
+
+def test_a_failed_scheduled_attempt_is_logged_with_its_time_and_status_and_status_alarms_on_it(tmp_path, capsys,
+                                                                                                   monkeypatch):
+    """A probe's nightly run stopped by bad data before any pipeline ran: the log had the line but
+    no time, and `mlops status` still showed the last good run."""
+    import shlex
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from ops.schedule import last_failure
+    from ops.status import _schedule_alarms
+
+    monkeypatch.chdir(tmp_path)
+    write_transactions_csv(tmp_path / "t.csv")
+    home = tmp_path / "home"
+    assert main(["schedule", "--home", str(home), "--", "--data", "t.csv", "--label", "is_fraud"]) == 0
+    line = capsys.readouterr().out.strip()
+    fake = tmp_path / "mlops"  # the run: says why it stopped, exits 2
+    fake.write_text("#!/bin/sh\necho \"mlops: error: t.csv: column 'amount' is numeric but line 3 holds '12k'\"\n"
+                    "exit 2\n")
+    fake.chmod(0o755)
+    command = line.split(" ", 5)[5].rsplit(" # ", 1)[0].replace("\\%", "%")
+    command = command.replace(str(Path(sys.executable).with_name("mlops")), str(fake))
+    subprocess.run(["sh", "-c", command], check=False)
+    when, status, said = last_failure(home, "t")
+    assert status == 2 and said.endswith("line 3 holds '12k'") and when.startswith("20")
+    assert _schedule_alarms(Home(home), "t") == [
+        f"the scheduled run at {when} exited 2: {said} ({home / 'logs' / 'schedule-t.log'})"]
+    assert shlex.split(command)[0] == "cd"
 
 
 def test_schedule_refuses_bad_cron_and_run_arguments(capsys):
