@@ -267,12 +267,13 @@ def _evaluate_both(home: Home, name: str, challenger: Any, champion: Any, exampl
     return targets, mine, theirs, rows_path, len(rows)
 
 
-def _incomparable(home: Home, name: str, challenger: Any, champion: Any) -> str:
-    """Why the champion is not scored on the challenger's rows ("" when it is: serving.codec.comparable).
-    The challenger is then held to the gate alone."""
+def _incomparable(home: Home, name: str, challenger: Any, champion: Any, examples: Optional[str] = None) -> str:
+    """Why the champion is not scored on the rows (the challenger's eval split, or ``examples``): ""
+    when it is (serving.codec.comparable). The challenger is then held to the gate alone."""
     if champion is None:
         return ""
-    why = why_not_comparable(_model_dir(home, name, champion), _model_dir(home, name, challenger))
+    why = why_not_comparable(_model_dir(home, name, champion), _model_dir(home, name, challenger),
+                             later_split=not examples)
     return f"the champion v{champion.version} is not compared: {why}; the challenger met the gate alone" if why else ""
 
 
@@ -327,7 +328,7 @@ def promote(home: Home, name: str, tracking_uri: str, rules: PromotionRules, can
             outcome.action, outcome.message = "nothing", "the challenger is already the champion"
             return outcome
         _check_served(home, name, [challenger] + ([champion] if champion else []))
-        apart = _incomparable(home, name, challenger, champion)
+        apart = _incomparable(home, name, challenger, champion, examples)
         targets, mine, theirs, rows_path, rows = _evaluate_both(home, name, challenger, None if apart else champion,
                                                                 examples, evaluate or model_eval.evaluate)
         outcome.checks = decide(targets, mine, theirs, _tags_json(challenger, mlflow_registry.GATES_TAG, {}), rules)

@@ -14,12 +14,15 @@ from serving.codec.columns import read_columns
 from serving.codec.periods import read_series_info
 
 
-def why_not_comparable(earlier: Union[str, Path], later: Union[str, Path]) -> str:
+def why_not_comparable(earlier: Union[str, Path], later: Union[str, Path], later_split: bool = True) -> str:
     """Why the model in SavedModel dir ``earlier`` cannot be scored on the examples of the run that
-    trained ``later`` ("" when it can), in words for a summary or a promotion verdict."""
+    trained ``later`` ("" when it can), in words for a summary or a promotion verdict. Without
+    ``later_split`` the examples are others (fresh rows a user gives): only a window matters."""
     old, new = read_series_info(earlier), read_series_info(later)
     if old is not None and new is not None and old.window != new.window:
         return f"it forecasts {old.describe_window()}, this model {new.describe_window()}: it cannot read these windows"
+    if not later_split:
+        return ""
     old_columns, new_columns = set(read_columns(earlier).keys), set(read_columns(later).keys)
     if old_columns != new_columns:
         changes = [f"new {', '.join(sorted(new_columns - old_columns))}" if new_columns - old_columns else "",

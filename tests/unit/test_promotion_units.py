@@ -335,3 +335,5 @@ def test_a_champion_trained_on_other_columns_is_not_scored_on_rows_it_trained_on
     assert why == ("the champion v1 is not compared: the table's columns changed (new Flight phase, crew_note; gone "
                    "Phase of flight), so the split into train and eval moved: these eval rows hold its training rows; "
                    "the challenger met the gate alone")
+    renamed = version(4, ["Flight phase", "remarks", "Effect"])
+    assert promotion._incomparable(home, "birds", renamed, champion, examples="/fresh/rows") == ""  # not its split
