@@ -16,6 +16,8 @@ from core.config import (
     RESOLVER_IDS,
     PipelineConfig,
 )
+from serving.codec.comparable import why_not_comparable
+from serving.codec.model_extras import SERVING_MODEL_DIR
 from serving.edge_runtime import ARTIFACT_TYPE as EDGE_ARTIFACT_TYPE
 from serving.edge_runtime import REPORT_FILE as EDGE_REPORT_FILE
 
@@ -56,6 +58,7 @@ class RunReport:
     training_spans: List[int] = field(default_factory=list)  # the spans Transform and the Trainer used
     drift: Dict = field(default_factory=dict)  # DriftGate's report when the span was accepted
     baseline: Dict = field(default_factory=dict)  # a scikit-learn baseline on the same split: model, metric, value
+    baseline_skipped: str = ""  # why the last blessed model was not this run's baseline (serving.codec.comparable)
     teacher: Dict = field(default_factory=dict)  # distillation: teacher and student side by side
     holdout: Any = None  # a user's series: release.forecast_holdout.HoldoutComparison
     split_rows: Dict[str, int] = field(default_factory=dict)  # split -> rows, from StatisticsGen
@@ -179,11 +182,33 @@ def _report(store: mlmd.MetadataStore, config: PipelineConfig, run_ctx) -> RunRe
     # a forecaster's gate metric is the MAE of windows scaled by their own seasonal naive error
     gate_names = {config.task.gate_metric: SERIES_GATE_NAME} if config.series_table else {}
     _read_artifacts(report, outputs, by_node, gate_names)
+    if "Evaluator" in by_node and outputs.get("Trainer", {}).get("Model"):
+        report.baseline_skipped = _skipped_baseline(store, config.name, by_node["Evaluator"].execution_id,
+                                                    outputs["Trainer"]["Model"][0])
     if "Transform" in outputs:
         inputs = _artifacts_of(store, by_node["Transform"].execution_id, (metadata_store_pb2.Event.INPUT,))
         report.training_spans = sorted(_custom(e, "span") for e in inputs.get("Examples", [])
                                        if _custom(e, "span") is not None)
     return report
+
+
+def _skipped_baseline(store: mlmd.MetadataStore, pipeline: str, evaluator_id: int, candidate) -> str:
+    """Why the Evaluator compared ``candidate`` with no earlier model although one was blessed ("" when
+    it compared, or none was): the newest blessed one cannot be scored on this run's eval split."""
+    if len(_artifacts_of(store, evaluator_id, (metadata_store_pb2.Event.INPUT,)).get("Model", [])) > 1:
+        return ""  # the candidate and its baseline
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline)
+    if pipeline_ctx is None:
+        return ""
+    type_names = {t.id: t.name for t in store.get_artifact_types()}
+    artifacts = store.get_artifacts_by_context(pipeline_ctx.id)
+    blessed = {_custom(a, "current_model_id") for a in artifacts
+               if type_names.get(a.type_id) == "ModelBlessing" and _custom(a, "blessed") == 1}
+    older = [a for a in artifacts if type_names.get(a.type_id) == "Model" and a.id < candidate.id and a.id in blessed]
+    if not older:
+        return ""
+    last = max(older, key=lambda a: a.id)
+    return why_not_comparable(os.path.join(last.uri, SERVING_MODEL_DIR), os.path.join(candidate.uri, SERVING_MODEL_DIR))
 
 
 def _read_artifacts(report: RunReport, outputs: Dict[str, Dict[str, list]],

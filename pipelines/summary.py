@@ -184,6 +184,8 @@ def format_evaluation(report: RunReport) -> List[str]:
                 change = overall.get(f"{name}_change")
                 versus = f"  ({change:+.4f} vs the last blessed model)" if change is not None else ""
                 lines.append(f"  {report.metric_label(name):<28} {value:>10.4f}{versus}")
+    if report.baseline_skipped:
+        lines.append(f"not compared with the last blessed model: {report.baseline_skipped}")
     if report.baseline.get("value") is not None:
         b = report.baseline
         mine = overall.get(b["metric"])

@@ -75,7 +75,9 @@ def forecasts(tmp_path_factory):
             # the same months as R writes them: the same staged bytes, so only the Trainer (which writes
             # how the served model reads times) reruns
             "air_decimal": (str(decimal), "passengers", "time", "--no-edge"),
-            "stores": (str(stores), "sales", "month", "--series-id", "store")}
+            "stores": (str(stores), "sales", "month", "--series-id", "store"),
+            # retrained with another horizon: the last blessed model cannot read its windows
+            "air_short": (str(dated), "passengers", "date", "--no-edge", "--horizon", "6")}
     runs = {}
     for name, (path, label, time, *more) in argv.items():
         config = run_cli_config("--data", path, "--task", "forecast", "--label", label, "--time", time,
@@ -83,6 +85,18 @@ def forecasts(tmp_path_factory):
                                 *more, home=home)
         runs[name] = (config, run_pipeline(config, track=False), Path(path))
     return runs
+
+
+def test_a_forecaster_retrained_with_another_horizon_is_not_compared_with_the_last_one(forecasts):
+    """The Evaluator failed on it ('Values size: 6 but output shape: [12]'); now the run says why no
+    earlier model was its baseline."""
+    from pipelines.summary import format_summary
+
+    config, report, _ = forecasts["air_short"]
+    assert report.succeeded and report.blessed and config.series_table.horizon == 6, report.error
+    why = "it forecasts 12 monthly steps from 24, this model 6 monthly steps from 24: it cannot read these windows"
+    assert report.baseline_skipped == why
+    assert f"not compared with the last blessed model: {why}" in format_summary(config, report)
 
 
 @pytest.mark.parametrize("name", ["air", "stores"])
