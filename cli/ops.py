@@ -57,7 +57,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                     for a in run_args]
     with translated(user=(ScheduleError,)):
         stores = ["--metadata-uri", args.metadata_uri] if args.metadata_uri else []
-        line = entry(name, args.cron, run_args, home_of(args).root, Path.cwd(), args.promote, stores)
+        promote_stores = ["--tracking-uri", run.tracking_uri] if run.tracking_uri else []  # as the run parsed it
+        line = entry(name, args.cron, run_args, home_of(args).root, Path.cwd(), args.promote, stores, promote_stores)
         if args.install:
             install(line, name)
     print(line if not args.install else f"installed in your crontab:\n{line}")

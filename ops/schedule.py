@@ -46,17 +46,16 @@ def validate_cron(expression: str) -> str:
 
 
 def entry(name: str, cron: str, run_args: Sequence[str], home: Path, workdir: Path, promote: bool,
-          stores: Sequence[str] = ()) -> str:
+          stores: Sequence[str] = (), promote_stores: Sequence[str] = ()) -> str:
     """One crontab line: cd, make the home's log folder, lock (in the home: it exists now), run
-    [&& promote], append to the log. ``stores``: the team stores' options (--metadata-uri), given to
-    the run; a --tracking-uri among ``run_args`` goes to the promotion too."""
+    [&& promote], append to the log. ``stores``: the team stores' options the run gets beside
+    ``run_args`` (--metadata-uri); ``promote_stores``: the promotion's (the run's --tracking-uri)."""
     mlops = str(Path(sys.executable).with_name("mlops"))
     log = schedule_log(home, name)
     lock = home / f".schedule-{name}.lock"
     run = " ".join(shlex.quote(a) for a in [mlops, "run", *run_args, *stores, "--home", str(home)])
-    tracking = _option(run_args, "--tracking-uri")
     command = run + (" && " + " ".join(shlex.quote(a) for a in [mlops, "promote", name, "--home", str(home),
-                                                                 *(["--tracking-uri", tracking] if tracking else [])])
+                                                                 *promote_stores])
                      if promote else "")
     # each attempt between two dated lines, the second with its exit status (`mlops status` reads it:
     # a run that bad data stops before any pipeline starts leaves no other trace)
@@ -66,16 +65,6 @@ def entry(name: str, cron: str, run_args: Sequence[str], home: Path, workdir: Pa
     line = (f"cd {shlex.quote(str(workdir))} && mkdir -p {shlex.quote(str(log.parent))} && "
             f"flock -n {shlex.quote(str(lock))} sh -c {shlex.quote(shell)}")
     return f"{validate_cron(cron)} {line.replace('%', chr(92) + '%')} {MARKER}{name}"  # cron reads % as a newline
-
-
-def _option(args: Sequence[str], flag: str) -> str:
-    """The value of ``flag`` among ``args`` (``--flag V`` or ``--flag=V``), "" when absent."""
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(f"{flag}="):
-            return arg.split("=", 1)[1]
-    return ""
 
 
 def merge(crontab: str, line: str, name: str) -> str:
