@@ -68,9 +68,9 @@ class BlessedBaselineStrategy(ThisRunStrategy):
             for b in inputs[MODEL_BLESSING]
             if b.get_int_custom_property(evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY) == 1
         }
-        older_blessed = [m for m in inputs[MODEL]
-                         if m.id < this.id and m.id in blessing_by_model and comparable(m, this)]
-        if not older_blessed:
+        older_blessed = sorted((m for m in inputs[MODEL] if m.id < this.id and m.id in blessing_by_model),
+                               key=lambda m: m.id, reverse=True)
+        baseline = next((m for m in older_blessed if comparable(m, this)), None)  # reads models newest first
+        if baseline is None:
             return self.absent(inputs)
-        baseline = max(older_blessed, key=lambda m: m.id)
         return {CANDIDATE: inputs[CANDIDATE], MODEL: [baseline], MODEL_BLESSING: [blessing_by_model[baseline.id]]}
