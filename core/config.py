@@ -255,8 +255,9 @@ class PipelineConfig:
     def transform_spec(self) -> TransformSpec:
         """What the preprocessing_fn needs to know (its JSON is part of the cache key)."""
         table = self.table
+        tfidf = self._reads_tfidf() if table else False
         columns = {key: ColumnSpec(kind, table.date_formats.get(key, ""), table.text_lengths.get(key, 0),
-                                   table.text_ngrams if key in table.text_lengths else 1, self._reads_tfidf())
+                                   table.text_ngrams if key in table.text_lengths else 1, tfidf)
                    for key, kind in table.kinds.items()} \
             if table else None
         image = ImageInput(IMAGE_FEATURE, self.images.size, tuple(self.images.augment), (FILE_FEATURE,)) \
