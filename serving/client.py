@@ -30,7 +30,7 @@ class ClientError(Exception):
 
 class RequestFileError(ClientError):
     """A one-line problem with the user's own file (missing, not JSON, a column or cell the model
-    cannot take): bad input, not a refusal."""
+    cannot take, here or at the server: HTTP 400, gRPC INVALID_ARGUMENT): bad input, not a refusal."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def _http(url: str, body: Optional[bytes] = None, timeout: float = 30.0, context
             message = json.loads(e.read()).get("error", "")
         except ValueError:
             message = ""
-        raise ClientError(f"{url}: HTTP {e.code}: {message or e.reason}") from None
+        error = RequestFileError if e.code == 400 else ClientError  # 400: the server read the request and refused it
+        raise error(f"{url}: HTTP {e.code}: {message or e.reason}") from None
     except (urllib.error.URLError, ssl.SSLError, ConnectionError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
         if isinstance(reason, ssl.SSLCertVerificationError):
@@ -307,7 +308,8 @@ def predict_grpc(host: str, port: int, target: Target, body: Dict[str, Any],
         try:
             response = stub.Predict(request, timeout=timeout)
         except grpc.RpcError as e:
-            raise ClientError(f"gRPC {host}:{port}: {e.code().name}: {e.details()}") from None
+            error = RequestFileError if e.code() == grpc.StatusCode.INVALID_ARGUMENT else ClientError
+            raise error(f"gRPC {host}:{port}: {e.code().name}: {e.details()}") from None
     outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
     version = response.model_spec.version.value
     if len(outputs) == 1:

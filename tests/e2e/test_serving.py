@@ -444,6 +444,12 @@ def test_predict_command_over_rest_and_grpc(server, transactions_csv, tmp_path, 
     result = subprocess.run([sys.executable, "-m", "cli.main", "predict", str(no_segment), "--model", NAME,
                              "--rest-port", str(server["rest"])], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "missing column(s) the model needs: segment" in result.stderr  # bad input
+    worded = tmp_path / "worded.json"  # sent as it is: the server reads it and refuses it
+    worded.write_text(json.dumps({"instances": [{"amount": "lots", "age_days": 30, "risk_score": 0.2,
+                                                 "segment": "retail"}]}))
+    result = subprocess.run([sys.executable, "-m", "cli.main", "predict", str(worded), "--model", NAME,
+                             "--rest-port", str(server["rest"])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "HTTP 400" in result.stderr and "amount" in result.stderr, result.stderr
 
 
 # --- hot swap under load, failed versions, batching, request logs (server in this process) --------
