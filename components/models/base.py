@@ -112,7 +112,7 @@ def tabular_stem(inputs: Dict[str, Any], spec: FeatureSpec, hp: Mapping[str, Any
         parts.append(keras.layers.Flatten(name=f"flat_{name}")(embedded))
     parts += [keras.layers.Flatten(name=f"flat_{name}")(inputs[name]) for name in spec.tensors]
     if spec.texts:
-        parts += [text_stem(inputs[name], inputs.get(spec.text_weights.get(name, "")), name, size, hp)
+        parts += [text_stem(inputs[name], inputs.get(spec.text_weights.get(name, "")), name, size, hp, regularizer(hp))
                   for name, (_, size) in spec.texts.items()]
     if not parts:
         raise ValueError("no input features")

@@ -49,17 +49,21 @@ class WeightedSum(keras.layers.Layer):
         return None
 
 
-def text_stem(ids: Any, weights: Optional[Any], name: str, size: int, hp: Mapping[str, Any]) -> Any:
+def text_stem(ids: Any, weights: Optional[Any], name: str, size: int, hp: Mapping[str, Any],
+              penalty: Optional[keras.regularizers.Regularizer] = None) -> Any:
     """``weights``: the ids' TF-IDF weights (None where the Transform has none); ``hp``: the family's
-    resolved meta-parameters (their defaults and accepted learners: components.models.families)."""
+    resolved meta-parameters (their defaults and accepted learners: components.models.families);
+    ``penalty``: the family's weight penalty, for the word vectors too: they are most of the model's
+    weights, and TF-IDF + logistic regression without its L2 term overfits the same way."""
     learner, dim = hp["text_learner"], int(hp["text_dim"])
     if learner == "tfidf":
         if weights is None:
             raise ValueError(f"text_learner 'tfidf': the Transform gave '{name}' no TF-IDF weights; "
                              "choose pool, conv or lstm")
-        embedded = keras.layers.Embedding(size, dim, name=f"embed_{name}")(ids)
+        embedded = keras.layers.Embedding(size, dim, embeddings_regularizer=penalty, name=f"embed_{name}")(ids)
         return WeightedSum(name=f"tfidf_{name}")([embedded, weights])
-    embedded = keras.layers.Embedding(size, dim, mask_zero=learner != "conv", name=f"embed_{name}")(ids)
+    embedded = keras.layers.Embedding(size, dim, mask_zero=learner != "conv", embeddings_regularizer=penalty,
+                                      name=f"embed_{name}")(ids)
     if learner == "pool":
         return MaskedMean(name=f"pool_{name}")(embedded)
     if learner == "lstm":

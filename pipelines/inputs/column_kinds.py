@@ -149,7 +149,7 @@ TEXT_MIN_WORDS = 3  # a value of at least this many words is prose, not a name o
 TEXT_WORDY_SHARE = 0.5  # ... on at least this share of a column's sampled values
 TEXT_MIN_DISTINCT = 20  # and more distinct values than a category would have (its share below)
 TEXT_DISTINCT_SHARE = 0.2
-TEXT_LENGTHS = (8, 128)  # the token window a text column is padded or cut to: its 95th percentile, clamped
+TEXT_LENGTHS = (8, 128)  # the token window a text column is padded or cut to: its 99th percentile, clamped
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -167,10 +167,11 @@ def is_text(values: Sequence[str], distinct: int) -> bool:
 
 
 def text_length(values: Sequence[str]) -> int:
-    """The words a text column's values are padded or cut to: 95% of values fit, within TEXT_LENGTHS."""
+    """The words a text column's values are padded or cut to: 99% of values fit, within TEXT_LENGTHS
+    (a bag of words cut at 95% lost the tails of the longest texts, and with them some of their signal)."""
     counts = sorted(words(v) for v in values) or [0]
     low, high = TEXT_LENGTHS
-    return max(low, min(high, counts[min(len(counts) - 1, int(0.95 * len(counts)))]))
+    return max(low, min(high, counts[min(len(counts) - 1, int(0.99 * len(counts)))]))
 
 
 INDEX_KEYS = ("id", "column", "index", "unnamed_0", "row", "rownames", "row_id")  # "column": a blank header
