@@ -10,7 +10,7 @@ year (yearly).
 import calendar
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from statistics import median
@@ -78,10 +78,13 @@ class PeriodError(ValueError):
 @dataclass(frozen=True)
 class TimeAxis:
     """How a time column reads and writes: its format, frequency and, for dates, where in the
-    period they fall (weekly: the weekday; monthly and coarser: the day, 0 meaning the last)."""
+    period they fall (weekly: the weekday; monthly and coarser: the day, 0 meaning the last;
+    quarterly and yearly: also the month within the period, 0 its first: quarters dated by their
+    last month, 2005-03-01, 2005-06-01, ..., have month 2)."""
     format: str  # year | year_month | quarter | decimal_year | iso | ymd_slash | mdy_slash | unix
     frequency: str  # daily | weekly | monthly | quarterly | yearly
     anchor: int = 1
+    month: int = 0
 
     @property
     def season(self) -> int:
@@ -125,7 +128,7 @@ class TimeAxis:
         if self.frequency == "weekly":
             return date.fromordinal(period * 7 + self.anchor)
         months = {"monthly": 1, "quarterly": 3, "yearly": 12}[self.frequency]
-        year, month = divmod(period * months, 12) if self.frequency != "yearly" else (period, 0)
+        year, month = divmod(period * months + self.month, 12)
         last = calendar.monthrange(year, month + 1)[1]
         return date(year, month + 1, last if self.anchor == 0 else min(self.anchor, last))
 
@@ -285,7 +288,8 @@ def _axis_in(fmt: str, grouped: Sequence[Sequence[str]]) -> TimeAxis:
     first = days[0][0]
     anchor = first.toordinal() % 7 if frequency == "weekly" else \
         (0 if first.day == calendar.monthrange(first.year, first.month)[1] and first.day > 28 else first.day)
-    return TimeAxis(fmt, frequency, anchor)
+    month = {"quarterly": (first.month - 1) % 3, "yearly": first.month - 1}.get(frequency, 0)
+    return TimeAxis(fmt, frequency, anchor, month)
 
 
 def _pairs(values: list):
@@ -326,7 +330,7 @@ class SeriesInfo:
 
     def as_json(self) -> Dict[str, Any]:
         return {"time": self.time, "label": self.label, "series_id": list(self.series_id),
-                "axis": {"format": self.axis.format, "frequency": self.axis.frequency, "anchor": self.axis.anchor},
+                "axis": asdict(self.axis),
                 "lookback": self.lookback, "horizon": self.horizon,
                 "covariates": [list(pair) for pair in self.covariates], "inputs": self.inputs()}
 

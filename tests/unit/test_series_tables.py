@@ -100,6 +100,21 @@ def test_a_period_is_written_back_as_the_column_writes_it():
     assert weekly.label(weekly.period("2024-01-08") + 1) == "2024-01-15"
 
 
+@pytest.mark.parametrize("cells, following", [
+    (["2016-03-01", "2016-06-01", "2016-09-01", "2016-12-01"], "2017-03-01"),  # quarters dated by their last month
+    (["2016-02-15", "2016-05-15", "2016-08-15"], "2016-11-15"),
+    (["03/31/2016", "06/30/2016", "09/30/2016"], "12/31/2016"),  # quarter ends
+    (["2014-06-30", "2015-06-30", "2016-06-30"], "2017-06-30"),  # years dated mid-year (fiscal years)
+])
+def test_quarters_and_years_keep_the_month_they_are_dated_by(cells, following):
+    """A probe's quarterly prison counts dated 2005-03-01 ... 2016-12-01 were forecast from
+    2017-01-01, and a gap at 2014-06-01 was named as 2014-04-01."""
+    axis = infer_axis([cells])
+    periods = [axis.period(c) for c in cells]
+    assert [axis.label(p) for p in periods] == cells and axis.label(periods[-1] + 1) == following
+    assert TimeAxis(**SeriesInfo("t", "y", (), axis, 4, 2).as_json()["axis"]) == axis  # /metadata carries it
+
+
 @pytest.mark.parametrize("cells, message", [
     (["2020-01-01", "2020-01-03", "2020-01-05"], "a typical step of 2 days is not daily"),
     (["soon", "later"], "'soon' is not a time this reads"),
