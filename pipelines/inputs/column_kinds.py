@@ -175,6 +175,10 @@ def text_length(values: Sequence[str]) -> int:
 
 
 INDEX_KEYS = ("id", "column", "index", "unnamed_0", "row", "rownames", "row_id")  # "column": a blank header
+# Names a counter goes by: left out when its values are 0..n-1 or 1..n, once each ('Number' 0..514 in a
+# file sorted by its label was that label's order). A 'day' or 'x' of the same values stays a feature.
+ROW_NUMBER_KEYS = ("number", "no", "nr", "num", "n", "obs", "observation", "record", "case", "seq", "serial",
+                   "idx", "row_number", "row_no", "rownum", "line", "sl_no", "s_no", "sno")
 
 
 def is_identifier(key: str, kind: str, distinct: int, present: int, unique_so_far: bool) -> bool:

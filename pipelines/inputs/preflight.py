@@ -6,6 +6,7 @@ Exact and cheap per row: field counts, labels present, numbers that are not numb
 values (capped). Kinds and roles (number, boolean, date-time, text; identifier, constant) are
 decided on a sample: the first rows plus a random sample of the rest. Deeper checks stay TFDV's.
 """
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,7 @@ class _ColumnStats:
         self.cap = cap
         self.overflow = False
         self.total = self.total_squares = 0.0  # of the numbers, while every value is one
+        self.low, self.high = math.inf, -math.inf
 
     def add(self, line: int, text: pa.Array, missing: pa.Array) -> None:
         present = pc.filter(text, pc.invert(missing))
@@ -161,6 +163,8 @@ class _ColumnStats:
             numbers = pc.cast(present, pa.float64())
             self.total += pc.sum(numbers).as_py()
             self.total_squares += pc.sum(pc.multiply(numbers, numbers)).as_py()
+            bounds = pc.min_max(numbers)
+            self.low, self.high = min(self.low, bounds["min"].as_py()), max(self.high, bounds["max"].as_py())
             if self.all_whole:
                 self.all_whole = bool(pc.all(pc.match_substring_regex(present, WHOLE)).as_py())
         if not self.overflow:
@@ -173,6 +177,11 @@ class _ColumnStats:
     @property
     def distinct(self) -> int:
         return self.cap + 1 if self.overflow else len(self.values)
+
+    def is_row_number(self, rows: int, unique: bool) -> bool:
+        """0..n-1 or 1..n, each once, on every row (in any order)."""
+        return (unique and self.present == rows >= 20 and not self.non_numbers and self.all_whole
+                and self.low in (0, 1) and self.high - self.low + 1 == rows)
 
 
 def _resolve(path, names: Iterable[str], columns: ColumnMap, flag: str) -> Tuple[str, ...]:
@@ -308,16 +317,20 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
     profiles = []
     for key, name in zip(columns.keys, columns.names):
         cells, stats = _Sample(scan.sample.pop(key)), scan.stats[key]
-        kind = _kind(path, name, key, stats, cells, key in forced_datetime, options.schema_kinds.get(key))
-        if key in categorical:
+        left_out = key in dropped or (chosen and key not in chosen and key not in label_keys)
+        if key in categorical or left_out:  # the user's word: its cells need not read as numbers or dates
             kind = ColumnKind(col.STRING)
+        else:
+            kind = _kind(path, name, key, stats, cells, key in forced_datetime, options.schema_kinds.get(key),
+                         key in forced_text)
         if key in forced_text and kind.kind in (col.NUMERIC, col.INTEGER):
             raise InputDataError(f"{path}: --text '{name}': its values are numbers, not words (--categorical reads "
                                  "codes as categories)")
-        if key not in label_keys and (key in forced_text or (kind.kind == col.STRING and key not in categorical)):
+        if key not in label_keys and not left_out and (key in forced_text or (kind.kind == col.STRING
+                                                                              and key not in categorical)):
             kind = _text_kind(kind, cells, key in forced_text)
         role, reason = _role(key, kind, stats, cells, label_keys, dropped, chosen,
-                             key in forced_datetime or key in forced_text, key in categorical)
+                             key in forced_datetime or key in forced_text, key in categorical, scan.rows)
         profiles.append(ColumnProfile(key, name, kind, role, reason, stats.present, stats.distinct))
     if not any(p.role == FEATURE for p in profiles):
         raise InputDataError(f"{path}: no feature columns besides the label(s) "
@@ -378,16 +391,17 @@ class _Sample:
 
 
 def _kind(path, name: str, key: str, stats: _ColumnStats, sample: "_Sample", forced_datetime: bool,
-          schema_kind: Optional[str]) -> ColumnKind:
+          schema_kind: Optional[str], forced_text: bool = False) -> ColumnKind:
     if schema_kind == "string":
         return ColumnKind(col.STRING)
     numeric_by_count = stats.present and stats.non_numbers < stats.present / 2
-    if schema_kind == "numeric" or (numeric_by_count and stats.non_numbers and not forced_datetime):
+    if schema_kind == "numeric" or (numeric_by_count and stats.non_numbers and not (forced_datetime or forced_text)):
         if stats.non_numbers:
             line, value = stats.first_bad
             raise InputDataError(
                 f"{path}: column '{name}' is numeric but line {line} holds {value!r} "
-                f"({stats.non_numbers} non-numeric value(s); leave a cell empty for a missing value)")
+                f"({stats.non_numbers} non-numeric value(s)); leave such a cell empty for a missing value, or "
+                f"read the column as codes (--categorical '{name}') or leave it out (--drop '{name}')")
         return ColumnKind(col.INTEGER if stats.all_whole else col.NUMERIC)
     if not stats.present:
         return ColumnKind(col.STRING)
@@ -405,7 +419,7 @@ def _text_kind(kind: ColumnKind, sample: "_Sample", forced: bool) -> ColumnKind:
 
 
 def _role(key: str, kind: ColumnKind, stats: _ColumnStats, sample: _Sample, labels: Sequence[str],
-          dropped: Set[str], chosen: Set[str], forced: bool, categorical: bool) -> Tuple[str, str]:
+          dropped: Set[str], chosen: Set[str], forced: bool, categorical: bool, rows: int) -> Tuple[str, str]:
     if key in labels:
         return LABEL, ""
     if key in dropped:
@@ -421,6 +435,8 @@ def _role(key: str, kind: ColumnKind, stats: _ColumnStats, sample: _Sample, labe
     distinct_in_sample, sampled = sample.distinct, len(sample)
     unique = distinct_in_sample == sampled and not stats.overflow and stats.distinct == stats.present
     unique = unique or (stats.overflow and distinct_in_sample == sampled)
+    if kind.kind == col.INTEGER and key in col.ROW_NUMBER_KEYS and stats.is_row_number(rows, unique):
+        return IDENTIFIER, f"a row number ({stats.low:g} to {stats.high:g}, once each)"
     if col.is_identifier(key, kind.kind, distinct_in_sample, sampled, unique):
         return IDENTIFIER, "identifier-like (a distinct value on nearly every row)"
     return FEATURE, ""
