@@ -25,6 +25,7 @@ TEXT = "text"  # free text: several words per value, many distinct values (token
 UNIX_SECONDS = "unix"
 # Date-time formats a column may hold (one per column, decided on the sample), as the Transform parses them
 DATE_FORMATS = {name: pattern for name, (pattern, _) in periods.DATE_FORMATS.items() if name != UNIX_SECONDS}
+DATE_FORMATS_SHOWN = {name: periods.FORMAT_SHOWN[name] for name in DATE_FORMATS}  # as a message names them
 
 
 def feature_key(name: str) -> str:
@@ -102,6 +103,25 @@ def date_format(values: Sequence[str]) -> Optional[str]:
     return None
 
 
+DATE_MAJORITY = 0.5  # more than this share of a column's values dates of one format: a date column
+
+
+def mostly_dates(cells: Sequence[Tuple[int, str]]) -> Optional["ColumnKind"]:
+    """DATETIME with ``bad_*`` naming the first cell that is not a date, when most of the (line, text)
+    cells are dates of one format and the others are not (a range '09/20/2011 - 10/28/2011', a
+    word); else None. Read as text, such a column's dates were words; forced to ISO, none read."""
+    values = [v.strip() for _, v in cells]
+    counts = {name: sum(1 for v in values if pattern.match(v)) for name, pattern in DATE_FORMATS.items()}
+    best = max(counts, key=counts.get)
+    if not DATE_MAJORITY * len(values) < counts[best] < len(values):
+        return None
+    fmt = date_format([v for v in values if DATE_FORMATS[best].match(v)])
+    if fmt is None:
+        return None
+    bad = [(line, v) for (line, _), v in zip(cells, values) if not DATE_FORMATS[fmt].match(v)]
+    return ColumnKind(DATETIME, fmt, bad_line=bad[0][0], bad_value=bad[0][1], bad_count=len(bad))
+
+
 def _valid_iso(values: Sequence[str]) -> bool:
     try:
         for v in values:
@@ -116,7 +136,7 @@ class ColumnKind:
     kind: str  # numeric, integer, boolean, datetime, string
     date_format: str = ""  # datetime: iso, ymd_slash, mdy_slash or unix
     text_length: int = 0  # text: the words its values are padded or cut to
-    bad_line: int = 0  # numeric with stray words: the first offending line
+    bad_line: int = 0  # numbers or dates with stray words: the first offending line
     bad_value: str = ""
     bad_count: int = 0
 
@@ -129,7 +149,8 @@ def infer_kind(cells: Sequence[Tuple[int, str]], forced_datetime: bool = False) 
     if forced_datetime:
         if values and all(n is not None for n in numbers):
             return ColumnKind(DATETIME, UNIX_SECONDS)
-        return ColumnKind(DATETIME, date_format(values) or "iso")
+        fmt = date_format(values)
+        return ColumnKind(DATETIME, fmt) if fmt else mostly_dates(cells) or ColumnKind(DATETIME, bad_count=len(values))
     if values and all(boolean_value(v) is not None for v in values) and not all(n is not None for n in numbers):
         return ColumnKind(BOOLEAN)
     bad = [(line, v.strip()) for (line, v), n in zip(cells, numbers) if n is None]
@@ -142,7 +163,7 @@ def infer_kind(cells: Sequence[Tuple[int, str]], forced_datetime: bool = False) 
     fmt = date_format(values[:2000])
     if fmt:
         return ColumnKind(DATETIME, fmt)
-    return ColumnKind(STRING)
+    return mostly_dates(cells) or ColumnKind(STRING)
 
 
 TEXT_MIN_WORDS = 3  # a value of at least this many words is prose, not a name or a code

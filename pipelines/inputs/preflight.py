@@ -407,7 +407,18 @@ def _kind(path, name: str, key: str, stats: _ColumnStats, sample: "_Sample", for
         return ColumnKind(col.STRING)
     if stats.non_numbers == 0 and not forced_datetime:
         return ColumnKind(col.INTEGER if stats.all_whole else col.NUMERIC)
-    return col.infer_kind(sample.cells(), forced_datetime)
+    kind = col.infer_kind(sample.cells(), forced_datetime)
+    if kind.kind == col.DATETIME and not kind.date_format:
+        line, value = sample.cells()[0]
+        raise InputDataError(f"{path}: --datetime '{name}': line {line} holds {value!r}, not a date as "
+                             f"{', '.join(col.DATE_FORMATS_SHOWN.values())} or Unix seconds")
+    if kind.kind == col.DATETIME and kind.bad_count and not forced_text:
+        raise InputDataError(
+            f"{path}: column '{name}' holds dates ({col.DATE_FORMATS_SHOWN[kind.date_format]}) but line "
+            f"{kind.bad_line} holds {kind.bad_value!r} ({kind.bad_count} of {len(sample)} sampled values not dates); "
+            f"leave such a cell empty for a missing date, or read the column as words (--text '{name}') or "
+            f"leave it out (--drop '{name}')")
+    return kind
 
 
 def _text_kind(kind: ColumnKind, sample: "_Sample", forced: bool) -> ColumnKind:

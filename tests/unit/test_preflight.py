@@ -203,3 +203,25 @@ def test_a_column_of_codes_can_be_dropped_or_read_as_categories(tmp_path):
                           (ProfileOptions(categorical=("Code",)), "feature")):
         columns = {c.key: c for c in profile_source(open_table(path), ["label"], None, options).columns}
         assert (columns["code"].kind.kind, columns["code"].role) == ("string", role)
+
+
+def test_a_column_of_dates_with_a_few_other_cells_is_named_not_read_as_words_or_forced_to_iso(tmp_path):
+    """Breach dates, MM/DD/YYYY with some ranges ('09/20/2011 - 10/28/2011'): read as text; forced
+    with --datetime they were recorded as YYYY-MM-DD, none read in training, and the served model
+    answered NaN for a date."""
+    from pipelines.inputs.preflight import ProfileOptions, profile_source
+    from pipelines.inputs.tables import open_table
+
+    dates = [f"{1 + i % 12:02d}/{1 + i % 28:02d}/2011" if i % 8 else f"0{1 + i % 9}/01/2011 - 0{1 + i % 9}/20/2011"
+             for i in range(40)]
+    path = _csv(tmp_path, _rows("Date of Breach,size,label", [f"{d},{i * 1.5},{i % 2}" for i, d in enumerate(dates)]))
+    for options in (ProfileOptions(), ProfileOptions(datetime=("Date of Breach",))):
+        with pytest.raises(InputDataError, match=r"column 'Date of Breach' holds dates \(MM/DD/YYYY\) but line 2 "
+                                                 r"holds '01/01/2011 - 01/20/2011' \(5 of 40 sampled values not "
+                                                 r"dates\); leave such a cell empty .*--text .*--drop"):
+            profile_source(open_table(path), ["label"], None, options)
+    text = profile_source(open_table(path), ["label"], None, ProfileOptions(text=("Date of Breach",)))
+    assert text.column("date_of_breach").kind.kind == "text"
+    words = _csv(tmp_path, _rows("When,size,label", [f"soon,{i},{i % 2}" for i in range(40)]))
+    with pytest.raises(InputDataError, match=r"--datetime 'When': line 2 holds 'soon', not a date as YYYY-MM-DD, "):
+        profile_source(open_table(words), ["label"], None, ProfileOptions(datetime=("When",)))
