@@ -69,6 +69,7 @@ class TableSpec:
     kinds: Mapping[str, str] = field(default_factory=dict)  # key -> numeric|integer|boolean|datetime|string|text
     date_formats: Mapping[str, str] = field(default_factory=dict)  # datetime key -> iso|ymd_slash|mdy_slash|unix
     text_lengths: Mapping[str, int] = field(default_factory=dict)  # text key -> the words it is padded or cut to
+    text_cut: Mapping[str, float] = field(default_factory=dict)  # text key -> the share of its values cut there
     text_ngrams: int = DEFAULT_TEXT_NGRAMS  # text columns' tokens: words (1), and word pairs (2), and triples (3)
     left_out: Mapping[str, str] = field(default_factory=dict)  # key -> why it is not a feature
     na_values: Tuple[str, ...] = ()  # missing-value tokens beyond the usual ones
@@ -90,9 +91,15 @@ class TableSpec:
     def name_of(self, key: str) -> str:
         return next((name for name, k in self.columns if k == key), key)
 
+    def shown(self, key: str) -> str:
+        """A column as a message names it: its name, or its place when its header is blank."""
+        place = next((i for i, (_, k) in enumerate(self.columns) if k == key), None)
+        return self.name_of(key) or (f"column {place + 1} (no name)" if place is not None else key)
+
     @property
     def renamed(self) -> Dict[str, str]:
-        return {name: key for name, key in self.columns if name != key}
+        """Original name -> key of the columns the model reads, where the two differ."""
+        return {name: key for name, key in self.columns if name != key and key in self.kinds}
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,14 @@ class RunReport:
         return {name: count for name, count in sorted(rows.items()) if count is not None and count < MIN_SLICE_ROWS}
 
     @property
+    def candidates_shown(self) -> str:
+        """A small table's dnn and its linear rival, as the summary and the card name them ('' when
+        the Trainer fit one model): 'dnn 0.6929, linear 0.7357 (auc on the eval split); kept: linear'."""
+        c = self.model_info.get("candidates")
+        return (f"dnn {c['dnn']:.4f}, linear {c['linear']:.4f} ({c['metric']} on the eval split); kept: {c['chosen']}"
+                if c else "")
+
+    @property
     def succeeded(self) -> bool:
         return self.error is None
 

@@ -642,6 +642,7 @@ def _user_table(request: RunRequest, data_path: Path, data_dir: Path, schema_kin
         columns=tuple(zip(source.columns.names, source.columns.keys)), kinds=kept,
         date_formats={c.key: c.kind.date_format for c in profile.columns if c.key in kept and c.kind.date_format},
         text_lengths={c.key: c.kind.text_length for c in profile.columns if c.key in kept and c.kind.text_length},
+        text_cut={c.key: c.kind.text_cut for c in profile.columns if c.key in kept and c.kind.text_cut},
         text_ngrams=DEFAULT_TEXT_NGRAMS if request.reading.text_ngrams is None else request.reading.text_ngrams,
         left_out={c.key: c.reason for c in profile.left_out}, na_values=tuple(request.reading.na_values),
         rows=profile.rows, label_missing=profile.label_missing, task_reason=profile.task_reason,

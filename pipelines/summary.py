@@ -47,6 +47,11 @@ def _first_few(items: List[str], shown: int = 12) -> str:
     return ", ".join(items[:shown]) + more
 
 
+def _share(share: float) -> str:
+    """A share as a message says it: '44%', or '<1%' for a few values of many."""
+    return f"{share:.0%}" if share >= 0.005 else "<1%"
+
+
 def format_input(config: PipelineConfig) -> List[str]:
     """What the preflight made of a user's table: how it was read, names, roles, the task."""
     if config.images is not None:
@@ -66,12 +71,14 @@ def format_input(config: PipelineConfig) -> List[str]:
         shown = _first_few([f"{name!r} -> {key}" for name, key in table.renamed.items()])
         lines.append(f"columns renamed to feature keys: {shown}")
     for key, why in table.left_out.items():
-        lines.append(f"column left out: {table.name_of(key)} ({why})")
+        lines.append(f"column left out: {table.shown(key)} ({why})")
     special = [f"{table.name_of(k)}: {kind}{' ' + table.date_formats[k] if k in table.date_formats else ''}"
                for k, kind in table.kinds.items() if kind in ("boolean", "datetime")]
     if special:
         lines.append(f"read as: {', '.join(special)}")
-    texts = [f"{table.name_of(k)} (up to {table.text_lengths[k]} words)" for k in table.text_keys]
+    texts = [f"{table.name_of(k)} (up to {table.text_lengths[k]} words"
+             + (f"; {_share(table.text_cut[k])} of its values are longer, cut there)" if k in table.text_cut else ")")
+             for k in table.text_keys]
     if texts:
         tokens = ("words", "words and word pairs", "words, word pairs and triples")[table.text_ngrams - 1]
         lines.append(f"read as text ({tokens}, a vocabulary, an embedding): {', '.join(texts)}")
@@ -191,10 +198,8 @@ def format_evaluation(report: RunReport) -> List[str]:
         mine = overall.get(b["metric"])
         versus = f" (the model: {mine:.4f})" if mine is not None else ""
         lines.append(f"baseline on the same split, {b['model']}: {b['metric']} {b['value']:.4f}{versus}")
-    candidates = report.model_info.get("candidates")
-    if candidates:
-        lines.append(f"model candidates on the eval split ({candidates['metric']}): "
-                     f"dnn {candidates['dnn']:.4f}, linear {candidates['linear']:.4f}; kept: {candidates['chosen']}")
+    if report.candidates_shown:
+        lines.append(f"model candidates: {report.candidates_shown}")
     forecast = report.model_info.get("forecast")
     if forecast:
         lines += _forecast_model_lines(forecast)
@@ -257,11 +262,8 @@ def format_summary(config: PipelineConfig, report: RunReport) -> str:
     if report.teacher:
         lines += format_teacher(report.teacher)
     if report.holdout is not None:
-        from release.forecast_holdout import comparison_lines, refused_but_better_lines
+        from release.forecast_holdout import comparison_lines, gate_notes
 
-        lines += comparison_lines(report.holdout)
-        gate_value = report.metrics.get(OVERALL, {}).get(config.task.gate_metric)
-        bound = config.gate_thresholds.get(config.label)
-        if report.blessed is False and gate_value is not None and bound is not None:
-            lines += refused_but_better_lines(report.holdout, gate_value, bound)
+        lines += comparison_lines(report.holdout) + gate_notes(report, config.task.gate_metric,
+                                                               config.gate_thresholds.get(config.label))
     return "\n".join(lines + format_release(config, report))

@@ -4,10 +4,11 @@ points before them, as a client would ask), by the seasonal naive forecast and b
 in the series' units by ``release.forecast_baselines`` (MAE, RMSE, sMAPE, MASE). The run summary
 and the model card show it."""
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
+from components.gate_metrics import OVERALL
 from release.forecast_baselines import ForecastScores, fit_baselines, pooled
 from serving.codec.periods import FORECAST_OUTPUT, SeriesInfo
 from serving.forecast_client import SeriesWindow, request_row
@@ -67,16 +68,32 @@ def comparison_lines(comparison: HoldoutComparison) -> list:
     return lines
 
 
-def refused_but_better_lines(comparison: HoldoutComparison, gate_value: float, bound: float) -> list:
-    """A forecaster the gate refused though it beats seasonal naive on the holdout (a series that
-    grows or turns: its holdout errors are large next to its windows' seasonal steps, which scale the
-    gate's MASE): say so, and how to gate on another bound. Nothing otherwise."""
-    model, naive = comparison.model, comparison.seasonal_naive
-    if model is None or gate_value <= bound or model.mae >= naive.mae:
+def gate_notes(report: Any, gate_metric: str, bound: Optional[float]) -> list:
+    """``gate_disagrees_lines`` of a run (a ``core.run_report.RunReport``) judged on ``gate_metric``
+    against ``bound``; nothing where it has no holdout, verdict or gate value."""
+    gate_value = report.metrics.get(OVERALL, {}).get(gate_metric)
+    if report.holdout is None or report.blessed is None or gate_value is None or bound is None:
         return []
-    return [f"the refused model beats seasonal naive on this holdout (MAE {model.mae:.4g} vs {naive.mae:.4g}), "
-            f"while its gate's MASE is {gate_value:.4g} (bound {bound:g}): the holdout moves more than its "
-            "windows' seasonal steps; `--threshold` sets another bound"]
+    return gate_disagrees_lines(report.holdout, report.blessed, gate_value, bound)
+
+
+def gate_disagrees_lines(comparison: HoldoutComparison, blessed: bool, gate_value: float, bound: float) -> list:
+    """Where the gate's MASE (scaled by the windows' seasonal steps) and this holdout disagree, say so:
+    a refused forecaster that beats seasonal naive here (a series that grows or turns: its holdout
+    errors are large next to those steps), with how to gate on another bound; a blessed one that
+    seasonal naive beats here. Nothing otherwise."""
+    model, naive = comparison.model, comparison.seasonal_naive
+    if model is None:
+        return []
+    if not blessed and gate_value > bound and model.mae < naive.mae:
+        return [f"the refused model beats seasonal naive on this holdout (MAE {model.mae:.4g} vs {naive.mae:.4g}), "
+                f"while its gate's MASE is {gate_value:.4g} (bound {bound:g}): the holdout moves more than its "
+                "windows' seasonal steps; `--threshold` sets another bound"]
+    if blessed and model.mae > naive.mae:
+        return [f"seasonal naive beats the blessed model on this holdout (MAE {naive.mae:.4g} vs {model.mae:.4g}), "
+                f"though its gate's MASE is {gate_value:.4g} (bound {bound:g}): the windows' errors it was gated on "
+                "were smaller than this holdout's; a lower `--threshold` asks more of it"]
+    return []
 
 
 def _forms(comparison: HoldoutComparison) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from components.gate_metrics import HIGHER_IS_BETTER, MIN_SLICE_ROWS, OVERALL
 from core.config import PipelineConfig
 from core.run_report import RunReport
+from release.forecast_holdout import gate_notes
 
 ASSETS_DIR = "assets.extra"
 CARD_JSON = "model_card.json"
@@ -83,6 +84,7 @@ def _caveats(config: PipelineConfig, report: RunReport, slices: Sequence[Mapping
         if not better:
             caveats.append(f"a {baseline['model']} on the same split scores {theirs:.4f} {baseline['metric']}, "
                            f"better than this model's {mine:.4f}")
+    caveats += gate_notes(report, config.task.gate_metric, config.gate_thresholds.get(config.label))
     caveats.extend(f"TF Lite {row['variant']} left out: {row['reason']}" for row in edge if not row["shipped"])
     examples = sum(report.split_rows.values())
     if examples and examples < 1000:
@@ -169,6 +171,7 @@ def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200
         "model": {"family": info.get("family", config.family), "parameters": info.get("parameters"),
                   "hparams": info.get("hparams", {}), "epochs_run": info.get("epochs_run"),
                   "best_epoch": info.get("best_epoch"), "candidates": info.get("candidates"),
+                  "candidates_shown": report.candidates_shown,
                   "training_workers": info.get("replicas_in_sync", 1),
                   "history": {k: v for k, v in report.history.items() if k in ("loss", "val_loss")},
                   "pretrained": dict(config.pretrained) or None, "distilled_from": dict(config.distill_from) or None},
@@ -291,7 +294,8 @@ def render_html(card: Mapping[str, Any]) -> str:
         + (_table(("feature", "drift distance", "threshold"),
                   [(_e(d["feature"]), _number(d["distance"]), _number(d["threshold"])) for d in data["drift"]])
            if data["drift"] else "<p>drift: not checked (no earlier accepted span)</p>"),
-        "model": _pairs({"family": model["family"], "parameters": model["parameters"],
+        "model": _pairs({"family": model["family"], "candidates": model.get("candidates_shown") or "-",
+                         "parameters": model["parameters"],
                          "epochs run": model["epochs_run"], "best epoch": model["best_epoch"],
                          "pretrained": json.dumps(model["pretrained"]) if model["pretrained"] else "-",
                          "distilled from": json.dumps(model["distilled_from"]) if model["distilled_from"] else "-"})

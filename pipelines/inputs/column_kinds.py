@@ -136,6 +136,7 @@ class ColumnKind:
     kind: str  # numeric, integer, boolean, datetime, string
     date_format: str = ""  # datetime: iso, ymd_slash, mdy_slash or unix
     text_length: int = 0  # text: the words its values are padded or cut to
+    text_cut: float = 0.0  # text: the share of its sampled values longer than that, cut there
     bad_line: int = 0  # numbers or dates with stray words: the first offending line
     bad_value: str = ""
     bad_count: int = 0
@@ -170,7 +171,7 @@ TEXT_MIN_WORDS = 3  # a value of at least this many words is prose, not a name o
 TEXT_WORDY_SHARE = 0.5  # ... on at least this share of a column's sampled values
 TEXT_MIN_DISTINCT = 20  # and more distinct values than a category would have (its share below)
 TEXT_DISTINCT_SHARE = 0.2
-TEXT_LENGTHS = (8, 128)  # the token window a text column is padded or cut to: its 99th percentile, clamped
+TEXT_LENGTHS = (8, 512)  # the token window a text column is padded or cut to: its 99th percentile, clamped
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -193,6 +194,11 @@ def text_length(values: Sequence[str]) -> int:
     counts = sorted(words(v) for v in values) or [0]
     low, high = TEXT_LENGTHS
     return max(low, min(high, counts[min(len(counts) - 1, int(0.99 * len(counts)))]))
+
+
+def text_cut(values: Sequence[str], length: int) -> float:
+    """The share of ``values`` longer than ``length`` words: what a window of that length cuts."""
+    return sum(1 for v in values if words(v) > length) / len(values) if values else 0.0
 
 
 INDEX_KEYS = ("id", "column", "index", "unnamed_0", "row", "rownames", "row_id")  # "column": a blank header

@@ -425,7 +425,8 @@ def _text_kind(kind: ColumnKind, sample: "_Sample", forced: bool) -> ColumnKind:
     """TEXT with its token window when --text names the column or its values read as prose."""
     values = sample.values.to_pylist()
     if forced or col.is_text(values, sample.distinct):
-        return ColumnKind(col.TEXT, text_length=col.text_length(values))
+        length = col.text_length(values)
+        return ColumnKind(col.TEXT, text_length=length, text_cut=col.text_cut(values, length))
     return kind
 
 

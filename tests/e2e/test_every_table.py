@@ -87,7 +87,9 @@ def test_a_three_row_category_never_refuses_a_good_model(runs, name):
     candidates = report.model_info["candidates"]  # a small table: the dnn and its linear rival, the better kept
     better = max(("dnn", "linear"), key=lambda c: candidates[c])
     assert candidates["metric"] == "auc" and candidates["chosen"] == better
-    assert f"model candidates on the eval split (auc): dnn {candidates['dnn']:.4f}" in format_summary(config, report)
+    shown = f"dnn {candidates['dnn']:.4f}, linear {candidates['linear']:.4f} (auc on the eval split); kept: {better}"
+    assert f"model candidates: {shown}" in format_summary(config, report)
+    assert report.card_path and shown in Path(report.card_path).read_text()  # the card said "model: dnn" alone
 
 
 def test_an_edge_export_that_fails_still_pushes_and_names_what_was_left_out(runs):

@@ -173,6 +173,22 @@ def test_the_summary_names_the_columns_read_as_categories_and_how_to_read_one_as
     assert "title" in config.table.text_keys and "year" not in text.split("read as categories")[1]
 
 
+def test_the_summary_says_how_much_of_a_text_its_window_cuts_and_names_a_blank_column_by_its_place(tmp_path):
+    """A probe's breach summaries were cut at 128 words (44% of them longer) and the summary said only
+    'up to 128 words'; an unnamed index column was 'column left out:  (...)'."""
+    from pipelines.summary import format_input
+
+    csv = tmp_path / "notes.csv"
+    notes = [" ".join(f"word{(i * j) % 50}" for j in range(5 + i % 5)) for i in range(59)] + ["long " * 600]
+    csv.write_text(",Note Text,size,label\n" + "".join(
+        f"{i},{note},{i * 1.5},{i % 2}\n" for i, note in enumerate(notes)))
+    config = build_config(RunRequest(data=str(csv), label="label", home=str(tmp_path / "home")))
+    text = "\n".join(format_input(config))
+    assert "Note Text (up to 512 words; 2% of its values are longer, cut there)" in text, text
+    assert "column left out: column 1 (no name) (identifier-like" in text, text
+    assert "columns renamed to feature keys: 'Note Text' -> note_text" in text  # not the left-out blank one
+
+
 @pytest.mark.parametrize("days, windows, few", [(35, "1 train window, 1 validation", True),
                                                  (200, "156 train windows, 11 validation", False)])
 def test_a_series_summary_counts_its_windows_and_says_when_they_are_few(tmp_path, days, windows, few):
