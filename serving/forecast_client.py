@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
+import numpy as np
+
 from serving.codec.columns import csv_dict_reader, is_missing_text
 from serving.codec.periods import NEXT_DATE_INPUT, WINDOW_INPUT, PeriodError, SeriesInfo
 
@@ -128,6 +130,12 @@ def forecast_request(windows: Sequence[SeriesWindow], info: SeriesInfo) -> Dict[
     return {"instances": [request_row(w, info) for w in windows]}
 
 
+def float32_text(value: float) -> str:
+    """A model's float32 output as its shortest exact text, without an exponent: 1486020.5, not
+    the 1.48602e+06 six digits gave for a series of demands in the millions."""
+    return np.format_float_positional(np.float32(value), unique=True, trim="-")
+
+
 def write_forecasts(info: SeriesInfo, windows: Sequence[SeriesWindow], forecasts: Sequence[Sequence[float]],
                     out: TextIO, label: Optional[str] = None) -> int:
     """One row per series and future step: ID columns, time, forecast. Returns the rows written."""
@@ -136,6 +144,6 @@ def write_forecasts(info: SeriesInfo, windows: Sequence[SeriesWindow], forecasts
     count = 0
     for window, values in zip(windows, forecasts):
         for step, value in enumerate(values, start=1):
-            writer.writerow([*window.key, info.axis.label(window.last + step), f"{float(value):.6g}"])
+            writer.writerow([*window.key, info.axis.label(window.last + step), float32_text(value)])
             count += 1
     return count

@@ -136,7 +136,7 @@ class ColumnKind:
     kind: str  # numeric, integer, boolean, datetime, string
     date_format: str = ""  # datetime: iso, ymd_slash, mdy_slash or unix
     text_length: int = 0  # text: the words its values are padded or cut to
-    text_cut: float = 0.0  # text: the share of its sampled values longer than that, cut there
+    text_cut: float = 0.0  # text: the share of its sampled values longer than the longest window, cut there
     bad_line: int = 0  # numbers or dates with stray words: the first offending line
     bad_value: str = ""
     bad_count: int = 0

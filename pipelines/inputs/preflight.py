@@ -426,7 +426,8 @@ def _text_kind(kind: ColumnKind, sample: "_Sample", forced: bool) -> ColumnKind:
     values = sample.values.to_pylist()
     if forced or col.is_text(values, sample.distinct):
         length = col.text_length(values)
-        return ColumnKind(col.TEXT, text_length=length, text_cut=col.text_cut(values, length))
+        capped = length == col.TEXT_LENGTHS[1]  # else the 1% the window leaves out by design
+        return ColumnKind(col.TEXT, text_length=length, text_cut=col.text_cut(values, length) if capped else 0.0)
     return kind
 
 

@@ -14,6 +14,7 @@ import csv
 import io
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -136,9 +137,14 @@ def _regular(cells: List[_Cell], axis: TimeAxis, context: str, label: str, na_va
         except PeriodError as e:
             raise InputDataError(f"{context}: line {cell.line}: --time {e}") from None
         if period in seen and seen[period].time.strip() != cell.time.strip():  # another time in the same period
+            earlier = f"line {seen[period].line} ({seen[period].time!r})"
+            if axis.frequency == "daily":  # the finest step read: two times in one day are hours or minutes apart
+                raise InputDataError(f"{context}: line {cell.line}: {cell.time!r} is on the same day as {earlier}: "
+                                     "steps shorter than a day are not read (a series is daily, weekly, monthly, "
+                                     "quarterly or yearly); sum or average its values per day first")
             raise InputDataError(f"{context}: line {cell.line}: {cell.time!r} falls in the same {axis.frequency} "
-                                 f"step as line {seen[period].line} ({seen[period].time!r}): the series reads as "
-                                 f"{axis.frequency}, and its times change step; give it one frequency")
+                                 f"step as {earlier}: the series reads as {axis.frequency}, and its times change "
+                                 "step; give it one frequency")
         if period in seen:
             hint = "" if keyed else "; a long table of several series needs --series-id naming their ID column(s)"
             raise InputDataError(f"{context}: line {cell.line}: {cell.time!r} again (line {seen[period].line} has the "
@@ -175,6 +181,9 @@ def _covariates(cells: Dict[int, _Cell], first: int, length: int, names: Sequenc
     return tuple(out)
 
 
+WEEKEND_SHARE = 0.8  # of a daily series' missing days: a series of working days, not one with gaps
+
+
 def _filled(values: List[Optional[float]], context: str, axis: TimeAxis, first: int) -> Tuple[List[float], str]:
     """Linear interpolation over missing points when they are few; (values, the first gap named)."""
     missing = [i for i, v in enumerate(values) if v is None]
@@ -182,8 +191,13 @@ def _filled(values: List[Optional[float]], context: str, axis: TimeAxis, first: 
         return [float(v) for v in values], ""
     gap = f"{context}: {axis.shown(first + missing[0])} missing"
     if len(missing) > MAX_FILLED_SHARE * len(values):
+        weekends = axis.frequency == "daily" and sum(date.fromordinal(first + i).weekday() >= 5
+                                                     for i in missing) >= WEEKEND_SHARE * len(missing)
+        why = ("; most missing days are weekends: a series of trading or working days is not read as daily "
+               "(fill its weekends, e.g. with Friday's value, or sum it by week)") if weekends else \
+            "; give a regular series or fill it first"
         raise InputDataError(f"{gap}, and {len(missing)} of {len(values)} {axis.frequency} points in all (more than "
-                             f"{MAX_FILLED_SHARE:.0%}); give a regular series or fill it first")
+                             f"{MAX_FILLED_SHARE:.0%}){why}")
     out = list(values)
     known = [i for i, v in enumerate(values) if v is not None]  # the first and last are known (trimmed)
     for i in missing:  # the known neighbours by bisection: a long daily series has thousands of each

@@ -284,6 +284,10 @@ def _axis_in(fmt: str, grouped: Sequence[Sequence[str]]) -> TimeAxis:
     frequency = _frequency_of_days([s for s in steps if s > 0]) if any(s > 0 for s in steps) else None
     if frequency is None:
         typical = median(steps) if steps else 0
+        if typical == 0:
+            raise PeriodError("its times are less than a day apart: steps shorter than a day are not read (a "
+                              "series is daily, weekly, monthly, quarterly or yearly); sum or average its values per "
+                              "day first")
         raise PeriodError(f"a typical step of {typical:g} days is not daily, weekly, monthly, quarterly or yearly")
     first = days[0][0]
     anchor = first.toordinal() % 7 if frequency == "weekly" else \

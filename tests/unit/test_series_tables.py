@@ -313,3 +313,34 @@ def test_a_unix_time_in_a_message_says_its_date_too():
     period = axis.period("1391126400")
     assert axis.label(period) == "1391126400" and axis.shown(period) == "1391126400 (2014-01-31)"
     assert TimeAxis("iso", "daily").shown(period) == "2014-01-31"
+
+
+def test_forecasts_are_written_with_every_digit_the_model_gave():
+    """Half-hourly demand in the millions was written 1.48602e+06 (six digits); REST gave them all."""
+    import io
+
+    from serving.forecast_client import SeriesWindow, write_forecasts
+
+    info = SeriesInfo("day", "demand", (), TimeAxis("iso", "daily"), 3, 3)
+    out = io.StringIO()
+    window = SeriesWindow((), date(2000, 8, 27).toordinal(), (1.0, 2.0, 3.0))
+    write_forecasts(info, [window], [[1486020.5, 0.1, -2.5e-05]], out)
+    assert out.getvalue().splitlines()[1:] == ["2000-08-28,1486020.5", "2000-08-29,0.1", "2000-08-30,-0.000025"]
+
+
+def test_times_closer_than_a_day_and_trading_days_are_named_for_what_they_are(tmp_path):
+    """Half-hourly demand was told 'falls in the same daily step ... its times change step'; a
+    stock's trading days, '2013-03-02 missing, and 78 of 278 daily points' with no word of weekends."""
+    halves = [f"2000-06-0{5 + h // 48} {h % 48 // 2:02d}:{30 * (h % 2):02d}" for h in range(144)]
+    path = _write(tmp_path / "half.csv", ["t", "y"], [[t, i] for i, t in enumerate(halves)])
+    with pytest.raises(InputDataError, match=r"line 3: '2000-06-05 00:30' is on the same day as line 2 \('2000-06-05 "
+                                             r"00:00'\): steps shorter than a day are not read"):
+        _profile(path)
+    with pytest.raises(InputDataError, match=r"less than a day apart: steps shorter than a day are not read"):
+        _profile(_write(tmp_path / "hours.csv", ["t", "y"], [[t, i] for i, t in enumerate(halves[:48])]))
+    first = date(2013, 1, 7)  # a Monday
+    days = [first + timedelta(days=d) for d in range(140) if (first + timedelta(days=d)).weekday() < 5]
+    path = _write(tmp_path / "trading.csv", ["t", "y"], [[d.isoformat(), i] for i, d in enumerate(days)])
+    with pytest.raises(InputDataError, match=r"2013-01-12 missing, and 38 of 138 daily points in all .*; most missing "
+                                             r"days are weekends: a series of trading or working days"):
+        _profile(path)
