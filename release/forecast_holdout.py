@@ -26,6 +26,19 @@ class HoldoutComparison:
     ets_series: int
     horizon: int
     season: int
+    # the model on the series ETS was fitted on, where those are fewer: what ETS's scores compare with
+    model_on_ets_series: Optional[ForecastScores] = None
+
+    @property
+    def rows(self) -> Tuple[Tuple[str, Optional[ForecastScores]], ...]:
+        """(name, scores) of each forecaster as the summary and the card show them."""
+        forms = sorted(set(self.ets_models))
+        shown = ", ".join(forms[:3]) + (", ..." if len(forms) > 3 else "")
+        if self.model_on_ets_series is None:
+            return ("model", self.model), ("seasonal naive", self.seasonal_naive), (f"ETS ({shown})", self.ets)
+        first = f"first {self.ets_series} series"
+        return (("model", self.model), ("seasonal naive", self.seasonal_naive), (f"ETS ({shown}; {first})", self.ets),
+                (f"model on the {first}", self.model_on_ets_series))
 
 
 def model_forecasts(model_dir: str, windows: Sequence[SeriesWindow], info: SeriesInfo) -> np.ndarray:
@@ -45,19 +58,20 @@ def compare_on_holdout(model_dir: Optional[str], per_series: Sequence[Tuple[Sequ
     ``windows``: the request of each series for those points."""
     horizon = info.horizon
     baselines = fit_baselines(per_series, horizon, season, MAX_ETS_SERIES)
-    scores = None
+    scores = on_ets_series = None
     if model_dir:
         forecasts = model_forecasts(model_dir, windows, info)
-        scores = pooled([(actual, forecast, history) for (history, actual), forecast in zip(per_series, forecasts)],
-                        season)
+        scored = [(actual, forecast, history) for (history, actual), forecast in zip(per_series, forecasts)]
+        scores = pooled(scored, season)
+        if baselines.ets_series < baselines.series:
+            on_ets_series = pooled(scored[:baselines.ets_series], season)
     return HoldoutComparison(scores, baselines.seasonal_naive, baselines.ets, baselines.ets_models,
-                             baselines.series, baselines.ets_series, horizon, season)
+                             baselines.series, baselines.ets_series, horizon, season, on_ets_series)
 
 
 def comparison_lines(comparison: HoldoutComparison) -> list:
     """The summary's lines: one per forecaster, in the series' units."""
-    rows = [("model", comparison.model), ("seasonal naive", comparison.seasonal_naive),
-            (f"ETS ({_forms(comparison)})", comparison.ets)]
+    rows = comparison.rows
     lines = [f"holdout forecasts (last {comparison.horizon} points of {comparison.series} series, in their units; "
              "MASE < 1 beats the seasonal naive in-sample error):"]
     width = max(28, *(len(name) for name, _ in rows))  # several ETS forms make a long name
@@ -95,9 +109,3 @@ def gate_disagrees_lines(comparison: HoldoutComparison, blessed: bool, gate_valu
                 "were smaller than this holdout's; a lower `--threshold` asks more of it"]
     return []
 
-
-def _forms(comparison: HoldoutComparison) -> str:
-    forms = sorted(set(comparison.ets_models))
-    shown = ", ".join(forms[:3]) + (", ..." if len(forms) > 3 else "")
-    counted = f"; first {comparison.ets_series} series" if comparison.ets_series < comparison.series else ""
-    return shown + counted

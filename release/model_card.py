@@ -116,10 +116,7 @@ def _forecast(config: PipelineConfig, report: RunReport) -> Optional[Dict[str, A
     if spec is None:
         return None
     holdout, model = report.holdout, report.model_info.get("forecast", {})
-    scores = {} if holdout is None else {
-        name: vars(value) for name, value in (("model", holdout.model), ("seasonal naive", holdout.seasonal_naive),
-                                              (f"ETS ({', '.join(sorted(set(holdout.ets_models))[:3])})", holdout.ets))
-        if value is not None}
+    scores = {} if holdout is None else {name: vars(value) for name, value in holdout.rows if value is not None}
     return {"series": spec.series, "series_id": list(spec.series_id), "time": spec.time,
             "time_format": spec.time_format, "frequency": spec.frequency, "season": spec.season,
             "lookback": spec.lookback, "lookback_reason": spec.lookback_reason, "horizon": spec.horizon,

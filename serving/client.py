@@ -145,7 +145,10 @@ def model_inputs(metadata: Dict[str, Any], target: Target) -> Tuple[Dict[str, Di
     return signatures[key].get("inputs", {}), parse(metadata.get("columns"))
 
 
-def _cell(text: str, dtype: str, path: Path, line: int, column: str) -> Any:
+def _cell(text: str, dtype: str, path: Path, line: int, column: str, why_not: str = "") -> Any:
+    """A CSV cell as its input's dtype; ``why_not``: why the column refuses it (``ColumnNames.refusal``)."""
+    if why_not:
+        raise RequestFileError(f"{path}:{line}: column '{column}': {text!r} {why_not}")
     if dtype == STRING_DTYPE:
         return "" if is_missing_text(text) else text
     if is_missing_text(text):
@@ -165,7 +168,8 @@ def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]],
         key_of = {name: columns.key(name.strip()) for name in header}
         column_of = {key: name for name, key in key_of.items()}
         _refuse_missing_columns(path, inputs, columns, set(column_of))
-        rows = [{key: _cell(row[column_of[key]] or "", inputs[key].get("dtype", ""), path, i + 2, column_of[key])
+        rows = [{key: _cell(row[column_of[key]] or "", inputs[key].get("dtype", ""), path, i + 2, column_of[key],
+                            columns.refusal(key, row[column_of[key]] or ""))
                  for key in inputs} for i, row in enumerate(reader)]
     if not rows:
         raise RequestFileError(f"{path}: no rows")

@@ -10,8 +10,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from serving.codec.columns import ColumnNames, unreadable
-from serving.codec.periods import FORMAT_SHOWN, NEXT_DATE_INPUT, first_bad_iso_date
+from serving.codec.columns import ColumnNames
+from serving.codec.periods import NEXT_DATE_INPUT, first_bad_iso_date
 from serving.errors import ServingError, invalid
 from serving.options import ServerOptions
 from serving.runtime.batching import Batcher
@@ -254,14 +254,11 @@ def _check_table_cells(inputs: Mapping[str, np.ndarray], columns: ColumnNames) -
         kind = columns.kinds.get(key)
         if kind not in _CHECKED_KINDS or values.dtype != object:
             continue
-        date_format = columns.date_formats.get(key, "iso")
         for row, value in enumerate(np.reshape(values, -1)):
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-            if unreadable(text, kind, date_format):
-                reads = (f"a date as {FORMAT_SHOWN[date_format]}" if kind == "datetime" else
-                         "a yes/no value (true/false, yes/no, t/f, y/n, any case)")
-                raise invalid(f"{columns.name_of(key)}: {text!r} at row {row} is not {reads}; send it empty or "
-                              "null-like (NA) for a missing value")
+            why = columns.refusal(key, text)
+            if why:
+                raise invalid(f"{columns.name_of(key)}: {text!r} at row {row} {why}")
 
 
 def _check_series_inputs(inputs: Mapping[str, np.ndarray]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from serving.codec.model_extras import read_extra, write_extra
+from serving.codec.periods import FORMAT_SHOWN
 
 COLUMNS_FILE = "mlops_columns.json"  # in assets.extra/
 
@@ -142,6 +143,16 @@ class ColumnNames:
     def dropped(self, name: str) -> bool:
         key = self.key(name)
         return key in self.left_out or key in self.labels
+
+    def refusal(self, key: str, text: Any) -> str:
+        """Why a served cell of a date-time or boolean column is refused ('' when it reads): training
+        read such a cell as missing, and a request that sends one means something else."""
+        kind, date_format = self.kinds.get(key), self.date_formats.get(key, "iso")
+        if not unreadable(text, kind, date_format):
+            return ""
+        reads = (f"a date as {FORMAT_SHOWN[date_format]}" if kind == "datetime" else
+                 "a yes/no value (true/false, yes/no, t/f, y/n, any case)")
+        return f"is not {reads}; send it empty or null-like (NA) for a missing value"
 
     def rename(self, row: Mapping[str, Any]) -> Dict[str, Any]:
         """A row (or columns) keyed by original names or keys -> keyed by keys; left-out columns

@@ -81,3 +81,18 @@ def test_where_the_gate_and_the_holdout_disagree_the_summary_says_so():
     line, = gate_disagrees_lines(worse, True, 0.806, 1.0)
     assert line.startswith("seasonal naive beats the blessed model on this holdout (MAE 1.528e+04 vs 2.012e+04), "
                            "though its gate's MASE is 0.806 (bound 1)"), line
+
+
+def test_where_ets_was_fitted_on_fewer_series_the_model_is_also_scored_on_those():
+    """A probe's 32 prison series: the model over 32 beside ETS over the first 20, as if comparable."""
+    from release.forecast_holdout import HoldoutComparison, comparison_lines
+
+    def score(mae):
+        return fb.ForecastScores(mae, mae, 1.0, mae / 25)
+
+    capped = HoldoutComparison(score(50.0), score(80.0), score(45.0), ("ETS(A,N,N)",), 32, 20, 4, 4, score(44.0))
+    lines = comparison_lines(capped)
+    assert lines[3].lstrip().startswith("ETS (ETS(A,N,N); first 20 series)") and "MAE 45" in lines[3], lines
+    assert lines[4].lstrip().startswith("model on the first 20 series") and "MAE 44" in lines[4], lines
+    whole = HoldoutComparison(score(50.0), score(80.0), score(45.0), ("ETS(A,N,N)",), 3, 3, 4, 4)
+    assert len(comparison_lines(whole)) == 4 and "first" not in comparison_lines(whole)[3]

@@ -84,6 +84,28 @@ def test_json_rows_lacking_a_column_are_refused_by_its_original_name_as_a_csv_is
     assert request_from_file(path, lambda: (inputs, columns))[0]["instances"][0]["State"] == "CA"  # keys pass too
 
 
+
+def test_a_csv_cell_its_column_does_not_read_is_named_by_file_and_line_before_the_server_is_asked(tmp_path):
+    """A probe's CSV with a date in another order got the server's 'at row 0' (the request's row),
+    where every other CSV mistake names the file and line."""
+    import pytest
+
+    from serving.client import RequestFileError, request_from_file
+    from serving.codec.columns import ColumnNames
+
+    inputs = {"breach_date": {"dtype": "DT_STRING"}, "paper": {"dtype": "DT_STRING"}}
+    columns = ColumnNames({"Breach Date": "breach_date", "Paper?": "paper"}, kinds={"breach_date": "datetime",
+                                                                                    "paper": "boolean"},
+                          date_formats={"breach_date": "mdy_slash"})
+    (tmp_path / "rows.csv").write_text("Breach Date,Paper?\n10/16/2009,yes\n,NA\n2009-10-16,no\n")
+    with pytest.raises(RequestFileError, match=r"rows.csv:4: column 'Breach Date': '2009-10-16' is not a date as "
+                                               r"MM/DD/YYYY; send it empty"):
+        request_from_file(tmp_path / "rows.csv", lambda: (inputs, columns))
+    (tmp_path / "rows.csv").write_text("Breach Date,Paper?\n10/16/2009,maybe\n")
+    with pytest.raises(RequestFileError, match=r"rows.csv:2: column 'Paper\?': 'maybe' is not a yes/no value"):
+        request_from_file(tmp_path / "rows.csv", lambda: (inputs, columns))
+
+
 def test_a_served_date_or_boolean_cell_its_column_does_not_read_is_told_apart_from_a_missing_one():
     """Training reads an unreadable cell as missing; a request that sends one ("garbage", a 13th month,
     the other date order, "maybe") means something else, and the data plane refuses it."""
