@@ -92,7 +92,9 @@ def test_the_summary_says_what_was_read_renamed_left_out_and_inferred(tables):
     config, report, _, _ = tables["clinic_visits"]
     text = format_summary(config, report)
     assert "CSV, ';'-delimited" in text and "task: binary (2 distinct label values in 'Malignant?')" in text
-    assert "'Patient ID' -> patient_id" in text and "column left out: Patient ID (identifier-like" in text
+    renamed = next(line for line in text.splitlines() if line.startswith("columns renamed to feature keys:"))
+    assert "'Visit Date' -> visit_date" in renamed and "Patient ID" not in renamed  # only what the model reads
+    assert "column left out: Patient ID (identifier-like" in text
     assert f"rows left out: {config.table.label_missing} with no label" in text and config.table.label_missing > 0
     assert "Visit Date: datetime iso" in text and "baseline on the same split, logistic regression: auc" in text
     iris_config = tables["iris"][0]
