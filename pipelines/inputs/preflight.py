@@ -408,17 +408,23 @@ def _kind(path, name: str, key: str, stats: _ColumnStats, sample: "_Sample", for
     if stats.non_numbers == 0 and not forced_datetime:
         return ColumnKind(col.INTEGER if stats.all_whole else col.NUMERIC)
     kind = col.infer_kind(sample.cells(), forced_datetime)
-    if kind.kind == col.DATETIME and not kind.date_format:
+    if kind.kind == col.DATETIME and not forced_text:
+        _refuse_unread_dates(path, name, kind, sample)
+    return kind
+
+
+def _refuse_unread_dates(path, name: str, kind: ColumnKind, sample: "_Sample") -> None:
+    """A date-time column of no format (forced by --datetime), or with cells that are not dates."""
+    if not kind.date_format:
         line, value = sample.cells()[0]
         raise InputDataError(f"{path}: --datetime '{name}': line {line} holds {value!r}, not a date as "
                              f"{', '.join(col.DATE_FORMATS_SHOWN.values())} or Unix seconds")
-    if kind.kind == col.DATETIME and kind.bad_count and not forced_text:
+    if kind.bad_count:
         raise InputDataError(
             f"{path}: column '{name}' holds dates ({col.DATE_FORMATS_SHOWN[kind.date_format]}) but line "
             f"{kind.bad_line} holds {kind.bad_value!r} ({kind.bad_count} of {len(sample)} sampled values not dates); "
             f"leave such a cell empty for a missing date, or read the column as words (--text '{name}') or "
             f"leave it out (--drop '{name}')")
-    return kind
 
 
 def _text_kind(kind: ColumnKind, sample: "_Sample", forced: bool) -> ColumnKind:
