@@ -4,7 +4,7 @@ points before them, as a client would ask), by the seasonal naive forecast and b
 in the series' units by ``release.forecast_baselines`` (MAE, RMSE, sMAPE, MASE). The run summary
 and the model card show it."""
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from components.gate_metrics import OVERALL
 from release.forecast_baselines import ForecastScores, fit_baselines, pooled
 from serving.codec.periods import FORECAST_OUTPUT, SeriesInfo
 from serving.forecast_client import SeriesWindow, request_row
+
+if TYPE_CHECKING:  # core.run_report reads ML Metadata; this module is imported where none is needed
+    from core.run_report import RunReport
 
 MAX_ETS_SERIES = 20  # ETS is fitted on the first ones of a long table (~1 s a series); the count is shown
 
@@ -82,9 +85,9 @@ def comparison_lines(comparison: HoldoutComparison) -> list:
     return lines
 
 
-def gate_notes(report: Any, gate_metric: str, bound: Optional[float]) -> list:
-    """``gate_disagrees_lines`` of a run (a ``core.run_report.RunReport``) judged on ``gate_metric``
-    against ``bound``; nothing where it has no holdout, verdict or gate value."""
+def gate_notes(report: "RunReport", gate_metric: str, bound: Optional[float]) -> list:
+    """``gate_disagrees_lines`` of a run judged on ``gate_metric`` against ``bound``; nothing where
+    it has no holdout, verdict or gate value."""
     gate_value = report.metrics.get(OVERALL, {}).get(gate_metric)
     if report.holdout is None or report.blessed is None or gate_value is None or bound is None:
         return []
