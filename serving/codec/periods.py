@@ -36,8 +36,12 @@ YEAR = re.compile(r"^\d{4}$")
 YEAR_MONTH = re.compile(r"^(\d{4})[-/](\d{1,2})$")
 YEAR_MONTH_DOT = re.compile(r"^(\d{4})\.(\d{2})$")  # 1960.01 (a decimal year reads too: 1960.01 is no month of it)
 YEAR_MONTH_COMPACT = re.compile(r"^(\d{4})(\d{2})$")  # 196001, as statistics offices and SQL exports write months
-QUARTER = re.compile(r"^(\d{4})[- ]?Q([1-4])$", re.IGNORECASE)
-ISO_WEEK = re.compile(r"^(\d{4})[- ]?W(\d{1,2})$", re.IGNORECASE)  # tsibble's yearweek "1991 W06", ISO's "1991-W06"
+QUARTER = re.compile(r"^(\d{4})([- ]?)Q([1-4])$", re.IGNORECASE)
+ISO_WEEK = re.compile(r"^(\d{4})([- ]?)W(\d{1,2})$", re.IGNORECASE)  # tsibble's yearweek "1991 W06", ISO's "1991-W06"
+# Quarters and ISO weeks read with any of these between the year and Qn / Www, and are written back
+# with the column's own: "1998 Q1" (tsibble), "1998-Q1" (ISO), "1998Q1" (pandas' Period)
+_SEPARATED = {"quarter": QUARTER, "iso_week": ISO_WEEK}
+_STYLES = {" ": "", "-": "_dash", "": "_compact"}  # separator -> format name suffix
 YEAR_MON = re.compile(r"^(\d{4})[ -]([A-Za-z]{3,9})\.?$")  # tsibble's yearmonth "1960 Jan"
 MON_YEAR = re.compile(r"^([A-Za-z]{3,9})\.?[ -](\d{4})$")  # "Jan 1960", "January 1960", "Jan-1960"
 DECIMAL_YEAR = re.compile(r"^\d{4}\.\d+$")
@@ -58,8 +62,9 @@ ALL_DATE_FORMATS = {**DATE_FORMATS, **SERIES_DATE_FORMATS}
 # period formats (no day): name -> (pattern, frequency); a decimal year is one too, read on its own
 _PERIODS = {"year": (YEAR, "yearly"), "year_month": (YEAR_MONTH, "monthly"),
             "year_month_dot": (YEAR_MONTH_DOT, "monthly"), "year_month_compact": (YEAR_MONTH_COMPACT, "monthly"),
-            "year_mon": (YEAR_MON, "monthly"), "mon_year": (MON_YEAR, "monthly"), "quarter": (QUARTER, "quarterly"),
-            "iso_week": (ISO_WEEK, "weekly")}
+            "year_mon": (YEAR_MON, "monthly"), "mon_year": (MON_YEAR, "monthly"),
+            **{base + suffix: (pattern, "quarterly" if base == "quarter" else "weekly")
+               for base, pattern in _SEPARATED.items() for suffix in _STYLES.values()}}
 _PERIOD_PATTERNS = {name: pattern for name, (pattern, _) in _PERIODS.items()}
 _PERIOD_FREQUENCY = {name: frequency for name, (_, frequency) in _PERIODS.items()}
 PERIOD_FORMATS = (*_PERIODS, "decimal_year")
@@ -67,7 +72,9 @@ PERIOD_FORMATS = (*_PERIODS, "decimal_year")
 FORMAT_SHOWN = {"iso": "YYYY-MM-DD", "ymd_slash": "YYYY/MM/DD", "mdy_slash": "MM/DD/YYYY", "unix": "Unix seconds",
                 "dmy_slash": "DD/MM/YYYY", "dmy_dot": "DD.MM.YYYY", "ymd_compact": "YYYYMMDD", "year": "YYYY",
                 "year_month": "YYYY-MM", "year_month_dot": "YYYY.MM", "year_month_compact": "YYYYMM",
-                "year_mon": "YYYY Mon", "mon_year": "Mon YYYY", "quarter": "YYYY Qn", "iso_week": "YYYY Www",
+                "year_mon": "YYYY Mon", "mon_year": "Mon YYYY", "quarter": "YYYY Qn", "quarter_dash": "YYYY-Qn",
+                "quarter_compact": "YYYYQn", "iso_week": "YYYY Www", "iso_week_dash": "YYYY-Www",
+                "iso_week_compact": "YYYYWww",
                 "decimal_year": "a decimal year such as 1949.083"}
 
 
@@ -147,20 +154,21 @@ def _year_and_step(text: str, fmt: str) -> Optional[Tuple[int, int]]:
     if fmt in ("year_mon", "mon_year"):
         year, name = (match.group(1), match.group(2)) if fmt == "year_mon" else (match.group(2), match.group(1))
         return int(year), _month_number(name)
-    return int(match.group(1)), int(match.group(2))
+    return int(match.group(1)), int(match.group(match.lastindex))
 
 
 def _period_of_text(text: str, fmt: str, frequency: str) -> int:
     if fmt == "year" and YEAR.match(text):
         return int(text)
     found = _year_and_step(text, fmt) if fmt in _PERIOD_PATTERNS else None
-    if found and fmt == "iso_week":
+    if found and fmt.startswith("iso_week"):
         try:
             return date.fromisocalendar(found[0], found[1], 1).toordinal() // 7
         except ValueError:
             found = None
-    if found and 1 <= found[1] <= {"quarter": 4}.get(fmt, 12):
-        return found[0] * (4 if fmt == "quarter" else 12) + found[1] - 1
+    quarters = fmt.startswith("quarter")
+    if found and 1 <= found[1] <= (4 if quarters else 12):
+        return found[0] * (4 if quarters else 12) + found[1] - 1
     if fmt == "decimal_year" and (DECIMAL_YEAR.match(text) or YEAR.match(text)):
         steps = float(text) * STEPS_PER_YEAR[frequency]
         if abs(steps - round(steps)) < 0.05:
@@ -179,11 +187,12 @@ def _period_text(period: int, fmt: str, frequency: str) -> str:
              "year_mon": f"{year:04d} {month_name}", "mon_year": f"{month_name} {year:04d}"}
     if fmt in texts:
         return texts[fmt]
-    if fmt == "quarter":
-        return f"{period // 4:04d} Q{period % 4 + 1}"
-    if fmt == "iso_week":
+    separator = next((sep for sep, suffix in _STYLES.items() if suffix and fmt.endswith(suffix)), " ")
+    if fmt.startswith("quarter"):
+        return f"{period // 4:04d}{separator}Q{period % 4 + 1}"
+    if fmt.startswith("iso_week"):
         iso_year, week, _ = date.fromordinal(period * 7 + 1).isocalendar()  # the week's Monday
-        return f"{iso_year:04d} W{week:02d}"
+        return f"{iso_year:04d}{separator}W{week:02d}"
     return f"{period / STEPS_PER_YEAR[frequency]:.6f}".rstrip("0").rstrip(".")
 
 
@@ -215,7 +224,8 @@ def _formats_of(values: Sequence[str]) -> List[str]:
              if fmt != "unix" and all(pattern.match(v) for v in values)]
     found += [fmt for fmt, pattern in _PERIOD_PATTERNS.items()
               if all(pattern.match(v) for v in values) and (fmt not in ("year_mon", "mon_year")
-                                                            or all(_year_and_step(v, fmt)[1] for v in values))]
+                                                            or all(_year_and_step(v, fmt)[1] for v in values))
+              and _styled(fmt, values[0])]
     if all(DECIMAL_YEAR.match(v) or YEAR.match(v) for v in values):
         found.append("decimal_year")
     if all(DATE_FORMATS["unix"][0].match(v) for v in values):
@@ -225,6 +235,15 @@ def _formats_of(values: Sequence[str]) -> List[str]:
     bad = next((v for v in values if not any(p.match(v) for p, _ in ALL_DATE_FORMATS.values())
                 and not any(p.match(v) for p in _PERIOD_PATTERNS.values())), values[0])
     raise PeriodError(f"{bad!r} is not a time this reads ({', '.join(FORMAT_SHOWN.values())})")
+
+
+def _styled(fmt: str, first: str) -> bool:
+    """Whether ``fmt`` is the style a column whose first cell is ``first`` is written back in: a
+    quarter or ISO week format's separator is the first cell's; any other format is itself."""
+    base = next((b for b in _SEPARATED if fmt.startswith(b)), None)
+    if base is None:
+        return True
+    return fmt == base + _STYLES[_SEPARATED[base].match(first).group(2)]
 
 
 def _frequency_of_days(steps: Sequence[float]) -> Optional[str]:

@@ -58,6 +58,9 @@ def test_each_time_format_reads_on_its_frequency(cells, fmt, frequency):
     (["1960 Jan", "1960 Feb", "1960 Mar"], "year_mon", "monthly", "1960 Apr"),  # tsibble's yearmonth
     (["Nov 1960", "December 1960", "Jan. 1961"], "mon_year", "monthly", "Feb 1961"),
     (["1991 W51", "1991 W52", "1992-W01"], "iso_week", "weekly", "1992 W02"),  # tsibble's yearweek
+    (["1998Q2", "1998Q3", "1998Q4"], "quarter_compact", "quarterly", "1999Q1"),  # pandas' Period
+    (["1998-Q2", "1998-Q3", "1998-Q4"], "quarter_dash", "quarterly", "1999-Q1"),  # a probe got '2017 Q1' for these
+    (["2020-W52", "2020-W53", "2021-W01"], "iso_week_dash", "weekly", "2021-W02"),
 ])
 def test_exports_times_read_and_are_written_back_in_their_style(cells, fmt, frequency, following):
     axis = infer_axis([cells])
