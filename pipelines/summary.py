@@ -57,7 +57,7 @@ def format_input(config: PipelineConfig) -> List[str]:
     if config.images is not None:
         return format_images(config)
     if config.series_table is not None:
-        return format_series(config.series_table)
+        return format_series(config.series_table, config.gate_thresholds.get(config.label, 1.0))
     table = config.table
     if table is None:
         return []
@@ -96,16 +96,17 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def format_series(spec) -> List[str]:
-    """What the preflight made of a user's series (core.config.SeriesSpec)."""
+def format_series(spec, bound: float) -> List[str]:
+    """What the preflight made of a user's series (core.config.SeriesSpec); ``bound``: the gate's."""
     keyed = f" keyed by {', '.join(spec.series_id)}" if spec.series_id else ""
-    lines = [f"data: {spec.source} ({spec.rows} rows; {spec.series} series{keyed}; time '{spec.time}' read as "
-             f"{FORMAT_SHOWN[spec.time_format]}, {spec.frequency}, season {spec.season})",
-             f"forecast: '{spec.label}', {spec.horizon} steps from {spec.lookback} (lookback: {spec.lookback_reason}); "
-             f"split by time: each series' last {spec.horizon} points are the eval targets; "
+    lines = [f"data: {spec.source} ({_count(spec.rows, 'row')}; {spec.series} series{keyed}; time '{spec.time}' read "
+             f"as {FORMAT_SHOWN[spec.time_format]}, {spec.frequency}, season {spec.season})",
+             f"forecast: '{spec.label}', {_count(spec.horizon, 'step')} from {spec.lookback} (lookback: "
+             f"{spec.lookback_reason}); split by time: each series' last {_count(spec.horizon, 'point')} "
+             f"{'is the eval target' if spec.horizon == 1 else 'are the eval targets'}; "
              f"{_count(spec.train_windows, 'train window')}, {spec.validation_windows} validation",
-             "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below 1 "
-             "(--threshold to change)"]
+             "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below "
+             f"{bound:g} ({'--threshold' if bound != 1 else 'the default; --threshold to change'})"]
     if spec.known_ahead:
         lines.insert(2, f"known ahead of each forecast step: {spec.known_ahead}")
     if spec.train_windows < FEW_TRAIN_WINDOWS:

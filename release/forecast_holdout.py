@@ -107,8 +107,10 @@ def gate_disagrees_lines(comparison: HoldoutComparison, blessed: bool, gate_valu
                 f"while its gate's MASE is {gate_value:.4g} (bound {bound:g}): the holdout moves more than its "
                 "windows' seasonal steps; `--threshold` sets another bound"]
     if blessed and model.mae > naive.mae:
+        why = ("the windows' errors it was gated on were smaller than this holdout's; a lower `--threshold` asks "
+               "more of it") if gate_value < 1 else \
+            "above 1, it trails seasonal naive on its windows too, and passed only the looser bound given"
         return [f"seasonal naive beats the blessed model on this holdout (MAE {naive.mae:.4g} vs {model.mae:.4g}), "
-                f"though its gate's MASE is {gate_value:.4g} (bound {bound:g}): the windows' errors it was gated on "
-                "were smaller than this holdout's; a lower `--threshold` asks more of it"]
+                f"though its gate's MASE is {gate_value:.4g} (bound {bound:g}): {why}"]
     return []
 

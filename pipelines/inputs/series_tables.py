@@ -207,13 +207,16 @@ def _filled(values: List[Optional[float]], context: str, axis: TimeAxis, first: 
     return [float(v) for v in out], gap
 
 
+MIN_LOOKBACK = 3  # points a window reads at the least: a level and a drift with one point to spare
+
+
 def default_lookback(season: int, horizon: int, shortest: int) -> Tuple[int, str]:
     """Two seasons or two horizons, whichever is longer (a window then holds a seasonal naive
     forecast's error to scale by), cut to what the shortest series allows."""
-    wanted = max(2 * season, 2 * horizon, 3)
+    wanted = max(2 * season, 2 * horizon, MIN_LOOKBACK)
     room = shortest - SPLIT_HORIZONS * horizon  # a train window, the validation and the eval targets
     if room >= wanted:
-        return wanted, f"max(2 x season {season}, 2 x horizon {horizon})"
+        return wanted, f"max(2 x season {season}, 2 x horizon {horizon}, {MIN_LOOKBACK})"
     return room, f"what the shortest series ({shortest} points) leaves after {SPLIT_HORIZONS} x horizon {horizon}"
 
 

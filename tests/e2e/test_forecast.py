@@ -143,7 +143,7 @@ def test_the_summary_and_card_say_how_the_series_were_read_and_scored(forecasts)
     text = format_summary(config, report)
     assert f"{path} (480 rows; 5 series keyed by store; time 'month' read as YYYY-MM-DD, monthly, season 12)" in text
     assert "\n  MASE (window-scaled MAE)  " in text  # the eval windows are on their own scale
-    assert "lookback: max(2 x season 12, 2 x horizon 12)" in text
+    assert "lookback: max(2 x season 12, 2 x horizon 12, 3)" in text
     for name in ("model", "seasonal naive", "ETS ("):
         assert f"\n  {name}" in text
     whole = json.loads((Path(report.card_path).parent / "model_card.json").read_text())

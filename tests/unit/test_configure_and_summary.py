@@ -205,6 +205,10 @@ def test_a_series_summary_counts_its_windows_and_says_when_they_are_few(tmp_path
     text = "\n".join(format_input(config))
     assert f"the eval targets; {windows}\n" in text, text
     assert ("only 1 train window: the model's correction to its base forecast has little to learn from" in text) is few
+    assert "i.e. MASE, below 1 (the default; --threshold to change)" in text
+    loose = build_config(RunRequest(data=str(path), label="visits", task="forecast", home=str(tmp_path / "home"),
+                                    forecast=ForecastOptions("day", 7), threshold=1.5))
+    assert "i.e. MASE, below 1.5 (--threshold)" in "\n".join(format_input(loose))  # it said 'below 1' whatever
 
 
 @pytest.mark.parametrize("hparams, tfidf", [({}, True), ({"text_learner": "pool"}, False),

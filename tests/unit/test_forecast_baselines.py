@@ -80,7 +80,10 @@ def test_where_the_gate_and_the_holdout_disagree_the_summary_says_so():
     assert gate_disagrees_lines(worse, False, 1.3, 1.0) == []  # refused and worse: the gate was right
     line, = gate_disagrees_lines(worse, True, 0.806, 1.0)
     assert line.startswith("seasonal naive beats the blessed model on this holdout (MAE 1.528e+04 vs 2.012e+04), "
-                           "though its gate's MASE is 0.806 (bound 1)"), line
+                           "though its gate's MASE is 0.806 (bound 1): the windows' errors"), line
+    line, = gate_disagrees_lines(worse, True, 1.156, 1.5)  # a user's looser bound let a MASE above 1 pass
+    assert line.endswith("(bound 1.5): above 1, it trails seasonal naive on its windows too, and passed only the "
+                         "looser bound given"), line
 
 
 def test_where_ets_was_fitted_on_fewer_series_the_model_is_also_scored_on_those():

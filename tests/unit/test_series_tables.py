@@ -132,7 +132,7 @@ def test_one_monthly_series_gets_its_lookback_and_split_by_time(tmp_path):
     path = _write(tmp_path / "s.csv", ["t", "y"], [[t, i] for i, t in enumerate(_monthly(60))][::-1])  # any order
     profile = _profile(path, horizon=6)
     assert (profile.axis.frequency, profile.lookback, len(profile.series)) == ("monthly", 24, 1)
-    assert profile.lookback_reason == "max(2 x season 12, 2 x horizon 6)"
+    assert profile.lookback_reason == "max(2 x season 12, 2 x horizon 6, 3)"
     stage_series(profile, tmp_path / "staged")
     split = {name: [float(r["value"]) for r in csv.DictReader((tmp_path / "staged" / name / "series.csv").open())]
              for name in ("train", "valid", "eval")}
