@@ -21,7 +21,7 @@ def cmd_skew(args: argparse.Namespace) -> int:
     """Serving skew of a version's logged requests vs its training split; exit 1 when skewed."""
     home = home_of(args)
     beam = beam_pipeline_args(args)
-    quiet_pipeline_runtime(args.verbose)
+    quiet_pipeline_runtime(args.verbose, cpp_errors=False)
     from ops.skew import SkewError, format_skew, skew_for_version
 
     with translated(user=(SkewError,)):
@@ -69,7 +69,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     """Batch scoring on Beam with a registered model (default: the champion)."""
     home = home_of(args)
     beam = beam_pipeline_args(args)
-    quiet_pipeline_runtime(args.verbose)
+    quiet_pipeline_runtime(args.verbose, cpp_errors=False)
     from cli.release import registry_errors
     from ops.scoring import ScoringError, resolve_model, score
 

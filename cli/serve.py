@@ -93,7 +93,7 @@ def _client_tls(args: argparse.Namespace):
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from serving.client import ClientError, RequestFileError, print_predictions, request_from_file
+    from serving.client import ClientError, RequestFileError, is_table_file, print_predictions, request_from_file
 
     if args.grpc:  # the gRPC stubs load TensorFlow
         quiet_runtime(args.verbose, cpp_errors=False)
@@ -104,9 +104,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if all(is_image_name(p) for p in paths):
         return _predict_images(server, paths)
     if len(paths) > 1:
-        raise UserError("give one .json or .csv file, or image files (.jpg .jpeg .png .bmp .gif)")
+        raise UserError("give one .json, .csv or .tsv file, or image files (.jpg .jpeg .png .bmp .gif)")
     _existing(args.files[0])
-    if paths[0].suffix.lower() == ".csv":
+    if is_table_file(paths[0]):
         from serving.client import series_info
 
         with translated(user=(RequestFileError,), refused=(ClientError,)):
@@ -120,7 +120,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         response = server.predict(body)
         # a CSV was read with the model's columns: say what its scores are (a JSON body needs no metadata)
-        note = server.inputs()[1].scores_note() if paths[0].suffix.lower() == ".csv" else ""
+        note = server.inputs()[1].scores_note() if is_table_file(paths[0]) else ""
     print_predictions(response)
     if note:
         print(f"mlops: note: {note}", file=sys.stderr)
@@ -234,11 +234,12 @@ def cmd_edge_predict(args: argparse.Namespace) -> int:
 
 def _edge_forecast(model_path: Path, sidecar, paths) -> int:
     """A forecaster's TF Lite model on a history CSV: each series' future steps, as `mlops predict` prints them."""
+    from serving.client import is_table_file
     from serving.codec.periods import FORECAST_OUTPUT
     from serving.edge_runtime import EdgeInputError, EdgeModel, rows_to_inputs, series_rows
     from serving.forecast_client import write_forecasts
 
-    if len(paths) != 1 or paths[0].suffix.lower() != ".csv":
+    if len(paths) != 1 or not is_table_file(paths[0]):
         raise EdgeInputError("a forecaster takes one history CSV (the series' recent points, as `mlops predict` does)")
     info, windows, rows = series_rows(paths[0], sidecar)
     outputs = EdgeModel(model_path).predict(rows_to_inputs(sidecar, rows, str(paths[0])))

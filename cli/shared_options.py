@@ -1,6 +1,7 @@
 """Options shared by several commands, declared once (argparse parent parsers), and the runtime
 switches a command sets before TensorFlow loads."""
 import argparse
+import logging
 import os
 import warnings
 from typing import Tuple
@@ -116,10 +117,15 @@ def quiet_runtime(verbose: bool = False, cpp_errors: bool = True) -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def quiet_pipeline_runtime(verbose: bool = False) -> None:
-    """quiet_runtime, and absl (TFX, Beam, TFDV) at errors only: for commands that run pipelines."""
-    quiet_runtime(verbose)
+def quiet_pipeline_runtime(verbose: bool = False, cpp_errors: bool = True) -> None:
+    """quiet_runtime, and absl (TFX, Beam, TFDV) at errors only: for commands that run pipelines.
+    Without ``cpp_errors`` (batch scoring and skew, whose stderr the user reads: no run log takes
+    the libraries' output), TensorFlow's C++ error lines and Beam's warnings go too ('Couldn't find
+    python-snappy', 'oneDNN supports DT_INT64 only ...'): a real failure still reaches Python."""
+    quiet_runtime(verbose, cpp_errors)
     if not verbose:
         from absl import logging as absl_logging
 
         absl_logging.set_verbosity(absl_logging.ERROR)
+        if not cpp_errors:  # Beam logs a worker's exception with its traceback before re-raising it
+            logging.getLogger("apache_beam").setLevel(logging.CRITICAL)

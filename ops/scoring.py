@@ -8,16 +8,17 @@ Transform inside), in batches, one model load per Beam worker.
 """
 import csv
 import glob
+import gzip
 import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
-from serving.codec.columns import is_missing_text, read_columns, sniff_delimiter
+from serving.codec.columns import TABLE_SUFFIXES, is_missing_text, read_columns, sniff_delimiter
 
 OUTPUT_PREFIX = "predictions"  # predictions-*.csv and predictions-*.tfrecord.gz
 MODEL_COLUMNS = ("model_name", "model_version", "serving_version")
@@ -46,20 +47,57 @@ def _signature(model_dir: str):
              for name, spec in specs.items()}, sorted(signature.outputs))
 
 
-def _cell(value: Any, dtype: str) -> Any:
+def _cell(value: Any, dtype: str, column: str) -> Any:
     """A raw value as serving_default takes it: text, or a number with NaN for missing."""
     if isinstance(value, list):
-        return [_cell(v, dtype) for v in value]
+        return [_cell(v, dtype, column) for v in value]
     if dtype == "object":
         return "" if is_missing_text(value) else str(value)
-    return float("nan") if is_missing_text(value) else float(value)
+    if is_missing_text(value):
+        return float("nan")
+    try:
+        return float(value)
+    except ValueError:
+        raise ScoringError(f"column '{column}': {value!r} is not a number") from None
 
 
-def _csv_rows(header: Sequence[str], delimiter: str):
-    def parse(line: str) -> Dict[str, str]:
-        values = next(csv.reader([line], delimiter=delimiter))
-        return dict(zip(header, values))
-    return parse
+PARQUET = (".parquet", ".pq")
+
+
+def table_kind(data: str) -> str:
+    """'text' (a delimited table), 'parquet', or 'tfrecord' (a file, dir or glob of tf.Examples)."""
+    name = data.lower()[:-3] if data.lower().endswith(".gz") else data.lower()
+    return "text" if name.endswith(TABLE_SUFFIXES) else "parquet" if name.endswith(PARQUET) else "tfrecord"
+
+
+def _open_text(path: str):
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    return opener(path, "rt", newline="", encoding="utf-8-sig")
+
+
+def _text_header(path: str) -> Tuple[List[str], str]:
+    """(column names, delimiter) of a delimited table."""
+    with _open_text(path) as f:
+        first = f.readline()
+    delimiter = sniff_delimiter(first)
+    return [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])], delimiter
+
+
+def _read_rows(path: str, kind: str, delimiter: str) -> Iterable[Dict[str, Any]]:
+    """A table's rows as dicts by column name: read whole, by the csv module (a quoted text cell may
+    hold line breaks, which a line-per-record read splits into broken rows) or by pyarrow."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+        return
+    with _open_text(path) as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        header = [h.strip() for h in next(reader, [])]
+        for values in reader:
+            if values:
+                yield dict(zip(header, values))
 
 
 def _example_row(record: bytes) -> Dict[str, Any]:
@@ -88,7 +126,7 @@ class _Score(beam.DoFn):
         feed = {}
         keyed = [self._names.rename(row) for row in rows]  # original column names -> the model's keys
         for name, dtype in self._specs.items():
-            column = [_cell(row.get(name), dtype) for row in keyed]
+            column = [_cell(row.get(name), dtype, self._names.name_of(name)) for row in keyed]
             feed[name] = tf.constant(np.array(column, dtype=object if dtype == "object" else dtype))
         outputs = {key: value.numpy() for key, value in self._predict(**feed).items()}
         for i, row in enumerate(rows):
@@ -101,17 +139,22 @@ class _Score(beam.DoFn):
             yield scored
 
 
+def _csv_line(values: Sequence[Any]) -> str:
+    """One CSV record without its terminator; a cell with a line break is quoted (with no
+    terminator given, the csv module does not know to quote it)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()[:-1]
+
+
 def _to_csv(columns: Sequence[str]):
     def line(row: Dict[str, Any]) -> str:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow(
-            [json.dumps(row[c]) if isinstance(row.get(c), list) else row.get(c, "") for c in columns])
-        return buffer.getvalue()
+        return _csv_line([json.dumps(row[c]) if isinstance(row.get(c), list) else row.get(c, "") for c in columns])
     return line
 
 
 def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str] = ()) -> Dict[str, Any]:
-    """Scores ``data`` (a CSV file, or TFRecord files of tf.Examples: a file, dir or glob) into
+    """Scores ``data`` (a delimited table or Parquet file, or TFRecord files of tf.Examples: a file, dir or glob) into
     ``output``/predictions-*.csv and predictions-*.tfrecord.gz; returns the counts and paths."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -122,14 +165,16 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
     data, output = os.path.abspath(data), output.resolve()
     specs, outputs = _signature(model.path)
     output.mkdir(parents=True, exist_ok=True)
-    is_csv = data.endswith(".csv")
-    if is_csv:
+    kind, delimiter = table_kind(data), ","
+    if kind != "tfrecord":
         if not os.path.isfile(data):
             raise ScoringError(f"{data}: no such file")
-        with open(data, newline="", encoding="utf-8-sig") as f:
-            first = f.readline()
-        delimiter = sniff_delimiter(first)
-        header = [h.strip() for h in next(csv.reader([first], delimiter=delimiter), [])]
+        if kind == "text":
+            header, delimiter = _text_header(data)
+        else:
+            import pyarrow.parquet as pq
+
+            header = pq.read_schema(data).names
         names = read_columns(model.path)  # the model's original column names are accepted too
         missing = sorted(set(specs) - {names.key(h) for h in header})
         if missing:
@@ -146,9 +191,9 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
     from serving.codec.examples import encode
 
     with beam_temp_dir(), beam.Pipeline(options=PipelineOptions(list(beam_args or LOCAL_BEAM_ARGS))) as pipeline:
-        if is_csv:
-            rows = (pipeline | "ReadCsv" >> beam.io.ReadFromText(data, skip_header_lines=1)
-                    | "Parse" >> beam.Map(_csv_rows(header, delimiter)))
+        if kind != "tfrecord":  # read whole in one worker, then spread to the scoring workers
+            rows = (pipeline | "Table" >> beam.Create([data])
+                    | "ReadTable" >> beam.FlatMap(_read_rows, kind, delimiter) | "Spread" >> beam.Reshuffle())
         else:
             rows = (pipeline | "ReadTFRecord" >> beam.io.ReadFromTFRecord(pattern)
                     | "Parse" >> beam.Map(_example_row))
@@ -156,12 +201,15 @@ def score(model: ScoringModel, data: str, output: Path, beam_args: Sequence[str]
                   | "Score" >> beam.ParDo(_Score(model, specs)))
         _ = (scored | "Csv" >> beam.Map(_to_csv(columns))
              | "WriteCsv" >> beam.io.WriteToText(str(output / OUTPUT_PREFIX), file_name_suffix=".csv",
-                                                 header=",".join(columns)))
+                                                 header=_csv_line(columns)))
         _ = (scored | "Example" >> beam.Map(encode)
              | "WriteTFRecord" >> beam.io.WriteToTFRecord(str(output / OUTPUT_PREFIX),
                                                          file_name_suffix=".tfrecord.gz"))
     csv_files = sorted(glob.glob(str(output / f"{OUTPUT_PREFIX}*.csv")))
-    rows_written = sum(sum(1 for _ in open(f)) - 1 for f in csv_files)
+    rows_written = 0
+    for path in csv_files:  # records, not lines: a text cell may hold line breaks
+        with open(path, newline="", encoding="utf-8") as f:
+            rows_written += sum(1 for _ in csv.reader(f)) - 1
     return {"rows": rows_written, "csv": csv_files,
             "tfrecord": sorted(glob.glob(str(output / f"{OUTPUT_PREFIX}*.tfrecord.gz")))}
 

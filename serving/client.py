@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from serving.codec.columns import NO_COLUMNS, ColumnNames, csv_dict_reader, is_missing_text, parse
+from serving.codec.columns import NO_COLUMNS, TABLE_SUFFIXES, ColumnNames, csv_dict_reader, is_missing_text, parse
 from serving.codec.model_extras import EXTRA_FIELDS, SIGNATURE_DEF
 from serving.options import TlsFiles
 
@@ -185,14 +185,22 @@ def _refuse_missing_columns(where: str, inputs: Dict[str, Dict[str, Any]], colum
                                f"{', '.join(columns.name_of(key) for key in missing)}")
 
 
+def is_table_file(path: Path) -> bool:
+    """A delimited table (read by its header), not a JSON request body."""
+    return path.suffix.lower() in TABLE_SUFFIXES
+
+
 def request_from_file(path: Path, inputs_of) -> Tuple[Dict[str, Any], List[str]]:
     """The TF Serving request body for a .json or .csv file; ``inputs_of()`` fetches the signature's
     inputs and the model's column names (``model_inputs``)."""
     if not path.exists():
         raise RequestFileError(f"{path}: no such file")
-    if path.suffix.lower() == ".csv":
+    if is_table_file(path):
         rows, dropped = rows_from_csv(path, *inputs_of())
         return {"instances": rows}, dropped
+    if path.suffix.lower() in (".parquet", ".pq"):
+        raise RequestFileError(f"{path}: give rows as a delimited table (.csv, .tsv) or JSON; `mlops score` scores "
+                               "a Parquet file")
     try:
         document = json.loads(path.read_text())
     except ValueError as e:

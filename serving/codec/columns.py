@@ -52,6 +52,9 @@ def sniff_delimiter(sample: str) -> str:
         return best if counts[best] else ","
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab")  # a delimited table's file names: any of , ; tab | (sniff_delimiter)
+
+
 def is_missing_text(value: Any, na_tokens: Sequence[str] = NA_TOKENS) -> bool:
     if value is None:
         return True

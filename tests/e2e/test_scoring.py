@@ -78,3 +78,36 @@ def test_no_champion_or_a_missing_column_is_one_line(transactions_runs, transact
     assert main(["score", TRANSACTIONS, "--home", str(home), "--alias", "challenger", "--data", str(broken),
                  "--output", str(tmp_path / "o")]) == 2
     assert "missing column(s) the model needs: age_days, risk_score" in capsys.readouterr().err
+
+
+def test_tab_separated_gzip_and_parquet_tables_and_quoted_line_breaks_are_scored_as_the_csv(
+        transactions_runs, unlabelled, tmp_path, capsys):
+    """A probe's .tsv and .parquet were read as TFRecords ('Not a valid TFRecord'); a quoted cell with
+    a line break (any exported text) was split into broken rows ('could not convert string to float')."""
+    import gzip
+
+    import pandas as pd
+
+    home, _, first, _ = transactions_runs
+    frame = pd.read_csv(unlabelled, dtype=str, keep_default_na=False)
+    frame.loc[0, "segment"] = "on\nline"  # a category the model never saw, with a line break inside
+    frame.to_csv(tmp_path / "rows.tsv", sep="\t", index=False)
+    with gzip.open(tmp_path / "rows.csv.gz", "wt", newline="") as f:
+        frame.to_csv(f, index=False)
+    frame.to_parquet(tmp_path / "rows.parquet")
+    for name in ("rows.tsv", "rows.csv.gz", "rows.parquet"):
+        out = tmp_path / name.replace(".", "_")
+        assert main(["score", TRANSACTIONS, "--home", str(home), "--alias", "challenger", "--data",
+                     str(tmp_path / name), "--output", str(out)]) == 0, capsys.readouterr().err
+        assert "scored 240 rows" in capsys.readouterr().out, name
+        (csv_file,) = glob.glob(str(out / "predictions-*.csv"))
+        with open(csv_file, newline="") as f:
+            scored = list(csv.DictReader(f))
+        assert len(scored) == 240 and "on\nline" in {r["segment"] for r in scored}, name  # quoted on the way out
+        np.testing.assert_allclose([float(r["predictions"]) for r in scored], _expected(first.pushed_path, scored),
+                                   atol=1e-6)
+    frame.loc[1, "amount"] = "lots"
+    frame.to_csv(tmp_path / "worded.csv", index=False)
+    assert main(["score", TRANSACTIONS, "--home", str(home), "--alias", "challenger", "--data",
+                 str(tmp_path / "worded.csv"), "--output", str(tmp_path / "w")]) == 2
+    assert "column 'amount': 'lots' is not a number" in capsys.readouterr().err

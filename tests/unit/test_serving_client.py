@@ -138,3 +138,19 @@ def test_grpc_requests_take_json_values_by_the_rest_codecs_rules():
         _grpc_array("height", ["high"], inputs)
     with pytest.raises(RequestFileError, match="the model has no input 'weight'; its inputs: height, note"):
         _grpc_array("weight", [1.0], inputs)
+
+
+def test_a_tab_separated_table_is_read_as_rows_and_parquet_is_named(tmp_path):
+    """A probe's rows.tsv was parsed as JSON ('not JSON (Expecting value ...)')."""
+    import pytest
+
+    from serving.client import RequestFileError, request_from_file
+    from serving.codec.columns import ColumnNames
+
+    inputs = {"state": {"dtype": "DT_STRING"}, "amount": {"dtype": "DT_FLOAT"}}
+    (tmp_path / "rows.tsv").write_text("State\tamount\nCA\t1.5\n")
+    body, _ = request_from_file(tmp_path / "rows.tsv", lambda: (inputs, ColumnNames({"State": "state"})))
+    assert body == {"instances": [{"state": "CA", "amount": 1.5}]}
+    (tmp_path / "rows.parquet").write_bytes(b"PAR1")
+    with pytest.raises(RequestFileError, match=r"rows.parquet: give rows as a delimited table \(.csv, .tsv\) or JSON"):
+        request_from_file(tmp_path / "rows.parquet", lambda: (inputs, ColumnNames()))
