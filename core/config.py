@@ -147,6 +147,7 @@ class SeriesSpec:
     encoding: str = "utf-8"
     na_values: Tuple[str, ...] = ()
     covariates: Tuple[Tuple[str, str], ...] = ()  # (column, feature key) of each known-ahead covariate
+    unread: Tuple[str, ...] = ()  # the table's other columns, as named
 
     @property
     def covariate_keys(self) -> Tuple[str, ...]:

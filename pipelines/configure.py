@@ -767,7 +767,7 @@ def _series_spec(request: RunRequest, data_path: Path, staged: Path):
         series=len(profile.series), rows=profile.rows, filled=profile.filled, first_gap=profile.first_gap,
         trimmed=profile.trimmed, train_windows=train, validation_windows=validation,
         delimiter=request.reading.delimiter, encoding=request.reading.encoding,
-        na_values=tuple(request.reading.na_values), covariates=profile.covariates)
+        na_values=tuple(request.reading.na_values), covariates=profile.covariates, unread=profile.unread)
 
 
 def series_profile_again(spec):

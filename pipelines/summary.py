@@ -109,6 +109,9 @@ def format_series(spec, bound: float) -> List[str]:
              f"{bound:g} ({'--threshold' if bound != 1 else 'the default; --threshold to change'})"]
     if spec.known_ahead:
         lines.insert(2, f"known ahead of each forecast step: {spec.known_ahead}")
+    if spec.unread:
+        lines.insert(1, f"columns not read: {_first_few(list(spec.unread))} (a forecast reads --time, --label, "
+                        "--series-id and --covariates; series in columns are a long table's rows)")
     if spec.train_windows < FEW_TRAIN_WINDOWS:
         lines.insert(2, f"only {_count(spec.train_windows, 'train window')}: the model's correction to its base "
                         "forecast has little to learn from, so the forecast is mostly the base (a longer history, or "

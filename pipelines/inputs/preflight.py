@@ -410,6 +410,11 @@ def _kind(path, name: str, key: str, stats: _ColumnStats, sample: "_Sample", for
     kind = col.infer_kind(sample.cells(), forced_datetime)
     if kind.kind == col.DATETIME and not forced_text:
         _refuse_unread_dates(path, name, kind, sample)
+    short = col.two_digit_year_date(sample.values.to_pylist()) if kind.kind == col.STRING and not forced_text else None
+    if short is not None:
+        raise InputDataError(f"{path}: column '{name}' holds dates with two-digit years ({short!r}): which century "
+                             f"is not ours to guess; write four-digit years, or read the column as words (--text "
+                             f"'{name}') or leave it out (--drop '{name}')")
     return kind
 
 

@@ -12,6 +12,7 @@ line or series.
 import bisect
 import csv
 import io
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -72,6 +73,7 @@ class SeriesProfile:
     filled: int  # points interpolated over all series
     first_gap: str  # the first gap or missing value filled, named ("" when none)
     trimmed: int = 0  # rows with no value before a series' first value or after its last, left out
+    unread: Tuple[str, ...] = ()  # the table's other columns, as named: a forecast reads none of them
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,11 @@ class _Cell:
 
 def _column(source, name: str, what: str) -> str:
     key = source.columns.key(name)
+    names = [n.strip() for n in name.split(",")]
+    if key is None and what == "--label" and len(names) > 1 and all(source.columns.key(n) for n in names):
+        raise InputDataError(f"{source.path}: --label {name}: a forecast reads one value column; series side by "
+                             "side in columns are a long table's rows (one row per series and time, the series' "
+                             "name in a column given to --series-id), or one run each")
     if key is None:
         raise InputDataError(f"{source.path}: {what} column '{name}' not found; columns: "
                              f"{', '.join(source.columns.names)}")
@@ -191,11 +198,18 @@ def _filled(values: List[Optional[float]], context: str, axis: TimeAxis, first: 
         return [float(v) for v in values], ""
     gap = f"{context}: {axis.shown(first + missing[0])} missing"
     if len(missing) > MAX_FILLED_SHARE * len(values):
+        known = [i for i, v in enumerate(values) if v is not None]
+        step = math.gcd(*(b - a for a, b in zip(known, known[1:])))
         weekends = axis.frequency == "daily" and sum(date.fromordinal(first + i).weekday() >= 5
                                                      for i in missing) >= WEEKEND_SHARE * len(missing)
-        why = ("; most missing days are weekends: a series of trading or working days is not read as daily "
-               "(fill its weekends, e.g. with Friday's value, or sum it by week)") if weekends else \
-            "; give a regular series or fill it first"
+        if step > 1:
+            why = (f"; its values come every {step} {axis.frequency} steps: a step of {step} is not read (a series "
+                   "is daily, weekly, monthly, quarterly or yearly)")
+        elif weekends:
+            why = ("; most missing days are weekends: a series of trading or working days is not read as daily "
+                   "(fill its weekends, e.g. with Friday's value, or sum it by week)")
+        else:
+            why = "; give a regular series or fill it first"
         raise InputDataError(f"{gap}, and {len(missing)} of {len(values)} {axis.frequency} points in all (more than "
                              f"{MAX_FILLED_SHARE:.0%}){why}")
     out = list(values)
@@ -240,8 +254,10 @@ def profile_series(source, label: str, options: ForecastOptions, na_values: Sequ
         filled += missing
         series.append(Series(key, start, tuple(values), missing, covariates))
     lookback, reason = _lookback(series, axis, options, source.path)
+    read = {options.time, label, *options.series_id, *options.covariates}
+    unread = tuple(n for n, k in zip(source.columns.names, source.columns.keys) if n not in read and k not in read)
     return SeriesProfile(axis, tuple(series), covariate_keys(options.covariates), lookback, reason, options.horizon,
-                         sum(len(c) for c in grouped.values()), filled, first_gap, trimmed)
+                         sum(len(c) for c in grouped.values()), filled, first_gap, trimmed, unread)
 
 
 def _lookback(series: Sequence[Series], axis: TimeAxis, options: ForecastOptions, path: Path) -> Tuple[int, str]:

@@ -225,3 +225,17 @@ def test_a_column_of_dates_with_a_few_other_cells_is_named_not_read_as_words_or_
     words = _csv(tmp_path, _rows("When,size,label", [f"soon,{i},{i % 2}" for i in range(40)]))
     with pytest.raises(InputDataError, match=r"--datetime 'When': line 2 holds 'soon', not a date as YYYY-MM-DD, "):
         profile_source(open_table(words), ["label"], None, ProfileOptions(datetime=("When",)))
+
+
+def test_dates_with_two_digit_years_are_named_not_read_as_words(tmp_path):
+    """A probe's 'timestamp' of '8/6/20 18:57' was read as text ('up to 8 words')."""
+    from pipelines.inputs.preflight import ProfileOptions, profile_source
+    from pipelines.inputs.tables import open_table
+
+    path = _csv(tmp_path, _rows("timestamp,size,label", [f"{1 + i % 12}/{1 + i % 28}/20 1{i % 10}:{10 + i},"
+                                                         f"{i * 1.5},{i % 2}" for i in range(40)]))
+    with pytest.raises(InputDataError, match=r"column 'timestamp' holds dates with two-digit years \('1/1/20 10:10'\)"
+                                             r": which century is not ours to guess; .*--drop 'timestamp'"):
+        profile_source(open_table(path), ["label"])
+    dropped = profile_source(open_table(path), ["label"], None, ProfileOptions(drop=("timestamp",)))
+    assert {c.key: c.role for c in dropped.columns}["timestamp"] == "dropped"

@@ -347,3 +347,22 @@ def test_times_closer_than_a_day_and_trading_days_are_named_for_what_they_are(tm
     with pytest.raises(InputDataError, match=r"2013-01-12 missing, and 38 of 138 daily points in all .*; most missing "
                                              r"days are weekends: a series of trading or working days"):
         _profile(path)
+
+
+def test_a_wide_table_and_a_step_of_several_periods_are_named():
+    """A probe's visnights (one column per region) ran on one, saying nothing of the other 19, and
+    refused two labels as a column not found; Olympic years were 'a gappy yearly series'."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wide = _write(Path(tmp) / "wide.csv", ["t", "y", "North", "South"],
+                      [[t, i, i * 2, i * 3] for i, t in enumerate(_monthly(40))])
+        assert _profile(wide).unread == ("North", "South")
+        with pytest.raises(InputDataError, match=r"--label y,North: a forecast reads one value column; series side "
+                                                 r"by side in columns are a long table's rows"):
+            profile_series(open_table(wide), "y,North", ForecastOptions("t", 3))
+        games = [1896 + 4 * i for i in range(30) if 1896 + 4 * i not in (1916, 1940, 1944)]
+        olympics = _write(Path(tmp) / "games.csv", ["t", "y"], [[str(year), 50 - i * 0.2] for i, year in
+                                                               enumerate(games)])
+        with pytest.raises(InputDataError, match=r"its values come every 4 yearly steps: a step of 4 is not read"):
+            _profile(olympics)
