@@ -351,13 +351,19 @@ def card_summary(card: Mapping[str, Any]) -> List[str]:
     """The card in a few lines for the terminal (`mlops card`)."""
     purpose, evaluation, lineage = card["purpose"], card["evaluation"], card["lineage"]
     unit = card["data"].get("unit", "rows")  # a card written before units were recorded: rows
+    texts, candidates = card["data"].get("text_columns"), card["model"].get("candidates_shown")
+    bounds = [f"{g['name']} {'>=' if g['higher_is_better'] else '<='} {g['bound']:g}"
+              for g in evaluation.get("gates", []) if g.get("bound") is not None]
     lines = [f"model card: {card['name']} ({purpose['task']}; labels {', '.join(purpose['labels'])}; "
              f"data {purpose['source']})",
              f"data: {', '.join(f'{k} {v:,} {unit}' for k, v in card['data']['rows'].items())}; "
-             f"{card['data']['schema_features']} schema features",
+             f"{card['data']['schema_features']} schema features" + (f"; read as text: {', '.join(texts)}" if texts
+                                                                     else ""),
              f"model: {card['model']['family']}, {card['model']['parameters']:,} parameters, "
-             f"{card['model']['epochs_run']} epochs (best {card['model']['best_epoch']})",
-             f"evaluation: {'blessed' if evaluation['blessed'] else 'not blessed'} ({evaluation['blessing_reason']})"]
+             f"{card['model']['epochs_run']} epochs (best {card['model']['best_epoch']})"
+             + (f"; candidates {candidates}" if candidates else ""),
+             f"evaluation: {'blessed' if evaluation['blessed'] else 'not blessed'} ({evaluation['blessing_reason']})"
+             + (f"; gate: {', '.join(bounds)}" if bounds else "")]
     lines += [f"  {s['slice']:<28} {s['metric']} {s['value']:.4f}" for s in evaluation["slices"][:8]]
     forecast = card.get("forecast") or {}
     lines += [f"holdout ({forecast['horizon']} steps of {forecast['series']} series): {name} MAE {s['mae']:.4g} "

@@ -99,3 +99,4 @@ def test_where_ets_was_fitted_on_fewer_series_the_model_is_also_scored_on_those(
     assert lines[4].lstrip().startswith("model on the first 20 series") and "MAE 44" in lines[4], lines
     whole = HoldoutComparison(score(50.0), score(80.0), score(45.0), ("ETS(A,N,N)",), 3, 3, 4, 4)
     assert len(comparison_lines(whole)) == 4 and "first" not in comparison_lines(whole)[3]
+
