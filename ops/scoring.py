@@ -18,7 +18,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
-from serving.codec.columns import TABLE_SUFFIXES, is_missing_text, read_columns, sniff_delimiter
+from serving.codec.columns import PARQUET_SUFFIXES, TABLE_SUFFIXES, is_missing_text, read_columns, sniff_delimiter
 
 OUTPUT_PREFIX = "predictions"  # predictions-*.csv and predictions-*.tfrecord.gz
 MODEL_COLUMNS = ("model_name", "model_version", "serving_version")
@@ -61,13 +61,10 @@ def _cell(value: Any, dtype: str, column: str) -> Any:
         raise ScoringError(f"column '{column}': {value!r} is not a number") from None
 
 
-PARQUET = (".parquet", ".pq")
-
-
 def table_kind(data: str) -> str:
     """'text' (a delimited table), 'parquet', or 'tfrecord' (a file, dir or glob of tf.Examples)."""
     name = data.lower()[:-3] if data.lower().endswith(".gz") else data.lower()
-    return "text" if name.endswith(TABLE_SUFFIXES) else "parquet" if name.endswith(PARQUET) else "tfrecord"
+    return "text" if name.endswith(TABLE_SUFFIXES) else "parquet" if name.endswith(PARQUET_SUFFIXES) else "tfrecord"
 
 
 def _open_text(path: str):

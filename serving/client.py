@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
-from serving.codec.columns import NO_COLUMNS, TABLE_SUFFIXES, ColumnNames, csv_dict_reader, is_missing_text, parse
+from serving.codec.columns import (
+    NO_COLUMNS,
+    PARQUET_SUFFIXES,
+    TABLE_SUFFIXES,
+    ColumnNames,
+    csv_dict_reader,
+    is_missing_text,
+    parse,
+)
 from serving.codec.model_extras import EXTRA_FIELDS, SIGNATURE_DEF
 from serving.options import TlsFiles
 
@@ -198,7 +206,7 @@ def request_from_file(path: Path, inputs_of) -> Tuple[Dict[str, Any], List[str]]
     if is_table_file(path):
         rows, dropped = rows_from_csv(path, *inputs_of())
         return {"instances": rows}, dropped
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if path.suffix.lower() in PARQUET_SUFFIXES:
         raise RequestFileError(f"{path}: give rows as a delimited table (.csv, .tsv) or JSON; `mlops score` scores "
                                "a Parquet file")
     try:

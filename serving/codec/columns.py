@@ -53,6 +53,7 @@ def sniff_delimiter(sample: str) -> str:
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")  # a delimited table's file names: any of , ; tab | (sniff_delimiter)
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def is_missing_text(value: Any, na_tokens: Sequence[str] = NA_TOKENS) -> bool:
