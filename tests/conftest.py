@@ -24,14 +24,17 @@ from tests.helpers import TRANSACTIONS, run_cli_config, write_transactions_csv  
 
 # By folder, in the order the tiers run: the longest first, so short tests fill the workers' tails.
 TIERS = {"e2e": pytest.mark.pipeline, "component": pytest.mark.component, "unit": pytest.mark.unit}
-# Before them, the modules that take longest, longest first (from CI's durations on 2026-12-01: the photo
-# module's tests ~370 s, the others estimated from the 40 slowest: transfer ~245, use cases ~200,
-# tables ~140, digits ~120; the team stores ~150 alone on 2026-12-05). xdist hands whole modules out in
-# this order (`make test` passes --no-loadscope-reorder: by default xdist sorts modules by their number of
-# tests, which sent the 3-test photo module out last, alone for ~7 minutes).
+# Before them, the modules that take longest, longest first (by module, summed from a CI run's durations
+# on 2026-12-06, docs/suite-times.md: photos ~200 s, transfer ~143, use cases ~137, team stores ~108, the
+# portable runner ~93, promotion ~90, forecasts ~85, tables ~78, every table ~73, two training workers ~68,
+# digits ~68, spans ~62, images ~61). xdist hands whole modules out in this order (`make test` passes
+# --no-loadscope-reorder: by default xdist sorts modules by their number of tests, which sent the 3-test
+# photo module out last, alone for ~7 minutes); a long module left for last holds the other worker idle.
 HEAVIEST_MODULES = ("e2e/test_use_cases_photos.py", "e2e/test_transfer.py", "e2e/test_use_cases.py",
-                    "e2e/test_team_stores.py", "e2e/test_tables.py", "e2e/test_use_cases_digits.py",
-                    "e2e/test_spans.py", "e2e/test_images.py")
+                    "e2e/test_team_stores.py", "e2e/test_portable_runner.py", "e2e/test_promotion.py",
+                    "e2e/test_forecast.py", "e2e/test_tables.py", "e2e/test_every_table.py",
+                    "e2e/test_train_workers.py", "e2e/test_use_cases_digits.py", "e2e/test_spans.py",
+                    "e2e/test_images.py")
 
 
 def pytest_collection_modifyitems(items):
