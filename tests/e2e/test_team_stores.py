@@ -58,8 +58,9 @@ def _client(stores):
 
 def test_concurrent_runs_take_turns_register_and_are_promoted_and_rolled_back(admin, home, transactions_csv,
                                                                               capsys):
-    """Two `mlops run` of one pipeline on one home, 2 s apart, against the shared stores: the second
-    waits for the first (saying for which run), each summary names its own run with every component
+    """Two `mlops run` of one pipeline on one home, the second started once the first holds the run
+    lock, against the shared stores: the second waits for the first (saying for which run), each
+    summary names its own run with every component
     finished, and each pushed version is registered in PostgreSQL, tagged with the run that pushed it,
     its lineage in MariaDB; `mlops promote` and `mlops rollback` then move the aliases."""
     first_run, second_run = _concurrent_runs(admin, home, transactions_csv)
@@ -99,7 +100,12 @@ def _concurrent_runs(stores, home: Path, csv: Path):
 
     first = subprocess.Popen(command(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env=dict(os.environ))
-    time.sleep(2)
+    # the second starts once the first holds the run lock: a fixed 2 s was not always enough on a busy
+    # host (the second took the lock first, and the first waited)
+    lock, deadline = home / "locks" / f"{NAME}.run.lock", time.monotonic() + 300
+    while not (lock.is_file() and f"(pid {first.pid})" in lock.read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, "the first run never took the run lock"
+        time.sleep(0.2)
     second = subprocess.run(command(2), capture_output=True, text=True, timeout=600, env=dict(os.environ))
     first_out, _ = first.communicate(timeout=600)
     assert first.returncode == 0 and second.returncode == 0, (first_out[-2000:], second.stdout[-2000:])
