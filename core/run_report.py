@@ -38,6 +38,15 @@ class ComponentRun:
 SCALED_WINDOW_METRICS = {"mean_absolute_error": "MASE (window-scaled MAE)", "mean_squared_error": "window-scaled MSE"}
 
 
+def candidates_shown(candidates: Optional[Mapping[str, Any]]) -> str:
+    """A small table's dnn and its linear rival (model.json's ``candidates``), as the summary and the
+    card name them ('' when the Trainer fit one model): 'dnn 0.6929, linear 0.7357 (auc on the eval
+    split); kept: linear'."""
+    c = candidates
+    return (f"dnn {c['dnn']:.4f}, linear {c['linear']:.4f} ({c['metric']} on the eval split); kept: {c['chosen']}"
+            if c else "")
+
+
 @dataclass
 class RunReport:
     pipeline: str
@@ -89,14 +98,6 @@ class RunReport:
         """slice -> eval rows, for the slices too small to gate (shown, never judged)."""
         rows = {name: self.slice_rows(name) for name in self.metrics if name != OVERALL}
         return {name: count for name, count in sorted(rows.items()) if count is not None and count < MIN_SLICE_ROWS}
-
-    @property
-    def candidates_shown(self) -> str:
-        """A small table's dnn and its linear rival, as the summary and the card name them ('' when
-        the Trainer fit one model): 'dnn 0.6929, linear 0.7357 (auc on the eval split); kept: linear'."""
-        c = self.model_info.get("candidates")
-        return (f"dnn {c['dnn']:.4f}, linear {c['linear']:.4f} ({c['metric']} on the eval split); kept: {c['chosen']}"
-                if c else "")
 
     @property
     def succeeded(self) -> bool:

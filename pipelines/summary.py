@@ -4,7 +4,7 @@ from typing import Any, List, Mapping
 
 from components.gate_metrics import MIN_SLICE_ROWS, OVERALL
 from core.config import PipelineConfig
-from core.run_report import RunReport
+from core.run_report import RunReport, candidates_shown
 from serving.codec.periods import FORMAT_SHOWN
 
 FEW_TRAIN_WINDOWS = 10  # fewer and a series' learned correction mostly fits noise (the Trainer keeps a share of it)
@@ -202,8 +202,9 @@ def format_evaluation(report: RunReport) -> List[str]:
         mine = overall.get(b["metric"])
         versus = f" (the model: {mine:.4f})" if mine is not None else ""
         lines.append(f"baseline on the same split, {b['model']}: {b['metric']} {b['value']:.4f}{versus}")
-    if report.candidates_shown:
-        lines.append(f"model candidates: {report.candidates_shown}")
+    candidates = candidates_shown(report.model_info.get("candidates"))
+    if candidates:
+        lines.append(f"model candidates: {candidates}")
     forecast = report.model_info.get("forecast")
     if forecast:
         lines += _forecast_model_lines(forecast)

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from components.gate_metrics import HIGHER_IS_BETTER, MIN_SLICE_ROWS, OVERALL
 from core.config import PipelineConfig
-from core.run_report import RunReport
+from core.run_report import RunReport, candidates_shown
 from release.forecast_holdout import gate_notes
 
 ASSETS_DIR = "assets.extra"
@@ -168,7 +168,6 @@ def build_card(config: PipelineConfig, report: RunReport, timing_runs: int = 200
         "model": {"family": info.get("family", config.family), "parameters": info.get("parameters"),
                   "hparams": info.get("hparams", {}), "epochs_run": info.get("epochs_run"),
                   "best_epoch": info.get("best_epoch"), "candidates": info.get("candidates"),
-                  "candidates_shown": report.candidates_shown,
                   "training_workers": info.get("replicas_in_sync", 1),
                   "history": {k: v for k, v in report.history.items() if k in ("loss", "val_loss")},
                   "pretrained": dict(config.pretrained) or None, "distilled_from": dict(config.distill_from) or None},
@@ -291,7 +290,7 @@ def render_html(card: Mapping[str, Any]) -> str:
         + (_table(("feature", "drift distance", "threshold"),
                   [(_e(d["feature"]), _number(d["distance"]), _number(d["threshold"])) for d in data["drift"]])
            if data["drift"] else "<p>drift: not checked (no earlier accepted span)</p>"),
-        "model": _pairs({"family": model["family"], "candidates": model.get("candidates_shown") or "-",
+        "model": _pairs({"family": model["family"], "candidates": candidates_shown(model.get("candidates")) or "-",
                          "parameters": model["parameters"],
                          "epochs run": model["epochs_run"], "best epoch": model["best_epoch"],
                          "pretrained": json.dumps(model["pretrained"]) if model["pretrained"] else "-",
@@ -351,7 +350,7 @@ def card_summary(card: Mapping[str, Any]) -> List[str]:
     """The card in a few lines for the terminal (`mlops card`)."""
     purpose, evaluation, lineage = card["purpose"], card["evaluation"], card["lineage"]
     unit = card["data"].get("unit", "rows")  # a card written before units were recorded: rows
-    texts, candidates = card["data"].get("text_columns"), card["model"].get("candidates_shown")
+    texts, candidates = card["data"].get("text_columns"), candidates_shown(card["model"].get("candidates"))
     bounds = [f"{g['name']} {'>=' if g['higher_is_better'] else '<='} {g['bound']:g}"
               for g in evaluation.get("gates", []) if g.get("bound") is not None]
     lines = [f"model card: {card['name']} ({purpose['task']}; labels {', '.join(purpose['labels'])}; "

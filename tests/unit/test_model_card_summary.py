@@ -8,7 +8,7 @@ def test_the_cards_terminal_summary_names_text_columns_candidates_and_the_gates_
             "data": {"rows": {"train": 300, "eval": 75}, "unit": "rows", "schema_features": 2,
                      "text_columns": ["Summary"]},
             "model": {"family": "dnn", "parameters": 3472, "epochs_run": 12, "best_epoch": 4,
-                      "candidates_shown": "dnn 0.6929, linear 0.7357 (auc on the eval split); kept: linear"},
+                      "candidates": {"metric": "auc", "dnn": 0.6929, "linear": 0.7357, "chosen": "linear"}},
             "evaluation": {"blessed": True, "blessing_reason": "passed every threshold", "slices": [],
                            "gates": [{"name": "auc", "bound": 0.7, "higher_is_better": True}]},
             "edge": [], "lineage": {"mlflow_run": "r", "registry_version": 1, "serving_version": "1"}, "caveats": []}
