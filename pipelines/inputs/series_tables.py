@@ -191,29 +191,32 @@ def _covariates(cells: Dict[int, _Cell], first: int, length: int, names: Sequenc
 WEEKEND_SHARE = 0.8  # of a daily series' missing days: a series of working days, not one with gaps
 
 
+def _why_so_many_missing(known: Sequence[int], missing: Sequence[int], axis: TimeAxis, first: int) -> str:
+    """What a series missing too many points looks like: values every k periods (a step of k), a
+    daily series missing its weekends (working days), or just gaps."""
+    step = math.gcd(*(b - a for a, b in zip(known, known[1:])))
+    if step > 1:
+        return (f"; its values come every {step} {axis.frequency} steps: a step of {step} is not read (a series "
+                "is daily, weekly, monthly, quarterly or yearly)")
+    # a daily period is its date's ordinal (serving.codec.periods)
+    if axis.frequency == "daily" and sum(date.fromordinal(first + i).weekday() >= 5
+                                         for i in missing) >= WEEKEND_SHARE * len(missing):
+        return ("; most missing days are weekends: a series of trading or working days is not read as daily "
+                "(fill its weekends, e.g. with Friday's value, or sum it by week)")
+    return "; give a regular series or fill it first"
+
+
 def _filled(values: List[Optional[float]], context: str, axis: TimeAxis, first: int) -> Tuple[List[float], str]:
     """Linear interpolation over missing points when they are few; (values, the first gap named)."""
     missing = [i for i, v in enumerate(values) if v is None]
     if not missing:
         return [float(v) for v in values], ""
     gap = f"{context}: {axis.shown(first + missing[0])} missing"
-    if len(missing) > MAX_FILLED_SHARE * len(values):
-        known = [i for i, v in enumerate(values) if v is not None]
-        step = math.gcd(*(b - a for a, b in zip(known, known[1:])))
-        weekends = axis.frequency == "daily" and sum(date.fromordinal(first + i).weekday() >= 5
-                                                     for i in missing) >= WEEKEND_SHARE * len(missing)
-        if step > 1:
-            why = (f"; its values come every {step} {axis.frequency} steps: a step of {step} is not read (a series "
-                   "is daily, weekly, monthly, quarterly or yearly)")
-        elif weekends:
-            why = ("; most missing days are weekends: a series of trading or working days is not read as daily "
-                   "(fill its weekends, e.g. with Friday's value, or sum it by week)")
-        else:
-            why = "; give a regular series or fill it first"
-        raise InputDataError(f"{gap}, and {len(missing)} of {len(values)} {axis.frequency} points in all (more than "
-                             f"{MAX_FILLED_SHARE:.0%}){why}")
-    out = list(values)
     known = [i for i, v in enumerate(values) if v is not None]  # the first and last are known (trimmed)
+    if len(missing) > MAX_FILLED_SHARE * len(values):
+        raise InputDataError(f"{gap}, and {len(missing)} of {len(values)} {axis.frequency} points in all (more than "
+                             f"{MAX_FILLED_SHARE:.0%}){_why_so_many_missing(known, missing, axis, first)}")
+    out = list(values)
     for i in missing:  # the known neighbours by bisection: a long daily series has thousands of each
         place = bisect.bisect(known, i)
         before, after = known[place - 1], known[place]
