@@ -317,7 +317,7 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
     profiles = []
     for key, name in zip(columns.keys, columns.names):
         cells, stats = _Sample(scan.sample.pop(key)), scan.stats[key]
-        left_out = key in dropped or (chosen and key not in chosen and key not in label_keys)
+        left_out = bool(_left_out_by_user(key, label_keys, dropped, chosen))
         if key in categorical or left_out:  # the user's word: its cells need not read as numbers or dates
             kind = ColumnKind(col.STRING)
         else:
@@ -442,14 +442,23 @@ def _text_kind(kind: ColumnKind, sample: "_Sample", forced: bool) -> ColumnKind:
     return kind
 
 
+def _left_out_by_user(key: str, labels: Sequence[str], dropped: Set[str], chosen: Set[str]) -> str:
+    """Why the user's options leave a column out ('' when they do not): --drop, or --features
+    without it; a label never is."""
+    if key in labels:
+        return ""
+    if key in dropped:
+        return "--drop"
+    return "not in --features" if chosen and key not in chosen else ""
+
+
 def _role(key: str, kind: ColumnKind, stats: _ColumnStats, sample: _Sample, labels: Sequence[str],
           dropped: Set[str], chosen: Set[str], forced: bool, categorical: bool, rows: int) -> Tuple[str, str]:
     if key in labels:
         return LABEL, ""
-    if key in dropped:
-        return DROPPED, "--drop"
-    if chosen and key not in chosen:
-        return DROPPED, "not in --features"
+    why = _left_out_by_user(key, labels, dropped, chosen)
+    if why:
+        return DROPPED, why
     if stats.present == 0:
         return EMPTY, "entirely missing"
     if stats.distinct == 1:
