@@ -5,6 +5,7 @@ from typing import Any, List, Mapping
 from components.gate_metrics import MIN_SLICE_ROWS, OVERALL
 from core.config import PipelineConfig
 from core.run_report import RunReport, candidates_shown
+from pipelines.configure import FORECAST_GATE
 from serving.codec.periods import FORMAT_SHOWN
 
 FEW_TRAIN_WINDOWS = 10  # fewer and a series' learned correction mostly fits noise (the Trainer keeps a share of it)
@@ -57,7 +58,7 @@ def format_input(config: PipelineConfig) -> List[str]:
     if config.images is not None:
         return format_images(config)
     if config.series_table is not None:
-        return format_series(config.series_table, config.gate_thresholds.get(config.label, 1.0))
+        return format_series(config.series_table, config.gate_thresholds[config.label])
     table = config.table
     if table is None:
         return []
@@ -98,6 +99,7 @@ def _count(number: int, noun: str) -> str:
 
 def format_series(spec, bound: float) -> List[str]:
     """What the preflight made of a user's series (core.config.SeriesSpec); ``bound``: the gate's."""
+
     keyed = f" keyed by {', '.join(spec.series_id)}" if spec.series_id else ""
     lines = [f"data: {spec.source} ({_count(spec.rows, 'row')}; {spec.series} series{keyed}; time '{spec.time}' read "
              f"as {FORMAT_SHOWN[spec.time_format]}, {spec.frequency}, season {spec.season})",
@@ -106,7 +108,7 @@ def format_series(spec, bound: float) -> List[str]:
              f"{'is the eval target' if spec.horizon == 1 else 'are the eval targets'}; "
              f"{_count(spec.train_windows, 'train window')}, {spec.validation_windows} validation",
              "gate: the eval MAE of windows scaled by their own seasonal naive error, i.e. MASE, below "
-             f"{bound:g} ({'--threshold' if bound != 1 else 'the default; --threshold to change'})"]
+             f"{bound:g} ({'--threshold' if bound != FORECAST_GATE else 'the default; --threshold to change'})"]
     if spec.known_ahead:
         lines.insert(2, f"known ahead of each forecast step: {spec.known_ahead}")
     if spec.unread:
