@@ -42,6 +42,7 @@ ISO_WEEK = re.compile(r"^(\d{4})([- ]?)W(\d{1,2})$", re.IGNORECASE)  # tsibble's
 # with the column's own: "1998 Q1" (tsibble), "1998-Q1" (ISO), "1998Q1" (pandas' Period)
 _SEPARATED = {"quarter": QUARTER, "iso_week": ISO_WEEK}
 _STYLES = {" ": "", "-": "_dash", "": "_compact"}  # separator -> format name suffix
+_STYLED = {base + suffix: (base, separator) for base in _SEPARATED for separator, suffix in _STYLES.items()}
 YEAR_MON = re.compile(r"^(\d{4})[ -]([A-Za-z]{3,9})\.?$")  # tsibble's yearmonth "1960 Jan"
 MON_YEAR = re.compile(r"^([A-Za-z]{3,9})\.?[ -](\d{4})$")  # "Jan 1960", "January 1960", "Jan-1960"
 DECIMAL_YEAR = re.compile(r"^\d{4}\.\d+$")
@@ -63,8 +64,8 @@ ALL_DATE_FORMATS = {**DATE_FORMATS, **SERIES_DATE_FORMATS}
 _PERIODS = {"year": (YEAR, "yearly"), "year_month": (YEAR_MONTH, "monthly"),
             "year_month_dot": (YEAR_MONTH_DOT, "monthly"), "year_month_compact": (YEAR_MONTH_COMPACT, "monthly"),
             "year_mon": (YEAR_MON, "monthly"), "mon_year": (MON_YEAR, "monthly"),
-            **{base + suffix: (pattern, "quarterly" if base == "quarter" else "weekly")
-               for base, pattern in _SEPARATED.items() for suffix in _STYLES.values()}}
+            **{fmt: (_SEPARATED[base], "quarterly" if base == "quarter" else "weekly")
+               for fmt, (base, _) in _STYLED.items()}}
 _PERIOD_PATTERNS = {name: pattern for name, (pattern, _) in _PERIODS.items()}
 _PERIOD_FREQUENCY = {name: frequency for name, (_, frequency) in _PERIODS.items()}
 PERIOD_FORMATS = (*_PERIODS, "decimal_year")
@@ -161,12 +162,13 @@ def _period_of_text(text: str, fmt: str, frequency: str) -> int:
     if fmt == "year" and YEAR.match(text):
         return int(text)
     found = _year_and_step(text, fmt) if fmt in _PERIOD_PATTERNS else None
-    if found and fmt.startswith("iso_week"):
+    base = _STYLED.get(fmt, (fmt, ""))[0]
+    if found and base == "iso_week":
         try:
             return date.fromisocalendar(found[0], found[1], 1).toordinal() // 7
         except ValueError:
             found = None
-    quarters = fmt.startswith("quarter")
+    quarters = base == "quarter"
     if found and 1 <= found[1] <= (4 if quarters else 12):
         return found[0] * (4 if quarters else 12) + found[1] - 1
     if fmt == "decimal_year" and (DECIMAL_YEAR.match(text) or YEAR.match(text)):
@@ -187,10 +189,10 @@ def _period_text(period: int, fmt: str, frequency: str) -> str:
              "year_mon": f"{year:04d} {month_name}", "mon_year": f"{month_name} {year:04d}"}
     if fmt in texts:
         return texts[fmt]
-    separator = next((sep for sep, suffix in _STYLES.items() if suffix and fmt.endswith(suffix)), " ")
-    if fmt.startswith("quarter"):
+    base, separator = _STYLED.get(fmt, (fmt, ""))
+    if base == "quarter":
         return f"{period // 4:04d}{separator}Q{period % 4 + 1}"
-    if fmt.startswith("iso_week"):
+    if base == "iso_week":
         iso_year, week, _ = date.fromordinal(period * 7 + 1).isocalendar()  # the week's Monday
         return f"{iso_year:04d}{separator}W{week:02d}"
     return f"{period / STEPS_PER_YEAR[frequency]:.6f}".rstrip("0").rstrip(".")
@@ -240,10 +242,10 @@ def _formats_of(values: Sequence[str]) -> List[str]:
 def _styled(fmt: str, first: str) -> bool:
     """Whether ``fmt`` is the style a column whose first cell is ``first`` is written back in: a
     quarter or ISO week format's separator is the first cell's; any other format is itself."""
-    base = next((b for b in _SEPARATED if fmt.startswith(b)), None)
-    if base is None:
+    if fmt not in _STYLED:
         return True
-    return fmt == base + _STYLES[_SEPARATED[base].match(first).group(2)]
+    base, separator = _STYLED[fmt]
+    return _SEPARATED[base].match(first).group(2) == separator
 
 
 def _frequency_of_days(steps: Sequence[float]) -> Optional[str]:
