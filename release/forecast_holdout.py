@@ -37,11 +37,11 @@ class HoldoutComparison:
         """(name, scores) of each forecaster as the summary and the card show them."""
         forms = sorted(set(self.ets_models))
         shown = ", ".join(forms[:3]) + (", ..." if len(forms) > 3 else "")
-        if self.model_on_ets_series is None:
-            return ("model", self.model), ("seasonal naive", self.seasonal_naive), (f"ETS ({shown})", self.ets)
         first = f"first {self.ets_series} series"
-        return (("model", self.model), ("seasonal naive", self.seasonal_naive), (f"ETS ({shown}; {first})", self.ets),
-                (f"model on the {first}", self.model_on_ets_series))
+        capped = self.model_on_ets_series is not None
+        rows = (("model", self.model), ("seasonal naive", self.seasonal_naive),
+                (f"ETS ({shown}{'; ' + first if capped else ''})", self.ets))
+        return rows + (((f"model on the {first}", self.model_on_ets_series),) if capped else ())
 
 
 def model_forecasts(model_dir: str, windows: Sequence[SeriesWindow], info: SeriesInfo) -> np.ndarray:
