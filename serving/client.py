@@ -153,8 +153,9 @@ def model_inputs(metadata: Dict[str, Any], target: Target) -> Tuple[Dict[str, Di
     return signatures[key].get("inputs", {}), parse(metadata.get("columns"))
 
 
-def _cell(text: str, dtype: str, path: Path, line: int, column: str, why_not: str = "") -> Any:
-    """A CSV cell as its input's dtype; ``why_not``: why the column refuses it (``ColumnNames.refusal``)."""
+def _cell(text: str, dtype: str, path: Path, line: int, column: str, why_not: str) -> Any:
+    """A CSV cell as its input's dtype; ``why_not``: why its column refuses it, '' when it reads
+    (``ColumnNames.refusal``: a date or yes/no cell the model's column cannot read)."""
     if why_not:
         raise RequestFileError(f"{path}:{line}: column '{column}': {text!r} {why_not}")
     if dtype == STRING_DTYPE:
@@ -176,9 +177,11 @@ def rows_from_csv(path: Path, inputs: Dict[str, Dict[str, Any]],
         key_of = {name: columns.key(name.strip()) for name in header}
         column_of = {key: name for name, key in key_of.items()}
         _refuse_missing_columns(path, inputs, columns, set(column_of))
-        rows = [{key: _cell(row[column_of[key]] or "", inputs[key].get("dtype", ""), path, i + 2, column_of[key],
-                            columns.refusal(key, row[column_of[key]] or ""))
-                 for key in inputs} for i, row in enumerate(reader)]
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            texts = {key: row[column_of[key]] or "" for key in inputs}
+            rows.append({key: _cell(text, inputs[key].get("dtype", ""), path, line, column_of[key],
+                                    columns.refusal(key, text)) for key, text in texts.items()})
     if not rows:
         raise RequestFileError(f"{path}: no rows")
     return rows, sorted(name for name, key in key_of.items() if key not in inputs)
