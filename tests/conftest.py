@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.helpers import TRANSACTIONS, run_cli_config, write_transactions_csv  # noqa: E402
+from tests.helpers import DNN_ALONE, TRANSACTIONS, run_cli_config, write_transactions_csv  # noqa: E402
 
 # By folder, in the order the tiers run: the longest first, so short tests fill the workers' tails.
 TIERS = {"e2e": pytest.mark.pipeline, "component": pytest.mark.component, "unit": pytest.mark.unit}
@@ -80,7 +80,7 @@ def transactions_runs(tmp_path_factory, transactions_csv):
 
     home = tmp_path_factory.mktemp("home")
     config = run_cli_config("--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary",
-                            "--name", TRANSACTIONS, "--hparam", "epochs=40", home=home)
+                            "--name", TRANSACTIONS, "--hparam", "epochs=40", *DNN_ALONE, home=home)
     first = run_pipeline(config)
     second = run_pipeline(config)
     return home, config, first, second

@@ -6,6 +6,9 @@ from typing import Optional
 
 SEGMENTS = ("retail", "online", "wholesale")
 TRANSACTIONS = "transactions"  # the pipeline name of the session's shared run
+# A fixed depth: the dnn alone, without the linear rival a small table also fits (components/trainer.py),
+# for runs whose tests check what happens around the model, not which model a table gets.
+DNN_ALONE = ("--hparam", "depth=2")
 
 
 def write_transactions_csv(path: Path, rows: int = 240, seed: int = 0, segments=SEGMENTS,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import DNN_ALONE
+
 pytestmark = [pytest.mark.pipeline, pytest.mark.airflow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +52,7 @@ def test_the_dag_runs_once_end_to_end_and_is_tracked(tmp_path, transactions_csv)
     assert AIRFLOW.exists(), f"{AIRFLOW}: missing; `make airflow-setup` creates it (`make test` does)"
     home = tmp_path / "home"
     run_args = ["--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
-                "--home", str(home), "--no-edge", "--hparam", "epochs=5"]
+                "--home", str(home), "--no-edge", "--hparam", "epochs=5", *DNN_ALONE]
     env = _airflow_env(tmp_path, run_args)
     migrate = subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert migrate.returncode == 0, migrate.stderr[-3000:]

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from tests.helpers import SEGMENTS, TRANSACTIONS, run_cli_config, write_transactions_csv
+from tests.helpers import DNN_ALONE, SEGMENTS, TRANSACTIONS, run_cli_config, write_transactions_csv
 
 pytestmark = pytest.mark.pipeline
 NAME = TRANSACTIONS
@@ -67,7 +67,7 @@ def test_the_cli_run_shows_a_line_per_component_and_keeps_the_libraries_output_i
     (TensorFlow's import chatter included); the log file the summary names holds the chatter."""
     _, first, _ = runs
     argv = ["run", "--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
-            "--hparam", "epochs=40", "--home", str(home), "--no-tracking"]
+            "--hparam", "epochs=40", *DNN_ALONE, "--home", str(home), "--no-tracking"]
     done = subprocess.run([sys.executable, "-m", "cli.main", *argv], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr == ""

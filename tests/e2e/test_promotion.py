@@ -24,7 +24,7 @@ from cli.main import main
 from components.ports import free_port
 from core.home import Home
 from serving.runtime import model_config
-from tests.helpers import metric_samples, run_cli_config
+from tests.helpers import DNN_ALONE, metric_samples, run_cli_config
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.mlflow_server]
 NAME = "promo"
@@ -95,7 +95,7 @@ def pipeline(mlflow_server, home, transactions_csv):
 
     def run(hparams, tracking_uri=None, gate=OPEN_GATE, with_config=False):
         args = ["--data", str(transactions_csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
-                "--no-edge", *gate, "--tracking-uri", tracking_uri or mlflow_server.uri]
+                "--no-edge", *gate, *DNN_ALONE, "--tracking-uri", tracking_uri or mlflow_server.uri]
         for hparam in hparams:
             args += ["--hparam", hparam]
         config = run_cli_config(*args, home=home)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from tests.helpers import write_transactions_csv
+from tests.helpers import DNN_ALONE, write_transactions_csv
 
 pytestmark = pytest.mark.pipeline
 
@@ -40,7 +40,7 @@ def _run(place):
 
     config = run_cli_config("--data", str(place["data"]), "--label", "is_fraud", "--task", "binary", "--name", NAME,
                             "--schemas-dir", str(place["schemas"]), "--window", "2", "--warm-start", "--no-edge",
-                            "--hparam", "epochs=15", home=place["home"])
+                            "--hparam", "epochs=15", *DNN_ALONE, home=place["home"])
     return config, run_pipeline(config)
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from cli.main import main
 from release.mlflow_registry import CHALLENGER, CHAMPION, PIPELINE_RUN_TAG, SERVING_VERSION_TAG
+from tests.helpers import DNN_ALONE
 
 pytestmark = [pytest.mark.pipeline, pytest.mark.mlflow_server]
 NAME = "team"
@@ -96,7 +97,8 @@ def _concurrent_runs(stores, home: Path, csv: Path):
     def command(epochs: int) -> list:
         return [MLOPS, "run", "--data", str(csv), "--label", "is_fraud", "--task", "binary", "--name", NAME,
                 "--home", str(home), "--no-edge", "--threshold", "0.0", "--max-drop", "1.0", "--hparam",
-                f"epochs={epochs}", "--metadata-uri", stores.metadata_uri, "--tracking-uri", stores.tracking_uri]
+                f"epochs={epochs}", *DNN_ALONE, "--metadata-uri", stores.metadata_uri,
+                "--tracking-uri", stores.tracking_uri]
 
     first = subprocess.Popen(command(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env=dict(os.environ))

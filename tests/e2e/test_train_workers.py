@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import DNN_ALONE
+
 pytestmark = pytest.mark.pipeline
 MLOPS = str(Path(sys.executable).with_name("mlops"))
-EPOCHS = ("--hparam", "epochs=4", "--hparam", "depth=2")  # a fixed depth: no linear rival, the dnn itself
+EPOCHS = ("--hparam", "epochs=4", *DNN_ALONE)
 
 
 def _run(home: Path, csv: Path, *extra: str) -> str:

@@ -2,7 +2,7 @@
 use case's size and the ResNet and MobileNet families, each shipped to the edge within its gates."""
 import pytest
 
-from tests.helpers import int8_shrink, pixel_baseline_accuracy, run_use_case, served_accuracy, split_frame
+from tests.helpers import int8_shrink, pixel_baseline_accuracy, run_use_case, served_accuracy
 
 pytestmark = pytest.mark.pipeline
 
@@ -27,17 +27,17 @@ def test_photos_cnn_accuracy_and_edge(tmp_path_factory):
     _edge_gate(report)
 
 
-# MobileNet's int8 is 2.9x smaller, not 3.5x (measured at 32 and 48 px): a depthwise 3x3 kernel has 9
-# weights per channel beside a per-channel scale, zero point and int32 bias, all kept at full width.
-# At this budget MobileNet measured 0.864 against logistic regression's 0.894 on the pixels (two of
-# the 66 eval rows): it is held to within three rows of it, ResNet (0.955) to at least it.
-@pytest.mark.parametrize("family, rows_below, smaller", [("resnet", 0, 3.5), ("mobilenet", 3, 2.7)])
-def test_photos_other_image_families_and_edge(tmp_path_factory, family, rows_below, smaller):
+# Both are held to at least logistic regression on the pixels (0.894). MobileNet runs 3 of its 7
+# inverted-residual groups: at 32 px the later groups work on 2x2 and 1x1 maps, and 3 groups measured
+# 0.985 against 7 groups' 0.864-0.970 (docs/suite-times.md). Its int8 is 1.7x smaller, not 3.5x: a
+# depthwise 3x3 kernel has 9 weights per channel beside a per-channel scale, zero point and int32
+# bias, all kept at full width, and the first groups are mostly such kernels (7 groups: 2.9x).
+@pytest.mark.parametrize("family, more, smaller", [("resnet", (), 3.5), ("mobilenet", ("--hparam", "groups=3"), 1.7)])
+def test_photos_other_image_families_and_edge(tmp_path_factory, family, more, smaller):
     """Small (32 px) and short (15 epochs) to keep the suite's time; 5 classes, so chance is 0.2.
     bench/images_bench.py trains them at the use case's own size."""
     _, report = run_use_case(tmp_path_factory, "photos", "--family", family, "--image-size", "32",
-                             "--hparam", "epochs=15")
-    _, evaluation = split_frame(report, "eval")
+                             "--hparam", "epochs=15", *more)
     model_accuracy, baseline_accuracy = served_accuracy(report), pixel_baseline_accuracy(report, 32)
-    assert model_accuracy >= baseline_accuracy - rows_below / len(evaluation), (model_accuracy, baseline_accuracy)
+    assert model_accuracy >= baseline_accuracy, (model_accuracy, baseline_accuracy)
     _edge_gate(report, smaller)
