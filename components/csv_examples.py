@@ -332,8 +332,13 @@ class CsvExamplesExecutor(base_executor.BaseExecutor):
         artifact = artifact_utils.get_single_instance(examples_out)
         split_names = example_gen_utils.generate_output_split_names(input_config, output_config)
         artifact.split_names = artifact_utils.encode_split_names(split_names)
-        write_examples(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config, output_config,
-                       {name: artifact_utils.get_split_uri(examples_out, name) for name in split_names})
+        counts = write_examples(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config,
+                                output_config, {name: artifact_utils.get_split_uri(examples_out, name)
+                                                for name in split_names})
+        empty = [name for name, count in counts.items() if count == 0]
+        if empty:  # the Transform would fail on it with a KeyError naming a column
+            raise ValueError(f"the {' and '.join(empty)} split got no rows of the {sum(counts.values())}: a row's "
+                             "content picks its split, so copies of a few distinct rows can all fall in one")
         payload = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         if payload:
             examples_utils.set_payload_format(artifact, payload)

@@ -239,6 +239,7 @@ class _Scan:
     first_missing: Dict[str, int]  # label key -> the first line it is missing on
     any_label_missing: int = 0  # rows missing any label
     rows: int = 0
+    distinct: Set[bytes] = field(default_factory=set)  # distinct rows' contents, up to MIN_ROWS of them
 
 
 def _scan(stream: Iterator[Tuple[int, pa.RecordBatch]], columns: ColumnMap, label_keys: Sequence[str],
@@ -261,6 +262,8 @@ def _scan(stream: Iterator[Tuple[int, pa.RecordBatch]], columns: ColumnMap, labe
             row_missing = missing[key] if row_missing is None else pc.or_(row_missing, missing[key])
         scan.any_label_missing += int(pc.sum(row_missing).as_py() or 0) if row_missing is not None else 0
         scan.rows += batch.num_rows
+        if len(scan.distinct) < MIN_ROWS:
+            scan.distinct.update(_row_contents(trimmed, columns.keys))
         picks = _sample_rows(batch.num_rows, seen, rng)
         seen += batch.num_rows
         if picks:  # kept as Arrow arrays (compact); Python strings only for the columns inference reads
@@ -271,6 +274,12 @@ def _scan(stream: Iterator[Tuple[int, pa.RecordBatch]], columns: ColumnMap, labe
                 scan.sample[key].append((pc.filter(lines, present),
                                          pc.filter(pc.take(trimmed[key], indices), present)))
     return scan
+
+
+def _row_contents(cells: Mapping[str, pa.Array], keys: Sequence[str]) -> Set[bytes]:
+    """The batch's distinct rows, each as its cells joined (a separator no CSV cell holds)."""
+    joined = pc.binary_join_element_wise(*(pc.fill_null(cells[k], "") for k in keys), "\x1f")
+    return {value.encode() for value in pc.unique(joined).to_pylist()}
 
 
 def _check_rows(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Sequence[str]) -> None:
@@ -357,6 +366,10 @@ def profile_batches(path: Path, columns: ColumnMap, stream: Iterator[Tuple[int, 
         subtask = subtasks[i] if subtasks else None
         targets[key] = _profile_target(path, columns.name(key), get_task(subtask) if subtask else None, kinds[key],
                                        scan.stats[key])
+    if len(scan.distinct) < MIN_ROWS:  # after the checks that name a column: they say more
+        raise InputDataError(f"{path}: its {scan.rows} rows hold {len(scan.distinct)} distinct ones; at least "
+                             f"{MIN_ROWS} are needed to train and evaluate (a row's content picks its split, so "
+                             "copies of a row always fall together and an eval split can get none)")
     return DataProfile(path=path, rows=scan.rows, targets=targets, columns=tuple(profiles), column_map=columns,
                        label_missing=scan.any_label_missing, task=task, task_reason=why, source=source)
 

@@ -91,6 +91,29 @@ def test_records_and_splits_are_tfx_csv_example_gens(table, tmp_path):
                                                      ce.FLOAT, ce.STRING, ce.STRING, ce.INT, ce.FLOAT]
 
 
+def _split_properties(folder, name: str) -> dict:
+    return {
+        "input_base": str(folder),
+        "input_config": json.dumps({"splits": [{"name": "data", "pattern": name}]}),
+        "output_config": json.dumps({"split_config": {"splits": [{"name": "train", "hash_buckets": 3},
+                                                                 {"name": "eval", "hash_buckets": 1}]}}),
+        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+    }
+
+
+def test_a_split_left_empty_is_named_not_left_to_the_transform(tmp_path):
+    """Copies of one row hash alike: every copy falls in one split (the Transform failed on the
+    other with a KeyError naming the label)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "same.csv").write_text("x,y\n" + "1,0\n" * 30)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "out")
+    with pytest.raises(ValueError, match=r"^the (train|eval) split got no rows of the 30: a row's content picks"):
+        ce.CsvExamplesExecutor().Do({}, {"examples": [examples]}, _split_properties(folder, "same.csv"))
+
+
 def test_the_executor_writes_shuffled_gzipped_splits_in_shards(tmp_path, monkeypatch):
     from tests.helpers import write_transactions_csv
 
@@ -98,15 +121,7 @@ def test_the_executor_writes_shuffled_gzipped_splits_in_shards(tmp_path, monkeyp
     monkeypatch.setattr(ce, "SHARD_BYTES", data.stat().st_size // 2 + 1)  # two shards per split
     examples = standard_artifacts.Examples()
     examples.uri = str(tmp_path / "out")
-    exec_properties = {
-        "input_base": str(data.parent),
-        "input_config": json.dumps({"splits": [{"name": "data", "pattern": "tx.csv"}]}),
-        "output_config": json.dumps({"split_config": {"splits": [{"name": "train", "hash_buckets": 3},
-                                                                 {"name": "eval", "hash_buckets": 1}]}}),
-        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
-        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-    }
-    ce.CsvExamplesExecutor().Do({}, {"examples": [examples]}, exec_properties)
+    ce.CsvExamplesExecutor().Do({}, {"examples": [examples]}, _split_properties(data.parent, "tx.csv"))
     assert json.loads(examples.split_names) == ["train", "eval"]
     assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
     assert examples.get_string_custom_property("file_format") == "tfrecords_gzip"

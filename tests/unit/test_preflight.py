@@ -45,6 +45,8 @@ def test_regression_profile_has_label_spread(tmp_path):
     (_rows("x,y", ["1,0", "2,", "3,NA"] * 10), "binary", "y",
      "label column 'y' is empty on 20 of 30 rows (first on line 3); more than half have no label"),
     (_rows("x,y", ["1,0", "2,1", "3,2"] * 10), "binary", "y", "exactly 2 label values in 'y', found 3"),
+    (_rows("q,y", ["a,0", "b,1", "c,0"] * 73), "binary", "y",  # copies of a row share a split
+     "its 219 rows hold 3 distinct ones; at least 20 are needed to train and evaluate"),
     (_rows("x,y", ["1,0", "2,0"] * 15), "multiclass", "y", "needs at least 2 classes in 'y'"),
     (_rows("x,y", ["1,a", "2,b"] * 15), "regression", "y", "needs a numeric label; 'y' holds text"),
     (_rows("x;y", ["1;0", "2;1;5"] * 15), "binary", "y", "line 3 has 3 fields, the header has 2"),
