@@ -177,6 +177,26 @@ def infer_kind(cells: Sequence[Tuple[int, str]], forced_datetime: bool = False) 
     return mostly_dates(cells) or ColumnKind(STRING)
 
 
+# A number as a spreadsheet in another locale writes it, which float() does not read: a decimal comma
+# ('38,6319', '-0,5') or thousands grouped by a comma, point, space or apostrophe ('1,167', '1.234.567,5').
+SEPARATED_NUMBER = re.compile(r"[+-]?(?:\d+,\d+|\d{1,3}([.,' \u00a0\u202f])\d{3}(?:\1\d{3})*(?:(?!\1)[.,]\d+)?)")
+SEPARATED_SHARE = 0.95  # of a column's values: numbers, and at least one of them so written
+NUMBER_FORM = "numbers with a '.' decimal point and no thousands separators"
+
+
+def separated_number(cells: Sequence[Tuple[int, str]]) -> Optional[Tuple[int, str]]:
+    """(line, value) of the first number written with a separator in a column of such numbers (with
+    plain ones among them), else None."""
+    first, numbers = None, 0
+    for line, value in cells:
+        text = value.strip()
+        if SEPARATED_NUMBER.fullmatch(text):
+            first, numbers = first or (line, text), numbers + 1
+        elif _number(text) is not None:
+            numbers += 1
+    return first if first and numbers >= SEPARATED_SHARE * len(cells) else None
+
+
 TEXT_MIN_WORDS = 3  # a value of at least this many words is prose, not a name or a code
 TEXT_WORDY_SHARE = 0.5  # ... on at least this share of a column's sampled values
 TEXT_MIN_DISTINCT = 20  # and more distinct values than a category would have (its share below)

@@ -323,7 +323,7 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
     forced_text = set(_resolve(path, options.text, columns, "--text"))
     _refuse_clashes(path, columns, label_keys, {"--text": forced_text, "--drop": dropped, "--categorical": categorical,
                                                 "--features": chosen, "--datetime": forced_datetime})
-    profiles = []
+    profiles, separated = [], []
     for key, name in zip(columns.keys, columns.names):
         cells, stats = _Sample(scan.sample.pop(key)), scan.stats[key]
         left_out = bool(_left_out_by_user(key, label_keys, dropped, chosen))
@@ -332,6 +332,10 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
         else:
             kind = _kind(path, name, key, stats, cells, key in forced_datetime, options.schema_kinds.get(key),
                          key in forced_text)
+            written = col.separated_number(cells.cells()) if kind.kind == col.STRING and key not in forced_text \
+                else None
+            if written:
+                separated.append((name, written, key in label_keys))
         if key in forced_text and kind.kind in (col.NUMERIC, col.INTEGER):
             raise InputDataError(f"{path}: --text '{name}': its values are numbers, not words (--categorical reads "
                                  "codes as categories)")
@@ -341,6 +345,7 @@ def _column_profiles(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Se
         role, reason = _role(key, kind, stats, cells, label_keys, dropped, chosen,
                              key in forced_datetime or key in forced_text, key in categorical, scan.rows)
         profiles.append(ColumnProfile(key, name, kind, role, reason, stats.present, stats.distinct))
+    _refuse_separated_numbers(path, separated)
     if not any(p.role == FEATURE for p in profiles):
         raise InputDataError(f"{path}: no feature columns besides the label(s) "
                              f"{', '.join(columns.name(k) for k in label_keys)}")
@@ -429,6 +434,21 @@ def _kind(path, name: str, key: str, stats: _ColumnStats, sample: "_Sample", for
                              f"is not ours to guess; write four-digit years, or read the column as words (--text "
                              f"'{name}') or leave it out (--drop '{name}')")
     return kind
+
+
+def _refuse_separated_numbers(path, found: Sequence[Tuple[str, Tuple[int, str], bool]]) -> None:
+    """Numbers with a decimal comma or thousands separators would be read as categories (a model that
+    never sees their size) or a label as classes: refused, naming every such column (a file's locale
+    writes them all so), a value and the ways out. ``found``: (name, (line, value), is a label)."""
+    if not found:
+        return
+    (name, (line, value), _), names = found[0], ", ".join(f"'{n}'" for n, _, _ in found)
+    ways = "" if any(label for _, _, label in found) else \
+        ", or read such a column as codes (--categorical COL) or leave it out (--drop COL)"
+    many = len(found) > 1
+    raise InputDataError(f"{path}: {'columns' if many else 'column'} {names} {'hold' if many else 'holds'} numbers "
+                         f"written with separators (line {line}: {value!r} in '{name}'); this reads "
+                         f"{col.NUMBER_FORM}: write {'them' if many else 'it'} so{ways}")
 
 
 def _refuse_unread_dates(path, name: str, kind: ColumnKind, sample: "_Sample") -> None:

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from components.specs import VALIDATION_WINDOWS
 from core.files import write_if_changed
-from pipelines.inputs.column_kinds import InputDataError
+from pipelines.inputs.column_kinds import NUMBER_FORM, SEPARATED_NUMBER, InputDataError
 from serving.codec.columns import NA_TOKENS
 from serving.codec.periods import PeriodError, TimeAxis, infer_axis
 from serving.forecast_client import SeriesWindow
@@ -127,7 +127,9 @@ def _number(text: str, line: int, context: str, flag: str, column: str,
     try:
         number = float(text)
     except ValueError:
-        raise InputDataError(f"{context}: line {line}: {flag} column '{column}' holds {text!r}, not a number") from None
+        written = f" (this reads {NUMBER_FORM})" if SEPARATED_NUMBER.fullmatch(text) else ""
+        raise InputDataError(f"{context}: line {line}: {flag} column '{column}' holds {text!r}, not a number"
+                             f"{written}") from None
     return number if number == number else None
 
 

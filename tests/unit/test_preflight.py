@@ -241,3 +241,31 @@ def test_dates_with_two_digit_years_are_named_not_read_as_words(tmp_path):
         profile_source(open_table(path), ["label"])
     dropped = profile_source(open_table(path), ["label"], None, ProfileOptions(drop=("timestamp",)))
     assert {c.key: c.role for c in dropped.columns}["timestamp"] == "dropped"
+
+
+def test_numbers_written_with_separators_are_named_not_read_as_categories(tmp_path):
+    """A probe's Sacramento written with decimal commas (';' between cells) lost latitude and longitude
+    as 'identifier-like' and read baths '1,5' as a category; '1,167' square feet (thousands) became a
+    category and the model fell below its ridge baseline; a price of '59,222' was read as 602 classes."""
+    from pipelines.inputs.preflight import ProfileOptions, profile_source
+    from pipelines.inputs.tables import open_table
+
+    euro = _csv(tmp_path, _rows("baths;lat;beds;price", [f"{1 + i % 3},5;38,{600 + i};{i % 4};{1000 + i}"
+                                                         for i in range(40)]))
+    with pytest.raises(InputDataError, match=r"columns 'baths', 'lat' hold numbers written with separators \(line 2: "
+                                             r"'1,5' in 'baths'\); this reads numbers with a '\.' decimal point and no "
+                                             r"thousands separators: write them so, or .*--categorical COL"):
+        profile_source(open_table(euro, ";"), ["price"])
+    thousands = tmp_path / "thousands.csv"
+    thousands.write_text(_rows("sqft,price", [f'"{950 + 40 * i:,}",{100 + i}' for i in range(40)]))
+    with pytest.raises(InputDataError, match=r"column 'sqft' holds numbers written with separators \(line 4: "
+                                             r"'1,030' in 'sqft'\); .*: write it so"):
+        profile_source(open_table(thousands), ["price"])
+    codes = profile_source(open_table(thousands), ["price"], None, ProfileOptions(categorical=("sqft",)))
+    assert {c.key: c.kind.kind for c in codes.columns}["sqft"] == "string"  # the user's word
+    label = tmp_path / "label.csv"
+    label.write_text(_rows("size,price", [f'{i},"{59000 + 37 * i:,}"' for i in range(40)]))
+    with pytest.raises(InputDataError) as err:
+        profile_source(open_table(label), ["price"])
+    assert "column 'price' holds numbers written with separators (line 2: '59,000'" in str(err.value)
+    assert "--categorical" not in str(err.value)  # a label has no such way out

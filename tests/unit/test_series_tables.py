@@ -232,6 +232,10 @@ def test_a_label_that_is_not_a_number_is_named_by_line(tmp_path):
     rows[7][1] = "lots"
     with pytest.raises(InputDataError, match=r"line 9: --label column 'y' holds 'lots', not a number"):
         _profile(_write(tmp_path / "s.csv", ["t", "y"], rows))
+    rows[7][1] = "0,3424"  # a decimal comma, as a spreadsheet in another locale writes it
+    with pytest.raises(InputDataError, match=r"line 9: --label column 'y' holds '0,3424', not a number \(this reads "
+                                             r"numbers with a '\.' decimal point and no thousands separators\)$"):
+        _profile(_write(tmp_path / "s.csv", ["t", "y"], rows))
 
 
 def test_a_history_csv_becomes_the_last_lookback_points_of_each_series(tmp_path):
