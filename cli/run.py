@@ -225,7 +225,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     report.log_path = str(progress.log_path) if progress.log_path else None
     if progress.log_path:
-        write_timings(progress.log_path.with_suffix(".timings.json"), progress, command_started, pipeline_seconds)
+        from release.tracking import run_tags
+
+        write_timings(progress.log_path.with_suffix(".timings.json"), progress, command_started, pipeline_seconds,
+                      run_tags(report))
     print(format_summary(config, report), flush=True)
     return EXIT_OK if report.succeeded else EXIT_REFUSED
 

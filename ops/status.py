@@ -1,7 +1,8 @@
 """`mlops status`: one screen of a home. Each pipeline's last run (when, result, blessed, pushed),
 each registered model's aliases, what models.config serves (and traffic.json splits or mirrors)
 and what a server on the default port answers, and alarms (a last run stopped by validation or the
-drift gate, a challenger waiting). Reads MLflow (tracking + registry), models.config and, when one
+drift gate, a challenger waiting). Reads MLflow (tracking + registry), the timings file beside each
+`mlops run` log (the outcome of a run with --no-tracking), models.config and, when one
 answers, the REST server; no TFX."""
 import json
 import urllib.error
@@ -24,7 +25,15 @@ class PipelineStatus:
     alarms: List[str] = field(default_factory=list)
 
 
-def _last_run(client, name: str) -> Optional[dict]:
+def _run_from_tags(tags: Dict[str, str], started_at: float, run_id: str) -> dict:
+    started = datetime.fromtimestamp(started_at, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return {"started": started, "started_at": started_at, "status": tags.get("status", "?"),
+            "blessed": tags.get("blessed", "n/a"), "pushed": tags.get("pushed_version", "none"),
+            "pushed_now": tags.get("pushed_this_run") == "true",
+            "reason": tags.get("blessing_reason", ""), "error": tags.get("error", ""), "run_id": run_id}
+
+
+def _last_tracked_run(client, name: str) -> Optional[dict]:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         return None
@@ -33,11 +42,26 @@ def _last_run(client, name: str) -> Optional[dict]:
     if not runs:
         return None
     run = runs[0]
-    tags = run.data.tags
-    return {"started": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M"),
-            "status": tags.get("status", "?"), "blessed": tags.get("blessed", "n/a"),
-            "pushed": tags.get("pushed_version", "none"), "pushed_now": tags.get("pushed_this_run") == "true",
-            "reason": tags.get("blessing_reason", ""), "error": tags.get("error", ""), "run_id": run.info.run_id}
+    return _run_from_tags(run.data.tags, run.info.start_time / 1000, run.info.run_id)
+
+
+def _last_logged_run(home: Home, name: str) -> Optional[dict]:
+    """The newest `mlops run` of ``name`` as its log's timings file records it (a run with --no-tracking
+    is in no MLflow experiment), marked untracked."""
+    for path in sorted(home.logs(name).glob("*.timings.json"), reverse=True):  # named by start time
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if "outcome" in document:
+            return {**_run_from_tags(document["outcome"], document["started_at"], ""), "untracked": True}
+    return None
+
+
+def _last_run(client, home: Home, name: str) -> Optional[dict]:
+    """The newer of the last tracked run and the last run `mlops run` logged."""
+    runs = [r for r in (_last_tracked_run(client, name), _last_logged_run(home, name)) if r]
+    return max(runs, key=lambda r: r["started_at"]) if runs else None
 
 
 def _served(home: Home) -> Dict[str, dict]:
@@ -81,7 +105,7 @@ def collect(home: Home, tracking_uri: Optional[str] = None, host: str = "127.0.0
     statuses = []
     for name in names:
         status = PipelineStatus(name)
-        status.last_run = _last_run(client, name)
+        status.last_run = _last_run(client, home, name)
         try:
             status.aliases = mlflow_registry.aliases(client, name)
         except mlflow_registry.RegistryError:
@@ -129,11 +153,12 @@ def format_status(home: Home, statuses: List[PipelineStatus]) -> str:
     for s in statuses:
         run = s.last_run
         if run is None:
-            head = "no tracked run"
+            head = "no run recorded"
         else:
             pushed = "nothing pushed" if run["pushed"] == "none" else \
                 f"pushed {run['pushed'].rstrip('/').rsplit('/', 1)[-1]}{'' if run['pushed_now'] else ' (earlier)'}"
-            head = f"last run {run['started']} UTC: {run['status']}, blessed {run['blessed']}, {pushed}"
+            head = (f"last run {run['started']} UTC{' (not tracked)' if run.get('untracked') else ''}: "
+                    f"{run['status']}, blessed {run['blessed']}, {pushed}")
         lines.append(f"{s.name}: {head}")
         if s.aliases:
             lines.append("  registry: " + ", ".join(f"{alias} v{v}" for alias, v in sorted(s.aliases.items())))

@@ -232,7 +232,7 @@ def aliases(client, name: str) -> Dict[str, int]:
     model = _registered(client, name)
     if model is None:
         raise UnknownModelError(f"no registered model '{name}' in {client.tracking_uri} "
-                            "(a blessed, pushed pipeline run registers it)")
+                            "(a blessed, pushed pipeline run registers it; one run with --no-tracking does not)")
     return {alias: int(version) for alias, version in model.aliases.items()}
 
 

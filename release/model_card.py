@@ -311,9 +311,10 @@ def render_html(card: Mapping[str, Any]) -> str:
         + _forecast_html(card.get("forecast")),
         "edge": _edge_table(card["edge"]),
         "lineage": _pairs({"ML Metadata run": lineage["mlmd_run"], "Trainer model": lineage["trainer_model"],
-                           "MLflow run": lineage["mlflow_run"], "tracking URI": lineage["tracking_uri"],
-                           "registered model": lineage["registered_model"],
-                           "registry version": lineage["registry_version"],
+                           **({"MLflow run": lineage["mlflow_run"], "tracking URI": lineage["tracking_uri"],
+                               "registered model": lineage["registered_model"],
+                               "registry version": lineage["registry_version"]} if lineage["mlflow_run"] else
+                              {"MLflow": "not tracked (--no-tracking)"}),
                            "serving version": lineage["serving_version"]})
         + _table(("component", "ML Metadata execution"),
                  [(_e(k), _number(v)) for k, v in lineage["mlmd_executions"].items()]),
@@ -369,7 +370,8 @@ def card_summary(card: Mapping[str, Any]) -> List[str]:
               f"MASE {s['mase']:.3f}" for name, s in forecast.get("holdout", {}).items()]
     lines += [f"edge: {v['variant']} " + (f"{v['size_bytes'] / 1024:.1f} KiB " if v["size_bytes"] else "")
               + ("shipped" if v["shipped"] else "left out") for v in card["edge"]]
-    lines.append(f"lineage: MLflow run {lineage['mlflow_run']}, registry version {lineage['registry_version']}, "
-                 f"serving {lineage['serving_version']}")
+    tracked = (f"MLflow run {lineage['mlflow_run']}, registry version {lineage['registry_version']}"
+               if lineage["mlflow_run"] else "not tracked in MLflow (--no-tracking)")
+    lines.append(f"lineage: {tracked}, serving {lineage['serving_version']}")
     lines += [f"caveat: {c}" for c in card["caveats"]]
     return lines

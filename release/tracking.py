@@ -93,7 +93,9 @@ def _metrics(report: RunReport, facts: DataFacts, now: int) -> List:
     return metrics
 
 
-def _tags(report: RunReport) -> Dict[str, str]:
+def run_tags(report: RunReport) -> Dict[str, str]:
+    """What a run's MLflow tags say of it (`mlops status` reads them; an untracked run keeps them beside its
+    log)."""
     tags = {
         "pipeline_run_id": report.run_id,
         "status": "succeeded" if report.succeeded else "failed",
@@ -230,7 +232,7 @@ def log_run(config: PipelineConfig, report: RunReport) -> str:
             client.log_batch(run_id, params=batch)
         for batch in _batches(_metrics(report, facts, now)):
             client.log_batch(run_id, metrics=batch)
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in _tags(report).items()])
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags(report).items()])
         _log_trials(client, report, experiment_id, run_id)
         report.model_version = _register(client, config, report, _model_run(client, experiment_id, run_id, report))
         if report.model_version:

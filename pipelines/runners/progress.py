@@ -205,16 +205,19 @@ def process_started_at() -> Optional[float]:
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def write_timings(path: Path, progress: ProgressLines, command_started: float, pipeline_seconds: float) -> None:
+def write_timings(path: Path, progress: ProgressLines, command_started: float, pipeline_seconds: float,
+                  outcome: Dict[str, str]) -> None:
     """The run's wall time by part, beside its log: the process's start-up before the command (the
-    imports of the CLI and of what configuring reads), each component and step, and the rest."""
+    imports of the CLI and of what configuring reads), each component and step, and the rest; and
+    ``outcome``, what its MLflow tags say (`mlops status` reads it for a run with --no-tracking)."""
     started = process_started_at()
     ended = time.time()
     parts = sum(t["seconds"] for t in progress.timings)
     document = {"process_s": round(ended - started, 3) if started else None,
                 "before_command_s": round(command_started - started, 3) if started else None,
                 "command_s": round(ended - command_started, 3), "pipeline_s": round(pipeline_seconds, 3),
-                "components_and_steps_s": round(parts, 3), "timings": progress.timings}
+                "components_and_steps_s": round(parts, 3), "timings": progress.timings,
+                "started_at": round(command_started, 3), "outcome": dict(outcome)}
     path.write_text(json.dumps(document, indent=1) + "\n")
 
 

@@ -3,6 +3,7 @@ string column and missing values. One cold run and one rerun (``transactions_run
 the whole session."""
 import csv
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_rerun_is_served_from_cache_and_pushes_nothing(runs, home):
 
 
 def test_the_cli_run_shows_a_line_per_component_and_keeps_the_libraries_output_in_its_log(
-        runs, home, transactions_csv):
+        runs, home, transactions_csv, capsys):
     """`mlops run` as a user starts it (a child process, output to a pipe): the unchanged rerun, so
     every component is CACHED. Stdout holds progress lines and the summary only; stderr is empty
     (TensorFlow's import chatter included); the log file the summary names holds the chatter."""
@@ -86,6 +87,13 @@ def test_the_cli_run_shows_a_line_per_component_and_keeps_the_libraries_output_i
     assert log.parent == home / "logs" / NAME
     chatter = log.read_text()
     assert "Component Trainer is running." in chatter and "INFO:absl" in chatter
+    # `mlops status` shows this untracked rerun (from the timings file beside its log), not the tracked run before
+    from cli.main import main
+
+    assert main(["status", "--home", str(home), "--rest-port", "1"]) == 0
+    shown = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"{NAME}: "))
+    assert re.fullmatch(rf"{NAME}: last run \S+ \S+ UTC \(not tracked\): succeeded, blessed true, "
+                        rf"pushed \d+ \(earlier\)", shown), shown
 
 
 def _raw_rows(path: Path, count: int) -> list:

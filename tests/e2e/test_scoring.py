@@ -78,6 +78,12 @@ def test_no_champion_or_a_missing_column_is_one_line(transactions_runs, transact
     assert main(["score", TRANSACTIONS, "--home", str(home), "--alias", "challenger", "--data", str(broken),
                  "--output", str(tmp_path / "o")]) == 2
     assert "missing column(s) the model needs: age_days, risk_score" in capsys.readouterr().err
+    # a pipeline a run with --no-tracking pushed: the registry has no such model, the home has its SavedModel
+    pushed = sorted((home / "serving" / TRANSACTIONS).glob("[0-9]*"))[-1]
+    assert main(["score", TRANSACTIONS, "--home", str(home), "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}",
+                 "--data", str(transactions_csv), "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"one run with --no-tracking does not); score a pushed SavedModel with --model-dir {pushed}" in err, err
 
 
 def test_tab_separated_gzip_and_parquet_tables_and_quoted_line_breaks_are_scored_as_the_csv(

@@ -16,3 +16,6 @@ def test_the_cards_terminal_summary_names_text_columns_candidates_and_the_gates_
     assert "schema features; read as text: Summary" in text
     assert "; candidates dnn 0.6929, linear 0.7357 (auc on the eval split); kept: linear" in text
     assert "blessed (passed every threshold); gate: auc >= 0.7" in text
+    assert "lineage: MLflow run r, registry version 1, serving 1" in text
+    card["lineage"] = {"mlflow_run": None, "registry_version": None, "serving_version": "1"}  # --no-tracking
+    assert "lineage: not tracked in MLflow (--no-tracking), serving 1" in card_summary(card)
