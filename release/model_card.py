@@ -85,7 +85,11 @@ def _caveats(config: PipelineConfig, report: RunReport, slices: Sequence[Mapping
             caveats.append(f"a {baseline['model']} on the same split scores {theirs:.4f} {baseline['metric']}, "
                            f"better than this model's {mine:.4f}")
     caveats += gate_notes(report, config.task.gate_metric, config.gate_thresholds.get(config.label))
-    caveats.extend(f"TF Lite {row['variant']} left out: {row['reason']}" for row in edge if not row["shipped"])
+    by_reason: Dict[str, List[str]] = {}  # one caveat per reason (an export that fails as a whole leaves all out)
+    for row in edge:
+        if not row["shipped"]:
+            by_reason.setdefault(row["reason"], []).append(row["variant"])
+    caveats.extend(f"TF Lite {', '.join(variants)} left out: {reason}" for reason, variants in by_reason.items())
     examples = sum(report.split_rows.values())
     if examples and examples < 1000:
         unit = _example_unit(config)

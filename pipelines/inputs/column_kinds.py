@@ -122,13 +122,10 @@ def mostly_dates(cells: Sequence[Tuple[int, str]]) -> Optional["ColumnKind"]:
     return ColumnKind(DATETIME, fmt, bad_line=bad[0][0], bad_value=bad[0][1], bad_count=len(bad))
 
 
-TWO_DIGIT_YEAR = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2}( \d{1,2}:\d{2}(:\d{2})?)?$")  # 8/6/20 18:57
-
-
 def two_digit_year_date(values: Sequence[str]) -> Optional[str]:
     """The first of ``values`` when most are dates with a two-digit year (a spreadsheet's default
     export), else None: which century is not ours to guess, and as words such a column means nothing."""
-    matching = [v for v in values if TWO_DIGIT_YEAR.match(v.strip())]
+    matching = [v for v in values if periods.TWO_DIGIT_YEAR.match(v.strip())]
     return matching[0] if values and len(matching) > DATE_MAJORITY * len(values) else None
 
 

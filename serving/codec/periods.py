@@ -36,6 +36,11 @@ YEAR = re.compile(r"^\d{4}$")
 YEAR_MONTH = re.compile(r"^(\d{4})[-/](\d{1,2})$")
 YEAR_MONTH_DOT = re.compile(r"^(\d{4})\.(\d{2})$")  # 1960.01 (a decimal year reads too: 1960.01 is no month of it)
 YEAR_MONTH_COMPACT = re.compile(r"^(\d{4})(\d{2})$")  # 196001, as statistics offices and SQL exports write months
+YEAR_M_MONTH = re.compile(r"^(\d{4})M(\d{2})$")  # 1960M01: Eurostat's and SDMX's months
+YEAR_LOWER_M_MONTH = re.compile(r"^(\d{4})m(\d{1,2})$")  # 1960m1: Stata's monthly dates
+MONTH_YEAR_SLASH = re.compile(r"^(\d{1,2})/(\d{4})$")  # 01/1960
+MONTH_YEAR_DOT = re.compile(r"^(\d{1,2})\.(\d{4})$")  # 01.1960
+_MONTH_FIRST = ("month_year_slash", "month_year_dot")
 QUARTER = re.compile(r"^(\d{4})([- ]?)Q([1-4])$", re.IGNORECASE)
 ISO_WEEK = re.compile(r"^(\d{4})([- ]?)W(\d{1,2})$", re.IGNORECASE)  # tsibble's yearweek "1991 W06", ISO's "1991-W06"
 # Quarters and ISO weeks read with any of these between the year and Qn / Www, and are written back
@@ -46,6 +51,8 @@ _STYLED = {base + suffix: (base, separator) for base in _SEPARATED for separator
 YEAR_MON = re.compile(r"^(\d{4})[ -]([A-Za-z]{3,9})\.?$")  # tsibble's yearmonth "1960 Jan"
 MON_YEAR = re.compile(r"^([A-Za-z]{3,9})\.?[ -](\d{4})$")  # "Jan 1960", "January 1960", "Jan-1960"
 DECIMAL_YEAR = re.compile(r"^\d{4}\.\d+$")
+TWO_DIGIT_YEAR = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2}( \d{1,2}:\d{2}(:\d{2})?)?$")  # 8/6/20 18:57
+TWO_DIGIT_YEAR_MONTH = re.compile(r"^([A-Za-z]{3,9}\.?[- ]?\d{2}|\d{1,2}[/.-]\d{2})$")  # Apr-82, 04/82 (a time column)
 MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
                "november", "december")  # English whatever the locale: what exports write
 DATE_FORMATS = {  # format name -> (pattern, strptime layout of its date part); tables read these too
@@ -64,6 +71,8 @@ ALL_DATE_FORMATS = {**DATE_FORMATS, **SERIES_DATE_FORMATS}
 _PERIODS = {"year": (YEAR, "yearly"), "year_month": (YEAR_MONTH, "monthly"),
             "year_month_dot": (YEAR_MONTH_DOT, "monthly"), "year_month_compact": (YEAR_MONTH_COMPACT, "monthly"),
             "year_mon": (YEAR_MON, "monthly"), "mon_year": (MON_YEAR, "monthly"),
+            "year_m_month": (YEAR_M_MONTH, "monthly"), "year_lower_m_month": (YEAR_LOWER_M_MONTH, "monthly"),
+            "month_year_slash": (MONTH_YEAR_SLASH, "monthly"), "month_year_dot": (MONTH_YEAR_DOT, "monthly"),
             **{fmt: (_SEPARATED[base], "quarterly" if base == "quarter" else "weekly")
                for fmt, (base, _) in _STYLED.items()}}
 _PERIOD_PATTERNS = {name: pattern for name, (pattern, _) in _PERIODS.items()}
@@ -73,7 +82,9 @@ PERIOD_FORMATS = (*_PERIODS, "decimal_year")
 FORMAT_SHOWN = {"iso": "YYYY-MM-DD", "ymd_slash": "YYYY/MM/DD", "mdy_slash": "MM/DD/YYYY", "unix": "Unix seconds",
                 "dmy_slash": "DD/MM/YYYY", "dmy_dot": "DD.MM.YYYY", "ymd_compact": "YYYYMMDD", "year": "YYYY",
                 "year_month": "YYYY-MM", "year_month_dot": "YYYY.MM", "year_month_compact": "YYYYMM",
-                "year_mon": "YYYY Mon", "mon_year": "Mon YYYY", "quarter": "YYYY Qn", "quarter_dash": "YYYY-Qn",
+                "year_mon": "YYYY Mon", "mon_year": "Mon YYYY", "year_m_month": "YYYYMmm",
+                "year_lower_m_month": "YYYYmM", "month_year_slash": "MM/YYYY", "month_year_dot": "MM.YYYY",
+                "quarter": "YYYY Qn", "quarter_dash": "YYYY-Qn",
                 "quarter_compact": "YYYYQn", "iso_week": "YYYY Www", "iso_week_dash": "YYYY-Www",
                 "iso_week_compact": "YYYYWww",
                 "decimal_year": "a decimal year such as 1949.083"}
@@ -155,6 +166,8 @@ def _year_and_step(text: str, fmt: str) -> Optional[Tuple[int, int]]:
     if fmt in ("year_mon", "mon_year"):
         year, name = (match.group(1), match.group(2)) if fmt == "year_mon" else (match.group(2), match.group(1))
         return int(year), _month_number(name)
+    if fmt in _MONTH_FIRST:
+        return int(match.group(2)), int(match.group(1))
     return int(match.group(1)), int(match.group(match.lastindex))
 
 
@@ -186,7 +199,9 @@ def _period_text(period: int, fmt: str, frequency: str) -> str:
     month_name = MONTH_NAMES[month][:3].title()
     texts = {"year_month": f"{year:04d}-{month + 1:02d}", "year_month_dot": f"{year:04d}.{month + 1:02d}",
              "year_month_compact": f"{year:04d}{month + 1:02d}",
-             "year_mon": f"{year:04d} {month_name}", "mon_year": f"{month_name} {year:04d}"}
+             "year_mon": f"{year:04d} {month_name}", "mon_year": f"{month_name} {year:04d}",
+             "year_m_month": f"{year:04d}M{month + 1:02d}", "year_lower_m_month": f"{year:04d}m{month + 1}",
+             "month_year_slash": f"{month + 1:02d}/{year:04d}", "month_year_dot": f"{month + 1:02d}.{year:04d}"}
     if fmt in texts:
         return texts[fmt]
     base, separator = _STYLED.get(fmt, (fmt, ""))
@@ -236,6 +251,8 @@ def _formats_of(values: Sequence[str]) -> List[str]:
         return found
     bad = next((v for v in values if not any(p.match(v) for p, _ in ALL_DATE_FORMATS.values())
                 and not any(p.match(v) for p in _PERIOD_PATTERNS.values())), values[0])
+    if TWO_DIGIT_YEAR.match(bad) or TWO_DIGIT_YEAR_MONTH.match(bad):
+        raise PeriodError(f"{bad!r} has a two-digit year: which century is not ours to guess; write four-digit years")
     raise PeriodError(f"{bad!r} is not a time this reads ({', '.join(FORMAT_SHOWN.values())})")
 
 

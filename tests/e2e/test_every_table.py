@@ -109,6 +109,8 @@ def test_an_edge_export_that_fails_still_pushes_and_names_what_was_left_out(runs
     card = json.loads((Path(report.pushed_path) / "assets.extra" / "model_card.json").read_text())
     assert [(v["variant"], v["shipped"]) for v in card["edge"]] == \
         [("float32", False), ("float16", False), ("dynamic_range", False), ("int8", False)]
+    assert [c for c in card["caveats"] if c.startswith("TF Lite")] == \
+        [f"TF Lite float32, float16, dynamic_range, int8 left out: {reason}"]  # once, not once per variant
 
 
 def _edge_vs_saved_model(report):

@@ -124,7 +124,7 @@ def test_the_summary_says_which_forecast_base_and_share_were_kept(tmp_path, chos
 
 def test_tracking_params_metrics_and_tags_of_a_run(tmp_path):
     from release.run_files import DataFacts
-    from release.tracking import _metrics, _params, _tags
+    from release.tracking import _metrics, _params, run_tags
 
     config = build_config(RunRequest(use_case="fraud", home=str(tmp_path / "home")))
     facts = DataFacts({"data.span": "0"}, {"data.rows_train": 400.0})
@@ -135,7 +135,7 @@ def test_tracking_params_metrics_and_tags_of_a_run(tmp_path):
     assert metrics[("epoch_loss", 2)] == 0.5 and metrics[("eval_auc", 0)] == 0.91
     assert metrics[("eval/segment:online/auc", 0)] == 0.88 and metrics[("edge_int8_size_bytes", 0)] == 2048
     assert metrics[("data.rows_train", 0)] == 400.0
-    tags = _tags(_report())
+    tags = run_tags(_report())
     assert tags["blessed"] == "true" and tags["status"] == "succeeded" and tags["edge_int8"] == "shipped"
     assert tags["mlmd_execution_ids"] == "CsvExampleGen=1,Trainer=7"
 

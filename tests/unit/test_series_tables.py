@@ -61,6 +61,10 @@ def test_each_time_format_reads_on_its_frequency(cells, fmt, frequency):
     (["1998Q2", "1998Q3", "1998Q4"], "quarter_compact", "quarterly", "1999Q1"),  # pandas' Period
     (["1998-Q2", "1998-Q3", "1998-Q4"], "quarter_dash", "quarterly", "1999-Q1"),  # a probe got '2017 Q1' for these
     (["2020-W52", "2020-W53", "2021-W01"], "iso_week_dash", "weekly", "2021-W02"),
+    (["1982M10", "1982M11", "1982M12"], "year_m_month", "monthly", "1983M01"),  # Eurostat; a probe got 'not a time'
+    (["1982m10", "1982m11", "1982m12"], "year_lower_m_month", "monthly", "1983m1"),  # Stata's %tm
+    (["10/1982", "11/1982", "12/1982"], "month_year_slash", "monthly", "01/1983"),
+    (["10.1982", "11.1982", "12.1982"], "month_year_dot", "monthly", "01.1983"),
 ])
 def test_exports_times_read_and_are_written_back_in_their_style(cells, fmt, frequency, following):
     axis = infer_axis([cells])
@@ -80,8 +84,10 @@ def test_day_first_dates_read_as_the_regular_series_they_are():
     weekly = infer_axis([["05/02/2007", "12/02/2007", "19/02/2007"]])
     assert (weekly.format, weekly.frequency) == ("dmy_slash", "weekly")
     assert infer_axis([["01/31/1960", "02/29/1960", "03/31/1960"]]).format == "mdy_slash"  # month first still first
-    with pytest.raises(PeriodError, match="'Jan-60' is not a time this reads"):  # a two-digit year: which century?
-        infer_axis([["Jan-60", "Feb-60"]])
+    for cells in (["Jan-60", "Feb-60"], ["01/60", "02/60"], ["31/01/60", "29/02/60"]):  # the refusal says why
+        with pytest.raises(PeriodError, match=f"^'{cells[0]}' has a two-digit year: which century is not ours to "
+                                              "guess; write four-digit years$"):
+            infer_axis([cells])
 
 
 def test_a_series_whose_step_changes_is_named_as_such_not_as_a_duplicate_time(tmp_path):
