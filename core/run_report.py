@@ -2,7 +2,7 @@
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -78,6 +78,7 @@ class RunReport:
     model_version: Optional[int] = None  # the registry version of the pushed model
     tracking_error: Optional[str] = None
     log_path: Optional[str] = None  # the libraries' output of this run (`mlops run` without --verbose)
+    after_steps: List[Tuple[str, float]] = field(default_factory=list)  # (name, seconds) of the steps after it
     card_path: Optional[str] = None  # the pushed model's card (assets.extra/model_card.html)
     card_error: Optional[str] = None
 

@@ -225,10 +225,11 @@ def resolve_model(home, name: str, tracking_uri: str, alias: str = "champion", v
         try:
             aliases = mlflow_registry.aliases(client, name)
         except mlflow_registry.UnknownModelError as e:
-            pushed = sorted((p for p in home.model_base_dir(name).glob("*") if (p / "saved_model.pb").is_file()),
-                            key=lambda p: int(p.name) if p.name.isdigit() else -1)
-            raise ScoringError(f"{e}; score a pushed SavedModel with --model-dir {pushed[-1]}" if pushed else str(e)) \
-                from None
+            from serving.runtime.manager import list_versions
+
+            base, pushed = home.model_base_dir(name), list_versions(home.model_base_dir(name))
+            raise ScoringError(f"{e}; score a pushed SavedModel with --model-dir {base / str(pushed[-1])}"
+                               if pushed else str(e)) from None
         if alias not in aliases:
             raise ScoringError(f"registered model '{name}' has no alias '{alias}' "
                                f"(aliases: {', '.join(sorted(aliases)) or 'none'})")

@@ -174,7 +174,9 @@ def format_spans(config: PipelineConfig, report: RunReport) -> List[str]:
 def format_components(report: RunReport) -> List[str]:
     lines = [f"  {'component':<24} {'status':<9} {'seconds':>8}"]
     lines += [f"  {c.node:<24} {c.state:<9} {c.seconds:>8.1f}" for c in report.components]
-    lines.append(f"  {'total':<34} {sum(c.seconds for c in report.components):>8.1f}")
+    lines += [f"  {name:<34} {seconds:>8.1f}" for name, seconds in report.after_steps]  # the run takes them too
+    total = sum(c.seconds for c in report.components) + sum(seconds for _, seconds in report.after_steps)
+    lines.append(f"  {'total':<34} {total:>8.1f}")
     if report.anomalies:
         lines.append(report.anomalies)
     elif report.error:

@@ -239,7 +239,7 @@ class _Scan:
     first_missing: Dict[str, int]  # label key -> the first line it is missing on
     any_label_missing: int = 0  # rows missing any label
     rows: int = 0
-    distinct: Set[bytes] = field(default_factory=set)  # distinct rows' contents, up to MIN_ROWS of them
+    distinct: Set[str] = field(default_factory=set)  # distinct rows' contents, up to MIN_ROWS of them
 
 
 def _scan(stream: Iterator[Tuple[int, pa.RecordBatch]], columns: ColumnMap, label_keys: Sequence[str],
@@ -276,10 +276,10 @@ def _scan(stream: Iterator[Tuple[int, pa.RecordBatch]], columns: ColumnMap, labe
     return scan
 
 
-def _row_contents(cells: Mapping[str, pa.Array], keys: Sequence[str]) -> Set[bytes]:
+def _row_contents(cells: Mapping[str, pa.Array], keys: Sequence[str]) -> Set[str]:
     """The batch's distinct rows, each as its cells joined (a separator no CSV cell holds)."""
     joined = pc.binary_join_element_wise(*(pc.fill_null(cells[k], "") for k in keys), "\x1f")
-    return {value.encode() for value in pc.unique(joined).to_pylist()}
+    return set(pc.unique(joined).to_pylist())
 
 
 def _check_rows(path: Path, columns: ColumnMap, scan: _Scan, label_keys: Sequence[str]) -> None:

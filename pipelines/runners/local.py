@@ -98,8 +98,9 @@ def _after_run(config: PipelineConfig, report: RunReport, track: bool, progress:
     for name, step in steps:
         started = time.monotonic()
         outcome = step()
+        report.after_steps.append((name, time.monotonic() - started))
         if progress is not None:
-            progress.step(name, outcome or "", time.monotonic() - started)
+            progress.step(name, outcome or "", report.after_steps[-1][1])
 
 
 def add_baseline(config: PipelineConfig, report: RunReport) -> str:

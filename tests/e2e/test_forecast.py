@@ -146,6 +146,11 @@ def test_the_summary_and_card_say_how_the_series_were_read_and_scored(forecasts)
     assert "lookback: max(2 x season 12, 2 x horizon 12, 3)" in text
     for name in ("model", "seasonal naive", "ETS ("):
         assert f"\n  {name}" in text
+    # the table's total counts the steps after the pipeline (ETS on each series can take as long as it)
+    steps = [name for name, _ in report.after_steps]
+    assert steps[:2] == ["baseline (scikit-learn)", "holdout forecasts"] and "\n  holdout forecasts  " in text
+    total = sum(c.seconds for c in report.components) + sum(seconds for _, seconds in report.after_steps)
+    assert f"\n  {'total':<34} {total:>8.1f}" in text
     whole = json.loads((Path(report.card_path).parent / "model_card.json").read_text())
     # the user's names and units: the label column (not the forecaster's "target"), windows, the gate's MASE
     assert whole["purpose"]["labels"] == ["sales"] and whole["data"]["unit"] == "windows"
