@@ -228,7 +228,9 @@ def text_cut(values: Sequence[str], length: int) -> float:
     return sum(1 for v in values if words(v) > length) / len(values) if values else 0.0
 
 
-INDEX_KEYS = ("id", "column", "index", "unnamed_0", "row", "rownames", "row_id")  # "column": a blank header
+# "column": a blank header; "uid", "uuid", "guid", "pk", "key": what survey and database exports call a
+# row's identifier (a probe's 64,600-row survey kept 'uid' 1..64600 as a feature)
+INDEX_KEYS = ("id", "column", "index", "unnamed_0", "row", "rownames", "row_id", "uid", "uuid", "guid", "pk", "key")
 # Names a counter goes by: left out when its values are 0..n-1 or 1..n, once each ('Number' 0..514 in a
 # file sorted by its label was that label's order). A 'day' or 'x' of the same values stays a feature.
 ROW_NUMBER_KEYS = ("number", "no", "nr", "num", "n", "obs", "observation", "record", "case", "seq", "serial",

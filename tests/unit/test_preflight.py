@@ -269,3 +269,12 @@ def test_numbers_written_with_separators_are_named_not_read_as_categories(tmp_pa
         profile_source(open_table(label), ["price"])
     assert "column 'price' holds numbers written with separators (line 2: '59,000'" in str(err.value)
     assert "--categorical" not in str(err.value)  # a label has no such way out
+
+
+@pytest.mark.parametrize("name", ["uid", "UUID", "pk", "key", "Customer_ID"])
+def test_a_unique_integer_named_as_a_rows_identifier_is_left_out(tmp_path, name):
+    """A survey's 'uid' 1..n was kept as a feature; a unique 'score' of the same values is not an identifier."""
+    rows = [f"{i * 7 + 3},{i * 7 + 3},{(i * 37) % 11},{i % 2}" for i in range(40)]
+    roles = {c.key: c.role for c in profile_csv(_csv(tmp_path, _rows(f"{name},score,x,label", rows)),
+                                                [("label", get_task("binary"))]).columns}
+    assert roles[name.lower()] == "identifier" and roles["score"] == "feature", roles
