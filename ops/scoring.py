@@ -227,7 +227,8 @@ def resolve_model(home, name: str, tracking_uri: str, alias: str = "champion", v
         except mlflow_registry.UnknownModelError as e:
             from serving.runtime.manager import list_versions
 
-            base, pushed = home.model_base_dir(name), list_versions(home.model_base_dir(name))
+            base = home.model_base_dir(name)
+            pushed = list_versions(base)
             raise ScoringError(f"{e}; score a pushed SavedModel with --model-dir {base / str(pushed[-1])}"
                                if pushed else str(e)) from None
         if alias not in aliases:

@@ -99,7 +99,6 @@ def _count(number: int, noun: str) -> str:
 
 def format_series(spec, bound: float) -> List[str]:
     """What the preflight made of a user's series (core.config.SeriesSpec); ``bound``: the gate's."""
-
     keyed = f" keyed by {', '.join(spec.series_id)}" if spec.series_id else ""
     lines = [f"data: {spec.source} ({_count(spec.rows, 'row')}; {spec.series} series{keyed}; time '{spec.time}' read "
              f"as {FORMAT_SHOWN[spec.time_format]}, {spec.frequency}, season {spec.season})",

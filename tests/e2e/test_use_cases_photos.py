@@ -32,7 +32,8 @@ def test_photos_cnn_accuracy_and_edge(tmp_path_factory):
 # 0.985 against 7 groups' 0.864-0.970 (docs/suite-times.md). Its int8 is 1.7x smaller, not 3.5x: a
 # depthwise 3x3 kernel has 9 weights per channel beside a per-channel scale, zero point and int32
 # bias, all kept at full width, and the first groups are mostly such kernels (7 groups: 2.9x).
-@pytest.mark.parametrize("family, more, smaller", [("resnet", (), 3.5), ("mobilenet", ("--hparam", "groups=3"), 1.7)])
+@pytest.mark.parametrize("family, more, smaller", [("resnet", (), 3.5), ("mobilenet", ("--hparam", "groups=3"), 1.7)],
+                         ids=["resnet", "mobilenet"])
 def test_photos_other_image_families_and_edge(tmp_path_factory, family, more, smaller):
     """Small (32 px) and short (15 epochs) to keep the suite's time; 5 classes, so chance is 0.2.
     bench/images_bench.py trains them at the use case's own size."""
